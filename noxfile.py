@@ -1,0 +1,53 @@
+"""Developer sessions: tests, lint, typecheck, docs, bench. Dependencies come from pyproject."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _install_group(session: nox.Session, group: str) -> None:
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (memory, SQLite and PostgreSQL backends)."""
+    _install_group(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    _install_group(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package and on the typing test of the public API."""
+    _install_group(session, "typecheck")
+    session.run("mypy", "--strict", "src", "tests/typing")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site, failing on any warning."""
+    _install_group(session, "docs")
+    session.run("mkdocs", "build", "--strict")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every benchmark at its quick size (10^4); figures go to benchmarks/RESULTS.md."""
+    _install_group(session, "test")
+    session.install("matplotlib")
+    for script in sorted(__import__("pathlib").Path("benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), "--size", "10000")

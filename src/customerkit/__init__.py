@@ -1,0 +1,115 @@
+"""customerkit: customer profiles and contacts for dealer software, kept right.
+
+Search a customer in three keystrokes, catch duplicates, merge them reversibly, clean out
+unused contacts, and keep usernames, customer numbers and DMS records consistent::
+
+    import customerkit as ck
+
+    book = ck.open_book()
+    admin = ck.Actor(user_id="u1", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+    book.customers.create(ck.NewCustomer(company_name="Johnson Tires - Denver",
+                                         customer_number="C-1001"), actor=admin)
+    book.customers.search("john den", actor=admin)
+
+Optional integrations live in their own modules and never load with this one.
+"""
+
+from customerkit.book import Book, open_book
+from customerkit.errors import (
+    AlreadyImported,
+    ConcurrentModification,
+    ConflictError,
+    CustomerKitError,
+    DuplicateCustomerNumber,
+    DuplicateExternalUser,
+    DuplicateUsername,
+    ImmutableField,
+    MergeError,
+    NotFound,
+    PermissionDenied,
+    QueryTooShort,
+    ReadOnlyCustomer,
+    SchemaError,
+    SourceError,
+    ValidationError,
+)
+from customerkit.identity import PasswordHasher
+from customerkit.model import (
+    Actor,
+    CaseRef,
+    Category,
+    ChangeRecord,
+    CompanyType,
+    Contact,
+    Customer,
+    CustomerKind,
+    ManagedBy,
+    NewContact,
+    NewCustomer,
+    Recipient,
+    RecordStatus,
+    Role,
+    SearchField,
+    SearchHit,
+    SourceLink,
+    UnusedContacts,
+    User,
+)
+from customerkit.policy import Action, Policy, RolePolicy, Target
+from customerkit.ports import CustomerSource
+from customerkit.services._context import BookConfig
+from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceRecord
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Action",
+    "Actor",
+    "AlreadyImported",
+    "Book",
+    "BookConfig",
+    "CaseRef",
+    "Category",
+    "ChangeRecord",
+    "CompanyType",
+    "ConcurrentModification",
+    "ConflictError",
+    "Contact",
+    "CsvSource",
+    "Customer",
+    "CustomerKind",
+    "CustomerKitError",
+    "CustomerSource",
+    "DuplicateCustomerNumber",
+    "DuplicateExternalUser",
+    "DuplicateUsername",
+    "ImmutableField",
+    "InMemorySource",
+    "ManagedBy",
+    "MergeError",
+    "NewContact",
+    "NewCustomer",
+    "NotFound",
+    "PasswordHasher",
+    "PermissionDenied",
+    "Policy",
+    "QueryTooShort",
+    "ReadOnlyCustomer",
+    "Recipient",
+    "RecordStatus",
+    "Role",
+    "RolePolicy",
+    "SchemaError",
+    "SearchField",
+    "SearchHit",
+    "SourceError",
+    "SourceHit",
+    "SourceLink",
+    "SourceRecord",
+    "Target",
+    "UnusedContacts",
+    "User",
+    "ValidationError",
+    "__version__",
+    "open_book",
+]

@@ -1,0 +1,152 @@
+"""The errors customerkit raises.
+
+Every error derives from :class:`CustomerKitError`, carries the ``field`` it is about (or
+``None``) and a message a person can act on. Each also subclasses the nearest built-in so generic
+handlers (``except ValueError``, ``except LookupError``) keep working. Messages never contain
+personal data: they name fields and ids, never the values of names, emails or phones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class CustomerKitError(Exception):
+    """Base class of every error raised by customerkit.
+
+    Attributes:
+        field: The field the error is about, or ``None`` when it is about the whole call.
+        message: What went wrong and what to do about it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message if self.field is None else f"{self.field}: {self.message}"
+
+
+class ValidationError(CustomerKitError, ValueError):
+    """One or more fields are invalid; ``errors`` maps every bad field to its message.
+
+    All the problems of one call are reported together, so a form can show them at once.
+    """
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        fields = sorted(self.errors)
+        summary = "; ".join(f"{name}: {self.errors[name]}" for name in fields)
+        super().__init__(summary, field=fields[0] if len(fields) == 1 else None)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class QueryTooShort(ValidationError):
+    """A search query has no word of at least three characters (rule S3)."""
+
+    def __init__(self, message: str = "type at least 3 characters of one word") -> None:
+        super().__init__({"query": message})
+
+
+class NotFound(CustomerKitError, LookupError):
+    """No live record with that id is visible to the actor."""
+
+    def __init__(self, entity: str, entity_id: str) -> None:
+        super().__init__(
+            f"no {entity} with id {entity_id!r}; check the id, or whether it was deleted",
+            field="id",
+        )
+        self.entity = entity
+        self.entity_id = entity_id
+
+
+class PermissionDenied(CustomerKitError, PermissionError):
+    """The actor's role or location does not allow this operation (rules P1, P2)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+
+
+class ReadOnlyCustomer(CustomerKitError, PermissionError):
+    """The fields came from an external source; change them there and refresh (rule D4)."""
+
+
+class ImmutableField(CustomerKitError, ValueError):
+    """The field can never change once set (usernames U1, contact emails K2)."""
+
+
+class ConflictError(CustomerKitError, ValueError):
+    """Base class of errors about a value another record already holds."""
+
+
+class DuplicateUsername(ConflictError):
+    """Another customer already holds this username, compared canonically (rule U1)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this username is taken (compared ignoring case and width); choose another, "
+            "for example with suggest_username()",
+            field="username",
+        )
+
+
+class DuplicateCustomerNumber(ConflictError):
+    """Another live customer of the location has this number (rule C2)."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(
+            f"customer {existing_id} already has this customer number at this location "
+            "(case and separators are ignored); use that customer or another number",
+            field="customer_number",
+        )
+        self.existing_id = existing_id
+
+
+class DuplicateExternalUser(ConflictError):
+    """Another external-user contact already has this email (rule K3)."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(
+            f"contact {existing_id} is already an external user with this email; "
+            "an external user's email is unique across the book",
+            field="email",
+        )
+        self.existing_id = existing_id
+
+
+class AlreadyImported(ConflictError):
+    """The source record is already a customer; refresh it instead (rule D4)."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(
+            f"this source record is already customer {existing_id}; "
+            "use refresh_customer() to apply the source's current data",
+            field="external_id",
+        )
+        self.existing_id = existing_id
+
+
+class ConcurrentModification(CustomerKitError, RuntimeError):
+    """The record changed since it was read; reload it and apply the change again (rule C5)."""
+
+    def __init__(self, entity: str, entity_id: str) -> None:
+        super().__init__(
+            f"{entity} {entity_id} was changed by someone else since you read it; "
+            "reload it and apply your change again",
+            field="version",
+        )
+
+
+class MergeError(CustomerKitError, ValueError):
+    """A merge or unmerge cannot be carried out as asked (rules M3, M4)."""
+
+
+class SourceError(CustomerKitError, RuntimeError):
+    """An external customer source is unknown, disabled, or gave unusable data (D1-D4)."""
+
+
+class SchemaError(CustomerKitError, RuntimeError):
+    """The database holds a schema this release does not know."""

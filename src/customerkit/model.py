@@ -1,0 +1,295 @@
+"""The domain model: frozen attrs records, knowing nothing about storage.
+
+Records change through :func:`attrs.evolve`; services validate before they build one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+class Role(enum.IntEnum):
+    """Roles in ascending order of power (rule P1)."""
+
+    FLEET_USER = 10
+    STAFF = 20
+    SERVICE_ADVISOR = 30
+    SERVICE_MANAGER = 40
+    DEALER_ADMIN = 50
+
+
+class CustomerKind(enum.Enum):
+    """A LOCAL customer belongs to the dealer; a FLEET customer manages its own contacts."""
+
+    LOCAL = "LOCAL"
+    FLEET = "FLEET"
+
+
+class SearchField(enum.Enum):
+    """Which fields a customer search looks at (rule S1)."""
+
+    NAME = "NAME"
+    CITY = "CITY"
+    STATE = "STATE"
+    NUMBER = "NUMBER"
+    ALL = "ALL"
+
+
+class RecordStatus(enum.Enum):
+    """Life cycle of customers and contacts: merged and deleted records stay as tombstones."""
+
+    ACTIVE = "ACTIVE"
+    MERGED = "MERGED"
+    DELETED = "DELETED"
+
+
+class ManagedBy(enum.Enum):
+    """Who manages a contact (rule K1)."""
+
+    PROVIDER = "PROVIDER"
+    FLEET = "FLEET"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+@attrs.frozen(kw_only=True)
+class Actor:
+    """Who performs a call: a user with a role at a location (fleet users also name their fleet)."""
+
+    user_id: str
+    role: Role
+    location_id: str
+    fleet_customer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class NewCustomer:
+    """What a caller supplies to create a customer (rule C1)."""
+
+    company_name: str
+    customer_number: str = ""
+    kind: CustomerKind = CustomerKind.LOCAL
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
+    email: str = ""
+    phone: str = ""
+    phone_extension: str = ""
+    fax: str = ""
+    company_type: str | None = None
+    category: str | None = None
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    extra: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen(kw_only=True)
+class NewContact:
+    """What a caller supplies to add a contact to a customer."""
+
+    first_name: str
+    last_name: str
+    email: str = ""
+    phone: str = ""
+    title: str = ""
+    external_user: bool = False
+    one_time_case_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SourceLink:
+    """Where an imported customer came from (rule D4)."""
+
+    source: str
+    external_id: str
+    last_synced_at: datetime
+    #: The customer fields that came from the source: read-only locally.
+    fields: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Customer:
+    """A customer profile of one location."""
+
+    id: str
+    location_id: str
+    kind: CustomerKind
+    company_name: str
+    customer_number: str = ""
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
+    email: str = ""
+    phone: str = ""
+    phone_extension: str = ""
+    fax: str = ""
+    company_type: str | None = None
+    category: str | None = None
+    username: str | None = None
+    password_hash: str | None = attrs.field(default=None, repr=False)
+    assigned_staff: tuple[str, ...] = ()
+    source: SourceLink | None = None
+    extra: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    status: RecordStatus = RecordStatus.ACTIVE
+    merged_into: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        """True unless the customer was deleted or merged away."""
+        return self.status is RecordStatus.ACTIVE
+
+
+#: Customer fields a caller may set through ``update`` (everything else is managed).
+CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
+    "company_name",
+    "customer_number",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "email",
+    "phone",
+    "phone_extension",
+    "fax",
+    "company_type",
+    "category",
+    "username",
+    "password",
+    "extra",
+)
+
+
+@attrs.frozen(kw_only=True)
+class Contact:
+    """A person to talk to at a customer."""
+
+    id: str
+    customer_id: str
+    first_name: str
+    last_name: str
+    email: str = ""
+    phone: str = ""
+    title: str = ""
+    managed_by: ManagedBy = ManagedBy.PROVIDER
+    added_by_fleet: bool = False
+    external_user: bool = False
+    one_time_case_id: str | None = None
+    last_communicated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    status: RecordStatus = RecordStatus.ACTIVE
+    merged_into: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        """True unless the contact was deleted or merged away."""
+        return self.status is RecordStatus.ACTIVE
+
+    @property
+    def full_name(self) -> str:
+        """First and last name joined by a space."""
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+#: Contact fields a caller may set through ``update`` (the email is not among them: K2).
+CONTACT_EDITABLE_FIELDS: tuple[str, ...] = ("first_name", "last_name", "phone", "title")
+
+
+@attrs.frozen(kw_only=True)
+class User:
+    """Dealer staff or a fleet user: for staff assignment, recipients and permissions."""
+
+    id: str
+    name: str
+    email: str
+    role: Role
+    location_id: str
+    has_login: bool = True
+    fleet_customer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChangeRecord:
+    """One entry of the change history: who changed what, when, from which value to which.
+
+    ``changes`` maps a field name to ``(old, new)``. Password values never appear: a password
+    change is recorded as ``("", "(changed)")``.
+    """
+
+    entity: str
+    entity_id: str
+    customer_id: str
+    action: str
+    actor_id: str | None
+    at: datetime
+    changes: Mapping[str, tuple[Any, Any]] = attrs.field(factory=dict, converter=_frozen_mapping)
+    seq: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class CompanyType:
+    """Reference data: a kind of company a customer can be (rule C4)."""
+
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class Category:
+    """Reference data: a customer category, possibly requiring extra fields (rule C4)."""
+
+    name: str
+    required_fields: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class SearchHit:
+    """One customer found by a search, with its score in [0, 1] and the field that matched."""
+
+    customer: Customer
+    score: float
+    field: SearchField
+
+
+@attrs.frozen
+class CaseRef:
+    """A service case, as far as recipients care: its id and whether it is open."""
+
+    id: str
+    open: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Recipient:
+    """Someone a case note can be sent to: a contact or a fleet user (rule K4)."""
+
+    email: str
+    name: str
+    contact_id: str | None = None
+    user_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UnusedContacts:
+    """Contacts nobody talked to lately, and whether to prompt the actor to clean up (K5)."""
+
+    contacts: tuple[Contact, ...]
+    should_prompt: bool

@@ -1,0 +1,239 @@
+"""Every seam of customerkit in one place: repositories, unit of work, search index, sources, clock.
+
+Services use only these protocols. A backend implements them (``backends/memory.py``,
+``backends/sqlalchemy/``); ``customerkit.testing`` holds the contract suite any implementation
+can run. Repositories store and find records and enforce uniqueness; every rule about *whether*
+a change is allowed lives in the services.
+
+Uniqueness the repositories enforce, raising the library error on a clash:
+
+* live customers of one location by :func:`customerkit.text.number_key` of the number
+  (``DuplicateCustomerNumber``; blank numbers never clash),
+* customers (live or tombstoned) by canonical username (``DuplicateUsername``),
+* live external-user contacts by canonical email (``DuplicateExternalUser``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from customerkit.model import (
+    Category,
+    ChangeRecord,
+    CompanyType,
+    Contact,
+    Customer,
+    User,
+)
+from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+
+#: A zero-argument callable returning an aware UTC datetime.
+Clock = Callable[[], datetime]
+#: ``progress(done, total)``; ``total`` is ``None`` when unknown up front.
+Progress = Callable[[int, int | None], None]
+
+
+class CustomerRepository(Protocol):
+    """Customers, tombstones included."""
+
+    def get(self, customer_id: str) -> Customer | None:
+        """The customer with this id in any status, or ``None``."""
+
+    def add(self, customer: Customer) -> None:
+        """Store a new customer."""
+
+    def update(self, customer: Customer, *, expected_version: int) -> None:
+        """Replace a stored customer whose stored version is ``expected_version``.
+
+        Raises ``ConcurrentModification`` when the stored version differs.
+        """
+
+    def remove(self, customer_id: str) -> None:
+        """Forget a customer entirely (its tombstone too)."""
+
+    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
+        """The live customer of a location with this canonical number."""
+
+    def find_by_username(self, username_key: str) -> Customer | None:
+        """The customer (live or tombstoned) holding this canonical username."""
+
+    def find_by_source(self, source: str, external_id: str) -> Customer | None:
+        """The live customer imported from this source record."""
+
+    def created_since(self, location_id: str, since: datetime) -> list[Customer]:
+        """Live customers of a location created at or after ``since``."""
+
+    def count(self, location_id: str) -> int:
+        """How many live customers a location has."""
+
+    def iter_location(
+        self, location_id: str, *, ids: Sequence[str] | None = None, batch_size: int = 1000
+    ) -> Iterator[Customer]:
+        """Live customers of a location in id order, read in batches (export, matching)."""
+
+    def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
+        """Live customers of a location matching the query, ranked as S5 says."""
+
+
+class ContactRepository(Protocol):
+    """Contacts, tombstones included."""
+
+    def get(self, contact_id: str) -> Contact | None:
+        """The contact with this id in any status, or ``None``."""
+
+    def add(self, contact: Contact) -> None:
+        """Store a new contact."""
+
+    def update(self, contact: Contact, *, expected_version: int) -> None:
+        """Replace a stored contact whose stored version is ``expected_version``."""
+
+    def remove(self, contact_id: str) -> None:
+        """Forget a contact entirely."""
+
+    def for_customer(self, customer_id: str) -> list[Contact]:
+        """The customer's contacts in any status, oldest first (then by id)."""
+
+    def find_external_user(self, email_key: str) -> Contact | None:
+        """The live external-user contact with this canonical email."""
+
+
+class UserRepository(Protocol):
+    """Dealer staff and fleet users."""
+
+    def get(self, user_id: str) -> User | None:
+        """The user with this id, or ``None``."""
+
+    def add(self, user: User) -> None:
+        """Store a new user (ids are unique)."""
+
+    def for_location(self, location_id: str) -> list[User]:
+        """Users of a location, by id."""
+
+    def for_fleet(self, fleet_customer_id: str) -> list[User]:
+        """Fleet users of a fleet customer, by id."""
+
+
+class HistoryRepository(Protocol):
+    """The append-only change history."""
+
+    def append(self, record: ChangeRecord) -> ChangeRecord:
+        """Store a record and return it with its sequence number set."""
+
+    def for_customer(self, customer_id: str) -> list[ChangeRecord]:
+        """Every record about a customer or its contacts, oldest first."""
+
+    def remove_for_customer(self, customer_id: str) -> int:
+        """Delete a customer's history (C6 with ``delete_history=True``); return the count."""
+
+
+class ReferenceRepository(Protocol):
+    """Company types and customer categories (rule C4)."""
+
+    def add_company_type(self, company_type: CompanyType) -> None:
+        """Store a company type (names are unique)."""
+
+    def get_company_type(self, name: str) -> CompanyType | None:
+        """The company type with this name."""
+
+    def company_types(self) -> list[CompanyType]:
+        """All company types by name."""
+
+    def add_category(self, category: Category) -> None:
+        """Store a category (names are unique)."""
+
+    def get_category(self, name: str) -> Category | None:
+        """The category with this name."""
+
+    def categories(self) -> list[Category]:
+        """All categories by name."""
+
+
+class SettingsRepository(Protocol):
+    """Per-location switches, such as which external sources are enabled (rule D2)."""
+
+    def source_enabled(self, source: str, location_id: str) -> bool:
+        """Whether the source is enabled for the location."""
+
+    def set_source_enabled(self, source: str, location_id: str, enabled: bool) -> None:
+        """Enable or disable a source for a location."""
+
+
+class MergeRepository(Protocol):
+    """Merge records, kept so a merge can be repeated idempotently or undone (M3, M4)."""
+
+    def add(self, merge_id: str, record: Mapping[str, Any]) -> None:
+        """Store a merge record."""
+
+    def get(self, merge_id: str) -> Mapping[str, Any] | None:
+        """The merge record with this id."""
+
+    def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
+        """Replace a merge record (to mark it undone)."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository: commit it, or nothing it did is kept.
+
+    Used as a context manager; leaving the block without :meth:`commit` rolls back.
+    """
+
+    customers: CustomerRepository
+    contacts: ContactRepository
+    users: UserRepository
+    history: HistoryRepository
+    reference: ReferenceRepository
+    settings: SettingsRepository
+    merges: MergeRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make every change of this unit of work permanent and visible."""
+
+
+class Store(Protocol):
+    """A backend: hands out units of work."""
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work (a transaction)."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+class SearchIndex(Protocol):
+    """An index over customers' searchable fields, used by backends that search in Python."""
+
+    def upsert(self, document: SearchDocument) -> None:
+        """Add or replace a document."""
+
+    def remove(self, document_id: str) -> None:
+        """Drop a document (no error when absent)."""
+
+    def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
+        """Documents of a location matching the query, ranked as S5 says."""
+
+
+@runtime_checkable
+class CustomerSource(Protocol):
+    """An external customer system, such as a dealer management system (rule D1)."""
+
+    @property
+    def name(self) -> str:
+        """The source's name, unique within a book."""
+
+    def search(self, query: str, field: Any) -> Sequence[Any]:
+        """Source records matching a query on a field (``SearchField``)."""
+
+    def fetch(self, external_id: str) -> Any:
+        """The current data of one record (a ``SourceRecord``), or ``None`` when gone."""

@@ -1,0 +1,1 @@
+"""Customer search: query parsing, the reference semantics, and the in-memory index."""

@@ -1,0 +1,147 @@
+"""What every service shares: the store, the clock, the policy, the configuration, history."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from customerkit.errors import NotFound, ValidationError
+from customerkit.identity import PasswordHasher
+from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role
+from customerkit.policy import Action, Policy, Target
+from customerkit.ports import Clock, Store, UnitOfWork
+
+
+def utc_now() -> datetime:
+    """The default clock: now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@attrs.frozen(kw_only=True)
+class BookConfig:
+    """Settings of a book; every threshold the rules leave configurable.
+
+    Attributes:
+        phone_region: Region for phone numbers typed without a country code (U4).
+        unused_after_months: Calendar months without communication that make a contact unused.
+        unused_prompt_threshold: How many unused contacts make ``should_prompt`` true (K5).
+        unused_prompt_role: The lowest role that is prompted to clean up (K5).
+        recent_window: Default window of ``customers.recent()`` (C8).
+        max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
+    """
+
+    phone_region: str = "US"
+    unused_after_months: int = 6
+    unused_prompt_threshold: int = 30
+    unused_prompt_role: Role = Role.SERVICE_ADVISOR
+    recent_window: timedelta = timedelta(days=30)
+    max_merge_size: int = 1000
+
+
+@attrs.define(kw_only=True)
+class Context:
+    """The collaborators of a book's services."""
+
+    store: Store
+    clock: Clock
+    policy: Policy
+    config: BookConfig
+    hasher: PasswordHasher
+
+    def now(self) -> datetime:
+        """The clock's time, checked to be timezone-aware and converted to UTC."""
+        moment = self.clock()
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValidationError({"clock": "the clock must return timezone-aware datetimes"})
+        return moment.astimezone(UTC)
+
+    @staticmethod
+    def new_id() -> str:
+        """A new library-generated id, the same kind on every backend."""
+        return uuid.uuid4().hex
+
+    def authorize(self, actor: Actor, action: Action, target: Target) -> None:
+        """Ask the policy; raises ``PermissionDenied``."""
+        if not isinstance(actor, Actor):
+            raise ValidationError({"actor": "pass an Actor (user, role, location)"})
+        self.policy.authorize(actor, action, target)
+
+
+def customer_target(customer: Customer) -> Target:
+    """The policy's view of a customer."""
+    return Target(
+        location_id=customer.location_id, customer_id=customer.id, customer_kind=customer.kind
+    )
+
+
+def live_customer(uow: UnitOfWork, customer_id: str) -> Customer:
+    """The live customer with this id, or ``NotFound`` (merged ids do not resolve here)."""
+    customer = uow.customers.get(customer_id) if isinstance(customer_id, str) else None
+    if customer is None or not customer.is_live:
+        raise NotFound("customer", str(customer_id))
+    return customer
+
+
+def visible_customer(
+    ctx: Context, uow: UnitOfWork, customer_id: str, actor: Actor, action: Action
+) -> Customer:
+    """A live customer the actor may act on; unknown and forbidden look different on purpose.
+
+    ``NotFound`` for ids that do not exist, ``PermissionDenied`` for other locations' records:
+    ids are random, so naming the denial leaks nothing useful.
+    """
+    customer = live_customer(uow, customer_id)
+    ctx.authorize(actor, action, customer_target(customer))
+    return customer
+
+
+def changes_between(
+    old: Customer | Contact | None, new: Customer | Contact, fields: Iterable[str]
+) -> dict[str, tuple[Any, Any]]:
+    """``{field: (old, new)}`` for the fields whose values differ."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name in fields:
+        before = None if old is None else getattr(old, name)
+        after = getattr(new, name)
+        if isinstance(after, Mapping):
+            after = dict(after)
+            before = None if before is None else dict(before)
+        if before != after and not (old is None and after in ("", (), {}, None, False)):
+            changes[name] = (before, after)
+    return changes
+
+
+def record_change(
+    ctx: Context,
+    uow: UnitOfWork,
+    *,
+    entity: str,
+    entity_id: str,
+    customer_id: str,
+    action: str,
+    actor: Actor | None,
+    changes: Mapping[str, tuple[Any, Any]],
+    at: datetime | None = None,
+) -> ChangeRecord:
+    """Append one history record inside the caller's unit of work (C5)."""
+    return uow.history.append(
+        ChangeRecord(
+            entity=entity,
+            entity_id=entity_id,
+            customer_id=customer_id,
+            action=action,
+            actor_id=None if actor is None else actor.user_id,
+            at=at or ctx.now(),
+            changes={name: (_plain(old), _plain(new)) for name, (old, new) in changes.items()},
+        )
+    )
+
+
+def _plain(value: Any) -> Any:
+    """History holds plain data: enums by their value."""
+    return value.value if isinstance(value, enum.Enum) else value

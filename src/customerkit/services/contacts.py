@@ -1,0 +1,354 @@
+"""Contacts: add, change, list, recipients, unused cleanup (rules K1-K5)."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from customerkit import identity
+from customerkit.errors import (
+    ConcurrentModification,
+    ImmutableField,
+    NotFound,
+    ValidationError,
+)
+from customerkit.model import (
+    CONTACT_EDITABLE_FIELDS,
+    Actor,
+    CaseRef,
+    Contact,
+    Customer,
+    CustomerKind,
+    ManagedBy,
+    NewContact,
+    Recipient,
+    RecordStatus,
+    Role,
+    UnusedContacts,
+)
+from customerkit.policy import Action, Target
+from customerkit.ports import UnitOfWork
+from customerkit.services._context import (
+    Context,
+    changes_between,
+    live_customer,
+    record_change,
+    visible_customer,
+)
+from customerkit.validation import FieldErrors, clean_optional, clean_text
+
+log = logging.getLogger("customerkit.contacts")
+
+HISTORY_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "title",
+    "managed_by",
+    "added_by_fleet",
+    "external_user",
+    "one_time_case_id",
+    "last_communicated_at",
+    "status",
+    "merged_into",
+)
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same time ``months`` calendar months earlier, clamped to the month's last day."""
+    month_index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(month_index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def contact_target(customer: Customer, contact: Contact | None = None) -> Target:
+    """The policy's view of a contact (or of adding one, when ``contact`` is None)."""
+    return Target(
+        location_id=customer.location_id,
+        customer_id=customer.id,
+        customer_kind=customer.kind,
+        contact_managed_by=None if contact is None else contact.managed_by,
+    )
+
+
+def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
+    """The live contact an id stands for: merged ids resolve to their main (M3)."""
+    contact = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
+    seen: set[str] = set()
+    while contact is not None and contact.status is RecordStatus.MERGED:
+        if contact.merged_into is None or contact.id in seen:
+            break
+        seen.add(contact.id)
+        contact = uow.contacts.get(contact.merged_into)
+    if contact is None or not contact.is_live:
+        raise NotFound("contact", str(contact_id))
+    return contact
+
+
+def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
+    errors = FieldErrors()
+    out: dict[str, Any] = {}
+    for name in ("first_name", "last_name", "title"):
+        out[name] = errors.check(name, lambda name=name: clean_text(values.get(name), name), "")
+    out["email"] = errors.check(
+        "email", lambda: identity.clean_email(clean_text(values.get("email"), "email")), ""
+    )
+    out["phone"] = errors.check(
+        "phone", lambda: identity.clean_phone(clean_text(values.get("phone"), "phone")), ""
+    )
+    if not (out["first_name"] or out["last_name"]):
+        errors.add("last_name", "a contact needs a first or a last name")
+    errors.raise_if_any()
+    return out
+
+
+@attrs.define
+class ContactService:
+    """``book.contacts``: the people to talk to at each customer."""
+
+    _ctx: Context
+
+    def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:
+        """Add a contact to a customer (K1, K3).
+
+        Contacts of a FLEET customer are managed by the fleet, whoever adds them; whether the
+        fleet added it is kept in ``added_by_fleet``.
+        """
+        if not isinstance(draft, NewContact):
+            raise ValidationError({"draft": "pass a NewContact"})
+        values = _clean_contact(attrs.asdict(draft))
+        case_id = clean_optional(draft.one_time_case_id, "one_time_case_id")
+        if draft.external_user and not values["email"]:
+            raise ValidationError({"email": "an external user needs an email to log in with"})
+        with self._ctx.store.unit_of_work() as uow:
+            customer = live_customer(uow, customer_id)
+            self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer))
+            now = self._ctx.now()
+            contact = Contact(
+                id=self._ctx.new_id(),
+                customer_id=customer.id,
+                managed_by=ManagedBy.FLEET
+                if customer.kind is CustomerKind.FLEET
+                else ManagedBy.PROVIDER,
+                added_by_fleet=actor.role is Role.FLEET_USER,
+                external_user=bool(draft.external_user),
+                one_time_case_id=case_id,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            uow.contacts.add(contact)
+            self._record(uow, contact, "add", actor, changes_between(None, contact, HISTORY_FIELDS))
+            uow.commit()
+        return contact
+
+    def get(self, contact_id: str, *, actor: Actor) -> Contact:
+        """The contact; a merged id resolves to the contact it was merged into (M3)."""
+        with self._ctx.store.unit_of_work() as uow:
+            contact = resolve(uow, contact_id)
+            customer = live_customer(uow, contact.customer_id)
+            self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
+            return contact
+
+    def list(self, customer_id: str, *, actor: Actor) -> list[Contact]:
+        """The customer's live contacts, oldest first."""
+        with self._ctx.store.unit_of_work() as uow:
+            visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
+            return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
+
+    def update(
+        self,
+        contact_id: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Contact:
+        """Change a contact's name, phone or title; the email never changes (K2).
+
+        Raises:
+            ImmutableField: the change touches the email (delete and re-add instead).
+            PermissionDenied: the contact is managed by its fleet and the actor is not one of
+                the fleet's users (K1).
+        """
+        if not isinstance(changes, Mapping):
+            raise ValidationError({"changes": "pass a mapping of field name to new value"})
+        with self._ctx.store.unit_of_work() as uow:
+            current = resolve(uow, contact_id)
+            customer = live_customer(uow, current.customer_id)
+            self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer, current))
+            if expected_version is not None and expected_version != current.version:
+                raise ConcurrentModification("contact", current.id)
+            if "email" in changes and changes["email"] != current.email:
+                raise ImmutableField(
+                    "a contact's email never changes; delete the contact and add it again",
+                    field="email",
+                )
+            unknown = sorted(set(changes) - {*CONTACT_EDITABLE_FIELDS, "email"})
+            if unknown:
+                raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
+            values = {name: getattr(current, name) for name in (*CONTACT_EDITABLE_FIELDS, "email")}
+            values.update(changes)
+            cleaned = _clean_contact(values)
+            updated = attrs.evolve(
+                current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
+            )
+            diff = changes_between(current, updated, HISTORY_FIELDS)
+            if not diff:
+                return current
+            uow.contacts.update(updated, expected_version=current.version)
+            self._record(uow, updated, "update", actor, diff)
+            uow.commit()
+        return updated
+
+    def delete(self, contact_id: str, *, actor: Actor) -> None:
+        """Delete one contact (its history stays)."""
+        with self._ctx.store.unit_of_work() as uow:
+            current = resolve(uow, contact_id)
+            customer = live_customer(uow, current.customer_id)
+            self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer, current))
+            self._delete(uow, current, actor)
+            uow.commit()
+
+    def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> list[str]:
+        """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
+
+        Returns the deleted ids. Every id must be a live contact the actor may change.
+        """
+        if isinstance(contact_ids, str) or not isinstance(contact_ids, Sequence):
+            raise ValidationError({"contact_ids": "pass a list of contact ids"})
+        ids = list(dict.fromkeys(contact_ids))
+        with self._ctx.store.unit_of_work() as uow:
+            for contact_id in ids:
+                current = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
+                if current is None or not current.is_live:
+                    raise NotFound("contact", str(contact_id))
+                customer = live_customer(uow, current.customer_id)
+                self._ctx.authorize(
+                    actor, Action.CONTACT_DELETE_MANY, contact_target(customer, current)
+                )
+                self._delete(uow, current, actor)
+            uow.commit()
+        log.info("deleted %d contacts", len(ids))
+        return ids
+
+    def _delete(self, uow: UnitOfWork, current: Contact, actor: Actor) -> None:
+        deleted = attrs.evolve(
+            current,
+            status=RecordStatus.DELETED,
+            updated_at=self._ctx.now(),
+            version=current.version + 1,
+        )
+        uow.contacts.update(deleted, expected_version=current.version)
+        self._record(uow, deleted, "delete", actor, {"status": ("ACTIVE", "DELETED")})
+
+    def record_communication(
+        self, contact_id: str, *, at: datetime | None = None, actor: Actor | None = None
+    ) -> Contact:
+        """Note that someone talked to the contact; a merged id counts for its main (K5).
+
+        ``last_communicated_at`` only moves forward.
+        """
+        moment = self._ctx.now() if at is None else at
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise ValidationError({"at": "must be a timezone-aware datetime"})
+        with self._ctx.store.unit_of_work() as uow:
+            current = resolve(uow, contact_id)
+            if actor is not None:
+                customer = live_customer(uow, current.customer_id)
+                self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
+            last = current.last_communicated_at
+            if last is not None and last >= moment:
+                return current
+            updated = attrs.evolve(
+                current, last_communicated_at=moment, version=current.version + 1
+            )
+            uow.contacts.update(updated, expected_version=current.version)
+            self._record(
+                uow, updated, "communication", actor, {"last_communicated_at": (last, moment)}
+            )
+            uow.commit()
+        return updated
+
+    def recipients(
+        self, customer_id: str, *, case: CaseRef | None = None, actor: Actor | None = None
+    ) -> list[Recipient]:
+        """Who a case note can go to (K4), without two recipients sharing an email.
+
+        Live contacts with an email; one-time contacts only for their own case while it is
+        open; for a FLEET customer also its fleet users, contacts or not.
+        """
+        with self._ctx.store.unit_of_work() as uow:
+            customer = live_customer(uow, customer_id)
+            if actor is not None:
+                self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
+            contacts = uow.contacts.for_customer(customer.id)
+            fleet_users = (
+                uow.users.for_fleet(customer.id) if customer.kind is CustomerKind.FLEET else []
+            )
+        found: dict[str, Recipient] = {}
+        for contact in contacts:
+            if not contact.is_live or not contact.email:
+                continue
+            if contact.one_time_case_id is not None and not (
+                case is not None and case.open and case.id == contact.one_time_case_id
+            ):
+                continue
+            found.setdefault(
+                identity.email_key(contact.email),
+                Recipient(email=contact.email, name=contact.full_name, contact_id=contact.id),
+            )
+        for user in fleet_users:
+            if user.email:
+                found.setdefault(
+                    identity.email_key(user.email),
+                    Recipient(email=user.email, name=user.name, user_id=user.id),
+                )
+        return list(found.values())
+
+    def unused(self, customer_id: str, *, actor: Actor) -> UnusedContacts:
+        """Contacts nobody talked to in the last 6 calendar months (K5, configurable).
+
+        Counted from the last communication, or from creation when there was none.
+        ``should_prompt`` is true at 30 or more for SERVICE_ADVISOR and above.
+        """
+        config = self._ctx.config
+        cutoff = months_before(self._ctx.now(), config.unused_after_months)
+        with self._ctx.store.unit_of_work() as uow:
+            visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
+            contacts = uow.contacts.for_customer(customer_id)
+        unused = tuple(
+            contact
+            for contact in contacts
+            if contact.is_live and (contact.last_communicated_at or contact.created_at) < cutoff
+        )
+        prompt = len(unused) >= config.unused_prompt_threshold and (
+            actor.role >= config.unused_prompt_role
+        )
+        return UnusedContacts(contacts=unused, should_prompt=prompt)
+
+    def _record(
+        self,
+        uow: UnitOfWork,
+        contact: Contact,
+        action: str,
+        actor: Actor | None,
+        changes: Mapping[str, tuple[Any, Any]],
+    ) -> None:
+        record_change(
+            self._ctx,
+            uow,
+            entity="contact",
+            entity_id=contact.id,
+            customer_id=contact.customer_id,
+            action=action,
+            actor=actor,
+            changes=changes,
+        )

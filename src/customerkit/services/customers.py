@@ -1,0 +1,573 @@
+"""Customers: create, read, update, delete, search, recent, export, staff (C1-C8, S1-S5, U1-U3)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import IO, Any, Literal
+
+import attrs
+
+from customerkit import identity
+from customerkit.errors import (
+    ConcurrentModification,
+    ImmutableField,
+    ReadOnlyCustomer,
+    ValidationError,
+)
+from customerkit.export import write_customers
+from customerkit.model import (
+    CUSTOMER_EDITABLE_FIELDS,
+    Actor,
+    Customer,
+    CustomerKind,
+    NewCustomer,
+    RecordStatus,
+    SearchField,
+    SearchHit,
+)
+from customerkit.policy import Action, Target
+from customerkit.ports import Progress, UnitOfWork
+from customerkit.search.query import check_limit, parse_query
+from customerkit.services._context import (
+    Context,
+    changes_between,
+    customer_target,
+    record_change,
+    visible_customer,
+)
+from customerkit.text import number_key, query_words, words
+from customerkit.validation import FieldErrors, clean_optional, clean_text
+
+log = logging.getLogger("customerkit.customers")
+
+_TEXT_FIELDS = (
+    "company_name",
+    "customer_number",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "phone_extension",
+)
+#: Fields written to history (the password hash never is; a password change shows as a marker).
+HISTORY_FIELDS = (
+    *_TEXT_FIELDS,
+    "email",
+    "phone",
+    "fax",
+    "company_type",
+    "category",
+    "username",
+    "assigned_staff",
+    "extra",
+    "status",
+)
+PASSWORD_MARKER = "(changed)"  # noqa: S105 - a history marker, not a password
+MAX_STAFF = 2
+
+
+def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        errors.add("extra", "must be a mapping of field name to text")
+        return {}
+    cleaned: dict[str, str] = {}
+    for key, item in value.items():
+        name = errors.check("extra", lambda key=key: clean_text(key, "extra"), "")
+        if name:
+            cleaned[name] = errors.check("extra", lambda item=item: clean_text(item, "extra"), "")
+    return cleaned
+
+
+def clean_customer_values(
+    values: Mapping[str, Any], kind: CustomerKind, uow: UnitOfWork, region: str
+) -> dict[str, Any]:
+    """Validate every customer field at once (C1, C4, U1, U4); raise all errors together.
+
+    Returns the cleaned values to store; ``password`` stays in clear text for the caller to
+    hash and is ``None`` when not given.
+    """
+    errors = FieldErrors()
+    out: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        out[name] = errors.check(name, lambda name=name: clean_text(values.get(name), name), "")
+    out["email"] = errors.check(
+        "email", lambda: identity.clean_email(clean_text(values.get("email"), "email")), ""
+    )
+    for name in ("phone", "fax"):
+        out[name] = errors.check(
+            name,
+            lambda name=name: identity.clean_phone(clean_text(values.get(name), name), field=name),
+            "",
+        )
+    out["extra"] = _clean_extra(values.get("extra"), errors)
+    if not out["company_name"]:
+        errors.add("company_name", "is required; enter the company's name")
+    if not out["customer_number"] and kind is CustomerKind.LOCAL:
+        errors.add("customer_number", "is required for a local customer; enter it as in your DMS")
+    _clean_reference(values, uow, out, errors)
+    _clean_login(values, out, errors)
+    errors.raise_if_any()
+    return out
+
+
+def _clean_reference(
+    values: Mapping[str, Any], uow: UnitOfWork, out: dict[str, Any], errors: FieldErrors
+) -> None:
+    company_type = errors.check(
+        "company_type", lambda: clean_optional(values.get("company_type"), "company_type"), None
+    )
+    if company_type is not None and uow.reference.get_company_type(company_type) is None:
+        errors.add("company_type", "is not a known company type; add it to the reference data")
+    category_name = errors.check(
+        "category", lambda: clean_optional(values.get("category"), "category"), None
+    )
+    category = None if category_name is None else uow.reference.get_category(category_name)
+    if category_name is not None and category is None:
+        errors.add("category", "is not a known category; add it to the reference data")
+    for required in () if category is None else category.required_fields:
+        value = out.get(required, out["extra"].get(required, ""))
+        if not value:
+            errors.add(required, f"is required by category {category_name!r}")
+    out["company_type"], out["category"] = company_type, category_name
+
+
+def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldErrors) -> None:
+    username = values.get("username")
+    out["username"] = (
+        None
+        if username is None
+        else errors.check("username", lambda: identity.clean_username(username), None)
+    )
+    password = values.get("password")
+    out["password"] = password
+    if password is not None:
+        if not isinstance(password, str):
+            errors.add("password", "must be text")
+            out["password"] = None
+        else:
+            errors.check("password", lambda: identity.check_password(password), None)
+    if out["password"] is not None and out["username"] is None:
+        errors.add("password", "needs a username to log in with; set a username too")
+
+
+@attrs.define
+class CustomerService:
+    """``book.customers``: every use-case about customer profiles."""
+
+    _ctx: Context
+
+    # -- create ------------------------------------------------------------------------------
+
+    def create(self, draft: NewCustomer, *, actor: Actor) -> Customer:
+        """Create a customer at the actor's location (C1, C2, C4, U1-U4).
+
+        Raises:
+            ValidationError: with every invalid field at once.
+            DuplicateCustomerNumber: another live customer of the location has the number.
+            DuplicateUsername: the username is taken.
+            PermissionDenied: the actor may not create customers.
+        """
+        return self.create_many([draft], actor=actor)[0]
+
+    def create_many(
+        self,
+        drafts: Iterable[NewCustomer],
+        *,
+        actor: Actor,
+        progress: Progress | None = None,
+        source: Any = None,
+    ) -> list[Customer]:
+        """Create many customers in one transaction: all of them, or none (same rules as create).
+
+        Errors of every draft are reported together, keyed ``"[position].field"``.
+        """
+        self._ctx.authorize(actor, Action.CUSTOMER_CREATE, Target(location_id=actor.location_id))
+        drafts = list(drafts)
+        total, created = len(drafts), []
+        with self._ctx.store.unit_of_work() as uow:
+            problems: dict[str, str] = {}
+            for position, draft in enumerate(drafts):
+                try:
+                    created.append(self._create_one(uow, draft, actor, source))
+                except ValidationError as error:
+                    if total == 1:
+                        raise
+                    problems.update({f"[{position}].{k}": v for k, v in error.errors.items()})
+                if progress is not None and (position + 1) % 1000 == 0:
+                    progress(position + 1, total)
+            if problems:
+                raise ValidationError(problems)
+            uow.commit()
+        if progress is not None:
+            progress(total, total)
+        log.info("created %d customers at location %s", total, actor.location_id)
+        return created
+
+    def _create_one(
+        self, uow: UnitOfWork, draft: NewCustomer, actor: Actor, source: Any
+    ) -> Customer:
+        if not isinstance(draft, NewCustomer):
+            raise ValidationError({"draft": "pass a NewCustomer"})
+        if not isinstance(draft.kind, CustomerKind):
+            raise ValidationError({"kind": "must be CustomerKind.LOCAL or CustomerKind.FLEET"})
+        values = clean_customer_values(
+            attrs.asdict(draft, recurse=False), draft.kind, uow, self._ctx.config.phone_region
+        )
+        password = values.pop("password")
+        now = self._ctx.now()
+        customer = Customer(
+            id=self._ctx.new_id(),
+            location_id=actor.location_id,
+            kind=draft.kind,
+            password_hash=None if password is None else self._ctx.hasher.hash(password),
+            source=source,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        uow.customers.add(customer)
+        changes = changes_between(None, customer, ("kind", *HISTORY_FIELDS))
+        if password is not None:
+            changes["password"] = ("", PASSWORD_MARKER)
+        record_change(
+            self._ctx,
+            uow,
+            entity="customer",
+            entity_id=customer.id,
+            customer_id=customer.id,
+            action="import" if source is not None else "create",
+            actor=actor,
+            changes=changes,
+            at=now,
+        )
+        return customer
+
+    # -- read --------------------------------------------------------------------------------
+
+    def get(self, customer_id: str, *, actor: Actor) -> Customer:
+        """The live customer with this id (``NotFound`` for deleted or merged ids)."""
+        with self._ctx.store.unit_of_work() as uow:
+            return visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_READ)
+
+    def search(
+        self,
+        query: str,
+        *,
+        actor: Actor,
+        field: SearchField = SearchField.ALL,
+        limit: int = 20,
+        fuzzy: bool = False,
+    ) -> list[SearchHit]:
+        """Find customers of the actor's location (S1-S5), best first.
+
+        Every query word must be the start of a word of the searched fields; words of 3+
+        characters also match inside words (ranked lower) and, with ``fuzzy``, with a typo
+        (ranked lowest).
+
+        Raises:
+            QueryTooShort: no query word has 3 characters (a 2-letter state on STATE aside).
+            ValidationError: the query is too long or the limit outside 1..500.
+        """
+        parsed = parse_query(query, field, fuzzy=fuzzy)
+        check_limit(limit)
+        fleet_id = actor.fleet_customer_id if isinstance(actor, Actor) else None
+        self._ctx.authorize(
+            actor,
+            Action.CUSTOMER_READ,
+            Target(location_id=actor.location_id, customer_id=fleet_id),
+        )
+        with self._ctx.store.unit_of_work() as uow:
+            matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+            return [
+                SearchHit(customer=customer, score=match.score, field=match.field)
+                for match in matches
+                if (customer := uow.customers.get(match.customer_id)) is not None
+                and (fleet_id is None or customer.id == fleet_id)
+            ]
+
+    def recent(
+        self, *, actor: Actor, within: timedelta | None = None, text: str | None = None
+    ) -> list[Customer]:
+        """Customers created within a window (default 30 days), newest first (C8).
+
+        ``text`` filters like a table filter: every word of it must appear in the name, number,
+        city or state (case and accents ignored).
+        """
+        self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
+        window = self._ctx.config.recent_window if within is None else within
+        if not isinstance(window, timedelta) or window < timedelta(0):
+            raise ValidationError({"within": "must be a positive timedelta"})
+        wanted = query_words(clean_text(text, "text")) if text else ()
+        since = self._ctx.now() - window
+        with self._ctx.store.unit_of_work() as uow:
+            found = uow.customers.created_since(actor.location_id, since)
+        if wanted:
+            found = [customer for customer in found if _contains_all(customer, wanted)]
+        return sorted(found, key=lambda c: (c.created_at, c.id), reverse=True)
+
+    def export(
+        self,
+        fileobj: IO[str],
+        *,
+        actor: Actor,
+        format: Literal["csv", "jsonl"] = "csv",  # noqa: A002 - the SPEC's name
+        ids: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Stream customers of the actor's location to CSV or JSON Lines; return the row count.
+
+        Every field but the password hash, plus assigned staff and the contacts' names, emails
+        and phones. CSV cells that a spreadsheet would run as a formula get a leading
+        apostrophe (C8). Memory stays flat: rows are written as they are read.
+        """
+        self._ctx.authorize(actor, Action.CUSTOMER_EXPORT, Target(location_id=actor.location_id))
+        if format not in ("csv", "jsonl"):
+            raise ValidationError({"format": "must be 'csv' or 'jsonl'"})
+        with self._ctx.store.unit_of_work() as uow:
+            total = uow.customers.count(actor.location_id) if ids is None else len(set(ids))
+            customers = uow.customers.iter_location(actor.location_id, ids=ids)
+            rows = ((c, uow.contacts.for_customer(c.id)) for c in customers)
+            return write_customers(fileobj, rows, format=format, total=total, progress=progress)
+
+    # -- change ------------------------------------------------------------------------------
+
+    def update(
+        self,
+        customer_id: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Customer:
+        """Change fields of a customer (C3, C5, D4, U1).
+
+        Raises:
+            ConcurrentModification: ``expected_version`` is not the stored version.
+            ImmutableField: the username was set already.
+            ReadOnlyCustomer: a field came from an external source.
+            PermissionDenied: e.g. a number change needing SERVICE_MANAGER (C3).
+        """
+        if not isinstance(changes, Mapping):
+            raise ValidationError({"changes": "pass a mapping of field name to new value"})
+        unknown = sorted(set(changes) - set(CUSTOMER_EDITABLE_FIELDS))
+        if unknown:
+            raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
+        with self._ctx.store.unit_of_work() as uow:
+            current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_UPDATE)
+            if expected_version is not None and expected_version != current.version:
+                raise ConcurrentModification("customer", customer_id)
+            self._check_changes_allowed(current, changes, actor)
+            updated = self._apply(uow, current, changes)
+            password_changed = "password" in changes and changes["password"] is not None
+            diff = changes_between(current, updated, HISTORY_FIELDS)
+            if password_changed:
+                diff["password"] = ("", PASSWORD_MARKER)
+            if not diff:
+                return current
+            uow.customers.update(updated, expected_version=current.version)
+            record_change(
+                self._ctx,
+                uow,
+                entity="customer",
+                entity_id=current.id,
+                customer_id=current.id,
+                action="update",
+                actor=actor,
+                changes=diff,
+                at=updated.updated_at,
+            )
+            uow.commit()
+        return updated
+
+    def _check_changes_allowed(
+        self, current: Customer, changes: Mapping[str, Any], actor: Actor
+    ) -> None:
+        if current.source is not None:
+            locked = sorted(set(changes) & set(current.source.fields))
+            if locked:
+                raise ReadOnlyCustomer(
+                    f"came from source {current.source.source!r}; change it there and call "
+                    "sources.refresh_customer()",
+                    field=locked[0],
+                )
+        new_username = changes.get("username", current.username)
+        if current.username is not None and new_username != current.username:
+            raise ImmutableField("a username can never change once set", field="username")
+        if "customer_number" in changes:
+            new_key = number_key(clean_text(changes["customer_number"], "customer_number"))
+            if new_key != number_key(current.customer_number):
+                self._check_number_change(current, actor)
+
+    def _check_number_change(self, current: Customer, actor: Actor) -> None:
+        # C3: a blank FLEET number may be set by any staff; otherwise SERVICE_MANAGER+.
+        if current.kind is CustomerKind.FLEET and not current.customer_number:
+            return
+        self._ctx.authorize(actor, Action.CUSTOMER_NUMBER_CHANGE, customer_target(current))
+
+    def _apply(self, uow: UnitOfWork, current: Customer, changes: Mapping[str, Any]) -> Customer:
+        values: dict[str, Any] = {
+            name: getattr(current, name) for name in CUSTOMER_EDITABLE_FIELDS if name != "password"
+        }
+        values.update(changes)
+        if values.get("username") == current.username:
+            values["username"] = current.username
+        values.setdefault("password", None)
+        if "password" not in changes:
+            values["password"] = None
+        cleaned = clean_customer_values(values, current.kind, uow, self._ctx.config.phone_region)
+        password = cleaned.pop("password")
+        if password is not None:
+            cleaned["password_hash"] = self._ctx.hasher.hash(password)
+        return attrs.evolve(
+            current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
+        )
+
+    def assign_staff(self, customer_id: str, user_ids: Sequence[str], *, actor: Actor) -> Customer:
+        """Set the assigned staff: at most two users of the location with a login (C7)."""
+        if isinstance(user_ids, str) or not isinstance(user_ids, Sequence):
+            raise ValidationError({"assigned_staff": "pass a list of user ids"})
+        staff = tuple(dict.fromkeys(user_ids))
+        if len(staff) > MAX_STAFF:
+            raise ValidationError({"assigned_staff": "at most two staff can be assigned"})
+        with self._ctx.store.unit_of_work() as uow:
+            current = visible_customer(self._ctx, uow, customer_id, actor, Action.STAFF_ASSIGN)
+            for user_id in staff:
+                user = uow.users.get(user_id) if isinstance(user_id, str) else None
+                if user is None or user.location_id != current.location_id:
+                    raise ValidationError(
+                        {"assigned_staff": f"user {user_id!r} is not staff of this location"}
+                    )
+                if not user.has_login or user.fleet_customer_id is not None:
+                    raise ValidationError(
+                        {"assigned_staff": f"user {user_id!r} has no dealer login; give them one"}
+                    )
+            updated = attrs.evolve(
+                current,
+                assigned_staff=staff,
+                updated_at=self._ctx.now(),
+                version=current.version + 1,
+            )
+            uow.customers.update(updated, expected_version=current.version)
+            record_change(
+                self._ctx,
+                uow,
+                entity="customer",
+                entity_id=current.id,
+                customer_id=current.id,
+                action="assign_staff",
+                actor=actor,
+                changes={"assigned_staff": (current.assigned_staff, staff)},
+                at=updated.updated_at,
+            )
+            uow.commit()
+        return updated
+
+    def delete(self, customer_id: str, *, actor: Actor, delete_history: bool = False) -> None:
+        """Delete a customer (C6).
+
+        With ``delete_history=False`` (the default) the history and a tombstone stay: the
+        customer leaves search and frees its number, its username stays taken. With ``True``
+        the customer, its contacts and its history are removed entirely.
+        """
+        with self._ctx.store.unit_of_work() as uow:
+            current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_DELETE)
+            contacts = uow.contacts.for_customer(current.id)
+            if delete_history:
+                for contact in contacts:
+                    uow.contacts.remove(contact.id)
+                uow.customers.remove(current.id)
+                uow.history.remove_for_customer(current.id)
+                log.info("purged customer %s and its history", current.id)
+            else:
+                self._tombstone(uow, current, contacts, actor)
+            uow.commit()
+
+    def _tombstone(
+        self, uow: UnitOfWork, current: Customer, contacts: list[Any], actor: Actor
+    ) -> None:
+        now = self._ctx.now()
+        for contact in contacts:
+            if contact.is_live:
+                uow.contacts.update(
+                    attrs.evolve(
+                        contact,
+                        status=RecordStatus.DELETED,
+                        updated_at=now,
+                        version=contact.version + 1,
+                    ),
+                    expected_version=contact.version,
+                )
+        deleted = attrs.evolve(
+            current, status=RecordStatus.DELETED, updated_at=now, version=current.version + 1
+        )
+        uow.customers.update(deleted, expected_version=current.version)
+        record_change(
+            self._ctx,
+            uow,
+            entity="customer",
+            entity_id=current.id,
+            customer_id=current.id,
+            action="delete",
+            actor=actor,
+            changes={"status": (current.status.value, deleted.status.value)},
+            at=now,
+        )
+
+    # -- usernames ---------------------------------------------------------------------------
+
+    def suggest_username(
+        self, first: str, last: str, phone: str, *, actor: Actor | None = None
+    ) -> str:
+        """A free username: first initial, last name, last 4 phone digits (U2).
+
+        ``suggest_username("José", "García-López", "+1 (303) 555-0142")`` gives
+        ``"jgarcialopez0142"``, or ``"jgarcialopez0142-2"`` when that is taken.
+        """
+        with self._ctx.store.unit_of_work() as uow:
+
+            def is_taken(candidate: str) -> bool:
+                key = identity.username_key(candidate)
+                return uow.customers.find_by_username(key) is not None
+
+            return identity.suggest_username(first, last, phone, is_taken)
+
+    def verify_password(self, username: str, password: str) -> Customer | None:
+        """The live customer whose username and password match, else ``None`` (U3).
+
+        Rehashes the stored hash when the hashing parameters have risen since.
+        """
+        try:
+            key = identity.username_key(username)
+        except ValidationError:
+            return None
+        with self._ctx.store.unit_of_work() as uow:
+            customer = uow.customers.find_by_username(key)
+            if customer is None or not customer.is_live or customer.password_hash is None:
+                return None
+            if not self._ctx.hasher.verify(customer.password_hash, password):
+                return None
+            if self._ctx.hasher.needs_rehash(customer.password_hash):
+                rehashed = attrs.evolve(
+                    customer,
+                    password_hash=self._ctx.hasher.hash(password),
+                    version=customer.version + 1,
+                )
+                uow.customers.update(rehashed, expected_version=customer.version)
+                uow.commit()
+                return rehashed
+            return customer
+
+
+def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:
+    haystack = " ".join(
+        words(
+            f"{customer.company_name} {customer.customer_number} {customer.city} {customer.state}"
+        )
+    )
+    return all(word in haystack for word in wanted)

@@ -1,0 +1,191 @@
+"""Searching, importing and refreshing customers from external sources such as a DMS (D1-D4)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+
+from customerkit.errors import AlreadyImported, SourceError, ValidationError
+from customerkit.model import (
+    CUSTOMER_EDITABLE_FIELDS,
+    Actor,
+    Customer,
+    NewCustomer,
+    SearchField,
+    SourceLink,
+)
+from customerkit.policy import Action, Target
+from customerkit.ports import CustomerSource
+from customerkit.services._context import (
+    Context,
+    changes_between,
+    customer_target,
+    live_customer,
+    record_change,
+)
+from customerkit.services.customers import HISTORY_FIELDS, CustomerService, clean_customer_values
+from customerkit.sources import SourceHit, SourceRecord, as_record
+
+log = logging.getLogger("customerkit.sources")
+
+#: Customer fields a source may fill (never the login).
+SOURCE_FIELDS = tuple(f for f in CUSTOMER_EDITABLE_FIELDS if f not in ("username", "password"))
+
+
+def _split(record: SourceRecord) -> tuple[dict[str, Any], dict[str, str]]:
+    """A record's data as customer fields, and the rest as ``extra``."""
+    fields = {k: v for k, v in record.data.items() if k in SOURCE_FIELDS and k != "extra"}
+    extra = {k: v for k, v in record.data.items() if k not in SOURCE_FIELDS}
+    return fields, extra
+
+
+@attrs.define
+class SourceService:
+    """``book.sources``: the external systems a book can search and import customers from."""
+
+    _ctx: Context
+    _customers: CustomerService
+    _sources: dict[str, CustomerSource] = attrs.field(factory=dict)
+
+    def register(self, source: CustomerSource) -> None:
+        """Make a source known to the book (each location still has to enable it, D2)."""
+        if not isinstance(source, CustomerSource):
+            raise SourceError("a source needs name, search() and fetch()", field="source")
+        if not isinstance(source.name, str) or not source.name.strip():
+            raise SourceError("a source needs a non-blank name", field="name")
+        if source.name in self._sources:
+            raise SourceError(f"a source named {source.name!r} is registered", field="name")
+        self._sources[source.name] = source
+
+    def enable(self, name: str, *, location_id: str, actor: Actor, enabled: bool = True) -> None:
+        """Enable (or disable) a source for a location: DEALER_ADMIN only (D2)."""
+        self._ctx.authorize(actor, Action.SOURCE_ENABLE, Target(location_id=location_id))
+        self._get(name)
+        with self._ctx.store.unit_of_work() as uow:
+            uow.settings.set_source_enabled(name, location_id, enabled)
+            uow.commit()
+        log.info(
+            "source %s %s at location %s", name, "enabled" if enabled else "disabled", location_id
+        )
+
+    def search(
+        self, name: str, query: str, *, actor: Actor, field: SearchField = SearchField.ALL
+    ) -> list[SourceHit]:
+        """Search a source; each hit says whether it is a customer already (D3)."""
+        source = self._enabled(name, actor)
+        records = [as_record(found) for found in source.search(query, field)]
+        with self._ctx.store.unit_of_work() as uow:
+            hits = []
+            for record in records:
+                if record is None:
+                    continue
+                existing = uow.customers.find_by_source(name, record.external_id)
+                same_location = existing is not None and existing.location_id == actor.location_id
+                hits.append(
+                    SourceHit(record=record, customer_id=existing.id if same_location else None)
+                )
+        return hits
+
+    def import_customer(self, name: str, external_id: str, *, actor: Actor) -> Customer:
+        """Create a customer from the source's data, unchanged; its source fields are read-only.
+
+        Raises:
+            AlreadyImported: the record is a customer already (refresh it instead).
+            SourceError: the source is not enabled, or has no such record.
+        """
+        source = self._enabled(name, actor)
+        record = self._fetch(source, external_id)
+        with self._ctx.store.unit_of_work() as uow:
+            existing = uow.customers.find_by_source(name, record.external_id)
+        if existing is not None:
+            raise AlreadyImported(existing.id)
+        fields, extra = _split(record)
+        try:
+            draft = NewCustomer(**fields, extra=extra)
+        except TypeError as error:  # a required field missing from the record
+            raise ValidationError({"company_name": "the source record has no name"}) from error
+        link = SourceLink(
+            source=name,
+            external_id=record.external_id,
+            last_synced_at=self._ctx.now(),
+            fields=tuple(sorted(fields)),
+        )
+        return self._customers.create_many([draft], actor=actor, source=link)[0]
+
+    def refresh_customer(self, customer_id: str, *, actor: Actor) -> Customer:
+        """Apply the source's current data to an imported customer and record the changes (D4).
+
+        A record gone from the source raises :class:`~customerkit.SourceError` and changes
+        nothing.
+        """
+        with self._ctx.store.unit_of_work() as uow:
+            current = live_customer(uow, customer_id)
+            self._ctx.authorize(actor, Action.SOURCE_USE, customer_target(current))
+            link = current.source
+            if link is None:
+                raise SourceError("this customer was not imported from a source", field="source")
+        source = self._enabled(link.source, actor)
+        record = self._fetch(source, link.external_id)
+        fields, extra = _split(record)
+        with self._ctx.store.unit_of_work() as uow:
+            current = live_customer(uow, customer_id)
+            values: dict[str, Any] = {name: getattr(current, name) for name in SOURCE_FIELDS}
+            values.update({name: "" for name in link.fields if name not in fields})
+            values.update(fields)
+            values["extra"] = {**current.extra, **extra}
+            cleaned = clean_customer_values(
+                values, current.kind, uow, self._ctx.config.phone_region
+            )
+            cleaned.pop("password")
+            cleaned.pop("username")
+            now = self._ctx.now()
+            new_link = attrs.evolve(link, last_synced_at=now, fields=tuple(sorted(fields)))
+            updated = attrs.evolve(
+                current, **cleaned, source=new_link, updated_at=now, version=current.version + 1
+            )
+            uow.customers.update(updated, expected_version=current.version)
+            record_change(
+                self._ctx,
+                uow,
+                entity="customer",
+                entity_id=current.id,
+                customer_id=current.id,
+                action="refresh",
+                actor=actor,
+                changes=changes_between(current, updated, HISTORY_FIELDS),
+                at=now,
+            )
+            uow.commit()
+        return updated
+
+    def _get(self, name: str) -> CustomerSource:
+        source = self._sources.get(name) if isinstance(name, str) else None
+        if source is None:
+            raise SourceError(f"no source named {name!r}; register it first", field="source")
+        return source
+
+    def _enabled(self, name: str, actor: Actor) -> CustomerSource:
+        self._ctx.authorize(actor, Action.SOURCE_USE, Target(location_id=actor.location_id))
+        source = self._get(name)
+        with self._ctx.store.unit_of_work() as uow:
+            enabled = uow.settings.source_enabled(name, actor.location_id)
+        if not enabled:
+            raise SourceError(
+                f"source {name!r} is not enabled at this location; a dealer admin can enable it",
+                field="source",
+            )
+        return source
+
+    @staticmethod
+    def _fetch(source: CustomerSource, external_id: str) -> SourceRecord:
+        if not isinstance(external_id, str) or not external_id:
+            raise ValidationError({"external_id": "pass the record's id in the source"})
+        record = as_record(source.fetch(external_id))
+        if record is None:
+            raise SourceError(
+                f"source {source.name!r} no longer has record {external_id!r}; nothing changed",
+                field="external_id",
+            )
+        return record

@@ -1,0 +1,35 @@
+"""Testing helpers shipped with customerkit (extra ``testing``).
+
+* :class:`FakeClock` — an injectable clock you move by hand.
+* :mod:`customerkit.testing.contract` — the contract suite every backend passes. To run it
+  against your own store, import its test classes into a test module and provide a
+  ``make_book`` fixture returning a callable ``make_book(clock) -> Book``::
+
+      from customerkit.testing.contract import *  # noqa: F403
+
+      @pytest.fixture
+      def make_book():
+          return lambda clock: customerkit.Book(MyStore(), clock=clock,
+                                                hasher=customerkit.PasswordHasher.for_tests())
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["FakeClock"]
+
+
+class FakeClock:
+    """A clock for tests: returns a fixed aware UTC time until moved with :meth:`advance`."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward by ``timedelta(**delta)``; return the new time."""
+        self.now += timedelta(**delta)
+        return self.now

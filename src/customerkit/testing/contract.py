@@ -1,0 +1,795 @@
+"""The contract suite: every rule of the SPEC, run against any backend.
+
+Needs a ``make_book`` fixture: a callable ``make_book(clock) -> Book`` giving an empty book on
+the backend under test. Test names cite the rule they check.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+import customerkit as ck
+from customerkit.testing import FakeClock
+
+__all__ = [
+    "TestContactsContract",
+    "TestCustomersContract",
+    "TestExportContract",
+    "TestPermissionsContract",
+    "TestSearchContract",
+    "TestSourcesContract",
+    "TestUsernamesContract",
+]
+
+MakeBook = Callable[[FakeClock], ck.Book]
+
+ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+MANAGER = ck.Actor(user_id="manager", role=ck.Role.SERVICE_MANAGER, location_id="loc-1")
+ADVISOR = ck.Actor(user_id="advisor", role=ck.Role.SERVICE_ADVISOR, location_id="loc-1")
+STAFF = ck.Actor(user_id="staff", role=ck.Role.STAFF, location_id="loc-1")
+OTHER_ADMIN = ck.Actor(user_id="admin2", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand."""
+    return FakeClock()
+
+
+@pytest.fixture
+def book(make_book: MakeBook, clock: FakeClock) -> ck.Book:
+    """An empty book on the backend under test."""
+    return make_book(clock)
+
+
+def customer(
+    book: ck.Book, name: str = "Johnson Tires - Denver", number: str = "C-1", **kw: object
+) -> ck.Customer:
+    """Create a customer as the admin of loc-1."""
+    actor = kw.pop("actor", ADMIN)
+    assert isinstance(actor, ck.Actor)
+    return book.customers.create(
+        ck.NewCustomer(company_name=name, customer_number=number, **kw),  # type: ignore[arg-type]
+        actor=actor,
+    )
+
+
+class TestCustomersContract:
+    """C1-C8."""
+
+    def test_c1_requires_name_and_number_and_reports_all_errors(self, book: ck.Book) -> None:
+        with pytest.raises(ck.ValidationError) as caught:
+            book.customers.create(
+                ck.NewCustomer(company_name="  ", customer_number="", email="not-an-email"),
+                actor=ADMIN,
+            )
+        assert set(caught.value.errors) == {"company_name", "customer_number", "email"}
+
+    def test_c1_fleet_customer_may_have_blank_number(self, book: ck.Book) -> None:
+        fleet = customer(book, "Acme Fleet", "", kind=ck.CustomerKind.FLEET)
+        assert fleet.customer_number == ""
+
+    def test_u4_trims_text_fields(self, book: ck.Book) -> None:
+        c = customer(book, "  Johnson Tires  ", " C-1 ", city=" Denver ")
+        assert (c.company_name, c.customer_number, c.city) == ("Johnson Tires", "C-1", "Denver")
+
+    def test_c2_number_unique_per_location_normalised(self, book: ck.Book) -> None:
+        first = customer(book, number="C-1001")
+        with pytest.raises(ck.DuplicateCustomerNumber) as caught:
+            customer(book, "Other", "c 1001")
+        assert caught.value.existing_id == first.id
+        customer(book, "Other", "C-1001", actor=OTHER_ADMIN)  # another location is fine
+
+    def test_c2_c6_deleted_customer_frees_its_number(self, book: ck.Book) -> None:
+        first = customer(book, number="C-7")
+        book.customers.delete(first.id, actor=ADMIN)
+        assert customer(book, "Again", "C-7").customer_number == "C-7"
+
+    def test_c3_local_number_change_needs_service_manager(self, book: ck.Book) -> None:
+        c = customer(book)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.update(c.id, {"customer_number": "C-2"}, actor=STAFF)
+        assert book.customers.get(c.id, actor=ADMIN).customer_number == "C-1"
+        assert len(book.history.for_customer(c.id, actor=ADMIN)) == 1
+        changed = book.customers.update(c.id, {"customer_number": "C-2"}, actor=MANAGER)
+        assert changed.customer_number == "C-2"
+
+    def test_c3_blank_fleet_number_set_by_staff_then_locked(self, book: ck.Book) -> None:
+        fleet = customer(book, "Acme Fleet", "", kind=ck.CustomerKind.FLEET)
+        fleet = book.customers.update(fleet.id, {"customer_number": "F-9"}, actor=STAFF)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.update(fleet.id, {"customer_number": "F-10"}, actor=STAFF)
+        assert book.customers.update(fleet.id, {"customer_number": "F-10"}, actor=MANAGER)
+
+    def test_c3_same_number_other_format_is_no_change(self, book: ck.Book) -> None:
+        c = customer(book, number="C-1")
+        assert book.customers.update(
+            c.id, {"customer_number": "C-1", "city": "Aurora"}, actor=STAFF
+        )
+
+    def test_c4_company_type_and_category_must_exist(self, book: ck.Book) -> None:
+        with pytest.raises(ck.ValidationError) as caught:
+            customer(book, company_type="Dealer", category="Gold")
+        assert set(caught.value.errors) == {"company_type", "category"}
+        book.reference.add_company_type("Dealer", actor=ADMIN)
+        book.reference.add_category("Gold", required_fields=["email", "vat_id"], actor=ADMIN)
+        with pytest.raises(ck.ValidationError) as caught:
+            customer(book, company_type="Dealer", category="Gold")
+        assert set(caught.value.errors) == {"email", "vat_id"}
+        c = customer(
+            book,
+            company_type="Dealer",
+            category="Gold",
+            email="a@example.com",
+            extra={"vat_id": "DE123"},
+        )
+        assert (c.company_type, c.category, c.extra["vat_id"]) == ("Dealer", "Gold", "DE123")
+
+    def test_c4_reference_data_is_admin_only(self, book: ck.Book) -> None:
+        with pytest.raises(ck.PermissionDenied):
+            book.reference.add_company_type("Dealer", actor=MANAGER)
+        assert book.reference.company_types() == []
+
+    def test_c5_history_records_actor_time_and_old_new(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        c = customer(book, city="Denver")
+        clock.advance(minutes=5)
+        book.customers.update(c.id, {"city": "Aurora"}, actor=STAFF, expected_version=c.version)
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        assert [h.action for h in history] == ["create", "update"]
+        last = history[-1]
+        assert (last.actor_id, last.at, dict(last.changes)) == (
+            "staff",
+            clock.now,
+            {"city": ("Denver", "Aurora")},
+        )
+
+    def test_c5_expected_version_guards_lost_updates(self, book: ck.Book) -> None:
+        c = customer(book)
+        book.customers.update(c.id, {"city": "Aurora"}, actor=STAFF, expected_version=c.version)
+        with pytest.raises(ck.ConcurrentModification):
+            book.customers.update(
+                c.id, {"city": "Boulder"}, actor=STAFF, expected_version=c.version
+            )
+        assert book.customers.get(c.id, actor=STAFF).city == "Aurora"
+
+    def test_c5_failed_update_writes_nothing(self, book: ck.Book) -> None:
+        c = customer(book)
+        with pytest.raises(ck.ValidationError):
+            book.customers.update(c.id, {"city": "x" * 1000, "email": "bad"}, actor=STAFF)
+        assert book.customers.get(c.id, actor=STAFF) == c
+        assert len(book.history.for_customer(c.id, actor=ADMIN)) == 1
+
+    def test_c6_delete_keeps_history_and_tombstone(self, book: ck.Book) -> None:
+        c = customer(book, username="jtires")
+        book.customers.delete(c.id, actor=MANAGER)
+        with pytest.raises(ck.NotFound):
+            book.customers.get(c.id, actor=ADMIN)
+        assert [h.action for h in book.history.for_customer(c.id, actor=ADMIN)][-1] == "delete"
+        assert book.customers.search("johnson", actor=ADMIN) == []
+        with pytest.raises(ck.DuplicateUsername):
+            customer(book, "New", "C-2", username="JTires")
+
+    def test_c6_delete_with_history_frees_username(self, book: ck.Book) -> None:
+        c = customer(book, username="jtires")
+        book.customers.delete(c.id, actor=MANAGER, delete_history=True)
+        with pytest.raises(ck.NotFound):
+            book.history.for_customer(c.id, actor=ADMIN)
+        assert customer(book, "New", "C-2", username="jtires").username == "jtires"
+
+    def test_c6_delete_needs_service_manager(self, book: ck.Book) -> None:
+        c = customer(book)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.delete(c.id, actor=ADVISOR)
+        assert book.customers.get(c.id, actor=ADMIN) == c
+
+    def test_c7_up_to_two_staff_with_login_same_location(self, book: ck.Book) -> None:
+        for uid, login, loc in (
+            ("u7", True, "loc-1"),
+            ("u8", True, "loc-1"),
+            ("u9", True, "loc-1"),
+            ("nologin", False, "loc-1"),
+        ):
+            book.users.add(
+                ck.User(
+                    id=uid,
+                    name=uid,
+                    email=f"{uid}@example.com",
+                    role=ck.Role.STAFF,
+                    location_id=loc,
+                    has_login=login,
+                ),
+                actor=ADMIN,
+            )
+        book.users.add(
+            ck.User(
+                id="far",
+                name="far",
+                email="far@example.com",
+                role=ck.Role.STAFF,
+                location_id="loc-2",
+            ),
+            actor=OTHER_ADMIN,
+        )
+        c = customer(book)
+        assert book.customers.assign_staff(c.id, ["u7", "u9"], actor=STAFF).assigned_staff == (
+            "u7",
+            "u9",
+        )
+        for bad in (["u7", "u8", "u9"], ["nologin"], ["far"], ["ghost"]):
+            with pytest.raises(ck.ValidationError):
+                book.customers.assign_staff(c.id, bad, actor=STAFF)
+        assert book.customers.get(c.id, actor=STAFF).assigned_staff == ("u7", "u9")
+
+    def test_c8_recent_newest_first_with_filter(self, book: ck.Book, clock: FakeClock) -> None:
+        old = customer(book, "Old Tires", "C-1")
+        clock.advance(days=40)
+        a = customer(book, "Alpha Tires", "C-2")
+        clock.advance(days=1)
+        b = customer(book, "Beta Farms", "C-3")
+        assert [c.id for c in book.customers.recent(actor=STAFF)] == [b.id, a.id]
+        assert [c.id for c in book.customers.recent(actor=STAFF, text="tires")] == [a.id]
+        window = book.customers.recent(actor=STAFF, within=timedelta(days=60))
+        assert [c.id for c in window] == [b.id, a.id, old.id]
+
+    def test_create_many_is_all_or_nothing(self, book: ck.Book) -> None:
+        drafts = [ck.NewCustomer(company_name=f"Co {i}", customer_number=f"N{i}") for i in range(5)]
+        drafts.append(ck.NewCustomer(company_name="", customer_number="N9"))
+        seen: list[tuple[int, int | None]] = []
+        with pytest.raises(ck.ValidationError) as caught:
+            book.customers.create_many(
+                drafts, actor=ADMIN, progress=lambda d, t: seen.append((d, t))
+            )
+        assert "[5].company_name" in caught.value.errors
+        assert book.customers.recent(actor=ADMIN) == []
+        created = book.customers.create_many(
+            drafts[:5], actor=ADMIN, progress=lambda d, t: seen.append((d, t))
+        )
+        assert len(created) == 5
+        assert seen[-1] == (5, 5)
+
+    def test_create_many_duplicate_inside_batch_rolls_back(self, book: ck.Book) -> None:
+        drafts = [
+            ck.NewCustomer(company_name="A", customer_number="N1"),
+            ck.NewCustomer(company_name="B", customer_number="n-1"),
+        ]
+        with pytest.raises(ck.DuplicateCustomerNumber):
+            book.customers.create_many(drafts, actor=ADMIN)
+        assert book.customers.recent(actor=ADMIN) == []
+
+    def test_read_only_fields_and_unknown_fields(self, book: ck.Book) -> None:
+        c = customer(book)
+        with pytest.raises(ck.ValidationError):
+            book.customers.update(c.id, {"id": "x"}, actor=ADMIN)
+        with pytest.raises(ck.ValidationError):
+            book.customers.update(c.id, {"version": 9}, actor=ADMIN)
+
+
+class TestUsernamesContract:
+    """U1-U3 through the book."""
+
+    def test_u1_unique_by_canonical_key(self, book: ck.Book) -> None:
+        customer(book, username="BigBird")
+        for variant in ("bigbird", "BIGBIRD", "Ｂｉｇｂｉｒｄ"):
+            with pytest.raises(ck.DuplicateUsername):
+                customer(book, "Other", "C-2", username=variant)
+
+    def test_u1_username_is_immutable(self, book: ck.Book) -> None:
+        c = customer(book, username="jtires")
+        with pytest.raises(ck.ImmutableField):
+            book.customers.update(c.id, {"username": "other"}, actor=ADMIN)
+        assert book.customers.get(c.id, actor=ADMIN).username == "jtires"
+
+    def test_u1_username_can_be_set_once_later(self, book: ck.Book) -> None:
+        c = customer(book)
+        assert book.customers.update(c.id, {"username": "jt"}, actor=STAFF).username == "jt"
+
+    @pytest.mark.parametrize("bad", ["admin", "аdmin", "bo\u200bb", "bob\x00", "a b", "ﬁle"])
+    def test_u1_refused_usernames(self, book: ck.Book, bad: str) -> None:
+        with pytest.raises(ck.ValidationError) as caught:
+            customer(book, username=bad)
+        assert "username" in caught.value.errors
+
+    def test_u2_suggest_username_skips_taken(self, book: ck.Book) -> None:
+        suggest = book.customers.suggest_username
+        first = suggest("José", "García-López", "+1 (303) 555-0142")
+        assert first == "jgarcialopez0142"
+        customer(book, username=first)
+        assert suggest("José", "García-López", "+1 (303) 555-0142") == "jgarcialopez0142-2"
+
+    def test_u3_password_hashed_never_shown(self, book: ck.Book) -> None:
+        c = customer(book, username="jt", password="correct horse battery")
+        assert c.password_hash is not None
+        assert c.password_hash.startswith("$argon2id$")
+        assert "correct horse" not in repr(c)
+        assert c.password_hash not in repr(c)
+        assert book.customers.verify_password("JT", "correct horse battery") is not None
+        assert book.customers.verify_password("jt", "wrong password!") is None
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        assert history[0].changes["password"] == ("", "(changed)")
+
+    def test_u4_email_and_phone_validation(self, book: ck.Book) -> None:
+        with pytest.raises(ck.ValidationError) as caught:
+            customer(book, email="Bob <bob@x.com>", phone="=1+1")
+        assert set(caught.value.errors) == {"email", "phone"}
+        c = customer(book, email=" Bob@Example.COM ", phone="5550142")
+        assert (c.email, c.phone) == ("Bob@Example.COM", "5550142")
+
+
+class TestSearchContract:
+    """S1-S5 through the book: same hits in the same order on every backend."""
+
+    @pytest.fixture
+    def loaded(self, book: ck.Book) -> ck.Book:
+        rows = [
+            ("John Deere", "D-1", "Moline", "IL"),
+            ("Johnson Tires - Denver", "C-1001", "Denver", "CO"),
+            ("Johnson Tires", "C-1002", "Aurora", "CO"),
+            ("Big John's Hauling", "C-2000", "Boulder", "CO"),
+            ("Smith-Jones Farms", "C-3000", "Salina", "KS"),
+            ("O'Brien Equipment", "C-4000", "Denver", "CO"),
+            ("ÉCOLE Auto", "C-5000", "Lyon", "CO"),
+            ("50%_off Tires", "C-6000", "Denver", "CO"),
+        ]
+        for name, number, city, state in rows:
+            customer(book, name, number, city=city, state=state)
+        customer(book, "Johnson Far Away", "C-1001", actor=OTHER_ADMIN)
+        return book
+
+    @staticmethod
+    def names(book: ck.Book, query: str, **kw: object) -> list[str]:
+        hits = book.customers.search(query, actor=STAFF, **kw)  # type: ignore[arg-type]
+        return [hit.customer.company_name for hit in hits]
+
+    def test_s4_prefix_examples_from_the_help_center(self, loaded: ck.Book) -> None:
+        names = self.names(loaded, "john")
+        assert names[:1] == ["John Deere"]
+        assert {"John Deere", "Johnson Tires", "Johnson Tires - Denver"} <= set(names)
+        assert self.names(loaded, "john den") == ["Johnson Tires - Denver"]
+
+    def test_s1_scoped_to_location_and_field(self, loaded: ck.Book) -> None:
+        assert "Johnson Far Away" not in self.names(loaded, "johnson")
+        assert self.names(loaded, "denver", field=ck.SearchField.NAME) == ["Johnson Tires - Denver"]
+        by_city = self.names(loaded, "denver", field=ck.SearchField.CITY)
+        assert set(by_city) == {"Johnson Tires - Denver", "O'Brien Equipment", "50%_off Tires"}
+        assert self.names(loaded, "1002", field=ck.SearchField.NUMBER) == ["Johnson Tires"]
+
+    def test_s2_folding_apostrophes_and_hyphens(self, loaded: ck.Book) -> None:
+        assert self.names(loaded, "obrien") == ["O'Brien Equipment"]
+        assert self.names(loaded, "ecole") == ["ÉCOLE Auto"]
+        for query in ("smith", "jones", "smithjones", "smith-jones"):
+            assert self.names(loaded, query) == ["Smith-Jones Farms"]
+
+    def test_s3_short_queries(self, loaded: ck.Book) -> None:
+        with pytest.raises(ck.QueryTooShort):
+            loaded.customers.search("jo", actor=STAFF)
+        with pytest.raises(ck.QueryTooShort):
+            loaded.customers.search("", actor=STAFF)
+        assert len(self.names(loaded, "co", field=ck.SearchField.STATE)) == 6
+        assert self.names(loaded, "john t d") == ["Johnson Tires - Denver"]
+
+    def test_s4_infix_ranked_below_prefix(self, loaded: ck.Book) -> None:
+        names = self.names(loaded, "ohn")
+        assert set(names) >= {"John Deere", "Johnson Tires", "Big John's Hauling"}
+
+    def test_s5_ranking_is_deterministic(self, loaded: ck.Book) -> None:
+        assert self.names(loaded, "tires") == [
+            "50%_off Tires",  # as long as "Johnson Tires": then by folded name
+            "Johnson Tires",
+            "Johnson Tires - Denver",
+        ]
+
+    def test_s4_fuzzy_finds_typos_ranked_last(self, loaded: ck.Book) -> None:
+        assert self.names(loaded, "jonson") == []
+        assert set(self.names(loaded, "jonson", fuzzy=True)) >= {"Johnson Tires"}
+
+    @pytest.mark.parametrize(
+        "query", ["%%%", "___", "' OR '1'='1", "'; DROP TABLE customers;--", "a%b", "tires%"]
+    )
+    def test_hostile_queries_are_literal(self, loaded: ck.Book, query: str) -> None:
+        try:
+            names = self.names(loaded, query)
+        except ck.QueryTooShort:
+            names = []  # no word of 3 characters: refused, never a wildcard
+        expected = ["50%_off Tires", "Johnson Tires", "Johnson Tires - Denver"]
+        assert names == (expected if "tires" in query else [])
+        assert len(self.names(loaded, "tires")) == 3
+
+    def test_percent_matches_literally(self, loaded: ck.Book) -> None:
+        assert self.names(loaded, "50%_off") == ["50%_off Tires"]
+
+    @pytest.mark.parametrize("query", ["\x00abc", "a" * 100_000, "\ud800abc"])
+    def test_bad_queries_raise_validation_error(self, loaded: ck.Book, query: str) -> None:
+        with pytest.raises(ck.ValidationError):
+            loaded.customers.search(query, actor=STAFF)
+
+    @pytest.mark.parametrize("limit", [0, -1, 501, 10**9])
+    def test_limit_bounds(self, loaded: ck.Book, limit: int) -> None:
+        with pytest.raises(ck.ValidationError):
+            loaded.customers.search("tires", actor=STAFF, limit=limit)
+
+    def test_search_follows_updates_and_deletes(self, loaded: ck.Book) -> None:
+        [hit] = loaded.customers.search("deere", actor=STAFF)
+        loaded.customers.update(hit.customer.id, {"company_name": "Deer Valley Feed"}, actor=STAFF)
+        assert self.names(loaded, "deere") == []
+        assert self.names(loaded, "valley") == ["Deer Valley Feed"]
+        loaded.customers.delete(hit.customer.id, actor=MANAGER)
+        assert self.names(loaded, "valley") == []
+
+
+class TestPermissionsContract:
+    """P1, P2: deny by default, tenancy by location and fleet."""
+
+    def test_p2_other_location_cannot_read_or_change(self, book: ck.Book) -> None:
+        c = customer(book)
+        for call in (
+            lambda: book.customers.get(c.id, actor=OTHER_ADMIN),
+            lambda: book.customers.update(c.id, {"city": "X"}, actor=OTHER_ADMIN),
+            lambda: book.customers.delete(c.id, actor=OTHER_ADMIN),
+            lambda: book.history.for_customer(c.id, actor=OTHER_ADMIN),
+            lambda: book.contacts.list(c.id, actor=OTHER_ADMIN),
+        ):
+            with pytest.raises(ck.PermissionDenied):
+                call()
+        assert book.customers.get(c.id, actor=ADMIN) == c
+
+    @pytest.mark.parametrize(
+        ("role", "allowed"),
+        [
+            (ck.Role.FLEET_USER, False),
+            (ck.Role.STAFF, True),
+            (ck.Role.SERVICE_ADVISOR, True),
+            (ck.Role.DEALER_ADMIN, True),
+        ],
+    )
+    def test_p1_create_needs_staff(self, book: ck.Book, role: ck.Role, allowed: bool) -> None:
+        actor = ck.Actor(user_id="x", role=role, location_id="loc-1")
+        if allowed:
+            assert customer(book, actor=actor)
+        else:
+            with pytest.raises(ck.PermissionDenied):
+                customer(book, actor=actor)
+
+    def test_p1_fleet_user_sees_only_its_fleet(self, book: ck.Book) -> None:
+        fleet = customer(book, "Acme Fleet Tires", "F-1", kind=ck.CustomerKind.FLEET)
+        other = customer(book, "Other Tires", "C-2")
+        fleet_user = ck.Actor(
+            user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id=fleet.id
+        )
+        assert book.customers.get(fleet.id, actor=fleet_user) == fleet
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.get(other.id, actor=fleet_user)
+        hits = book.customers.search("tires", actor=fleet_user)
+        assert [h.customer.id for h in hits] == [fleet.id]
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.update(fleet.id, {"city": "X"}, actor=fleet_user)
+
+    def test_p1_policy_is_replaceable(self, make_book: MakeBook, clock: FakeClock) -> None:
+        class DenyAll:
+            def authorize(self, actor: ck.Actor, action: ck.Action, target: ck.Target) -> None:
+                raise ck.PermissionDenied("closed")
+
+        book = make_book(clock)
+        book_denied = ck.Book(
+            book.store, clock=clock, policy=DenyAll(), hasher=ck.PasswordHasher.for_tests()
+        )
+        with pytest.raises(ck.PermissionDenied):
+            customer(book_denied)
+
+
+class TestContactsContract:
+    """K1-K5."""
+
+    @staticmethod
+    def fleet_setup(book: ck.Book) -> tuple[ck.Customer, ck.Actor]:
+        fleet = customer(book, "Acme Fleet", "F-1", kind=ck.CustomerKind.FLEET)
+        user = ck.User(
+            id="fu",
+            name="Fran Fleet",
+            email="fran@acme.example",
+            role=ck.Role.FLEET_USER,
+            location_id="loc-1",
+            fleet_customer_id=fleet.id,
+        )
+        book.users.add(user, actor=ADMIN)
+        return fleet, ck.Actor(
+            user_id="fu", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id=fleet.id
+        )
+
+    def test_k1_provider_manages_local_contacts(self, book: ck.Book) -> None:
+        c = customer(book)
+        k = book.contacts.add(
+            c.id,
+            ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
+            actor=STAFF,
+        )
+        assert k.managed_by is ck.ManagedBy.PROVIDER
+        k = book.contacts.update(k.id, {"phone": "303 555 0100"}, actor=STAFF)
+        assert book.contacts.list(c.id, actor=STAFF) == [k]
+
+    def test_k1_fleet_contacts_changed_only_by_the_fleet(self, book: ck.Book) -> None:
+        fleet, fleet_actor = self.fleet_setup(book)
+        by_provider = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="P", last_name="Q"), actor=STAFF
+        )
+        by_fleet = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
+        )
+        assert (by_provider.added_by_fleet, by_fleet.added_by_fleet) == (False, True)
+        assert by_provider.managed_by is by_fleet.managed_by is ck.ManagedBy.FLEET
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=ADMIN)
+        assert (
+            book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=fleet_actor).title == "Boss"
+        )
+
+    def test_k2_email_never_updates(self, book: ck.Book) -> None:
+        c = customer(book)
+        k = book.contacts.add(
+            c.id, ck.NewContact(first_name="A", last_name="B", email="a@example.com"), actor=STAFF
+        )
+        with pytest.raises(ck.ImmutableField):
+            book.contacts.update(k.id, {"email": "new@example.com"}, actor=STAFF)
+        assert book.contacts.get(k.id, actor=STAFF).email == "a@example.com"
+
+    def test_k3_external_user_email_unique_across_book(self, book: ck.Book) -> None:
+        c1 = customer(book)
+        c2 = customer(book, "Other", "C-2", actor=OTHER_ADMIN)
+        book.contacts.add(
+            c1.id,
+            ck.NewContact(
+                first_name="A", last_name="B", email="Ext@Example.com", external_user=True
+            ),
+            actor=STAFF,
+        )
+        with pytest.raises(ck.DuplicateExternalUser):
+            book.contacts.add(
+                c2.id,
+                ck.NewContact(
+                    first_name="C", last_name="D", email="ext@example.com", external_user=True
+                ),
+                actor=OTHER_ADMIN,
+            )
+        # not an external user: no clash
+        book.contacts.add(
+            c2.id,
+            ck.NewContact(first_name="C", last_name="D", email="ext@example.com"),
+            actor=OTHER_ADMIN,
+        )
+
+    def test_k4_recipients(self, book: ck.Book, clock: FakeClock) -> None:
+        fleet, fleet_actor = self.fleet_setup(book)
+        def add(customer_id: str, draft: ck.NewContact, actor: ck.Actor) -> ck.Contact:
+            clock.advance(seconds=1)  # creation order decides which duplicate email wins
+            return book.contacts.add(customer_id, draft, actor=actor)
+
+        a = add(
+            fleet.id,
+            ck.NewContact(first_name="A", last_name="A", email="a@example.com"),
+            actor=STAFF,
+        )
+        add(fleet.id, ck.NewContact(first_name="No", last_name="Mail"), actor=STAFF)
+        add(
+            fleet.id,
+            ck.NewContact(first_name="Dup", last_name="A", email="A@EXAMPLE.com"),
+            actor=STAFF,
+        )
+        one = add(
+            fleet.id,
+            ck.NewContact(
+                first_name="O", last_name="T", email="o@example.com", one_time_case_id="case-9"
+            ),
+            actor=STAFF,
+        )
+        gone = add(
+            fleet.id,
+            ck.NewContact(first_name="G", last_name="G", email="g@example.com"),
+            actor=STAFF,
+        )
+        book.contacts.delete(gone.id, actor=fleet_actor)
+        emails = [r.email for r in book.contacts.recipients(fleet.id)]
+        assert emails == ["a@example.com", "fran@acme.example"]
+        open_case = book.contacts.recipients(fleet.id, case=ck.CaseRef("case-9"))
+        assert [r.contact_id for r in open_case if r.contact_id] == [a.id, one.id]
+        closed = book.contacts.recipients(fleet.id, case=ck.CaseRef("case-9", open=False))
+        assert one.id not in [r.contact_id for r in closed]
+        other_case = book.contacts.recipients(fleet.id, case=ck.CaseRef("case-1"))
+        assert one.id not in [r.contact_id for r in other_case]
+
+    def test_k5_unused_after_six_calendar_months(self, book: ck.Book, clock: FakeClock) -> None:
+        c = customer(book)
+        talked = book.contacts.add(c.id, ck.NewContact(first_name="T", last_name="T"), actor=STAFF)
+        silent = book.contacts.add(c.id, ck.NewContact(first_name="S", last_name="S"), actor=STAFF)
+        clock.advance(days=100)
+        book.contacts.record_communication(talked.id)
+        clock.advance(days=90)
+        unused = book.contacts.unused(c.id, actor=ADVISOR)
+        assert [k.id for k in unused.contacts] == [silent.id]
+        assert unused.should_prompt is False
+
+    def test_k5_prompt_at_thirty_for_advisor_and_above(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        c = customer(book)
+        for i in range(30):
+            book.contacts.add(c.id, ck.NewContact(first_name=f"N{i}", last_name="X"), actor=STAFF)
+        clock.advance(days=200)
+        assert book.contacts.unused(c.id, actor=ADVISOR).should_prompt is True
+        assert book.contacts.unused(c.id, actor=STAFF).should_prompt is False
+        ids = [k.id for k in book.contacts.unused(c.id, actor=ADVISOR).contacts]
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete_many(ids, actor=STAFF)
+        with pytest.raises(ck.NotFound):
+            book.contacts.delete_many([*ids, "missing"], actor=ADVISOR)
+        assert len(book.contacts.list(c.id, actor=STAFF)) == 30
+        assert book.contacts.delete_many(ids, actor=ADVISOR) == ids
+        assert book.contacts.list(c.id, actor=STAFF) == []
+
+    def test_contact_history_is_kept(self, book: ck.Book) -> None:
+        c = customer(book)
+        k = book.contacts.add(c.id, ck.NewContact(first_name="A", last_name="B"), actor=STAFF)
+        book.contacts.update(k.id, {"title": "Owner"}, actor=STAFF)
+        book.contacts.delete(k.id, actor=STAFF)
+        actions = [(h.entity, h.action) for h in book.history.for_customer(c.id, actor=ADMIN)]
+        assert actions == [
+            ("customer", "create"),
+            ("contact", "add"),
+            ("contact", "update"),
+            ("contact", "delete"),
+        ]
+
+    def test_contact_validation(self, book: ck.Book) -> None:
+        c = customer(book)
+        with pytest.raises(ck.ValidationError) as caught:
+            book.contacts.add(
+                c.id,
+                ck.NewContact(first_name=" ", last_name="", email="x@", phone="abc"),
+                actor=STAFF,
+            )
+        assert set(caught.value.errors) == {"last_name", "email", "phone"}
+
+
+class TestSourcesContract:
+    """D1-D4."""
+
+    @pytest.fixture
+    def dms(self) -> ck.InMemorySource:
+        return ck.InMemorySource(
+            "procede",
+            [
+                ck.SourceRecord(
+                    external_id="P-1",
+                    data={
+                        "company_name": "Johnson Tires",
+                        "customer_number": "P-1",
+                        "city": "Denver",
+                        "state": "CO",
+                    },
+                ),
+                ck.SourceRecord(
+                    external_id="P-2", data={"company_name": "John Deere", "customer_number": "P-2"}
+                ),
+            ],
+        )
+
+    def test_d2_only_admin_enables_and_disabled_refuses(
+        self, book: ck.Book, dms: ck.InMemorySource
+    ) -> None:
+        book.sources.register(dms)
+        with pytest.raises(ck.SourceError):
+            book.sources.search("procede", "john", actor=STAFF)
+        with pytest.raises(ck.PermissionDenied):
+            book.sources.enable("procede", location_id="loc-1", actor=MANAGER)
+        book.sources.enable("procede", location_id="loc-1", actor=ADMIN)
+        assert len(book.sources.search("procede", "john", actor=STAFF)) == 2
+
+    def test_d3_d4_import_then_read_only_then_refresh(
+        self, book: ck.Book, dms: ck.InMemorySource
+    ) -> None:
+        book.sources.register(dms)
+        book.sources.enable("procede", location_id="loc-1", actor=ADMIN)
+        c = book.sources.import_customer("procede", "P-1", actor=STAFF)
+        assert (c.company_name, c.source and c.source.external_id) == ("Johnson Tires", "P-1")
+        hits = {
+            h.record.external_id: h.customer_id
+            for h in book.sources.search("procede", "john", actor=STAFF)
+        }
+        assert hits == {"P-1": c.id, "P-2": None}
+        with pytest.raises(ck.AlreadyImported):
+            book.sources.import_customer("procede", "P-1", actor=STAFF)
+        with pytest.raises(ck.ReadOnlyCustomer):
+            book.customers.update(c.id, {"city": "Aurora"}, actor=ADMIN)
+        book.customers.update(c.id, {"phone_extension": "12"}, actor=STAFF)  # not from the source
+        dms.put(
+            ck.SourceRecord(
+                external_id="P-1",
+                data={
+                    "company_name": "Johnson Tires & Wheels",
+                    "customer_number": "P-1",
+                    "city": "Aurora",
+                    "state": "CO",
+                },
+            )
+        )
+        refreshed = book.sources.refresh_customer(c.id, actor=STAFF)
+        assert (refreshed.company_name, refreshed.city) == ("Johnson Tires & Wheels", "Aurora")
+        last = book.history.for_customer(c.id, actor=ADMIN)[-1]
+        assert last.action == "refresh"
+        assert last.changes["city"] == ("Denver", "Aurora")
+        dms.drop("P-1")
+        with pytest.raises(ck.SourceError):
+            book.sources.refresh_customer(c.id, actor=STAFF)
+        assert book.customers.get(c.id, actor=STAFF) == refreshed
+        book.customers.delete(c.id, actor=MANAGER)
+
+    def test_d1_csv_source(self, book: ck.Book, tmp_path: object) -> None:
+        from pathlib import Path
+
+        assert isinstance(tmp_path, Path)
+        path = tmp_path / "export.csv"
+        path.write_text(
+            "\ufeffCustomer #;Company Name;City;State\r\nP-9;Miller Trucking;Salina;KS\r\n",
+            encoding="utf-8",
+        )
+        source = ck.CsvSource("dms", path)
+        book.sources.register(source)
+        book.sources.enable("dms", location_id="loc-1", actor=ADMIN)
+        [hit] = book.sources.search("dms", "mill", actor=STAFF)
+        assert hit.record.data["company_name"] == "Miller Trucking"
+        c = book.sources.import_customer("dms", "P-9", actor=STAFF)
+        assert (c.customer_number, c.state) == ("P-9", "KS")
+
+
+class TestExportContract:
+    """C8: streaming export, formula neutralisation."""
+
+    def test_c8_csv_export_neutralises_formulas_and_round_trips(self, book: ck.Book) -> None:
+        c = customer(
+            book,
+            '=HYPERLINK("http://x","click")',
+            "C-1",
+            city="-Denver",
+            address_line1='He said "hi", twice',
+        )
+        book.contacts.add(
+            c.id,
+            ck.NewContact(first_name="@Ann", last_name="Lee", email="ann@example.com"),
+            actor=STAFF,
+        )
+        customer(book, "Plain Co", "C-2", username="plain", password="secret password")
+        out = io.StringIO()
+        progress: list[tuple[int, int | None]] = []
+        assert (
+            book.customers.export(out, actor=STAFF, progress=lambda d, t: progress.append((d, t)))
+            == 2
+        )
+        rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+        first = next(r for r in rows if r["id"] == c.id)
+        assert first["company_name"] == '\'=HYPERLINK("http://x","click")'
+        assert first["city"] == "'-Denver"
+        assert first["address_line1"] == 'He said "hi", twice'
+        assert first["contact_names"] == "'@Ann Lee"
+        assert first["contact_emails"] == "ann@example.com"
+        assert "password" not in out.getvalue().lower().replace("password_hash", "")
+        assert "$argon2" not in out.getvalue()
+        assert progress[-1] == (2, 2)
+
+    def test_c8_jsonl_export_selected_ids(self, book: ck.Book) -> None:
+        a = customer(book, "A Co", "C-1")
+        customer(book, "B Co", "C-2")
+        out = io.StringIO()
+        assert book.customers.export(out, actor=STAFF, format="jsonl", ids=[a.id]) == 1
+        [row] = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert row["company_name"] == "A Co"
+
+    def test_c8_export_other_location_ids_are_not_exported(self, book: ck.Book) -> None:
+        far = customer(book, "Far Co", "C-1", actor=OTHER_ADMIN)
+        out = io.StringIO()
+        assert book.customers.export(out, actor=STAFF, format="jsonl", ids=[far.id]) == 0

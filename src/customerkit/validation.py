@@ -1,0 +1,106 @@
+"""Field validation shared by every service: trim, refuse what no field may hold, check lengths.
+
+Rule U4: surrounding whitespace is trimmed from every text field before validation and storage.
+A :class:`FieldErrors` collects the problems of one call so they are reported together (C1).
+Messages name the field and never repeat its value.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from customerkit.errors import CustomerKitError, ValidationError
+
+T = TypeVar("T")
+
+#: Longest value, in code points, of each text field.
+MAX_LENGTH: dict[str, int] = {
+    "company_name": 200,
+    "customer_number": 64,
+    "address_line1": 200,
+    "address_line2": 200,
+    "city": 100,
+    "state": 100,
+    "postal_code": 32,
+    "country": 100,
+    "email": 254,
+    "phone": 64,
+    "phone_extension": 16,
+    "fax": 64,
+    "first_name": 100,
+    "last_name": 100,
+    "title": 100,
+    "company_type": 100,
+    "category": 100,
+    "one_time_case_id": 100,
+    "extra": 1000,
+}
+DEFAULT_MAX_LENGTH = 200
+
+
+class FieldErrors:
+    """Collects field errors and raises them together as one :class:`ValidationError`."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    def add(self, field: str, message: str) -> None:
+        """Record a problem (the first one per field wins)."""
+        self.errors.setdefault(field, message)
+
+    def check(self, field: str, clean: Callable[[], T], default: T) -> T:
+        """Run a cleaning function, recording its error against ``field``."""
+        try:
+            return clean()
+        except ValidationError as error:
+            self.add(field, error.errors.get(field) or next(iter(error.errors.values())))
+        except CustomerKitError as error:
+            self.add(field, error.message)
+        return default
+
+    def raise_if_any(self) -> None:
+        """Raise the collected errors, if any."""
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+def _bad_character(value: str) -> str | None:
+    for ch in value:
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return "contains a lone surrogate, which no text can hold"
+        if ch == "\x00":
+            return "contains a NUL character"
+        if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r":
+            return "contains a control character"
+    return None
+
+
+def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
+    """Trim a text field and refuse values no field may hold (U4).
+
+    Raises:
+        ValidationError: not a string, a NUL, a lone surrogate, a control character (line breaks
+            and tabs too unless ``multiline``), or longer than the field allows.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError({field: "must be text"})
+    value = value.strip()
+    problem = _bad_character(value)
+    if problem is None and not multiline and any(ch in value for ch in "\t\n\r"):
+        problem = "must be on one line"
+    if problem is not None:
+        raise ValidationError({field: f"{problem}; remove it and try again"})
+    limit = MAX_LENGTH.get(field, DEFAULT_MAX_LENGTH)
+    if len(value) > limit:
+        raise ValidationError({field: f"is longer than {limit} characters; shorten it"})
+    return value
+
+
+def clean_optional(value: Any, field: str) -> str | None:
+    """Like :func:`clean_text`, but blank becomes ``None``."""
+    return clean_text(value, field) or None

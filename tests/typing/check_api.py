@@ -1,0 +1,28 @@
+"""Never executed: mypy --strict checks that the public API types the way users write it."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import customerkit as ck
+
+
+def tour() -> None:
+    book: ck.Book = ck.open_book(clock=lambda: datetime.now(UTC))
+    admin = ck.Actor(user_id="u1", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+    c: ck.Customer = book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=admin
+    )
+    c = book.customers.update(c.id, {"phone": "303 555 0142"}, actor=admin, expected_version=c.version)
+    hits: list[ck.SearchHit] = book.customers.search("john", actor=admin, field=ck.SearchField.NAME)
+    score: float = hits[0].score
+    recent: list[ck.Customer] = book.customers.recent(actor=admin, within=timedelta(days=7))
+    rows: int = book.customers.export(io.StringIO(), actor=admin, format="jsonl")
+    name: str = book.customers.suggest_username("Ann", "Lee", "303 555 0142")
+    k: ck.Contact = book.contacts.add(c.id, ck.NewContact(first_name="A", last_name="B"), actor=admin)
+    people: list[ck.Recipient] = book.contacts.recipients(c.id, case=ck.CaseRef("x"))
+    unused: ck.UnusedContacts = book.contacts.unused(c.id, actor=admin)
+    history: list[ck.ChangeRecord] = book.history.for_customer(c.id, actor=admin)
+    hits_in_source: list[ck.SourceHit] = book.sources.search("dms", "john", actor=admin)
+    print(score, recent, rows, name, k, people, unused, history, hits_in_source)
