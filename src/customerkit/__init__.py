@@ -34,6 +34,14 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.identity import PasswordHasher
+from customerkit.matching import (
+    DuplicateGroup,
+    DuplicatePair,
+    DuplicateReport,
+    MatchConfig,
+    SimilarMatch,
+    find_duplicates,
+)
 from customerkit.model import (
     Actor,
     CaseRef,
@@ -44,6 +52,7 @@ from customerkit.model import (
     Customer,
     CustomerKind,
     ManagedBy,
+    MergeResult,
     NewContact,
     NewCustomer,
     Recipient,
@@ -82,11 +91,16 @@ __all__ = [
     "CustomerSource",
     "DuplicateCustomerNumber",
     "DuplicateExternalUser",
+    "DuplicateGroup",
+    "DuplicatePair",
+    "DuplicateReport",
     "DuplicateUsername",
     "ImmutableField",
     "InMemorySource",
     "ManagedBy",
+    "MatchConfig",
     "MergeError",
+    "MergeResult",
     "NewContact",
     "NewCustomer",
     "NotFound",
@@ -102,6 +116,7 @@ __all__ = [
     "SchemaError",
     "SearchField",
     "SearchHit",
+    "SimilarMatch",
     "SourceError",
     "SourceHit",
     "SourceLink",
@@ -111,5 +126,6 @@ __all__ = [
     "User",
     "ValidationError",
     "__version__",
+    "find_duplicates",
     "open_book",
 ]

@@ -293,3 +293,17 @@ class UnusedContacts:
 
     contacts: tuple[Contact, ...]
     should_prompt: bool
+
+
+@attrs.frozen(kw_only=True)
+class MergeResult:
+    """What a merge did, or (with ``merge_id=None``) what a dry run would do (M3, M4).
+
+    ``provenance`` maps each field of the resulting main record to the id of the record its
+    value came from.
+    """
+
+    merge_id: str | None
+    main: Any
+    merged_ids: tuple[str, ...]
+    provenance: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)

@@ -17,6 +17,7 @@ from customerkit.errors import (
     NotFound,
     ValidationError,
 )
+from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
 from customerkit.model import (
     CONTACT_EDITABLE_FIELDS,
     Actor,
@@ -25,6 +26,7 @@ from customerkit.model import (
     Customer,
     CustomerKind,
     ManagedBy,
+    MergeResult,
     NewContact,
     Recipient,
     RecordStatus,
@@ -33,6 +35,7 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import UnitOfWork
+from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
@@ -333,6 +336,83 @@ class ContactService:
             actor.role >= config.unused_prompt_role
         )
         return UnusedContacts(contacts=unused, should_prompt=prompt)
+
+    # -- duplicates and merge (M1-M6) -----------------------------------------------------
+
+    def _live_contacts(
+        self, uow: UnitOfWork, actor: Actor, customer_id: str | None
+    ) -> list[Contact]:
+        if customer_id is not None:
+            visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
+            return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
+        self._ctx.authorize(actor, Action.CONTACT_READ, Target(location_id=actor.location_id))
+        return [
+            contact
+            for customer in uow.customers.iter_location(actor.location_id)
+            for contact in uow.contacts.for_customer(customer.id)
+            if contact.is_live
+        ]
+
+    def find_duplicates(self, *, actor: Actor, customer_id: str | None = None) -> DuplicateReport:
+        """Duplicate contacts of one customer, or of every customer of the actor's location (M1).
+
+        Only contacts of the same customer are compared: merging works within a customer.
+        """
+        with self._ctx.store.unit_of_work() as uow:
+            contacts = self._live_contacts(uow, actor, customer_id)
+        region = self._ctx.config.phone_region
+        return find_duplicates(contacts, kind="contact", region=region, scope="customer_id")
+
+    def find_similar(
+        self, draft: NewContact, *, actor: Actor, customer_id: str | None = None
+    ) -> list[SimilarMatch]:
+        """Existing contacts like a new one, best first: warn before creating a duplicate (M6)."""
+        with self._ctx.store.unit_of_work() as uow:
+            contacts = self._live_contacts(uow, actor, customer_id)
+        index = MatchIndex.build(contacts, kind="contact", region=self._ctx.config.phone_region)
+        return index.find_similar(draft)
+
+    def merge(
+        self,
+        main_id: str,
+        other_ids: Sequence[str],
+        *,
+        actor: Actor,
+        dry_run: bool = False,
+    ) -> MergeResult:
+        """Merge contacts of one customer into a main contact (M3, M4).
+
+        The main keeps its values and gains the others' where it is blank (a blank email too,
+        the one exception to K2); the latest communication wins; the others become MERGED and
+        resolve to the main. Atomic; recorded in history; ``dry_run`` previews without
+        writing. Repeating the same merge returns the first result.
+        """
+
+        def authorize(uow: UnitOfWork, main: Contact) -> None:
+            customer = live_customer(uow, main.customer_id)
+            self._ctx.authorize(actor, Action.CONTACT_MERGE, contact_target(customer))
+
+        return merging.merge(
+            self._ctx,
+            merging.CONTACT_MERGE,
+            main_id,
+            other_ids,
+            actor=actor,
+            authorize=authorize,
+            dry_run=dry_run,
+        )
+
+    def unmerge(self, merge_id: str, *, actor: Actor) -> Contact:
+        """Undo a merge: the merged contacts come back and the main gets its old values (M4)."""
+
+        def authorize(uow: UnitOfWork, main: Contact) -> None:
+            customer = live_customer(uow, main.customer_id)
+            self._ctx.authorize(actor, Action.CONTACT_MERGE, contact_target(customer))
+
+        restored: Contact = merging.unmerge(
+            self._ctx, merging.CONTACT_MERGE, merge_id, actor=actor, authorize=authorize
+        )
+        return restored
 
     def _record(
         self,

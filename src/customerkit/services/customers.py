@@ -17,11 +17,14 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.export import write_customers
+from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
     Actor,
+    Contact,
     Customer,
     CustomerKind,
+    MergeResult,
     NewCustomer,
     RecordStatus,
     SearchField,
@@ -30,6 +33,7 @@ from customerkit.model import (
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
 from customerkit.search.query import check_limit, parse_query
+from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
@@ -518,6 +522,88 @@ class CustomerService:
             changes={"status": (current.status.value, deleted.status.value)},
             at=now,
         )
+
+    # -- duplicates and merge (M1-M6) -----------------------------------------------------
+
+    def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
+        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2)."""
+        self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
+        with self._ctx.store.unit_of_work() as uow:
+            customers = list(uow.customers.iter_location(actor.location_id))
+        return find_duplicates(customers, kind="customer", region=self._ctx.config.phone_region)
+
+    def find_similar(self, draft: NewCustomer, *, actor: Actor) -> list[SimilarMatch]:
+        """Existing customers like a new one, best first: search before create (M6)."""
+        self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
+        with self._ctx.store.unit_of_work() as uow:
+            customers = list(uow.customers.iter_location(actor.location_id))
+        region = self._ctx.config.phone_region
+        return MatchIndex.build(customers, kind="customer", region=region).find_similar(draft)
+
+    def merge(
+        self,
+        main_id: str,
+        other_ids: Sequence[str],
+        *,
+        actor: Actor,
+        dry_run: bool = False,
+    ) -> MergeResult:
+        """Merge customers of one location into a main customer; their contacts move along (M3).
+
+        Refused (``MergeError``) when another record has a username (usernames never move) or
+        came from a source (the DMS record can only be the main).
+        """
+        return merging.merge(
+            self._ctx,
+            merging.CUSTOMER_MERGE,
+            main_id,
+            other_ids,
+            actor=actor,
+            authorize=self._merge_authorizer(actor),
+            dry_run=dry_run,
+            move_children=self._move_contacts,
+        )
+
+    def unmerge(self, merge_id: str, *, actor: Actor) -> Customer:
+        """Undo a customer merge: customers, contacts and the main's old values come back (M4)."""
+        restored: Customer = merging.unmerge(
+            self._ctx,
+            merging.CUSTOMER_MERGE,
+            merge_id,
+            actor=actor,
+            authorize=self._merge_authorizer(actor),
+            move_back=self._move_back,
+        )
+        return restored
+
+    def _merge_authorizer(self, actor: Actor) -> Any:
+        def authorize(uow: UnitOfWork, main: Customer) -> None:
+            self._ctx.authorize(actor, Action.CUSTOMER_MERGE, customer_target(main))
+
+        return authorize
+
+    def _move_contacts(self, uow: UnitOfWork, other: Customer, main: Customer) -> list[str]:
+        moved = [c for c in uow.contacts.for_customer(other.id) if c.is_live]
+        for contact in moved:
+            self._repoint(uow, contact, main.id)
+        return [contact.id for contact in moved]
+
+    def _move_back(
+        self, uow: UnitOfWork, main: Customer, other: Customer, contact_ids: list[str]
+    ) -> None:
+        for contact_id in contact_ids:
+            contact = uow.contacts.get(contact_id)
+            if contact is not None and contact.customer_id == main.id:
+                self._repoint(uow, contact, other.id)
+
+    def _repoint(self, uow: UnitOfWork, contact: Contact, customer_id: str) -> None:
+        moved = attrs.evolve(
+            contact,
+            customer_id=customer_id,
+            updated_at=self._ctx.now(),
+            version=contact.version + 1,
+        )
+        uow.contacts.update(moved, expected_version=contact.version)
 
     # -- usernames ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from customerkit.testing import FakeClock
 __all__ = [
     "TestContactsContract",
     "TestCustomersContract",
+    "TestDuplicatesContract",
     "TestExportContract",
     "TestPermissionsContract",
     "TestSearchContract",
@@ -793,3 +794,142 @@ class TestExportContract:
         far = customer(book, "Far Co", "C-1", actor=OTHER_ADMIN)
         out = io.StringIO()
         assert book.customers.export(out, actor=STAFF, format="jsonl", ids=[far.id]) == 0
+
+
+class TestDuplicatesContract:
+    """M1-M6 through the book."""
+
+    @staticmethod
+    def two_anns(book: ck.Book, clock: FakeClock) -> tuple[ck.Customer, ck.Contact, ck.Contact]:
+        c = customer(book)
+        a = book.contacts.add(
+            c.id, ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
+            actor=STAFF,
+        )
+        clock.advance(days=1)
+        b = book.contacts.add(
+            c.id,
+            ck.NewContact(first_name="Anne", last_name="Lee", email="ANN@example.com",
+                          phone="303 555 0142", title="Owner"),
+            actor=STAFF,
+        )
+        return c, a, b
+
+    def test_m1_m2_finds_duplicate_contacts_with_reasons(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, b = self.two_anns(book, clock)
+        book.contacts.add(c.id, ck.NewContact(first_name="Zed", last_name="Ulm"), actor=STAFF)
+        report = book.contacts.find_duplicates(actor=STAFF, customer_id=c.id)
+        [pair] = report.pairs
+        assert {pair.left_id, pair.right_id} == {a.id, b.id}
+        assert 0 <= pair.score <= 1
+        assert pair.reasons
+        [group] = report.groups
+        assert set(group.ids) == {a.id, b.id}
+        assert book.contacts.find_duplicates(actor=STAFF).pairs == report.pairs
+
+    def test_m6_find_similar_agrees(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, _ = self.two_anns(book, clock)
+        similar = book.contacts.find_similar(
+            ck.NewContact(first_name="Ann", last_name="Lee", email="ann@EXAMPLE.com"),
+            actor=STAFF, customer_id=c.id,
+        )
+        assert a.id in {m.record.id for m in similar}
+
+    def test_m3_merge_fills_blanks_and_resolves(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, b = self.two_anns(book, clock)
+        book.contacts.record_communication(b.id, at=clock.now)
+        preview = book.contacts.merge(a.id, [b.id], actor=ADVISOR, dry_run=True)
+        assert preview.merge_id is None
+        assert book.contacts.get(b.id, actor=STAFF).id == b.id  # nothing written
+        result = book.contacts.merge(a.id, [b.id], actor=ADVISOR)
+        assert result.merge_id is not None
+        main = book.contacts.get(a.id, actor=STAFF)
+        assert (main.first_name, main.phone, main.title) == ("Ann", "303 555 0142", "Owner")
+        assert main.last_communicated_at == clock.now
+        assert result.provenance["phone"] == b.id
+        assert book.contacts.get(b.id, actor=STAFF).id == a.id
+        assert [k.id for k in book.contacts.list(c.id, actor=STAFF)] == [a.id]
+        assert book.contacts.merge(a.id, [b.id], actor=ADVISOR) == result  # idempotent repeat
+        actions = [h.action for h in book.history.for_customer(c.id, actor=ADMIN)]
+        assert actions.count("merge") == 1
+
+    def test_m3_refusals(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, b = self.two_anns(book, clock)
+        other = customer(book, "Other Co", "C-2")
+        far = book.contacts.add(other.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF)
+        for main, others in ((a.id, []), (a.id, [a.id]), (a.id, [far.id])):
+            with pytest.raises(ck.MergeError):
+                book.contacts.merge(main, others, actor=ADVISOR)
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.merge(a.id, [b.id], actor=STAFF)
+        with pytest.raises(ck.NotFound):
+            book.contacts.merge(a.id, ["missing"], actor=ADVISOR)
+        third = book.contacts.add(c.id, ck.NewContact(first_name="A", last_name="Lee"), actor=STAFF)
+        book.contacts.merge(a.id, [b.id], actor=ADVISOR)
+        with pytest.raises(ck.MergeError):
+            book.contacts.merge(third.id, [b.id], actor=ADVISOR)  # b already merged into a
+        assert book.contacts.get(third.id, actor=STAFF).status is ck.RecordStatus.ACTIVE
+
+    def test_m4_unmerge_restores(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, b = self.two_anns(book, clock)
+        before = {k.id: k for k in book.contacts.list(c.id, actor=STAFF)}
+        result = book.contacts.merge(a.id, [b.id], actor=ADVISOR)
+        assert result.merge_id is not None
+        restored = book.contacts.unmerge(result.merge_id, actor=ADVISOR)
+        assert (restored.phone, restored.title) == ("", "")
+        after = {k.id: k for k in book.contacts.list(c.id, actor=STAFF)}
+        assert set(after) == set(before)
+        for key, old in before.items():
+            assert attrs_fields(after[key]) == attrs_fields(old)
+        with pytest.raises(ck.MergeError):
+            book.contacts.unmerge(result.merge_id, actor=ADVISOR)
+
+    def test_m4_unmerge_refuses_after_conflicting_change(self, book: ck.Book, clock: FakeClock) -> None:
+        _, a, b = self.two_anns(book, clock)
+        result = book.contacts.merge(a.id, [b.id], actor=ADVISOR)
+        assert result.merge_id is not None
+        book.contacts.update(a.id, {"phone": "720 555 0000"}, actor=STAFF)
+        with pytest.raises(ck.MergeError):
+            book.contacts.unmerge(result.merge_id, actor=ADVISOR)
+        assert book.contacts.get(b.id, actor=STAFF).id == a.id
+
+    def test_m3_customer_merge_moves_contacts_and_unmerge_moves_back(self, book: ck.Book, clock: FakeClock) -> None:
+        main = customer(book, "Johnson Tires", "C-1")
+        dup = customer(book, "Johnson Tires Inc", "C-9", phone="303 555 0142", city="Denver")
+        k = book.contacts.add(dup.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF)
+        result = book.customers.merge(main.id, [dup.id], actor=ADVISOR)
+        merged = book.customers.get(main.id, actor=STAFF)
+        assert (merged.customer_number, merged.phone, merged.city) == ("C-1", "303 555 0142", "Denver")
+        assert [c.id for c in book.contacts.list(main.id, actor=STAFF)] == [k.id]
+        with pytest.raises(ck.NotFound):
+            book.customers.get(dup.id, actor=STAFF)
+        assert [h.customer.id for h in book.customers.search("johnson", actor=STAFF)] == [main.id]
+        customer(book, "Taker", "C-9")  # the merged customer's number is free again
+        assert result.merge_id is not None
+        with pytest.raises(ck.DuplicateCustomerNumber):
+            book.customers.unmerge(result.merge_id, actor=ADVISOR)
+        assert [c.id for c in book.contacts.list(main.id, actor=STAFF)] == [k.id]
+
+    def test_m4_customer_unmerge(self, book: ck.Book) -> None:
+        main = customer(book, "Johnson Tires", "C-1")
+        dup = customer(book, "Johnson Tires Inc", "C-9", phone="303 555 0142")
+        k = book.contacts.add(dup.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF)
+        result = book.customers.merge(main.id, [dup.id], actor=ADVISOR)
+        assert result.merge_id is not None
+        restored = book.customers.unmerge(result.merge_id, actor=ADVISOR)
+        assert restored.phone == ""
+        assert [c.id for c in book.contacts.list(dup.id, actor=STAFF)] == [k.id]
+        assert book.customers.get(dup.id, actor=STAFF).customer_number == "C-9"
+
+    def test_m1_customer_duplicates(self, book: ck.Book) -> None:
+        a = customer(book, "Johnson Tires LLC", "C-1", phone="303-555-0142", postal_code="80202")
+        b = customer(book, "Johnson Tires", "C-2", phone="(303) 555 0142", postal_code="80202")
+        customer(book, "Garcia Farms", "C-3", phone="719 555 0199")
+        report = book.customers.find_duplicates(actor=STAFF)
+        assert [{p.left_id, p.right_id} for p in report.pairs] == [{a.id, b.id}]
+
+
+def attrs_fields(contact: ck.Contact) -> tuple[object, ...]:
+    """The fields a merge and unmerge must round-trip (not version or timestamps)."""
+    return (contact.first_name, contact.last_name, contact.email, contact.phone, contact.title,
+            contact.status, contact.merged_into, contact.customer_id)

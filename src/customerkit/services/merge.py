@@ -1,0 +1,375 @@
+"""Reversible N-way merges of contacts or customers (rules M3, M4).
+
+One mechanism serves both kinds; a :class:`MergeKind` says what differs (which repository,
+which fields fill blanks, what must be shared, what moves along). A merge is one transaction:
+the main keeps its values and gains the others' non-blank values where it was blank; the latest
+communication wins; the others become MERGED tombstones pointing at the main, so their ids keep
+resolving. The merge record keeps the main's previous values and where every surviving value
+came from, so :func:`unmerge` can put everything back, or refuse when later changes make that
+unsafe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from customerkit.errors import MergeError, NotFound, ValidationError
+from customerkit.model import Actor, Contact, MergeResult, RecordStatus
+from customerkit.ports import UnitOfWork
+from customerkit.services._context import Context, record_change
+
+Record = Any  # Contact | Customer: both frozen attrs records with id, version, status
+
+
+@attrs.frozen(kw_only=True)
+class MergeKind:
+    """What a merge of one kind of record needs to know."""
+
+    name: str
+    fill_fields: tuple[str, ...]
+    repository: Callable[[UnitOfWork], Any]
+    customer_of: Callable[[Record], str]
+    same_group: Callable[[Record], str]
+    refuse: Callable[[Record, Sequence[Record]], str | None]
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _merge_id(kind: str, main_id: str, other_ids: Sequence[str], attempt: int) -> str:
+    digest = hashlib.sha256(f"{kind}:{main_id}:{','.join(sorted(other_ids))}".encode())
+    return f"m-{digest.hexdigest()[:24]}-{attempt}"
+
+
+def _check_request(main_id: str, other_ids: Sequence[str], limit: int) -> list[str]:
+    if isinstance(other_ids, str) or not isinstance(other_ids, Sequence):
+        raise ValidationError({"other_ids": "pass a list of the ids to merge into the main"})
+    others = list(dict.fromkeys(other_ids))
+    if not others:
+        raise MergeError("name at least one record to merge into the main", field="other_ids")
+    if main_id in others:
+        raise MergeError("a record cannot be merged into itself", field="other_ids")
+    if len(others) + 1 > limit:
+        raise MergeError(f"a merge takes at most {limit} records; split it", field="other_ids")
+    return others
+
+
+def _existing_merge(
+    uow: UnitOfWork, kind: MergeKind, main_id: str, others: Sequence[str]
+) -> tuple[str, dict[str, Any] | None]:
+    """The id for this merge, and its record when the same merge was done already."""
+    attempt = 1
+    while True:
+        merge_id = _merge_id(kind.name, main_id, others, attempt)
+        record = uow.merges.get(merge_id)
+        if record is None:
+            return merge_id, None
+        if not record["undone"]:
+            return merge_id, dict(record)
+        attempt += 1
+
+
+def plan(
+    kind: MergeKind, main: Record, others: Sequence[Record], now: datetime
+) -> tuple[Record, dict[str, str]]:
+    """The merged main and the provenance of every filled field, without writing anything."""
+    changes: dict[str, Any] = {}
+    provenance = dict.fromkeys(kind.fill_fields, main.id)
+    source = getattr(main, "source", None)
+    locked = set(source.fields) if source is not None else set()  # the DMS wins (D4)
+    for name in kind.fill_fields:
+        if getattr(main, name) or name in locked:
+            continue
+        donor = next((o for o in others if getattr(o, name)), None)
+        if donor is not None:
+            changes[name] = getattr(donor, name)
+            provenance[name] = donor.id
+    if isinstance(main, Contact):
+        latest = max(
+            (c for c in (main, *others) if c.last_communicated_at is not None),
+            key=lambda c: c.last_communicated_at,
+            default=None,
+        )
+        if latest is not None:
+            changes["last_communicated_at"] = latest.last_communicated_at
+            provenance["last_communicated_at"] = latest.id
+    merged = attrs.evolve(main, **changes, updated_at=now, version=main.version + 1)
+    return merged, provenance
+
+
+def merge(
+    ctx: Context,
+    kind: MergeKind,
+    main_id: str,
+    other_ids: Sequence[str],
+    *,
+    actor: Actor,
+    authorize: Callable[[UnitOfWork, Record], None],
+    dry_run: bool = False,
+    move_children: Callable[[UnitOfWork, Record, Record], list[str]] | None = None,
+) -> MergeResult:
+    """Merge ``other_ids`` into ``main_id`` atomically, or preview it with ``dry_run``."""
+    others_ids = _check_request(main_id, other_ids, ctx.config.max_merge_size)
+    with ctx.store.unit_of_work() as uow:
+        repo = kind.repository(uow)
+        main = repo.get(main_id) if isinstance(main_id, str) else None
+        if main is None or main.status is RecordStatus.DELETED:
+            raise NotFound(kind.name, str(main_id))
+        authorize(uow, main)
+        merge_id, done = _existing_merge(uow, kind, main.id, others_ids)
+        if done is not None:  # repeating the same merge returns the first result (RELIABILITY 7)
+            return MergeResult(
+                merge_id=merge_id,
+                main=_resolve(repo, main),
+                merged_ids=tuple(done["merged_ids"]),
+                provenance=done["provenance"],
+            )
+        if not main.is_live:
+            raise MergeError(
+                f"the main {kind.name} was merged into {main.merged_into}; merge into that one",
+                field="main_id",
+            )
+        others = [_live_other(repo, kind, main, other_id) for other_id in others_ids]
+        problem = kind.refuse(main, others)
+        if problem is not None:
+            raise MergeError(problem, field="other_ids")
+        now = ctx.now()
+        merged, provenance = plan(kind, main, others, now)
+        result = MergeResult(
+            merge_id=None if dry_run else merge_id,
+            main=merged,
+            merged_ids=tuple(o.id for o in others),
+            provenance=provenance,
+        )
+        if dry_run:
+            return result
+        moved: dict[str, list[str]] = {}
+        for other in sorted(others, key=lambda o: o.id):  # ascending ids: no lock-order deadlocks
+            tombstone = attrs.evolve(
+                other,
+                status=RecordStatus.MERGED,
+                merged_into=main.id,
+                updated_at=now,
+                version=other.version + 1,
+            )
+            repo.update(tombstone, expected_version=other.version)
+            if move_children is not None:
+                moved[other.id] = move_children(uow, other, main)
+            _history(
+                ctx,
+                uow,
+                kind,
+                other,
+                action="merged",
+                actor=actor,
+                changes={"merged_into": (None, main.id)},
+                at=now,
+            )
+        repo.update(merged, expected_version=main.version)
+        filled = {
+            name: (_iso(getattr(main, name)), _iso(getattr(merged, name)))
+            for name in (*kind.fill_fields, "last_communicated_at")
+            if hasattr(main, name) and getattr(main, name) != getattr(merged, name)
+        }
+        changes = {**filled, "merged_ids": ((), result.merged_ids)}
+        _history(ctx, uow, kind, merged, action="merge", actor=actor, changes=changes, at=now)
+        uow.merges.add(
+            merge_id,
+            {
+                "kind": kind.name,
+                "main_id": main.id,
+                "merged_ids": list(result.merged_ids),
+                "filled": {name: [old, new] for name, (old, new) in filled.items()},
+                "provenance": provenance,
+                "moved": moved,
+                "actor_id": actor.user_id,
+                "at": now.isoformat(),
+                "undone": False,
+            },
+        )
+        uow.commit()
+    return result
+
+
+def unmerge(
+    ctx: Context,
+    kind: MergeKind,
+    merge_id: str,
+    *,
+    actor: Actor,
+    authorize: Callable[[UnitOfWork, Record], None],
+    move_back: Callable[[UnitOfWork, Record, Record, list[str]], None] | None = None,
+) -> Record:
+    """Undo a merge: restore the merged records and the main's previous values (M4)."""
+    with ctx.store.unit_of_work() as uow:
+        record = uow.merges.get(merge_id) if isinstance(merge_id, str) else None
+        if record is None or record["kind"] != kind.name:
+            raise NotFound("merge", str(merge_id))
+        if record["undone"]:
+            raise MergeError("this merge was undone already", field="merge_id")
+        repo = kind.repository(uow)
+        main = repo.get(record["main_id"])
+        if main is None or not main.is_live:
+            raise MergeError(
+                "the main record is no longer live (deleted or merged again); undo that first",
+                field="merge_id",
+            )
+        authorize(uow, main)
+        changed = [
+            name for name, (_, new) in record["filled"].items() if _iso(getattr(main, name)) != new
+        ]
+        if changed:
+            raise MergeError(
+                f"fields changed since the merge ({', '.join(sorted(changed))}); "
+                "restoring them would lose those changes",
+                field="merge_id",
+            )
+        now = ctx.now()
+        for other_id in sorted(record["merged_ids"]):
+            other = repo.get(other_id)
+            if other is None or other.status is not RecordStatus.MERGED:
+                raise MergeError(
+                    f"{kind.name} {other_id} changed since the merge", field="merge_id"
+                )
+            restored = attrs.evolve(
+                other,
+                status=RecordStatus.ACTIVE,
+                merged_into=None,
+                updated_at=now,
+                version=other.version + 1,
+            )
+            repo.update(restored, expected_version=other.version)
+            if move_back is not None:
+                move_back(uow, main, restored, record["moved"].get(other_id, []))
+            _history(
+                ctx,
+                uow,
+                kind,
+                restored,
+                action="unmerged",
+                actor=actor,
+                changes={"merged_into": (main.id, None)},
+                at=now,
+            )
+        previous = {name: old for name, (old, _) in record["filled"].items()}
+        if "last_communicated_at" in previous and previous["last_communicated_at"] is not None:
+            previous["last_communicated_at"] = datetime.fromisoformat(
+                previous["last_communicated_at"]
+            )
+        restored_main = attrs.evolve(main, **previous, updated_at=now, version=main.version + 1)
+        repo.update(restored_main, expected_version=main.version)
+        changes = {name: (new, old) for name, (old, new) in record["filled"].items()} | {
+            "merged_ids": (tuple(record["merged_ids"]), ())
+        }
+        _history(
+            ctx, uow, kind, restored_main, action="unmerge", actor=actor, changes=changes, at=now
+        )
+        uow.merges.update(merge_id, {**record, "undone": True})
+        uow.commit()
+    return restored_main
+
+
+def _resolve(repo: Any, record: Record) -> Record:
+    seen: set[str] = set()
+    while record.status is RecordStatus.MERGED and record.merged_into and record.id not in seen:
+        seen.add(record.id)
+        record = repo.get(record.merged_into)
+    return record
+
+
+def _live_other(repo: Any, kind: MergeKind, main: Record, other_id: str) -> Record:
+    other = repo.get(other_id) if isinstance(other_id, str) else None
+    if other is None or other.status is RecordStatus.DELETED:
+        raise NotFound(kind.name, str(other_id))
+    if other.status is RecordStatus.MERGED:
+        raise MergeError(
+            f"{kind.name} {other.id} was merged into {other.merged_into} already",
+            field="other_ids",
+        )
+    if kind.same_group(other) != kind.same_group(main):
+        raise MergeError(
+            f"{kind.name} {other.id} belongs to another "
+            f"{'customer' if kind.name == 'contact' else 'location'}; merge only within one",
+            field="other_ids",
+        )
+    return other
+
+
+def _history(
+    ctx: Context,
+    uow: UnitOfWork,
+    kind: MergeKind,
+    record: Record,
+    *,
+    action: str,
+    actor: Actor,
+    changes: dict[str, tuple[Any, Any]],
+    at: datetime,
+) -> None:
+    record_change(
+        ctx,
+        uow,
+        entity=kind.name,
+        entity_id=record.id,
+        customer_id=kind.customer_of(record),
+        action=action,
+        actor=actor,
+        changes=changes,
+        at=at,
+    )
+
+
+def _refuse_contacts(main: Record, others: Sequence[Record]) -> str | None:
+    if any(o.external_user for o in others) and main.external_user:
+        emails = {o.email.casefold() for o in (main, *others) if o.external_user}
+        if len(emails) > 1:
+            return "two external users with different emails cannot be merged"
+    return None
+
+
+def _refuse_customers(main: Record, others: Sequence[Record]) -> str | None:
+    if any(o.username for o in others):
+        return "a merged customer's username would be lost; usernames never move"
+    if any(o.source is not None for o in others):
+        return "a customer imported from a source can only be the main of a merge (the DMS wins)"
+    return None
+
+
+CONTACT_MERGE = MergeKind(
+    name="contact",
+    fill_fields=("first_name", "last_name", "email", "phone", "title"),
+    repository=lambda uow: uow.contacts,
+    customer_of=lambda contact: contact.customer_id,
+    same_group=lambda contact: contact.customer_id,
+    refuse=_refuse_contacts,
+)
+
+
+CUSTOMER_MERGE = MergeKind(
+    name="customer",
+    fill_fields=(
+        "customer_number",
+        "address_line1",
+        "address_line2",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "email",
+        "phone",
+        "phone_extension",
+        "fax",
+        "company_type",
+        "category",
+    ),
+    repository=lambda uow: uow.customers,
+    customer_of=lambda customer: customer.id,
+    same_group=lambda customer: customer.location_id,
+    refuse=_refuse_customers,
+)
