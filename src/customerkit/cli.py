@@ -5,6 +5,7 @@ The CLI acts as a dealer admin of one location (``--location``) on the book ``--
 
 from __future__ import annotations
 
+import csv
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
 
 import customerkit as ck
 from customerkit import synth
+from customerkit.export import neutralise
 
 DEFAULT_DB = "memory://"
 app = typer.Typer(help="Customer profiles and contacts for dealer software.", no_args_is_help=True)
@@ -69,37 +71,127 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 7,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Build a synthetic dealer data set, load it, search it and summarise it."""
-    locations = ("loc-1", "loc-2", "loc-3")
+    """Build a synthetic dealer data set, load it, search it, find duplicates, summarise."""
+    locations = synth.DEFAULT_LOCATIONS
     book = ck.open_book(db)
     started = time.perf_counter()
-    by_location: dict[str, list[ck.NewCustomer]] = {loc: [] for loc in locations}
+    drafts: dict[str, list[ck.NewCustomer]] = {loc: [] for loc in locations}
     for location, draft in synth.customers(size, seed=seed, locations=locations):
-        by_location[location].append(draft)
+        drafts[location].append(draft)
+    created: dict[str, list[ck.Customer]] = {}
     for location in locations:
-        admin = _admin(location)
-        with _progress(f"loading {location}") as report:
-            book.customers.create_many(by_location[location], actor=admin, progress=report)
+        with _progress(f"customers {location}") as report:
+            created[location] = book.customers.create_many(
+                drafts[location], actor=_admin(location), progress=report
+            )
+    admin = _admin(locations[0])
+    first = created[locations[0]]
+    contact_count = 0
+    with _progress("contacts loc-1") as report:
+        ids = [customer.id for customer in first]
+        for done, (customer_id, contact) in enumerate(synth.contacts(ids, seed=seed), start=1):
+            book.contacts.add(customer_id, contact, actor=admin)
+            contact_count = done
+            if done % 500 == 0:
+                report(done, None)
+        report(contact_count, contact_count)
     loaded = time.perf_counter() - started
-    admin = _admin("loc-1")
-    table = Table(title="Searches at loc-1")
-    for column in ("query", "field", "hits", "best match", "ms"):
-        table.add_column(column)
-    for query, field in (("john", "ALL"), ("tir den", "ALL"), ("truck", "NAME"), ("CO", "STATE")):
-        began = time.perf_counter()
-        hits = book.customers.search(query, actor=admin, field=ck.SearchField[field], limit=20)
-        elapsed = (time.perf_counter() - began) * 1000
-        best = hits[0].customer.company_name if hits else "—"
-        table.add_row(query, field, str(len(hits)), best, f"{elapsed:.2f}")
-    console.print(table)
+    console.print(_search_table(book, admin, first[0]))
+    console.print(_duplicates_table(book, admin))
     summary = Table(title="Book")
     for column in ("location", "customers", "created in the last 30 days"):
         summary.add_column(column)
     for location in locations:
         recent = book.customers.recent(actor=_admin(location))
-        summary.add_row(location, str(len(by_location[location])), str(len(recent)))
+        summary.add_row(location, str(len(created[location])), str(len(recent)))
     console.print(summary)
-    console.print(f"Loaded {size} customers in {loaded:.1f} s into {db}.")
+    console.print(
+        f"Loaded {size} customers and {contact_count} contacts in {loaded:.1f} s into {db}."
+    )
+
+
+def _search_table(book: ck.Book, admin: ck.Actor, sample: ck.Customer) -> Table:
+    name_word = sample.company_name.split()[0][:4]
+    queries = [
+        (name_word, ck.SearchField.ALL, False),
+        (f"{name_word} {sample.city[:3]}", ck.SearchField.ALL, False),
+        (sample.customer_number[-4:], ck.SearchField.NUMBER, False),
+        (sample.state, ck.SearchField.STATE, False),
+        ("truk", ck.SearchField.NAME, True),
+    ]
+    table = Table(title="Searches at loc-1 (ranked top 20)")
+    for column in ("query", "field", "hits", "best match", "ms"):
+        table.add_column(column)
+    for query, field, fuzzy in queries:
+        began = time.perf_counter()
+        try:
+            hits = book.customers.search(query, actor=admin, field=field, fuzzy=fuzzy)
+        except ck.QueryTooShort:
+            continue
+        elapsed = (time.perf_counter() - began) * 1000
+        best = hits[0].customer.company_name if hits else "-"
+        label = f"{query}{' (fuzzy)' if fuzzy else ''}"
+        table.add_row(label, field.value, str(len(hits)), best, f"{elapsed:.2f}")
+    return table
+
+
+def _duplicates_table(book: ck.Book, admin: ck.Actor) -> Table:
+    began = time.perf_counter()
+    contacts = book.contacts.find_duplicates(actor=admin)
+    customers = book.customers.find_duplicates(actor=admin)
+    elapsed = time.perf_counter() - began
+    table = Table(title=f"Likely duplicates at loc-1 (found in {elapsed:.2f} s)")
+    for column in ("kind", "pairs", "groups", "example", "reasons"):
+        table.add_column(column)
+    for kind, report in (("contacts", contacts), ("customers", customers)):
+        example = reasons = "-"
+        if report.pairs:
+            pair = report.pairs[0]
+            example = f"{pair.left_id[:8]} ~ {pair.right_id[:8]} ({pair.score:.2f})"
+            reasons = ", ".join(pair.reasons)
+        table.add_row(kind, str(len(report.pairs)), str(len(report.groups)), example, reasons)
+    return table
+
+
+@app.command()
+def duplicates(
+    path: Path,
+    kind: Annotated[str, typer.Option(help="contact or customer")] = "contact",
+    out: Annotated[Path | None, typer.Option(help="Write the pairs to this CSV.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a readable HTML report.")] = None,
+) -> None:
+    """Find duplicates in a CSV of contacts or customers (columns named like the model)."""
+    if kind not in ("contact", "customer"):
+        console.print("[red]error:[/red] --kind must be contact or customer")
+        raise typer.Exit(code=2)
+    with path.open(encoding="utf-8-sig", newline="") as fileobj:
+        records = list(csv.DictReader(fileobj))
+    with _progress("matching") as report:
+        report(0, len(records))
+        found = ck.find_duplicates(records, kind=kind)  # type: ignore[arg-type]
+        report(len(records), len(records))
+    console.print(
+        f"{len(records)} records, {found.compared} pairs compared, "
+        f"{len(found.pairs)} duplicate pairs in {len(found.groups)} groups."
+    )
+    if out is not None:
+        rows = found.to_records()
+        with out.open("w", encoding="utf-8", newline="") as fileobj:
+            columns = list(rows[0]) if rows else ["left_id", "right_id", "score", "reasons"]
+            writer = csv.DictWriter(fileobj, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: neutralise(_cell(v)) for k, v in row.items()})
+        console.print(f"Pairs written to {out}.")
+    if html is not None:
+        html.write_text(found._repr_html_(), encoding="utf-8")
+        console.print(f"Report written to {html}.")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    return str(value)
 
 
 @app.command()
