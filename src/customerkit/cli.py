@@ -6,12 +6,11 @@ The CLI acts as a dealer admin of one location (``--location``) on the book ``--
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import attrs
 
@@ -223,7 +222,7 @@ def search(
 @app.command("export")
 def export_customers(
     out: Path,
-    format: Annotated[str, typer.Option(help="csv or jsonl")] = "csv",  # noqa: A002
+    format: Annotated[Literal["csv", "jsonl"], typer.Option(help="csv or jsonl")] = "csv",  # noqa: A002
     db: DbOption = DEFAULT_DB,
     location: LocationOption = "loc-1",
 ) -> None:
@@ -233,7 +232,7 @@ def export_customers(
         try:
             count = book.customers.export(
                 fileobj, actor=_admin(location), format=format, progress=report
-            )  # type: ignore[arg-type]
+            )
         except ck.CustomerKitError as error:
             _fail(error)
     console.print(f"Exported {count} customers to {out}.")
@@ -248,7 +247,7 @@ def import_customers(
     source = ck.CsvSource("import", path)
     drafts = []
     for record in source.records():
-        fields = {k: v for k, v in record.data.items() if k in _NEW_CUSTOMER_FIELDS}
+        fields: dict[str, Any] = {k: v for k, v in record.data.items() if k in _NEW_CUSTOMER_FIELDS}
         drafts.append(ck.NewCustomer(**fields))
     with _progress("importing") as report:
         try:
@@ -316,4 +315,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -180,13 +180,33 @@ class UnitOfWork(Protocol):
     Used as a context manager; leaving the block without :meth:`commit` rolls back.
     """
 
-    customers: CustomerRepository
-    contacts: ContactRepository
-    users: UserRepository
-    history: HistoryRepository
-    reference: ReferenceRepository
-    settings: SettingsRepository
-    merges: MergeRepository
+    @property
+    def customers(self) -> CustomerRepository:
+        """The customers repository of this unit of work."""
+
+    @property
+    def contacts(self) -> ContactRepository:
+        """The contacts repository of this unit of work."""
+
+    @property
+    def users(self) -> UserRepository:
+        """The users repository of this unit of work."""
+
+    @property
+    def history(self) -> HistoryRepository:
+        """The history repository of this unit of work."""
+
+    @property
+    def reference(self) -> ReferenceRepository:
+        """The reference repository of this unit of work."""
+
+    @property
+    def settings(self) -> SettingsRepository:
+        """The settings repository of this unit of work."""
+
+    @property
+    def merges(self) -> MergeRepository:
+        """The merges repository of this unit of work."""
 
     def __enter__(self) -> Self: ...
 

@@ -44,12 +44,16 @@ COLUMN_ALIASES: Mapping[str, str] = {
 _MAX_SOURCE_HITS = 500
 
 
+def _as_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
 @attrs.frozen(kw_only=True)
 class SourceRecord:
     """One customer as the source has it: its id there and its fields (customer field names)."""
 
     external_id: str
-    data: Mapping[str, str] = attrs.field(converter=dict)
+    data: Mapping[str, str] = attrs.field(converter=_as_dict)
 
 
 @attrs.frozen(kw_only=True)

@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from customerkit import identity
 from customerkit.errors import CustomerKitError, ValidationError
 
 T = TypeVar("T")
@@ -104,3 +105,13 @@ def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
 def clean_optional(value: Any, field: str) -> str | None:
     """Like :func:`clean_text`, but blank becomes ``None``."""
     return clean_text(value, field) or None
+
+
+def clean_email_field(value: Any, field: str = "email") -> str:
+    """Trim and validate an email (U4); blank stays blank."""
+    return identity.clean_email(clean_text(value, field), field=field)
+
+
+def clean_phone_field(value: Any, field: str = "phone") -> str:
+    """Trim and validate a phone number (U4); blank stays blank."""
+    return identity.clean_phone(clean_text(value, field), field=field)

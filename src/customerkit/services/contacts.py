@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import calendar
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import attrs
@@ -43,7 +45,13 @@ from customerkit.services._context import (
     record_change,
     visible_customer,
 )
-from customerkit.validation import FieldErrors, clean_optional, clean_text
+from customerkit.validation import (
+    FieldErrors,
+    clean_email_field,
+    clean_optional,
+    clean_phone_field,
+    clean_text,
+)
 
 log = logging.getLogger("customerkit.contacts")
 
@@ -99,13 +107,9 @@ def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
     errors = FieldErrors()
     out: dict[str, Any] = {}
     for name in ("first_name", "last_name", "title"):
-        out[name] = errors.check(name, lambda name=name: clean_text(values.get(name), name), "")
-    out["email"] = errors.check(
-        "email", lambda: identity.clean_email(clean_text(values.get("email"), "email")), ""
-    )
-    out["phone"] = errors.check(
-        "phone", lambda: identity.clean_phone(clean_text(values.get("phone"), "phone")), ""
-    )
+        out[name] = errors.check(name, partial(clean_text, values.get(name), name), "")
+    out["email"] = errors.check("email", partial(clean_email_field, values.get("email")), "")
+    out["phone"] = errors.check("phone", partial(clean_phone_field, values.get("phone")), "")
     if not (out["first_name"] or out["last_name"]):
         errors.add("last_name", "a contact needs a first or a last name")
     errors.raise_if_any()
@@ -160,7 +164,7 @@ class ContactService:
             self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
             return contact
 
-    def list(self, customer_id: str, *, actor: Actor) -> list[Contact]:
+    def list(self, customer_id: str, *, actor: Actor) -> builtins.list[Contact]:
         """The customer's live contacts, oldest first."""
         with self._ctx.store.unit_of_work() as uow:
             visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
@@ -220,7 +224,7 @@ class ContactService:
             self._delete(uow, current, actor)
             uow.commit()
 
-    def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> list[str]:
+    def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> builtins.list[str]:
         """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
 
         Returns the deleted ids. Every id must be a live contact the actor may change.
@@ -282,7 +286,7 @@ class ContactService:
 
     def recipients(
         self, customer_id: str, *, case: CaseRef | None = None, actor: Actor | None = None
-    ) -> list[Recipient]:
+    ) -> builtins.list[Recipient]:
         """Who a case note can go to (K4), without two recipients sharing an email.
 
         Live contacts with an email; one-time contacts only for their own case while it is
@@ -341,7 +345,7 @@ class ContactService:
 
     def _live_contacts(
         self, uow: UnitOfWork, actor: Actor, customer_id: str | None
-    ) -> list[Contact]:
+    ) -> builtins.list[Contact]:
         if customer_id is not None:
             visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
             return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
@@ -365,7 +369,7 @@ class ContactService:
 
     def find_similar(
         self, draft: NewContact, *, actor: Actor, customer_id: str | None = None
-    ) -> list[SimilarMatch]:
+    ) -> builtins.list[SimilarMatch]:
         """Existing contacts like a new one, best first: warn before creating a duplicate (M6)."""
         with self._ctx.store.unit_of_work() as uow:
             contacts = self._live_contacts(uow, actor, customer_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import IO, Any, Literal
 
 import attrs
@@ -42,7 +43,13 @@ from customerkit.services._context import (
     visible_customer,
 )
 from customerkit.text import number_key, query_words, words
-from customerkit.validation import FieldErrors, clean_optional, clean_text
+from customerkit.validation import (
+    FieldErrors,
+    clean_email_field,
+    clean_optional,
+    clean_phone_field,
+    clean_text,
+)
 
 log = logging.getLogger("customerkit.customers")
 
@@ -82,9 +89,9 @@ def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
         return {}
     cleaned: dict[str, str] = {}
     for key, item in value.items():
-        name = errors.check("extra", lambda key=key: clean_text(key, "extra"), "")
+        name = errors.check("extra", partial(clean_text, key, "extra"), "")
         if name:
-            cleaned[name] = errors.check("extra", lambda item=item: clean_text(item, "extra"), "")
+            cleaned[name] = errors.check("extra", partial(clean_text, item, "extra"), "")
     return cleaned
 
 
@@ -99,14 +106,12 @@ def clean_customer_values(
     errors = FieldErrors()
     out: dict[str, Any] = {}
     for name in _TEXT_FIELDS:
-        out[name] = errors.check(name, lambda name=name: clean_text(values.get(name), name), "")
-    out["email"] = errors.check(
-        "email", lambda: identity.clean_email(clean_text(values.get("email"), "email")), ""
-    )
+        out[name] = errors.check(name, partial(clean_text, values.get(name), name), "")
+    out["email"] = errors.check("email", partial(clean_email_field, values.get("email")), "")
     for name in ("phone", "fax"):
         out[name] = errors.check(
             name,
-            lambda name=name: identity.clean_phone(clean_text(values.get(name), name), field=name),
+            partial(clean_phone_field, values.get(name), name),
             "",
         )
     out["extra"] = _clean_extra(values.get("extra"), errors)
@@ -124,12 +129,12 @@ def _clean_reference(
     values: Mapping[str, Any], uow: UnitOfWork, out: dict[str, Any], errors: FieldErrors
 ) -> None:
     company_type = errors.check(
-        "company_type", lambda: clean_optional(values.get("company_type"), "company_type"), None
+        "company_type", partial(clean_optional, values.get("company_type"), "company_type"), None
     )
     if company_type is not None and uow.reference.get_company_type(company_type) is None:
         errors.add("company_type", "is not a known company type; add it to the reference data")
     category_name = errors.check(
-        "category", lambda: clean_optional(values.get("category"), "category"), None
+        "category", partial(clean_optional, values.get("category"), "category"), None
     )
     category = None if category_name is None else uow.reference.get_category(category_name)
     if category_name is not None and category is None:
@@ -146,7 +151,7 @@ def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldEr
     out["username"] = (
         None
         if username is None
-        else errors.check("username", lambda: identity.clean_username(username), None)
+        else errors.check("username", partial(identity.clean_username, username), None)
     )
     password = values.get("password")
     out["password"] = password
@@ -155,7 +160,7 @@ def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldEr
             errors.add("password", "must be text")
             out["password"] = None
         else:
-            errors.check("password", lambda: identity.check_password(password), None)
+            errors.check("password", partial(identity.check_password, password), None)
     if out["password"] is not None and out["username"] is None:
         errors.add("password", "needs a username to log in with; set a username too")
 

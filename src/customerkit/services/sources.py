@@ -82,10 +82,10 @@ class SourceService:
                 if record is None:
                     continue
                 existing = uow.customers.find_by_source(name, record.external_id)
-                same_location = existing is not None and existing.location_id == actor.location_id
-                hits.append(
-                    SourceHit(record=record, customer_id=existing.id if same_location else None)
-                )
+                if existing is not None and existing.location_id != actor.location_id:
+                    existing = None  # another location's customer is not this one's
+                customer_id = None if existing is None else existing.id
+                hits.append(SourceHit(record=record, customer_id=customer_id))
         return hits
 
     def import_customer(self, name: str, external_id: str, *, actor: Actor) -> Customer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import attrs
 
 from customerkit.errors import NotFound, ValidationError
@@ -29,7 +31,8 @@ class UserService:
         email = errors.check("email", lambda: clean_email(clean_text(user.email, "email")), "")
         if not user_id:
             errors.add("id", "is required")
-        if not isinstance(user.role, Role):
+        role: object = user.role
+        if not isinstance(role, Role):
             errors.add("role", "must be a Role")
         if user.role is Role.FLEET_USER and not user.fleet_customer_id:
             errors.add("fleet_customer_id", "a fleet user needs the id of its fleet customer")
@@ -49,7 +52,7 @@ class UserService:
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=user.location_id))
         return user
 
-    def list(self, *, actor: Actor) -> list[User]:
+    def list(self, *, actor: Actor) -> builtins.list[User]:
         """Users of the actor's location, by id."""
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         with self._ctx.store.unit_of_work() as uow:
