@@ -7,7 +7,7 @@ Messages name the field and never repeat its value.
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -67,15 +67,19 @@ class FieldErrors:
             raise ValidationError(self.errors)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 and C1 controls other than tab, LF and CR (those are judged by the multiline rule).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAK = re.compile("[\t\n\r]")
+
+
 def _bad_character(value: str) -> str | None:
-    for ch in value:
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            return "contains a lone surrogate, which no text can hold"
-        if ch == "\x00":
-            return "contains a NUL character"
-        if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r":
-            return "contains a control character"
+    if _SURROGATE.search(value):
+        return "contains a lone surrogate, which no text can hold"
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _CONTROL.search(value):
+        return "contains a control character"
     return None
 
 
@@ -92,7 +96,7 @@ def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
         raise ValidationError({field: "must be text"})
     value = value.strip()
     problem = _bad_character(value)
-    if problem is None and not multiline and any(ch in value for ch in "\t\n\r"):
+    if problem is None and not multiline and _LINE_BREAK.search(value):
         problem = "must be on one line"
     if problem is not None:
         raise ValidationError({field: f"{problem}; remove it and try again"})
