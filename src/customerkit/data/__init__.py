@@ -1,0 +1,1 @@
+"""Reference data shipped with customerkit (name tables used by matching and synthetic data)."""
