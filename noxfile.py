@@ -12,7 +12,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
 def _install_group(session: nox.Session, group: str) -> None:
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, group))
 
 
 @nox.session
@@ -25,7 +25,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    _install_group(session, "lint")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 

@@ -1,0 +1,276 @@
+"""Contacts, users, history, reference data, settings and merges on one unit of work.
+
+Each repository implements its protocol from :mod:`customerkit.ports` with the same results
+and errors as the memory backend. Writes that can clash run inside a savepoint, so the
+transaction stays usable after the database refuses one and the clash can be explained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from customerkit.backends.sqlalchemy import convert, schema
+from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
+from customerkit.model import Category, ChangeRecord, CompanyType, Contact, User
+from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+if TYPE_CHECKING:
+    from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
+
+_K = schema.contacts.c
+#: Largest block of history sequence numbers PostgreSQL hands one unit of work at a time.
+_MAX_SEQ_BLOCK = 1024
+
+
+def _insert_or(connection: Connection, statement: Any, error: Exception) -> None:
+    """Run an insert; when the database refuses it as a duplicate, raise ``error`` instead."""
+    try:
+        with connection.begin_nested():
+            connection.execute(statement)
+    except IntegrityError as refused:
+        raise error from refused
+
+
+class ContactRepository:
+    """Contacts, tombstones included (the ``ContactRepository`` protocol)."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, contact_id: str) -> Contact | None:
+        statement = select(schema.contacts).where(_K.id == contact_id)
+        row = self._uow.reader().execute(statement).mappings().first()
+        return None if row is None else convert.contact_from_row(row)
+
+    def _write(self, connection: Connection, contact: Contact, statement: Any) -> int:
+        try:
+            with connection.begin_nested():
+                return int(connection.execute(statement).rowcount)
+        except IntegrityError as error:
+            key = convert.external_key(contact)
+            holder = None if key is None else self.find_external_user(key)
+            if holder is None or holder.id == contact.id:
+                raise
+            raise DuplicateExternalUser(holder.id) from error
+
+    def add(self, contact: Contact) -> None:
+        connection = self._uow.reader()  # the customer may still be buffered
+        self._write(
+            connection, contact, schema.contacts.insert().values(convert.contact_row(contact))
+        )
+
+    def update(self, contact: Contact, *, expected_version: int) -> None:
+        values = convert.contact_row(contact)
+        del values["id"]
+        statement = (
+            update(schema.contacts)
+            .where(_K.id == contact.id, _K.version == expected_version)
+            .values(values)
+        )
+        if self._write(self._uow.reader(), contact, statement) != 1:
+            raise ConcurrentModification("contact", contact.id)
+
+    def remove(self, contact_id: str) -> None:
+        self._uow.reader().execute(delete(schema.contacts).where(_K.id == contact_id))
+
+    def for_customer(self, customer_id: str) -> list[Contact]:
+        statement = (
+            select(schema.contacts)
+            .where(_K.customer_id == customer_id)
+            .order_by(_K.created_at, _K.id)
+        )
+        rows = self._uow.reader().execute(statement).mappings()
+        return [convert.contact_from_row(row) for row in rows]
+
+    def find_external_user(self, email_key: str) -> Contact | None:
+        statement = select(schema.contacts).where(_K.external_key == email_key)
+        row = self._uow.reader().execute(statement).mappings().first()
+        return None if row is None else convert.contact_from_row(row)
+
+
+class UserRepository:
+    """Dealer staff and fleet users (the ``UserRepository`` protocol)."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, user_id: str) -> User | None:
+        statement = select(schema.users).where(schema.users.c.id == user_id)
+        row = self._uow.reader().execute(statement).mappings().first()
+        return None if row is None else convert.user_from_row(row)
+
+    def add(self, user: User) -> None:
+        _insert_or(
+            self._uow.reader(),
+            schema.users.insert().values(convert.user_row(user)),
+            ValidationError({"id": "a user with this id exists; choose another id"}),
+        )
+
+    def _users(self, condition: Any) -> list[User]:
+        statement = select(schema.users).where(condition).order_by(schema.users.c.id)
+        rows = self._uow.reader().execute(statement).mappings()
+        return [convert.user_from_row(row) for row in rows]
+
+    def for_location(self, location_id: str) -> list[User]:
+        return self._users(schema.users.c.location_id == location_id)
+
+    def for_fleet(self, fleet_customer_id: str) -> list[User]:
+        return self._users(schema.users.c.fleet_customer_id == fleet_customer_id)
+
+
+class HistoryRepository:
+    """The append-only change history (the ``HistoryRepository`` protocol).
+
+    Records are buffered like new customers, so ``append`` must know the sequence number up
+    front. On SQLite the unit of work holds the write lock (``BEGIN IMMEDIATE``), so it counts
+    on from the table's AUTOINCREMENT counter: numbers are gapless and never reused, as in the
+    memory backend. On PostgreSQL it takes blocks of numbers from the table's sequence, which
+    leaves gaps where a transaction rolled back but never makes writers wait for each other.
+    """
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+        self._next: list[int] = []
+        self._block = 1
+
+    def reset_sequence(self) -> None:
+        """Forget the numbers held: the next transaction allocates afresh."""
+        self._next.clear()
+        self._block = 1
+
+    def _allocate(self) -> int:
+        if not self._next:
+            connection = self._uow.connection
+            if connection.dialect.name == "sqlite":
+                last = connection.scalar(
+                    text("SELECT seq FROM sqlite_sequence WHERE name = 'history'")
+                )
+                # Count on locally from here: nobody else can write before we commit.
+                self._next = [int(last or 0) + 1]
+            else:
+                numbers = connection.scalars(
+                    text("SELECT nextval('history_seq_seq') FROM generate_series(1, :n)"),
+                    {"n": self._block},
+                ).all()
+                self._next = sorted(numbers, reverse=True)
+                self._block = min(self._block * 2, _MAX_SEQ_BLOCK)
+        if self._uow.connection.dialect.name == "sqlite":
+            seq = self._next[0]
+            self._next[0] += 1
+            return seq
+        return self._next.pop()
+
+    def append(self, record: ChangeRecord) -> ChangeRecord:
+        stored = ChangeRecord(
+            entity=record.entity,
+            entity_id=record.entity_id,
+            customer_id=record.customer_id,
+            action=record.action,
+            actor_id=record.actor_id,
+            at=record.at,
+            changes=record.changes,
+            seq=self._allocate(),
+        )
+        self._uow.pending.history_rows.append(convert.history_row(stored))
+        self._uow.flush_if_full()
+        return stored
+
+    def for_customer(self, customer_id: str) -> list[ChangeRecord]:
+        statement = (
+            select(schema.history)
+            .where(schema.history.c.customer_id == customer_id)
+            .order_by(schema.history.c.seq)
+        )
+        rows = self._uow.reader().execute(statement).mappings()
+        return [convert.history_from_row(row) for row in rows]
+
+    def remove_for_customer(self, customer_id: str) -> int:
+        statement = delete(schema.history).where(schema.history.c.customer_id == customer_id)
+        return int(self._uow.reader().execute(statement).rowcount)
+
+
+class ReferenceRepository:
+    """Company types and categories (the ``ReferenceRepository`` protocol)."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def add_company_type(self, company_type: CompanyType) -> None:
+        _insert_or(
+            self._uow.reader(),
+            schema.company_types.insert().values(name=company_type.name),
+            ValidationError({"name": "this company type exists already"}),
+        )
+
+    def get_company_type(self, name: str) -> CompanyType | None:
+        statement = select(schema.company_types.c.name).where(schema.company_types.c.name == name)
+        found = self._uow.connection.scalar(statement)
+        return None if found is None else CompanyType(name=found)
+
+    def company_types(self) -> list[CompanyType]:
+        names = self._uow.connection.scalars(select(schema.company_types.c.name)).all()
+        return [CompanyType(name=name) for name in sorted(names)]
+
+    def add_category(self, category: Category) -> None:
+        _insert_or(
+            self._uow.reader(),
+            schema.categories.insert().values(
+                name=category.name, required_fields=convert.dumps(list(category.required_fields))
+            ),
+            ValidationError({"name": "this category exists already"}),
+        )
+
+    def get_category(self, name: str) -> Category | None:
+        statement = select(schema.categories).where(schema.categories.c.name == name)
+        row = self._uow.connection.execute(statement).mappings().first()
+        return None if row is None else convert.category_from_row(row)
+
+    def categories(self) -> list[Category]:
+        rows = self._uow.connection.execute(select(schema.categories)).mappings()
+        return sorted(map(convert.category_from_row, rows), key=lambda category: category.name)
+
+
+class SettingsRepository:
+    """Per-location source switches (the ``SettingsRepository`` protocol)."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def source_enabled(self, source: str, location_id: str) -> bool:
+        table = schema.settings
+        statement = select(table.c.enabled).where(
+            table.c.source == source, table.c.location_id == location_id
+        )
+        return bool(self._uow.connection.scalar(statement))
+
+    def set_source_enabled(self, source: str, location_id: str, enabled: bool) -> None:
+        table, connection = schema.settings, self._uow.reader()
+        connection.execute(
+            delete(table).where(table.c.source == source, table.c.location_id == location_id)
+        )
+        connection.execute(
+            table.insert().values(source=source, location_id=location_id, enabled=enabled)
+        )
+
+
+class MergeRepository:
+    """Merge records for idempotent repeats and unmerge (the ``MergeRepository`` protocol)."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, merge_id: str, record: Mapping[str, Any]) -> None:
+        self.update(merge_id, record)
+
+    def get(self, merge_id: str) -> Mapping[str, Any] | None:
+        statement = select(schema.merges.c.record).where(schema.merges.c.merge_id == merge_id)
+        found = self._uow.reader().scalar(statement)
+        return None if found is None else dict(convert.loads(found))
+
+    def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
+        # Memory replaces the record whether or not it exists; so do we.
+        table, connection = schema.merges, self._uow.reader()
+        connection.execute(delete(table).where(table.c.merge_id == merge_id))
+        connection.execute(table.insert().values(merge_id=merge_id, record=convert.dumps(record)))

@@ -1,0 +1,307 @@
+"""The SQL schema in SQLAlchemy Core: one table per aggregate, plus the search word table.
+
+The domain classes are never mapped; :mod:`.convert` turns rows into them. Canonical keys
+(``username_key``, ``number_key``, ``external_key``, folded search words) are computed in Python
+and stored next to the raw values, so uniqueness and search behave the same on SQLite and
+PostgreSQL: the databases' own ``lower()``/``LIKE`` fold ASCII only (SQLite) or by locale (PG).
+
+Columns that are compared by range or sorted use binary collation (``COLLATE "C"`` on
+PostgreSQL; SQLite's default ``BINARY``), so the database orders them as Python does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    literal_column,
+    text,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+#: The schema this release writes and reads. Bump it with every schema change (and, from the
+#: first released schema on, ship an Alembic migration for it).
+SCHEMA_VERSION = 1
+
+#: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.
+NAME, CITY, STATE, NUMBER = 1, 2, 3, 4
+
+
+def _binary(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A string type compared by code point on every backend."""
+    return type_.with_variant(String(collation="C"), "postgresql")
+
+
+Key = _binary(String())
+SortedText = _binary(Text())
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC ``datetime`` on every backend.
+
+    PostgreSQL stores ``timestamptz`` and returns it in the session's zone; SQLite has no
+    zones, so the value is stored as naive UTC text. Either way it is read back aware, in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            msg = "customerkit stores timezone-aware datetimes only"
+            raise ValueError(msg)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text, e.g. from a hand-written query
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Key, primary_key=True),
+    Column("location_id", Key, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("company_name", Text, nullable=False),
+    Column("customer_number", Text, nullable=False),
+    # number_key(customer_number): C2 compares numbers with case and separators ignored.
+    Column("number_key", Key, nullable=False),
+    Column("address_line1", Text, nullable=False),
+    Column("address_line2", Text, nullable=False),
+    Column("city", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("postal_code", Text, nullable=False),
+    Column("country", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("phone_extension", Text, nullable=False),
+    Column("fax", Text, nullable=False),
+    Column("company_type", Text),
+    Column("category", Text),
+    Column("username", Text),
+    # username_key(username): U1's canonical key; tombstones keep theirs (C6).
+    Column("username_key", Key, unique=True),
+    Column("password_hash", Text),
+    Column("assigned_staff", Text, nullable=False),  # JSON list
+    Column("source_name", Key),
+    Column("source_external_id", Key),
+    Column("source_last_synced_at", UtcDateTime),
+    Column("source_fields", Text),  # JSON list
+    Column("extra", Text, nullable=False),  # JSON object
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("merged_into", Key),
+)
+
+#: ``status = 'ACTIVE'`` as a literal: SQLite (and PostgreSQL's generic plans) use a partial
+#: index only when the query's condition matches the index's condition textually.
+LIVE_CUSTOMER = customers.c.status == literal_column("'ACTIVE'")
+
+# C2: numbers are unique per location among live customers; blank numbers never clash.
+Index(
+    "uq_customers_live_number",
+    customers.c.location_id,
+    customers.c.number_key,
+    unique=True,
+    sqlite_where=text("status = 'ACTIVE' AND customer_number <> ''"),
+    postgresql_where=text("status = 'ACTIVE' AND customer_number <> ''"),
+)
+# D4: a source record is imported once (among live customers).
+Index(
+    "uq_customers_live_source",
+    customers.c.source_name,
+    customers.c.source_external_id,
+    unique=True,
+    sqlite_where=text("status = 'ACTIVE' AND source_name IS NOT NULL"),
+    postgresql_where=text("status = 'ACTIVE' AND source_name IS NOT NULL"),
+)
+# Keyset pagination (iter_location), count() and created_since() over live customers.
+Index(
+    "ix_customers_live_location",
+    customers.c.location_id,
+    customers.c.id,
+    sqlite_where=text("status = 'ACTIVE'"),
+    postgresql_where=text("status = 'ACTIVE'"),
+)
+Index(
+    "ix_customers_live_created",
+    customers.c.location_id,
+    customers.c.created_at,
+    sqlite_where=text("status = 'ACTIVE'"),
+    postgresql_where=text("status = 'ACTIVE'"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Key, primary_key=True),
+    Column("customer_id", Key, ForeignKey("customers.id"), nullable=False),
+    Column("first_name", Text, nullable=False),
+    Column("last_name", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("managed_by", String(16), nullable=False),
+    Column("added_by_fleet", Boolean, nullable=False),
+    Column("external_user", Boolean, nullable=False),
+    # email_key(email) for live external users only (K3), else NULL: NULLs never clash.
+    Column("external_key", Key),
+    Column("one_time_case_id", Text),
+    Column("last_communicated_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("merged_into", Key),
+)
+Index(
+    "uq_contacts_external_user",
+    contacts.c.external_key,
+    unique=True,
+    sqlite_where=text("external_key IS NOT NULL"),
+    postgresql_where=text("external_key IS NOT NULL"),
+)
+Index("ix_contacts_customer", contacts.c.customer_id, contacts.c.created_at, contacts.c.id)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Key, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("role", Integer, nullable=False),
+    Column("location_id", Key, nullable=False),
+    Column("has_login", Boolean, nullable=False),
+    Column("fleet_customer_id", Key),
+)
+Index("ix_users_location", users.c.location_id, users.c.id)
+Index("ix_users_fleet", users.c.fleet_customer_id, users.c.id)
+
+history = Table(
+    "history",
+    metadata,
+    # Sequence numbers are allocated by the unit of work (see repositories.HistoryRepository);
+    # on SQLite AUTOINCREMENT keeps numbers of deleted rows from being reused, as in memory.
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        Sequence("history_seq_seq"),
+        primary_key=True,
+    ),
+    Column("entity", String(32), nullable=False),
+    Column("entity_id", Key, nullable=False),
+    # No foreign key: history outlives tombstones and is removed on its own (C6).
+    Column("customer_id", Key, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor_id", Text),
+    Column("at", UtcDateTime, nullable=False),
+    Column("changes", Text, nullable=False),  # tagged JSON, see convert.dumps
+    sqlite_autoincrement=True,
+)
+Index("ix_history_customer", history.c.customer_id, history.c.seq)
+
+company_types = Table(
+    "company_types",
+    metadata,
+    Column("name", SortedText, primary_key=True),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("name", SortedText, primary_key=True),
+    Column("required_fields", Text, nullable=False),  # JSON list
+)
+
+settings = Table(
+    "source_settings",
+    metadata,
+    Column("source", Key, primary_key=True),
+    Column("location_id", Key, primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+merges = Table(
+    "merges",
+    metadata,
+    Column("merge_id", Key, primary_key=True),
+    Column("record", Text, nullable=False),  # tagged JSON
+)
+
+#: The search index: one row per (customer, field, folded word) of live customers. The primary
+#: key doubles as the lookup index: exact words and prefixes are B-tree ranges on
+#: (location_id, field, word), and customer_id rides along so lookups never touch the table.
+#: There is deliberately no index on customer_id alone (nor a foreign key, which would need
+#: one): rows are removed by their full key, recomputed from the customer's old values, and
+#: every extra index would slow down bulk loads, which write ~8 rows per customer.
+customer_words = Table(
+    "customer_words",
+    metadata,
+    Column("location_id", Key, primary_key=True),
+    Column("field", SmallInteger, primary_key=True, autoincrement=False),
+    Column("word", Key, primary_key=True),
+    Column("customer_id", Key, primary_key=True),
+    # len(fold(company_name)), the third rank key (S5): lets a search fetch names only for
+    # the hits that can still make the page.
+    Column("name_length", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+# Infix and fuzzy candidates on PostgreSQL: a trigram GIN index over the words (pg_trgm).
+Index(
+    "ix_customer_words_trgm",
+    customer_words.c.word,
+    postgresql_using="gin",
+    postgresql_ops={"word": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+
+# Infix and fuzzy candidates on SQLite: the distinct words ever indexed, with an FTS5 trigram
+# index over them. Kept out of ``metadata`` because it exists on SQLite only; words are never
+# removed from it (a stale word merely finds no rows in customer_words).
+sqlite_only = MetaData()
+search_vocab = Table(
+    "search_vocab",
+    sqlite_only,
+    Column("id", Integer, primary_key=True),
+    Column("word", Text, nullable=False, unique=True),
+)
+#: Contentless: the trigram index only, its rowid is ``search_vocab.id``. Rows are added in
+#: bulk after each batch of new words (see index.WordWriter), not by a per-row trigger.
+SQLITE_FTS_DDL = (
+    "CREATE VIRTUAL TABLE search_vocab_fts USING fts5("
+    "word, content='', tokenize='trigram case_sensitive 1')",
+)

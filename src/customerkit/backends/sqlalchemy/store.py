@@ -1,0 +1,227 @@
+"""The SQL store: engine set-up per database, schema bootstrap, and retrying transient failures.
+
+SQLite (RELIABILITY decision 4): every connection gets ``foreign_keys=ON`` and a 5 s busy
+timeout, files run in WAL mode, and every transaction starts with ``BEGIN IMMEDIATE``: a
+deferred transaction that reads and then writes fails with "database is locked" under
+concurrent writers instead of waiting its turn. The pysqlite driver's own implicit BEGIN is
+switched off so the engine's ``begin`` event can emit ours (the SQLAlchemy pysqlite recipe).
+
+PostgreSQL (decision 5): serialization failures and deadlocks are retried a bounded number of
+times around the pure database work, see :func:`retry_transient`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from customerkit.backends.sqlalchemy import schema
+from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
+from customerkit.errors import SchemaError, ValidationError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger("customerkit.sql")
+
+T = TypeVar("T")
+
+#: SQLSTATEs worth running the whole unit of work again for: serialization failure, deadlock.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+#: Most tries :func:`retry_transient` makes (Odoo's number).
+MAX_ATTEMPTS = 5
+#: Milliseconds SQLite waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+# Any constant works; it names the advisory lock that serialises schema creation on PostgreSQL.
+_SCHEMA_LOCK_KEY = 0x636B_5343
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error is a serialization failure or deadlock worth retrying."""
+    return isinstance(error, DBAPIError) and (
+        getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+    )
+
+
+def retry_transient(
+    work: Callable[[], T], *, attempts: int = MAX_ATTEMPTS, base_delay: float = 0.02
+) -> T:
+    """Run ``work`` (one whole unit of work) again when the database reports a transient failure.
+
+    Only serialization failures (40001) and deadlocks (40P01) are retried, at most ``attempts``
+    tries in all, with jittered exponential backoff. ``work`` must open, run and commit its own
+    unit of work and have no side effects outside the database: it may run more than once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            if attempt == attempts or not is_transient(error):
+                raise
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            log.warning("transient database error %s; retry %d of %d", sqlstate, attempt, attempts)
+            time.sleep(base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
+    memory = _is_memory_sqlite(url)
+    kwargs: dict[str, Any] = {}
+    if memory:
+        # One shared connection, or every connection would see its own empty database.
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = create_engine(url, **{**kwargs, **options})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # no implicit BEGIN: we emit BEGIN IMMEDIATE
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # Safe against application crashes; SQLite's advice for WAL mode.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: URL, options: Mapping[str, Any]) -> Engine:
+    defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
+    return create_engine(url, **{**defaults, **options})
+
+
+def _create_schema(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        try:
+            with connection.begin_nested():
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+        except DBAPIError as error:
+            raise SchemaError(
+                "customerkit needs the pg_trgm extension for search: install the server's "
+                "contrib package (e.g. apt-get install postgresql-contrib) and run "
+                "CREATE EXTENSION pg_trgm as a database owner"
+            ) from error
+    schema.metadata.create_all(connection)
+    if connection.dialect.name == "sqlite":
+        schema.sqlite_only.create_all(connection)
+        for statement in schema.SQLITE_FTS_DDL:
+            connection.exec_driver_sql(statement)
+    connection.execute(schema.schema_version.insert().values(id=1, version=schema.SCHEMA_VERSION))
+    log.info("created customerkit schema version %d", schema.SCHEMA_VERSION)
+
+
+def ensure_schema(engine: Engine) -> int:
+    """Create the schema in an empty database, or check the one found; return its version.
+
+    Raises:
+        SchemaError: the database holds a schema version this release does not know, or
+            tables that look like customerkit's without a recorded version.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Two processes opening a new database at once must not both create tables.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+            )
+        tables = set(inspect(connection).get_table_names())
+        if schema.schema_version.name not in tables:
+            clashing = sorted(tables & set(schema.metadata.tables))
+            if clashing:
+                raise SchemaError(
+                    f"the database has tables named {', '.join(clashing)} but no customerkit "
+                    "schema version; use an empty database or one created by customerkit"
+                )
+            _create_schema(connection)
+            connection.commit()
+            return schema.SCHEMA_VERSION
+        version = connection.scalar(
+            select(schema.schema_version.c.version).where(schema.schema_version.c.id == 1)
+        )
+    if version != schema.SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has customerkit schema version {version}, this release knows "
+            f"version {schema.SCHEMA_VERSION}; upgrade customerkit, or migrate the database"
+        )
+    return int(version)
+
+
+class SqlStore:
+    """A customer book in an SQL database (the ``Store`` protocol), through SQLAlchemy Core.
+
+    ``SqlStore("sqlite:///dealer.db")`` or ``SqlStore("postgresql+psycopg://user@host/db")``
+    (a plain ``postgresql://`` URL uses psycopg 3). The schema is created on first open.
+
+    Args:
+        url: An SQLAlchemy database URL.
+        engine_options: Extra keyword arguments for :func:`sqlalchemy.create_engine`.
+        batch_size: How many new customers a unit of work buffers before writing them with
+            one ``executemany`` (bulk loads); reads always see buffered rows.
+
+    Raises:
+        SchemaError: the database holds a schema this release does not know.
+        ValidationError: the URL names a database other than SQLite or PostgreSQL.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        engine_options: Mapping[str, Any] | None = None,
+        batch_size: int = 2000,
+    ) -> None:
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        backend = parsed.get_backend_name()
+        options = dict(engine_options or {})
+        if backend == "sqlite":
+            self.engine = _sqlite_engine(parsed, options)
+        elif backend == "postgresql":
+            self.engine = _postgres_engine(parsed, options)
+        else:
+            raise ValidationError(
+                {"url": f"{backend!r} is not supported; use a sqlite:// or postgresql:// URL"}
+            )
+        # An in-memory SQLite database is one shared connection: one unit of work at a time.
+        self.lock: threading.RLock | None = (
+            threading.RLock() if backend == "sqlite" and _is_memory_sqlite(parsed) else None
+        )
+        self.batch_size = batch_size
+        try:
+            self.schema_version = ensure_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        """A new unit of work (one transaction); use it in a ``with`` block."""
+        return SqlUnitOfWork(self)
+
+    def run(self, work: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:
+        """Run ``work`` with :func:`retry_transient` (it must commit its own unit of work)."""
+        return retry_transient(work, attempts=attempts)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

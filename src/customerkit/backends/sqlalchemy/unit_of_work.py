@@ -1,0 +1,178 @@
+"""The SQL unit of work: one connection, one transaction, and a buffer of pending inserts.
+
+New customers (with their search words) and history records are buffered and written with
+``executemany`` in batches: ``create_many`` adds a million customers one ``add`` at a time,
+and a statement per row would take minutes. The buffer is flushed before any read or other
+write, so the repositories always see their own writes.
+
+Uniqueness clashes of buffered customers surface at the flush, later than the memory backend
+raises them (at ``add``). To give callers the same error anyway, a unit of work left by an
+exception while customers are still buffered checks them first: the clash the memory backend
+would have raised at ``add`` wins over whatever came later.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from customerkit.backends.sqlalchemy import convert, index, schema
+from customerkit.backends.sqlalchemy.bulk import BulkInsert
+from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
+from customerkit.backends.sqlalchemy.repositories import (
+    ContactRepository,
+    HistoryRepository,
+    MergeRepository,
+    ReferenceRepository,
+    SettingsRepository,
+    UserRepository,
+)
+from customerkit.errors import CustomerKitError
+from customerkit.model import Customer
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+if TYPE_CHECKING:
+    from customerkit.backends.sqlalchemy.store import SqlStore
+
+_CUSTOMERS = BulkInsert(schema.customers)
+_HISTORY = BulkInsert(schema.history)
+
+
+class PendingWrites:
+    """Inserts waiting for the next flush, in the order they were asked for."""
+
+    def __init__(self) -> None:
+        self.customers: list[Customer] = []
+        self.customer_rows: list[dict[str, Any]] = []
+        self.history_rows: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.customer_rows) + len(self.history_rows)
+
+    def clear(self) -> None:
+        """Forget everything pending."""
+        self.customers.clear()
+        self.customer_rows.clear()
+        self.history_rows.clear()
+
+    def flush(self, connection: Connection, words: index.WordWriter) -> None:
+        """Write everything pending; a uniqueness clash raises the library's error."""
+        if not self:
+            return
+        savepoint = connection.begin_nested()
+        try:
+            _CUSTOMERS.run(connection, self.customer_rows)
+            words.insert(connection, self.customers)
+            _HISTORY.run(connection, self.history_rows)
+        except IntegrityError as error:
+            savepoint.rollback()
+            words.forget()
+            conflict = find_conflict(connection, self.customers)
+            if conflict is None:
+                raise
+            raise conflict from error
+        savepoint.commit()
+        self.clear()
+
+
+class SqlUnitOfWork:
+    """One transaction over every repository (the ``UnitOfWork`` protocol).
+
+    Leaving the ``with`` block without :meth:`commit` rolls back. The transaction begins at the
+    first statement (``BEGIN IMMEDIATE`` on SQLite), so a unit of work that does nothing
+    takes no lock.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._connection: Connection | None = None
+        self.pending = PendingWrites()
+        self.words = index.WordWriter(store.dialect)
+        self.batch_size = store.batch_size
+        self.customers = CustomerRepository(self)
+        self.contacts = ContactRepository(self)
+        self.users = UserRepository(self)
+        self.history = HistoryRepository(self)
+        self.reference = ReferenceRepository(self)
+        self.settings = SettingsRepository(self)
+        self.merges = MergeRepository(self)
+
+    def __enter__(self) -> Self:
+        if self._store.lock is not None:
+            self._store.lock.acquire()
+        try:
+            self._connection = self._store.engine.connect()
+        except BaseException:
+            if self._store.lock is not None:
+                self._store.lock.release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conflict = None
+        try:
+            if isinstance(exc, Exception) and self.pending.customers:
+                conflict = self._pending_conflict()
+        finally:
+            self._close()
+        if conflict is not None:
+            raise conflict from exc
+
+    def _pending_conflict(self) -> CustomerKitError | None:
+        try:
+            return find_conflict(self.connection, self.pending.customers)
+        except SQLAlchemyError:
+            return None  # the connection is unusable: let the original error through
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        self.pending.clear()
+        self.history.reset_sequence()
+        try:
+            if connection is not None:
+                connection.rollback()
+                connection.close()
+        finally:
+            if self._store.lock is not None:
+                self._store.lock.release()
+
+    @property
+    def connection(self) -> Connection:
+        """The unit of work's connection, as is (pending inserts not flushed)."""
+        if self._connection is None:
+            msg = "use the unit of work in a with block"
+            raise RuntimeError(msg)
+        return self._connection
+
+    def reader(self) -> Connection:
+        """The connection, after writing everything pending: for reads and unbuffered writes."""
+        self.flush()
+        return self.connection
+
+    def flush(self) -> None:
+        """Write the pending inserts now."""
+        self.pending.flush(self.connection, self.words)
+
+    def flush_if_full(self) -> None:
+        """Write the pending inserts when a batch is full."""
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def buffer_customer(self, customer: Customer) -> None:
+        """Queue a new customer and its search words for the next flush."""
+        self.pending.customers.append(customer)
+        self.pending.customer_rows.append(convert.customer_row(customer))
+        self.flush_if_full()
+
+    def commit(self) -> None:
+        """Write what is pending and commit: every change becomes permanent and visible."""
+        self.flush()
+        self.connection.commit()
+        # The next statement starts a new transaction, where another writer may have been first.
+        self.history.reset_sequence()

@@ -1,0 +1,324 @@
+"""Blocking: which pairs of records are compared at all (rule M5).
+
+Each record gets one key per blocking rule (same email, same phone, a phonetic name key, ...);
+only records that share a key are compared. A block of at most ``block_cap`` records compares
+every pair; a larger block (a common surname among a million contacts) is sorted by a secondary
+key and each record is compared with its ``window - 1`` following neighbours (the "sorted
+neighbourhood" method), so no key ever costs n² comparisons and the total work grows with n.
+
+When a scope is given (contacts of one customer), keys carry the scope value and records of
+different scopes never share a block.
+
+Batch matching uses :func:`candidate_pairs`; the incremental :class:`~customerkit.matching.index.
+MatchIndex` uses :func:`record_keys` and :func:`neighbours` on the same rules, so both compare
+the same pairs.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Final
+
+import attrs
+import jellyfish
+import numpy as np
+import numpy.typing as npt
+
+from customerkit.matching.normalize import full_name_key
+
+__all__ = [
+    "CONTACT_RULES",
+    "CUSTOMER_RULES",
+    "BlockingRule",
+    "candidate_pairs",
+    "neighbours",
+    "record_keys",
+    "rules_for",
+    "scoped",
+]
+
+IntArray = npt.NDArray[np.int64]
+
+_SCOPE_SEP: Final = "\x1e"
+_SEP: Final = "\x1f"
+
+
+@lru_cache(maxsize=1 << 18)
+def _phonetic(name: str) -> str:
+    return str(jellyfish.metaphone(name.replace(" ", ""))) or name
+
+
+def _sound_and_initial(name: str, other: str) -> str:
+    """Metaphone of ``name`` and the first letter of ``other`` ("SM0|r" for Smith, Robert)."""
+    if not name or not other:
+        return ""
+    return f"{_phonetic(name)}|{other[0]}"
+
+
+def _sorted_words(value: str) -> str:
+    """The words of ``value``, sorted."""
+    return " ".join(sorted(value.split())) if value else ""
+
+
+def _postal_and_prefix(postal: str, company: str) -> str:
+    return f"{postal}|{company[:4]}" if postal and company else ""
+
+
+@attrs.frozen
+class BlockingRule:
+    """One blocking key: records with equal non-empty keys are compared.
+
+    Attributes:
+        name: The rule's name (keys of different rules never mix).
+        fields: Normalised columns passed to ``key``.
+        key: Computes the key from the fields (``""``: no key); None uses the one field as is.
+        order: Columns whose values, joined by a space, order an oversized block (then the id).
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    key: Callable[..., str] | None
+    order: tuple[str, ...]
+
+    def key_of(self, row: Mapping[str, str]) -> str:
+        """The key of one normalised record."""
+        if self.key is None:
+            return row[self.fields[0]]
+        return self.key(*(row[field] for field in self.fields))
+
+    def order_of(self, row: Mapping[str, str]) -> str:
+        """The value ordering one normalised record in an oversized block."""
+        return " ".join(row[field] for field in self.order)
+
+
+#: Blocking rules for contacts.
+CONTACT_RULES: Final = (
+    BlockingRule("email", ("email",), None, ("last", "given")),
+    BlockingRule("phone", ("phone",), None, ("last", "given")),
+    BlockingRule("last-sound", ("last", "given"), _sound_and_initial, ("given", "last")),
+    BlockingRule("given-sound", ("given", "last"), _sound_and_initial, ("last", "given")),
+    BlockingRule("name-words", ("given", "last"), full_name_key, ("email",)),
+)
+
+#: Blocking rules for customers.
+CUSTOMER_RULES: Final = (
+    BlockingRule("number", ("number",), None, ("company",)),
+    BlockingRule("phone", ("phone",), None, ("company",)),
+    BlockingRule("email", ("email",), None, ("company",)),
+    BlockingRule("company-words", ("company",), _sorted_words, ("postal", "address")),
+    BlockingRule("postal-company", ("postal", "company"), _postal_and_prefix, ("company",)),
+)
+
+
+def rules_for(kind: str) -> tuple[BlockingRule, ...]:
+    """The blocking rules of ``"contact"`` or ``"customer"``."""
+    return CONTACT_RULES if kind == "contact" else CUSTOMER_RULES
+
+
+def scoped(key: str, scope: str | None) -> str:
+    """``key`` within ``scope`` (unchanged when not scoped or empty)."""
+    return f"{scope}{_SCOPE_SEP}{key}" if scope is not None and key else key
+
+
+def record_keys(
+    rules: Sequence[BlockingRule], row: Mapping[str, str], scope: str | None
+) -> list[tuple[str, str]]:
+    """The block keys of one normalised record, each with its sort key.
+
+    Args:
+        rules: The blocking rules.
+        row: Normalised column -> value.
+        scope: The record's scope value, or None when matching is not scoped.
+
+    Returns:
+        ``(rule name + key, sort key)`` for each rule that gives the record a key.
+    """
+    out = []
+    for rule in rules:
+        key = scoped(rule.key_of(row), scope)
+        if key:
+            out.append((f"{rule.name}{_SEP}{key}", rule.order_of(row)))
+    return out
+
+
+def neighbours(
+    block: Sequence[tuple[str, str]], entry: tuple[str, str], *, cap: int, window: int
+) -> Sequence[tuple[str, str]]:
+    """The members of a sorted block that batch blocking would compare with ``entry``.
+
+    Args:
+        block: The block's other members as ``(sort key, id)``, sorted.
+        entry: The new record's ``(sort key, id)``.
+        cap: ``MatchConfig.block_cap``.
+        window: ``MatchConfig.window``.
+
+    Returns:
+        All members when the block (with the new record) is within the cap, else the
+        ``window - 1`` members on each side of where the new record sorts.
+    """
+    if len(block) + 1 <= cap:
+        return block
+    at = bisect.bisect_left(block, entry)
+    return block[max(0, at - window + 1) : at + window - 1]
+
+
+def _codes(keys: Sequence[str]) -> IntArray:
+    """Factorise keys to integers, ``-1`` for the empty key."""
+    index: dict[str, int] = {}
+    setdefault = index.setdefault
+    return np.fromiter(
+        (setdefault(key, len(index)) if key else -1 for key in keys), np.int64, len(keys)
+    )
+
+
+def _rank(values: Sequence[str]) -> IntArray:
+    """Each value's rank in sorted order (equal values share a rank)."""
+    order = {value: rank for rank, value in enumerate(sorted(set(values)))}
+    return np.fromiter((order[value] for value in values), np.int64, len(values))
+
+
+def _combinations(parts: Sequence[IntArray]) -> tuple[IntArray, IntArray]:
+    """(combination number per row, a row of each combination) of several code columns."""
+    combined = np.zeros(parts[0].size, np.int64)
+    for codes in parts:
+        combined = combined * (int(codes.max(initial=-1)) + 2) + (codes + 1)
+    _, first_at, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first_at
+
+
+class _Columns:
+    """Normalised columns with integer codes (equal codes for equal values, ``-1`` for "")."""
+
+    def __init__(
+        self, norm: Mapping[str, Sequence[str]], codes: Mapping[str, IntArray] | None
+    ) -> None:
+        self.norm = norm
+        self._codes = dict(codes or {})
+
+    def codes(self, field: str) -> IntArray:
+        if field not in self._codes:
+            self._codes[field] = _codes(self.norm[field])
+        return self._codes[field]
+
+    def apply(
+        self, fields: Sequence[str], function: Callable[..., str], rows: IntArray
+    ) -> tuple[list[str], IntArray]:
+        """``function`` of ``fields`` at ``rows``, called once per distinct combination.
+
+        Returns:
+            The distinct results' strings and, per row, the index of its string.
+        """
+        inverse, first_at = _combinations([self.codes(f)[rows] for f in fields])
+        columns = [self.norm[f] for f in fields]
+        at = rows[first_at].tolist()
+        return [function(*(column[i] for column in columns)) for i in at], inverse
+
+
+def _join(*values: str) -> str:
+    return " ".join(values)
+
+
+def _key_codes(rule: BlockingRule, columns: _Columns, scopes: IntArray | None) -> IntArray:
+    """The rule's key of every record as an integer (equal keys, equal codes; -1 for none)."""
+    if rule.key is None:
+        keys = columns.codes(rule.fields[0])
+    else:
+        every = np.arange(columns.codes(rule.fields[0]).size)
+        distinct, inverse = columns.apply(rule.fields, rule.key, every)
+        keys = _codes(distinct)[inverse]
+    if scopes is None:
+        return keys
+    scoped_keys = keys * (int(scopes.max(initial=0)) + 1) + scopes
+    _, dense = np.unique(scoped_keys, return_inverse=True)
+    return np.where(keys >= 0, dense.reshape(-1), -1)
+
+
+def _rule_pairs(
+    rule: BlockingRule,
+    columns: _Columns,
+    scopes: IntArray | None,
+    id_rank: IntArray,
+    *,
+    cap: int,
+    window: int,
+) -> IntArray:
+    """Pair codes (``low * n + high`` over positions) that one rule proposes."""
+    n = len(id_rank)
+    codes = _key_codes(rule, columns, scopes)
+    sizes = np.bincount(codes[codes >= 0], minlength=1)
+    size_of = np.where(codes >= 0, sizes[np.maximum(codes, 0)], 0)
+    members = np.flatnonzero(size_of >= 2)
+    if members.size == 0:
+        return np.empty(0, np.int64)
+    secondary = np.zeros(n, np.int64)
+    big = np.flatnonzero(size_of > cap)
+    if big.size:
+        # Oversized blocks are ordered by the rule's order value, then the id (as the index).
+        distinct, inverse = columns.apply(rule.order, _join, big)
+        secondary[big] = _rank(distinct)[inverse]
+    order = members[np.lexsort((id_rank[members], secondary[members], codes[members]))]
+    block = codes[order]
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+    lengths = np.diff(np.r_[starts, block.size])
+    ends = np.repeat(starts + lengths, lengths)
+    at = np.arange(block.size)
+    limit = np.where(np.repeat(lengths, lengths) <= cap, ends, np.minimum(ends, at + window))
+    out = []
+    active = at[limit - at > 1]
+    step = 1
+    while active.size:
+        a, b = order[active], order[active + step]
+        out.append(np.minimum(a, b) * n + np.maximum(a, b))
+        step += 1
+        active = active[limit[active] - active > step]
+    return np.concatenate(out)
+
+
+def candidate_pairs(
+    rules: Sequence[BlockingRule],
+    norm: Mapping[str, Sequence[str]],
+    scopes: Sequence[str] | None,
+    id_rank: IntArray,
+    *,
+    cap: int,
+    window: int,
+    codes: Mapping[str, IntArray] | None = None,
+) -> tuple[IntArray, IntArray]:
+    """Every pair of positions that some rule proposes, each once.
+
+    Keys are computed once per distinct combination of the fields they read and compared as
+    integers, so the work per record is a few array operations.
+
+    Args:
+        rules: The blocking rules.
+        norm: Normalised columns.
+        scopes: Scope value per record, or None for one global scope.
+        id_rank: Rank of each record's id (ties in oversized blocks are broken by it, so the
+            result does not depend on input order).
+        cap: Largest block compared exhaustively.
+        window: Sorted-neighbourhood window of larger blocks.
+        codes: Integer codes of normalised columns already computed (``-1`` for ""), if any.
+
+    Returns:
+        ``(left, right)`` positions with ``left < right``, sorted.
+    """
+    n = max(len(id_rank), 1)
+    columns = _Columns(norm, codes)
+    scope_codes = None
+    if scopes is not None:
+        scope_codes = _codes([scope or "\x00" for scope in scopes])
+    parts = [
+        _rule_pairs(rule, columns, scope_codes, id_rank, cap=cap, window=window) for rule in rules
+    ]
+    pairs = _distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    return pairs // n, pairs % n
+
+
+def _distinct(values: IntArray) -> IntArray:
+    """Sorted distinct values (a sort beats ``np.unique``'s hashing on tens of millions)."""
+    values.sort()
+    if values.size == 0:
+        return values
+    return values[np.r_[True, values[1:] != values[:-1]]]

@@ -1,0 +1,377 @@
+"""Matching keys: the one place where names, companies, addresses, emails and phones are normalised.
+
+Every function takes a value as typed (already trimmed, ``""`` for missing) and returns a key
+where ``""`` still means missing. Keys are plain strings so that batch matching, the incremental
+index and the tests compare exactly the same things (rule M1).
+
+Emails and phones use :mod:`customerkit.identity` (``email_key``, ``phone_key``), with two fast
+paths that give the same key for the common case without the cost of a full parse: an ASCII
+address is lower-cased, and a North-American number of ten digits (or eleven starting with 1)
+becomes ``+1`` and its ten digits. A value ``identity`` refuses (messy dealer data) still gets a
+key: the folded address, or the phone's digits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Final
+
+from customerkit import identity
+from customerkit.data.nicknames import NICKNAME_GROUPS, NICKNAMES
+from customerkit.errors import CustomerKitError
+from customerkit.text import digits, fold, number_key
+
+__all__ = [
+    "CONTACT_KEYS",
+    "CUSTOMER_KEYS",
+    "address_key",
+    "company_key",
+    "customer_number_key",
+    "email_key",
+    "full_name_key",
+    "given_name_key",
+    "is_nickname",
+    "normalize_columns",
+    "person_name_key",
+    "phone_number_key",
+    "postal_key",
+]
+
+_APOSTROPHES: Final = re.compile("['\u2019\u02bc\u2018`\u00b4]")
+_TOKEN: Final = re.compile(r"[^\W_]+")
+
+
+def _fold(text: str) -> str:
+    # ASCII text folds to its lower case; skip the Unicode work for it.
+    return text.lower() if text.isascii() else fold(text)
+
+
+def _tokens(text: str) -> list[str]:
+    """Folded words of ``text``: apostrophes join ("O'Brien" is one word), anything else splits."""
+    return _TOKEN.findall(_APOSTROPHES.sub("", _fold(text)))
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1 << 16)
+def person_name_key(value: str) -> str:
+    """A person's name as folded words joined by one space.
+
+    >>> person_name_key("  O'Brien-Smith ")
+    'obrien smith'
+    """
+    return " ".join(_tokens(value))
+
+
+def _canonical_given_names() -> Mapping[str, str]:
+    """Every nickname -> the formal name of its group (alphabetically first of several)."""
+    formal_names = {person_name_key(group[0]) for group in NICKNAME_GROUPS}
+    canonical: dict[str, str] = {}
+    for group in NICKNAME_GROUPS:
+        formal = person_name_key(group[0])
+        for name in group[1:]:
+            key = person_name_key(name)
+            if key not in formal_names:
+                canonical[key] = min(canonical.get(key, formal), formal)
+    return canonical
+
+
+_CANONICAL_GIVEN: Final = _canonical_given_names()
+
+
+@lru_cache(maxsize=1 << 16)
+def given_name_key(value: str) -> str:
+    """A given name with each word replaced by its formal name ("Bob" -> "robert").
+
+    A nickname of several names ("Kate") takes the alphabetically first formal name; use
+    :func:`is_nickname` to compare such names exactly.
+
+    >>> given_name_key("Bob"), given_name_key("Mary-Liz")
+    ('robert', 'mary elizabeth')
+    """
+    return " ".join(_CANONICAL_GIVEN.get(word, word) for word in _tokens(value))
+
+
+def is_nickname(left: str, right: str) -> bool:
+    """Whether two folded given names are nicknames of one another ("bob", "robert").
+
+    Args:
+        left: A folded given name (see :func:`person_name_key`).
+        right: Another folded given name.
+
+    Returns:
+        True when the names differ and one can stand for the other.
+    """
+    return left != right and right in NICKNAMES.get(left, frozenset())
+
+
+@lru_cache(maxsize=1 << 18)
+def full_name_key(given: str, last: str) -> str:
+    """The words of a normalised given and last name, sorted (swapped names share it).
+
+    >>> full_name_key("robert", "lee"), full_name_key("lee", "robert")
+    ('lee robert', 'lee robert')
+    """
+    return " ".join(sorted(f"{given} {last}".split())) if given and last else ""
+
+
+# --- companies ---------------------------------------------------------------------------------
+
+_LEGAL_SUFFIXES: Final = frozenset(
+    {
+        "inc",
+        "incorporated",
+        "llc",
+        "llp",
+        "lp",
+        "ltd",
+        "limited",
+        "co",
+        "company",
+        "corp",
+        "corporation",
+        "gmbh",
+        "ag",
+        "kg",
+        "plc",
+        "pllc",
+        "pc",
+        "sa",
+        "sarl",
+        "srl",
+        "bv",
+        "nv",
+        "pty",
+        "oy",
+        "ab",
+    }
+)
+_CONNECTORS: Final = frozenset({"and", "the"})
+# Dots between single letters make one word: "L.L.C." is "llc", "S.A." is "sa".
+_DOTTED: Final = re.compile(r"\b(?:[^\W\d_]\.){2,}", re.UNICODE)
+
+
+def _undot(match: re.Match[str]) -> str:
+    return match.group(0).replace(".", "")
+
+
+@lru_cache(maxsize=1 << 16)
+def company_key(value: str) -> str:
+    """A company name without legal suffixes, "&"/"and", "the" or punctuation.
+
+    Legal suffixes (Inc, LLC, Ltd, Co, Corp, GmbH, ...) are dropped at the end of the name, where
+    they are suffixes; a name made only of them keeps them.
+
+    >>> company_key("The Johnson & Sons Tire Co., L.L.C.")
+    'johnson sons tire'
+    """
+    words = _TOKEN.findall(_APOSTROPHES.sub("", _DOTTED.sub(_undot, _fold(value))))
+    end = len(words)
+    while end > 1 and words[end - 1] in _LEGAL_SUFFIXES:
+        end -= 1
+    kept = [word for word in words[:end] if word not in _CONNECTORS]
+    return " ".join(kept or words)
+
+
+# --- addresses ---------------------------------------------------------------------------------
+
+_ADDRESS_WORDS: Final[Mapping[str, str]] = {
+    "street": "st",
+    "str": "st",
+    "avenue": "ave",
+    "av": "ave",
+    "road": "rd",
+    "boulevard": "blvd",
+    "drive": "dr",
+    "lane": "ln",
+    "court": "ct",
+    "place": "pl",
+    "square": "sq",
+    "terrace": "ter",
+    "circle": "cir",
+    "highway": "hwy",
+    "parkway": "pkwy",
+    "expressway": "expy",
+    "freeway": "fwy",
+    "way": "wy",
+    "trail": "trl",
+    "plaza": "plz",
+    "center": "ctr",
+    "centre": "ctr",
+    "mount": "mt",
+    "fort": "ft",
+    "saint": "st",
+    "suite": "ste",
+    "apartment": "apt",
+    "building": "bldg",
+    "floor": "fl",
+    "unit": "unit",
+    "number": "",
+    "no": "",
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+}
+
+
+def address_key(value: str) -> str:
+    """A street address with street types and directionals abbreviated.
+
+    >>> address_key("1200 North Main Street, Suite #4")
+    '1200 n main st ste 4'
+    """
+    words = (_ADDRESS_WORDS.get(word, word) for word in _tokens(value))
+    return " ".join(word for word in words if word)
+
+
+_ASCII_NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
+_ASCII_LETTER: Final = re.compile(r"[A-Za-z]")
+
+
+def postal_key(value: str) -> str:
+    """A postal code: the first five digits of a numeric code, else its folded letters and digits.
+
+    >>> postal_key("80202-1234"), postal_key("sw1a 1aa")
+    ('80202', 'sw1a1aa')
+    """
+    if value.isascii():
+        if _ASCII_LETTER.search(value) is None:
+            return _NOT_DIGIT.sub("", value)[:5]
+        return _ASCII_NOT_ALNUM.sub("", value.lower())
+    if not any(ch.isalpha() for ch in value):
+        return digits(value)[:5]
+    return "".join(_tokens(value))
+
+
+def customer_number_key(value: str) -> str:
+    """A customer number compared as rule C2 says: case and separators ignored.
+
+    Same key as :func:`customerkit.text.number_key`.
+
+    >>> customer_number_key(" C-1001 ")
+    'c1001'
+    """
+    if value.isascii():
+        return _ASCII_NOT_ALNUM.sub("", value.lower())
+    return number_key(value)
+
+
+# --- emails and phones -------------------------------------------------------------------------
+
+_SIMPLE_EMAIL: Final = re.compile(r"[^\s\"\[\]<>]+@[^\s\"\[\]<>@]+")
+
+
+def email_key(value: str) -> str:
+    """An email address compared as ``local.casefold()@idna-domain`` (rule U4).
+
+    Same key as :func:`customerkit.identity.email_key`; an address that function refuses is
+    folded instead, so messy data still matches itself.
+
+    >>> email_key("Bob@Example.COM")
+    'bob@example.com'
+    """
+    if not value:
+        return ""
+    # For ASCII, casefold is lower() and the IDNA form of a domain is the domain lower-cased.
+    if value.isascii() and _SIMPLE_EMAIL.fullmatch(value):
+        return value.lower()
+    try:
+        return identity.email_key(value)
+    except (CustomerKitError, ValueError):
+        return fold(value)
+
+
+_NANP_REGIONS: Final = frozenset({"US", "CA"})
+_SIMPLE_PHONE: Final = re.compile(
+    r"(?P<number>\+?[0-9 ().\-]+?)\s*(?:(?:x|ext\.?|extension|\#)\s*[0-9]+)?", re.IGNORECASE
+)
+_NOT_DIGIT: Final = re.compile(r"[^0-9]+")
+
+
+def phone_number_key(value: str, region: str = "US") -> str:
+    """A phone number without its extension: E.164 when possible, else its digits (rule U4).
+
+    Same number as :func:`customerkit.identity.phone_key`; a value that function refuses keeps
+    its digits (``""`` when it has fewer than four).
+
+    >>> phone_number_key("(303) 555-0142 x12"), phone_number_key("1.303.555.0142")
+    ('+13035550142', '+13035550142')
+    """
+    if not value:
+        return ""
+    simple = _SIMPLE_PHONE.fullmatch(value) if region.upper() in _NANP_REGIONS else None
+    if simple is not None:
+        number = _NOT_DIGIT.sub("", simple["number"])
+        if len(number) == 11 and number[0] == "1":
+            number = number[1:]
+        elif value[0] == "+":
+            number = ""
+        if len(number) == 10 and number[0] not in "01":
+            return "+1" + number
+    try:
+        return identity.phone_key(value, region=region).number
+    except CustomerKitError:
+        number = digits(value)
+        return number if len(number) >= 4 else ""
+
+
+# --- columns -----------------------------------------------------------------------------------
+
+#: Normalised contact columns and the input fields they come from.
+CONTACT_KEYS: Final = ("first", "given", "last", "email", "phone")
+#: Normalised customer columns.
+CUSTOMER_KEYS: Final = ("company", "number", "address", "postal", "city", "email", "phone")
+
+
+def _column(values: Sequence[str], key: Callable[[str], str]) -> list[str]:
+    return [key(value) if value else "" for value in values]
+
+
+def _address(line1: str, line2: str) -> str:
+    return address_key(f"{line1} {line2}" if line2 else line1)
+
+
+def normalize_columns(
+    kind: str, columns: Mapping[str, Sequence[str]], *, region: str = "US"
+) -> dict[str, list[str]]:
+    """Normalise raw text columns (``""`` for missing) into the matching keys of ``kind``.
+
+    Args:
+        kind: ``"contact"`` or ``"customer"``.
+        columns: Model field name -> trimmed values, one per record.
+        region: Default phone region.
+
+    Returns:
+        For contacts the columns :data:`CONTACT_KEYS` (``first`` is the folded given name,
+        ``given`` its formal form), for customers :data:`CUSTOMER_KEYS`.
+    """
+    phones = [phone_number_key(value, region) if value else "" for value in columns["phone"]]
+    emails = _column(columns["email"], email_key)
+    if kind == "contact":
+        return {
+            "first": _column(columns["first_name"], person_name_key),
+            "given": _column(columns["first_name"], given_name_key),
+            "last": _column(columns["last_name"], person_name_key),
+            "email": emails,
+            "phone": phones,
+        }
+    return {
+        "company": _column(columns["company_name"], company_key),
+        "number": _column(columns["customer_number"], customer_number_key),
+        "address": [
+            _address(a, b) if a or b else ""
+            for a, b in zip(columns["address_line1"], columns["address_line2"], strict=True)
+        ],
+        "postal": _column(columns["postal_code"], postal_key),
+        "city": _column(columns["city"], person_name_key),
+        "email": emails,
+        "phone": phones,
+    }

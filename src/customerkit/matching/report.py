@@ -1,0 +1,194 @@
+"""What duplicate matching returns: pairs, groups and similar records (rules M1, M2, M6).
+
+A :class:`DuplicateReport` is a value: its pairs are sorted by score (best first) then ids, its
+groups by main id, so the same records always give the same report whatever their order. It
+converts to records, to a pandas DataFrame (``customerkit[pandas]``) and shows itself in a
+notebook as groups side by side with the differing fields highlighted.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DuplicateGroup", "DuplicatePair", "DuplicateReport", "SimilarMatch"]
+
+_HTML_GROUPS = 50
+_HTML_PAIRS = 50
+
+
+def _score(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        msg = f"{attribute.name} must be between 0 and 1, not {value!r}"
+        raise ValueError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class DuplicatePair:
+    """Two records that are probably the same (rule M1).
+
+    Attributes:
+        left_id: The smaller id of the two.
+        right_id: The larger id.
+        score: How likely the two are the same, in [0, 1].
+        reasons: What made them match ("same email", "names similar 0.93", ...).
+    """
+
+    left_id: str
+    right_id: str
+    score: float = attrs.field(validator=_score)
+    reasons: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if not self.left_id < self.right_id:
+            msg = "left_id must sort before right_id"
+            raise ValueError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class DuplicateGroup:
+    """Records that are probably all the same, with the one proposed to keep (rule M2).
+
+    Attributes:
+        ids: The members, sorted.
+        main_id: The proposed main record (merge the others into it).
+        reasons: Why this main was chosen, then the kinds of links that joined the group.
+    """
+
+    ids: tuple[str, ...]
+    main_id: str
+    reasons: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class SimilarMatch:
+    """A record similar to a new one (rule M6).
+
+    Attributes:
+        record: The existing record, as it was given to the index.
+        score: How likely the two are the same, in [0, 1].
+        reasons: What made them match.
+    """
+
+    record: Any
+    score: float = attrs.field(validator=_score)
+    reasons: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class DuplicateReport:
+    """The duplicates found among records.
+
+    Attributes:
+        pairs: Pairs scoring at least the threshold, best first (then by ids).
+        groups: Groups of two or more records, by main id.
+        compared: How many candidate pairs blocking proposed and the scorer compared.
+        kind: ``"contact"`` or ``"customer"``.
+        fields: The compared fields shown beside each pair.
+        values: Record id -> field -> value, for the records in ``pairs`` (not compared).
+    """
+
+    pairs: tuple[DuplicatePair, ...]
+    groups: tuple[DuplicateGroup, ...]
+    compared: int
+    kind: str = "contact"
+    fields: tuple[str, ...] = ()
+    values: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per pair: ids, score, reasons, then ``left_<field>`` and ``right_<field>``.
+
+        Returns:
+            The pairs as plain dicts, in report order.
+        """
+        empty: Mapping[str, str] = {}
+        out = []
+        for pair in self.pairs:
+            row: dict[str, Any] = {
+                "left_id": pair.left_id,
+                "right_id": pair.right_id,
+                "score": pair.score,
+                "reasons": pair.reasons,
+            }
+            for side, record_id in (("left", pair.left_id), ("right", pair.right_id)):
+                values = self.values.get(record_id, empty)
+                for field in self.fields:
+                    row[f"{side}_{field}"] = values.get(field, "")
+            out.append(row)
+        return out
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The pairs as a DataFrame (columns as :meth:`to_records`); needs ``customerkit[pandas]``.
+
+        Returns:
+            One row per pair.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError as error:  # pragma: no cover - exercised only without pandas
+            msg = "DuplicateReport.to_pandas() needs pandas: pip install 'customerkit[pandas]'"
+            raise ImportError(msg) from error
+        columns = ["left_id", "right_id", "score", "reasons"]
+        columns += [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
+        return pd.DataFrame(self.to_records(), columns=columns)
+
+    def _repr_html_(self) -> str:
+        parts = [
+            "<div class='customerkit-duplicates'>",
+            f"<p>{len(self.pairs)} pairs, {len(self.groups)} groups, "
+            f"{self.compared} pairs compared</p>",
+        ]
+        parts.extend(
+            _group_table(group, self.fields, self.values) for group in self.groups[:_HTML_GROUPS]
+        )
+        if len(self.groups) > _HTML_GROUPS:
+            parts.append(f"<p>... {len(self.groups) - _HTML_GROUPS} more groups</p>")
+        if self.pairs:
+            parts.append(_pair_table(self.pairs[:_HTML_PAIRS]))
+        parts.append("</div>")
+        return "".join(parts)
+
+
+_DIFFERS = " style='background:#ffe9a8'"
+
+
+def _group_table(
+    group: DuplicateGroup, fields: Sequence[str], values: Mapping[str, Mapping[str, str]]
+) -> str:
+    """One group as a table: a column per record (main first), differing cells highlighted."""
+    e = html.escape
+    members = [group.main_id, *(i for i in group.ids if i != group.main_id)]
+    rows = [
+        "<table><caption>" + e("; ".join(group.reasons)) + "</caption><tr><th>field</th>",
+        *(f"<th>{e(i)}{' (main)' if i == group.main_id else ''}</th>" for i in members),
+        "</tr>",
+    ]
+    empty: Mapping[str, str] = {}
+    for field in fields:
+        cells = [values.get(i, empty).get(field, "") for i in members]
+        rows.append(f"<tr><th>{e(field)}</th>")
+        rows.extend(f"<td{_DIFFERS if cell != cells[0] else ''}>{e(cell)}</td>" for cell in cells)
+        rows.append("</tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _pair_table(pairs: Sequence[DuplicatePair]) -> str:
+    e = html.escape
+    rows = ["<table><tr><th>left</th><th>right</th><th>score</th><th>reasons</th></tr>"]
+    rows.extend(
+        f"<tr><td>{e(p.left_id)}</td><td>{e(p.right_id)}</td><td>{p.score:.4f}</td>"
+        f"<td>{e('; '.join(p.reasons))}</td></tr>"
+        for p in pairs
+    )
+    rows.append("</table>")
+    return "".join(rows)

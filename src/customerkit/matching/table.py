@@ -1,0 +1,197 @@
+"""Reading records to match into columns: mappings, attrs models or a pandas DataFrame.
+
+Field names are the model's (:class:`~customerkit.model.Contact`,
+:class:`~customerkit.model.Customer`, their ``New*`` drafts). ``None``, NaN, ``pandas.NA`` and
+``NaT`` all mean missing; text is trimmed and a blank value is missing too.
+
+A record's id is its ``id`` field (or column) as a string when present, else its position in the
+input as a string (``"0"``, ``"1"``, ...), so every id in a report is a ``str``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "CUSTOMER_FIELDS",
+    "Kind",
+    "RecordTable",
+    "field_value",
+    "is_missing",
+    "read_records",
+    "text_value",
+    "timestamp_value",
+]
+
+Kind = Literal["contact", "customer"]
+
+#: Contact fields the matcher reads (and reports side by side).
+CONTACT_FIELDS: Final = ("first_name", "last_name", "email", "phone", "title")
+#: Customer fields the matcher reads (and reports side by side).
+CUSTOMER_FIELDS: Final = (
+    "company_name",
+    "customer_number",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "email",
+    "phone",
+)
+_TIME_FIELDS: Final = ("last_communicated_at", "created_at")
+_MISSING_TYPES: Final = frozenset({"NAType", "NaTType"})
+
+
+def fields_of(kind: str) -> tuple[str, ...]:
+    """The fields read for ``kind`` (``"contact"`` or ``"customer"``, else ``ValueError``)."""
+    if kind == "contact":
+        return CONTACT_FIELDS
+    if kind == "customer":
+        return CUSTOMER_FIELDS
+    msg = f"kind must be 'contact' or 'customer', not {kind!r}"
+    raise ValueError(msg)
+
+
+def is_missing(value: object) -> bool:
+    """Whether ``value`` means "no value": None, NaN, ``pandas.NA`` or ``NaT``."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in _MISSING_TYPES
+
+
+def text_value(value: object) -> str:
+    """A field value as trimmed text, ``""`` when missing."""
+    if type(value) is str:
+        return value.strip()
+    if is_missing(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a numeric column read as float: 1001.0 is "1001"
+    return str(value).strip()
+
+
+def timestamp_value(value: object) -> float:
+    """A time as POSIX seconds (naive times taken as UTC), NaN when missing or unreadable."""
+    if value is None or is_missing(value):
+        return math.nan
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return math.nan
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            return math.nan
+        return float(value.astype("datetime64[us]").astype(np.int64)) / 1e6
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.timestamp()
+    return math.nan
+
+
+def _texts(values: list[object]) -> list[str]:
+    # Most values are already strings: strip them without a function call each.
+    return [value.strip() if type(value) is str else text_value(value) for value in values]
+
+
+def field_value(record: object, name: str) -> object:
+    """The value of field ``name`` of a mapping or an object (``None`` when it has none)."""
+    if isinstance(record, Mapping):
+        return record.get(name)
+    return getattr(record, name, None)
+
+
+def _is_dataframe(records: object) -> bool:
+    return type(records).__module__.startswith("pandas") and hasattr(records, "columns")
+
+
+def _frame_column(frame: Any, name: str, size: int) -> list[object]:
+    if name in frame.columns:
+        return list(frame[name].tolist())
+    return [None] * size
+
+
+def _record_column(rows: Sequence[object], name: str, *, plain: bool) -> list[object]:
+    if plain:  # every row is a dict: skip the per-row type check
+        return [row.get(name) for row in rows]  # type: ignore[attr-defined]
+    return [field_value(row, name) for row in rows]
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class RecordTable:
+    """Records read into columns.
+
+    Attributes:
+        kind: ``"contact"`` or ``"customer"``.
+        ids: One id per record (see the module docs).
+        columns: Field -> trimmed text per record, ``""`` for missing.
+        scopes: The scope value per record (``""`` for none), or None when not scoped.
+        last_contacted: POSIX seconds of ``last_communicated_at``, NaN for missing.
+        created: POSIX seconds of ``created_at``, NaN for missing.
+    """
+
+    kind: Kind
+    ids: list[str]
+    columns: dict[str, list[str]]
+    scopes: list[str] | None
+    last_contacted: npt.NDArray[np.float64]
+    created: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def read_records(records: Iterable[object], *, kind: Kind, scope: str | None) -> RecordTable:
+    """Read mappings, attrs records or a DataFrame into a :class:`RecordTable`.
+
+    Args:
+        records: The records.
+        kind: ``"contact"`` or ``"customer"``.
+        scope: A field whose value partitions the records (``"customer_id"``), or None.
+
+    Returns:
+        The columns of the records.
+
+    Raises:
+        ValueError: Two records have the same id.
+    """
+    fields = fields_of(kind)
+    wanted = (*fields, *_TIME_FIELDS, "id", *((scope,) if scope else ()))
+    raw: dict[str, list[object]]
+    if _is_dataframe(records):
+        size = len(records)  # type: ignore[arg-type]
+        raw = {name: _frame_column(records, name, size) for name in wanted}
+    else:
+        rows = records if isinstance(records, Sequence) else list(records)
+        size = len(rows)
+        plain = all(type(row) is dict for row in rows)
+        raw = {name: _record_column(rows, name, plain=plain) for name in wanted}
+    ids = [
+        str(position) if is_missing(value) else text_value(value)
+        for position, value in enumerate(raw["id"])
+    ]
+    if len(set(ids)) != len(ids):
+        msg = "records have duplicate ids; give each record a unique id (or none at all)"
+        raise ValueError(msg)
+    return RecordTable(
+        kind=kind,
+        ids=ids,
+        columns={name: _texts(raw[name]) for name in fields},
+        scopes=_texts(raw[scope]) if scope else None,
+        last_contacted=np.fromiter(
+            (timestamp_value(v) for v in raw["last_communicated_at"]), np.float64, size
+        ),
+        created=np.fromiter((timestamp_value(v) for v in raw["created_at"]), np.float64, size),
+    )

@@ -1,0 +1,853 @@
+"""SQL backend only: pragmas, transactions, schema versions, constraints, search, concurrency.
+
+Rule behaviour shared by every backend is in the contract suite; this file checks what only the
+SQL backend has (RELIABILITY decisions 1-5, T1, T6, T10) and its repositories directly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event, text, update
+from sqlalchemy.exc import DBAPIError
+
+import customerkit as ck
+from customerkit.backends.sqlalchemy import SqlStore, retry_transient, schema
+from customerkit.backends.sqlalchemy.anchors import Anchor, anchors, successor
+from customerkit.backends.sqlalchemy.store import is_transient
+from customerkit.model import (
+    Category,
+    ChangeRecord,
+    CompanyType,
+    Contact,
+    Customer,
+    CustomerKind,
+    RecordStatus,
+    Role,
+    SearchField,
+    SourceLink,
+    User,
+)
+from customerkit.search.oracle import oracle_search, word_strength
+from customerkit.search.query import SearchDocument, SearchQuery, parse_query
+from customerkit.testing import FakeClock
+from customerkit.testing.postgres import postgres_server_url, postgres_url  # noqa: F401
+
+NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database: an SQLite file, or a database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'book.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[SqlStore]:
+    opened = SqlStore(url)
+    yield opened
+    opened.close()
+
+
+def make_customer(number: str = "C-1", **values: Any) -> Customer:
+    defaults: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "location_id": "loc-1",
+        "kind": CustomerKind.LOCAL,
+        "company_name": "Johnson Tires - Denver",
+        "customer_number": number,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return Customer(**{**defaults, **values})
+
+
+def make_contact(customer_id: str, **values: Any) -> Contact:
+    defaults: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "customer_id": customer_id,
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return Contact(**{**defaults, **values})
+
+
+def add(store: SqlStore, *customers: Customer) -> None:
+    with store.unit_of_work() as uow:
+        for customer in customers:
+            uow.customers.add(customer)
+        uow.commit()
+
+
+def statements(store: SqlStore, parameters: list[Any] | None = None) -> list[str]:
+    """Every SQL statement the store's engine runs from now on (appended as they run)."""
+    seen: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append(statement)
+        if parameters is not None:
+            parameters.append(params)
+
+    return seen
+
+
+# -- SQLite transactions (RELIABILITY decision 4, T10) --------------------------------------------
+
+
+def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        for _ in range(2):
+            with store.engine.connect() as connection:
+                pragma = connection.exec_driver_sql
+                assert pragma("PRAGMA foreign_keys").scalar() == 1
+                assert pragma("PRAGMA busy_timeout").scalar() >= 5000
+                assert pragma("PRAGMA journal_mode").scalar() == "wal"
+                assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        store.close()
+
+
+def test_sqlite_unit_of_work_begins_immediate(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    store = SqlStore(f"sqlite:///{path}")
+    seen = statements(store)
+    try:
+        with store.unit_of_work() as uow:
+            assert seen == []  # nothing until the first statement: an idle unit locks nothing
+            uow.customers.get("nobody")  # a read first: deferred BEGIN would not lock yet
+            assert seen[0] == "BEGIN IMMEDIATE"
+            other = sqlite3.connect(path, timeout=0)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+    finally:
+        store.close()
+
+
+def test_sqlite_leaving_without_commit_rolls_back(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        customer = make_customer()
+        with store.unit_of_work() as uow:
+            uow.customers.add(customer)
+            assert uow.customers.get(customer.id) == customer  # buffered, yet visible
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(customer.id) is None
+    finally:
+        store.close()
+
+
+def test_memory_sqlite_is_one_shared_database() -> None:
+    store = SqlStore("sqlite://")
+    try:
+        customer = make_customer()
+        done = threading.Thread(target=add, args=(store, customer))
+        done.start()
+        done.join()
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(customer.id) == customer
+    finally:
+        store.close()
+
+
+def test_sqlite_concurrent_read_modify_write_loses_nothing(tmp_path: Path) -> None:
+    """T10: 8 threads x 25 read-then-write units of work: no "database is locked", no loss."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    customer = make_customer(extra={"n": "0"})
+    add(store, customer)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(25):
+            try:
+                with store.unit_of_work() as uow:
+                    current = uow.customers.get(customer.id)
+                    assert current is not None
+                    bumped = attrs.evolve(
+                        current,
+                        extra={"n": str(int(current.extra["n"]) + 1)},
+                        version=current.version + 1,
+                    )
+                    uow.customers.update(bumped, expected_version=current.version)
+                    uow.commit()
+            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        with store.unit_of_work() as uow:
+            final = uow.customers.get(customer.id)
+        assert final is not None
+        assert final.extra == {"n": "200"}
+        assert final.version == 201
+    finally:
+        store.close()
+
+
+# -- schema version ---------------------------------------------------------------------------
+
+
+def test_schema_version_is_recorded_and_checked(url: str) -> None:
+    store = SqlStore(url)
+    with store.engine.connect() as connection:
+        assert connection.scalar(text("SELECT version FROM schema_version")) == 1
+        assert store.schema_version == schema.SCHEMA_VERSION
+        connection.execute(update(schema.schema_version).values(version=999))
+        connection.commit()
+    store.close()
+    with pytest.raises(ck.SchemaError, match="version 999"):
+        SqlStore(url)
+
+
+def test_reopening_keeps_data(url: str) -> None:
+    customer = make_customer()
+    store = SqlStore(url)
+    add(store, customer)
+    store.close()
+    store = SqlStore(url)
+    try:
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(customer.id) == customer
+    finally:
+        store.close()
+
+
+def test_foreign_tables_without_version_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE customers (id TEXT)")
+    other.close()
+    with pytest.raises(ck.SchemaError, match="customers"):
+        SqlStore(f"sqlite:///{path}")
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(ck.ValidationError, match="url"):
+        SqlStore("mysql://localhost/x")
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+def test_customer_round_trips_every_field(store: SqlStore) -> None:
+    customer = make_customer(
+        company_name="Ñandú Café",
+        address_line1="1 Main St",
+        city="Denver",
+        state="CO",
+        email="a@example.com",
+        phone="+13035550142",
+        company_type=None,
+        username="Bob",
+        password_hash="$argon2id$x",  # noqa: S106
+        assigned_staff=("u1", "u2"),
+        source=SourceLink(
+            source="procede",
+            external_id="P-1",
+            last_synced_at=datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=-7))),
+            fields=("company_name", "city"),
+        ),
+        extra={"$odd": "key", "tax id": "42"},
+        kind=CustomerKind.FLEET,
+    )
+    add(store, customer)
+    with store.unit_of_work() as uow:
+        stored = uow.customers.get(customer.id)
+    assert stored == customer
+    assert stored is not None
+    assert stored.source is not None
+    assert stored.source.last_synced_at.tzinfo is UTC
+    assert stored.created_at.tzinfo is UTC
+
+
+def test_history_and_merges_round_trip(store: SqlStore) -> None:
+    changes = {
+        "assigned_staff": ((), ("u7",)),
+        "last_communicated_at": (None, NOW),
+        "extra": ({}, {"a": "b"}),
+        "status": ("ACTIVE", "MERGED"),
+    }
+    record = ChangeRecord(
+        entity="contact",
+        entity_id="k1",
+        customer_id="c1",
+        action="merge",
+        actor_id=None,
+        at=NOW,
+        changes=changes,
+    )
+    merge = {"main": "k1", "merged": ["k2", "k3"], "at": NOW, "values": {"email": ("", "x")}}
+    with store.unit_of_work() as uow:
+        first = uow.history.append(record)
+        second = uow.history.append(record)
+        uow.merges.add("m1", merge)
+        uow.commit()
+    assert second.seq > first.seq
+    with store.unit_of_work() as uow:
+        assert uow.history.for_customer("c1") == [first, second]
+        assert uow.merges.get("m1") == merge
+        assert uow.merges.get("m2") is None
+        assert uow.history.remove_for_customer("c1") == 2
+        assert uow.history.for_customer("c1") == []
+
+
+def test_history_numbers_are_never_reused_on_sqlite(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    record = ChangeRecord(
+        entity="customer", entity_id="c", customer_id="c", action="x", actor_id=None, at=NOW
+    )
+    try:
+        with store.unit_of_work() as uow:
+            assert [uow.history.append(record).seq for _ in range(3)] == [1, 2, 3]
+        with store.unit_of_work() as uow:  # rolled back: numbers come again, as in memory
+            assert uow.history.append(record).seq == 1
+            uow.commit()
+        with store.unit_of_work() as uow:
+            uow.history.remove_for_customer("c")
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.history.append(record).seq == 2
+    finally:
+        store.close()
+
+
+def test_users_reference_and_settings(store: SqlStore) -> None:
+    user = User(id="u1", name="Ann", email="a@x.com", role=Role.STAFF, location_id="loc-1")
+    fleet = User(
+        id="u0",
+        name="Fleet",
+        email="f@x.com",
+        role=Role.FLEET_USER,
+        location_id="loc-1",
+        fleet_customer_id="c9",
+        has_login=False,
+    )
+    with store.unit_of_work() as uow:
+        uow.users.add(user)
+        uow.users.add(fleet)
+        with pytest.raises(ck.ValidationError, match="id"):
+            uow.users.add(user)
+        uow.reference.add_company_type(CompanyType(name="b"))
+        uow.reference.add_company_type(CompanyType(name="B"))
+        with pytest.raises(ck.ValidationError):
+            uow.reference.add_company_type(CompanyType(name="b"))
+        uow.reference.add_category(Category(name="Gold", required_fields=("city",)))
+        with pytest.raises(ck.ValidationError):
+            uow.reference.add_category(Category(name="Gold"))
+        uow.settings.set_source_enabled("procede", "loc-1", True)
+        uow.settings.set_source_enabled("procede", "loc-1", True)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.users.get("u1") == user
+        assert uow.users.for_location("loc-1") == [fleet, user]
+        assert uow.users.for_fleet("c9") == [fleet]
+        assert [t.name for t in uow.reference.company_types()] == ["B", "b"]
+        assert uow.reference.get_category("Gold") == Category(name="Gold", required_fields=("city",))
+        assert uow.reference.get_company_type("x") is None
+        assert uow.settings.source_enabled("procede", "loc-1")
+        assert not uow.settings.source_enabled("procede", "loc-2")
+
+
+# -- constraints mapped to library errors (decision 1, T1) --------------------------------------
+
+
+def test_username_unique_by_canonical_key_even_for_tombstones(store: SqlStore) -> None:
+    holder = make_customer("C-1", username="BigBird", status=RecordStatus.DELETED)
+    add(store, holder)
+    with pytest.raises(ck.DuplicateUsername):
+        add(store, make_customer("C-2", username="bigbird"))
+    with store.unit_of_work() as uow:
+        assert uow.customers.find_by_username("bigbird") == holder
+        uow.customers.remove(holder.id)
+        uow.customers.add(make_customer("C-2", username="bigbird"))
+        uow.commit()
+
+
+def test_number_unique_per_location_among_live_customers(store: SqlStore) -> None:
+    first = make_customer("C-1001")
+    add(store, first, make_customer("", company_name="Blank 1"))
+    with pytest.raises(ck.DuplicateCustomerNumber) as caught:
+        add(store, make_customer("c 1001"))
+    assert caught.value.existing_id == first.id
+    add(store, make_customer(""), make_customer("C-1001", location_id="loc-2"))
+    with store.unit_of_work() as uow:
+        assert uow.customers.find_by_number("loc-1", "c1001") == first
+        deleted = attrs.evolve(first, status=RecordStatus.DELETED, version=2)
+        uow.customers.update(deleted, expected_version=1)
+        uow.customers.add(make_customer("C-1001"))  # a tombstone frees its number
+        uow.commit()
+
+
+def test_clash_inside_one_batch_names_the_earlier_customer(store: SqlStore) -> None:
+    first = make_customer("C-5")
+    with pytest.raises(ck.DuplicateCustomerNumber) as caught, store.unit_of_work() as uow:
+        uow.customers.add(first)
+        uow.customers.add(make_customer("C5"))
+        uow.commit()
+    assert caught.value.existing_id == first.id
+
+
+def test_buffered_clash_wins_over_a_later_error(store: SqlStore) -> None:
+    """Memory raises a clash at add(); a later error must not hide it on SQL either."""
+    add(store, make_customer("C-5", username="bob"))
+    with pytest.raises(ck.DuplicateUsername), store.unit_of_work() as uow:
+        uow.customers.add(make_customer("C-6", username="Bob"))
+        raise ck.ValidationError({"[3].email": "is invalid"})
+
+
+def test_username_is_checked_before_number(store: SqlStore) -> None:
+    add(store, make_customer("C-5", username="bob"))
+    with pytest.raises(ck.DuplicateUsername):
+        add(store, make_customer("C-5", username="BOB"))
+
+
+def test_update_clash_is_mapped_and_the_unit_of_work_stays_usable(store: SqlStore) -> None:
+    first, second = make_customer("C-1"), make_customer("C-2")
+    add(store, first, second)
+    with store.unit_of_work() as uow:
+        with pytest.raises(ck.DuplicateCustomerNumber) as caught:
+            uow.customers.update(
+                attrs.evolve(second, customer_number="c-1", version=2), expected_version=1
+            )
+        assert caught.value.existing_id == first.id
+        uow.customers.update(attrs.evolve(second, city="Aurora", version=2), expected_version=1)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        stored = uow.customers.get(second.id)
+    assert stored is not None
+    assert (stored.city, stored.version) == ("Aurora", 2)
+
+
+def test_source_record_imported_once(store: SqlStore) -> None:
+    link = SourceLink(source="procede", external_id="P-1", last_synced_at=NOW)
+    first = make_customer("C-1", source=link)
+    add(store, first)
+    with pytest.raises(ck.AlreadyImported) as caught:
+        add(store, make_customer("C-2", source=link))
+    assert caught.value.existing_id == first.id
+    with store.unit_of_work() as uow:
+        assert uow.customers.find_by_source("procede", "P-1") == first
+
+
+def test_external_user_email_unique_among_live_external_users(store: SqlStore) -> None:
+    customer = make_customer()
+    add(store, customer)
+    first = make_contact(customer.id, email="Ann@Example.com", external_user=True)
+    with store.unit_of_work() as uow:
+        uow.contacts.add(first)
+        uow.contacts.add(make_contact(customer.id, email="ann@example.com"))  # not external
+        with pytest.raises(ck.DuplicateExternalUser) as caught:
+            uow.contacts.add(make_contact(customer.id, email="ann@EXAMPLE.com", external_user=True))
+        assert caught.value.existing_id == first.id
+        assert uow.contacts.find_external_user("ann@example.com") == first
+        merged = attrs.evolve(first, status=RecordStatus.MERGED, version=2)
+        uow.contacts.update(merged, expected_version=1)
+        assert uow.contacts.find_external_user("ann@example.com") is None
+        uow.contacts.add(make_contact(customer.id, email="ann@example.com", external_user=True))
+        uow.commit()
+
+
+# -- optimistic concurrency (decision 3, C5) ----------------------------------------------------
+
+
+def test_stale_version_is_refused(store: SqlStore) -> None:
+    customer = make_customer()
+    add(store, customer)
+    contact = make_contact(customer.id)
+    with store.unit_of_work() as uow:
+        uow.contacts.add(contact)
+        uow.customers.update(attrs.evolve(customer, city="A", version=2), expected_version=1)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        with pytest.raises(ck.ConcurrentModification):
+            uow.customers.update(attrs.evolve(customer, city="B", version=2), expected_version=1)
+        with pytest.raises(ck.ConcurrentModification):
+            uow.contacts.update(attrs.evolve(contact, title="X", version=3), expected_version=2)
+        with pytest.raises(ck.ConcurrentModification):
+            uow.customers.update(make_customer("C-9"), expected_version=1)  # unknown id
+        stored = uow.customers.get(customer.id)
+    assert stored is not None
+    assert stored.city == "A"
+
+
+# -- reads: keyset pagination, bulk writes ------------------------------------------------------
+
+
+def test_iter_location_pages_by_key_without_offset(store: SqlStore) -> None:
+    customers = [make_customer(f"C-{i}") for i in range(25)]
+    dead = make_customer("C-x", status=RecordStatus.DELETED)
+    add(store, *customers, dead, make_customer("C-1", location_id="loc-2"))
+    params: list[Any] = []
+    seen = statements(store, params)
+    with store.unit_of_work() as uow:
+        found = list(uow.customers.iter_location("loc-1", batch_size=10))
+        some = list(uow.customers.iter_location("loc-1", ids=[customers[3].id, dead.id, "nope"]))
+        assert uow.customers.count("loc-1") == 25
+    assert found == sorted(customers, key=lambda customer: customer.id)
+    assert some == [customers[3]]
+    pages = [(sql, p) for sql, p in zip(seen, params, strict=True) if "LIMIT" in sql]
+    assert len(pages) == 3
+    for sql, page_params in pages:
+        # SQLite's compiler always writes "LIMIT ? OFFSET ?"; the offset stays 0 (keyset pages).
+        assert "OFFSET" not in sql or list(page_params.values() if isinstance(page_params, dict) else page_params)[-1] == 0
+    assert all("customers.id >" in sql for sql, _ in pages[1:])
+
+
+def test_bulk_add_writes_in_batches(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}", batch_size=500)
+    seen = statements(store)
+    try:
+        customers = [make_customer(f"C-{i}") for i in range(2000)]
+        add(store, *customers)
+        inserts = [s for s in seen if s.startswith("INSERT INTO customers ")]
+        assert len(inserts) == 4
+        with store.unit_of_work() as uow:
+            assert uow.customers.count("loc-1") == 2000
+    finally:
+        store.close()
+
+
+def test_created_since_lists_live_customers(store: SqlStore) -> None:
+    old = make_customer("C-1", created_at=NOW - timedelta(days=40))
+    new = make_customer("C-2", created_at=NOW - timedelta(days=1))
+    add(store, old, new, make_customer("C-3", status=RecordStatus.DELETED))
+    with store.unit_of_work() as uow:
+        assert uow.customers.created_since("loc-1", NOW - timedelta(days=30)) == [new]
+
+
+# -- search: anchors and equality with the oracle (S1-S5) ---------------------------------------
+
+
+def _satisfies(anchor: Anchor, word: str) -> bool:
+    if anchor.kind == "equals":
+        return word == anchor.text
+    if anchor.kind == "prefix":
+        return anchor.text <= word < successor(anchor.text)
+    return anchor.text in word
+
+
+@given(
+    query_word=st.text("abcd", min_size=1, max_size=10),
+    edits=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 12), st.sampled_from("abcde"))),
+    tail=st.text("abcd", max_size=3),
+    fuzzy=st.booleans(),
+)
+def test_anchors_find_every_matching_word(
+    query_word: str, edits: list[tuple[int, int, str]], tail: str, fuzzy: bool
+) -> None:
+    """Index look-ups are a superset of what the oracle accepts (prefix, infix, typos)."""
+    chars = list(query_word)
+    for op, position, char in edits[:3]:
+        at = position % (len(chars) + 1)
+        if op == 0 and at < len(chars):
+            chars[at] = char
+        elif op == 1:
+            chars.insert(at, char)
+        elif op == 2 and at < len(chars):
+            del chars[at]
+        elif op == 3 and at + 1 < len(chars):
+            chars[at], chars[at + 1] = chars[at + 1], chars[at]
+    word = "".join(chars) + tail
+    query = SearchQuery(words=(query_word,), fields=(SearchField.NAME,), fuzzy=fuzzy)
+    if word and word_strength(query_word, word, fuzzy=fuzzy) is not None:
+        assert any(_satisfies(anchor, word) for anchor in anchors(query_word, query))
+
+
+def test_successor_bounds_a_prefix() -> None:
+    assert successor("ab") == "ac"
+    assert successor("a\U0010ffff") == "b"
+    assert successor("a\ud7ff") == "a\ue000"
+    assert "ab\U0001f600" < successor("ab")
+
+
+TOKENS = (
+    "john",
+    "johnson",
+    "jon",
+    "jonson",
+    "deere",
+    "denver",
+    "den",
+    "big",
+    "john's",
+    "tires",
+    "smith-jones",
+    "école",
+    "ECOLE",
+    "o'brien",
+    "garcía-lópez",
+    "straße",
+    "co",
+    "tx",
+    "c-1001",
+    "1001",
+    "50%_off",
+    "aaaa",
+    "aaab",
+)
+token = st.one_of(st.sampled_from(TOKENS), st.text("abjoén-'", min_size=1, max_size=9))
+field_text = st.lists(token, max_size=4).map(" ".join)
+document = st.fixed_dictionaries(
+    {
+        "name": st.lists(token, min_size=1, max_size=4).map(" ".join),
+        "city": field_text,
+        "state": st.one_of(st.sampled_from(["CO", "TX", "co", ""]), field_text),
+        "number": field_text,
+        "live": st.sampled_from([True, True, True, False]),
+        "rename": st.none() | field_text.filter(bool),
+    }
+)
+
+
+def _query_text(data: st.DataObject, documents: list[dict[str, Any]]) -> str:
+    words: list[str] = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        source = data.draw(st.sampled_from(documents))["name"].split() or ["x"]
+        word = data.draw(st.sampled_from(source))
+        start = data.draw(st.integers(0, max(0, len(word) - 1)))
+        end = data.draw(st.integers(start + 1, len(word) + 1))
+        piece = data.draw(st.sampled_from([word, word[:end], word[start:end], word[1:] or word]))
+        if data.draw(st.booleans()):
+            piece = data.draw(token)
+        words.append(piece)
+    return " ".join(words)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_search_equals_the_oracle(store: SqlStore, data: st.DataObject) -> None:
+    """S1-S5: same hits, same scores, same fields, same order as ``oracle_search``."""
+    location = uuid.uuid4().hex  # a fresh location per example: examples never see each other
+    drafts = data.draw(st.lists(document, min_size=1, max_size=25))
+    customers, docs = [], []
+    for i, draft in enumerate(drafts):
+        status = RecordStatus.ACTIVE if draft["live"] else RecordStatus.DELETED
+        customer = make_customer(
+            f"q{i}q {draft['number']}",  # a unique first word keeps numbers unique (C2)
+            location_id=location,
+            company_name=draft["name"],
+            city=draft["city"],
+            state=draft["state"],
+            status=status,
+        )
+        customers.append(customer)
+    decoy = make_customer("x", location_id=f"{location}-other", company_name=drafts[0]["name"])
+    add(store, *customers, decoy)  # same words at another location must never show up
+    with store.unit_of_work() as uow:
+        for customer, draft in zip(customers, drafts, strict=True):
+            if draft["rename"] is not None:
+                renamed = attrs.evolve(customer, company_name=draft["rename"], version=2)
+                uow.customers.update(renamed, expected_version=1)
+                customer = renamed  # noqa: PLW2901 - the stored state is the renamed one
+            if customer.is_live:
+                docs.append(
+                    SearchDocument(
+                        id=customer.id,
+                        location_id=location,
+                        name=customer.company_name,
+                        city=customer.city,
+                        state=customer.state,
+                        number=customer.customer_number,
+                    )
+                )
+        uow.commit()
+    field = data.draw(st.sampled_from(list(SearchField)))
+    fuzzy = data.draw(st.booleans())
+    limit = data.draw(st.integers(1, 30))
+    for _ in range(3):
+        try:
+            query = parse_query(_query_text(data, drafts), field, fuzzy=fuzzy)
+        except ck.ValidationError:
+            continue
+        with store.unit_of_work() as uow:
+            found = uow.customers.search(location, query, limit=limit)
+        assert found == oracle_search(docs, location, query, limit=limit)
+
+
+def test_search_treats_input_literally(store: SqlStore) -> None:
+    add(store, make_customer(company_name="50%_off Tires"), make_customer("C-2", company_name="Zed"))
+    for text_ in ("50%_off", "%", "_", "'; DROP TABLE customers;--", "\\", "' OR '1'='1"):
+        try:
+            query = parse_query(text_)
+        except ck.ValidationError:
+            continue
+        with store.unit_of_work() as uow:
+            names = [
+                uow.customers.get(hit.customer_id).company_name  # type: ignore[union-attr]
+                for hit in uow.customers.search("loc-1", query, limit=20)
+            ]
+        assert "Zed" not in names
+    with store.unit_of_work() as uow:
+        assert uow.customers.count("loc-1") == 2
+
+
+def test_search_through_the_book(url: str) -> None:
+    book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
+    try:
+        for name, number in (("Johnson Tires - Denver", "C-1"), ("John Deere", "C-2")):
+            book.customers.create(
+                ck.NewCustomer(company_name=name, customer_number=number), actor=ADMIN
+            )
+        hits = book.customers.search("john den", actor=ADMIN)
+        assert [hit.customer.company_name for hit in hits] == ["Johnson Tires - Denver"]
+    finally:
+        book.close()
+
+
+# -- concurrency: unique usernames (T6) and transient PostgreSQL errors (decision 5) -------------
+
+
+def _race(book: ck.Book, threads: int, username: str) -> list[BaseException | None]:
+    barrier = threading.Barrier(threads)
+    outcomes: list[BaseException | None] = [None] * threads
+
+    def create(i: int) -> None:
+        barrier.wait()
+        try:
+            book.customers.create(
+                ck.NewCustomer(
+                    company_name=f"Racer {i}", customer_number=f"{username}-{i}", username=username
+                ),
+                actor=ADMIN,
+            )
+        except BaseException as error:  # noqa: BLE001 - collected and asserted by the caller
+            outcomes[i] = error
+
+    workers = [threading.Thread(target=create, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return outcomes
+
+
+@pytest.mark.slow
+def test_same_username_from_eight_threads_one_wins(url: str) -> None:
+    """T6: exactly one writer gets a canonical username; the others get DuplicateUsername."""
+    book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
+    try:
+        for trial in range(5):
+            outcomes = _race(book, 8, f"Racer{trial}")
+            winners = [outcome for outcome in outcomes if outcome is None]
+            losers = [outcome for outcome in outcomes if outcome is not None]
+            assert len(winners) == 1
+            assert all(isinstance(error, ck.DuplicateUsername) for error in losers), losers
+    finally:
+        book.close()
+
+
+class _Transient(Exception):
+    sqlstate = "40001"
+
+
+def _dbapi_error(orig: Exception) -> DBAPIError:
+    return DBAPIError("UPDATE ...", {}, orig)
+
+
+def test_retry_transient_retries_serialization_failures_only() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _dbapi_error(_Transient())
+        return "done"
+
+    assert retry_transient(flaky, base_delay=0) == "done"
+    assert len(calls) == 3
+    assert is_transient(_dbapi_error(_Transient()))
+    assert not is_transient(_dbapi_error(ValueError()))
+
+    def always() -> None:
+        calls.append(1)
+        raise _dbapi_error(_Transient())
+
+    calls.clear()
+    with pytest.raises(DBAPIError):
+        retry_transient(always, attempts=5, base_delay=0)
+    assert len(calls) == 5
+    calls.clear()
+
+    def broken() -> None:
+        calls.append(1)
+        raise _dbapi_error(ValueError())
+
+    with pytest.raises(DBAPIError):
+        retry_transient(broken, base_delay=0)
+    assert len(calls) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgres_deadlock_is_retried_to_success(postgres_url: str) -> None:  # noqa: F811
+    """Two writers locking two rows in opposite order: PostgreSQL kills one, the retry wins."""
+    store = SqlStore(postgres_url)
+    first, second = make_customer("C-1"), make_customer("C-2")
+    add(store, first, second)
+    barrier = threading.Barrier(2, timeout=30)
+    failures: list[BaseException] = []
+    tries: list[int] = [0, 0]
+
+    def bump(index: int, order: tuple[Customer, Customer]) -> Callable[[], None]:
+        def work() -> None:
+            tries[index] += 1
+            with store.unit_of_work() as uow:
+                for position, customer in enumerate(order):
+                    current = uow.customers.get(customer.id)
+                    assert current is not None
+                    changed = attrs.evolve(current, version=current.version + 1)
+                    uow.customers.update(changed, expected_version=current.version)
+                    if position == 0 and tries[index] == 1:
+                        barrier.wait()  # both hold their first row: the deadlock is certain
+                uow.commit()
+
+        return work
+
+    def run(index: int, order: tuple[Customer, Customer]) -> None:
+        try:
+            retry_transient(bump(index, order), base_delay=0.01)
+        except BaseException as error:  # noqa: BLE001 - asserted below
+            failures.append(error)
+
+    threads = [
+        threading.Thread(target=run, args=(0, (first, second))),
+        threading.Thread(target=run, args=(1, (second, first))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert failures == []
+        assert sorted(tries) == [1, 2]  # exactly one was chosen as the deadlock victim
+        with store.unit_of_work() as uow:
+            versions = [uow.customers.get(c.id).version for c in (first, second)]  # type: ignore[union-attr]
+        assert versions == [3, 3]
+    finally:
+        store.close()
