@@ -15,7 +15,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 def machine() -> str:
     """Cores, memory and Python, as one line."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
             kib = int(meminfo.readline().split()[1])
         memory = f"{kib / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):

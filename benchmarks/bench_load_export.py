@@ -21,11 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from _common import append_section
 
 import customerkit as ck
 from customerkit import synth
-
-from _common import append_section
 
 ADMIN = ck.Actor(user_id="bench", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
 
@@ -103,11 +102,11 @@ def run(size: int, backend: str) -> list[str]:
         small_book.close()
     return [
         f"| {backend} | {size:,} | load | {load_s:.2f} s | {size / load_s:,.0f} rows/s "
-        f"| baseline {base_load_s:.2f} s (×{load_s / base_load_s:.1f}) |",
+        f"| baseline {base_load_s:.2f} s (x{load_s / base_load_s:.1f}) |",
         f"| {backend} | {size:,} | export CSV | {export_s:.2f} s | {size / export_s:,.0f} rows/s "
-        f"| baseline {base_export_s:.2f} s (×{export_s / base_export_s:.1f}) |",
+        f"| baseline {base_export_s:.2f} s (x{export_s / base_export_s:.1f}) |",
         f"| {backend} | {size:,} | export peak memory | {peak_full:.1f} MiB | "
-        f"at {small:,} rows: {peak_small:.1f} MiB | ratio ×{peak_full / peak_small:.2f} |",
+        f"at {small:,} rows: {peak_small:.1f} MiB | ratio x{peak_full / peak_small:.2f} |",
     ]
 
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 
 pytest.register_assert_rewrite("customerkit.testing.contract")
 
-import customerkit as ck
-from customerkit.testing import FakeClock
+import customerkit as ck  # noqa: E402 - after registering assertion rewriting
+from customerkit.testing import FakeClock  # noqa: E402
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(

@@ -94,16 +94,16 @@ def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationError({field: "must be text"})
-    value = value.strip()
-    problem = _bad_character(value)
-    if problem is None and not multiline and _LINE_BREAK.search(value):
+    text: str = value.strip()
+    problem = _bad_character(text)
+    if problem is None and not multiline and _LINE_BREAK.search(text):
         problem = "must be on one line"
     if problem is not None:
         raise ValidationError({field: f"{problem}; remove it and try again"})
     limit = MAX_LENGTH.get(field, DEFAULT_MAX_LENGTH)
-    if len(value) > limit:
+    if len(text) > limit:
         raise ValidationError({field: f"is longer than {limit} characters; shorten it"})
-    return value
+    return text
 
 
 def clean_optional(value: Any, field: str) -> str | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import customerkit as ck
 
 
-def tour() -> None:
+def tour() -> tuple[object, ...]:
     book: ck.Book = ck.open_book(clock=lambda: datetime.now(UTC))
     admin = ck.Actor(user_id="u1", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
     c: ck.Customer = book.customers.create(
@@ -25,4 +25,4 @@ def tour() -> None:
     unused: ck.UnusedContacts = book.contacts.unused(c.id, actor=admin)
     history: list[ck.ChangeRecord] = book.history.for_customer(c.id, actor=admin)
     hits_in_source: list[ck.SourceHit] = book.sources.search("dms", "john", actor=admin)
-    print(score, recent, rows, name, k, people, unused, history, hits_in_source)
+    return (score, recent, rows, name, k, people, unused, history, hits_in_source)

@@ -14,8 +14,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from customerkit.search.index import MemorySearchIndex
-
 from customerkit.errors import (
     ConcurrentModification,
     DuplicateCustomerNumber,
@@ -25,6 +23,7 @@ from customerkit.errors import (
 )
 from customerkit.identity import email_key, username_key
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Customer, User
+from customerkit.search.index import MemorySearchIndex
 from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
 from customerkit.text import number_key
 
