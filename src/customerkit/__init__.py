@@ -61,6 +61,7 @@ from customerkit.model import (
     SearchField,
     SearchHit,
     SourceLink,
+    Survivorship,
     UnusedContacts,
     User,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "SourceHit",
     "SourceLink",
     "SourceRecord",
+    "Survivorship",
     "Target",
     "UnusedContacts",
     "User",

@@ -48,6 +48,20 @@ class RecordStatus(enum.Enum):
     DELETED = "DELETED"
 
 
+class Survivorship(enum.Enum):
+    """How a merge picks a field's surviving value; configure per field in ``BookConfig``.
+
+    ``MAIN`` (the default): the main's value, or when blank the first non-blank value of the
+    others in the order given. ``MOST_RECENT``: the non-blank value of the most recently updated
+    record. ``LONGEST``: the longest non-blank value. Blank values never win over non-blank
+    ones, and a contact's email always follows ``MAIN`` (K2 lets a merge only fill a blank).
+    """
+
+    MAIN = "main"
+    MOST_RECENT = "most_recent"
+    LONGEST = "longest"
+
+
 class ManagedBy(enum.Enum):
     """Who manages a contact (rule K1)."""
 

@@ -12,7 +12,7 @@ import attrs
 
 from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import PasswordHasher
-from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role
+from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role, Survivorship
 from customerkit.policy import Action, Policy, Target
 from customerkit.ports import Clock, Store, UnitOfWork
 
@@ -33,6 +33,8 @@ class BookConfig:
         unused_prompt_role: The lowest role that is prompted to clean up (K5).
         recent_window: Default window of ``customers.recent()`` (C8).
         max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
+        survivorship: Per field, how a merge picks the surviving value (``MAIN`` unless
+            given: ``{"phone": Survivorship.MOST_RECENT}``).
     """
 
     phone_region: str = "US"
@@ -41,6 +43,7 @@ class BookConfig:
     unused_prompt_role: Role = Role.SERVICE_ADVISOR
     recent_window: timedelta = timedelta(days=30)
     max_merge_size: int = 1000
+    survivorship: Mapping[str, Survivorship] = attrs.field(factory=dict)
 
 
 @attrs.define(kw_only=True)

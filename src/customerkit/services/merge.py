@@ -12,14 +12,14 @@ unsafe.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from customerkit.errors import MergeError, NotFound, ValidationError
-from customerkit.model import Actor, Contact, MergeResult, RecordStatus
+from customerkit.model import Actor, Contact, MergeResult, RecordStatus, Survivorship
 from customerkit.ports import UnitOfWork
 from customerkit.services._context import Context, record_change
 
@@ -75,21 +75,40 @@ def _existing_merge(
         attempt += 1
 
 
+def _survivor(rule: Survivorship, name: str, records: Sequence[Record]) -> Record | None:
+    """The record whose value of ``name`` survives; ``records`` starts with the main."""
+    candidates = [r for r in records if getattr(r, name)]
+    if not candidates:
+        return None
+    if rule is Survivorship.MOST_RECENT:  # max keeps the first of equals: the main wins ties
+        return max(candidates, key=lambda r: r.updated_at)
+    if rule is Survivorship.LONGEST:
+        return max(candidates, key=lambda r: len(str(getattr(r, name))))
+    return candidates[0]
+
+
 def plan(
-    kind: MergeKind, main: Record, others: Sequence[Record], now: datetime
+    kind: MergeKind,
+    main: Record,
+    others: Sequence[Record],
+    now: datetime,
+    rules: Mapping[str, Survivorship] | None = None,
 ) -> tuple[Record, dict[str, str]]:
-    """The merged main and the provenance of every filled field, without writing anything."""
+    """The merged main and where every field's value comes from, without writing anything."""
     changes: dict[str, Any] = {}
     provenance = dict.fromkeys(kind.fill_fields, main.id)
     source = getattr(main, "source", None)
     locked = set(source.fields) if source is not None else set()  # the DMS wins (D4)
     for name in kind.fill_fields:
-        if getattr(main, name) or name in locked:
+        if name in locked:
             continue
-        donor = next((o for o in others if getattr(o, name)), None)
-        if donor is not None:
-            changes[name] = getattr(donor, name)
-            provenance[name] = donor.id
+        rule = (rules or {}).get(name, Survivorship.MAIN)
+        if isinstance(main, Contact) and name == "email":
+            rule = Survivorship.MAIN
+        survivor = _survivor(rule, name, (main, *others))
+        if survivor is not None and survivor is not main:
+            changes[name] = getattr(survivor, name)
+            provenance[name] = survivor.id
     if isinstance(main, Contact):
         latest = max(
             (c for c in (main, *others) if c.last_communicated_at is not None),
@@ -140,7 +159,7 @@ def merge(
         if problem is not None:
             raise MergeError(problem, field="other_ids")
         now = ctx.now()
-        merged, provenance = plan(kind, main, others, now)
+        merged, provenance = plan(kind, main, others, now, ctx.config.survivorship)
         result = MergeResult(
             merge_id=None if dry_run else merge_id,
             main=merged,

@@ -567,6 +567,7 @@ class TestContactsContract:
 
     def test_k4_recipients(self, book: ck.Book, clock: FakeClock) -> None:
         fleet, fleet_actor = self.fleet_setup(book)
+
         def add(customer_id: str, draft: ck.NewContact, actor: ck.Actor) -> ck.Contact:
             clock.advance(seconds=1)  # creation order decides which duplicate email wins
             return book.contacts.add(customer_id, draft, actor=actor)
@@ -803,19 +804,27 @@ class TestDuplicatesContract:
     def two_anns(book: ck.Book, clock: FakeClock) -> tuple[ck.Customer, ck.Contact, ck.Contact]:
         c = customer(book)
         a = book.contacts.add(
-            c.id, ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
+            c.id,
+            ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
             actor=STAFF,
         )
         clock.advance(days=1)
         b = book.contacts.add(
             c.id,
-            ck.NewContact(first_name="Anne", last_name="Lee", email="ANN@example.com",
-                          phone="303 555 0142", title="Owner"),
+            ck.NewContact(
+                first_name="Anne",
+                last_name="Lee",
+                email="ANN@example.com",
+                phone="303 555 0142",
+                title="Owner",
+            ),
             actor=STAFF,
         )
         return c, a, b
 
-    def test_m1_m2_finds_duplicate_contacts_with_reasons(self, book: ck.Book, clock: FakeClock) -> None:
+    def test_m1_m2_finds_duplicate_contacts_with_reasons(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
         c, a, b = self.two_anns(book, clock)
         book.contacts.add(c.id, ck.NewContact(first_name="Zed", last_name="Ulm"), actor=STAFF)
         report = book.contacts.find_duplicates(actor=STAFF, customer_id=c.id)
@@ -831,7 +840,8 @@ class TestDuplicatesContract:
         c, a, _ = self.two_anns(book, clock)
         similar = book.contacts.find_similar(
             ck.NewContact(first_name="Ann", last_name="Lee", email="ann@EXAMPLE.com"),
-            actor=STAFF, customer_id=c.id,
+            actor=STAFF,
+            customer_id=c.id,
         )
         assert a.id in {m.record.id for m in similar}
 
@@ -853,10 +863,36 @@ class TestDuplicatesContract:
         actions = [h.action for h in book.history.for_customer(c.id, actor=ADMIN)]
         assert actions.count("merge") == 1
 
+    def test_m4_survivorship_rules_and_provenance(
+        self, make_book: MakeBook, clock: FakeClock
+    ) -> None:
+        base = make_book(clock)
+        rules = {"phone": ck.Survivorship.MOST_RECENT, "title": ck.Survivorship.LONGEST,
+                 "email": ck.Survivorship.LONGEST}
+        book = ck.Book(base.store, clock=clock, config=ck.BookConfig(survivorship=rules),
+                       hasher=ck.PasswordHasher.for_tests())
+        c = customer(book)
+        add = book.contacts.add
+        main = add(c.id, ck.NewContact(first_name="Ann", last_name="Lee", phone="303 555 0100",
+                                       title="CEO", email="a@example.com"), actor=STAFF)
+        clock.advance(days=1)
+        newer = add(c.id, ck.NewContact(first_name="Ann", last_name="Lee", phone="303 555 0199",
+                                        title="Chief Executive", email="ann.lee@example.com"), actor=STAFF)
+        result = book.contacts.merge(main.id, [newer.id], actor=ADVISOR)
+        assert (result.main.phone, result.main.title) == ("303 555 0199", "Chief Executive")
+        assert result.main.email == "a@example.com"  # K2: a merge only fills a blank email
+        assert result.provenance["phone"] == result.provenance["title"] == newer.id
+        assert result.provenance["email"] == main.id
+        assert result.merge_id is not None
+        restored = book.contacts.unmerge(result.merge_id, actor=ADVISOR)
+        assert (restored.phone, restored.title) == ("303 555 0100", "CEO")
+
     def test_m3_refusals(self, book: ck.Book, clock: FakeClock) -> None:
         c, a, b = self.two_anns(book, clock)
         other = customer(book, "Other Co", "C-2")
-        far = book.contacts.add(other.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF)
+        far = book.contacts.add(
+            other.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF
+        )
         for main, others in ((a.id, []), (a.id, [a.id]), (a.id, [far.id])):
             with pytest.raises(ck.MergeError):
                 book.contacts.merge(main, others, actor=ADVISOR)
@@ -884,7 +920,9 @@ class TestDuplicatesContract:
         with pytest.raises(ck.MergeError):
             book.contacts.unmerge(result.merge_id, actor=ADVISOR)
 
-    def test_m4_unmerge_refuses_after_conflicting_change(self, book: ck.Book, clock: FakeClock) -> None:
+    def test_m4_unmerge_refuses_after_conflicting_change(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
         _, a, b = self.two_anns(book, clock)
         result = book.contacts.merge(a.id, [b.id], actor=ADVISOR)
         assert result.merge_id is not None
@@ -893,13 +931,19 @@ class TestDuplicatesContract:
             book.contacts.unmerge(result.merge_id, actor=ADVISOR)
         assert book.contacts.get(b.id, actor=STAFF).id == a.id
 
-    def test_m3_customer_merge_moves_contacts_and_unmerge_moves_back(self, book: ck.Book, clock: FakeClock) -> None:
+    def test_m3_customer_merge_moves_contacts_and_unmerge_moves_back(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
         main = customer(book, "Johnson Tires", "C-1")
         dup = customer(book, "Johnson Tires Inc", "C-9", phone="303 555 0142", city="Denver")
         k = book.contacts.add(dup.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF)
         result = book.customers.merge(main.id, [dup.id], actor=ADVISOR)
         merged = book.customers.get(main.id, actor=STAFF)
-        assert (merged.customer_number, merged.phone, merged.city) == ("C-1", "303 555 0142", "Denver")
+        assert (merged.customer_number, merged.phone, merged.city) == (
+            "C-1",
+            "303 555 0142",
+            "Denver",
+        )
         assert [c.id for c in book.contacts.list(main.id, actor=STAFF)] == [k.id]
         with pytest.raises(ck.NotFound):
             book.customers.get(dup.id, actor=STAFF)
@@ -931,5 +975,13 @@ class TestDuplicatesContract:
 
 def attrs_fields(contact: ck.Contact) -> tuple[object, ...]:
     """The fields a merge and unmerge must round-trip (not version or timestamps)."""
-    return (contact.first_name, contact.last_name, contact.email, contact.phone, contact.title,
-            contact.status, contact.merged_into, contact.customer_id)
+    return (
+        contact.first_name,
+        contact.last_name,
+        contact.email,
+        contact.phone,
+        contact.title,
+        contact.status,
+        contact.merged_into,
+        contact.customer_id,
+    )
