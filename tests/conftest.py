@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -12,6 +13,7 @@ pytest.register_assert_rewrite("customerkit.testing.contract")
 
 import customerkit as ck  # noqa: E402 - after registering assertion rewriting
 from customerkit.testing import FakeClock  # noqa: E402
+from customerkit.testing.postgres import postgres_server_url, postgres_url  # noqa: E402, F401
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -20,17 +22,29 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 TEST_HASHER = ck.PasswordHasher.for_tests()
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
-def make_book(request: pytest.FixtureRequest) -> Callable[[FakeClock], ck.Book]:
-    """A factory of empty books on each backend."""
+def make_book(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[FakeClock], ck.Book]]:
+    """A factory of empty books on each backend: memory, an SQLite file, a real PostgreSQL."""
     backend = request.param
+    opened: list[ck.Book] = []
+
+    def url() -> str | None:
+        if backend == "memory":
+            return None
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'book{len(opened)}.db'}"
+        return str(request.getfixturevalue("postgres_url"))
 
     def make(clock: FakeClock) -> ck.Book:
-        if backend == "memory":
-            return ck.open_book(clock=clock, hasher=TEST_HASHER)
-        raise AssertionError(backend)
+        book = ck.open_book(url(), clock=clock, hasher=TEST_HASHER)
+        opened.append(book)
+        return book
 
-    return make
+    yield make
+    for book in opened:
+        book.close()
