@@ -29,7 +29,8 @@ import customerkit as ck
 from customerkit import synth
 from customerkit.export import neutralise
 
-DEFAULT_DB = "memory://"
+#: The embedded default: an SQLite file in the current folder.
+DEFAULT_DB = "sqlite:///customerkit.db"
 app = typer.Typer(help="Customer profiles and contacts for dealer software.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Work on a customer's contacts.", no_args_is_help=True)
 source_app = typer.Typer(
@@ -69,9 +70,16 @@ def demo(
     size: Annotated[int, typer.Option(help="How many customers to generate.")] = 3000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 7,
     db: DbOption = DEFAULT_DB,
+    fresh: Annotated[
+        bool, typer.Option(help="Start from an empty SQLite file (deletes the file first).")
+    ] = True,
 ) -> None:
     """Build a synthetic dealer data set, load it, search it, find duplicates, summarise."""
     locations = synth.DEFAULT_LOCATIONS
+    if fresh and db.startswith("sqlite:///"):
+        database = Path(db.removeprefix("sqlite:///"))
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            path.unlink(missing_ok=True)
     book = ck.open_book(db)
     started = time.perf_counter()
     drafts: dict[str, list[ck.NewCustomer]] = {loc: [] for loc in locations}
