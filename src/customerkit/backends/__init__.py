@@ -1,0 +1,1 @@
+"""Storage backends implementing the protocols of ``customerkit.ports``."""
