@@ -108,24 +108,28 @@ class DuplicateCustomerNumber(ConflictError):
 class DuplicateExternalUser(ConflictError):
     """Another external-user contact already has this email (rule K3)."""
 
-    def __init__(self, existing_id: str) -> None:
+    def __init__(self, existing_id: str | None) -> None:
+        holder = "another contact" if existing_id is None else f"contact {existing_id}"
         super().__init__(
-            f"contact {existing_id} is already an external user with this email; "
+            f"{holder} is already an external user with this email; "
             "an external user's email is unique across the book",
             field="email",
         )
+        #: The holder's id, or ``None`` when it belongs to another location (P2).
         self.existing_id = existing_id
 
 
 class AlreadyImported(ConflictError):
     """The source record is already a customer; refresh it instead (rule D4)."""
 
-    def __init__(self, existing_id: str) -> None:
-        super().__init__(
-            f"this source record is already customer {existing_id}; "
-            "use refresh_customer() to apply the source's current data",
-            field="external_id",
+    def __init__(self, existing_id: str | None) -> None:
+        where = (
+            "a customer of another location"
+            if existing_id is None
+            else f"customer {existing_id}; use refresh_customer() to apply the source's data"
         )
+        super().__init__(f"this source record is already {where}", field="external_id")
+        #: The existing customer's id, or ``None`` when it belongs to another location (P2).
         self.existing_id = existing_id
 
 

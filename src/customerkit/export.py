@@ -2,7 +2,9 @@
 
 Rows are written as they are read, so memory stays flat at any size. In CSV, a cell starting
 with ``= + - @``, a tab, CR or LF gets a leading apostrophe so no spreadsheet runs it as a
-formula (OWASP CSV injection); the apostrophe is never a tab (CVE-2021-41270). JSON Lines keeps
+formula (OWASP CSV injection); the apostrophe is never a tab (CVE-2021-41270). A cell that
+starts with an apostrophe gets one more, so removing one leading apostrophe always gives the
+stored value back. JSON Lines keeps
 values exactly, since JSON readers run nothing.
 """
 
@@ -48,6 +50,9 @@ COLUMNS: tuple[str, ...] = (
     "contact_phones",
 )
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+#: Cells starting with these get the apostrophe: the triggers, and the apostrophe itself so that
+#: "remove one leading apostrophe" always gives the stored value back.
+_PREFIXED = (*FORMULA_TRIGGERS, "'")
 _PROGRESS_EVERY = 1000
 
 
@@ -57,7 +62,7 @@ def neutralise(cell: str) -> str:
     >>> neutralise("=1+1")
     "'=1+1"
     """
-    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+    return "'" + cell if cell.startswith(_PREFIXED) else cell
 
 
 def customer_row(customer: Customer, contacts: Sequence[Contact]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from customerkit.errors import (
+    AlreadyImported,
     ConcurrentModification,
     DuplicateCustomerNumber,
     DuplicateExternalUser,
@@ -28,6 +29,8 @@ from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
 from customerkit.text import number_key
 
 _MISSING: Any = object()
+#: From this many customers changed in one unit of work, the index is bulk-loaded.
+_BULK_INDEX = 256
 
 
 class _Journal:
@@ -96,7 +99,9 @@ class _State:
 
 
 class _Repository:
-    def __init__(self, state: _State, journal: _Journal, touched: set[str]) -> None:
+    def __init__(
+        self, state: _State, journal: _Journal, touched: dict[str, Customer | None]
+    ) -> None:
         self._s = state
         self._j = journal
         self._touched = touched
@@ -106,8 +111,14 @@ class _Customers(_Repository):
     def get(self, customer_id: str) -> Customer | None:
         return self._s.customers.get(customer_id)
 
+    def _touch(self, customer_id: str) -> None:
+        """Remember the customer as it was before this unit of work, for the search index."""
+        if customer_id not in self._touched:
+            self._touched[customer_id] = self._s.customers.get(customer_id)
+
     def add(self, customer: Customer) -> None:
         self._check_unique(customer)
+        self._touch(customer.id)
         self._j.set(self._s.customers, customer.id, customer)
         members = self._s.by_location.setdefault(customer.location_id, {})
         self._j.set(members, customer.id, None)
@@ -123,6 +134,7 @@ class _Customers(_Repository):
         except Exception:
             self._index_keys(stored)
             raise
+        self._touch(customer.id)
         self._j.set(self._s.customers, customer.id, customer)
         self._index_keys(customer)
 
@@ -130,10 +142,10 @@ class _Customers(_Repository):
         stored = self._s.customers.get(customer_id)
         if stored is None:
             return
+        self._touch(customer_id)
         self._unindex_keys(stored)
         self._j.pop(self._s.customers, customer_id)
         self._j.pop(self._s.by_location.get(stored.location_id, {}), customer_id)
-        self._touched.add(customer_id)
 
     def _check_unique(self, customer: Customer) -> None:
         if customer.username is not None:
@@ -145,6 +157,11 @@ class _Customers(_Repository):
             holder = self._s.numbers.get(key)
             if holder is not None and holder != customer.id:
                 raise DuplicateCustomerNumber(holder)
+        if customer.is_live and customer.source is not None:
+            link = (customer.source.source, customer.source.external_id)
+            holder = self._s.source_ids.get(link)
+            if holder is not None and holder != customer.id:
+                raise AlreadyImported(holder)
 
     def _keys(self, customer: Customer) -> list[tuple[dict[Any, str], Any]]:
         keys: list[tuple[dict[Any, str], Any]] = []
@@ -160,7 +177,6 @@ class _Customers(_Repository):
     def _index_keys(self, customer: Customer) -> None:
         for table, key in self._keys(customer):
             self._j.set(table, key, customer.id)
-        self._touched.add(customer.id)
 
     def _unindex_keys(self, customer: Customer) -> None:
         for table, key in self._keys(customer):
@@ -368,7 +384,7 @@ class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._journal = _Journal()
-        self._touched: set[str] = set()
+        self._touched: dict[str, Customer | None] = {}
         state, parts = store.state, (store.state, self._journal, self._touched)
         self.customers = _Customers(*parts)
         self.contacts = _Contacts(*parts)
@@ -396,16 +412,35 @@ class MemoryUnitOfWork:
             self._store.lock.release()
 
     def commit(self) -> None:
-        """Keep every change and bring the search index up to date."""
+        """Keep every change and bring the search index up to date, all or nothing."""
         index, customers = self._state.index, self._state.customers
-        for customer_id in sorted(self._touched):
-            customer = customers.get(customer_id)
-            if customer is not None and customer.is_live:
-                index.upsert(search_document(customer))
+        try:
+            live = []
+            for customer_id in sorted(self._touched):
+                customer = customers.get(customer_id)
+                if customer is not None and customer.is_live:
+                    live.append(search_document(customer))
+                else:
+                    index.remove(customer_id)
+            if len(live) >= _BULK_INDEX:
+                index.bulk_load(live)  # create_many: one segment build, not one upsert each
             else:
-                index.remove(customer_id)
+                for document in live:
+                    index.upsert(document)
+        except BaseException:
+            # The data rolls back in __exit__; put every touched entry of the index back too.
+            for customer_id, before in self._touched.items():
+                _reindex(index, customer_id, before)
+            raise
         self._touched.clear()
         self._journal.steps.clear()
+
+
+def _reindex(index: MemorySearchIndex, customer_id: str, customer: Customer | None) -> None:
+    if customer is not None and customer.is_live:
+        index.upsert(search_document(customer))
+    else:
+        index.remove(customer_id)
 
 
 class MemoryStore:

@@ -15,15 +15,22 @@ Design, per location:
 * One sorted vocabulary of distinct words over all four fields, stored as one string. Postings
   of word ``w`` are ``(document << 2) | field`` in document order, concatenated in vocabulary
   order: the documents of a prefix are one contiguous slice. A trigram index over the
-  vocabulary (trigrams not at a word's start) finds infix words; fuzzy words come from a
-  rapidfuzz scan of the vocabulary.
+  vocabulary (trigrams not at a word's start) finds infix words; typos are found by walking the
+  sorted vocabulary as a trie, with one edit-distance row per prefix.
 * A forward index (each document's ``(word << 2) | field`` entries) checks candidate documents
   against every query word with a few numpy operations.
+
+Field codes (NAME 0, CITY 1, STATE 2, NUMBER 3: the order of ``ALL_FIELDS``) sit in the low two
+bits of postings and forward entries.
 
 A query runs tier by tier (exact, prefix, infix, fuzzy) and, within a tier, NAME hits before the
 others. Each such *bucket* is filled from the query word with the fewest postings, read in
 document order in growing chunks until it holds enough hits, so a query touches about as many
-documents as it returns.
+documents as it returns. When few candidates hold the other query words, bitmaps of those
+words' documents thin the rest first.
+
+Which location holds an id is kept as a sorted table of ``hash(id)`` (ids cost too much memory
+as dictionary keys), plus a dictionary of the ids upserted since the table was last built.
 
 The caller serialises access (the memory backend holds a lock); the index itself is not
 thread-safe.
@@ -35,13 +42,11 @@ import itertools
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Final, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
-from rapidfuzz import process
-from rapidfuzz.distance import OSA
 
 from customerkit.model import SearchField
 from customerkit.search.oracle import (
@@ -67,23 +72,20 @@ from customerkit.text import fold, words
 
 _Array = npt.NDArray[Any]
 
-#: Field codes stored in the low two bits of postings and forward entries; NAME must be 0.
-_FIELD_CODE: Final = {field: code for code, field in enumerate(ALL_FIELDS)}
 #: Upserts kept in the pending buffer (matched one by one) before they become a segment.
 _PENDING_LIMIT: Final = 32
 #: A segment absorbs the next newer one while it is at most this many times larger.
 _MERGE_RATIO: Final = 4
-#: A query word filters the candidates left by bitmap when it has at most this many times
-#: as many postings; above that, checking candidates through the forward index is cheaper.
+#: A query word thins the candidates by bitmap when its postings number at most this many
+#: times the candidates otherwise left to check (marking a posting costs about a hundredth of
+#: checking a candidate through the forward index).
 _FILTER_RATIO: Final = 64
 #: Below one match in this many checked candidates, the other words may build bitmaps.
 _SPARSE: Final = 4
-#: Documents checked in a bucket's first chunk; later chunks double.
+#: Documents checked in a bucket's first chunk beyond those needed; later chunks double.
 _FIRST_CHUNK: Final = 64
 #: One vocabulary word in this many is kept as a Python string for bisecting.
 _SAMPLE_STEP: Final = 64
-#: Vocabulary words scanned per rapidfuzz call when looking for typos.
-_FUZZY_BLOCK: Final = 1 << 16
 #: Sorts after every word character, so ``q + _AFTER`` bounds the words starting with ``q``.
 _AFTER: Final = "\U0010ffff"
 #: Bits a packed (trigram, word) pair may use; otherwise the pairs sort with ``np.lexsort``.
@@ -92,6 +94,7 @@ _PACKED_BITS: Final = 63
 _MAX_SEGMENT: Final = (1 << 29) - 1
 
 _ASCII_CHUNK = re.compile(r"[a-z0-9-]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9-]+|\n")
 _ID: Final = operator.attrgetter("id")
 _TEXT_OF: Final[dict[SearchField, Callable[[SearchDocument], str]]] = {
     SearchField.NAME: operator.attrgetter("name"),
@@ -134,6 +137,37 @@ def _words(text: str) -> tuple[str, ...]:
         if len(parts) > 1:
             out.append("".join(parts))
     return tuple(dict.fromkeys(out))
+
+
+def _tokenise(texts: Sequence[str]) -> tuple[list[str], list[int]]:
+    """The indexed words of many texts, concatenated, and how many each text has.
+
+    The words of :func:`_words`, possibly repeated within a text. ASCII texts are tokenised
+    by one regular expression over all of them joined by newlines, which saves a Python call
+    per text.
+    """
+    if not texts:
+        return [], []
+    blob = "\n".join(texts)
+    if not blob.isascii() or blob.count("\n") != len(texts) - 1:
+        found = list(map(_words, texts))
+        return list(itertools.chain.from_iterable(found)), list(map(len, found))
+    lowered = blob.lower().replace("'", "").replace("`", "")
+    flat: list[str] = []
+    counts: list[int] = []
+    start = 0
+    for chunk in [*_ASCII_TOKEN.findall(lowered), "\n"]:
+        if chunk == "\n":
+            counts.append(len(flat) - start)
+            start = len(flat)
+        elif "-" not in chunk:
+            flat.append(chunk)
+        else:
+            parts = [part for part in chunk.split("-") if part]
+            flat.extend(parts)
+            if len(parts) > 1:
+                flat.append("".join(parts))
+    return flat, counts
 
 
 def _fold_name(name: str) -> str:
@@ -186,9 +220,8 @@ def _rank_order(names: Sequence[str], ids: Sequence[str]) -> list[int]:
 def _expand(starts: _Array, counts: _Array) -> _Array:
     """Indices ``starts[i] .. starts[i] + counts[i]`` for every ``i``, concatenated."""
     ends = np.cumsum(counts)
-    return np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(
-        starts - (ends - counts), counts
-    )
+    shifts: _Array = np.repeat(starts - (ends - counts), counts)
+    return np.arange(int(ends[-1]) if len(ends) else 0) + shifts
 
 
 class _Strings:
@@ -219,7 +252,8 @@ class _Vocabulary:
         self._starts = _offsets(lengths + 1)
         self._sample = list(sorted_words[::_SAMPLE_STEP])
         chars = np.frombuffer(self._blob.encode("utf-32-le"), dtype=np.uint32)
-        present = np.bincount(chars) > 0
+        present = np.zeros(int(chars.max()) + 1, dtype=bool)
+        present[chars] = True
         # Trigrams are packed from each character's rank in the alphabet, in few bits.
         self._alphabet = np.flatnonzero(present)
         self._bits = len(self._alphabet).bit_length()
@@ -246,8 +280,10 @@ class _Vocabulary:
         return first + bisect_left(self._block(first, last), text)
 
     def prefix_range(self, prefix: str) -> tuple[int, int]:
-        """The numbers ``lo, hi`` of the words starting with ``prefix``; ``prefix`` itself is
-        ``lo`` when it is a word."""
+        """The numbers ``lo, hi`` of the words starting with ``prefix``.
+
+        ``prefix`` itself is word ``lo`` when it is a word.
+        """
         return self.lower_bound(prefix), self.lower_bound(prefix + _AFTER)
 
     def _trigram_index(self, chars: _Array, ranks: _Array) -> tuple[_Array, _Array, _Array]:
@@ -256,16 +292,12 @@ class _Vocabulary:
         Returns the sorted packed trigrams, offsets into the third array, and the word numbers
         holding each trigram, ascending. (trigram, word) pairs sort as one packed int64.
         """
+        # Trigram ``i`` starts at character ``i + 1``: never at a word's first character.
         newline = chars == ord("\n")
-        usable = np.zeros(len(chars), dtype=bool)
-        if len(chars) > 3:
-            usable[1:-2] = ~(newline[:-3] | newline[1:-2] | newline[2:-1] | newline[3:])
-        positions = np.flatnonzero(usable)
+        inside = ~(newline[:-3] | newline[1:-2] | newline[2:-1] | newline[3:])
         bits = self._bits
-        grams = (
-            (ranks[positions] << 2 * bits) | (ranks[positions + 1] << bits) | ranks[positions + 2]
-        )
-        owners = (np.cumsum(newline, dtype=np.int64) - newline)[positions]
+        grams = ((ranks[1:-2] << 2 * bits) | (ranks[2:-1] << bits) | ranks[3:])[inside]
+        owners = np.cumsum(newline, dtype=np.int64)[1:-2][inside]
         shift = max(1, len(self).bit_length())
         if 3 * bits + shift < _PACKED_BITS:
             packed = _distinct(np.sort((grams << shift) | owners))
@@ -293,7 +325,7 @@ class _Vocabulary:
 
     def all_words(self) -> list[str]:
         """Every word, in order."""
-        return self._blob.split("\n")[:-1]
+        return self._blob.split("\n")[:-1] if len(self) else []
 
     def _holding(self, gram: str) -> _Array | None:
         code = self._gram_code(gram)
@@ -321,19 +353,80 @@ class _Vocabulary:
             ids = ids[[self.word(int(i)).find(text, 1) >= 0 for i in ids]]
         return ids
 
+    def _length(self, index: int) -> int:
+        return int(self._starts[index + 1] - self._starts[index]) - 1
+
+    def children(self, depth: int, lo: int, hi: int) -> list[tuple[str, int, int]]:
+        """The characters following a shared prefix of length ``depth``, with word ranges.
+
+        Words ``lo .. hi`` must share their first ``depth`` characters and be longer.
+        """
+        out = []
+        if hi - lo <= _SAMPLE_STEP:  # a few words: one slice of the string beats bisecting
+            block = self._block(lo, hi)
+            start = 0
+            for end in range(1, len(block) + 1):
+                if end == len(block) or block[end][depth] != block[start][depth]:
+                    out.append((block[start][depth], lo + start, lo + end))
+                    start = end
+            return out
+        at = lo
+        while at < hi:
+            word = self.word(at)
+            end = min(hi, self.lower_bound(word[: depth + 1] + _AFTER))
+            out.append((word[depth], at, end))
+            at = end
+        return out
+
     def fuzzy_ids(self, text: str) -> _Array:
-        """Words a typo or two away from ``text`` or whose start is (see the oracle)."""
-        cutoff = max_typos(text)
-        size = len(text)
-        found = []
-        for first in range(0, len(self), _FUZZY_BLOCK):
-            block = self._block(first, min(first + _FUZZY_BLOCK, len(self)))
-            whole = process.cdist([text], block, scorer=OSA.distance, score_cutoff=cutoff)[0]
-            starts = process.cdist(
-                [text], [w[:size] for w in block], scorer=OSA.distance, score_cutoff=cutoff
-            )[0]
-            found.append(np.flatnonzero((whole <= cutoff) | (starts <= cutoff)) + first)
-        return np.concatenate(found).astype(np.int32) if found else np.empty(0, dtype=np.int32)
+        """Words a typo or two away from ``text``, or whose start is (see the oracle).
+
+        Walks the vocabulary as a trie, one OSA distance row per prefix, and prunes prefixes
+        no longer word can bring back within reach: only words near ``text`` are visited.
+        """
+        size, reach = len(text), max_typos(text)
+        singles: list[int] = []
+        ranges: list[_Array] = []
+        # depth, word range, distance rows of this prefix and the one a character shorter,
+        # and the prefix's last character (for transpositions).
+        stack: list[tuple[int, int, int, list[int], list[int] | None, str]] = [
+            (0, 0, len(self), list(range(size + 1)), None, "")
+        ]
+        while stack:
+            depth, lo, hi, row, before, last = stack.pop()
+            if depth and self._length(lo) == depth:  # the prefix is a word itself
+                if row[size] <= reach:
+                    singles.append(lo)
+                lo += 1
+            if depth == size and row[size] <= reach:  # every longer word starts close enough
+                ranges.append(np.arange(lo, hi))
+                continue
+            # Rows never drop below min(this row, the row before + 1) further down.
+            hopeless = min(row) > reach and (before is None or min(before) >= reach)
+            if depth >= size + reach or hopeless or lo >= hi:
+                continue
+            for char, start, end in self.children(depth, lo, hi):
+                stack.append(
+                    (depth + 1, start, end, _osa_row(text, row, before, char, last), row, char)
+                )
+        return np.concatenate([np.array(singles, dtype=np.int64), *ranges]).astype(np.int32)
+
+
+def _osa_row(
+    text: str, row: list[int], before: list[int] | None, char: str, last: str
+) -> list[int]:
+    """The next row of the OSA distance table between ``text`` and a word, one character on.
+
+    ``row`` belongs to the word's prefix ending in ``last``; ``before`` to the one before it.
+    """
+    out = [row[0] + 1]
+    for column in range(1, len(text) + 1):
+        expected = text[column - 1]
+        value = min(row[column] + 1, out[column - 1] + 1, row[column - 1] + (expected != char))
+        if before is not None and column > 1 and char == text[column - 2] and last == expected:
+            value = min(value, before[column - 2] + 1)
+        out.append(value)
+    return out
 
 
 class _WordPlan:
@@ -351,8 +444,12 @@ class _WordPlan:
         self._typo_cache: dict[int, bool] = {}
 
     def ranges(self, tier: int) -> tuple[_Array, _Array, _Array]:
-        """Disjoint word-number ranges ``[start, end)`` matching at ``tier`` or above, sorted,
-        with each range's strength."""
+        """The words matching at ``tier`` or above.
+
+        Returns:
+            Disjoint sorted word-number ranges ``[start, end)`` as two arrays, and each
+            range's strength.
+        """
         if tier not in self._ranges:
             self._ranges[tier] = self._build_ranges(tier)
         return self._ranges[tier]
@@ -450,12 +547,12 @@ class _Segment:
         codes = (entries.documents.astype(np.int64) << 2) | entries.fields
         # Sorting one packed int64 is several times faster than a stable argsort.
         shift = max(1, len(self.vocabulary).bit_length())
-        packed = np.sort((codes << shift) | word_ids)
+        packed = _distinct(np.sort((codes << shift) | word_ids))  # a word may repeat in a text
         self.forward = (((packed & ((1 << shift) - 1)) << 2) | ((packed >> shift) & 3)).astype(
             np.int32
         )
         self.forward_starts = _offsets(np.bincount(packed >> (shift + 2), minlength=len(ids)))
-        packed = np.sort((word_ids << 31) | codes)
+        packed = _distinct(np.sort((word_ids << 31) | codes))
         self.postings = (packed & ((1 << 31) - 1)).astype(np.int32)
         self.posting_starts = _offsets(np.bincount(packed >> 31, minlength=len(self.vocabulary)))
         del packed, codes, word_ids
@@ -479,16 +576,17 @@ class _Segment:
         parts: list[_Entries] = []
         for code, field in enumerate(ALL_FIELDS):
             texts = list(map(_TEXT_OF[field], ordered))
-            # Many documents share a city or a state: tokenise each distinct text once.
-            distinct = dict(zip(dict.fromkeys(texts), itertools.count()))
-            text_of = np.fromiter(map(distinct.__getitem__, texts), np.int64, len(texts))
-            tokens = list(map(_words, distinct))
-            counts = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-            per_document = counts[text_of]
-            starts = _offsets(counts)[:-1].astype(np.int64) + len(words)
-            words.extend(itertools.chain.from_iterable(tokens))
-            owners = np.repeat(np.arange(len(ordered), dtype=np.int32), per_document)
-            indexes = _expand(starts[text_of], per_document)
+            distinct = dict.fromkeys(texts)
+            found, counts = _tokenise(list(distinct))
+            per_text = np.array(counts, dtype=np.int64)
+            starts = _offsets(per_text)[:-1].astype(np.int64) + len(words)
+            words.extend(found)
+            if len(distinct) < len(texts):  # many share a city or a state: tokenised once
+                numbers = dict(zip(distinct, itertools.count()))
+                text_of = np.fromiter(map(numbers.__getitem__, texts), np.int64, len(texts))
+                per_text, starts = per_text[text_of], starts[text_of]
+            owners = np.repeat(np.arange(len(ordered), dtype=np.int32), per_text)
+            indexes = _expand(starts, per_text)
             parts.append(_Entries(owners, indexes, np.full(len(indexes), code, dtype=np.int8)))
         return cls([ids[at] for at in order], [names[at] for at in order], words, _join(parts))
 
@@ -497,14 +595,15 @@ class _Segment:
         """One segment holding the live documents of several."""
         names: list[str] = []
         ids: list[str] = []
-        sources: list[_Array] = []
+        parts_of_sources: list[_Array] = []
         for number, segment in enumerate(segments):
             live = np.flatnonzero(~segment.deleted)
             names.extend(map(segment.names.__getitem__, live.tolist()))
             ids.extend(map(segment.ids.__getitem__, live.tolist()))
-            sources.append((number << 32) | live)
+            parts_of_sources.append((number << 32) | live)
         order = _rank_order(names, ids)
-        sources = np.concatenate(sources)[order] if sources else np.empty(0, dtype=np.int64)
+        # (segment << 32) | document number, in the new document order.
+        sources = np.concatenate(parts_of_sources)[order]
         words: list[str] = []
         parts: list[_Entries] = []
         for number, segment in enumerate(segments):
@@ -568,8 +667,10 @@ class _Candidates:
     def __init__(
         self, segment: _Segment, first: _Array, last: _Array, ordered: bool, fields: _Array
     ) -> None:
-        """Candidates from the postings of the words in ranges ``[first, last)``; ``ordered``
-        says those postings are in document order already (one word)."""
+        """Candidates from the postings of the words in ranges ``[first, last)``.
+
+        ``ordered`` says those postings are in document order already (one word).
+        """
         self._segment = segment
         self._postings = segment.postings_of(first, last)
         self._fields = fields
@@ -621,7 +722,9 @@ class _Candidates:
     def keep(self, mask: _Array) -> None:
         """From now on, only candidates set in ``mask``."""
         self._masks.append(mask)
-        if self._pending is not None:
+        if self._pending is None:  # thin everything left in one pass, not chunk by chunk
+            self._pending = self._admitted(self._documents(self._postings[self._at :]))
+        else:
             self._pending = self._pending[mask[self._pending]]
 
     def _admitted(self, documents: _Array) -> _Array:
@@ -655,12 +758,10 @@ class _SegmentSearch:
         # rest, if a word's postings are few enough to pay for it: marking a posting costs
         # about a hundredth of checking a candidate. Typos are known only per checked word,
         # so the fuzzy tier never filters.
-        filters = [(at, plan) for at, plan in enumerate(self._plans) if at != driver]
-        if tier == FUZZY:
-            filters = []
+        others = [] if tier == FUZZY else [at for at in range(len(costs)) if at != driver]
         found: list[_Array] = []
         missing = need
-        size = max(_FIRST_CHUNK, 2 * need)
+        size = _FIRST_CHUNK + need
         checked = matched = 0
         while missing > 0 and (chunk := candidates.take(size)) is not None:
             tiers, all_name = self._evaluate(chunk, tier)
@@ -669,23 +770,26 @@ class _SegmentSearch:
             missing -= len(hits)
             size *= 2
             checked += len(chunk)
-            matched += int(np.count_nonzero(tiers >= tier))
-            if filters and missing > 0 and matched * _SPARSE < checked:
+            # In a NAME bucket only candidates with every word best in NAME could be hits.
+            matched += int(np.count_nonzero((tiers >= tier) & (all_name | (not name_class))))
+            if others and missing > 0 and matched * _SPARSE < checked:
                 ahead = min(candidates.remaining(), missing * checked // max(matched, 1))
-                for at, plan in filters:
-                    if costs[at] <= _FILTER_RATIO * ahead:
-                        candidates.keep(self._documents_with(plan, tier, fields))
-                filters = [(at, plan) for at, plan in filters if costs[at] > _FILTER_RATIO * ahead]
+                worth = [at for at in others if costs[at] <= _FILTER_RATIO * ahead]
+                for at in worth:
+                    candidates.keep(self._documents_with(self._plans[at], tier, fields))
+                others = [at for at in others if at not in worth]
         return np.concatenate(found) if found else np.empty(0, dtype=np.int32)
 
     def _cost(self, plan: _WordPlan, tier: int) -> int:
+        """How many postings a word has at ``tier`` or above (typos not counted)."""
         first, last, _ = plan.ranges(max(tier, INFIX))
+        if len(first) == 1:
+            return int(self.segment.posting_starts[last[0]] - self.segment.posting_starts[first[0]])
         starts = self.segment.posting_starts
         return int((starts[last] - starts[first]).sum())
 
     def _documents_with(self, plan: _WordPlan, tier: int, fields: _Array) -> _Array:
-        """A mask of the documents where ``plan``'s word has a strength of ``tier`` or more
-        in one of ``fields``."""
+        """A mask of the documents where a word matches at ``tier`` or above in ``fields``."""
         postings = self.segment.postings_of(*plan.ranges(tier)[:2])
         if not fields.all():
             postings = postings[fields[postings & 3]]
@@ -694,8 +798,12 @@ class _SegmentSearch:
         return mask
 
     def _evaluate(self, documents: _Array, tier: int) -> tuple[_Array, _Array]:
-        """Each document's tier (or -1 when below ``tier``) and whether NAME is best for every
-        query word, from the forward index."""
+        """Check candidates against every query word through the forward index.
+
+        Returns:
+            Each document's tier (-1 when below ``tier``), and whether NAME attains every
+            query word's best strength.
+        """
         starts = self.segment.forward_starts[documents]
         counts = self.segment.forward_starts[documents + 1] - starts
         entries = self.segment.forward[_expand(starts, counts)]
@@ -746,9 +854,24 @@ class _Pending:
         self.field_words = {field: _words(_TEXT_OF[field](document)) for field in ALL_FIELDS}
 
 
-#: A hit while buckets merge: name length, name, id, tier, field (``None`` until asked for),
-#: and the segment search and document number it came from (``None``, -1 for pending ones).
-_Hit = tuple[int, str, str, int, SearchField | None, _SegmentSearch | None, int]
+class _Hit(NamedTuple):
+    """A hit while buckets merge; sorts by its rank key within one bucket."""
+
+    name_length: int
+    name: str
+    id: str
+    tier: int
+    #: Known for pending hits and NAME hits; worked out at the end for the others.
+    field: SearchField | None
+    search: _SegmentSearch | None = None
+    document: int = -1
+
+    def result(self) -> RankedMatch:
+        """The hit as returned to the caller."""
+        field = self.field
+        if field is None:
+            field = cast("_SegmentSearch", self.search).field(self.document, self.tier)
+        return RankedMatch(customer_id=self.id, score=score(self.tier, field), field=field)
 
 
 class _Location:
@@ -826,33 +949,34 @@ class _Location:
         """The best ``limit`` hits, best first (S5)."""
         searches = [_SegmentSearch(segment, query) for segment in self.segments]
         pending = self._pending_hits(query)
-        classes = [SearchField.NAME in query.fields] if len(query.fields) == 1 else [True, False]
+        classes = [field is SearchField.NAME for field in query.fields]
         hits: list[_Hit] = []
+        # Buckets in rank order: each tier's NAME hits, then its other hits.
         for tier in _tiers(query):
-            for name_class in classes:
+            for name_class in (True, False):
                 need = limit - len(hits)
-                if need <= 0:
-                    return _ranked(hits)
+                if need <= 0 or name_class not in classes:
+                    continue
                 found = [
                     hit
                     for hit in pending
-                    if hit[3] == tier and (hit[4] is SearchField.NAME) == name_class
+                    if hit.tier == tier and (hit.field is SearchField.NAME) == name_class
                 ]
+                field = SearchField.NAME if name_class else None
                 for search in searches:
                     for document in search.bucket(tier, name_class, need).tolist():
-                        length, name, document_id = search.segment.key(document)
-                        field = SearchField.NAME if name_class else None
-                        found.append((length, name, document_id, tier, field, search, document))
+                        key = search.segment.key(document)
+                        found.append(_Hit(*key, tier, field, search, document))
                 found.sort(key=lambda hit: hit[:3])
                 hits.extend(found[:need])
-        return _ranked(hits)
+        return [hit.result() for hit in hits]
 
     def _pending_hits(self, query: SearchQuery) -> list[_Hit]:
-        hits: list[_Hit] = []
+        hits = []
         for item in self.pending.values():
             found = match_words(item.field_words, query)
             if found is not None:
-                hits.append((*item.key, *found, None, -1))
+                hits.append(_Hit(*item.key, *found))
         return hits
 
 
@@ -860,17 +984,6 @@ def _tiers(query: SearchQuery) -> tuple[int, ...]:
     if query.exact_only:
         return (EXACT,)
     return (EXACT, PREFIX, INFIX, FUZZY) if query.fuzzy else (EXACT, PREFIX, INFIX)
-
-
-def _ranked(hits: list[_Hit]) -> list[RankedMatch]:
-    """Results from merged hits; only hits outside NAME need their field worked out."""
-    out = []
-    for _, _, document_id, tier, field, search, document in hits:
-        if field is None and search is not None:
-            field = search.field(document, tier)
-        assert field is not None  # pending hits and NAME hits carry theirs
-        out.append(RankedMatch(customer_id=document_id, score=score(tier, field), field=field))
-    return out
 
 
 class MemorySearchIndex:

@@ -167,4 +167,4 @@ def oracle_search(
         match = RankedMatch(customer_id=document.id, score=score(tier, field), field=field)
         ranked.append((rank_key(tier, field, document), match))
     ranked.sort(key=lambda item: item[0])
-    return [match for _, match in ranked[:limit]]
+    return [match for _, match in ranked[: max(limit, 0)]]

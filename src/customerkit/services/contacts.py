@@ -15,6 +15,7 @@ import attrs
 from customerkit import identity
 from customerkit.errors import (
     ConcurrentModification,
+    DuplicateExternalUser,
     ImmutableField,
     NotFound,
     ValidationError,
@@ -151,10 +152,24 @@ class ContactService:
                 updated_at=now,
                 **values,
             )
-            uow.contacts.add(contact)
+            try:
+                uow.contacts.add(contact)
+            except DuplicateExternalUser as clash:
+                raise self._visible_clash(uow, clash, actor) from None
             self._record(uow, contact, "add", actor, changes_between(None, contact, HISTORY_FIELDS))
             uow.commit()
         return contact
+
+    @staticmethod
+    def _visible_clash(
+        uow: UnitOfWork, clash: DuplicateExternalUser, actor: Actor
+    ) -> DuplicateExternalUser:
+        """The clash, naming the holder only when it is of the actor's location (P2)."""
+        holder = uow.contacts.get(clash.existing_id) if clash.existing_id else None
+        customer = uow.customers.get(holder.customer_id) if holder else None
+        if customer is not None and customer.location_id == actor.location_id:
+            return clash
+        return DuplicateExternalUser(None)
 
     def get(self, contact_id: str, *, actor: Actor) -> Contact:
         """The contact; a merged id resolves to the contact it was merged into (M3)."""

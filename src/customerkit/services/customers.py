@@ -148,11 +148,11 @@ def _clean_reference(
 
 def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldErrors) -> None:
     username = values.get("username")
-    out["username"] = (
-        None
-        if username is None
-        else errors.check("username", partial(identity.clean_username, username), None)
-    )
+    out["username"] = None
+    if isinstance(username, str):
+        out["username"] = errors.check("username", partial(identity.clean_username, username), None)
+    elif username is not None:
+        errors.add("username", "must be text")
     password = values.get("password")
     out["password"] = password
     if password is not None:

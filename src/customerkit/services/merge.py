@@ -36,6 +36,8 @@ class MergeKind:
     customer_of: Callable[[Record], str]
     same_group: Callable[[Record], str]
     refuse: Callable[[Record, Sequence[Record]], str | None]
+    #: Changes an unmerged record takes from the main (contacts follow it to its customer).
+    follow_main: Callable[[Record], dict[str, Any]] = lambda main: {}
 
 
 def _iso(value: Any) -> Any:
@@ -144,7 +146,7 @@ def merge(
         merge_id, done = _existing_merge(uow, kind, main.id, others_ids)
         if done is not None:  # repeating the same merge returns the first result (RELIABILITY 7)
             return MergeResult(
-                merge_id=merge_id,
+                merge_id=None if dry_run else merge_id,
                 main=_resolve(repo, main),
                 merged_ids=tuple(done["merged_ids"]),
                 provenance=done["provenance"],
@@ -250,14 +252,24 @@ def unmerge(
                 field="merge_id",
             )
         now = ctx.now()
-        for other_id in sorted(record["merged_ids"]):
-            other = repo.get(other_id)
+        others = [repo.get(other_id) for other_id in sorted(record["merged_ids"])]
+        for other_id, other in zip(sorted(record["merged_ids"]), others, strict=True):
             if other is None or other.status is not RecordStatus.MERGED:
                 raise MergeError(
                     f"{kind.name} {other_id} changed since the merge", field="merge_id"
                 )
+        previous = {name: old for name, (old, _) in record["filled"].items()}
+        if "last_communicated_at" in previous and previous["last_communicated_at"] is not None:
+            previous["last_communicated_at"] = datetime.fromisoformat(
+                previous["last_communicated_at"]
+            )
+        # The main gives back the values it took first, so the others can take them again.
+        restored_main = attrs.evolve(main, **previous, updated_at=now, version=main.version + 1)
+        repo.update(restored_main, expected_version=main.version)
+        for other in others:
             restored = attrs.evolve(
                 other,
+                **kind.follow_main(restored_main),
                 status=RecordStatus.ACTIVE,
                 merged_into=None,
                 updated_at=now,
@@ -265,7 +277,7 @@ def unmerge(
             )
             repo.update(restored, expected_version=other.version)
             if move_back is not None:
-                move_back(uow, main, restored, record["moved"].get(other_id, []))
+                move_back(uow, main, restored, record["moved"].get(other.id, []))
             _history(
                 ctx,
                 uow,
@@ -276,13 +288,6 @@ def unmerge(
                 changes={"merged_into": (main.id, None)},
                 at=now,
             )
-        previous = {name: old for name, (old, _) in record["filled"].items()}
-        if "last_communicated_at" in previous and previous["last_communicated_at"] is not None:
-            previous["last_communicated_at"] = datetime.fromisoformat(
-                previous["last_communicated_at"]
-            )
-        restored_main = attrs.evolve(main, **previous, updated_at=now, version=main.version + 1)
-        repo.update(restored_main, expected_version=main.version)
         changes = {name: (new, old) for name, (old, new) in record["filled"].items()} | {
             "merged_ids": (tuple(record["merged_ids"]), ())
         }
@@ -306,15 +311,15 @@ def _live_other(repo: Any, kind: MergeKind, main: Record, other_id: str) -> Reco
     other = repo.get(other_id) if isinstance(other_id, str) else None
     if other is None or other.status is RecordStatus.DELETED:
         raise NotFound(kind.name, str(other_id))
-    if other.status is RecordStatus.MERGED:
-        raise MergeError(
-            f"{kind.name} {other.id} was merged into {other.merged_into} already",
-            field="other_ids",
-        )
-    if kind.same_group(other) != kind.same_group(main):
+    if kind.same_group(other) != kind.same_group(main):  # before naming anything about it
         raise MergeError(
             f"{kind.name} {other.id} belongs to another "
             f"{'customer' if kind.name == 'contact' else 'location'}; merge only within one",
+            field="other_ids",
+        )
+    if other.status is RecordStatus.MERGED:
+        raise MergeError(
+            f"{kind.name} {other.id} was merged into {other.merged_into} already",
             field="other_ids",
         )
     return other
@@ -367,6 +372,7 @@ CONTACT_MERGE = MergeKind(
     customer_of=lambda contact: contact.customer_id,
     same_group=lambda contact: contact.customer_id,
     refuse=_refuse_contacts,
+    follow_main=lambda main: {"customer_id": main.customer_id},
 )
 
 

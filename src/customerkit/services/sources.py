@@ -100,7 +100,8 @@ class SourceService:
         with self._ctx.store.unit_of_work() as uow:
             existing = uow.customers.find_by_source(name, record.external_id)
         if existing is not None:
-            raise AlreadyImported(existing.id)
+            visible = existing.location_id == actor.location_id
+            raise AlreadyImported(existing.id if visible else None)
         fields, extra = _split(record)
         try:
             draft = NewCustomer(**fields, extra=extra)

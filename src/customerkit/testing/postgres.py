@@ -23,6 +23,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,21 @@ __all__ = [
 
 #: Environment variable naming a running server to use instead of starting one.
 ENV_URL = "CUSTOMERKIT_TEST_POSTGRES_URL"
+# Stops the server and deletes its folder once the process that started it is gone, so a test
+# run killed outright (SIGTERM, SIGKILL: no finally blocks run) leaves no server behind.
+_REAPER = """
+import os, shutil, subprocess, sys, time
+owner, user, pg_ctl, data, folder = int(sys.argv[1]), *sys.argv[2:]
+while True:
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+stop = [pg_ctl, "-D", data, "-m", "immediate", "stop"]
+subprocess.run(stop, capture_output=True, user=user or None)
+shutil.rmtree(folder, ignore_errors=True)
+"""
 _SERVER_SETTINGS = (
     "listen_addresses = ''",
     "fsync = off",
@@ -164,7 +180,20 @@ def postgres_server() -> Iterator[str]:
         pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-w"]
         _run([*pg_ctl, "-t", "60", "-l", str(folder / "server.log"), "start"], user)
         try:
-            yield f"postgresql+psycopg://postgres@/postgres?host={folder}"
+            # Runs as we do (the server's user may not read our interpreter); it switches
+            # user for pg_ctl only. Its own session: a Ctrl-C to the tests must not stop it.
+            arguments = [str(os.getpid()), user or "", pg_ctl[0], str(data), str(folder)]
+            reaper = subprocess.Popen(  # noqa: S603 - our own script and paths, no shell
+                [sys.executable, "-c", _REAPER, *arguments],
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                yield f"postgresql+psycopg://postgres@/postgres?host={folder}"
+            finally:
+                reaper.kill()
+                reaper.wait()
         finally:
             with contextlib.suppress(PostgresUnavailable):
                 _run([*pg_ctl, "-m", "immediate", "stop"], user)

@@ -8,25 +8,39 @@ aware datetimes, the way SQLAlchemy itself stores them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
-from customerkit.backends.sqlalchemy.schema import UtcDateTime
 from sqlalchemy import Connection, Table
+
+from customerkit.backends.sqlalchemy.schema import UtcDateTime
+
+
+def _aware(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        msg = "customerkit stores timezone-aware datetimes only"
+        raise ValueError(msg)
+    return value
 
 
 def _sqlite_datetime(value: datetime) -> str:
     # SQLAlchemy's SQLite DATETIME storage format, naive UTC (see schema.UtcDateTime).
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if _aware(value).tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _postgres_datetime(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    return _aware(value).astimezone(UTC)
 
 
 class BulkInsert:
-    """``INSERT INTO table`` of the given columns (all by default), compiled once per dialect."""
+    """``INSERT INTO table`` of the given columns (all by default), compiled once per dialect.
+
+    Rows are tuples in :attr:`columns` order.
+    """
 
     def __init__(
         self, table: Table, *, columns: Iterable[str] | None = None, prefix: str | None = None
@@ -34,33 +48,47 @@ class BulkInsert:
         self.table = table
         self.columns = tuple(columns or (column.name for column in table.columns))
         self.prefix = prefix
-        self.datetimes = frozenset(
-            name for name in self.columns if isinstance(table.c[name].type, UtcDateTime)
+        self._datetimes = tuple(
+            i for i, name in enumerate(self.columns) if isinstance(table.c[name].type, UtcDateTime)
         )
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        self._compiled: dict[str, tuple[str, Callable[[Sequence[Any]], Any]]] = {}
 
-    def _statement(self, connection: Connection) -> tuple[str, tuple[str, ...] | None]:
+    def _statement(self, connection: Connection) -> tuple[str, Callable[[Sequence[Any]], Any]]:
+        """The SQL and a function making the driver's parameters from a row tuple."""
         name = connection.dialect.name
         if name not in self._compiled:
             statement = self.table.insert()
             if self.prefix:
                 statement = statement.prefix_with(self.prefix)
             compiled = statement.compile(dialect=connection.dialect, column_keys=list(self.columns))
-            order = tuple(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
-            self._compiled[name] = (str(compiled), order)
+            shape: Callable[[Sequence[Any]], Any]
+            if compiled.positional:
+                position = {column: i for i, column in enumerate(self.columns)}
+                wanted = [position[key] for key in compiled.positiontup or ()]
+                shape = itemgetter(*wanted) if len(wanted) > 1 else lambda row: (row[wanted[0]],)
+            else:
+                shape = lambda row: dict(zip(self.columns, row, strict=True))  # noqa: E731
+            self._compiled[name] = (str(compiled), shape)
         return self._compiled[name]
 
-    def run(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Insert ``rows``: dicts keyed by column name, holding at least the insert's columns."""
-        sql, order = self._statement(connection)
-        to_db = _sqlite_datetime if connection.dialect.name == "sqlite" else _postgres_datetime
-        prepared: list[Any] = []
-        for row in rows:
-            if self.datetimes:
-                row = {  # noqa: PLW2901 - a converted copy
-                    **row,
-                    **{name: to_db(row[name]) for name in self.datetimes if row[name] is not None},
-                }
-            prepared.append(row if order is None else tuple(row[key] for key in order))
-        if prepared:
-            connection.exec_driver_sql(sql, prepared)
+    def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows``, each a tuple of values in :attr:`columns` order."""
+        if not rows:
+            return
+        sql, shape = self._statement(connection)
+        if self._datetimes:
+            to_db = _sqlite_datetime if connection.dialect.name == "sqlite" else _postgres_datetime
+            converted = []
+            for row in rows:
+                values = list(row)
+                for i in self._datetimes:
+                    if values[i] is not None:
+                        values[i] = to_db(values[i])
+                converted.append(values)
+            rows = converted
+        connection.exec_driver_sql(sql, [shape(row) for row in rows])
+
+
+def as_tuple(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
+    """A row dict as a tuple in ``columns`` order."""
+    return tuple(row[name] for name in columns)

@@ -81,26 +81,23 @@ def _decode(value: Any) -> Any:
     return {key: _decode(item) for key, item in value.items()}
 
 
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _is_plain(value: Any) -> bool:
-    """Whether JSON holds ``value`` as is: scalars, lists of them, and such maps (no tuples)."""
-    if isinstance(value, _SCALARS):
-        return True
-    if isinstance(value, list):
-        return all(isinstance(item, _SCALARS) for item in value)
-    if isinstance(value, dict):
-        return all(
-            isinstance(key, str) and not key.startswith("$") and _is_plain(item)
-            for key, item in value.items()
-        )
-    return False
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def dumps(value: Any) -> str:
     """JSON text for a value of plain data (tuples and aware datetimes included)."""
-    encoded = value if _is_plain(value) else _encode(value)  # the fast path: bulk history
+    return json.dumps(_encode(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_changes(changes: Mapping[str, tuple[Any, Any]]) -> str:
+    """JSON text for history ``changes``: each ``(old, new)`` pair as a 2-list."""
+    encoded = {
+        # The fast path (bulk loads write a million of these): scalar pairs need no tagging.
+        name: [old, new]
+        if type(old) in _SCALARS and type(new) in _SCALARS
+        else [_encode(old), _encode(new)]
+        for name, (old, new) in changes.items()
+    }
     return json.dumps(encoded, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -137,12 +134,12 @@ def customer_row(customer: Customer) -> dict[str, Any]:
         "username": customer.username,
         "username_key": None if customer.username is None else username_key(customer.username),
         "password_hash": customer.password_hash,
-        "assigned_staff": dumps(list(customer.assigned_staff)),
+        "assigned_staff": dumps(list(customer.assigned_staff)) if customer.assigned_staff else "[]",
         "source_name": None if source is None else source.source,
         "source_external_id": None if source is None else source.external_id,
         "source_last_synced_at": None if source is None else source.last_synced_at,
         "source_fields": None if source is None else dumps(list(source.fields)),
-        "extra": dumps(dict(customer.extra)),
+        "extra": dumps(dict(customer.extra)) if customer.extra else "{}",
         "created_at": customer.created_at,
         "updated_at": customer.updated_at,
         "version": customer.version,
@@ -311,7 +308,7 @@ def history_row(record: ChangeRecord) -> dict[str, Any]:
         "actor_id": record.actor_id,
         "at": record.at,
         # Each change is an (old, new) pair: stored as a 2-list, read back as a tuple.
-        "changes": dumps({name: list(pair) for name, pair in record.changes.items()}),
+        "changes": dumps_changes(record.changes),
     }
 
 

@@ -11,6 +11,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import ColumnElement, Connection, delete, func, literal_column, select, tuple_
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
+
 from customerkit.backends.sqlalchemy import convert, search
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
@@ -24,9 +28,6 @@ from customerkit.identity import username_key
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
-from sqlalchemy import ColumnElement, Connection, delete, func, literal_column, select, tuple_
-from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy.exc import IntegrityError
+
 from customerkit.backends.sqlalchemy import convert, schema
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, User
-from sqlalchemy import Connection, delete, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 
 _K = schema.contacts.c
+_HISTORY_COLUMNS = tuple(column.name for column in schema.history.columns)
 #: Largest block of history sequence numbers PostgreSQL hands one unit of work at a time.
 _MAX_SEQ_BLOCK = 1024
 
@@ -173,7 +175,8 @@ class HistoryRepository:
             changes=record.changes,
             seq=self._allocate(),
         )
-        self._uow.pending.history_rows.append(convert.history_row(stored))
+        row = convert.history_row(stored)
+        self._uow.pending.history_rows.append(tuple(row[name] for name in _HISTORY_COLUMNS))
         self._uow.flush_if_full()
         return stored
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
 from customerkit.backends.sqlalchemy import convert, index, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert
+from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy.repositories import (
     ContactRepository,
@@ -29,8 +32,6 @@ from customerkit.backends.sqlalchemy.repositories import (
 )
 from customerkit.errors import CustomerKitError
 from customerkit.model import Customer
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.store import SqlStore
@@ -44,8 +45,8 @@ class PendingWrites:
 
     def __init__(self) -> None:
         self.customers: list[Customer] = []
-        self.customer_rows: list[dict[str, Any]] = []
-        self.history_rows: list[dict[str, Any]] = []
+        self.customer_rows: list[tuple[Any, ...]] = []
+        self.history_rows: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
         return len(self.customer_rows) + len(self.history_rows)
@@ -167,7 +168,8 @@ class SqlUnitOfWork:
     def buffer_customer(self, customer: Customer) -> None:
         """Queue a new customer and its search words for the next flush."""
         self.pending.customers.append(customer)
-        self.pending.customer_rows.append(convert.customer_row(customer))
+        row = convert.customer_row(customer)
+        self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
         self.flush_if_full()
 
     def commit(self) -> None:
