@@ -39,7 +39,9 @@ def test_cli_works_on_a_book_file(tmp_path: Path) -> None:
 def test_source_import_then_unused_contacts(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'book.db'}"
     export = tmp_path / "dms.csv"
-    export.write_text("Customer #;Company Name;City\nP-1;Miller Trucking;Salina\n", encoding="utf-8")
+    export.write_text(
+        "Customer #;Company Name;City\nP-1;Miller Trucking;Salina\n", encoding="utf-8"
+    )
     result = runner.invoke(app, ["source", "import", str(export), "--db", db])
     assert result.exit_code == 0, result.output
     assert "Imported 1 customers" in result.output
@@ -53,9 +55,27 @@ def test_source_import_then_unused_contacts(tmp_path: Path) -> None:
 def test_duplicates_command_writes_pairs_and_html(tmp_path: Path) -> None:
     source = tmp_path / "contacts.csv"
     rows = [
-        {"id": "a", "first_name": "Robert", "last_name": "Miller", "email": "bob@miller.example", "phone": "303-555-0142"},
-        {"id": "b", "first_name": "Bob", "last_name": "Miller", "email": "BOB@miller.example", "phone": "(303) 555 0142"},
-        {"id": "c", "first_name": "=cmd", "last_name": "Other", "email": "c@x.example", "phone": ""},
+        {
+            "id": "a",
+            "first_name": "Robert",
+            "last_name": "Miller",
+            "email": "bob@miller.example",
+            "phone": "303-555-0142",
+        },
+        {
+            "id": "b",
+            "first_name": "Bob",
+            "last_name": "Miller",
+            "email": "BOB@miller.example",
+            "phone": "(303) 555 0142",
+        },
+        {
+            "id": "c",
+            "first_name": "=cmd",
+            "last_name": "Other",
+            "email": "c@x.example",
+            "phone": "",
+        },
     ]
     with source.open("w", newline="", encoding="utf-8") as fileobj:
         writer = csv.DictWriter(fileobj, fieldnames=list(rows[0]))
@@ -63,7 +83,8 @@ def test_duplicates_command_writes_pairs_and_html(tmp_path: Path) -> None:
         writer.writerows(rows)
     out, html = tmp_path / "pairs.csv", tmp_path / "report.html"
     result = runner.invoke(
-        app, ["duplicates", str(source), "--kind", "contact", "--out", str(out), "--html", str(html)]
+        app,
+        ["duplicates", str(source), "--kind", "contact", "--out", str(out), "--html", str(html)],
     )
     assert result.exit_code == 0, result.output
     with out.open(encoding="utf-8", newline="") as fileobj:

@@ -38,17 +38,25 @@ def test_p2_other_location_always_denied(role: ck.Role, action: Action) -> None:
 @pytest.mark.parametrize("action", list(Action))
 def test_p1_fleet_user_only_reads_and_manages_own_fleet_contacts(action: Action) -> None:
     fleet = Target(location_id="loc-1", customer_id="f1", customer_kind=ck.CustomerKind.FLEET)
-    own = ck.Actor(user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id="f1")
-    stranger = ck.Actor(user_id="g", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id="f9")
+    own = ck.Actor(
+        user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id="f1"
+    )
+    stranger = ck.Actor(
+        user_id="g", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id="f9"
+    )
     assert allowed(own, action, fleet) is (action in FLEET_USER_ACTIONS)
     assert allowed(stranger, action, fleet) is False
 
 
 def test_k1_fleet_managed_contacts_changed_only_by_the_fleet() -> None:
     contact = Target(location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.FLEET)
-    provider = Target(location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.PROVIDER)
+    provider = Target(
+        location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.PROVIDER
+    )
     admin = ck.Actor(user_id="a", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
-    fleet = ck.Actor(user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id="f1")
+    fleet = ck.Actor(
+        user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id="f1"
+    )
     assert allowed(admin, Action.CONTACT_WRITE, contact) is False
     assert allowed(fleet, Action.CONTACT_WRITE, contact) is True
     assert allowed(fleet, Action.CONTACT_WRITE, provider) is False

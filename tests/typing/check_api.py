@@ -14,13 +14,17 @@ def tour() -> tuple[object, ...]:
     c: ck.Customer = book.customers.create(
         ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=admin
     )
-    c = book.customers.update(c.id, {"phone": "303 555 0142"}, actor=admin, expected_version=c.version)
+    c = book.customers.update(
+        c.id, {"phone": "303 555 0142"}, actor=admin, expected_version=c.version
+    )
     hits: list[ck.SearchHit] = book.customers.search("john", actor=admin, field=ck.SearchField.NAME)
     score: float = hits[0].score
     recent: list[ck.Customer] = book.customers.recent(actor=admin, within=timedelta(days=7))
     rows: int = book.customers.export(io.StringIO(), actor=admin, format="jsonl")
     name: str = book.customers.suggest_username("Ann", "Lee", "303 555 0142")
-    k: ck.Contact = book.contacts.add(c.id, ck.NewContact(first_name="A", last_name="B"), actor=admin)
+    k: ck.Contact = book.contacts.add(
+        c.id, ck.NewContact(first_name="A", last_name="B"), actor=admin
+    )
     people: list[ck.Recipient] = book.contacts.recipients(c.id, case=ck.CaseRef("x"))
     unused: ck.UnusedContacts = book.contacts.unused(c.id, actor=admin)
     history: list[ck.ChangeRecord] = book.history.for_customer(c.id, actor=admin)

@@ -117,7 +117,9 @@ def clean_customer_values(
     out["extra"] = _clean_extra(values.get("extra"), errors)
     if not out["company_name"]:
         errors.add("company_name", "is required; enter the company's name")
-    if not out["customer_number"] and kind is CustomerKind.LOCAL:
+    if out["customer_number"] and not number_key(out["customer_number"]):
+        errors.add("customer_number", "needs at least one letter or digit")
+    elif not out["customer_number"] and kind is CustomerKind.LOCAL:
         errors.add("customer_number", "is required for a local customer; enter it as in your DMS")
     _clean_reference(values, uow, out, errors)
     _clean_login(values, out, errors)

@@ -867,17 +867,42 @@ class TestDuplicatesContract:
         self, make_book: MakeBook, clock: FakeClock
     ) -> None:
         base = make_book(clock)
-        rules = {"phone": ck.Survivorship.MOST_RECENT, "title": ck.Survivorship.LONGEST,
-                 "email": ck.Survivorship.LONGEST}
-        book = ck.Book(base.store, clock=clock, config=ck.BookConfig(survivorship=rules),
-                       hasher=ck.PasswordHasher.for_tests())
+        rules = {
+            "phone": ck.Survivorship.MOST_RECENT,
+            "title": ck.Survivorship.LONGEST,
+            "email": ck.Survivorship.LONGEST,
+        }
+        book = ck.Book(
+            base.store,
+            clock=clock,
+            config=ck.BookConfig(survivorship=rules),
+            hasher=ck.PasswordHasher.for_tests(),
+        )
         c = customer(book)
         add = book.contacts.add
-        main = add(c.id, ck.NewContact(first_name="Ann", last_name="Lee", phone="303 555 0100",
-                                       title="CEO", email="a@example.com"), actor=STAFF)
+        main = add(
+            c.id,
+            ck.NewContact(
+                first_name="Ann",
+                last_name="Lee",
+                phone="303 555 0100",
+                title="CEO",
+                email="a@example.com",
+            ),
+            actor=STAFF,
+        )
         clock.advance(days=1)
-        newer = add(c.id, ck.NewContact(first_name="Ann", last_name="Lee", phone="303 555 0199",
-                                        title="Chief Executive", email="ann.lee@example.com"), actor=STAFF)
+        newer = add(
+            c.id,
+            ck.NewContact(
+                first_name="Ann",
+                last_name="Lee",
+                phone="303 555 0199",
+                title="Chief Executive",
+                email="ann.lee@example.com",
+            ),
+            actor=STAFF,
+        )
         result = book.contacts.merge(main.id, [newer.id], actor=ADVISOR)
         assert (result.main.phone, result.main.title) == ("303 555 0199", "Chief Executive")
         assert result.main.email == "a@example.com"  # K2: a merge only fills a blank email
