@@ -148,3 +148,28 @@ def record_change(
 def _plain(value: Any) -> Any:
     """History holds plain data: enums by their value."""
     return value.value if isinstance(value, enum.Enum) else value
+
+
+def save_customer(
+    ctx: Context,
+    uow: UnitOfWork,
+    current: Customer,
+    updated: Customer,
+    *,
+    action: str,
+    actor: Actor | None,
+    changes: Mapping[str, tuple[Any, Any]],
+) -> None:
+    """Write a changed customer (version-guarded) and its history entry in one unit of work."""
+    uow.customers.update(updated, expected_version=current.version)
+    record_change(
+        ctx,
+        uow,
+        entity="customer",
+        entity_id=current.id,
+        customer_id=current.id,
+        action=action,
+        actor=actor,
+        changes=changes,
+        at=updated.updated_at,
+    )

@@ -40,6 +40,7 @@ from customerkit.services._context import (
     changes_between,
     customer_target,
     record_change,
+    save_customer,
     visible_customer,
 )
 from customerkit.text import number_key, query_words, words
@@ -381,17 +382,14 @@ class CustomerService:
                 diff["password"] = ("", PASSWORD_MARKER)
             if not diff:
                 return current
-            uow.customers.update(updated, expected_version=current.version)
-            record_change(
+            save_customer(
                 self._ctx,
                 uow,
-                entity="customer",
-                entity_id=current.id,
-                customer_id=current.id,
+                current,
+                updated,
                 action="update",
                 actor=actor,
                 changes=diff,
-                at=updated.updated_at,
             )
             uow.commit()
         return updated
@@ -464,17 +462,14 @@ class CustomerService:
                 updated_at=self._ctx.now(),
                 version=current.version + 1,
             )
-            uow.customers.update(updated, expected_version=current.version)
-            record_change(
+            save_customer(
                 self._ctx,
                 uow,
-                entity="customer",
-                entity_id=current.id,
-                customer_id=current.id,
+                current,
+                updated,
                 action="assign_staff",
                 actor=actor,
                 changes={"assigned_staff": (current.assigned_staff, staff)},
-                at=updated.updated_at,
             )
             uow.commit()
         return updated
@@ -517,17 +512,14 @@ class CustomerService:
         deleted = attrs.evolve(
             current, status=RecordStatus.DELETED, updated_at=now, version=current.version + 1
         )
-        uow.customers.update(deleted, expected_version=current.version)
-        record_change(
+        save_customer(
             self._ctx,
             uow,
-            entity="customer",
-            entity_id=current.id,
-            customer_id=current.id,
+            current,
+            deleted,
             action="delete",
             actor=actor,
-            changes={"status": (current.status.value, deleted.status.value)},
-            at=now,
+            changes={"status": (current.status, deleted.status)},
         )
 
     # -- duplicates and merge (M1-M6) -----------------------------------------------------

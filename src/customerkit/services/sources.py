@@ -23,7 +23,7 @@ from customerkit.services._context import (
     changes_between,
     customer_target,
     live_customer,
-    record_change,
+    save_customer,
 )
 from customerkit.services.customers import HISTORY_FIELDS, CustomerService, clean_customer_values
 from customerkit.sources import SourceHit, SourceRecord, as_record
@@ -146,17 +146,14 @@ class SourceService:
             updated = attrs.evolve(
                 current, **cleaned, source=new_link, updated_at=now, version=current.version + 1
             )
-            uow.customers.update(updated, expected_version=current.version)
-            record_change(
+            save_customer(
                 self._ctx,
                 uow,
-                entity="customer",
-                entity_id=current.id,
-                customer_id=current.id,
+                current,
+                updated,
                 action="refresh",
                 actor=actor,
                 changes=changes_between(current, updated, HISTORY_FIELDS),
-                at=now,
             )
             uow.commit()
         return updated
