@@ -6,8 +6,11 @@ Non-ASCII test inputs are written as escapes so the exact code point is visible.
 from __future__ import annotations
 
 import dataclasses
+import re
+import string
 import unicodedata
 from collections.abc import Callable
+from unittest import mock
 
 import argon2
 import attrs
@@ -15,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from customerkit import identity
 from customerkit.errors import ValidationError
 from customerkit.identity import (
     MAX_PASSWORD_LENGTH,
@@ -554,6 +558,113 @@ def test_U4_T13_email_key_idempotent_on_unicode_addresses(local: str, domain: st
     assert key_domain == key_domain.lower()
 
 
+# The email fast path (validated domains remembered, plain local parts not re-split) must give
+# exactly what email-validator alone gives: same acceptance, same returned value, same key and
+# the same refusal message. Addresses mix well-formed ones with hostile ones.
+_ATEXT = string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~"
+_fast_locals = st.one_of(
+    st.text(st.sampled_from(_ATEXT + "."), max_size=70),
+    st.sampled_from(
+        ["info", "Info", "POSTMASTER", "a..b", ".a", "a.", '"q"', "j\u00f6rg", "x" * 64, "x" * 65]
+    ),
+    st.text(max_size=8),
+)
+_labels = st.one_of(
+    st.text(st.sampled_from(string.ascii_letters + string.digits + "-"), max_size=12),
+    st.sampled_from(
+        [
+            "gmail",
+            "GMAIL",
+            "xn--exmple-cua",
+            "xn--zz",
+            "XN--EXMPLE-CUA",
+            "ex\u00e4mple",
+            "EX\u00c4MPLE",
+            "stra\u00dfe",
+            "\u03c2\u03b1",
+            "\u043f\u0440\u0438\u043c\u0435\u0440",
+            "a" * 63,
+            "a" * 64,
+            "ab--c",
+            "-a",
+            "a-",
+            "\uff21",
+            "a\u0301",
+            "\u0301a",
+        ]
+    ),
+    st.text(max_size=4),
+)
+_tlds = st.sampled_from(
+    [
+        "com",
+        "COM",
+        "de",
+        "test",
+        "local",
+        "localhost",
+        "invalid",
+        "example",
+        "onion",
+        "arpa",
+        "home.arpa",
+        "internal",
+        "xn--p1ai",
+        "\u0440\u0444",
+        "1",
+        "c0m",
+        "",
+        "co.uk",
+    ]
+)
+_fast_domains = st.one_of(
+    st.builds(
+        lambda labels, tld, dot: dot.join([*labels, tld]),
+        st.lists(_labels, max_size=4),
+        _tlds,
+        st.sampled_from([".", ".", ".", "\u3002", "\uff0e"]),
+    ),
+    # Near and over the length limits of a domain (253) and of an address (254).
+    st.builds(lambda n, tld: ".".join(["a" * 62] * n + [tld]), st.integers(1, 4), _tlds),
+)
+_fast_addresses = st.one_of(
+    st.builds(lambda local, domain: f"{local}@{domain}", _fast_locals, _fast_domains),
+    st.emails(),
+    st.text(max_size=40),
+)
+
+
+def _email_outcomes(value: str) -> list[tuple[str, object]]:
+    outcomes: list[tuple[str, object]] = []
+    for call in (clean_email, email_key):
+        try:
+            outcomes.append(("accepted", call(value)))
+        except ValidationError as error:
+            outcomes.append(("refused", error.errors))
+    return outcomes
+
+
+@relaxed
+@given(_fast_addresses)
+def test_U4_email_fast_path_gives_what_email_validator_gives(value: str) -> None:
+    """Fast path (remembered domains, plain local parts) and the library alone agree."""
+    fast = _email_outcomes(value)
+    fast_again = _email_outcomes(value)  # now from the remembered domain
+    with mock.patch.object(identity, "_fast_email", return_value=None):
+        full = _email_outcomes(value)
+    assert fast == fast_again == full
+
+
+def test_U4_email_fast_path_is_taken_for_plain_addresses_only() -> None:
+    """The fast path answers plain addresses and leaves the rest to the library."""
+    assert identity._fast_email("bob@Example.COM") == ("bob", "example.com")
+    assert identity._fast_email("Bob@ex\u00e4mple.com") == ("Bob", "xn--exmple-cua.com")
+    assert identity._fast_email("j\u00f6rg@x.com") is None  # not an ASCII dot-atom
+    assert identity._fast_email("a..b@x.com") is None
+    assert identity._fast_email("bob@localhost") is None  # refused: the library explains why
+    assert identity._fast_email("x" * 65 + "@x.com") is None
+
+
 # ---------------------------------------------------------------------------------------------
 # U4 phones: d3
 # ---------------------------------------------------------------------------------------------
@@ -863,3 +974,38 @@ def test_U3_password_never_in_repr_or_errors(hasher: PasswordHasher) -> None:
     error = refusal(lambda: hasher.hash("short"))
     assert "short" not in str(error)
     assert "short" not in repr(error)
+
+
+# The plain-ASCII phone fast path (no width map, no per-character look-ups) must agree with
+# the general path on every input.
+_phone_texts = st.one_of(
+    st.text(
+        st.sampled_from("0123456789 ()-./+x#;eEtT:lnsio\uff10\uff0b\u3000\u2013\u0663"), max_size=30
+    ),
+    st.from_regex(r"\+?[0-9 ().\-/]{0,24}( ?(x|ext\.?|#) ?[0-9]{0,12})?", fullmatch=True),
+    st.text(max_size=20),
+)
+_NEVER = re.compile(r"(?!)")
+
+
+def _phone_outcomes(value: str) -> list[tuple[str, object]]:
+    outcomes: list[tuple[str, object]] = []
+    for call in (clean_phone, phone_key):
+        try:
+            outcomes.append(("accepted", call(value)))
+        except ValidationError as error:
+            outcomes.append(("refused", error.errors))
+    return outcomes
+
+
+@relaxed
+@given(_phone_texts)
+def test_U4_phone_fast_path_agrees_with_the_general_path(value: str) -> None:
+    """Plain ASCII phones take a shortcut; the outcome is the general path's."""
+    fast = _phone_outcomes(value)
+    with (
+        mock.patch.object(identity, "_PLAIN_PHONE", _NEVER),
+        mock.patch.object(identity, "_PLAIN_PHONE_BODY", _NEVER),
+    ):
+        general = _phone_outcomes(value)
+    assert fast == general

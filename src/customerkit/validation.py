@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from customerkit import identity
 from customerkit.errors import CustomerKitError, ValidationError
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Longest value, in code points, of each text field.
 MAX_LENGTH: dict[str, int] = {
@@ -61,6 +62,18 @@ class FieldErrors:
             self.add(field, error.message)
         return default
 
+    def run(
+        self, field: str, default: T, clean: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like :meth:`check`, calling ``clean(*args, **kwargs)`` (no closure per call)."""
+        try:
+            return clean(*args, **kwargs)
+        except ValidationError as error:
+            self.add(field, error.errors.get(field) or next(iter(error.errors.values())))
+        except CustomerKitError as error:
+            self.add(field, error.message)
+        return default
+
     def raise_if_any(self) -> None:
         """Raise the collected errors, if any."""
         if self.errors:
@@ -95,11 +108,13 @@ def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
     if not isinstance(value, str):
         raise ValidationError({field: "must be text"})
     text: str = value.strip()
-    problem = _bad_character(text)
-    if problem is None and not multiline and _LINE_BREAK.search(text):
-        problem = "must be on one line"
-    if problem is not None:
-        raise ValidationError({field: f"{problem}; remove it and try again"})
+    # Printable text has no surrogate, control character, tab or line break: nothing to find.
+    if not text.isprintable():
+        problem = _bad_character(text)
+        if problem is None and not multiline and _LINE_BREAK.search(text):
+            problem = "must be on one line"
+        if problem is not None:
+            raise ValidationError({field: f"{problem}; remove it and try again"})
     limit = MAX_LENGTH.get(field, DEFAULT_MAX_LENGTH)
     if len(text) > limit:
         raise ValidationError({field: f"is longer than {limit} characters; shorten it"})

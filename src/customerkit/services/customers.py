@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import logging
+import operator
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from functools import partial
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import attrs
 
@@ -18,10 +20,13 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.export import write_customers
-from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
+from customerkit.matching import DuplicateReport, SimilarMatch, find_duplicates
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
     Actor,
+    Category,
+    ChangeRecord,
+    CompanyType,
     Contact,
     Customer,
     CustomerKind,
@@ -39,7 +44,6 @@ from customerkit.services._context import (
     Context,
     changes_between,
     customer_target,
-    record_change,
     save_customer,
     visible_customer,
 )
@@ -79,6 +83,7 @@ HISTORY_FIELDS = (
     "status",
 )
 PASSWORD_MARKER = "(changed)"  # noqa: S105 - a history marker, not a password
+_CREATED_FIELDS = ("kind", *HISTORY_FIELDS)
 MAX_STAFF = 2
 
 
@@ -90,9 +95,9 @@ def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
         return {}
     cleaned: dict[str, str] = {}
     for key, item in value.items():
-        name = errors.check("extra", partial(clean_text, key, "extra"), "")
+        name = errors.run("extra", "", clean_text, key, "extra")
         if name:
-            cleaned[name] = errors.check("extra", partial(clean_text, item, "extra"), "")
+            cleaned[name] = errors.run("extra", "", clean_text, item, "extra")
     return cleaned
 
 
@@ -104,42 +109,85 @@ def clean_customer_values(
     Returns the cleaned values to store; ``password`` stays in clear text for the caller to
     hash and is ``None`` when not given.
     """
+    return _clean_values(values, kind, uow.reference)
+
+
+def _clean_values(
+    values: Mapping[str, Any], kind: CustomerKind, reference: ReferenceLookup
+) -> dict[str, Any]:
+    """:func:`clean_customer_values` with the reference data looked up in ``reference``."""
     errors = FieldErrors()
     out: dict[str, Any] = {}
     for name in _TEXT_FIELDS:
-        out[name] = errors.check(name, partial(clean_text, values.get(name), name), "")
-    out["email"] = errors.check("email", partial(clean_email_field, values.get("email")), "")
+        out[name] = errors.run(name, "", clean_text, values.get(name), name)
+    out["email"] = errors.run("email", "", clean_email_field, values.get("email"))
     for name in ("phone", "fax"):
-        out[name] = errors.check(
-            name,
-            partial(clean_phone_field, values.get(name), name),
-            "",
-        )
+        out[name] = errors.run(name, "", clean_phone_field, values.get(name), name)
     out["extra"] = _clean_extra(values.get("extra"), errors)
     if not out["company_name"]:
         errors.add("company_name", "is required; enter the company's name")
-    if out["customer_number"] and not number_key(out["customer_number"]):
+    if out["customer_number"] and not _has_word_character(out["customer_number"]):
         errors.add("customer_number", "needs at least one letter or digit")
     elif not out["customer_number"] and kind is CustomerKind.LOCAL:
         errors.add("customer_number", "is required for a local customer; enter it as in your DMS")
-    _clean_reference(values, uow, out, errors)
+    _clean_reference(values, reference, out, errors)
     _clean_login(values, out, errors)
     errors.raise_if_any()
     return out
 
 
+_ASCII_WORD_CHARACTER = re.compile("[A-Za-z0-9]")
+
+
+def _has_word_character(text: str) -> bool:
+    """Whether ``number_key(text)`` is not empty, without folding ASCII text."""
+    if text.isascii():
+        return _ASCII_WORD_CHARACTER.search(text) is not None
+    return bool(number_key(text))
+
+
+class ReferenceLookup(Protocol):
+    """The reference data validation needs (``uow.reference`` or :class:`_ReferenceCache`)."""
+
+    def get_company_type(self, name: str) -> CompanyType | None:
+        """The company type with this name."""
+
+    def get_category(self, name: str) -> Category | None:
+        """The category with this name."""
+
+
+class _ReferenceCache:
+    """Reference data looked up once per name: a bulk load names the same few again and again.
+
+    create_many writes no reference data, so what it reads stays true for the whole call.
+    """
+
+    def __init__(self, reference: ReferenceLookup) -> None:
+        self._reference = reference
+        self._types: dict[str, CompanyType | None] = {}
+        self._categories: dict[str, Category | None] = {}
+
+    def get_company_type(self, name: str) -> CompanyType | None:
+        if name not in self._types:
+            self._types[name] = self._reference.get_company_type(name)
+        return self._types[name]
+
+    def get_category(self, name: str) -> Category | None:
+        if name not in self._categories:
+            self._categories[name] = self._reference.get_category(name)
+        return self._categories[name]
+
+
 def _clean_reference(
-    values: Mapping[str, Any], uow: UnitOfWork, out: dict[str, Any], errors: FieldErrors
+    values: Mapping[str, Any], reference: ReferenceLookup, out: dict[str, Any], errors: FieldErrors
 ) -> None:
-    company_type = errors.check(
-        "company_type", partial(clean_optional, values.get("company_type"), "company_type"), None
+    company_type = errors.run(
+        "company_type", None, clean_optional, values.get("company_type"), "company_type"
     )
-    if company_type is not None and uow.reference.get_company_type(company_type) is None:
+    if company_type is not None and reference.get_company_type(company_type) is None:
         errors.add("company_type", "is not a known company type; add it to the reference data")
-    category_name = errors.check(
-        "category", partial(clean_optional, values.get("category"), "category"), None
-    )
-    category = None if category_name is None else uow.reference.get_category(category_name)
+    category_name = errors.run("category", None, clean_optional, values.get("category"), "category")
+    category = None if category_name is None else reference.get_category(category_name)
     if category_name is not None and category is None:
         errors.add("category", "is not a known category; add it to the reference data")
     for required in () if category is None else category.required_fields:
@@ -153,7 +201,7 @@ def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldEr
     username = values.get("username")
     out["username"] = None
     if isinstance(username, str):
-        out["username"] = errors.check("username", partial(identity.clean_username, username), None)
+        out["username"] = errors.run("username", None, identity.clean_username, username)
     elif username is not None:
         errors.add("username", "must be text")
     password = values.get("password")
@@ -163,9 +211,44 @@ def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldEr
             errors.add("password", "must be text")
             out["password"] = None
         else:
-            errors.check("password", partial(identity.check_password, password), None)
+            errors.run("password", None, identity.check_password, password)
     if out["password"] is not None and out["username"] is None:
         errors.add("password", "needs a username to log in with; set a username too")
+
+
+_DRAFT_FIELDS = tuple(field.name for field in attrs.fields(NewCustomer))
+_draft_values = operator.attrgetter(*_DRAFT_FIELDS)
+#: Values a new customer's history leaves out (as ``changes_between`` does for a creation).
+_UNSET: tuple[Any, ...] = ("", (), {}, None, False)
+
+
+def _checked_draft(draft: Any, reference: ReferenceLookup) -> dict[str, Any]:
+    """The cleaned values of a draft (see :func:`clean_customer_values`)."""
+    if not isinstance(draft, NewCustomer):
+        raise ValidationError({"draft": "pass a NewCustomer"})
+    if not isinstance(draft.kind, CustomerKind):
+        raise ValidationError({"kind": "must be CustomerKind.LOCAL or CustomerKind.FLEET"})
+    values = dict(zip(_DRAFT_FIELDS, _draft_values(draft), strict=True))
+    return _clean_values(values, draft.kind, reference)
+
+
+def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
+    """The history changes of a new customer: ``changes_between(None, customer, ...)``, plain.
+
+    Every set field as ``(None, value)``; enums by their value, as ``record_change`` stores them.
+    """
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name in _CREATED_FIELDS:
+        value = getattr(customer, name)
+        if type(value) is str:  # most fields: skip the generic checks below
+            if value:
+                changes[name] = (None, value)
+            continue
+        if isinstance(value, Mapping):
+            value = dict(value)
+        if value not in _UNSET:
+            changes[name] = (None, value.value if isinstance(value, enum.Enum) else value)
+    return changes
 
 
 @attrs.define
@@ -202,15 +285,24 @@ class CustomerService:
         self._ctx.authorize(actor, Action.CUSTOMER_CREATE, Target(location_id=actor.location_id))
         drafts = list(drafts)
         total, created = len(drafts), []
+        # Ids are random; handing them out in ascending order makes a bulk load append to every
+        # index keyed by id instead of writing all over it (SQL B-trees, history by customer).
+        ids = iter(sorted(self._ctx.new_id() for _ in range(total)))
         with self._ctx.store.unit_of_work() as uow:
+            reference = _ReferenceCache(uow.reference)
             problems: dict[str, str] = {}
             for position, draft in enumerate(drafts):
                 try:
-                    created.append(self._create_one(uow, draft, actor, source))
+                    values = _checked_draft(draft, reference)
                 except ValidationError as error:
                     if total == 1:
                         raise
                     problems.update({f"[{position}].{k}": v for k, v in error.errors.items()})
+                else:
+                    customer = self._add_created(
+                        uow, draft, values, customer_id=next(ids), actor=actor, source=source
+                    )
+                    created.append(customer)
                 if progress is not None and (position + 1) % 1000 == 0:
                     progress(position + 1, total)
             if problems:
@@ -221,20 +313,21 @@ class CustomerService:
         log.info("created %d customers at location %s", total, actor.location_id)
         return created
 
-    def _create_one(
-        self, uow: UnitOfWork, draft: NewCustomer, actor: Actor, source: Any
+    def _add_created(
+        self,
+        uow: UnitOfWork,
+        draft: NewCustomer,
+        values: dict[str, Any],
+        *,
+        customer_id: str,
+        actor: Actor,
+        source: Any,
     ) -> Customer:
-        if not isinstance(draft, NewCustomer):
-            raise ValidationError({"draft": "pass a NewCustomer"})
-        if not isinstance(draft.kind, CustomerKind):
-            raise ValidationError({"kind": "must be CustomerKind.LOCAL or CustomerKind.FLEET"})
-        values = clean_customer_values(
-            attrs.asdict(draft, recurse=False), draft.kind, uow, self._ctx.config.phone_region
-        )
+        """Store a validated draft as a new customer, with its creation in the history."""
         password = values.pop("password")
         now = self._ctx.now()
         customer = Customer(
-            id=self._ctx.new_id(),
+            id=customer_id,
             location_id=actor.location_id,
             kind=draft.kind,
             password_hash=None if password is None else self._ctx.hasher.hash(password),
@@ -244,19 +337,20 @@ class CustomerService:
             **values,
         )
         uow.customers.add(customer)
-        changes = changes_between(None, customer, ("kind", *HISTORY_FIELDS))
+        changes = created_changes(customer)
         if password is not None:
             changes["password"] = ("", PASSWORD_MARKER)
-        record_change(
-            self._ctx,
-            uow,
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="import" if source is not None else "create",
-            actor=actor,
-            changes=changes,
-            at=now,
+        # What record_change writes, without its generic conversions (a million times).
+        uow.history.append(
+            ChangeRecord(
+                entity="customer",
+                entity_id=customer.id,
+                customer_id=customer.id,
+                action="import" if source is not None else "create",
+                actor_id=actor.user_id,
+                at=now,
+                changes=changes,
+            )
         )
         return customer
 
@@ -534,10 +628,11 @@ class CustomerService:
     def find_similar(self, draft: NewCustomer, *, actor: Actor) -> list[SimilarMatch]:
         """Existing customers like a new one, best first: search before create (M6)."""
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        with self._ctx.store.unit_of_work() as uow:
-            customers = list(uow.customers.iter_location(actor.location_id))
         region = self._ctx.config.phone_region
-        return MatchIndex.build(customers, kind="customer", region=region).find_similar(draft)
+        with self._ctx.store.unit_of_work() as uow:
+            found = uow.customers.match_index(actor.location_id, region=region).find_similar(draft)
+            uow.commit()  # a backend may have built and kept its index: keep it
+        return found
 
     def merge(
         self,

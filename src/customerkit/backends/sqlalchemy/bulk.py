@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -78,12 +79,18 @@ class BulkInsert:
         sql, shape = self._statement(connection)
         if self._datetimes:
             to_db = _sqlite_datetime if connection.dialect.name == "sqlite" else _postgres_datetime
+            # A new row's created_at and updated_at are one value: convert it once.
+            seen: dict[datetime, Any] = {}
             converted = []
             for row in rows:
                 values = list(row)
                 for i in self._datetimes:
-                    if values[i] is not None:
-                        values[i] = to_db(values[i])
+                    value = values[i]
+                    if value is not None:
+                        found = seen.get(value)
+                        if found is None:
+                            found = seen[value] = to_db(value)
+                        values[i] = found
                 converted.append(values)
             rows = converted
         connection.exec_driver_sql(sql, [shape(row) for row in rows])
@@ -91,4 +98,12 @@ class BulkInsert:
 
 def as_tuple(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
     """A row dict as a tuple in ``columns`` order."""
-    return tuple(row[name] for name in columns)
+    return _getter(tuple(columns))(row)
+
+
+@lru_cache(maxsize=64)
+def _getter(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if len(columns) == 1:
+        return lambda row: (row[columns[0]],)
+    getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = itemgetter(*columns)
+    return getter

@@ -1,0 +1,273 @@
+"""Bulk load and export: the shortcuts taken for speed give exactly what the general code gives.
+
+``create_many`` of a million customers and the memory backend's export take shortcuts (ASCII
+fast paths, a sorted id set read page by page, history written without generic conversions);
+each test here compares a shortcut with the general code it stands for, or checks what the
+shortcut promises (ids in ascending order, export memory that does not grow with the book).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import customerkit as ck
+from customerkit import synth, validation
+from customerkit.backends import memory
+from customerkit.backends.sqlalchemy import convert
+from customerkit.errors import ValidationError
+from customerkit.model import Customer, CustomerKind, NewCustomer
+from customerkit.services._context import changes_between, record_change
+from customerkit.services.customers import HISTORY_FIELDS, created_changes
+from customerkit.testing import FakeClock
+from customerkit.text import fold, number_key, words
+
+NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+
+# Text with the characters the shortcuts must not get wrong: ASCII punctuation, apostrophes,
+# hyphens, controls, line breaks, accents, full-width forms, surrogates and marks.
+tricky_text = st.text(
+    st.one_of(
+        st.sampled_from(
+            "aZ09 -'`.,&/()#\t\n\r\x00\x1f\x7f\x85\u00e9\u0301\u2019\u2013\uff21\u00df"
+        ),
+        st.characters(),
+    ),
+    max_size=30,
+)
+
+
+def _old_clean_text(value: str, field: str, *, multiline: bool = False) -> str:
+    """clean_text as it was before its printable-text shortcut."""
+    text = value.strip()
+    problem = validation._bad_character(text)
+    if problem is None and not multiline and validation._LINE_BREAK.search(text):
+        problem = "must be on one line"
+    if problem is not None:
+        raise ValidationError({field: f"{problem}; remove it and try again"})
+    limit = validation.MAX_LENGTH.get(field, validation.DEFAULT_MAX_LENGTH)
+    if len(text) > limit:
+        raise ValidationError({field: f"is longer than {limit} characters; shorten it"})
+    return text
+
+
+def _outcome(call: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    try:
+        return ("accepted", call(*args, **kwargs))
+    except ValidationError as error:
+        return ("refused", error.errors)
+
+
+@given(tricky_text, st.booleans())
+def test_clean_text_shortcut_gives_what_the_checks_give(value: str, multiline: bool) -> None:
+    """Printable text skips the character checks: same result as running them."""
+    for field in ("city", "postal_code"):
+        assert _outcome(validation.clean_text, value, field, multiline=multiline) == _outcome(
+            _old_clean_text, value, field, multiline=multiline
+        )
+
+
+@given(tricky_text)
+def test_sql_rows_shortcuts_agree_with_text_functions(value: str) -> None:
+    """Number keys, search words and folded names of the SQL rows: ASCII shortcuts agree."""
+    assert convert._number_key(value) == number_key(value)
+    assert convert.words_of(value) == words(value)
+    customer = Customer(
+        id="c1", location_id="loc-1", kind=CustomerKind.LOCAL, company_name=value,
+        created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    assert convert.folded_name(customer) == fold(value)
+
+
+def _customers() -> list[Customer]:
+    drafts = [draft for _, draft in synth.customers(300, seed=5, locations=("loc-1",))]
+    drafts.append(
+        attrs.evolve(drafts[0], username="someone", extra={"po": "17"}, company_type=None, email="")
+    )
+    return [
+        Customer(
+            id=f"c{i}",
+            location_id="loc-1",
+            kind=draft.kind,
+            created_at=NOW,
+            updated_at=NOW,
+            **{
+                name: getattr(draft, name)
+                for name in attrs.fields_dict(NewCustomer)
+                if name not in ("kind", "password")
+            },
+        )
+        for i, draft in enumerate(drafts)
+    ]
+
+
+def test_created_changes_are_what_record_change_stores() -> None:
+    """A creation's history without the generic helpers equals what they would write."""
+    book = ck.open_book(clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+    ctx = book.customers._ctx
+    for customer in _customers():
+        generic = changes_between(None, customer, ("kind", *HISTORY_FIELDS))
+        with ctx.store.unit_of_work() as uow:
+            stored = record_change(
+                ctx,
+                uow,
+                entity="customer",
+                entity_id=customer.id,
+                customer_id=customer.id,
+                action="create",
+                actor=ADMIN,
+                changes=generic,
+                at=NOW,
+            )
+        assert dict(created_changes(customer)) == dict(stored.changes)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_create_many_hands_out_ids_in_ascending_order(backend: str, tmp_path: Any) -> None:
+    """Ids stay random but ascend in creation order, so SQL indexes by id are appended to."""
+    url = None if backend == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+    book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+    drafts = [draft for _, draft in synth.customers(50, seed=3, locations=("loc-1",))]
+    created = book.customers.create_many(drafts, actor=ADMIN)
+    ids = [customer.id for customer in created]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert [c.company_name for c in created] == [d.company_name.strip() for d in drafts]
+    book.close()
+
+
+# -- the memory backend's sorted id set ---------------------------------------------------------
+
+operations = st.lists(
+    st.tuples(st.sampled_from(["add", "discard"]), st.text("abcdef", min_size=1, max_size=4)),
+    max_size=300,
+)
+
+
+@given(operations, st.integers(1, 4))
+def test_sorted_ids_behave_like_a_sorted_set(steps: list[tuple[str, str]], block: int) -> None:
+    """Adds and removes in any order; reading gives the set in order, from any key on."""
+    ids = memory.SortedIds(block=block)
+    model: set[str] = set()
+    for action, key in steps:
+        if action == "add":
+            assert ids.add(key) == (key not in model)
+            model.add(key)
+        else:
+            assert ids.discard(key) == (key in model)
+            model.discard(key)
+        assert (key in ids) == (key in model)
+    assert list(ids) == sorted(model)
+    assert len(ids) == len(model)
+    for key in ["", "a", "c", "ff", "g"]:
+        assert ids.after(key, 3) == sorted(k for k in model if k > key)[:3]
+    twin = memory.SortedIds(block=block + 1)
+    for key in sorted(model, reverse=True):
+        twin.add(key)
+    assert twin == ids
+
+
+def test_sorted_ids_reading_survives_changes_between_pages() -> None:
+    """A paused reader never repeats or skips an id that was there all along."""
+    ids = memory.SortedIds(block=2)
+    for key in "bdfhjl":
+        ids.add(key)
+    seen = []
+    for key in ids:
+        seen.append(key)
+        if key == "d":
+            ids.discard("b")
+            ids.discard("f")
+            ids.add("e")
+            ids.add("a")
+    assert seen == ["b", "d", "e", "h", "j", "l"]
+
+
+def _memory_store_with(count: int) -> memory.MemoryStore:
+    store = memory.MemoryStore()
+    with store.unit_of_work() as uow:
+        for i in range(count):
+            uow.customers.add(
+                Customer(
+                    id=f"{i * 7919 % count:08d}",
+                    location_id="loc-1",
+                    kind=CustomerKind.LOCAL,
+                    company_name="Acme",
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+        uow.commit()
+    return store
+
+
+def _iteration_peak(store: memory.MemoryStore) -> tuple[int, list[str]]:
+    with store.unit_of_work() as uow:
+        tracemalloc.start()
+        try:
+            first = [c.id for c in itertools.islice(uow.customers.iter_location("loc-1"), 3)]
+            count = sum(1 for _ in uow.customers.iter_location("loc-1"))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert count == len(store.state.customers)
+    return peak, first
+
+
+def test_memory_export_order_reads_in_constant_memory() -> None:
+    """Reading a location in id order allocates a page, not a sorted copy of every id."""
+    peak, first = _iteration_peak(_memory_store_with(40_000))
+    assert first == ["00000000", "00000001", "00000002"]
+    assert peak < 64 * 1024  # a sorted list of 40,000 ids alone takes 320 KiB
+
+
+def test_memory_rollback_forgets_the_sorted_ids_it_added() -> None:
+    """A unit of work left without commit takes its ids out of the sorted set again."""
+    store = _memory_store_with(10)
+    before = list(store.state.sorted_ids["loc-1"])
+    with store.unit_of_work() as uow:
+        for location in ("loc-1", "loc-new"):
+            uow.customers.add(
+                Customer(
+                    id="zz",
+                    location_id=location,
+                    kind=CustomerKind.LOCAL,
+                    company_name="Acme",
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+        uow.customers.remove(before[0])
+    assert list(store.state.sorted_ids["loc-1"]) == before
+    assert "loc-new" not in store.state.sorted_ids
+
+
+def test_sqlite_bulk_load_cache_is_for_that_transaction_only(tmp_path: Any) -> None:
+    """A bulk load grows its batches and its page cache; the connection gets its cache back."""
+    from sqlalchemy import event
+
+    book = ck.open_book(f"sqlite:///{tmp_path / 'b.db'}", hasher=ck.PasswordHasher.for_tests())
+    store: Any = book.store
+    store.batch_size = 10
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(str(args[2])))
+    drafts = [draft for _, draft in synth.customers(300, seed=3, locations=("loc-1",))]
+    created = book.customers.create_many(drafts, actor=ADMIN)
+    assert len(created) == 300
+    assert any(statement.startswith("PRAGMA cache_size = -") for statement in seen)
+    inserts = [s for s in seen if s.startswith("INSERT INTO customers")]
+    assert len(inserts) < 300 * 2 // 10  # batches grew past the store's 10 rows
+    with store.unit_of_work() as uow:
+        assert uow.connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
+    word = drafts[0].company_name.split()[0]
+    hits = book.customers.search(word, actor=ADMIN, limit=500)
+    assert created[0].id in {hit.customer.id for hit in hits}
+    book.close()
