@@ -216,7 +216,8 @@ def test_sqlite_concurrent_read_modify_write_loses_nothing(tmp_path: Path) -> No
 def test_schema_version_is_recorded_and_checked(url: str) -> None:
     store = SqlStore(url)
     with store.engine.connect() as connection:
-        assert connection.scalar(text("SELECT version FROM schema_version")) == 1
+        version = connection.scalar(text("SELECT version FROM schema_version"))
+        assert version == schema.SCHEMA_VERSION == 2
         assert store.schema_version == schema.SCHEMA_VERSION
         connection.execute(update(schema.schema_version).values(version=999))
         connection.commit()

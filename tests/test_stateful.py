@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,6 +101,23 @@ CUSTOMER_FIELDS = ("company_name", "customer_number", "city", "state", "username
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "title")
 CUSTOMER_FILL = ("customer_number", "city", "state")  # the fill fields this machine can fill
 CONTACT_FILL = CONTACT_FIELDS
+ALTERNATES = ("alternate_emails", "alternate_phones")
+
+
+def _alternates(name: str, kept: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """M3: the emails (phones) of the merged records other than the kept one, each once."""
+
+    def key(value: str) -> str:  # the machine's vocabulary differs only in case or in digits
+        return value.casefold() if name == "email" else "".join(filter(str.isdigit, value))
+
+    seen = {key(kept)} if kept else set()
+    out = []
+    for record in records:
+        for value in (record[name], *record[f"alternate_{name}s"]):
+            if value and key(value) not in seen:
+                seen.add(key(value))
+                out.append(value)
+    return tuple(out)
 
 
 #: Values the machine stores that are personal data: never in a log record or an error message.
@@ -391,6 +408,8 @@ class Model:
             "id": "new-contact",
             "customer_id": customer_id,
             **{name: draft[name] for name in CONTACT_FIELDS},
+            "alternate_emails": (),
+            "alternate_phones": (),
             "managed_by": "FLEET" if customer["kind"] == "FLEET" else "PROVIDER",
             "status": "ACTIVE",
             "merged_into": None,
@@ -538,6 +557,15 @@ class Model:
                 merged[name] = donor[name]
                 provenance[name] = donor["id"]
         if kind == "contact":
+            for name in ("email", "phone"):
+                alternates = _alternates(name, merged[name], (main, *records))
+                if alternates != main[f"alternate_{name}s"]:
+                    merged[f"alternate_{name}s"] = alternates
+                    provenance[f"alternate_{name}s"] = ",".join(
+                        r["id"]
+                        for r in (main, *records)
+                        if {r[name], *r[f"alternate_{name}s"]} & set(alternates)
+                    )
             talked = [k for k in (main, *records) if k["last_communicated_at"] is not None]
             if talked:
                 latest = max(talked, key=lambda k: k["last_communicated_at"])
@@ -573,7 +601,7 @@ class Model:
             self.log(owner, kind, other["id"], "merged", actor, {"merged_into": (None, main_id)})
         filled = {
             name: (plain(main[name]), plain(merged[name]))
-            for name in (*fill, "last_communicated_at")
+            for name in (*fill, *ALTERNATES, "last_communicated_at")
             if name in main and main[name] != merged[name]
         }
         table[main_id] = merged
@@ -885,7 +913,7 @@ def contact_view(contact: ck.Contact) -> dict[str, Any]:
     return {
         "id": contact.id,
         "customer_id": contact.customer_id,
-        **{name: getattr(contact, name) for name in CONTACT_FIELDS},
+        **{name: getattr(contact, name) for name in (*CONTACT_FIELDS, *ALTERNATES)},
         "managed_by": contact.managed_by.value,
         "status": contact.status.value,
         "merged_into": contact.merged_into,

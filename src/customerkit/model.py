@@ -55,6 +55,8 @@ class Survivorship(enum.Enum):
     others in the order given. ``MOST_RECENT``: the non-blank value of the most recently updated
     record. ``LONGEST``: the longest non-blank value. Blank values never win over non-blank
     ones, and a contact's email always follows ``MAIN`` (K2 lets a merge only fill a blank).
+    Whatever rule picks the email and the phone, the union of the values that did not survive
+    is kept in ``alternate_emails`` and ``alternate_phones`` (one per address or number).
     """
 
     MAIN = "main"
@@ -150,6 +152,10 @@ class Customer:
     phone: str = ""
     phone_extension: str = ""
     fax: str = ""
+    #: Emails and phones the customer had besides the current ones: a merge keeps the values
+    #: that did not survive here, so none is lost (M3).
+    alternate_emails: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    alternate_phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     company_type: str | None = None
     category: str | None = None
     username: str | None = None
@@ -201,6 +207,9 @@ class Contact:
     last_name: str
     email: str = ""
     phone: str = ""
+    #: Emails and phones kept from contacts merged into this one (M3); never recipients.
+    alternate_emails: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    alternate_phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     title: str = ""
     managed_by: ManagedBy = ManagedBy.PROVIDER
     added_by_fleet: bool = False

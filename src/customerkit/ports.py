@@ -20,6 +20,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from customerkit.matching import MatchIndex
 from customerkit.model import (
     Category,
     ChangeRecord,
@@ -77,6 +78,12 @@ class CustomerRepository(Protocol):
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         """Live customers of a location matching the query, ranked as S5 says."""
 
+    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+        """A matching index (M6) of the location's live customers, as last committed.
+
+        Read it, never change it: a backend may keep it between calls and update it itself.
+        """
+
 
 class ContactRepository(Protocol):
     """Contacts, tombstones included."""
@@ -98,6 +105,12 @@ class ContactRepository(Protocol):
 
     def find_external_user(self, email_key: str) -> Contact | None:
         """The live external-user contact with this canonical email."""
+
+    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+        """A matching index (M6) of the live contacts of the location's live customers.
+
+        Read it, never change it: a backend may keep it between calls and update it itself.
+        """
 
 
 class UserRepository(Protocol):

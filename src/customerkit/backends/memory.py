@@ -3,13 +3,15 @@
 Same behaviour and errors as the SQL backend. A unit of work holds the store's lock for its whole
 life, so units of work run one at a time; every write records how to undo itself, and leaving a
 unit of work without committing undoes them in reverse order. The search index is updated at
-commit, from the customers the unit of work touched.
+commit, from the customers the unit of work touched; so are the matching indexes of M6, which
+are built for a location the first time ``find_similar`` needs one.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -23,6 +25,7 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.identity import email_key, username_key
+from customerkit.matching import MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Customer, User
 from customerkit.search.index import MemorySearchIndex
 from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
@@ -31,6 +34,8 @@ from customerkit.text import number_key
 _MISSING: Any = object()
 #: From this many customers changed in one unit of work, the index is bulk-loaded.
 _BULK_INDEX = 256
+#: From this many records changed in one unit of work, a matching index is dropped, not updated.
+_REBUILD_MATCH = 10_000
 
 
 class _Journal:
@@ -52,6 +57,14 @@ class _Journal:
         items.append(item)
         self.steps.append(items.pop)
 
+    def add_id(self, ids: SortedIds, key: str) -> None:
+        if ids.add(key):
+            self.steps.append(lambda: ids.forget(key))
+
+    def discard_id(self, ids: SortedIds, key: str) -> None:
+        if ids.discard(key):
+            self.steps.append(lambda: ids.put(key))
+
     @staticmethod
     def _restore(table: dict[Any, Any], key: Any, old: Any) -> None:
         if old is _MISSING:
@@ -62,6 +75,105 @@ class _Journal:
     def undo(self) -> None:
         while self.steps:
             self.steps.pop()()
+
+
+class SortedIds:
+    """A set of ids kept in ascending order, read in constant memory (exports, matching).
+
+    A sorted list of blocks, each at most ``2 * block`` ids long: adding or removing an id
+    moves at most a block's worth of pointers, and reading in order from any id on walks the
+    blocks, so an export of a million customers needs no sorted copy of a million ids.
+    """
+
+    def __init__(self, block: int = 1000) -> None:
+        self._block = block
+        self._blocks: list[list[str]] = []
+        self._last: list[str] = []  # the largest id of each block, for bisecting
+
+    def __len__(self) -> int:
+        return sum(map(len, self._blocks))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SortedIds):
+            return NotImplemented
+        return self._blocks == other._blocks or list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"SortedIds({list(self)!r})"
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        i = bisect_left(self._last, key)
+        if i == len(self._last):
+            return False
+        block = self._blocks[i]
+        j = bisect_left(block, key)
+        return j < len(block) and block[j] == key
+
+    def add(self, key: str) -> bool:
+        """Add ``key``; whether it was new."""
+        if not self._blocks:
+            self._blocks.append([key])
+            self._last.append(key)
+            return True
+        i = min(bisect_left(self._last, key), len(self._last) - 1)
+        block = self._blocks[i]
+        j = bisect_left(block, key)
+        if j < len(block) and block[j] == key:
+            return False
+        block.insert(j, key)
+        self._last[i] = block[-1]
+        if len(block) > 2 * self._block:
+            half = len(block) // 2
+            self._blocks[i : i + 1] = [block[:half], block[half:]]
+            self._last[i : i + 1] = [block[half - 1], block[-1]]
+        return True
+
+    def discard(self, key: str) -> bool:
+        """Remove ``key`` if present; whether it was."""
+        i = bisect_left(self._last, key)
+        if i == len(self._last):
+            return False
+        block = self._blocks[i]
+        j = bisect_left(block, key)
+        if j == len(block) or block[j] != key:
+            return False
+        del block[j]
+        if block:
+            self._last[i] = block[-1]
+        else:
+            del self._blocks[i], self._last[i]
+        return True
+
+    def put(self, key: str) -> None:
+        """:meth:`add`, for an undo step."""
+        self.add(key)
+
+    def forget(self, key: str) -> None:
+        """:meth:`discard`, for an undo step."""
+        self.discard(key)
+
+    def after(self, key: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` ids greater than ``key`` (all ids when ``None``), in order."""
+        out: list[str] = []
+        i = 0 if key is None else bisect_right(self._last, key)
+        while i < len(self._blocks) and len(out) < limit:
+            block = self._blocks[i]
+            j = 0 if key is None else bisect_right(block, key)
+            out.extend(block[j : j + limit - len(out)])
+            i += 1
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        # Keyset pagination: a page at a time, each starting after the last id returned, so
+        # adding or removing ids while a reader is paused never skips or repeats one.
+        key: str | None = None
+        while page := self.after(key, self._block):
+            yield from page
+            key = page[-1]
 
 
 def search_document(customer: Customer) -> SearchDocument:
@@ -82,6 +194,8 @@ class _State:
     def __init__(self) -> None:
         self.customers: dict[str, Customer] = {}
         self.by_location: dict[str, dict[str, None]] = {}
+        #: The same ids in ascending order, for reading a location in id order.
+        self.sorted_ids: dict[str, SortedIds] = {}
         self.numbers: dict[tuple[str, str], str] = {}
         self.usernames: dict[str, str] = {}
         self.source_ids: dict[tuple[str, str], str] = {}
@@ -96,15 +210,47 @@ class _State:
         self.settings: dict[tuple[str, str], bool] = {}
         self.merges: dict[str, Mapping[str, Any]] = {}
         self.index = MemorySearchIndex()
+        #: (kind, location id, phone region) -> matching index of the live records, as committed.
+        self.match: dict[tuple[str, str, str], MatchIndex] = {}
+
+    def live_contacts(self, location_id: str) -> Iterator[Contact]:
+        """The live contacts of the location's live customers."""
+        for customer_id in self.sorted_ids.get(location_id, ()):
+            if self.customers[customer_id].is_live:
+                for contact_id in self.contacts_of.get(customer_id, {}):
+                    if self.contacts[contact_id].is_live:
+                        yield self.contacts[contact_id]
 
 
 class _Repository:
     def __init__(
-        self, state: _State, journal: _Journal, touched: dict[str, Customer | None]
+        self,
+        state: _State,
+        journal: _Journal,
+        touched: dict[str, Customer | None],
+        touched_contacts: dict[str, Contact | None],
     ) -> None:
         self._s = state
         self._j = journal
         self._touched = touched
+        self._touched_contacts = touched_contacts
+
+    def _match_index(self, kind: str, location_id: str, region: str) -> MatchIndex:
+        """The location's matching index; kept only when built from committed data."""
+        key = (kind, location_id, region)
+        index = self._s.match.get(key)
+        if index is not None:
+            return index
+        if kind == "customer":
+            records: list[Any] = list(_live_customers(self._s, location_id))
+        else:
+            records = list(self._s.live_contacts(location_id))
+        index = MatchIndex.build(
+            records, kind="customer" if kind == "customer" else "contact", region=region
+        )
+        if not self._j.steps:
+            self._s.match[key] = index
+        return index
 
 
 class _Customers(_Repository):
@@ -122,6 +268,11 @@ class _Customers(_Repository):
         self._j.set(self._s.customers, customer.id, customer)
         members = self._s.by_location.setdefault(customer.location_id, {})
         self._j.set(members, customer.id, None)
+        ordered = self._s.sorted_ids.get(customer.location_id)
+        if ordered is None:  # undone with the add, so a failed call leaves nothing behind
+            ordered = SortedIds()
+            self._j.set(self._s.sorted_ids, customer.location_id, ordered)
+        self._j.add_id(ordered, customer.id)
         self._index_keys(customer)
 
     def update(self, customer: Customer, *, expected_version: int) -> None:
@@ -146,6 +297,9 @@ class _Customers(_Repository):
         self._unindex_keys(stored)
         self._j.pop(self._s.customers, customer_id)
         self._j.pop(self._s.by_location.get(stored.location_id, {}), customer_id)
+        ordered = self._s.sorted_ids.get(stored.location_id)
+        if ordered is not None:
+            self._j.discard_id(ordered, customer_id)
 
     def _check_unique(self, customer: Customer) -> None:
         if customer.username is not None:
@@ -209,12 +363,10 @@ class _Customers(_Repository):
     def iter_location(
         self, location_id: str, *, ids: Sequence[str] | None = None, batch_size: int = 1000
     ) -> Iterator[Customer]:
-        members = self._s.by_location.get(location_id, {})
-        wanted = sorted(members) if ids is None else sorted(set(ids) & members.keys())
-        for customer_id in wanted:
-            customer = self._s.customers.get(customer_id)
-            if customer is not None and customer.is_live:
-                yield customer
+        return _live_customers(self._s, location_id, ids)
+
+    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+        return self._match_index("customer", location_id, region)
 
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         return self._s.index.search(location_id, query, limit=limit)
@@ -224,8 +376,17 @@ class _Contacts(_Repository):
     def get(self, contact_id: str) -> Contact | None:
         return self._s.contacts.get(contact_id)
 
+    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+        return self._match_index("contact", location_id, region)
+
+    def _touch(self, contact_id: str) -> None:
+        """Remember the contact as it was before this unit of work, for the matching indexes."""
+        if contact_id not in self._touched_contacts:
+            self._touched_contacts[contact_id] = self._s.contacts.get(contact_id)
+
     def add(self, contact: Contact) -> None:
         self._check_unique(contact)
+        self._touch(contact.id)
         self._j.set(self._s.contacts, contact.id, contact)
         self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
         self._index(contact)
@@ -234,6 +395,7 @@ class _Contacts(_Repository):
         stored = self._s.contacts.get(contact.id)
         if stored is None or stored.version != expected_version:
             raise ConcurrentModification("contact", contact.id)
+        self._touch(contact.id)
         self._unindex(stored)
         try:
             self._check_unique(contact)
@@ -250,6 +412,7 @@ class _Contacts(_Repository):
         stored = self._s.contacts.get(contact_id)
         if stored is None:
             return
+        self._touch(contact_id)
         self._unindex(stored)
         self._j.pop(self._s.contacts, contact_id)
         self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), contact_id)
@@ -385,7 +548,9 @@ class MemoryUnitOfWork:
         self._store = store
         self._journal = _Journal()
         self._touched: dict[str, Customer | None] = {}
-        state, parts = store.state, (store.state, self._journal, self._touched)
+        self._touched_contacts: dict[str, Contact | None] = {}
+        state = store.state
+        parts = (state, self._journal, self._touched, self._touched_contacts)
         self.customers = _Customers(*parts)
         self.contacts = _Contacts(*parts)
         self.users = _Users(*parts)
@@ -408,6 +573,7 @@ class MemoryUnitOfWork:
         try:
             self._journal.undo()
             self._touched.clear()
+            self._touched_contacts.clear()
         finally:
             self._store.lock.release()
 
@@ -432,8 +598,63 @@ class MemoryUnitOfWork:
             for customer_id, before in self._touched.items():
                 _reindex(index, customer_id, before)
             raise
+        self._refresh_match_indexes()
         self._touched.clear()
+        self._touched_contacts.clear()
         self._journal.steps.clear()
+
+    def _refresh_match_indexes(self) -> None:
+        """Bring the built matching indexes up to date with what this unit of work changed."""
+        state = self._state
+        if not state.match:
+            return
+        stale = []
+        try:
+            for key, index in state.match.items():
+                kind, location_id, _ = key
+                if kind == "customer":
+                    changed: dict[str, Any] = {i: state.customers.get(i) for i in self._touched}
+                else:
+                    changed = {i: state.contacts.get(i) for i in self._touched_contacts}
+                    # A customer deleted or merged away takes its contacts out of matching.
+                    for customer_id in self._touched:
+                        for contact_id in state.contacts_of.get(customer_id, {}):
+                            changed[contact_id] = state.contacts.get(contact_id)
+                if len(changed) > max(_REBUILD_MATCH, len(index) // 4):
+                    stale.append(key)  # a bulk change: rebuilding later costs less than this
+                    continue
+                for record_id, record in sorted(changed.items()):
+                    if record_id in index:
+                        index.remove(record_id)
+                    if record is not None and self._matchable(kind, record, location_id):
+                        index.add(record)
+        except Exception:  # never leave a stale index behind: it is rebuilt when next needed
+            state.match.clear()
+        for key in stale:
+            del state.match[key]
+
+    def _matchable(self, kind: str, record: Any, location_id: str) -> bool:
+        if not record.is_live:
+            return False
+        if kind == "customer":
+            return bool(record.location_id == location_id)
+        customer = self._state.customers.get(record.customer_id)
+        return customer is not None and customer.is_live and customer.location_id == location_id
+
+
+def _live_customers(
+    state: _State, location_id: str, ids: Sequence[str] | None = None
+) -> Iterator[Customer]:
+    members = state.by_location.get(location_id, {})
+    wanted: Iterable[str]
+    if ids is None:
+        wanted = state.sorted_ids.get(location_id, ())  # in order, without a sorted copy
+    else:
+        wanted = sorted(set(ids) & members.keys())
+    for customer_id in wanted:
+        customer = state.customers.get(customer_id)
+        if customer is not None and customer.is_live:
+            yield customer
 
 
 def _reindex(index: MemorySearchIndex, customer_id: str, customer: Customer | None) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "CUSTOMER_RULES",
     "BlockingRule",
     "candidate_pairs",
+    "name_block",
     "neighbours",
     "record_keys",
     "rules_for",
@@ -115,6 +116,11 @@ CUSTOMER_RULES: Final = (
 def rules_for(kind: str) -> tuple[BlockingRule, ...]:
     """The blocking rules of ``"contact"`` or ``"customer"``."""
     return CONTACT_RULES if kind == "contact" else CUSTOMER_RULES
+
+
+def name_block(name_key: str) -> str:
+    """The block of the contact rule ``name-words`` for a (scoped) full-name key."""
+    return f"name-words{_SEP}{name_key}"
 
 
 def scoped(key: str, scope: str | None) -> str:

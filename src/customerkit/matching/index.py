@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,37 @@ from customerkit.matching.table import (
     text_value,
 )
 
-__all__ = ["MatchIndex"]
+__all__ = ["MatchIndex", "blocking_keys"]
+
+
+def blocking_keys(
+    records: Sequence[object], *, kind: Kind, region: str = "US", scope: str | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """Each record's blocking keys as ``(block, sort key)``, as :class:`MatchIndex` keeps them.
+
+    For a backend that stores blocks itself; values are normalised once per distinct value.
+
+    Args:
+        records: Mappings or attrs records with ids.
+        kind: ``"contact"`` or ``"customer"``.
+        region: Default phone region.
+        scope: A field partitioning the records, or None.
+
+    Returns:
+        Record id -> its keys (empty for a record no rule gives a key).
+    """
+    if not records:
+        return {}
+    rules = rules_for(kind)
+    table = read_records(records, kind=kind, scope=scope)
+    norm = normalize_columns(kind, table.columns, region=region)
+    names = list(norm)
+    out = {}
+    for position, record_id in enumerate(table.ids):
+        row = {name: norm[name][position] for name in names}
+        record_scope = table.scopes[position] if table.scopes is not None else None
+        out[record_id] = record_keys(rules, row, record_scope)
+    return out
 
 
 class MatchIndex:
@@ -96,9 +126,26 @@ class MatchIndex:
             The index.
         """
         index = cls(kind, config=config, region=region, scope=scope)
-        for record in records:
-            index.add(record)
+        rows = records if isinstance(records, Sequence) else list(records)
+        if not rows:
+            return index
+        # One pass of batch normalisation (values repeat: each distinct one is normalised once)
+        # and one sort per block, instead of an insort per record.
+        index._extend(rows)
+        for members in index._blocks.values():
+            members.sort()
+        index._added = len(rows)
         return index
+
+    def _extend(self, records: Sequence[object]) -> None:
+        """Index records with ids not indexed yet, leaving their blocks unsorted."""
+        table = read_records(records, kind=self.kind, scope=self.scope)
+        norm = normalize_columns(self.kind, table.columns, region=self.region)
+        names = list(norm)
+        for position, record_id in enumerate(table.ids):
+            row = {name: norm[name][position] for name in names}
+            record_scope = table.scopes[position] if table.scopes is not None else None
+            self._put(record_id, records[position], row, record_scope)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -135,9 +182,26 @@ class MatchIndex:
         self._added += 1
         if record_id in self._records:
             self.remove(record_id)
+        self._put(record_id, record, row, scope, insort=True)
+        return record_id
+
+    def _put(
+        self,
+        record_id: str,
+        record: object,
+        row: dict[str, str],
+        scope: str | None,
+        *,
+        insort: bool = False,
+    ) -> None:
+        """Index a normalised record (blocks left unsorted unless ``insort``)."""
         keys = record_keys(self._rules, row, scope)
         for block, sort_key in keys:
-            bisect.insort(self._blocks.setdefault(block, []), (sort_key, record_id))
+            members = self._blocks.setdefault(block, [])
+            if insort:
+                bisect.insort(members, (sort_key, record_id))
+            else:
+                members.append((sort_key, record_id))
         self._records[record_id] = record
         self._rows[record_id] = row
         self._keys[record_id] = keys
@@ -145,7 +209,6 @@ class MatchIndex:
         name = self._name_key(row, scope)
         self._names[record_id] = name
         self._name_counts[name] += 1
-        return record_id
 
     def _name_key(self, row: dict[str, str], scope: str | None) -> str:
         if self.kind != "contact":
@@ -193,18 +256,26 @@ class MatchIndex:
     ) -> list[str]:
         found: set[str] = set()
         for block, sort_key in record_keys(self._rules, row, scope):
-            members = self._blocks.get(block, [])
-            if record_id is not None and record_id in self._records:
-                members = [m for m in members if m[1] != record_id]
-            entry = (sort_key, record_id or "")
-            found.update(
-                other
-                for _, other in neighbours(
-                    members, entry, cap=self.config.block_cap, window=self.config.window
-                )
-            )
+            found.update(other for _, other in self._neighbours(block, sort_key, record_id))
         found.discard(record_id or "")
         return sorted(found)
+
+    def _neighbours(
+        self, block: str, sort_key: str, record_id: str | None
+    ) -> Sequence[tuple[str, str]]:
+        """The members of ``block`` batch blocking compares a record sorting at ``sort_key`` with.
+
+        A backend keeping blocks elsewhere overrides this (and loads the members it returns).
+        """
+        members = self._blocks.get(block, [])
+        if record_id is not None and record_id in self._records:
+            members = [m for m in members if m[1] != record_id]
+        entry = (sort_key, record_id or "")
+        return neighbours(members, entry, cap=self.config.block_cap, window=self.config.window)
+
+    def _count_names(self, names: Sequence[str]) -> Mapping[str, int]:
+        """How many indexed records have each of these name keys (for rarity)."""
+        return {name: self._name_counts[name] for name in names}
 
     def find_similar(
         self, candidate: object, *, scope_value: str | None = None, limit: int | None = None
@@ -229,9 +300,8 @@ class MatchIndex:
         name = self._name_key(row, scope)
         extra = 0 if record_id is not None and record_id in self._records else 1
         names = [name, *(self._names[i] for i in ids)]
-        counts = np.array(
-            [self._name_counts[key] + (extra if key == name else 0) for key in names], np.int64
-        )
+        known = self._count_names(names)
+        counts = np.array([known[key] + (extra if key == name else 0) for key in names], np.int64)
         scopes = [scope, *(self._scopes[i] for i in ids)] if self.scope is not None else None
         features = build_features(
             self.kind,

@@ -248,7 +248,8 @@ class ContactService:
             raise ValidationError({"contact_ids": "pass a list of contact ids"})
         ids = list(dict.fromkeys(contact_ids))
         with self._ctx.store.unit_of_work() as uow:
-            for contact_id in ids:
+            chosen = []
+            for contact_id in ids:  # checked in the caller's order: the first problem is named
                 current = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
                 if current is None or not current.is_live:
                     raise NotFound("contact", str(contact_id))
@@ -256,6 +257,9 @@ class ContactService:
                 self._ctx.authorize(
                     actor, Action.CONTACT_DELETE_MANY, contact_target(customer, current)
                 )
+                chosen.append(current)
+            # Rows are written in id order, as merges write theirs: no lock-order deadlock.
+            for current in sorted(chosen, key=lambda contact: contact.id):
                 self._delete(uow, current, actor)
             uow.commit()
         log.info("deleted %d contacts", len(ids))
@@ -385,11 +389,23 @@ class ContactService:
     def find_similar(
         self, draft: NewContact, *, actor: Actor, customer_id: str | None = None
     ) -> builtins.list[SimilarMatch]:
-        """Existing contacts like a new one, best first: warn before creating a duplicate (M6)."""
+        """Existing contacts like a new one, best first: warn before creating a duplicate (M6).
+
+        Without ``customer_id`` the draft is compared with every live contact of the actor's
+        location, through the backend's matching index.
+        """
+        region = self._ctx.config.phone_region
         with self._ctx.store.unit_of_work() as uow:
+            if customer_id is None:
+                self._ctx.authorize(
+                    actor, Action.CONTACT_READ, Target(location_id=actor.location_id)
+                )
+                index = uow.contacts.match_index(actor.location_id, region=region)
+                found = index.find_similar(draft)
+                uow.commit()  # a backend may have built and kept its index: keep it
+                return found
             contacts = self._live_contacts(uow, actor, customer_id)
-        index = MatchIndex.build(contacts, kind="contact", region=self._ctx.config.phone_region)
-        return index.find_similar(draft)
+        return MatchIndex.build(contacts, kind="contact", region=region).find_similar(draft)
 
     def merge(
         self,

@@ -18,7 +18,8 @@ from typing import Any
 
 import attrs
 
-from customerkit.errors import MergeError, NotFound, ValidationError
+from customerkit.errors import CustomerKitError, MergeError, NotFound, ValidationError
+from customerkit.identity import email_key, phone_key
 from customerkit.model import Actor, Contact, MergeResult, RecordStatus, Survivorship
 from customerkit.ports import UnitOfWork
 from customerkit.services._context import Context, record_change
@@ -38,10 +39,17 @@ class MergeKind:
     refuse: Callable[[Record, Sequence[Record]], str | None]
     #: Changes an unmerged record takes from the main (contacts follow it to its customer).
     follow_main: Callable[[Record], dict[str, Any]] = lambda main: {}
+    #: Fields whose values that do not survive are kept, with the field keeping them.
+    alternates: Mapping[str, str] = attrs.field(
+        factory=lambda: {"email": "alternate_emails", "phone": "alternate_phones"}
+    )
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    """A value as the merge record stores it (JSON-friendly, equal after a round trip)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _merge_id(kind: str, main_id: str, other_ids: Sequence[str], attempt: int) -> str:
@@ -89,12 +97,42 @@ def _survivor(rule: Survivorship, name: str, records: Sequence[Record]) -> Recor
     return candidates[0]
 
 
+def _same_key(field: str, region: str) -> Callable[[str], str]:
+    """What makes two values of ``field`` the same address or number."""
+
+    def key(value: str) -> str:
+        try:
+            if field == "email":
+                return email_key(value)
+            return str(phone_key(value, region=region))
+        except (CustomerKitError, ValueError):  # stored before a rule tightened: keep as typed
+            return value.strip().casefold()
+
+    return key
+
+
+def _alternates(field: str, kept: str, records: Sequence[Record], region: str) -> tuple[str, ...]:
+    """The values of ``field`` (and alternates of it) other than ``kept``, each once."""
+    key = _same_key(field, region)
+    seen = {key(kept)} if kept else set()
+    out = []
+    for record in records:
+        alternates = getattr(record, f"alternate_{field}s")
+        for value in (getattr(record, field), *alternates):
+            if value and key(value) not in seen:
+                seen.add(key(value))
+                out.append(value)
+    return tuple(out)
+
+
 def plan(
     kind: MergeKind,
     main: Record,
     others: Sequence[Record],
     now: datetime,
     rules: Mapping[str, Survivorship] | None = None,
+    *,
+    region: str = "US",
 ) -> tuple[Record, dict[str, str]]:
     """The merged main and where every field's value comes from, without writing anything."""
     changes: dict[str, Any] = {}
@@ -111,6 +149,14 @@ def plan(
         if survivor is not None and survivor is not main:
             changes[name] = getattr(survivor, name)
             provenance[name] = survivor.id
+    for name, alternate_field in kind.alternates.items():
+        kept = changes.get(name, getattr(main, name))
+        alternates = _alternates(name, kept, (main, *others), region)
+        if alternates != getattr(main, alternate_field):
+            changes[alternate_field] = alternates
+            provenance[alternate_field] = ",".join(
+                dict.fromkeys(r.id for r in (main, *others) if set(alternates) & _values(r, name))
+            )
     if isinstance(main, Contact):
         latest = max(
             (c for c in (main, *others) if c.last_communicated_at is not None),
@@ -122,6 +168,10 @@ def plan(
             provenance["last_communicated_at"] = latest.id
     merged = attrs.evolve(main, **changes, updated_at=now, version=main.version + 1)
     return merged, provenance
+
+
+def _values(record: Record, field: str) -> set[str]:
+    return {getattr(record, field), *getattr(record, f"alternate_{field}s")}
 
 
 def merge(
@@ -145,23 +195,28 @@ def merge(
         authorize(uow, main)
         merge_id, done = _existing_merge(uow, kind, main.id, others_ids)
         if done is not None:  # repeating the same merge returns the first result (RELIABILITY 7)
-            return MergeResult(
-                merge_id=None if dry_run else merge_id,
-                main=_resolve(repo, main),
-                merged_ids=tuple(done["merged_ids"]),
-                provenance=done["provenance"],
-            )
+            return _repeated(repo, main, merge_id, done, dry_run=dry_run)
         if not main.is_live:
             raise MergeError(
                 f"the main {kind.name} was merged into {main.merged_into}; merge into that one",
                 field="main_id",
             )
-        others = [_live_other(repo, kind, main, other_id) for other_id in others_ids]
+        try:
+            others = [_live_other(repo, kind, main, other_id) for other_id in others_ids]
+        except MergeError:
+            # The same merge may have committed since we looked (a client's retry racing it, on
+            # PostgreSQL): answer as a repeat after it does.
+            merge_id, done = _existing_merge(uow, kind, main.id, others_ids)
+            if done is None:
+                raise
+            return _repeated(repo, repo.get(main.id), merge_id, done, dry_run=dry_run)
         problem = kind.refuse(main, others)
         if problem is not None:
             raise MergeError(problem, field="other_ids")
         now = ctx.now()
-        merged, provenance = plan(kind, main, others, now, ctx.config.survivorship)
+        merged, provenance = plan(
+            kind, main, others, now, ctx.config.survivorship, region=ctx.config.phone_region
+        )
         result = MergeResult(
             merge_id=None if dry_run else merge_id,
             main=merged,
@@ -171,7 +226,12 @@ def merge(
         if dry_run:
             return result
         moved: dict[str, list[str]] = {}
-        for other in sorted(others, key=lambda o: o.id):  # ascending ids: no lock-order deadlocks
+        # Row locks in ascending id order, the main's included, or overlapping merges deadlock
+        # (RELIABILITY 3); the main's real write comes last, once the others freed their keys.
+        for other in sorted((main, *others), key=lambda o: o.id):
+            if other is main:
+                repo.update(main, expected_version=main.version)  # unchanged: locks it only
+                continue
             tombstone = attrs.evolve(
                 other,
                 status=RecordStatus.MERGED,
@@ -195,7 +255,7 @@ def merge(
         repo.update(merged, expected_version=main.version)
         filled = {
             name: (_iso(getattr(main, name)), _iso(getattr(merged, name)))
-            for name in (*kind.fill_fields, "last_communicated_at")
+            for name in (*kind.fill_fields, *kind.alternates.values(), "last_communicated_at")
             if hasattr(main, name) and getattr(main, name) != getattr(merged, name)
         }
         changes = {**filled, "merged_ids": ((), result.merged_ids)}
@@ -297,6 +357,18 @@ def unmerge(
         uow.merges.update(merge_id, {**record, "undone": True})
         uow.commit()
     return restored_main
+
+
+def _repeated(
+    repo: Any, main: Record, merge_id: str, done: Mapping[str, Any], *, dry_run: bool
+) -> MergeResult:
+    """The result of a merge done already, for a repeat of it."""
+    return MergeResult(
+        merge_id=None if dry_run else merge_id,
+        main=_resolve(repo, main),
+        merged_ids=tuple(done["merged_ids"]),
+        provenance=done["provenance"],
+    )
 
 
 def _resolve(repo: Any, record: Record) -> Record:

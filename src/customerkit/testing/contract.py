@@ -845,6 +845,37 @@ class TestDuplicatesContract:
         )
         assert a.id in {m.record.id for m in similar}
 
+    def test_m6_find_similar_follows_every_change(self, book: ck.Book) -> None:
+        draft = ck.NewCustomer(company_name="Johnson Tires", phone="303 555 0142")
+
+        def similar() -> list[str]:
+            return [m.record.id for m in book.customers.find_similar(draft, actor=STAFF)]
+
+        assert similar() == []
+        a = customer(book, "Johnson Tires LLC", "C-1", phone="(303) 555-0142")
+        assert similar() == [a.id]
+        b = customer(book, "Johnson Tire", "C-2", phone="303.555.0142")
+        assert set(similar()) == {a.id, b.id}
+        book.customers.update(a.id, {"company_name": "Garcia Farms", "phone": ""}, actor=STAFF)
+        assert similar() == [b.id]
+        c = customer(book, "Johnson Tires Inc", "C-3", phone="303 555 0142")
+        book.customers.merge(b.id, [c.id], actor=ADVISOR)
+        assert similar() == [b.id]
+        book.customers.delete(b.id, actor=MANAGER)
+        assert similar() == []
+        assert book.customers.find_similar(draft, actor=OTHER_ADMIN) == []
+
+    def test_m6_contacts_find_similar_across_the_location(self, book: ck.Book) -> None:
+        first, second = customer(book, "First Co", "C-1"), customer(book, "Second Co", "C-2")
+        draft = ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com")
+        found = book.contacts.find_similar(draft, actor=STAFF)
+        assert found == []
+        ann = book.contacts.add(second.id, draft, actor=STAFF)
+        book.contacts.add(first.id, ck.NewContact(first_name="Zed", last_name="Ulm"), actor=STAFF)
+        assert [m.record.id for m in book.contacts.find_similar(draft, actor=STAFF)] == [ann.id]
+        book.contacts.delete(ann.id, actor=STAFF)
+        assert book.contacts.find_similar(draft, actor=STAFF) == []
+
     def test_m3_merge_fills_blanks_and_resolves(self, book: ck.Book, clock: FakeClock) -> None:
         c, a, b = self.two_anns(book, clock)
         book.contacts.record_communication(b.id, at=clock.now)
@@ -911,6 +942,61 @@ class TestDuplicatesContract:
         assert result.merge_id is not None
         restored = book.contacts.unmerge(result.merge_id, actor=ADVISOR)
         assert (restored.phone, restored.title) == ("303 555 0100", "CEO")
+
+    def test_m3_emails_and_phones_that_lose_are_kept_as_alternates(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        c = customer(book)
+        add = book.contacts.add
+        main = add(
+            c.id,
+            ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
+            actor=STAFF,
+        )
+        second = add(
+            c.id,
+            ck.NewContact(
+                first_name="Ann", last_name="Lee", email="ann.lee@work.com", phone="303 555 0142"
+            ),
+            actor=STAFF,
+        )
+        third = add(
+            c.id,
+            ck.NewContact(
+                first_name="Ann",
+                last_name="Lee",
+                email="ANN.LEE@WORK.COM",  # the same address as the second's: kept once
+                phone="(720) 555-0199",
+            ),
+            actor=STAFF,
+        )
+        result = book.contacts.merge(main.id, [second.id, third.id], actor=ADVISOR)
+        merged = book.contacts.get(main.id, actor=STAFF)
+        assert merged == result.main
+        assert (merged.email, merged.phone) == ("ann@example.com", "303 555 0142")
+        assert merged.alternate_emails == ("ann.lee@work.com",)
+        assert merged.alternate_phones == ("(720) 555-0199",)
+        assert result.provenance["alternate_emails"] == second.id  # where the kept value came from
+        assert result.provenance["alternate_phones"] == third.id
+        assert result.merge_id is not None
+        restored = book.contacts.unmerge(result.merge_id, actor=ADVISOR)
+        assert (restored.alternate_emails, restored.alternate_phones) == ((), ())
+        assert book.contacts.get(third.id, actor=STAFF).email == "ANN.LEE@WORK.COM"
+
+    def test_m3_customer_alternates_survive_a_second_merge(self, book: ck.Book) -> None:
+        main = customer(book, "Johnson Tires", "C-1", phone="303 555 0142")
+        dup = customer(book, "Johnson Tires Inc", "C-2", phone="303-555-0199")
+        again = customer(book, "Johnson Tire", "C-3", phone="+1 303 555 0142")  # main's number
+        first = book.customers.merge(main.id, [dup.id], actor=ADVISOR)
+        assert first.main.alternate_phones == ("303-555-0199",)
+        second = book.customers.merge(main.id, [again.id], actor=ADVISOR)
+        assert second.main.alternate_phones == ("303-555-0199",)  # nothing new: no change
+        assert "alternate_phones" not in second.provenance
+        assert first.merge_id is not None
+        assert second.merge_id is not None
+        book.customers.unmerge(second.merge_id, actor=ADVISOR)
+        restored = book.customers.unmerge(first.merge_id, actor=ADVISOR)
+        assert restored.alternate_phones == ()
 
     def test_m3_refusals(self, book: ck.Book, clock: FakeClock) -> None:
         c, a, b = self.two_anns(book, clock)

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, literal_column, select, tuple_
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, search
+from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
+from customerkit.backends.sqlalchemy.repositories import is_transient
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,
@@ -25,6 +27,7 @@ from customerkit.errors import (
     DuplicateUsername,
 )
 from customerkit.identity import username_key
+from customerkit.matching import MatchIndex
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
@@ -145,9 +148,15 @@ class CustomerRepository:
             if conflict is None:
                 raise
             raise conflict from error
+        except DBAPIError as error:
+            # A deadlock victim (PostgreSQL) lost a race for the row: say so, never the driver.
+            if not is_transient(error):
+                raise
+            raise ConcurrentModification("customer", customer.id) from error
         if updated != 1:  # changed since we read it (PostgreSQL: by a concurrent commit)
             raise ConcurrentModification("customer", customer.id)
         self._uow.words.replace(connection, stored, customer)
+        self._uow.match_keys.changed("customer", customer.id, customer)
 
     def remove(self, customer_id: str) -> None:
         stored = self.get(customer_id)
@@ -156,6 +165,7 @@ class CustomerRepository:
         connection = self._uow.reader()
         self._uow.words.delete(connection, stored)
         connection.execute(delete(customers).where(_C.id == customer_id))
+        self._uow.match_keys.changed("customer", customer_id, None)
 
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         return self._one(
@@ -178,6 +188,11 @@ class CustomerRepository:
         )
         rows = self._uow.reader().execute(statement).mappings()
         return [convert.customer_from_row(row) for row in rows]
+
+    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+        connection = self._uow.reader()
+        ensure_keys(connection, "customer", location_id, region)
+        return StoredMatchIndex(connection, "customer", location_id, region)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

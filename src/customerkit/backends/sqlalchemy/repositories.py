@@ -11,19 +11,39 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, schema
+from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
+from customerkit.matching import MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, User
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 
 _K = schema.contacts.c
+#: SQLSTATEs of a transaction the database gave up on so that a concurrent one could go on:
+#: serialization failure, deadlock. Worth running the whole unit of work again for.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 _HISTORY_COLUMNS = tuple(column.name for column in schema.history.columns)
 #: Largest block of history sequence numbers PostgreSQL hands one unit of work at a time.
 _MAX_SEQ_BLOCK = 1024
+
+
+def transient_sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of the serialization failure or deadlock behind ``error``, else ``None``.
+
+    Looks through the ``ConcurrentModification`` a repository raises from one.
+    """
+    cause = error if isinstance(error, DBAPIError) else error.__cause__
+    sqlstate = getattr(getattr(cause, "orig", None), "sqlstate", None)
+    return sqlstate if isinstance(cause, DBAPIError) and sqlstate in TRANSIENT_SQLSTATES else None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` is (or came from) a serialization failure or deadlock worth retrying."""
+    return transient_sqlstate(error) is not None
 
 
 def _insert_or(connection: Connection, statement: Any, error: Exception) -> None:
@@ -62,6 +82,7 @@ class ContactRepository:
         self._write(
             connection, contact, schema.contacts.insert().values(convert.contact_row(contact))
         )
+        self._uow.match_keys.changed("contact", contact.id, contact)
 
     def update(self, contact: Contact, *, expected_version: int) -> None:
         values = convert.contact_row(contact)
@@ -71,11 +92,21 @@ class ContactRepository:
             .where(_K.id == contact.id, _K.version == expected_version)
             .values(values)
         )
-        if self._write(self._uow.reader(), contact, statement) != 1:
+        connection = self._uow.reader()
+        try:
+            written = self._write(connection, contact, statement)
+        except DBAPIError as error:
+            # A deadlock victim (PostgreSQL) lost a race for the row: say so, never the driver.
+            if not is_transient(error):
+                raise
+            raise ConcurrentModification("contact", contact.id) from error
+        if written != 1:
             raise ConcurrentModification("contact", contact.id)
+        self._uow.match_keys.changed("contact", contact.id, contact)
 
     def remove(self, contact_id: str) -> None:
         self._uow.reader().execute(delete(schema.contacts).where(_K.id == contact_id))
+        self._uow.match_keys.changed("contact", contact_id, None)
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         statement = (
@@ -85,6 +116,11 @@ class ContactRepository:
         )
         rows = self._uow.reader().execute(statement).mappings()
         return [convert.contact_from_row(row) for row in rows]
+
+    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+        connection = self._uow.reader()
+        ensure_keys(connection, "contact", location_id, region)
+        return StoredMatchIndex(connection, "contact", location_id, region)
 
     def find_external_user(self, email_key: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.external_key == email_key)

@@ -36,7 +36,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: The schema this release writes and reads. Bump it with every schema change (and, from the
 #: first released schema on, ship an Alembic migration for it).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.
 NAME, CITY, STATE, NUMBER = 1, 2, 3, 4
@@ -109,6 +109,8 @@ customers = Table(
     Column("phone", Text, nullable=False),
     Column("phone_extension", Text, nullable=False),
     Column("fax", Text, nullable=False),
+    Column("alternate_emails", Text, nullable=False),  # JSON list
+    Column("alternate_phones", Text, nullable=False),  # JSON list
     Column("company_type", Text),
     Column("category", Text),
     Column("username", Text),
@@ -175,6 +177,8 @@ contacts = Table(
     Column("last_name", Text, nullable=False),
     Column("email", Text, nullable=False),
     Column("phone", Text, nullable=False),
+    Column("alternate_emails", Text, nullable=False),  # JSON list
+    Column("alternate_phones", Text, nullable=False),  # JSON list
     Column("title", Text, nullable=False),
     Column("managed_by", String(16), nullable=False),
     Column("added_by_fleet", Boolean, nullable=False),
@@ -288,6 +292,31 @@ Index(
     postgresql_using="gin",
     postgresql_ops={"word": "gin_trgm_ops"},
 ).ddl_if(dialect="postgresql")
+
+#: Blocking keys for matching one new record against a location (M6): one row per (record,
+#: blocking rule that gives it a key). The primary key is the lookup index: a block's members
+#: in sort-key order are a B-tree range. Kept only for locations listed in ``match_ready``
+#: (see matching.py): a location nobody matches against costs its writes nothing.
+match_keys = Table(
+    "match_keys",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("location_id", Key, primary_key=True),
+    Column("block", Key, primary_key=True),
+    Column("sort_key", Key, primary_key=True),
+    Column("record_id", Key, primary_key=True),
+    sqlite_with_rowid=False,
+)
+# A changed record's keys are deleted by its id (its old values may be gone).
+Index("ix_match_keys_record", match_keys.c.record_id)
+#: The locations whose blocking keys are kept, with the phone region they were computed in.
+match_ready = Table(
+    "match_ready",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("location_id", Key, primary_key=True),
+    Column("region", String(8), nullable=False),
+)
 
 # Infix and fuzzy candidates on SQLite: the distinct words ever indexed, with an FTS5 trigram
 # index over them. Kept out of ``metadata`` because it exists on SQLite only; words are never

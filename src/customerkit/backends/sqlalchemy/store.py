@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from customerkit.backends.sqlalchemy import schema
+from customerkit.backends.sqlalchemy.repositories import is_transient, transient_sqlstate
 from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 from customerkit.errors import SchemaError, ValidationError
 
@@ -32,8 +33,6 @@ log = logging.getLogger("customerkit.sql")
 
 T = TypeVar("T")
 
-#: SQLSTATEs worth running the whole unit of work again for: serialization failure, deadlock.
-TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 #: Most tries :func:`retry_transient` makes (Odoo's number).
 MAX_ATTEMPTS = 5
 #: Milliseconds SQLite waits for another writer before giving up.
@@ -45,29 +44,23 @@ SQLITE_CACHE_KIB = 65536
 _SCHEMA_LOCK_KEY = 0x636B_5343
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether a database error is a serialization failure or deadlock worth retrying."""
-    return isinstance(error, DBAPIError) and (
-        getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
-    )
-
-
 def retry_transient(
     work: Callable[[], T], *, attempts: int = MAX_ATTEMPTS, base_delay: float = 0.02
 ) -> T:
     """Run ``work`` (one whole unit of work) again when the database reports a transient failure.
 
-    Only serialization failures (40001) and deadlocks (40P01) are retried, at most ``attempts``
-    tries in all, with jittered exponential backoff. ``work`` must open, run and commit its own
+    Only serialization failures (40001) and deadlocks (40P01) are retried (also when a
+    repository reported one as ``ConcurrentModification``), at most ``attempts`` tries in all,
+    with jittered exponential backoff. ``work`` must open, run and commit its own
     unit of work and have no side effects outside the database: it may run more than once.
     """
     for attempt in range(1, attempts + 1):
         try:
             return work()
-        except DBAPIError as error:
+        except Exception as error:
             if attempt == attempts or not is_transient(error):
                 raise
-            sqlstate = getattr(error.orig, "sqlstate", None)
+            sqlstate = transient_sqlstate(error)
             log.warning("transient database error %s; retry %d of %d", sqlstate, attempt, attempts)
             time.sleep(base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
     raise AssertionError("unreachable")  # pragma: no cover

