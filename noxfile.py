@@ -46,8 +46,12 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run every benchmark at its quick size (10^4); figures go to benchmarks/RESULTS.md."""
+    """Run every benchmark at its quick size (10^4), then draw the scaling plots.
+
+    Figures go to benchmarks/RESULTS.md and benchmarks/results.json, plots to benchmarks/*.png.
+    """
     _install_group(session, "test")
-    session.install("matplotlib")
+    session.install("matplotlib", "splink")  # benchmark-only: never dependencies of the library
     for script in sorted(__import__("pathlib").Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script), "--size", "10000")
+    session.run("python", "benchmarks/plot.py")

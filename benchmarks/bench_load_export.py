@@ -1,68 +1,126 @@
 """Bulk load (`create_many`) and CSV export, beside plain-Python baselines in the same run.
 
-    python benchmarks/bench_load_export.py --size 100000 [--backend memory|sqlite|all]
+    python benchmarks/bench_load_export.py --size 100000 [--backend memory|sqlite|postgresql|all]
+        [--pg-url postgresql+psycopg://...]
 
 Load: `create_many` of N synthetic customers into one location (every rule applied, history
-written) against a baseline that only stores the drafts (a dict insert, or sqlite3 executemany
-of the raw rows for SQLite). Export: `export(format="csv")` of all N customers to a file
-against a baseline `csv.writer` over the same rows; peak Python memory of the export is
-measured in a second, traced run, so the timed run is not slowed by tracing.
+written) against a baseline that only stores the drafts (a dict insert for memory; for SQLite
+and PostgreSQL, `executemany` of the raw values into a plain table, in one transaction).
+Export: `export(format="csv")` of all N customers to a file against a baseline `csv.writer`
+over the same rows. Peak Python memory of the export is measured in a second, traced run (so
+the timed run is not slowed by tracing), beside the same for a book of N/10 customers: a flat
+export has about the same peak at both sizes.
+
+Each backend runs in a child process, so its peak resident memory (VmHWM) is its own; the load
+and export peaks are separated by resetting the high-water mark in between (Linux). PostgreSQL
+runs on a throwaway server started from the local binaries (durability off, as for tests)
+unless --pg-url names one. CPU seconds are the process's own: the machine is shared, and wall
+time alone would count other jobs' time too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
-from _common import append_section
+from _common import append_section, figure, load_text, peak_rss_mib, rss_mib
 
 import customerkit as ck
 from customerkit import synth
 
 ADMIN = ck.Actor(user_id="bench", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+BACKENDS = ("memory", "sqlite", "postgresql")
+_RAW_FIELDS = 12  # the baseline stores the drafts' first twelve values
 
 
-def timed(action: Callable[[], object]) -> float:
-    began = time.perf_counter()
+def timed(action: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``action``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     action()
-    return time.perf_counter() - began
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def traced_peak(action: Callable[[], object]) -> float:
+    """Peak Python memory of ``action`` in MiB (tracemalloc)."""
     tracemalloc.start()
-    action()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    try:
+        action()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     return peak / 2**20
 
 
-def open_book(backend: str, folder: Path) -> ck.Book:
-    hasher = ck.PasswordHasher.for_tests()
-    if backend == "memory":
-        return ck.open_book(hasher=hasher)
-    return ck.open_book(f"sqlite:///{folder / 'bench.db'}", hasher=hasher)
+def reset_peak_rss() -> bool:
+    """Restart the process's resident-memory high-water mark (Linux ``clear_refs``)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
 
 
-def baseline_load(backend: str, drafts: list[ck.NewCustomer], folder: Path) -> float:
+@contextlib.contextmanager
+def database(backend: str, folder: Path, pg_url: str | None, name: str) -> Iterator[str | None]:
+    """A new, empty database for ``backend`` (``None`` for memory)."""
     if backend == "memory":
+        yield None
+    elif backend == "sqlite":
+        yield f"sqlite:///{folder / f'{name}.db'}"
+    else:
+        from customerkit.testing.postgres import create_database, postgres_server
+
+        with contextlib.ExitStack() as stack:
+            server = pg_url or stack.enter_context(postgres_server())
+            yield create_database(server)
+
+
+def open_book(url: str | None) -> ck.Book:
+    return ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
+
+
+def raw_rows(drafts: list[ck.NewCustomer]) -> list[tuple[Any, ...]]:
+    return [attrs.astuple(d, recurse=False)[:_RAW_FIELDS] for d in drafts]
+
+
+def baseline_load(url: str | None, drafts: list[ck.NewCustomer], folder: Path) -> float:
+    """Wall seconds to store the drafts plainly: a dict, or executemany into a plain table."""
+    if url is None:
         store: dict[int, ck.NewCustomer] = {}
-        return timed(lambda: store.update(enumerate(drafts)))
-    rows = [attrs.astuple(d, recurse=False)[:12] for d in drafts]
-    connection = sqlite3.connect(folder / "baseline.db")
-    connection.execute(f"CREATE TABLE c ({', '.join(f'f{i}' for i in range(12))})")
+        return timed(lambda: store.update(enumerate(drafts)))[0]
+    rows = [tuple(str(value) for value in row) for row in raw_rows(drafts)]
+    columns = ", ".join(f"f{i} TEXT" for i in range(_RAW_FIELDS))
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(folder / "baseline.db")
+        marks = ", ".join("?" * _RAW_FIELDS)
+    else:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(url)
+        connection = engine.raw_connection()  # type: ignore[assignment]
+        marks = ", ".join(["%s"] * _RAW_FIELDS)
+    cursor = connection.cursor()
+    cursor.execute(f"CREATE TABLE baseline ({columns})")
+    connection.commit()
 
     def load() -> None:
-        with connection:
-            connection.executemany(f"INSERT INTO c VALUES ({', '.join('?' * 12)})", rows)
+        cursor.executemany(f"INSERT INTO baseline VALUES ({marks})", rows)
+        connection.commit()
 
-    seconds = timed(load)
+    seconds = timed(load)[0]
     connection.close()
     return seconds
 
@@ -79,53 +137,148 @@ def export(book: ck.Book, path: Path) -> int:
         return book.customers.export(out, actor=ADMIN)
 
 
-def run(size: int, backend: str) -> list[str]:
+def measure(backend: str, size: int, pg_url: str | None) -> dict[str, Any]:
+    """Every figure of one backend at one size (run in a child process)."""
     drafts = [draft for _, draft in synth.customers(size, seed=11, locations=("loc-1",))]
-    with tempfile.TemporaryDirectory() as tmp:
+    small = max(1, size // 10)
+    out: dict[str, Any] = {"backend": backend, "size": size, "small": small}
+    out["load_at_start"] = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        book = open_book(backend, folder)
-        load_s = timed(lambda: book.customers.create_many(drafts, actor=ADMIN))
-        base_load_s = baseline_load(backend, drafts, folder)
-        export_s = timed(lambda: export(book, folder / "export.csv"))
-        base_export_s = timed(lambda: baseline_export(drafts, folder / "baseline.csv"))
-        small = max(1, size // 10)
-        peak_full = traced_peak(lambda: export(book, folder / "traced.csv"))
-        book.close()
-        small_book = open_book(backend, folder / "small") if backend == "memory" else None
-        if small_book is None:
-            (folder / "small").mkdir()
-            small_book = ck.open_book(
-                f"sqlite:///{folder / 'small' / 'b.db'}", hasher=ck.PasswordHasher.for_tests()
-            )
+        url = stack.enter_context(database(backend, folder, pg_url, "bench"))
+        book = open_book(url)
+        stack.callback(book.close)
+        reset_peak_rss()
+        before = rss_mib()
+        out["load_s"], out["load_cpu_s"] = timed(
+            lambda: book.customers.create_many(drafts, actor=ADMIN)
+        )
+        out["load_peak_rss_mib"], out["rss_before_load_mib"] = peak_rss_mib(), before
+        out["base_load_s"] = baseline_load(url, drafts, folder)
+        out["rss_before_export_mib"] = rss_mib()
+        out["rss_reset"] = reset_peak_rss()
+        out["export_s"], out["export_cpu_s"] = timed(lambda: export(book, folder / "e.csv"))
+        out["export_peak_rss_mib"] = peak_rss_mib()
+        out["base_export_s"] = timed(lambda: baseline_export(drafts, folder / "b.csv"))[0]
+        out["export_peak_mib"] = traced_peak(lambda: export(book, folder / "traced.csv"))
+        small_url = stack.enter_context(database(backend, folder, pg_url, "small"))
+        small_book = open_book(small_url)
+        stack.callback(small_book.close)
         small_book.customers.create_many(drafts[:small], actor=ADMIN)
-        peak_small = traced_peak(lambda: export(small_book, folder / "small.csv"))
-        small_book.close()
+        out["export_peak_small_mib"] = traced_peak(lambda: export(small_book, folder / "small.csv"))
+    out["load_at_end"] = os.getloadavg()[0]
+    return out
+
+
+def run_child(backend: str, size: int, pg_url: str | None) -> dict[str, Any]:
+    """:func:`measure` in a fresh interpreter, so peak memory is this backend's alone."""
+    command = [sys.executable, __file__, "--child", backend, "--size", str(size)]
+    if pg_url:
+        command += ["--pg-url", pg_url]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        return {"backend": backend, "size": size, "error": done.stderr.strip().splitlines()[-1]}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def rows_of(result: dict[str, Any]) -> list[str]:
+    backend, size = result["backend"], result["size"]
+    if "error" in result:
+        return [f"| {backend} | {size:,} | skipped: {result['error']} | | | | | |"]
+    load, export_s = result["load_s"], result["export_s"]
+    ratio = result["export_peak_mib"] / max(result["export_peak_small_mib"], 1e-9)
+    loads = f"load avg {result['load_at_start']:.1f} → {result['load_at_end']:.1f}"
     return [
-        f"| {backend} | {size:,} | load | {load_s:.2f} s | {size / load_s:,.0f} rows/s "
-        f"| baseline {base_load_s:.2f} s (x{load_s / base_load_s:.1f}) |",
+        f"| {backend} | {size:,} | load | {load:.2f} s | {size / load:,.0f} rows/s "
+        f"| baseline {result['base_load_s']:.2f} s (x{load / result['base_load_s']:.1f}) "
+        f"| {result['load_cpu_s']:.2f} s ({result['load_cpu_s'] / size * 1e6:.0f} µs/row) "
+        f"| {result['load_peak_rss_mib']:,.0f} MiB | {loads} |",
         f"| {backend} | {size:,} | export CSV | {export_s:.2f} s | {size / export_s:,.0f} rows/s "
-        f"| baseline {base_export_s:.2f} s (x{export_s / base_export_s:.1f}) |",
-        f"| {backend} | {size:,} | export peak memory | {peak_full:.1f} MiB | "
-        f"at {small:,} rows: {peak_small:.1f} MiB | ratio x{peak_full / peak_small:.2f} |",
+        f"| baseline {result['base_export_s']:.2f} s (x{export_s / result['base_export_s']:.1f}) "
+        f"| {result['export_cpu_s']:.2f} s | {result['export_peak_rss_mib']:,.0f} MiB | |",
+        f"| {backend} | {size:,} | export peak memory | {result['export_peak_mib']:.1f} MiB | "
+        f"at {result['small']:,} rows: {result['export_peak_small_mib']:.1f} MiB "
+        f"| ratio x{ratio:.2f} | | | |",
+    ]
+
+
+def figures_of(result: dict[str, Any]) -> list[Any]:
+    if "error" in result:
+        return []
+    backend, size = result["backend"], result["size"]
+    return [
+        figure(
+            "load_export",
+            "load",
+            f"customerkit create_many, {backend}",
+            size=size,
+            value=result["load_s"],
+            unit="s",
+            cpu_s=result["load_cpu_s"],
+            peak_rss_mib=result["load_peak_rss_mib"],
+        ),
+        figure(
+            "load_export",
+            "load",
+            f"baseline plain store, {backend}",
+            size=size,
+            value=result["base_load_s"],
+            unit="s",
+        ),
+        figure(
+            "load_export",
+            "export CSV",
+            f"customerkit export, {backend}",
+            size=size,
+            value=result["export_s"],
+            unit="s",
+            cpu_s=result["export_cpu_s"],
+            peak_traced_mib=result["export_peak_mib"],
+            peak_traced_small_mib=result["export_peak_small_mib"],
+            peak_rss_mib=result["export_peak_rss_mib"],
+        ),
+        figure(
+            "load_export",
+            "export CSV",
+            f"baseline csv.writer, {backend}",
+            size=size,
+            value=result["base_export_s"],
+            unit="s",
+        ),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=10_000)
-    parser.add_argument("--backend", choices=["memory", "sqlite", "all"], default="all")
+    parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
+    parser.add_argument("--pg-url", help="a PostgreSQL server URL (default: a throwaway one)")
+    parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    backends = ["memory", "sqlite"] if args.backend == "all" else [args.backend]
-    lines = [
-        "| backend | customers | what | time | throughput | baseline (same run) |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    if args.child:
+        print(json.dumps(measure(args.child, args.size, args.pg_url)))
+        return
+    backends = list(BACKENDS) if args.backend == "all" else [args.backend]
+    start = load_text()
+    results = []
     for backend in backends:
-        try:
-            lines += run(args.size, backend)
-        except ImportError as error:
-            lines.append(f"| {backend} | {args.size:,} | skipped: {error} | | | |")
-    append_section(f"Bulk load and export, {args.size:,} customers", lines)
+        result = run_child(backend, args.size, args.pg_url)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    lines = [
+        f"Command: `python benchmarks/bench_load_export.py --size {args.size} "
+        f"--backend {args.backend}`; each backend in its own process; {start} at the start.",
+        "",
+        "| backend | customers | what | wall time | throughput | baseline (same run) "
+        "| CPU | peak RSS | machine load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    figures = []
+    for result in results:
+        lines += rows_of(result)
+        figures += figures_of(result)
+    append_section(f"Bulk load and export, {args.size:,} customers", lines, figures=figures)
 
 
 if __name__ == "__main__":

@@ -3,47 +3,73 @@
 Usage::
 
     python benchmarks/bench_sql_search.py --size 100000
-    python benchmarks/bench_sql_search.py --size 100000 --backends sqlite
+    python benchmarks/bench_sql_search.py --size 1000000 --backends sqlite
     python benchmarks/bench_sql_search.py --size 100000 --pg-url postgresql+psycopg://...
+    python benchmarks/bench_sql_search.py --size 1000000 --backends sqlite --profile
 
 Uses ``bench_search``'s generator (same seed, same customers, same queries as the memory
-benchmark): N customers in one location, ranked top-20 queries of 3-12 characters. For each
-backend it loads a fresh database through the store's bulk path (one unit of work of
-``customers.add``), runs ``ANALYZE``, checks every result against the memory index (itself
-tested against the oracle), and times each search in its own unit of work, as the services
-call it. Baselines run in the same process on the same data: SQLite FTS5 ``trigram`` (first
-20 substring matches of the query's longest word), PostgreSQL ``pg_trgm`` (first 20 ILIKE
-matches; ranked ``similarity`` top 20), and the memory backend. PostgreSQL is a throwaway
-server from the local binaries unless ``--pg-url`` (or CUSTOMERKIT_TEST_POSTGRES_URL) names
-one. Appends a section to ``benchmarks/RESULTS.md``.
+benchmark): N customers in one location, ranked top-20 queries of 3-12 characters, reported per
+class (whole word, prefix, infix, two words with a second word of 3+ or of 1-2 characters,
+customer-number fragment). For each backend it loads the customers through the store's bulk
+path (one unit of work of ``customers.add``), runs ``ANALYZE``, checks every result against the
+memory index (itself tested against the oracle), and times each search in its own unit of work,
+as the services call it. Baselines run in the same process on the same data: SQLite FTS5
+``trigram`` (first 20 substring matches of the query's longest word), PostgreSQL ``pg_trgm``
+(first 20 ILIKE matches; ranked ``similarity`` top 20), and the memory backend.
+
+The SQLite database is built once per size, seed and index format and kept in
+``benchmarks/.cache`` (its load time is stored beside it and reported); ``--no-cache`` builds a
+fresh one. PostgreSQL is a throwaway server from the local binaries unless ``--pg-url`` (or
+CUSTOMERKIT_TEST_POSTGRES_URL) names one, loaded fresh each run. ``--profile`` prints the query
+plans and a cProfile of the slowest queries of each backend. Appends a section to
+``benchmarks/RESULTS.md`` and figures to ``benchmarks/results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
+import functools
+import hashlib
+import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import bench_search
-from _common import append_section, percentile
+from _common import Figure, append_section, figure, load_text, percentile
 
+import customerkit
 from customerkit.backends.sqlalchemy import SqlStore
 from customerkit.model import Customer, CustomerKind
 from customerkit.search.index import MemorySearchIndex
 from customerkit.search.query import SearchDocument, SearchQuery, parse_query
-from customerkit.testing.postgres import create_database, postgres_server
-from customerkit.text import query_words
+from customerkit.testing.postgres import PostgresUnavailable, create_database, postgres_server
+from customerkit.text import query_words, words
 
 LOCATION = bench_search.LOCATION
 LIMIT = bench_search.LIMIT
+CACHE = Path(__file__).with_name(".cache")
+NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+CLASSES = (
+    "whole word",
+    "prefix",
+    "infix",
+    "two words, 2nd 3+ chars",
+    "two words, 2nd 1-2 chars",
+    "number fragment",
+)
+# The stored rows depend on these sources: a change to any of them rebuilds the cached database.
+_FORMAT_SOURCES = ("schema.py", "index.py", "convert.py", "bulk.py")
 
 
 def summary(values: Sequence[float]) -> str:
@@ -77,18 +103,36 @@ def longest_word(query: str) -> str:
     return max(query_words(query), key=len)
 
 
-@contextlib.contextmanager
-def database(backend: str, args: argparse.Namespace) -> Iterator[str]:
-    """A fresh, empty database URL for the backend."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'bench.db'}"
-        return
-    if args.pg_url:
-        yield create_database(args.pg_url)
-        return
-    with postgres_server() as server:
-        yield create_database(server)
+def classify(texts: Sequence[str], documents: Sequence[SearchDocument]) -> list[str]:
+    """The class of each query (see CLASSES), from the words of the documents."""
+    vocabulary = {w for d in documents for text in (d.name, d.city) for w in words(text)}
+    by_start = defaultdict(set)
+    for word in vocabulary:
+        by_start[word[:3]].add(word)
+    out = []
+    for text in texts:
+        found = query_words(text)
+        if any(ch.isdigit() for ch in text):
+            out.append("number fragment")
+        elif len(found) > 1:
+            out.append("two words, 2nd 1-2 chars" if len(found[-1]) <= 2 else CLASSES[3])
+        elif found[0] in vocabulary:
+            out.append("whole word")
+        elif any(w.startswith(found[0]) for w in by_start[found[0][:3]]):
+            out.append("prefix")
+        else:
+            out.append("infix")
+    return out
+
+
+def format_key() -> str:
+    """Hash of the version and the sources that decide what the SQL backend stores."""
+    folder = Path(customerkit.__file__).parent / "backends" / "sqlalchemy"
+    digest = hashlib.sha256()
+    for name in _FORMAT_SOURCES:
+        digest.update((folder / name).read_bytes())
+    digest.update((Path(customerkit.__file__).parent / "text.py").read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def load(store: SqlStore, documents: Sequence[SearchDocument]) -> float:
@@ -98,19 +142,62 @@ def load(store: SqlStore, documents: Sequence[SearchDocument]) -> float:
         for document in documents:
             uow.customers.add(as_customer(document, now))
         uow.commit()
-    seconds = time.perf_counter() - start
     with store.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
         connection.commit()
-    return seconds
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def loaded(
+    backend: str, args: argparse.Namespace, documents: Sequence[SearchDocument]
+) -> Iterator[tuple[SqlStore, float, str]]:
+    """A store holding the documents: (store, load seconds, how it was loaded)."""
+    if backend == "sqlite" and not args.no_cache:
+        CACHE.mkdir(exist_ok=True)
+        (CACHE / ".gitignore").write_text("*\n", encoding="ascii")  # never commit the cache
+        path = CACHE / f"sqlite-{args.size}-{args.seed}-{format_key()}.db"
+        facts = path.with_suffix(".json")
+        how = f"cached in `benchmarks/.cache/{path.name}`"
+        if not facts.exists():
+            partial = path.with_suffix(".partial")
+            for leftover in CACHE.glob(partial.name + "*"):
+                leftover.unlink()
+            store = SqlStore(f"sqlite:///{partial}", batch_size=5000)
+            seconds = load(store, documents)
+            store.close()  # the last connection to close folds the WAL into the file
+            partial.replace(path)
+            stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            facts.write_text(json.dumps({"load_s": seconds, "at": stamp}), encoding="utf-8")
+            how = f"built now, then {how}"
+        built = json.loads(facts.read_text(encoding="utf-8"))
+        store = SqlStore(f"sqlite:///{path}", batch_size=5000)
+        try:
+            yield store, built["load_s"], f"{how} (loaded {built['at']})"
+        finally:
+            store.close()
+        return
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        elif args.pg_url:
+            url = create_database(args.pg_url)
+        else:
+            url = create_database(stack.enter_context(postgres_server()))
+        store = SqlStore(url, batch_size=5000)
+        stack.callback(store.close)
+        seconds = load(store, documents)
+        yield store, seconds, "loaded in this run"
+
+
+def search_once(store: SqlStore, query: SearchQuery) -> None:
+    with store.unit_of_work() as uow:
+        uow.customers.search(LOCATION, query, limit=LIMIT)
 
 
 def search_times(store: SqlStore, parsed: Sequence[SearchQuery]) -> list[float]:
-    def one(query: SearchQuery) -> None:
-        with store.unit_of_work() as uow:
-            uow.customers.search(LOCATION, query, limit=LIMIT)
-
-    return [timed(lambda q=query: one(q)) for query in parsed]
+    return [timed(functools.partial(search_once, store, query)) for query in parsed]
 
 
 def check(store: SqlStore, index: MemorySearchIndex, parsed: Sequence[SearchQuery]) -> None:
@@ -122,24 +209,32 @@ def check(store: SqlStore, index: MemorySearchIndex, parsed: Sequence[SearchQuer
                 sys.exit(f"SQL and memory search disagree on {query!r}")
 
 
-def baselines(store: SqlStore, documents: Sequence[SearchDocument], texts: Sequence[str]) -> Any:
+def fetch(run: Callable[..., Any], sql: str, parameters: tuple[str, ...]) -> None:
+    run(sql, parameters).all()
+
+
+def baselines(
+    store: SqlStore, documents: Sequence[SearchDocument], texts: Sequence[str]
+) -> list[tuple[str, list[float]]]:
     """Raw trigram-index queries on the same names: (label, timings) pairs."""
     out = []
     with store.engine.connect() as connection:
         run = connection.exec_driver_sql
         if store.dialect == "sqlite":
-            run("CREATE VIRTUAL TABLE bench_names USING fts5(name, tokenize='trigram')")
-            run(
-                "INSERT INTO bench_names(rowid, name) VALUES (?, ?)",
-                list(enumerate(n.name for n in documents)),
-            )
-            connection.commit()
+            exists = run("SELECT 1 FROM sqlite_master WHERE name = 'bench_names'").first()
+            if not exists:  # kept in the cached database with the customers
+                run("CREATE VIRTUAL TABLE bench_names USING fts5(name, tokenize='trigram')")
+                run(
+                    "INSERT INTO bench_names(rowid, name) VALUES (?, ?)",
+                    list(enumerate(n.name for n in documents)),
+                )
+                connection.commit()
             sql = "SELECT rowid FROM bench_names WHERE bench_names MATCH ? LIMIT 20"
             phrases = ['"' + longest_word(t).replace('"', '""') + '"' for t in texts]
             out.append(
                 (
                     "SQLite FTS5 trigram, first 20 substring matches of the longest word",
-                    [timed(lambda p=p: run(sql, (p,)).all()) for p in phrases],
+                    [timed(functools.partial(fetch, run, sql, (p,))) for p in phrases],
                 )
             )
         else:
@@ -156,17 +251,57 @@ def baselines(store: SqlStore, documents: Sequence[SearchDocument], texts: Seque
             out.append(
                 (
                     "pg_trgm, first 20 ILIKE '%word%' matches of the longest word",
-                    [timed(lambda t=t: run(like, (f"%{longest_word(t)}%",)).all()) for t in texts],
+                    [
+                        timed(functools.partial(fetch, run, like, (f"%{longest_word(t)}%",)))
+                        for t in texts
+                    ],
                 )
             )
             out.append(
                 (
                     "pg_trgm, ranked similarity top 20 (`name % query`)",
-                    [timed(lambda t=t: run(ranked, (t, t)).all()) for t in texts],
+                    [timed(functools.partial(fetch, run, ranked, (t, t))) for t in texts],
                 )
             )
             connection.rollback()
     return out
+
+
+def profile(store: SqlStore, texts: Sequence[str], times: Sequence[float]) -> None:
+    """Query plans and a cProfile of the five slowest queries."""
+    slowest = [text for _, text in sorted(zip(times, texts, strict=True), reverse=True)[:5]]
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    from sqlalchemy import event
+
+    for text in slowest:
+        statements.clear()
+        event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            search_once(store, parse_query(text))
+        finally:
+            event.remove(store.engine, "before_cursor_execute", capture)
+        print(f"\n=== {text!r}: {len(statements)} statements", flush=True)
+        explain = (
+            "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS) "
+        )
+        with store.engine.connect() as connection:
+            for statement, parameters in statements:
+                if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                    continue
+                start = time.perf_counter()
+                connection.exec_driver_sql(statement, parameters).all()
+                ms = (time.perf_counter() - start) * 1000
+                plan = connection.exec_driver_sql(explain + statement, parameters).all()
+                print(f"--- {ms:.1f} ms, parameters {parameters}")
+                for row in plan:
+                    print("   ", row[-1])
+        profiler = cProfile.Profile()
+        profiler.runcall(search_once, store, parse_query(text))
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(12)
 
 
 def bench(
@@ -177,37 +312,127 @@ def bench(
     index: MemorySearchIndex,
     texts: Sequence[str],
     typo_texts: Sequence[str],
-) -> list[str]:
+) -> dict[str, Any]:
     parsed = [parse_query(t) for t in texts]
     fuzzy = [parse_query(t, fuzzy=True) for t in typo_texts]
-    with database(backend, args) as url:
-        store = SqlStore(url, batch_size=5000)
-        try:
-            build = load(store, documents)
-            print(f"{backend}: build {build:.1f} s", flush=True)
-            check(store, index, [*parsed, *fuzzy])
-            search_times(store, parsed[:20])  # warm up
-            passes = [search_times(store, parsed) for _ in range(3)]
-            best = [min(runs) for runs in zip(*passes, strict=True)]
-            fuzzy_times = search_times(store, fuzzy)
-            raw = baselines(store, documents, texts)
-        finally:
-            store.close()
+    with loaded(backend, args, documents) as (store, build, how):
+        print(f"{backend}: load {build:.1f} s ({how})", flush=True)
+        check(store, index, [*parsed, *fuzzy])
+        search_times(store, parsed[:20])  # warm up
+        passes = [search_times(store, parsed) for _ in range(3)]
+        fuzzy_times = search_times(store, fuzzy)
+        raw = baselines(store, documents, texts)
+        if args.profile:
+            profile(store, texts, passes[0])
+    best = [min(runs) for runs in zip(*passes, strict=True)]
     print(f"{backend}: {summary(passes[0])}; best of 3 {summary(best)}", flush=True)
     slowest = sorted(zip(passes[0], texts, strict=True), reverse=True)[:5]
     print("  slowest:", ", ".join(f"{t!r} {ms:.1f} ms" for ms, t in slowest), flush=True)
-    p50 = statistics.median(passes[0])
-    lines = [
-        f"| {backend}: build (bulk `customers.add`, one unit of work) + ANALYZE | {build:.1f} s |",
-        f"| {backend}: search, first pass | {summary(passes[0])} |",
-        f"| {backend}: search, best of 3 passes per query | {summary(best)} |",
-        f"| {backend}: search, `fuzzy=True`, typo queries | {summary(fuzzy_times)} |",
-    ]
     for label, times in raw:
-        ratio = p50 / statistics.median(times)
-        lines.append(f"| baseline: {label} | {summary(times)}; our p50 is {ratio:.1f}x this |")
         print(f"  baseline {label}: {summary(times)}", flush=True)
-    return lines
+    return {
+        "first": passes[0],
+        "best": best,
+        "fuzzy": fuzzy_times,
+        "build": build,
+        "how": how,
+        "raw": raw,
+    }
+
+
+def per_class(times: Sequence[float], classes: Sequence[str], name: str) -> str:
+    picked = [t for t, c in zip(times, classes, strict=True) if c == name]
+    if not picked:
+        return "-"
+    return f"{statistics.median(picked):.2f} / {percentile(picked, 95):.2f}"
+
+
+def report(
+    args: argparse.Namespace,
+    *,
+    texts: Sequence[str],
+    classes: Sequence[str],
+    memory: Sequence[float],
+    runs: dict[str, dict[str, Any]],
+    load_avg: str,
+) -> tuple[list[str], list[Figure]]:
+    backends = list(runs)
+    lines = [
+        f"Command: `python benchmarks/bench_sql_search.py --size {args.size}` (seed {args.seed},"
+        f" {len(texts)} queries of 3-12 characters, ranked top {LIMIT}, each search in its own"
+        f" unit of work; results checked equal to the memory index); {load_avg} at the start"
+        " (other jobs shared the machine).",
+        "",
+        "p50 / p95 in ms per query class, first pass (best of 3 passes per query in brackets"
+        " for the overall row):",
+        "",
+        "| query class | queries | memory index | "
+        + " | ".join(f"{NAMES[b]}" for b in backends)
+        + " |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in backends) + " |",
+    ]
+    for name in CLASSES:
+        count = classes.count(name)
+        cells = [per_class(runs[b]["first"], classes, name) for b in backends]
+        lines.append(
+            f"| {name} | {count} | {per_class(memory, classes, name)} | " + " | ".join(cells) + " |"
+        )
+    overall = [
+        f"{statistics.median(runs[b]['first']):.2f} / {percentile(runs[b]['first'], 95):.2f} "
+        f"({statistics.median(runs[b]['best']):.2f} / {percentile(runs[b]['best'], 95):.2f})"
+        for b in backends
+    ]
+    memory_all = f"{statistics.median(memory):.2f} / {percentile(list(memory), 95):.2f}"
+    lines.append(f"| **all** | {len(texts)} | {memory_all} | " + " | ".join(overall) + " |")
+    lines += ["", "| measure | value |", "| --- | --- |"]
+    figures: list[Figure] = []
+    for backend in backends:
+        run = runs[backend]
+        name = NAMES[backend]
+        p50 = statistics.median(run["first"])
+        lines += [
+            f"| {name}: load (bulk `customers.add`, one unit of work) + ANALYZE "
+            f"| {run['build']:.1f} s, {run['how']} |",
+            f"| {name}: search, all queries | {summary(run['first'])} |",
+            f"| {name}: search, `fuzzy=True`, typo queries | {summary(run['fuzzy'])} |",
+        ]
+        figures += [
+            figure(
+                "search",
+                "ranked top 20, p50",
+                f"customerkit {name}",
+                size=args.size,
+                value=p50,
+                unit="ms",
+                p95_ms=percentile(run["first"], 95),
+                best_p50_ms=statistics.median(run["best"]),
+                per_class={c: per_class(run["first"], classes, c) for c in CLASSES},
+            ),
+            figure(
+                "search",
+                "index build",
+                f"customerkit {name} load",
+                size=args.size,
+                value=run["build"],
+                unit="s",
+                how=run["how"],
+            ),
+        ]
+        for label, times in run["raw"]:
+            ratio = p50 / statistics.median(times)
+            lines.append(f"| baseline: {label} | {summary(times)}; our p50 is {ratio:.1f}x this |")
+            figures.append(
+                figure(
+                    "search",
+                    "ranked top 20, p50",
+                    label.split(",")[0] + (", ranked" if "ranked" in label else ""),
+                    size=args.size,
+                    value=statistics.median(times),
+                    unit="ms",
+                    p95_ms=percentile(times, 95),
+                )
+            )
+    return lines, figures
 
 
 def main() -> None:
@@ -217,41 +442,48 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("CUSTOMERKIT_TEST_POSTGRES_URL"))
+    parser.add_argument("--no-cache", action="store_true", help="load SQLite afresh")
+    parser.add_argument("--profile", action="store_true", help="plans + cProfile, slowest")
     parser.add_argument("--no-results", action="store_true", help="do not append RESULTS.md")
     args = parser.parse_args()
 
-    load_avg = os.getloadavg()[0]
-    print(f"generating {args.size:,} customers (load average {load_avg:.1f}) ...", flush=True)
+    load_avg = load_text()
+    print(f"generating {args.size:,} customers ({load_avg}) ...", flush=True)
     documents = bench_search.customers(args.size, args.seed)
     texts = bench_search.queries(documents, args.queries, args.seed + 1)
     typo_texts = bench_search.typos(texts, 20, args.seed + 2)
+    classes = classify(texts, documents)
     index = MemorySearchIndex()
     index.bulk_load(documents)
     parsed = [parse_query(t) for t in texts]
-    memory = [timed(lambda q=q: index.search(LOCATION, q, limit=LIMIT)) for q in parsed]
+    memory = [timed(functools.partial(index.search, LOCATION, q, limit=LIMIT)) for q in parsed]
     print(f"memory index: {summary(memory)}", flush=True)
 
-    lines = [
-        f"Command: `python benchmarks/bench_sql_search.py --size {args.size}` (seed {args.seed},"
-        f" {len(texts)} queries of 3-12 characters, ranked top {LIMIT}, each search in its own"
-        f" unit of work; results checked equal to the memory index); load average"
-        f" {load_avg:.1f} at the start (other jobs shared the machine).",
-        "",
-        "| measure | value |",
-        "| --- | --- |",
-        f"| memory backend index, same queries | {summary(memory)} |",
-    ]
-    for backend in args.backends.split(","):
-        lines += bench(
-            backend.strip(),
-            args,
-            documents=documents,
-            index=index,
-            texts=texts,
-            typo_texts=typo_texts,
-        )
-    if not args.no_results:
-        append_section(f"Search, SQL backend, {args.size:,} customers in one location", lines)
+    runs = {}
+    skipped = []
+    for backend in (b.strip() for b in args.backends.split(",")):
+        try:
+            runs[backend] = bench(
+                backend,
+                args,
+                documents=documents,
+                index=index,
+                texts=texts,
+                typo_texts=typo_texts,
+            )
+        except PostgresUnavailable as error:  # a fresh checkout may have no server binaries
+            print(f"{backend}: skipped, {error}", flush=True)
+            skipped.append(f"{NAMES[backend]} skipped: {error}.")
+    lines, figures = report(
+        args, texts=texts, classes=classes, memory=memory, runs=runs, load_avg=load_avg
+    )
+    lines += ["", *skipped] if skipped else []
+    if args.no_results:
+        print("\n".join(lines))
+        return
+    append_section(
+        f"Search, SQL backend, {args.size:,} customers in one location", lines, figures=figures
+    )
 
 
 if __name__ == "__main__":
