@@ -103,6 +103,9 @@ class ContactRepository(Protocol):
     def for_customer(self, customer_id: str) -> list[Contact]:
         """The customer's contacts in any status, oldest first (then by id)."""
 
+    def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        """``for_customer`` of many customers at once (every id is a key, maybe with [])."""
+
     def find_external_user(self, email_key: str) -> Contact | None:
         """The live external-user contact with this canonical email."""
 

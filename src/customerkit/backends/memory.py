@@ -421,6 +421,9 @@ class _Contacts(_Repository):
         contacts = [self._s.contacts[i] for i in self._s.contacts_of.get(customer_id, {})]
         return sorted(contacts, key=lambda contact: (contact.created_at, contact.id))
 
+    def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        return {customer_id: self.for_customer(customer_id) for customer_id in customer_ids}
+
     def find_external_user(self, email_key: str) -> Contact | None:
         holder = self._s.external_users.get(email_key)
         return None if holder is None else self._s.contacts[holder]
