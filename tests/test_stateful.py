@@ -470,13 +470,14 @@ class Model:
 
     def delete_many(self, contact_ids: list[str], actor: ck.Actor) -> list[str]:
         ids = list(dict.fromkeys(contact_ids))
-        for contact_id in ids:
+        for contact_id in ids:  # checked in the caller's order
             contact = self.contacts.get(contact_id)
             if contact is None or contact["status"] != "ACTIVE":
                 raise Refused(ck.NotFound)
             customer = self.live_customer(contact["customer_id"])
             self.require(actor, ck.Role.SERVICE_ADVISOR, customer["location_id"])
-            self._tombstone_contact(contact, actor)
+        for contact_id in sorted(ids):  # deleted (and in history) in id order
+            self._tombstone_contact(self.contacts[contact_id], actor)
         return ids
 
     def record_communication(self, contact_id: str, at: datetime) -> dict[str, Any]:
