@@ -611,18 +611,17 @@ class MemoryUnitOfWork:
         state = self._state
         if not state.match:
             return
+        customers: dict[str, Any] = {i: state.customers.get(i) for i in self._touched}
+        contacts: dict[str, Any] = {i: state.contacts.get(i) for i in self._touched_contacts}
+        # A customer deleted or merged away takes its contacts out of matching.
+        for customer_id in self._touched:
+            for contact_id in state.contacts_of.get(customer_id, {}):
+                contacts[contact_id] = state.contacts.get(contact_id)
         stale = []
         try:
             for key, index in state.match.items():
                 kind, location_id, _ = key
-                if kind == "customer":
-                    changed: dict[str, Any] = {i: state.customers.get(i) for i in self._touched}
-                else:
-                    changed = {i: state.contacts.get(i) for i in self._touched_contacts}
-                    # A customer deleted or merged away takes its contacts out of matching.
-                    for customer_id in self._touched:
-                        for contact_id in state.contacts_of.get(customer_id, {}):
-                            changed[contact_id] = state.contacts.get(contact_id)
+                changed = customers if kind == "customer" else contacts
                 if len(changed) > max(_REBUILD_MATCH, len(index) // 4):
                     stale.append(key)  # a bulk change: rebuilding later costs less than this
                     continue

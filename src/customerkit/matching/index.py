@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,18 +49,25 @@ def blocking_keys(
     Returns:
         Record id -> its keys (empty for a record no rule gives a key).
     """
-    if not records:
-        return {}
     rules = rules_for(kind)
+    return {
+        record_id: record_keys(rules, row, record_scope)
+        for _, record_id, row, record_scope in _normalised(records, kind, region, scope)
+    }
+
+
+def _normalised(
+    records: Sequence[object], kind: Kind, region: str, scope: str | None
+) -> Iterator[tuple[int, str, dict[str, str], str | None]]:
+    """(position, id, normalised row, scope value) of each record, normalised in one batch."""
+    if not records:
+        return
     table = read_records(records, kind=kind, scope=scope)
     norm = normalize_columns(kind, table.columns, region=region)
     names = list(norm)
-    out = {}
     for position, record_id in enumerate(table.ids):
         row = {name: norm[name][position] for name in names}
-        record_scope = table.scopes[position] if table.scopes is not None else None
-        out[record_id] = record_keys(rules, row, record_scope)
-    return out
+        yield position, record_id, row, table.scopes[position] if table.scopes else None
 
 
 class MatchIndex:
@@ -139,13 +146,10 @@ class MatchIndex:
 
     def _extend(self, records: Sequence[object]) -> None:
         """Index records with ids not indexed yet, leaving their blocks unsorted."""
-        table = read_records(records, kind=self.kind, scope=self.scope)
-        norm = normalize_columns(self.kind, table.columns, region=self.region)
-        names = list(norm)
-        for position, record_id in enumerate(table.ids):
-            row = {name: norm[name][position] for name in names}
-            record_scope = table.scopes[position] if table.scopes is not None else None
-            self._put(record_id, records[position], row, record_scope)
+        for position, record_id, row, scope in _normalised(
+            records, self.kind, self.region, self.scope
+        ):
+            self._put(record_id, records[position], row, scope)
 
     def __len__(self) -> int:
         return len(self._records)

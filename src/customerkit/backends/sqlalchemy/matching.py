@@ -50,10 +50,10 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
-def _live_contacts() -> Any:
-    """Contacts that take part in matching: live, of a live customer (with its location)."""
+def _live_contacts(*columns: Any) -> Any:
+    """Contacts that take part in matching: live, of a live customer (all columns by default)."""
     return (
-        select(schema.contacts, _C.location_id.label("location_id"))
+        select(*(columns or (schema.contacts,)))
         .join(schema.customers, _C.id == _K.customer_id)
         .where(_K.status == _LIVE, schema.LIVE_CUSTOMER)
     )
@@ -91,11 +91,7 @@ def ensure_keys(connection: Connection, kind: Kind, location_id: str, region: st
     if kind == "customer":
         statement = select(*columns).where(_C.location_id == location_id, schema.LIVE_CUSTOMER)
     else:
-        statement = (
-            select(*columns)
-            .join(schema.customers, _C.id == _K.customer_id)
-            .where(_C.location_id == location_id, _K.status == _LIVE, schema.LIVE_CUSTOMER)
-        )
+        statement = _live_contacts(*columns).where(_C.location_id == location_id)
     result = connection.execute(statement.execution_options(yield_per=_BUILD_BATCH))
     for part in result.mappings().partitions():
         rows = [dict(row) for row in part]
