@@ -31,9 +31,13 @@ from typing import Any
 
 import attrs
 import pytest
+from sqlalchemy.exc import OperationalError
 
 import customerkit as ck
 from customerkit.backends import memory
+from customerkit.backends.sqlalchemy import SqlStore
+from customerkit.backends.sqlalchemy.repositories import is_transient
+from customerkit.backends.sqlalchemy.store import MAX_ATTEMPTS
 from customerkit.services._context import Context
 from customerkit.testing import FakeClock
 
@@ -485,6 +489,7 @@ def test_failure_at_every_point_leaves_book_unchanged(
         with armed(w.book, faults), pytest.raises(InjectedFault) as caught:
             call()
         assert caught.value is faults.raised, "the injected error reaches the caller unchanged"
+        assert len(faults.points) == k, "a failure that is not transient is not retried"
         label = points[k - 1]
         assert snapshot(w.book, id_count, merge_ids) == before, (
             f"{scenario}: failing at point {k}/{len(points)} ({label}) changed the book"
@@ -553,3 +558,128 @@ def test_memory_bulk_index_failure_during_commit(monkeypatch: pytest.MonkeyPatch
     ]
     assert len(book.customers.create_many(drafts, actor=ADMIN)) == 300  # usable afterwards
     assert len(book.customers.search("johnson", actor=STAFF, limit=500)) == 301
+
+
+# -- T11: transient failures are retried, the whole use-case at a time ----------------------------
+
+
+class TransientFaults(Faults):
+    """Raises what the driver raises for a serialization failure at the armed points."""
+
+    def __init__(self, fail_at: Callable[[int], bool]) -> None:
+        super().__init__()
+        self.fails = fail_at
+        self.failures = 0
+
+    def point(self, label: str) -> None:
+        self.points.append(label)
+        if self.fails(len(self.points)):
+            self.failures += 1
+            raise transient_error(label)
+
+
+class _DriverError(Exception):
+    sqlstate = "40001"  # serialization_failure; 40P01 (deadlock) is handled the same way
+
+
+def transient_error(statement: str) -> OperationalError:
+    return OperationalError(statement, None, _DriverError("could not serialize access"))
+
+
+@contextmanager
+def ids_rewound_per_attempt(monkeypatch: pytest.MonkeyPatch, ids: Ids, mark: int) -> Iterator[None]:
+    """Every attempt of the store's ``run`` draws the ids a clean run drew, so books compare."""
+    original = SqlStore.run
+
+    def run(self: SqlStore, work: Callable[[], Any], **kwargs: Any) -> Any:
+        def attempt() -> Any:
+            ids.next = mark
+            return work()
+
+        return original(self, attempt, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SqlStore, "run", run)
+        yield
+
+
+SQL_BACKENDS = pytest.mark.parametrize("make_book", ["sqlite", "postgresql"], indirect=True)
+
+
+@SQL_BACKENDS
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_transient_failure_at_every_point_is_retried(
+    make_book: Callable[[FakeClock], ck.Book],
+    ids: Ids,
+    scenario: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """T11: a serialization failure or deadlock at the k-th write (or commit) of a call, for
+    every k, rolls the whole unit of work back and runs the call again: it succeeds, every
+    write lands once, and the book equals a clean run's."""
+    setup = SCENARIOS[scenario]
+    w = build(make_book)
+    call = setup(w)
+    mark = ids.next
+    with armed(w.book, Faults()) as counted:
+        call()
+    id_count, merge_ids = ids.next, w.merge_ids
+    clean_after = snapshot(w.book, id_count, merge_ids)
+    w.book.close()
+    points = len(counted.points)
+
+    for k in range(1, points + 1):
+        ids.next = 0
+        w = build(make_book)
+        call = setup(w)
+        faults = TransientFaults(fail_at=lambda n, k=k: n == k)
+        caplog.clear()
+        with ids_rewound_per_attempt(monkeypatch, ids, mark), armed(w.book, faults):
+            call()
+        assert faults.failures == 1
+        assert len(faults.points) == k + points, "one failed attempt up to k, then a whole one"
+        assert snapshot(w.book, id_count, merge_ids) == clean_after, (
+            f"{scenario}: a retry after a transient failure at point {k} differs from a clean run"
+        )
+        assert "transient database error 40001; retry 1 of 5" in caplog.text
+        w.book.close()
+
+
+@SQL_BACKENDS
+def test_retries_stop_after_five_attempts(
+    make_book: Callable[[FakeClock], ck.Book], ids: Ids
+) -> None:
+    """T11: a conflict that persists reaches the caller after five attempts as the rule's error
+    (``ConcurrentModification``, still known as transient), never the driver's; nothing lands."""
+    w = build(make_book)
+    call = s_contact_merge(w)
+    before = snapshot(w.book, ids.next + 10, [])
+    faults = TransientFaults(fail_at=lambda n: True)
+    with armed(w.book, faults), pytest.raises(ck.ConcurrentModification) as caught:
+        call()
+    assert is_transient(caught.value)
+    assert "version" in str(caught.value.field)
+    assert faults.failures == MAX_ATTEMPTS == 5
+    assert snapshot(w.book, ids.next + 10, []) == before
+
+
+def test_a_use_case_inside_another_is_retried_as_part_of_it() -> None:
+    """A use-case that another runs (``create`` runs ``create_many``) is one attempt of the
+    outer: the store runs the outer once, never the inner on its own."""
+    book = ck.open_book(clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
+    runs: list[str] = []
+    original = book.store.run
+
+    def counting(work: Callable[[], Any]) -> Any:
+        runs.append("run")
+        return original(work)
+
+    book.store.run = counting  # type: ignore[method-assign]
+    book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=ADMIN
+    )
+    assert runs == ["run"]
+    ctx = book.customers._ctx
+    assert ctx.run(lambda: ctx.run(lambda: "inner")) == "inner"
+    assert runs == ["run", "run"]

@@ -11,6 +11,7 @@ state the book is left in: records, tombstones and history.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 import pytest
+from sqlalchemy import text
 
 import customerkit as ck
 from customerkit.backends.sqlalchemy import SqlStore
@@ -488,7 +490,8 @@ def test_delete_many_races_merges_of_its_contacts(books: list[ck.Book]) -> None:
     """K5, M3: ``delete_many`` (ids in descending order) against seven merges of its contacts.
 
     The delete locks rows in the opposite order of the merges, so on PostgreSQL one of them is
-    often a deadlock victim: it must get ``ConcurrentModification``, never the driver's error.
+    often a deadlock victim: it runs again, and if it loses again it gets
+    ``ConcurrentModification``, never the driver's error.
     Either the delete wins and every contact is deleted, or it loses and none is.
     """
     book = books[0]
@@ -514,7 +517,7 @@ def test_delete_many_races_merges_of_its_contacts(books: list[ck.Book]) -> None:
     else:
         assert_all(delete_errors, ck.NotFound, ck.ConcurrentModification)
         assert merged  # the delete lost to a merge
-        assert_all(merge_errors, ck.ConcurrentModification)  # a deadlock victim
+        assert_all(merge_errors, ck.ConcurrentModification)  # a victim that lost again
         merged_into = {other_id: r.main.id for r in merged for other_id in r.merged_ids}
         assert_no_contact_lost(book, customer.id, contacts, merged_into)
     history = Counter(a for a in actions(book, customer.id) if a[1] not in ("create", "add"))
@@ -591,3 +594,67 @@ def test_repeat_racing_the_same_merge_returns_its_result(
         assert actions(book, customer.id).count((main.id, "merge")) == 1
     finally:
         book.close()
+
+
+@pytest.mark.postgres
+def test_deadlock_victim_use_case_is_retried_and_succeeds(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """T11 on a real server: a use-case PostgreSQL picks as deadlock victim runs again.
+
+    Another session holds the second of two contacts, waits until ``delete_many`` holds the
+    first and blocks on the second, then asks for the first: a certain deadlock. That session
+    waits ten seconds before it checks for deadlocks, so the use-case's session (one second,
+    the default) is the victim. The use-case retries after the rollback, waits for the other
+    session's commit, reads the contacts again and deletes both: the caller never sees it.
+    """
+    book = ck.open_book(postgres_url, clock=FakeClock(), hasher=HASHER)
+    try:
+        customer = new_customer(book, "Racer", "C-1")
+        first, second = sorted(new_contacts(book, customer.id, 2), key=lambda c: c.id)
+        store = book.store
+        assert isinstance(store, SqlStore)
+        started = threading.Event()
+
+        def other_session() -> None:
+            with store.unit_of_work() as uow:
+                uow.connection.exec_driver_sql("SET LOCAL deadlock_timeout = '10s'")
+                changed = attrs.evolve(second, title="held", version=2)
+                uow.contacts.update(changed, expected_version=1)
+                started.set()
+                _wait_until_blocked(store, "contacts")
+                uow.contacts.update(
+                    attrs.evolve(first, title="held", version=2), expected_version=1
+                )
+                uow.commit()
+
+        def use_case() -> list[str]:
+            assert started.wait(30)
+            return book.contacts.delete_many([first.id, second.id], actor=ADMIN)
+
+        with caplog.at_level("WARNING", logger="customerkit.sql"):
+            held, deleted = race([other_session, use_case])
+        assert held is None
+        assert deleted == [first.id, second.id]
+        assert "transient database error 40P01; retry 1 of 5" in caplog.text
+        assert book.contacts.list(customer.id, actor=ADMIN) == []
+        history = [a for a in actions(book, customer.id) if a[1] == "delete"]
+        assert history == [(first.id, "delete"), (second.id, "delete")]  # written once
+    finally:
+        book.close()
+
+
+def _wait_until_blocked(store: SqlStore, table: str) -> None:
+    """Wait until another session waits for a row lock (of ``table``'s rows)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND query ILIKE :pattern"
+    )
+    with store.engine.connect() as watcher:
+        for _ in range(3000):
+            waiting = watcher.execute(text(query), {"pattern": f"%{table}%"}).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the use-case never blocked on the held row")

@@ -136,9 +136,10 @@ class AlreadyImported(ConflictError):
 class ConcurrentModification(CustomerKitError, RuntimeError):
     """The record changed since it was read; reload it and apply the change again (rule C5)."""
 
-    def __init__(self, entity: str, entity_id: str) -> None:
+    def __init__(self, entity: str, entity_id: str | None = None) -> None:
+        what = entity if entity_id is None else f"{entity} {entity_id}"
         super().__init__(
-            f"{entity} {entity_id} was changed by someone else since you read it; "
+            f"{what} was changed by someone else since you read it; "
             "reload it and apply your change again",
             field="version",
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from customerkit.matching import MatchIndex
 from customerkit.model import (
@@ -35,6 +35,8 @@ from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
 Clock = Callable[[], datetime]
 #: ``progress(done, total)``; ``total`` is ``None`` when unknown up front.
 Progress = Callable[[int, int | None], None]
+
+T = TypeVar("T")
 
 
 class CustomerRepository(Protocol):
@@ -242,6 +244,13 @@ class Store(Protocol):
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work (a transaction)."""
+
+    def run(self, work: Callable[[], T]) -> T:
+        """Run ``work``, which opens and commits its own units of work; may run it again.
+
+        A backend whose database reports transient failures (serialization failures,
+        deadlocks) runs ``work`` again a bounded number of times; others call it once.
+        """
 
     def close(self) -> None:
         """Release connections and files."""

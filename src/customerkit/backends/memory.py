@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from customerkit.errors import (
     AlreadyImported,
@@ -30,6 +30,8 @@ from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Cust
 from customerkit.search.index import MemorySearchIndex
 from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
 from customerkit.text import number_key
+
+T = TypeVar("T")
 
 _MISSING: Any = object()
 #: From this many customers changed in one unit of work, the index is bulk-loaded.
@@ -676,6 +678,10 @@ class MemoryStore:
     def unit_of_work(self) -> MemoryUnitOfWork:
         """A new unit of work; use it in a ``with`` block."""
         return MemoryUnitOfWork(self)
+
+    def run(self, work: Callable[[], T]) -> T:
+        """Call ``work`` once: a memory book has no transient failures to retry."""
+        return work()
 
     def close(self) -> None:
         """Nothing to release for memory."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import functools
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
 
@@ -15,6 +17,9 @@ from customerkit.identity import PasswordHasher
 from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role, Survivorship
 from customerkit.policy import Action, Policy, Target
 from customerkit.ports import Clock, Store, UnitOfWork
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -55,6 +60,21 @@ class Context:
     policy: Policy
     config: BookConfig
     hasher: PasswordHasher
+    _running: threading.local = attrs.field(init=False, factory=threading.local)
+
+    def run(self, work: Callable[[], T]) -> T:
+        """Run a use-case through the store, which may run it again after a transient failure.
+
+        A use-case called from inside another runs as part of the outer one: retrying it alone
+        would repeat only half of the work.
+        """
+        if getattr(self._running, "active", False):
+            return work()
+        self._running.active = True
+        try:
+            return self.store.run(work)
+        finally:
+            self._running.active = False
 
     def now(self) -> datetime:
         """The clock's time, checked to be timezone-aware and converted to UTC."""
@@ -73,6 +93,28 @@ class Context:
         if not isinstance(actor, Actor):
             raise ValidationError({"actor": "pass an Actor (user, role, location)"})
         self.policy.authorize(actor, action, target)
+
+
+class _Service(Protocol):
+    _ctx: Context
+
+
+S = TypeVar("S", bound=_Service)
+
+
+def retried(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
+    """Make a service method one retryable unit: the store may run all of it again.
+
+    RELIABILITY decision 5: a serialization failure or deadlock rolls the whole unit of work
+    back, so the method runs again from its first read. Every write use-case carries this;
+    its only effects are in the store (and the clock, ids and hashing it may use again).
+    """
+
+    @functools.wraps(method)
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._ctx.run(lambda: method(self, *args, **kwargs))
+
+    return run
 
 
 def customer_target(customer: Customer) -> Target:

@@ -44,6 +44,7 @@ from customerkit.services._context import (
     changes_between,
     live_customer,
     record_change,
+    retried,
     visible_customer,
 )
 from customerkit.validation import (
@@ -123,6 +124,7 @@ class ContactService:
 
     _ctx: Context
 
+    @retried
     def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:
         """Add a contact to a customer (K1, K3).
 
@@ -185,6 +187,7 @@ class ContactService:
             visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
             return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
 
+    @retried
     def update(
         self,
         contact_id: str,
@@ -230,6 +233,7 @@ class ContactService:
             uow.commit()
         return updated
 
+    @retried
     def delete(self, contact_id: str, *, actor: Actor) -> None:
         """Delete one contact (its history stays)."""
         with self._ctx.store.unit_of_work() as uow:
@@ -239,6 +243,7 @@ class ContactService:
             self._delete(uow, current, actor)
             uow.commit()
 
+    @retried
     def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> builtins.list[str]:
         """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
 
@@ -275,6 +280,7 @@ class ContactService:
         uow.contacts.update(deleted, expected_version=current.version)
         self._record(uow, deleted, "delete", actor, {"status": ("ACTIVE", "DELETED")})
 
+    @retried
     def record_communication(
         self, contact_id: str, *, at: datetime | None = None, actor: Actor | None = None
     ) -> Contact:
@@ -386,6 +392,7 @@ class ContactService:
         region = self._ctx.config.phone_region
         return find_duplicates(contacts, kind="contact", region=region, scope="customer_id")
 
+    @retried
     def find_similar(
         self, draft: NewContact, *, actor: Actor, customer_id: str | None = None
     ) -> builtins.list[SimilarMatch]:
@@ -407,6 +414,7 @@ class ContactService:
             contacts = self._live_contacts(uow, actor, customer_id)
         return MatchIndex.build(contacts, kind="contact", region=region).find_similar(draft)
 
+    @retried
     def merge(
         self,
         main_id: str,
@@ -437,6 +445,7 @@ class ContactService:
             dry_run=dry_run,
         )
 
+    @retried
     def unmerge(self, merge_id: str, *, actor: Actor) -> Contact:
         """Undo a merge: the merged contacts come back and the main gets its old values (M4)."""
 

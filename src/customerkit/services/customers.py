@@ -44,6 +44,7 @@ from customerkit.services._context import (
     Context,
     changes_between,
     customer_target,
+    retried,
     save_customer,
     visible_customer,
 )
@@ -270,6 +271,7 @@ class CustomerService:
         """
         return self.create_many([draft], actor=actor)[0]
 
+    @retried
     def create_many(
         self,
         drafts: Iterable[NewCustomer],
@@ -443,6 +445,7 @@ class CustomerService:
 
     # -- change ------------------------------------------------------------------------------
 
+    @retried
     def update(
         self,
         customer_id: str,
@@ -531,6 +534,7 @@ class CustomerService:
             current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
         )
 
+    @retried
     def assign_staff(self, customer_id: str, user_ids: Sequence[str], *, actor: Actor) -> Customer:
         """Set the assigned staff: at most two users of the location with a login (C7)."""
         if isinstance(user_ids, str) or not isinstance(user_ids, Sequence):
@@ -568,6 +572,7 @@ class CustomerService:
             uow.commit()
         return updated
 
+    @retried
     def delete(self, customer_id: str, *, actor: Actor, delete_history: bool = False) -> None:
         """Delete a customer (C6).
 
@@ -625,6 +630,7 @@ class CustomerService:
             customers = list(uow.customers.iter_location(actor.location_id))
         return find_duplicates(customers, kind="customer", region=self._ctx.config.phone_region)
 
+    @retried
     def find_similar(self, draft: NewCustomer, *, actor: Actor) -> list[SimilarMatch]:
         """Existing customers like a new one, best first: search before create (M6)."""
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
@@ -634,6 +640,7 @@ class CustomerService:
             uow.commit()  # a backend may have built and kept its index: keep it
         return found
 
+    @retried
     def merge(
         self,
         main_id: str,
@@ -658,6 +665,7 @@ class CustomerService:
             move_children=self._move_contacts,
         )
 
+    @retried
     def unmerge(self, merge_id: str, *, actor: Actor) -> Customer:
         """Undo a customer merge: customers, contacts and the main's old values come back (M4)."""
         restored: Customer = merging.unmerge(
@@ -717,6 +725,7 @@ class CustomerService:
 
             return identity.suggest_username(first, last, phone, is_taken)
 
+    @retried
     def verify_password(self, username: str, password: str) -> Customer | None:
         """The live customer whose username and password match, else ``None`` (U3).
 

@@ -9,7 +9,7 @@ import attrs
 from customerkit.errors import ValidationError
 from customerkit.model import Actor, Category, CompanyType
 from customerkit.policy import Action, Target
-from customerkit.services._context import Context
+from customerkit.services._context import Context, retried
 from customerkit.validation import clean_text
 
 
@@ -19,6 +19,7 @@ class ReferenceService:
 
     _ctx: Context
 
+    @retried
     def add_company_type(self, name: str, *, actor: Actor) -> CompanyType:
         """Add a company type (DEALER_ADMIN)."""
         self._ctx.authorize(actor, Action.REFERENCE_ADMIN, Target())
@@ -28,6 +29,7 @@ class ReferenceService:
             uow.commit()
         return company_type
 
+    @retried
     def add_category(
         self, name: str, *, required_fields: Iterable[str] = (), actor: Actor
     ) -> Category:

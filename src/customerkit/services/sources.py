@@ -23,6 +23,7 @@ from customerkit.services._context import (
     changes_between,
     customer_target,
     live_customer,
+    retried,
     save_customer,
 )
 from customerkit.services.customers import HISTORY_FIELDS, CustomerService, clean_customer_values
@@ -59,6 +60,7 @@ class SourceService:
             raise SourceError(f"a source named {source.name!r} is registered", field="name")
         self._sources[source.name] = source
 
+    @retried
     def enable(self, name: str, *, location_id: str, actor: Actor, enabled: bool = True) -> None:
         """Enable (or disable) a source for a location: DEALER_ADMIN only (D2)."""
         self._ctx.authorize(actor, Action.SOURCE_ENABLE, Target(location_id=location_id))
@@ -88,6 +90,7 @@ class SourceService:
                 hits.append(SourceHit(record=record, customer_id=customer_id))
         return hits
 
+    @retried
     def import_customer(self, name: str, external_id: str, *, actor: Actor) -> Customer:
         """Create a customer from the source's data, unchanged; its source fields are read-only.
 
@@ -115,6 +118,7 @@ class SourceService:
         )
         return self._customers.create_many([draft], actor=actor, source=link)[0]
 
+    @retried
     def refresh_customer(self, customer_id: str, *, actor: Actor) -> Customer:
         """Apply the source's current data to an imported customer and record the changes (D4).
 

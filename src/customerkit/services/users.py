@@ -10,7 +10,7 @@ from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import clean_email
 from customerkit.model import Actor, Role, User
 from customerkit.policy import Action, Target
-from customerkit.services._context import Context
+from customerkit.services._context import Context, retried
 from customerkit.validation import FieldErrors, clean_text
 
 
@@ -20,6 +20,7 @@ class UserService:
 
     _ctx: Context
 
+    @retried
     def add(self, user: User, *, actor: Actor) -> User:
         """Add a user to the actor's location (DEALER_ADMIN only)."""
         if not isinstance(user, User):

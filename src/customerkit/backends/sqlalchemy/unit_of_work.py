@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from customerkit.backends.sqlalchemy import convert, index, matching, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
@@ -31,8 +31,9 @@ from customerkit.backends.sqlalchemy.repositories import (
     ReferenceRepository,
     SettingsRepository,
     UserRepository,
+    is_transient,
 )
-from customerkit.errors import CustomerKitError
+from customerkit.errors import ConcurrentModification, CustomerKitError
 from customerkit.model import Customer
 
 if TYPE_CHECKING:
@@ -168,6 +169,10 @@ class SqlUnitOfWork:
                 conflict = self._pending_conflict()
         finally:
             self._close()
+        if conflict is None and isinstance(exc, DBAPIError) and is_transient(exc):
+            # A deadlock victim or serialization failure: callers see the rule (C5), never the
+            # driver; the cause keeps it retryable for the store's run.
+            conflict = ConcurrentModification("a record this unit of work read or wrote")
         if conflict is not None:
             raise conflict from exc
 
