@@ -488,8 +488,8 @@ def test_failure_at_every_point_leaves_book_unchanged(
         faults.fail_at = k
         with armed(w.book, faults), pytest.raises(InjectedFault) as caught:
             call()
+        # Unchanged, and not retried: a retry would have succeeded and raised nothing.
         assert caught.value is faults.raised, "the injected error reaches the caller unchanged"
-        assert len(faults.points) == k, "a failure that is not transient is not retried"
         label = points[k - 1]
         assert snapshot(w.book, id_count, merge_ids) == before, (
             f"{scenario}: failing at point {k}/{len(points)} ({label}) changed the book"

@@ -581,7 +581,13 @@ class Model:
                 "provenance": provenance,
             }
         moved: dict[str, list[str]] = {}
-        for other in sorted(records, key=lambda o: o["id"]):
+        # Tombstones merged into the others earlier point at the main from now on (d6).
+        earlier = [t for t in table.values() if t["merged_into"] in others]
+        repointed = {o: sorted(t["id"] for t in earlier if t["merged_into"] == o) for o in others}
+        for other in sorted([*records, *earlier], key=lambda o: o["id"]):
+            if other["status"] == "MERGED":
+                self.repoint(kind, other, main_id, actor)
+                continue
             other.update(
                 status="MERGED",
                 merged_into=main_id,
@@ -616,6 +622,7 @@ class Model:
             "others": others,
             "filled": filled,
             "moved": moved,
+            "repointed": {o: ids for o, ids in repointed.items() if ids},
             "provenance": provenance,
             "undone": False,
         }
@@ -626,6 +633,17 @@ class Model:
             "main": merged,
             "provenance": provenance,
         }
+
+    def repoint(
+        self, kind: str, tombstone: dict[str, Any], target_id: str, actor: ck.Actor
+    ) -> None:
+        """Point a tombstone at another record (a merge of the record it was merged into)."""
+        changes = {"merged_into": (tombstone["merged_into"], target_id)}
+        tombstone.update(
+            merged_into=target_id, version=tombstone["version"] + 1, updated_at=self.now
+        )
+        owner = tombstone["customer_id"] if kind == "contact" else tombstone["id"]
+        self.log(owner, kind, tombstone["id"], "repointed", actor, changes)
 
     def unmerge(  # noqa: PLR0912 - the checks of M4, in order
         self, kind: str, merge_id: str, actor: ck.Actor
@@ -648,6 +666,9 @@ class Model:
             raise Refused(ck.MergeError)
         if any(table.get(o) is None or table[o]["status"] != "MERGED" for o in record["others"]):
             raise Refused(ck.MergeError)
+        repointed = record["repointed"]
+        if any(table[t]["merged_into"] != main["id"] for ids in repointed.values() for t in ids):
+            raise Refused(ck.MergeError)
         # The main gives back the values it took, then the others come back (following the
         # main to its customer, for contacts); customers take their moved contacts back.
         restored_main = dict(main)
@@ -662,6 +683,8 @@ class Model:
             other.update(
                 status="ACTIVE", merged_into=None, version=other["version"] + 1, updated_at=self.now
             )
+            for tombstone_id in repointed.get(other_id, []):
+                self.repoint(kind, table[tombstone_id], other_id, actor)
             if kind == "contact":
                 other["customer_id"] = restored_main["customer_id"]
             else:

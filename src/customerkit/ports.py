@@ -57,6 +57,9 @@ class CustomerRepository(Protocol):
     def remove(self, customer_id: str) -> None:
         """Forget a customer entirely (its tombstone too)."""
 
+    def merged_into(self, customer_id: str) -> list[Customer]:
+        """The tombstones whose ``merged_into`` is this customer, in id order."""
+
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         """The live customer of a location with this canonical number."""
 
@@ -101,6 +104,9 @@ class ContactRepository(Protocol):
 
     def remove(self, contact_id: str) -> None:
         """Forget a contact entirely."""
+
+    def merged_into(self, contact_id: str) -> list[Contact]:
+        """The tombstones whose ``merged_into`` is this contact, in id order."""
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         """The customer's contacts in any status, oldest first (then by id)."""

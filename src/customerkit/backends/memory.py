@@ -211,6 +211,8 @@ class _State:
         self.categories: dict[str, Category] = {}
         self.settings: dict[tuple[str, str], bool] = {}
         self.merges: dict[str, Mapping[str, Any]] = {}
+        #: target id -> ids of the tombstones merged into it (customers and contacts alike).
+        self.merged_into: dict[str, dict[str, None]] = {}
         self.index = MemorySearchIndex()
         #: (kind, location id, phone region) -> matching index of the live records, as committed.
         self.match: dict[tuple[str, str, str], MatchIndex] = {}
@@ -236,6 +238,17 @@ class _Repository:
         self._j = journal
         self._touched = touched
         self._touched_contacts = touched_contacts
+
+    def _link(self, record: Customer | Contact) -> None:
+        if record.merged_into is not None:
+            self._j.set(self._s.merged_into.setdefault(record.merged_into, {}), record.id, None)
+
+    def _unlink(self, record: Customer | Contact) -> None:
+        if record.merged_into is not None:
+            self._j.pop(self._s.merged_into.get(record.merged_into, {}), record.id)
+
+    def _tombstones(self, table: Mapping[str, Any], target_id: str) -> list[Any]:
+        return [table[i] for i in sorted(self._s.merged_into.get(target_id, {})) if i in table]
 
     def _match_index(self, kind: str, location_id: str, region: str) -> MatchIndex:
         """The location's matching index; kept only when built from committed data."""
@@ -276,6 +289,7 @@ class _Customers(_Repository):
             self._j.set(self._s.sorted_ids, customer.location_id, ordered)
         self._j.add_id(ordered, customer.id)
         self._index_keys(customer)
+        self._link(customer)
 
     def update(self, customer: Customer, *, expected_version: int) -> None:
         stored = self._s.customers.get(customer.id)
@@ -288,8 +302,10 @@ class _Customers(_Repository):
             self._index_keys(stored)
             raise
         self._touch(customer.id)
+        self._unlink(stored)
         self._j.set(self._s.customers, customer.id, customer)
         self._index_keys(customer)
+        self._link(customer)
 
     def remove(self, customer_id: str) -> None:
         stored = self._s.customers.get(customer_id)
@@ -297,6 +313,7 @@ class _Customers(_Repository):
             return
         self._touch(customer_id)
         self._unindex_keys(stored)
+        self._unlink(stored)
         self._j.pop(self._s.customers, customer_id)
         self._j.pop(self._s.by_location.get(stored.location_id, {}), customer_id)
         ordered = self._s.sorted_ids.get(stored.location_id)
@@ -337,6 +354,9 @@ class _Customers(_Repository):
     def _unindex_keys(self, customer: Customer) -> None:
         for table, key in self._keys(customer):
             self._j.pop(table, key)
+
+    def merged_into(self, customer_id: str) -> list[Customer]:
+        return self._tombstones(self._s.customers, customer_id)
 
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         holder = self._s.numbers.get((location_id, number_key))
@@ -392,6 +412,7 @@ class _Contacts(_Repository):
         self._j.set(self._s.contacts, contact.id, contact)
         self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
         self._index(contact)
+        self._link(contact)
 
     def update(self, contact: Contact, *, expected_version: int) -> None:
         stored = self._s.contacts.get(contact.id)
@@ -407,8 +428,10 @@ class _Contacts(_Repository):
         if stored.customer_id != contact.customer_id:
             self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), contact.id)
             self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
+        self._unlink(stored)
         self._j.set(self._s.contacts, contact.id, contact)
         self._index(contact)
+        self._link(contact)
 
     def remove(self, contact_id: str) -> None:
         stored = self._s.contacts.get(contact_id)
@@ -416,8 +439,12 @@ class _Contacts(_Repository):
             return
         self._touch(contact_id)
         self._unindex(stored)
+        self._unlink(stored)
         self._j.pop(self._s.contacts, contact_id)
         self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), contact_id)
+
+    def merged_into(self, contact_id: str) -> list[Contact]:
+        return self._tombstones(self._s.contacts, contact_id)
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         contacts = [self._s.contacts[i] for i in self._s.contacts_of.get(customer_id, {})]

@@ -685,9 +685,12 @@ class CustomerService:
         return authorize
 
     def _move_contacts(self, uow: UnitOfWork, other: Customer, main: Customer) -> list[str]:
-        moved = [c for c in uow.contacts.for_customer(other.id) if c.is_live]
+        # In id order, as every multi-row write locks its rows (RELIABILITY decision 3).
+        moved = sorted(
+            (c for c in uow.contacts.for_customer(other.id) if c.is_live), key=lambda c: c.id
+        )
         for contact in moved:
-            self._repoint(uow, contact, main.id)
+            self._move_contact(uow, contact, main.id)
         return [contact.id for contact in moved]
 
     def _move_back(
@@ -696,9 +699,9 @@ class CustomerService:
         for contact_id in contact_ids:
             contact = uow.contacts.get(contact_id)
             if contact is not None and contact.customer_id == main.id:
-                self._repoint(uow, contact, other.id)
+                self._move_contact(uow, contact, other.id)
 
-    def _repoint(self, uow: UnitOfWork, contact: Contact, customer_id: str) -> None:
+    def _move_contact(self, uow: UnitOfWork, contact: Contact, customer_id: str) -> None:
         moved = attrs.evolve(
             contact,
             customer_id=customer_id,

@@ -226,11 +226,21 @@ def merge(
         if dry_run:
             return result
         moved: dict[str, list[str]] = {}
+        # Tombstones merged into the others earlier now point at the main: no id ever resolves
+        # through a tombstone (RELIABILITY d6), and unmerge points them back.
+        chained = {other.id: repo.merged_into(other.id) for other in others}
+        repointed = {
+            other_id: [t.id for t in found] for other_id, found in chained.items() if found
+        }
+        earlier = [t for found in chained.values() for t in found]
         # Row locks in ascending id order, the main's included, or overlapping merges deadlock
         # (RELIABILITY 3); the main's real write comes last, once the others freed their keys.
-        for other in sorted((main, *others), key=lambda o: o.id):
+        for other in sorted((main, *others, *earlier), key=lambda o: o.id):
             if other is main:
                 repo.update(main, expected_version=main.version)  # unchanged: locks it only
+                continue
+            if other.status is RecordStatus.MERGED:
+                _repoint(ctx, uow, kind, other, main.id, actor=actor, at=now)
                 continue
             tombstone = attrs.evolve(
                 other,
@@ -269,6 +279,7 @@ def merge(
                 "filled": {name: [old, new] for name, (old, new) in filled.items()},
                 "provenance": provenance,
                 "moved": moved,
+                "repointed": repointed,
                 "actor_id": actor.user_id,
                 "at": now.isoformat(),
                 "undone": False,
@@ -318,6 +329,15 @@ def unmerge(
                 raise MergeError(
                     f"{kind.name} {other_id} changed since the merge", field="merge_id"
                 )
+        earlier = {
+            other_id: [repo.get(i) for i in ids] for other_id, ids in record["repointed"].items()
+        }
+        for tombstone in (t for found in earlier.values() for t in found):
+            if tombstone is None or tombstone.merged_into != main.id:
+                raise MergeError(
+                    f"a {kind.name} merged into this merge's records earlier changed since",
+                    field="merge_id",
+                )
         previous = {name: old for name, (old, _) in record["filled"].items()}
         if "last_communicated_at" in previous and previous["last_communicated_at"] is not None:
             previous["last_communicated_at"] = datetime.fromisoformat(
@@ -336,6 +356,8 @@ def unmerge(
                 version=other.version + 1,
             )
             repo.update(restored, expected_version=other.version)
+            for tombstone in earlier.get(other.id, []):
+                _repoint(ctx, uow, kind, tombstone, other.id, actor=actor, at=now)
             if move_back is not None:
                 move_back(uow, main, restored, record["moved"].get(other.id, []))
             _history(
@@ -395,6 +417,25 @@ def _live_other(repo: Any, kind: MergeKind, main: Record, other_id: str) -> Reco
             field="other_ids",
         )
     return other
+
+
+def _repoint(
+    ctx: Context,
+    uow: UnitOfWork,
+    kind: MergeKind,
+    tombstone: Record,
+    target_id: str,
+    *,
+    actor: Actor,
+    at: datetime,
+) -> None:
+    """Point a tombstone at another record, with its history entry."""
+    moved = attrs.evolve(
+        tombstone, merged_into=target_id, updated_at=at, version=tombstone.version + 1
+    )
+    kind.repository(uow).update(moved, expected_version=tombstone.version)
+    changes = {"merged_into": (tombstone.merged_into, target_id)}
+    _history(ctx, uow, kind, tombstone, action="repointed", actor=actor, changes=changes, at=at)
 
 
 def _history(

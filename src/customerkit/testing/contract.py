@@ -1076,12 +1076,71 @@ class TestDuplicatesContract:
         assert [c.id for c in book.contacts.list(dup.id, actor=STAFF)] == [k.id]
         assert book.customers.get(dup.id, actor=STAFF).customer_number == "C-9"
 
+    def test_m3_chained_contact_merges_never_point_at_a_tombstone(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        """RELIABILITY d6: merging a main that absorbed others re-points their tombstones.
+
+        Unmerges then go back last in, first out, and point them back.
+        """
+        c, a, b = self.two_anns(book, clock)
+        d = book.contacts.add(c.id, ck.NewContact(first_name="Ann", last_name="Lea"), actor=STAFF)
+        first = book.contacts.merge(a.id, [b.id], actor=ADVISOR)
+        second = book.contacts.merge(d.id, [a.id], actor=ADVISOR)
+        assert (pointer(book, "contacts", b.id), pointer(book, "contacts", a.id)) == (d.id, d.id)
+        assert book.contacts.get(b.id, actor=STAFF).id == d.id
+        repointed = [
+            r.changes["merged_into"]
+            for r in book.history.for_customer(c.id, actor=ADMIN)
+            if r.action == "repointed"
+        ]
+        assert repointed == [(a.id, d.id)]
+        assert first.merge_id is not None
+        assert second.merge_id is not None
+        with pytest.raises(ck.MergeError):
+            book.contacts.unmerge(first.merge_id, actor=ADVISOR)  # its main is merged now
+        book.contacts.unmerge(second.merge_id, actor=ADVISOR)
+        assert (pointer(book, "contacts", b.id), pointer(book, "contacts", a.id)) == (a.id, None)
+        book.contacts.unmerge(first.merge_id, actor=ADVISOR)
+        live = {k.id for k in book.contacts.list(c.id, actor=STAFF)}
+        assert live == {a.id, b.id, d.id}
+
+    def test_m3_chained_customer_merges_never_point_at_a_tombstone(self, book: ck.Book) -> None:
+        a = customer(book, "Johnson Tires", "C-1")
+        b = customer(book, "Johnson Tires Inc", "C-2")
+        d = customer(book, "Johnson Tire Co", "C-3")
+        first = book.customers.merge(a.id, [b.id], actor=ADVISOR)
+        second = book.customers.merge(d.id, [a.id], actor=ADVISOR)
+        assert (pointer(book, "customers", b.id), pointer(book, "customers", a.id)) == (
+            d.id,
+            d.id,
+        )
+        assert [r.action for r in book.history.for_customer(b.id, actor=ADMIN)][-2:] == [
+            "merged",
+            "repointed",
+        ]
+        assert first.merge_id is not None
+        assert second.merge_id is not None
+        book.customers.unmerge(second.merge_id, actor=ADVISOR)
+        assert pointer(book, "customers", b.id) == a.id
+        book.customers.unmerge(first.merge_id, actor=ADVISOR)
+        assert {c.id for c in book.customers.recent(actor=STAFF)} == {a.id, b.id, d.id}
+
     def test_m1_customer_duplicates(self, book: ck.Book) -> None:
         a = customer(book, "Johnson Tires LLC", "C-1", phone="303-555-0142", postal_code="80202")
         b = customer(book, "Johnson Tires", "C-2", phone="(303) 555 0142", postal_code="80202")
         customer(book, "Garcia Farms", "C-3", phone="719 555 0199")
         report = book.customers.find_duplicates(actor=STAFF)
         assert [{p.left_id, p.right_id} for p in report.pairs] == [{a.id, b.id}]
+
+
+def pointer(book: ck.Book, table: str, record_id: str) -> str | None:
+    """Where a record's ``merged_into`` points, read from the store (tombstones included)."""
+    with book.store.unit_of_work() as uow:
+        record = getattr(uow, table).get(record_id)
+    assert record is not None
+    merged_into: str | None = record.merged_into
+    return merged_into
 
 
 def attrs_fields(contact: ck.Contact) -> tuple[object, ...]:

@@ -167,6 +167,11 @@ class CustomerRepository:
         connection.execute(delete(customers).where(_C.id == customer_id))
         self._uow.match_keys.changed("customer", customer_id, None)
 
+    def merged_into(self, customer_id: str) -> list[Customer]:
+        statement = select(customers).where(_C.merged_into == customer_id).order_by(_C.id)
+        rows = self._uow.reader().execute(statement).mappings()
+        return [convert.customer_from_row(row) for row in rows]
+
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         return self._one(
             _C.location_id == location_id, _C.number_key == number_key, LIVE_CUSTOMER, HAS_NUMBER

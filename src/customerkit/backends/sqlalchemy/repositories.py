@@ -111,6 +111,11 @@ class ContactRepository:
         self._uow.reader().execute(delete(schema.contacts).where(_K.id == contact_id))
         self._uow.match_keys.changed("contact", contact_id, None)
 
+    def merged_into(self, contact_id: str) -> list[Contact]:
+        statement = select(schema.contacts).where(_K.merged_into == contact_id).order_by(_K.id)
+        rows = self._uow.reader().execute(statement).mappings()
+        return [convert.contact_from_row(row) for row in rows]
+
     def for_customer(self, customer_id: str) -> list[Contact]:
         statement = (
             select(schema.contacts)
