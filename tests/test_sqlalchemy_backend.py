@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,8 +24,9 @@ from sqlalchemy.exc import DBAPIError
 
 import customerkit as ck
 from customerkit.backends.sqlalchemy import SqlStore, retry_transient, schema
+from customerkit.backends.sqlalchemy import store as store_module
 from customerkit.backends.sqlalchemy.anchors import Anchor, anchors, successor
-from customerkit.backends.sqlalchemy.store import is_transient
+from customerkit.backends.sqlalchemy.store import SQLITE_BUSY_TIMEOUT_MS, is_transient
 from customerkit.model import (
     Category,
     ChangeRecord,
@@ -165,6 +167,68 @@ def test_memory_sqlite_is_one_shared_database() -> None:
         done.join()
         with store.unit_of_work() as uow:
             assert uow.customers.get(customer.id) == customer
+    finally:
+        store.close()
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """A book's reads run beside an open write transaction (WAL snapshot), seeing the last
+    commit; with BEGIN IMMEDIATE they would queue behind it and fail after the busy timeout."""
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
+    actor = ck.Actor(user_id="a", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+    customer = book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=actor
+    )
+    writer = SqlStore(url)
+    try:
+        with writer.unit_of_work() as uow:
+            renamed = attrs.evolve(customer, company_name="Johnson Wheels", version=2)
+            uow.customers.update(renamed, expected_version=1)  # holds the write lock
+            started = time.monotonic()
+            assert book.customers.get(customer.id, actor=actor).company_name == "Johnson Tires"
+            assert [h.customer.id for h in book.customers.search("johnson", actor=actor)] == [
+                customer.id
+            ]
+            assert time.monotonic() - started < SQLITE_BUSY_TIMEOUT_MS / 1000
+            uow.commit()
+        assert book.customers.get(customer.id, actor=actor).company_name == "Johnson Wheels"
+    finally:
+        writer.close()
+        book.close()
+
+
+def test_sqlite_writer_kept_waiting_past_the_busy_timeout_gets_book_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that waits past SQLite's busy timeout gets ``BookBusy``, never the driver's
+    "database is locked"; nothing is written, and the call works once the lock is free."""
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
+    actor = ck.Actor(user_id="a", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+    customer = book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=actor
+    )
+    writer = SqlStore(url)
+    try:
+        with writer.unit_of_work() as uow:
+            uow.connection.exec_driver_sql("UPDATE customers SET version = version")  # the lock
+            with pytest.raises(ck.BookBusy) as caught:
+                book.customers.update(customer.id, {"city": "Aurora"}, actor=actor)
+            assert isinstance(caught.value, TimeoutError)
+        assert book.customers.get(customer.id, actor=actor).city == ""
+        assert book.customers.update(customer.id, {"city": "Aurora"}, actor=actor).city == "Aurora"
+    finally:
+        writer.close()
+        book.close()
+
+
+def test_read_only_unit_of_work_cannot_commit(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        with store.unit_of_work(read_only=True) as uow, pytest.raises(RuntimeError):
+            uow.commit()
     finally:
         store.close()
 

@@ -17,6 +17,7 @@ Optional integrations live in their own modules and never load with this one.
 from customerkit.book import Book, open_book
 from customerkit.errors import (
     AlreadyImported,
+    BookBusy,
     ConcurrentModification,
     ConflictError,
     CustomerKitError,
@@ -77,6 +78,7 @@ __all__ = [
     "Actor",
     "AlreadyImported",
     "Book",
+    "BookBusy",
     "BookConfig",
     "CaseRef",
     "Category",

@@ -145,6 +145,19 @@ class ConcurrentModification(CustomerKitError, RuntimeError):
         )
 
 
+class BookBusy(CustomerKitError, TimeoutError):
+    """Another writer held the book longer than this call would wait; nothing was written.
+
+    SQLite lets one writer in at a time and waits 5 s for the lock; run the call again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the book is busy: another writer held it longer than the 5 s wait; nothing was "
+            "written, run the call again"
+        )
+
+
 class MergeError(CustomerKitError, ValueError):
     """A merge or unmerge cannot be carried out as asked (rules M3, M4)."""
 

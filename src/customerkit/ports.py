@@ -248,8 +248,12 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     """A backend: hands out units of work."""
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A new unit of work (a transaction)."""
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work (a transaction).
+
+        ``read_only=True`` promises it only reads, so the backend may run it beside writers
+        (SQLite then takes no write lock); it must not write or commit.
+        """
 
     def run(self, work: Callable[[], T]) -> T:
         """Run ``work``, which opens and commits its own units of work; may run it again.

@@ -702,8 +702,8 @@ class MemoryStore:
         self.state = _State()
         self.lock = threading.RLock()
 
-    def unit_of_work(self) -> MemoryUnitOfWork:
-        """A new unit of work; use it in a ``with`` block."""
+    def unit_of_work(self, *, read_only: bool = False) -> MemoryUnitOfWork:
+        """A new unit of work; use it in a ``with`` block (reads hold the lock too)."""
         return MemoryUnitOfWork(self)
 
     def run(self, work: Callable[[], T]) -> T:

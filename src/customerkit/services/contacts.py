@@ -175,7 +175,7 @@ class ContactService:
 
     def get(self, contact_id: str, *, actor: Actor) -> Contact:
         """The contact; a merged id resolves to the contact it was merged into (M3)."""
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             contact = resolve(uow, contact_id)
             customer = live_customer(uow, contact.customer_id)
             self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
@@ -183,7 +183,7 @@ class ContactService:
 
     def list(self, customer_id: str, *, actor: Actor) -> builtins.list[Contact]:
         """The customer's live contacts, oldest first."""
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
             return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
 
@@ -317,7 +317,7 @@ class ContactService:
         Live contacts with an email; one-time contacts only for their own case while it is
         open; for a FLEET customer also its fleet users, contacts or not.
         """
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             customer = live_customer(uow, customer_id)
             if actor is not None:
                 self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
@@ -353,7 +353,7 @@ class ContactService:
         """
         config = self._ctx.config
         cutoff = months_before(self._ctx.now(), config.unused_after_months)
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
             contacts = uow.contacts.for_customer(customer_id)
         unused = tuple(
@@ -387,7 +387,7 @@ class ContactService:
 
         Only contacts of the same customer are compared: merging works within a customer.
         """
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             contacts = self._live_contacts(uow, actor, customer_id)
         region = self._ctx.config.phone_region
         return find_duplicates(contacts, kind="contact", region=region, scope="customer_id")

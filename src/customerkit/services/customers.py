@@ -360,7 +360,7 @@ class CustomerService:
 
     def get(self, customer_id: str, *, actor: Actor) -> Customer:
         """The live customer with this id (``NotFound`` for deleted or merged ids)."""
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             return visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_READ)
 
     def search(
@@ -390,7 +390,7 @@ class CustomerService:
             Action.CUSTOMER_READ,
             Target(location_id=actor.location_id, customer_id=fleet_id),
         )
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             matches = uow.customers.search(actor.location_id, parsed, limit=limit)
             return [
                 SearchHit(customer=customer, score=match.score, field=match.field)
@@ -413,7 +413,7 @@ class CustomerService:
             raise ValidationError({"within": "must be a positive timedelta"})
         wanted = query_words(clean_text(text, "text")) if text else ()
         since = self._ctx.now() - window
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             found = uow.customers.created_since(actor.location_id, since)
         if wanted:
             found = [customer for customer in found if _contains_all(customer, wanted)]
@@ -437,7 +437,7 @@ class CustomerService:
         self._ctx.authorize(actor, Action.CUSTOMER_EXPORT, Target(location_id=actor.location_id))
         if format not in ("csv", "jsonl"):
             raise ValidationError({"format": "must be 'csv' or 'jsonl'"})
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             total = uow.customers.count(actor.location_id) if ids is None else len(set(ids))
             customers = uow.customers.iter_location(actor.location_id, ids=ids)
             rows = _with_contacts(uow, customers)
@@ -626,7 +626,7 @@ class CustomerService:
     def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
         """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2)."""
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             customers = list(uow.customers.iter_location(actor.location_id))
         return find_duplicates(customers, kind="customer", region=self._ctx.config.phone_region)
 
@@ -720,7 +720,7 @@ class CustomerService:
         ``suggest_username("José", "García-López", "+1 (303) 555-0142")`` gives
         ``"jgarcialopez0142"``, or ``"jgarcialopez0142-2"`` when that is taken.
         """
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
 
             def is_taken(candidate: str) -> bool:
                 key = identity.username_key(candidate)

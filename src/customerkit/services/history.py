@@ -21,7 +21,7 @@ class HistoryService:
 
         A deleted customer's history stays readable while its tombstone exists (C6).
         """
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             customer = uow.customers.get(customer_id) if isinstance(customer_id, str) else None
             if customer is None:
                 raise NotFound("customer", str(customer_id))

@@ -52,12 +52,12 @@ class ReferenceService:
 
     def company_types(self) -> list[CompanyType]:
         """Every company type, by name."""
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             return uow.reference.company_types()
 
     def categories(self) -> list[Category]:
         """Every category, by name."""
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             return uow.reference.categories()
 
 

@@ -78,7 +78,7 @@ class SourceService:
         """Search a source; each hit says whether it is a customer already (D3)."""
         source = self._enabled(name, actor)
         records = [as_record(found) for found in source.search(query, field)]
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             hits = []
             for record in records:
                 if record is None:
@@ -171,7 +171,7 @@ class SourceService:
     def _enabled(self, name: str, actor: Actor) -> CustomerSource:
         self._ctx.authorize(actor, Action.SOURCE_USE, Target(location_id=actor.location_id))
         source = self._get(name)
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             enabled = uow.settings.source_enabled(name, actor.location_id)
         if not enabled:
             raise SourceError(

@@ -46,7 +46,7 @@ class UserService:
 
     def get(self, user_id: str, *, actor: Actor) -> User:
         """The user with this id, if of the actor's location."""
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             user = uow.users.get(user_id) if isinstance(user_id, str) else None
         if user is None or user.location_id != actor.location_id:
             raise NotFound("user", str(user_id))
@@ -56,5 +56,5 @@ class UserService:
     def list(self, *, actor: Actor) -> builtins.list[User]:
         """Users of the actor's location, by id."""
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        with self._ctx.store.unit_of_work() as uow:
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
             return uow.users.for_location(actor.location_id)

@@ -3,7 +3,9 @@
 SQLite (RELIABILITY decision 4): every connection gets ``foreign_keys=ON`` and a 5 s busy
 timeout, files run in WAL mode, and every transaction starts with ``BEGIN IMMEDIATE``: a
 deferred transaction that reads and then writes fails with "database is locked" under
-concurrent writers instead of waiting its turn. The pysqlite driver's own implicit BEGIN is
+concurrent writers instead of waiting its turn. A read-only unit of work starts a deferred
+transaction instead: it never writes, so in WAL mode it reads a snapshot beside the writer
+instead of queueing behind it. The pysqlite driver's own implicit BEGIN is
 switched off so the engine's ``begin`` event can emit ours (the SQLAlchemy pysqlite recipe).
 
 PostgreSQL (decision 5): serialization failures and deadlocks are retried a bounded number of
@@ -26,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from customerkit.backends.sqlalchemy import schema
 from customerkit.backends.sqlalchemy.repositories import is_transient, transient_sqlstate
-from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
+from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork
 from customerkit.errors import SchemaError, ValidationError
 
 log = logging.getLogger("customerkit.sql")
@@ -94,7 +96,8 @@ def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -212,9 +215,9 @@ class SqlStore:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
 
-    def unit_of_work(self) -> SqlUnitOfWork:
+    def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         """A new unit of work (one transaction); use it in a ``with`` block."""
-        return SqlUnitOfWork(self)
+        return SqlUnitOfWork(self, read_only=read_only)
 
     def run(self, work: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:
         """Run ``work`` with :func:`retry_transient` (it must commit its own unit of work)."""

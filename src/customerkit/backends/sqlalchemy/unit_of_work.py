@@ -33,7 +33,7 @@ from customerkit.backends.sqlalchemy.repositories import (
     UserRepository,
     is_transient,
 )
-from customerkit.errors import ConcurrentModification, CustomerKitError
+from customerkit.errors import BookBusy, ConcurrentModification, CustomerKitError
 from customerkit.model import Customer
 
 if TYPE_CHECKING:
@@ -122,6 +122,21 @@ class _BulkLoad:
             driver.execute(f"PRAGMA cache_size = {before}")  # type: ignore[union-attr]
 
 
+def _driver_error(error: DBAPIError) -> CustomerKitError | None:
+    """What callers see instead of a driver's error that is a race, not a bug."""
+    if is_transient(error):
+        # A deadlock victim or serialization failure: the rule (C5); the cause keeps it
+        # retryable for the store's run.
+        return ConcurrentModification("a record this unit of work read or wrote")
+    if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+        return BookBusy()  # another writer kept the lock past the busy timeout
+    return None
+
+
+#: Execution option marking a read-only unit of work's connection (SQLite begins it deferred).
+READ_ONLY = "customerkit_read_only"
+
+
 class SqlUnitOfWork:
     """One transaction over every repository (the ``UnitOfWork`` protocol).
 
@@ -130,8 +145,9 @@ class SqlUnitOfWork:
     takes no lock.
     """
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, *, read_only: bool = False) -> None:
         self._store = store
+        self.read_only = read_only
         self._connection: Connection | None = None
         self.pending = PendingWrites()
         self.words = index.WordWriter(store.dialect)
@@ -151,6 +167,8 @@ class SqlUnitOfWork:
             self._store.lock.acquire()
         try:
             self._connection = self._store.engine.connect()
+            if self.read_only:
+                self._connection.execution_options(**{READ_ONLY: True})
         except BaseException:
             if self._store.lock is not None:
                 self._store.lock.release()
@@ -169,10 +187,8 @@ class SqlUnitOfWork:
                 conflict = self._pending_conflict()
         finally:
             self._close()
-        if conflict is None and isinstance(exc, DBAPIError) and is_transient(exc):
-            # A deadlock victim or serialization failure: callers see the rule (C5), never the
-            # driver; the cause keeps it retryable for the store's run.
-            conflict = ConcurrentModification("a record this unit of work read or wrote")
+        if conflict is None and isinstance(exc, DBAPIError):
+            conflict = _driver_error(exc)
         if conflict is not None:
             raise conflict from exc
 
@@ -229,6 +245,9 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         """Write what is pending and commit: every change becomes permanent and visible."""
+        if self.read_only:
+            msg = "a read-only unit of work cannot commit; open one without read_only"
+            raise RuntimeError(msg)
         self.flush()
         self.match_keys.apply(self.connection)
         self.connection.commit()
