@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -790,6 +791,43 @@ class TestExportContract:
         assert book.customers.export(out, actor=STAFF, format="jsonl", ids=[a.id]) == 1
         [row] = [json.loads(line) for line in out.getvalue().splitlines()]
         assert row["company_name"] == "A Co"
+
+    def test_c8_export_reads_one_snapshot_while_others_write(self, book: ck.Book) -> None:
+        """T17: rows exported are the rows when the export began, though others write meanwhile.
+
+        More than one page of rows, so later pages are read after the change.
+        """
+        drafts = [
+            ck.NewCustomer(company_name=f"Snapshot {i}", customer_number=f"S-{i}")
+            for i in range(1500)
+        ]
+        before = {c.id for c in book.customers.create_many(drafts, actor=ADMIN)}
+        last = max(before)  # exported last: a change to it comes before its page is read
+        latecomer = ck.NewCustomer(company_name="Latecomer", customer_number="L-1")
+        changed: list[ck.Customer] = []
+
+        def change() -> None:
+            book.customers.delete(last, actor=ADMIN)
+            changed.append(book.customers.create(latecomer, actor=ADMIN))
+
+        writer = threading.Thread(target=change)
+
+        class ChangingWhileWritten(io.StringIO):
+            def write(self, text: str) -> int:
+                if writer.ident is None and self.tell() > 0:
+                    writer.start()  # memory: waits for the export's lock; SQL: goes through
+                    writer.join(timeout=0.5)
+                return super().write(text)
+
+        out = ChangingWhileWritten()
+        book.customers.export(out, actor=STAFF, format="jsonl")
+        writer.join()
+        exported = [json.loads(line)["id"] for line in out.getvalue().splitlines()]
+        assert len(exported) == len(set(exported))
+        assert set(exported) == before
+        assert changed  # the change happened, after or during the export
+        with pytest.raises(ck.NotFound):
+            book.customers.get(last, actor=STAFF)
 
     def test_c8_export_other_location_ids_are_not_exported(self, book: ck.Book) -> None:
         far = customer(book, "Far Co", "C-1", actor=OTHER_ADMIN)

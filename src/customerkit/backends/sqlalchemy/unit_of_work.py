@@ -137,6 +137,18 @@ def _driver_error(error: DBAPIError) -> CustomerKitError | None:
 READ_ONLY = "customerkit_read_only"
 
 
+def _read_only_options(dialect: str) -> dict[str, Any]:
+    """Every read of a read-only unit of work sees one snapshot (an export's pages agree).
+
+    SQLite's deferred transaction reads one WAL snapshot. PostgreSQL needs REPEATABLE READ for
+    that (READ COMMITTED takes a new snapshot per statement); read-only, it never fails to
+    serialize.
+    """
+    if dialect == "postgresql":
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    return {READ_ONLY: True}
+
+
 class SqlUnitOfWork:
     """One transaction over every repository (the ``UnitOfWork`` protocol).
 
@@ -168,7 +180,7 @@ class SqlUnitOfWork:
         try:
             self._connection = self._store.engine.connect()
             if self.read_only:
-                self._connection.execution_options(**{READ_ONLY: True})
+                self._connection.execution_options(**_read_only_options(self._store.dialect))
         except BaseException:
             if self._store.lock is not None:
                 self._store.lock.release()
