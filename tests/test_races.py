@@ -227,6 +227,41 @@ def test_customer_updates_with_one_expected_version(books: list[ck.Book]) -> Non
     assert update.changes == {"city": ("", winner.city)}
 
 
+def test_read_modify_write_counter_loses_no_update(books: list[ck.Book]) -> None:
+    """T7: 8 threads x 50 read-modify-write cycles of one customer through the book: the
+    stored count equals the number of successful updates, every conflict is reported as
+    ``ConcurrentModification``, and history holds one entry per success."""
+    customer = new_customer(books[0], "Racer", "C-1", extra={"n": "0"})
+
+    def bump_fifty(book: ck.Book) -> tuple[int, list[BaseException]]:
+        done, conflicts = 0, []
+        for _ in range(50):
+            current = book.customers.get(customer.id, actor=ADMIN)
+            count = str(int(current.extra["n"]) + 1)
+            try:
+                book.customers.update(
+                    customer.id,
+                    {"extra": {"n": count}},
+                    actor=ADMIN,
+                    expected_version=current.version,
+                )
+                done += 1
+            except ck.CustomerKitError as error:
+                conflicts.append(error)
+        return done, conflicts
+
+    outcomes = race([partial(bump_fifty, book) for book in books])
+    results, errors = split(outcomes)
+    assert errors == []
+    successes = sum(done for done, _ in results)
+    assert_all([e for _, conflicts in results for e in conflicts], ck.ConcurrentModification)
+    stored = books[0].customers.get(customer.id, actor=ADMIN)
+    assert stored.extra == {"n": str(successes)}
+    assert stored.version == customer.version + successes
+    updates = [a for a in actions(books[0], customer.id) if a[1] == "update"]
+    assert len(updates) == successes > 0
+
+
 def test_contact_updates_with_one_expected_version(books: list[ck.Book]) -> None:
     """C5 for contacts: one of eight updates expecting the same version wins."""
     customer = new_customer(books[0], "Racer", "C-1")

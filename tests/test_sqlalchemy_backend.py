@@ -19,7 +19,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, text, update
+from sqlalchemy import event, inspect, text, update
 from sqlalchemy.exc import DBAPIError
 
 import customerkit as ck
@@ -926,3 +926,64 @@ def test_postgres_deadlock_is_retried_to_success(postgres_url: str) -> None:  # 
         assert versions == [3, 3]
     finally:
         store.close()
+
+
+# -- T21: SQLite and PostgreSQL schemas agree --------------------------------------------------
+
+
+def _schema_shape(url: str) -> dict[str, Any]:
+    """Per table: columns (name, nullable), primary key, unique and plain indexes, foreign keys."""
+    store = SqlStore(url)
+    try:
+        inspector = inspect(store.engine)
+        shape: dict[str, Any] = {}
+        for table in sorted(schema.metadata.tables):
+            indexes = [
+                i
+                for i in inspector.get_indexes(table)
+                if i["name"] not in PG_ONLY_INDEXES and "duplicates_constraint" not in i
+            ]
+            uniques = inspector.get_unique_constraints(table)
+            shape[table] = {
+                "columns": [(c["name"], c["nullable"]) for c in inspector.get_columns(table)],
+                "primary key": inspector.get_pk_constraint(table)["constrained_columns"],
+                # Unnamed unique constraints get a name on PostgreSQL only: compare columns.
+                "unique": sorted(
+                    [tuple(i["column_names"]) for i in indexes if i["unique"]]
+                    + [tuple(u["column_names"]) for u in uniques]
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"])) for i in indexes if not i["unique"]
+                ),
+                "foreign keys": sorted(
+                    (
+                        tuple(f["constrained_columns"]),
+                        f["referred_table"],
+                        tuple(f["referred_columns"]),
+                        (f.get("options") or {}).get("ondelete"),
+                    )
+                    for f in inspector.get_foreign_keys(table)
+                ),
+            }
+        return shape
+    finally:
+        store.close()
+
+
+#: Indexes that exist on one database only, by design (pg_trgm; SQLite uses FTS5 tables).
+PG_ONLY_INDEXES = {"ix_customer_words_trgm"}
+
+
+@pytest.mark.postgres
+def test_t21_sqlite_and_postgresql_schemas_agree(
+    tmp_path: Path,
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """T21: the same tables, columns, keys, unique constraints, indexes and foreign keys."""
+    sqlite = _schema_shape(f"sqlite:///{tmp_path / 'book.db'}")
+    postgres = _schema_shape(postgres_url)
+    assert set(sqlite) == set(postgres) == set(schema.metadata.tables)
+    for table in sqlite:
+        assert sqlite[table] == postgres[table], table
+    assert any(shape["unique"] for shape in sqlite.values())  # the comparison saw constraints
+    assert any(shape["foreign keys"] for shape in sqlite.values())
