@@ -394,14 +394,22 @@ def test_opposite_and_cyclic_contact_merges(books: list[ck.Book]) -> None:
             contact_id = merged_into[contact_id]
         raise AssertionError("merged_into has a cycle")
 
+    def hops(contact_id: str) -> int:
+        return 0 if contact_id not in merged_into else 1 + hops(merged_into[contact_id])
+
     resolved = {contact_id: final(contact_id) for contact_id in merged_into}
     assert_no_contact_lost(book, customer.id, ring, resolved)
+    with book.store.unit_of_work() as uow:  # d6: every tombstone points at the live end
+        stored = {c.id: c.merged_into for c in uow.contacts.for_customer(customer.id)}
+    assert {i: stored[i] for i in merged_into} == resolved
     history = Counter(actions(book, customer.id))
     assert history == Counter(
         [(customer.id, "create")]
         + [(c.id, "add") for c in ring]
         + [(main_id, "merge") for main_id, _ in won]
         + [(other_id, "merged") for other_id in merged_into]
+        # A chain x -> o -> m forms as x merges into o, then o into m: x is re-pointed.
+        + [(other_id, "repointed") for other_id in merged_into for _ in range(hops(other_id) - 1)]
     )
 
 

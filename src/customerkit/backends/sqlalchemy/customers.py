@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, literal_column, select, tuple_
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, search
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
-from customerkit.backends.sqlalchemy.repositories import is_transient
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,
@@ -148,11 +147,6 @@ class CustomerRepository:
             if conflict is None:
                 raise
             raise conflict from error
-        except DBAPIError as error:
-            # A deadlock victim (PostgreSQL) lost a race for the row: say so, never the driver.
-            if not is_transient(error):
-                raise
-            raise ConcurrentModification("customer", customer.id) from error
         if updated != 1:  # changed since we read it (PostgreSQL: by a concurrent commit)
             raise ConcurrentModification("customer", customer.id)
         self._uow.words.replace(connection, stored, customer)

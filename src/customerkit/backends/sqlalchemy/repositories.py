@@ -95,14 +95,7 @@ class ContactRepository:
             .where(_K.id == contact.id, _K.version == expected_version)
             .values(values)
         )
-        connection = self._uow.reader()
-        try:
-            written = self._write(connection, contact, statement)
-        except DBAPIError as error:
-            # A deadlock victim (PostgreSQL) lost a race for the row: say so, never the driver.
-            if not is_transient(error):
-                raise
-            raise ConcurrentModification("contact", contact.id) from error
+        written = self._write(self._uow.reader(), contact, statement)
         if written != 1:
             raise ConcurrentModification("contact", contact.id)
         self._uow.match_keys.changed("contact", contact.id, contact)
