@@ -459,23 +459,42 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], Any]]] = {
 }
 
 
+@attrs.frozen
+class CleanRun:
+    """What a run of a scenario without failures did: its ids, points and resulting book."""
+
+    mark: int  # ids drawn before the call
+    ids: int  # ids drawn after it
+    merge_ids: list[str]
+    after: dict[str, Any]
+    points: list[str]
+
+
+def clean_run(
+    make_book: Callable[[FakeClock], ck.Book],
+    ids: Ids,
+    setup: Callable[[World], Callable[[], Any]],
+) -> CleanRun:
+    """Run a scenario once without failures: count its injection points, keep its state."""
+    w = build(make_book)
+    call = setup(w)
+    mark = ids.next
+    with armed(w.book, Faults()) as counted:
+        call()
+    after = snapshot(w.book, ids.next, w.merge_ids)
+    w.book.close()
+    return CleanRun(mark, ids.next, w.merge_ids, after, counted.points)
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_failure_at_every_point_leaves_book_unchanged(
     make_book: Callable[[FakeClock], ck.Book], ids: Ids, scenario: str
 ) -> None:
     """T5: for every k, a failure at the k-th write (or commit) of the call changes nothing."""
     setup = SCENARIOS[scenario]
-
-    # A clean run: count the injection points and keep the state it leaves.
-    w = build(make_book)
-    call = setup(w)
-    mark = ids.next
-    with armed(w.book, Faults()) as counted:
-        call()
-    id_count, merge_ids = ids.next, w.merge_ids
-    clean_after = snapshot(w.book, id_count, merge_ids)
-    w.book.close()
-    points = counted.points
+    clean = clean_run(make_book, ids, setup)
+    mark, id_count, merge_ids, clean_after = clean.mark, clean.ids, clean.merge_ids, clean.after
+    points = clean.points
     assert len(points) >= 2, f"{scenario} has too few injection points: {points}"
 
     for k in range(1, len(points) + 1):
@@ -619,15 +638,9 @@ def test_transient_failure_at_every_point_is_retried(
     every k, rolls the whole unit of work back and runs the call again: it succeeds, every
     write lands once, and the book equals a clean run's."""
     setup = SCENARIOS[scenario]
-    w = build(make_book)
-    call = setup(w)
-    mark = ids.next
-    with armed(w.book, Faults()) as counted:
-        call()
-    id_count, merge_ids = ids.next, w.merge_ids
-    clean_after = snapshot(w.book, id_count, merge_ids)
-    w.book.close()
-    points = len(counted.points)
+    clean = clean_run(make_book, ids, setup)
+    mark, id_count, merge_ids, clean_after = clean.mark, clean.ids, clean.merge_ids, clean.after
+    points = len(clean.points)
 
     for k in range(1, points + 1):
         ids.next = 0

@@ -171,15 +171,20 @@ def test_memory_sqlite_is_one_shared_database() -> None:
         store.close()
 
 
-def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
-    """A book's reads run beside an open write transaction (WAL snapshot), seeing the last
-    commit; with BEGIN IMMEDIATE they would queue behind it and fail after the busy timeout."""
-    url = f"sqlite:///{tmp_path / 'book.db'}"
+def _book_with_johnson_tires(url: str) -> tuple[ck.Book, ck.Actor, ck.Customer]:
     book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
     actor = ck.Actor(user_id="a", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
     customer = book.customers.create(
         ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=actor
     )
+    return book, actor, customer
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """A book's reads run beside an open write transaction (WAL snapshot), seeing the last
+    commit; with BEGIN IMMEDIATE they would queue behind it and fail after the busy timeout."""
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    book, actor, customer = _book_with_johnson_tires(url)
     writer = SqlStore(url)
     try:
         with writer.unit_of_work() as uow:
@@ -205,11 +210,7 @@ def test_sqlite_writer_kept_waiting_past_the_busy_timeout_gets_book_busy(
     "database is locked"; nothing is written, and the call works once the lock is free."""
     monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 100)
     url = f"sqlite:///{tmp_path / 'book.db'}"
-    book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
-    actor = ck.Actor(user_id="a", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
-    customer = book.customers.create(
-        ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=actor
-    )
+    book, actor, customer = _book_with_johnson_tires(url)
     writer = SqlStore(url)
     try:
         with writer.unit_of_work() as uow:
