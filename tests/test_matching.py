@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import itertools
+import math
 import random
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +29,10 @@ from customerkit.matching import (
 )
 from customerkit.matching.api import _id_rank
 from customerkit.matching.blocking import record_keys, rules_for
+from customerkit.matching.column import Column, combine
 from customerkit.matching.normalize import (
+    _SIMPLE_PHONE,
+    _simple_digits,
     address_key,
     company_key,
     email_key,
@@ -348,6 +353,42 @@ def test_empty_input() -> None:
     report = find_duplicates([], kind="customer")
     assert (report.pairs, report.groups, report.compared) == ((), (), 0)
     assert report.to_records() == []
+
+
+def test_column_keeps_each_distinct_value_once() -> None:
+    column = Column.of(["b", "", "a", "b"])
+    assert (column.values, column.codes.tolist()) == (["b", "a"], [0, -1, 1, 0])
+    assert list(column) == column.tolist() == ["b", "", "a", "b"]
+    assert (column[2], column[1:3], len(column)) == ("a", ["", "a"], 4)
+    assert column.map(str.upper).tolist() == ["B", "", "A", "B"]
+    merged = column.map(lambda value: "x")
+    assert (merged.values, merged.codes.tolist()) == (["x"], [0, -1, 0, 0])
+    assert column.flags(lambda value: value == "a").tolist() == [0, 0, 1, 0]
+    digits = Column.of(["1", "2", "3", "1"])
+    assert combine(lambda a, b: a + b, column, digits).tolist() == ["b1", "2", "a3", "b1"]
+
+
+def test_values_read_once_per_distinct_value_keep_their_own_text() -> None:
+    # 1 == 1.0 == True, yet True reads "True": equal values of other types are read one by one.
+    numbers = [1, 1.0, True, None, float("nan"), " 7 ", 7]
+    records = [{"customer_number": v, "company_name": " Acme "} for v in numbers]
+    table = read_records(records, kind="customer", scope=None)
+    assert list(table.columns["customer_number"]) == ["1", "1", "True", "", "", "7", "7"]
+    assert list(table.columns["company_name"]) == ["Acme"] * 7
+    when = datetime(2024, 1, 2, tzinfo=UTC)
+    times = [when, when, "2024-01-02T00:00:00+00:00", None, "junk", np.datetime64("NaT")]
+    for extra in ([], [1, True], [[1]]):  # hashable times, numbers, something unhashable
+        values = times + extra
+        table = read_records([{"created_at": v} for v in values], kind="contact", scope=None)
+        expected = [when.timestamp()] * 3 + [math.nan] * (len(values) - 3)
+        assert np.array_equal(table.created, expected, equal_nan=True)
+
+
+@given(st.text(alphabet="0123456789 ().-+xXet#\t\u0663\u00b2", min_size=1, max_size=20))
+def test_m1_phone_digits_without_regex_agree_with_it(value: str) -> None:
+    match = _SIMPLE_PHONE.fullmatch(value)
+    expected = None if match is None else re.sub("[^0-9]", "", match["number"])
+    assert _simple_digits(value) == expected
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -89,7 +89,6 @@ def _score_candidates(
         id_rank,
         cap=config.block_cap,
         window=config.window,
-        codes=features.codes,
     )
     del norm
     kept_left, kept_right, kept_score = [], [], []
@@ -143,7 +142,7 @@ def match_table(table: RecordTable, config: MatchConfig, region: str) -> Duplica
     fields = fields_of(table.kind)
     filled = np.zeros(len(table), np.int64)
     for field in fields:
-        filled += np.fromiter((bool(v) for v in table.columns[field]), np.int64, len(table))
+        filled += table.filled(field)
     groups = group_pairs(
         left,
         right,

@@ -26,6 +26,7 @@ import jellyfish
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.matching.column import Column, distinct_rows
 from customerkit.matching.normalize import full_name_key
 
 __all__ = [
@@ -170,43 +171,38 @@ def neighbours(
     return block[max(0, at - window + 1) : at + window - 1]
 
 
-def _codes(keys: Sequence[str]) -> IntArray:
-    """Factorise keys to integers, ``-1`` for the empty key."""
-    index: dict[str, int] = {}
-    setdefault = index.setdefault
-    return np.fromiter(
-        (setdefault(key, len(index)) if key else -1 for key in keys), np.int64, len(keys)
-    )
-
-
 def _rank(values: Sequence[str]) -> IntArray:
     """Each value's rank in sorted order (equal values share a rank)."""
     order = {value: rank for rank, value in enumerate(sorted(set(values)))}
-    return np.fromiter((order[value] for value in values), np.int64, len(values))
-
-
-def _combinations(parts: Sequence[IntArray]) -> tuple[IntArray, IntArray]:
-    """(combination number per row, a row of each combination) of several code columns."""
-    combined = np.zeros(parts[0].size, np.int64)
-    for codes in parts:
-        combined = combined * (int(codes.max(initial=-1)) + 2) + (codes + 1)
-    _, first_at, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    return inverse.reshape(-1), first_at
+    return np.fromiter(map(order.__getitem__, values), np.int64, len(values))
 
 
 class _Columns:
-    """Normalised columns with integer codes (equal codes for equal values, ``-1`` for "")."""
+    """Normalised columns, each read as a :class:`Column` once, and their combinations."""
 
-    def __init__(
-        self, norm: Mapping[str, Sequence[str]], codes: Mapping[str, IntArray] | None
-    ) -> None:
+    def __init__(self, norm: Mapping[str, Sequence[str]]) -> None:
         self.norm = norm
-        self._codes = dict(codes or {})
+        self._columns: dict[str, Column] = {}
+        self._combinations: dict[frozenset[str], tuple[IntArray, IntArray]] = {}
+
+    def column(self, field: str) -> Column:
+        if field not in self._columns:
+            self._columns[field] = Column.of(self.norm[field])
+        return self._columns[field]
 
     def codes(self, field: str) -> IntArray:
-        if field not in self._codes:
-            self._codes[field] = _codes(self.norm[field])
-        return self._codes[field]
+        return self.column(field).codes
+
+    def combinations(self, fields: Sequence[str]) -> tuple[IntArray, IntArray]:
+        """(combination number per record, a record of each) of the values of ``fields``.
+
+        Kept per set of fields: rules key and order by the same names in either order.
+        """
+        wanted = frozenset(fields)
+        if wanted not in self._combinations:
+            parts = [self.codes(field) for field in sorted(wanted)]
+            self._combinations[wanted] = distinct_rows(parts)
+        return self._combinations[wanted]
 
     def apply(
         self, fields: Sequence[str], function: Callable[..., str], rows: IntArray
@@ -216,10 +212,13 @@ class _Columns:
         Returns:
             The distinct results' strings and, per row, the index of its string.
         """
-        inverse, first_at = _combinations([self.codes(f)[rows] for f in fields])
-        columns = [self.norm[f] for f in fields]
-        at = rows[first_at].tolist()
-        return [function(*(column[i] for column in columns)) for i in at], inverse
+        combination, first_at = self.combinations(fields)
+        at_rows = combination[rows]
+        present = np.flatnonzero(np.bincount(at_rows, minlength=first_at.size))
+        index = np.zeros(first_at.size, np.int64)
+        index[present] = np.arange(present.size)
+        texts = [self.column(field).texts_at(first_at[present]) for field in fields]
+        return [function(*args) for args in zip(*texts, strict=True)], index[at_rows]
 
 
 def _join(*values: str) -> str:
@@ -233,7 +232,7 @@ def _key_codes(rule: BlockingRule, columns: _Columns, scopes: IntArray | None) -
     else:
         every = np.arange(columns.codes(rule.fields[0]).size)
         distinct, inverse = columns.apply(rule.fields, rule.key, every)
-        keys = _codes(distinct)[inverse]
+        keys = Column.of(distinct).codes[inverse]
     if scopes is None:
         return keys
     scoped_keys = keys * (int(scopes.max(initial=0)) + 1) + scopes
@@ -245,17 +244,20 @@ def _rule_pairs(
     rule: BlockingRule,
     columns: _Columns,
     scopes: IntArray | None,
-    id_rank: IntArray,
+    by_id: IntArray,
     *,
     cap: int,
     window: int,
 ) -> IntArray:
-    """Pair codes (``low * n + high`` over positions) that one rule proposes."""
-    n = len(id_rank)
+    """Pair codes (``low * n + high`` over positions) that one rule proposes.
+
+    ``by_id`` lists the positions in id order.
+    """
+    n = len(by_id)
     codes = _key_codes(rule, columns, scopes)
     sizes = np.bincount(codes[codes >= 0], minlength=1)
     size_of = np.where(codes >= 0, sizes[np.maximum(codes, 0)], 0)
-    members = np.flatnonzero(size_of >= 2)
+    members = by_id[size_of[by_id] >= 2]  # in id order
     if members.size == 0:
         return np.empty(0, np.int64)
     secondary = np.zeros(n, np.int64)
@@ -264,7 +266,9 @@ def _rule_pairs(
         # Oversized blocks are ordered by the rule's order value, then the id (as the index).
         distinct, inverse = columns.apply(rule.order, _join, big)
         secondary[big] = _rank(distinct)[inverse]
-    order = members[np.lexsort((id_rank[members], secondary[members], codes[members]))]
+    # By block, then order value, then id: one stable sort of members already in id order.
+    block_then_order = codes[members] * (int(secondary.max()) + 1) + secondary[members]
+    order = members[np.argsort(block_then_order, kind="stable")]
     block = codes[order]
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     lengths = np.diff(np.r_[starts, block.size])
@@ -290,7 +294,6 @@ def candidate_pairs(
     *,
     cap: int,
     window: int,
-    codes: Mapping[str, IntArray] | None = None,
 ) -> tuple[IntArray, IntArray]:
     """Every pair of positions that some rule proposes, each once.
 
@@ -305,18 +308,18 @@ def candidate_pairs(
             result does not depend on input order).
         cap: Largest block compared exhaustively.
         window: Sorted-neighbourhood window of larger blocks.
-        codes: Integer codes of normalised columns already computed (``-1`` for ""), if any.
 
     Returns:
         ``(left, right)`` positions with ``left < right``, sorted.
     """
     n = max(len(id_rank), 1)
-    columns = _Columns(norm, codes)
-    scope_codes = None
-    if scopes is not None:
-        scope_codes = _codes([scope or "\x00" for scope in scopes])
+    columns = _Columns(norm)
+    # "" is a scope of its own: records without one are compared among themselves.
+    scope_codes = None if scopes is None else Column.of(scopes).codes + 1
+    by_id = np.empty_like(id_rank)
+    by_id[id_rank] = np.arange(id_rank.size)  # id_rank is a permutation: invert it
     parts = [
-        _rule_pairs(rule, columns, scope_codes, id_rank, cap=cap, window=window) for rule in rules
+        _rule_pairs(rule, columns, scope_codes, by_id, cap=cap, window=window) for rule in rules
     ]
     pairs = _distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
     return pairs // n, pairs % n

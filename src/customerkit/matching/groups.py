@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -81,19 +82,21 @@ def _mains(
     return ranked[starts].tolist(), ranked[starts + 1].tolist()
 
 
-def _why(
-    main: int,
-    runner: int,
-    record_id: str,
-    *,
-    filled: npt.NDArray[np.int64],
-    contacted: npt.NDArray[np.float64],
-    created: npt.NDArray[np.float64],
-    total: int,
-) -> str:
-    """Which rule made ``main`` the main rather than ``runner``."""
+@attrs.frozen
+class _Records:
+    """What ``_why`` reads of some records, as Python lists (faster than numpy scalars)."""
+
+    filled: list[int]
+    contacted: list[float]
+    created: list[float]
+    total: int
+
+
+def _why(main: int, runner: int, record_id: str, records: _Records) -> str:
+    """Which rule made the record at ``main`` the main rather than the one at ``runner``."""
+    filled, contacted, created = records.filled, records.contacted, records.created
     if filled[main] != filled[runner]:
-        return f"main {record_id}: most complete ({filled[main]} of {total} fields)"
+        return f"main {record_id}: most complete ({filled[main]} of {records.total} fields)"
     last, other = contacted[main], contacted[runner]
     if not math.isnan(last) and (math.isnan(other) or last != other):
         return f"main {record_id}: as complete, most recently contacted ({_day(last)})"
@@ -146,24 +149,21 @@ def group_pairs(
     mains, runners = _mains(
         groups, id_rank=id_rank, filled=filled, contacted=contacted, created=created
     )
+    # Each group's main and runner-up are the records at 2k and 2k + 1 of these.
+    both = np.array([mains, runners], np.int64).T.reshape(-1)
+    records = _Records(
+        filled[both].tolist(), contacted[both].tolist(), created[both].tolist(), total_fields
+    )
     out = [
         DuplicateGroup(
-            ids=tuple(sorted(ids[m] for m in members)),
+            ids=tuple(sorted([ids[m] for m in members])),
             main_id=ids[main],
             reasons=(
-                _why(
-                    main,
-                    runner,
-                    ids[main],
-                    filled=filled,
-                    contacted=contacted,
-                    created=created,
-                    total=total_fields,
-                ),
+                _why(2 * k, 2 * k + 1, ids[main], records),
                 *sorted(labels.get(id(members), ())),
             ),
         )
-        for members, main, runner in zip(groups, mains, runners, strict=True)
+        for k, (members, main) in enumerate(zip(groups, mains, strict=True))
     ]
     out.sort(key=lambda group: group.main_id)
     return out

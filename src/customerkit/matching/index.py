@@ -63,11 +63,15 @@ def _normalised(
     if not records:
         return
     table = read_records(records, kind=kind, scope=scope)
-    norm = normalize_columns(kind, table.columns, region=region)
-    names = list(norm)
+    # Plain lists: indexing a list is cheaper than looking a code up per value.
+    norm = {
+        name: column.tolist()
+        for name, column in normalize_columns(kind, table.columns, region=region).items()
+    }
+    scopes = table.scopes.tolist() if table.scopes is not None else None
     for position, record_id in enumerate(table.ids):
-        row = {name: norm[name][position] for name in names}
-        yield position, record_id, row, table.scopes[position] if table.scopes else None
+        row = {name: values[position] for name, values in norm.items()}
+        yield position, record_id, row, scopes[position] if scopes is not None else None
 
 
 class MatchIndex:

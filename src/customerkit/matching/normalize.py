@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Final
 
 from customerkit import identity
 from customerkit.data.nicknames import NICKNAME_GROUPS, NICKNAMES
 from customerkit.errors import CustomerKitError
+from customerkit.matching.column import Column, combine
 from customerkit.text import digits, fold, number_key
 
 __all__ = [
@@ -48,9 +49,16 @@ def _fold(text: str) -> str:
     return text.lower() if text.isascii() else fold(text)
 
 
+def _without_apostrophes(text: str) -> str:
+    # Most text has none: two substring tests are much cheaper than the substitution.
+    if text.isascii() and "'" not in text and "`" not in text:
+        return text
+    return _APOSTROPHES.sub("", text)
+
+
 def _tokens(text: str) -> list[str]:
     """Folded words of ``text``: apostrophes join ("O'Brien" is one word), anything else splits."""
-    return _TOKEN.findall(_APOSTROPHES.sub("", _fold(text)))
+    return _TOKEN.findall(_without_apostrophes(_fold(text)))
 
 
 # --- people ------------------------------------------------------------------------------------
@@ -168,7 +176,10 @@ def company_key(value: str) -> str:
     >>> company_key("The Johnson & Sons Tire Co., L.L.C.")
     'johnson sons tire'
     """
-    words = _TOKEN.findall(_APOSTROPHES.sub("", _DOTTED.sub(_undot, _fold(value))))
+    folded = _fold(value)
+    if "." in folded:  # only dotted abbreviations need the substitution
+        folded = _DOTTED.sub(_undot, folded)
+    words = _TOKEN.findall(_without_apostrophes(folded))
     end = len(words)
     while end > 1 and words[end - 1] in _LEGAL_SUFFIXES:
         end -= 1
@@ -228,8 +239,9 @@ def address_key(value: str) -> str:
     >>> address_key("1200 North Main Street, Suite #4")
     '1200 n main st ste 4'
     """
-    words = (_ADDRESS_WORDS.get(word, word) for word in _tokens(value))
-    return " ".join(word for word in words if word)
+    words = _tokens(value)
+    # Each word's abbreviation (or the word), without the words abbreviated to nothing.
+    return " ".join(filter(None, map(_ADDRESS_WORDS.get, words, words)))
 
 
 _ASCII_NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
@@ -260,7 +272,8 @@ def customer_number_key(value: str) -> str:
     'c1001'
     """
     if value.isascii():
-        return _ASCII_NOT_ALNUM.sub("", value.lower())
+        lowered = value.lower()
+        return lowered if lowered.isalnum() else _ASCII_NOT_ALNUM.sub("", lowered)
     return number_key(value)
 
 
@@ -296,6 +309,19 @@ _SIMPLE_PHONE: Final = re.compile(
 _NOT_DIGIT: Final = re.compile(r"[^0-9]+")
 
 
+def _simple_digits(value: str) -> str | None:
+    """The digits of a number written simply (see ``_SIMPLE_PHONE``), extension aside, or None."""
+    # Most numbers are digits, spaces, brackets, dots and dashes: skip the regular expression.
+    plain = value[1:] if value[0] == "+" else value
+    # Chained replace() beats translate() and a regular expression here.
+    plain = plain.replace(" ", "").replace("(", "").replace(")", "").replace(".", "")
+    plain = plain.replace("-", "")
+    if plain.isascii() and plain.isdigit():
+        return plain
+    simple = _SIMPLE_PHONE.fullmatch(value)
+    return None if simple is None else _NOT_DIGIT.sub("", simple["number"])
+
+
 def phone_number_key(value: str, region: str = "US") -> str:
     """A phone number without its extension: E.164 when possible, else its digits (rule U4).
 
@@ -307,9 +333,8 @@ def phone_number_key(value: str, region: str = "US") -> str:
     """
     if not value:
         return ""
-    simple = _SIMPLE_PHONE.fullmatch(value) if region.upper() in _NANP_REGIONS else None
-    if simple is not None:
-        number = _NOT_DIGIT.sub("", simple["number"])
+    number = _simple_digits(value) if region.upper() in _NANP_REGIONS else None
+    if number is not None:
         if len(number) == 11 and number[0] == "1":
             number = number[1:]
         elif value[0] == "+":
@@ -331,18 +356,33 @@ CONTACT_KEYS: Final = ("first", "given", "last", "email", "phone")
 CUSTOMER_KEYS: Final = ("company", "number", "address", "postal", "city", "email", "phone")
 
 
-def _column(values: Sequence[str], key: Callable[[str], str]) -> list[str]:
-    return [key(value) if value else "" for value in values]
-
-
 def _address(line1: str, line2: str) -> str:
+    if not (line1 or line2):
+        return ""
     return address_key(f"{line1} {line2}" if line2 else line1)
+
+
+def _keys(texts: Sequence[str], key: Callable[[str], str]) -> Column:
+    """``key`` of each non-empty text: once per distinct text when ``texts`` is a Column."""
+    if type(texts) is Column:
+        return texts.map(key)
+    # Mostly distinct values: numbering them first would cost more than it saves.
+    return Column.of([key(text) if text else "" for text in texts])
+
+
+def _addresses(line1: Sequence[str], line2: Sequence[str]) -> Column:
+    if type(line1) is Column and type(line2) is Column:
+        return combine(_address, line1, line2)
+    return Column.of([_address(a, b) for a, b in zip(line1, line2, strict=True)])
 
 
 def normalize_columns(
     kind: str, columns: Mapping[str, Sequence[str]], *, region: str = "US"
-) -> dict[str, list[str]]:
+) -> dict[str, Column]:
     """Normalise raw text columns (``""`` for missing) into the matching keys of ``kind``.
+
+    A :class:`Column` is normalised once per distinct value (names, companies and cities
+    repeat a lot); any other sequence value by value.
 
     Args:
         kind: ``"contact"`` or ``"customer"``.
@@ -353,25 +393,23 @@ def normalize_columns(
         For contacts the columns :data:`CONTACT_KEYS` (``first`` is the folded given name,
         ``given`` its formal form), for customers :data:`CUSTOMER_KEYS`.
     """
-    phones = [phone_number_key(value, region) if value else "" for value in columns["phone"]]
-    emails = _column(columns["email"], email_key)
+    phones = _keys(columns["phone"], partial(phone_number_key, region=region))
+    emails = _keys(columns["email"], email_key)
     if kind == "contact":
+        first = columns["first_name"]
         return {
-            "first": _column(columns["first_name"], person_name_key),
-            "given": _column(columns["first_name"], given_name_key),
-            "last": _column(columns["last_name"], person_name_key),
+            "first": _keys(first, person_name_key),
+            "given": _keys(first, given_name_key),
+            "last": _keys(columns["last_name"], person_name_key),
             "email": emails,
             "phone": phones,
         }
     return {
-        "company": _column(columns["company_name"], company_key),
-        "number": _column(columns["customer_number"], customer_number_key),
-        "address": [
-            _address(a, b) if a or b else ""
-            for a, b in zip(columns["address_line1"], columns["address_line2"], strict=True)
-        ],
-        "postal": _column(columns["postal_code"], postal_key),
-        "city": _column(columns["city"], person_name_key),
+        "company": _keys(columns["company_name"], company_key),
+        "number": _keys(columns["customer_number"], customer_number_key),
+        "address": _addresses(columns["address_line1"], columns["address_line2"]),
+        "postal": _keys(columns["postal_code"], postal_key),
+        "city": _keys(columns["city"], person_name_key),
         "email": emails,
         "phone": phones,
     }

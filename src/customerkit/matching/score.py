@@ -25,6 +25,7 @@ from rapidfuzz.process import cpdist
 
 from customerkit.data.nicknames import NICKNAMES
 from customerkit.matching.blocking import scoped
+from customerkit.matching.column import Column, combine
 from customerkit.matching.config import ContactWeights, CustomerWeights, MatchConfig
 from customerkit.matching.normalize import full_name_key, is_nickname
 
@@ -45,6 +46,8 @@ CLOSE, FAIR, DIFFERENT = 2, 3, 4
 E_CLOSE, E_DIFFERENT = 2, 3
 # phones, numbers, postal codes, cities: different
 DIFFERS: Final = 2
+
+_THREADED: Final = 10_000  # pairs from which string similarity runs on several threads
 
 _CODED: Final[Mapping[str, tuple[str, ...]]] = {
     "contact": ("first", "given", "last", "email", "phone"),
@@ -74,25 +77,35 @@ class Features:
         return len(next(iter(self.text.values())))
 
 
-def _factorize(values: Sequence[str]) -> IntArray:
-    index: dict[str, int] = {}
-    setdefault = index.setdefault
-    return np.fromiter(
-        (setdefault(value, len(index)) if value else -1 for value in values),
-        np.int64,
-        len(values),
-    )
-
-
-def _objects(values: Sequence[str]) -> ObjectArray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
 def _house_number(address: str) -> str:
     head = address.split(" ", 1)[0]
     return head if head.isdigit() else ""
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2]
+
+
+def _initial(name: str) -> str:
+    return name[:1]
+
+
+def _has_nicknames(name: str) -> bool:
+    return name in NICKNAMES
+
+
+def _is_initial(name: str) -> bool:
+    return len(name) == 1
+
+
+def _full_names(given: Column, last: Column, scopes: Sequence[str | None] | None) -> IntArray:
+    """Codes of the full name of each record within its scope (``-1`` for none)."""
+    names = combine(full_name_key, given, last)
+    if scopes is None:
+        return names.codes
+    if type(scopes) is Column:
+        return combine(scoped, names, scopes).codes
+    return Column.of([scoped(name, scope) for name, scope in zip(names, scopes, strict=True)]).codes
 
 
 def build_features(
@@ -116,28 +129,23 @@ def build_features(
     Returns:
         The arrays the scorer reads.
     """
-    codes = {name: _factorize(norm[name]) for name in _CODED[kind]}
-    codes["domain"] = _factorize([email.rpartition("@")[2] for email in norm["email"]])
+    columns = {name: Column.of(values) for name, values in norm.items()}
+    codes = {name: columns[name].codes for name in _CODED[kind]}
+    codes["domain"] = columns["email"].map(_domain).codes
     if kind == "contact":
-        first = norm["first"]
-        codes["initial"] = _factorize([name[:1] for name in first])
-        codes["nicknamed"] = np.fromiter(
-            (name in NICKNAMES for name in first), np.int64, len(first)
-        )
-        codes["lone"] = np.fromiter((len(name) == 1 for name in first), np.int64, len(first))
-        names = [
-            full_name_key(g, last) for g, last in zip(norm["given"], norm["last"], strict=True)
-        ]
-        if scopes is not None:
-            names = [scoped(name, scope) for name, scope in zip(names, scopes, strict=True)]
-        codes["name"] = _factorize(names)
+        first = columns["first"]
+        codes["initial"] = first.map(_initial).codes
+        codes["nicknamed"] = first.flags(_has_nicknames)
+        codes["lone"] = first.flags(_is_initial)
+        codes["name"] = _full_names(columns["given"], columns["last"], scopes)
         if name_counts is None:
             counts = np.bincount(codes["name"][codes["name"] >= 0], minlength=1)
             name_counts = np.where(codes["name"] >= 0, counts[np.maximum(codes["name"], 0)], 0)
         codes["name_count"] = name_counts
     else:
-        codes["house"] = _factorize([_house_number(a) for a in norm["address"]])
-    return Features(kind=kind, text={k: _objects(v) for k, v in norm.items()}, codes=codes)
+        codes["house"] = columns["address"].map(_house_number).codes
+    text = {name: column.objects() for name, column in columns.items()}
+    return Features(kind=kind, text=text, codes=codes)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -166,14 +174,19 @@ class _Pairs:
         self.features = features
         self.left = left
         self.right = right
-        self.workers = workers
+        # Starting rapidfuzz's threads costs more than comparing a few thousand pairs (one new
+        # record against its candidates): use them for large batches only.
+        self.workers = workers if left.size >= _THREADED else 1
+        self._codes: dict[str, tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]] = {}
 
     def codes(self, name: str) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        """(both present, equal) for a coded column."""
-        codes = self.features.codes[name]
-        a, b = codes[self.left], codes[self.right]
-        both = (a >= 0) & (b >= 0)
-        return both, both & (a == b)
+        """(both present, equal) for a coded column (kept: several levels ask for the same)."""
+        if name not in self._codes:
+            codes = self.features.codes[name]
+            a, b = codes[self.left], codes[self.right]
+            both = (a >= 0) & (b >= 0)
+            self._codes[name] = (both, both & (a == b))
+        return self._codes[name]
 
     def similarity(
         self, name: str, mask: npt.NDArray[np.bool_], *, tokens: bool = False

@@ -13,15 +13,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.matching.column import Column
+
 __all__ = [
     "CONTACT_FIELDS",
     "CUSTOMER_FIELDS",
+    "DISTINCT_FIELDS",
     "Kind",
     "RecordTable",
     "field_value",
@@ -49,6 +52,10 @@ CUSTOMER_FIELDS: Final = (
     "phone",
 )
 _TIME_FIELDS: Final = ("last_communicated_at", "created_at")
+#: Fields whose values are mostly distinct: numbering their raw text first would cost more than
+#: it saves, so they stay plain lists and are normalised record by record.
+DISTINCT_FIELDS: Final = frozenset({"email", "phone", "customer_number", "address_line1"})
+_FEW: Final = 64
 _MISSING_TYPES: Final = frozenset({"NAType", "NaTType"})
 
 
@@ -106,6 +113,57 @@ def _texts(values: list[object]) -> list[str]:
     return [value.strip() if type(value) is str else text_value(value) for value in values]
 
 
+def _read_column(name: str, values: list[object]) -> Sequence[str]:
+    """A field's trimmed texts: a :class:`Column` when values are likely to repeat."""
+    # A few records (one new record matched against an index) are quicker read as a list.
+    if name in DISTINCT_FIELDS or len(values) < _FEW:
+        return _texts(values)
+    return _text_column(values)
+
+
+def _text_column(values: list[object]) -> Column:
+    """A field's values as trimmed text, numbered in the same pass (see :meth:`Column.of`)."""
+    code_of = {"": -1}
+    setdefault = code_of.setdefault
+    # Most values are already strings: strip them without a function call each.
+    codes = [
+        setdefault(value.strip() if type(value) is str else text_value(value), len(code_of) - 1)
+        for value in values
+    ]
+    return Column(list(code_of)[1:], np.array(codes, np.int64))
+
+
+_TIME_TYPES: Final = (str, datetime, np.datetime64, type(None))
+
+
+def _timestamps(values: list[object]) -> npt.NDArray[np.float64]:
+    """POSIX seconds per value (see :func:`timestamp_value`), each distinct value read once.
+
+    Most books leave many times blank, and a time read once per distinct value saves a parse per
+    record; values of other types (numbers, where ``1 == True``) are read one by one.
+    """
+    try:
+        distinct = dict.fromkeys(values)
+    except TypeError:  # unhashable
+        distinct = {}
+    if not distinct or not all(
+        type(value) in _TIME_TYPES or is_missing(value) for value in distinct
+    ):
+        return np.fromiter(map(timestamp_value, values), np.float64, len(values))
+    seconds = {value: timestamp_value(value) for value in distinct}
+    return np.fromiter(map(seconds.__getitem__, values), np.float64, len(values))
+
+
+def _ids(values: list[object]) -> list[str]:
+    """Each record's id: its ``id`` as trimmed text, else its position."""
+    if all(type(value) is str for value in values):
+        return [value.strip() for value in cast("list[str]", values)]
+    return [
+        str(position) if is_missing(value) else text_value(value)
+        for position, value in enumerate(values)
+    ]
+
+
 def field_value(record: object, name: str) -> object:
     """The value of field ``name`` of a mapping or an object (``None`` when it has none)."""
     if isinstance(record, Mapping):
@@ -136,7 +194,8 @@ class RecordTable:
     Attributes:
         kind: ``"contact"`` or ``"customer"``.
         ids: One id per record (see the module docs).
-        columns: Field -> trimmed text per record, ``""`` for missing.
+        columns: Field -> trimmed text per record, ``""`` for missing: a :class:`Column` of
+            distinct values, or a plain list for the fields in :data:`DISTINCT_FIELDS`.
         scopes: The scope value per record (``""`` for none), or None when not scoped.
         last_contacted: POSIX seconds of ``last_communicated_at``, NaN for missing.
         created: POSIX seconds of ``created_at``, NaN for missing.
@@ -144,13 +203,20 @@ class RecordTable:
 
     kind: Kind
     ids: list[str]
-    columns: dict[str, list[str]]
-    scopes: list[str] | None
+    columns: dict[str, Sequence[str]]
+    scopes: Column | None
     last_contacted: npt.NDArray[np.float64]
     created: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def filled(self, field: str) -> npt.NDArray[np.bool_]:
+        """Whether each record has a value for ``field``."""
+        column = self.columns[field]
+        if type(column) is Column:
+            return column.codes >= 0
+        return np.fromiter(map(bool, column), np.bool_, len(column))
 
 
 def read_records(records: Iterable[object], *, kind: Kind, scope: str | None) -> RecordTable:
@@ -175,23 +241,17 @@ def read_records(records: Iterable[object], *, kind: Kind, scope: str | None) ->
         raw = {name: _frame_column(records, name, size) for name in wanted}
     else:
         rows = records if isinstance(records, Sequence) else list(records)
-        size = len(rows)
         plain = all(type(row) is dict for row in rows)
         raw = {name: _record_column(rows, name, plain=plain) for name in wanted}
-    ids = [
-        str(position) if is_missing(value) else text_value(value)
-        for position, value in enumerate(raw["id"])
-    ]
+    ids = _ids(raw["id"])
     if len(set(ids)) != len(ids):
         msg = "records have duplicate ids; give each record a unique id (or none at all)"
         raise ValueError(msg)
     return RecordTable(
         kind=kind,
         ids=ids,
-        columns={name: _texts(raw[name]) for name in fields},
-        scopes=_texts(raw[scope]) if scope else None,
-        last_contacted=np.fromiter(
-            (timestamp_value(v) for v in raw["last_communicated_at"]), np.float64, size
-        ),
-        created=np.fromiter((timestamp_value(v) for v in raw["created_at"]), np.float64, size),
+        columns={name: _read_column(name, raw[name]) for name in fields},
+        scopes=_text_column(raw[scope]) if scope else None,
+        last_contacted=_timestamps(raw["last_communicated_at"]),
+        created=_timestamps(raw["created_at"]),
     )
