@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import attrs
 import pytest
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 import customerkit as ck
 from customerkit.backends.sqlalchemy import SqlStore, retry_transient, schema
+from customerkit.backends.sqlalchemy import search as search_module
 from customerkit.backends.sqlalchemy import store as store_module
 from customerkit.backends.sqlalchemy.anchors import Anchor, anchors, successor
 from customerkit.backends.sqlalchemy.store import SQLITE_BUSY_TIMEOUT_MS, is_transient
@@ -282,12 +284,24 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
     store = SqlStore(url)
     with store.engine.connect() as connection:
         version = connection.scalar(text("SELECT version FROM schema_version"))
-        assert version == schema.SCHEMA_VERSION == 2
+        assert version == schema.SCHEMA_VERSION == 3
         assert store.schema_version == schema.SCHEMA_VERSION
         connection.execute(update(schema.schema_version).values(version=999))
         connection.commit()
     store.close()
     with pytest.raises(ck.SchemaError, match="version 999"):
+        SqlStore(url)
+
+
+def test_a_version_2_database_is_refused(url: str) -> None:
+    """Version 3 keys the search words in rank order: a version 2 file needs a migration."""
+    SqlStore(url).close()
+    store = SqlStore(url)
+    with store.engine.connect() as connection:
+        connection.execute(update(schema.schema_version).values(version=2))
+        connection.commit()
+    store.close()
+    with pytest.raises(ck.SchemaError, match="version 2, this release knows version 3"):
         SqlStore(url)
 
 
@@ -764,6 +778,108 @@ def test_search_equals_the_oracle(store: SqlStore, data: st.DataObject) -> None:
         assert found == oracle_search(docs, location, query, limit=limit)
 
 
+# Names of few, equally long words: many customers share a word, a name length and a rank
+# class, so pages end inside ties and the keyset continues through them.
+TIED_WORDS = ("abc", "abd", "bab", "abcab", "ab", "b", "cab")
+tied_name = st.lists(st.sampled_from(TIED_WORDS), min_size=1, max_size=3).map(" ".join)
+tied_document = st.fixed_dictionaries(
+    {
+        "name": tied_name,
+        "city": st.sampled_from(["", "abc", "Abd", "bab-ab", "cab"]),
+        "state": st.sampled_from(["", "AB", "ab", "CO"]),
+    }
+)
+SMALL_CONSTANTS = st.fixed_dictionaries(
+    {
+        # 1: every short word is left to Python (and may cap the tiers); 5000: none is.
+        "COUNT_CAP": st.sampled_from([1, 3, 5000]),
+        # 0: no word list is merged, every class is read as one sorted condition.
+        "MAX_LISTED": st.sampled_from([0, 1, 32]),
+        "FIRST_PAGE": st.sampled_from([1, 4]),
+        "MAX_PAGE": st.sampled_from([1, 2, 5120]),
+        # 0: a short common word is checked in Python only, in the tiers it reaches by prefix.
+        "MAX_CHECKED": st.sampled_from([0, 512]),
+    }
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    drafts=st.lists(tied_document, min_size=1, max_size=40),
+    constants=SMALL_CONSTANTS,
+    texts=st.lists(
+        st.lists(
+            st.sampled_from([*TIED_WORDS, "a", "c", "ca", "bc", "abca"]), min_size=1, max_size=3
+        ).map(" ".join),
+        min_size=1,
+        max_size=3,
+    ),
+    field=st.sampled_from(list(SearchField)),
+    fuzzy=st.booleans(),
+    limit=st.integers(1, 6),
+)
+def test_search_equals_the_oracle_through_ties_and_pages(
+    store: SqlStore,
+    *,
+    drafts: list[dict[str, str]],
+    constants: dict[str, int],
+    texts: list[str],
+    field: SearchField,
+    fuzzy: bool,
+    limit: int,
+) -> None:
+    """S5 on the rank-order index: pages of one or two rows, keysets inside runs of customers
+    tied on (tier, field, name length), buckets read as merged word lists or one condition,
+    other words checked by probe, by window or in Python: still the oracle's hits and order."""
+    location = uuid.uuid4().hex
+    customers = [
+        make_customer(
+            f"n{i}",
+            location_id=location,
+            company_name=draft["name"],
+            city=draft["city"],
+            state=draft["state"],
+        )
+        for i, draft in enumerate(drafts)
+    ]
+    add(store, *customers)
+    docs = [
+        SearchDocument(
+            id=c.id,
+            location_id=location,
+            name=c.company_name,
+            city=c.city,
+            state=c.state,
+            number=c.customer_number,
+        )
+        for c in customers
+    ]
+    with mock.patch.multiple(search_module, **constants):
+        for text_ in texts:
+            try:
+                query = parse_query(text_, field, fuzzy=fuzzy)
+            except ck.ValidationError:
+                continue
+            with store.unit_of_work() as uow:
+                found = uow.customers.search(location, query, limit=limit)
+            assert found == oracle_search(docs, location, query, limit=limit), query
+
+
+def test_search_ties_on_name_length_are_broken_by_name_then_id(store: SqlStore) -> None:
+    """S5: thirty customers tied on tier, field and name length; every page size from one
+    gives the oracle's order (folded name, then id), read through the keyset."""
+    names = [f"{a}{b}{c} Tires" for a in "zyx" for b in "ab" for c in "qrstu"]
+    customers = [make_customer(f"t{i}", company_name=name) for i, name in enumerate(names)]
+    add(store, *customers)
+    docs = [SearchDocument(id=c.id, location_id="loc-1", name=c.company_name) for c in customers]
+    query = parse_query("tires")
+    for limit in (1, 2, 7, 29, 30, 31):
+        small_pages = mock.patch.multiple(search_module, FIRST_PAGE=1, MAX_PAGE=2)
+        with small_pages, store.unit_of_work() as uow:
+            found = uow.customers.search("loc-1", query, limit=limit)
+        assert found == oracle_search(docs, "loc-1", query, limit=limit)
+
+
 def test_search_treats_input_literally(store: SqlStore) -> None:
     add(
         store, make_customer(company_name="50%_off Tires"), make_customer("C-2", company_name="Zed")
@@ -988,3 +1104,34 @@ def test_t21_sqlite_and_postgresql_schemas_agree(
         assert sqlite[table] == postgres[table], table
     assert any(shape["unique"] for shape in sqlite.values())  # the comparison saw constraints
     assert any(shape["foreign keys"] for shape in sqlite.values())
+
+
+def test_t15_database_refuses_a_username_change_by_raw_sql(url: str) -> None:
+    """T15, U1: past the API (``ImmutableField``), the database itself refuses to change a set
+    username, by any UPDATE; other columns of the row still change, and a blank one can be set."""
+    store = SqlStore(url)
+    try:
+        named = make_customer("C-1", username="jtires")
+        blank = make_customer("C-2")
+        add(store, named, blank)
+        for statement in (
+            "UPDATE customers SET username_key = 'other' WHERE customer_number = 'C-1'",
+            "UPDATE customers SET username = 'JTires' WHERE customer_number = 'C-1'",
+            "UPDATE customers SET username = NULL, username_key = NULL WHERE customer_number = 'C-1'",
+        ):
+            with store.engine.connect() as connection, pytest.raises(DBAPIError) as refused:
+                connection.exec_driver_sql(statement)
+            assert "usernames never change" in str(refused.value)
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "UPDATE customers SET city = 'Aurora' WHERE username = 'jtires'"
+            )
+            connection.exec_driver_sql(
+                "UPDATE customers SET username = 'newbie', username_key = 'newbie' "
+                "WHERE customer_number = 'C-2'"
+            )
+        with store.unit_of_work() as uow:
+            assert uow.customers.find_by_username("jtires") == attrs.evolve(named, city="Aurora")
+            assert getattr(uow.customers.find_by_username("newbie"), "id", None) == blank.id
+    finally:
+        store.close()

@@ -26,7 +26,7 @@ _WORDS = BulkInsert(schema.customer_words)
 _VOCABULARY = BulkInsert(schema.search_vocab, columns=["word"], prefix="OR IGNORE")
 _DELETE = (
     "DELETE FROM customer_words WHERE location_id = ? AND field = ? AND word = ? "
-    "AND customer_id = ?"
+    "AND customer_id = ? AND name_length = ?"
 )
 _C = schema.customers.c
 _FTS_FILL = (
@@ -48,6 +48,12 @@ def word_rows(customer: Customer) -> list[WordRow]:
     return [(location_id, code, word, customer_id, name_length) for code, word in found]
 
 
+def _key_order(row: WordRow) -> tuple[str, int, str, int, str]:
+    """A row's primary key, (location_id, field, word, name_length, customer_id)."""
+    location_id, code, word, customer_id, name_length = row
+    return location_id, code, word, name_length, customer_id
+
+
 class WordWriter:
     """Writes and deletes a unit of work's search words."""
 
@@ -64,7 +70,7 @@ class WordWriter:
         if not rows:
             return
         # In key order, consecutive rows land on the same B-tree pages.
-        rows.sort()
+        rows.sort(key=_key_order)
         _WORDS.run(connection, rows)
         if self._sqlite:
             self._add_vocabulary(connection, {row[2] for row in rows})
@@ -94,11 +100,11 @@ class WordWriter:
     def _delete_rows(connection: Connection, rows: list[WordRow]) -> None:
         if not rows:
             return
-        keys = [row[:4] for row in rows]
+        # The whole row is the key (name_length is part of it): a point delete each.
         if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql(_DELETE, keys)
+            connection.exec_driver_sql(_DELETE, rows)
         else:
-            connection.exec_driver_sql(_DELETE.replace("?", "%s"), keys)
+            connection.exec_driver_sql(_DELETE.replace("?", "%s"), rows)
 
     def replace(self, connection: Connection, old: Customer, new: Customer) -> None:
         """Re-index a changed customer: only when its words (or name length) changed."""

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Sequence,
     SmallInteger,
     String,
@@ -36,7 +37,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: The schema this release writes and reads. Bump it with every schema change (and, from the
 #: first released schema on, ship an Alembic migration for it).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.
 NAME, CITY, STATE, NUMBER = 1, 2, 3, 4
@@ -167,6 +168,13 @@ Index(
     sqlite_where=text("status = 'ACTIVE'"),
     postgresql_where=text("status = 'ACTIVE'"),
 )
+# A merge re-points the tombstones merged into its other records (RELIABILITY d6, version 3).
+Index(
+    "ix_customers_merged_into",
+    customers.c.merged_into,
+    sqlite_where=text("merged_into IS NOT NULL"),
+    postgresql_where=text("merged_into IS NOT NULL"),
+)
 
 contacts = Table(
     "contacts",
@@ -201,6 +209,12 @@ Index(
     postgresql_where=text("external_key IS NOT NULL"),
 )
 Index("ix_contacts_customer", contacts.c.customer_id, contacts.c.created_at, contacts.c.id)
+Index(
+    "ix_contacts_merged_into",
+    contacts.c.merged_into,
+    sqlite_where=text("merged_into IS NOT NULL"),
+    postgresql_where=text("merged_into IS NOT NULL"),
+)
 
 users = Table(
     "users",
@@ -268,21 +282,24 @@ merges = Table(
 )
 
 #: The search index: one row per (customer, field, folded word) of live customers. The primary
-#: key doubles as the lookup index: exact words and prefixes are B-tree ranges on
-#: (location_id, field, word), and customer_id rides along so lookups never touch the table.
-#: There is deliberately no index on customer_id alone (nor a foreign key, which would need
-#: one): rows are removed by their full key, recomputed from the customer's old values, and
-#: every extra index would slow down bulk loads, which write ~8 rows per customer.
+#: key doubles as the lookup index, in rank order: a word's rows on one field come shortest
+#: name first (S5's third key), so a search reads the first rows of a word's range and stops
+#: when its page is full, instead of reading, grouping and sorting every match (schema
+#: version 3; version 2 keyed (location_id, field, word, customer_id)). Still unique, since the
+#: name length depends on the customer, and customer_id rides along so lookups never touch the
+#: table. There is deliberately no index on customer_id alone (nor a foreign key, which would
+#: need one): rows are removed by their full key, recomputed from the customer's old values,
+#: and every extra index would slow down bulk loads, which write ~8 rows per customer.
 customer_words = Table(
     "customer_words",
     metadata,
-    Column("location_id", Key, primary_key=True),
-    Column("field", SmallInteger, primary_key=True, autoincrement=False),
-    Column("word", Key, primary_key=True),
-    Column("customer_id", Key, primary_key=True),
-    # len(fold(company_name)), the third rank key (S5): lets a search fetch names only for
-    # the hits that can still make the page.
+    Column("location_id", Key, nullable=False),
+    Column("field", SmallInteger, nullable=False, autoincrement=False),
+    Column("word", Key, nullable=False),
+    Column("customer_id", Key, nullable=False),
+    # len(fold(company_name)), the third rank key (S5).
     Column("name_length", Integer, nullable=False),
+    PrimaryKeyConstraint("location_id", "field", "word", "name_length", "customer_id"),
     sqlite_with_rowid=False,
 )
 # Infix and fuzzy candidates on PostgreSQL: a trigram GIN index over the words (pg_trgm).
@@ -334,3 +351,26 @@ SQLITE_FTS_DDL = (
     "CREATE VIRTUAL TABLE search_vocab_fts USING fts5("
     "word, content='', tokenize='trigram case_sensitive 1')",
 )
+
+# U1: a username, once set, never changes; the database refuses it too, so a raw UPDATE (or a
+# bug) cannot hand one customer's login to another. Deleting the row stays possible.
+_USERNAME_CHANGED = (
+    "OLD.username_key IS NOT NULL AND "
+    "(NEW.username_key IS DISTINCT FROM OLD.username_key "
+    "OR NEW.username IS DISTINCT FROM OLD.username)"
+)
+#: Statements that create the username guard, per dialect.
+USERNAME_GUARD_DDL = {
+    "sqlite": (
+        "CREATE TRIGGER customers_username_immutable BEFORE UPDATE OF username, username_key "
+        f"ON customers WHEN {_USERNAME_CHANGED.replace('IS DISTINCT FROM', 'IS NOT')} "
+        "BEGIN SELECT RAISE(ABORT, 'usernames never change (U1)'); END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION customers_username_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN IF {_USERNAME_CHANGED} THEN RAISE EXCEPTION 'usernames never change (U1)' "
+        "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER customers_username_immutable BEFORE UPDATE OF username, username_key "
+        "ON customers FOR EACH ROW EXECUTE FUNCTION customers_username_immutable()",
+    ),
+}

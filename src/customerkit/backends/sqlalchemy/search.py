@@ -1,49 +1,60 @@
-"""Customer search in the database (S1-S5): indexes rank candidates, the oracle's rules decide.
+"""Customer search in the database (S1-S5): the word index in rank order, the oracle's rules.
 
-The database never hands over all rows, and Python never looks at every match:
+The word table's key is ``(location_id, field, word, name_length, customer_id)``: the rows of
+one word on one field come shortest name first, S5's third key. A search reads candidates in
+rank order and stops as soon as its page is full, instead of grouping and sorting every match
+(46,000 rows for "group" among 10^6 customers):
 
-1. *Indexed words*: every query word but short ones matching a large share of the index (a
-   capped count). The database finds their rows through the word table's
-   indexes: B-tree ranges for exact words and prefixes, trigram look-ups for infixes; fuzzy
-   words are found through :mod:`.anchors`, checked one distinct word at a time with the
-   oracle's rule, and passed in as a list.
-2. Per customer matching all indexed words, it computes the weakest word's best strength
-   ``s``, whether NAME attains every word's best, and the folded name's length, and returns
-   the first customers sorted on ``B = (-s, NAME attains all ? 0 : 1, name length)``, with
-   their stored fields, a page at a time (one statement each; a next page is 4x larger).
-   With one indexed word, the matching rows are sorted on their own bound instead, with no
-   grouping; a customer's first row carries its B. Words left out (1-2 characters) reach
-   the exact tier only where some indexed word equals them: otherwise B is capped at prefix.
-3. In that order, the candidates are judged with the oracle's rules (``word_strength``,
-   ``reported_field``, ``rank_key``, ``score``) on their stored fields; the words left out
-   are checked only here.
-4. ``B`` never exceeds a candidate's true rank key (words left out can only lower the tier
-   and spoil the NAME flag), so once the ``limit``-th best key found ranks before the next
-   candidate's ``B``, nobody further down can make the page: stop. When every query word is
-   indexed, ``B`` is the key itself: only the hits and their ties are judged.
+1. *Plans*: for each query word, the distinct indexed words it matches, by strength: itself
+   (exact), the words it starts (prefix), the words it is inside of (infix, 3+ characters),
+   those a typo away (fuzzy). SQLite lists them from its vocabulary (a B-tree range, an FTS5
+   trigram query); PostgreSQL from the word table (a loose index scan for prefixes). A list
+   too long to read one word at a time stays one condition, whose rows the database sorts.
+2. *Buckets*, in rank order: by tier (exact, prefix, infix, fuzzy), then hits whose every
+   word is best on NAME before the others. A hit ranks by its weakest word, so bucket
+   ``(t, NAME)`` holds customers with every word matching at ``t`` or better on NAME, and
+   ``(t, other)`` those with every word matching at ``t`` or better in any field; customers
+   of an earlier bucket are skipped. When a word has no exact match in the index, no hit
+   ranks above the prefix tier: the tiers are capped there.
+3. The *driver*, the rarest word (that can drive: not a 1-2 character word matching a large
+   share of the index), gives each bucket its candidates: one statement per page reads its
+   rows in ``(name_length, customer_id)`` order, a merge of one index range per field and
+   listed word (SQLite's MERGE (UNION ALL), PostgreSQL's Merge Append), continued by keyset,
+   each page 4x larger. The same statement checks the other words, at the bucket's tier and
+   fields: by an index probe on the candidate's full key when their listed words are few,
+   else by reading their rows within the page's name lengths once. Only the customers that
+   hold every word come back, with their stored texts.
+4. A candidate of bucket ``(t, NAME ? 0 : 1)`` with name length ``L`` ranks at best
+   ``(-t, 0 or 1, L)``; words the database could not check (a 1-2 character word starting
+   too many words) can only make it worse. The candidates are judged with the oracle's rules
+   (``word_strength``, ``reported_field``, ``rank_key``, ``score``) on their stored texts;
+   for a one-word query the bucket and row *are* the tier and field, and only the folded name
+   is needed, to break ties. Once the ``limit``-th best key found ranks before the next
+   candidate's bound (or a whole bucket's), nobody further down can make the page: stop.
+   Hits tied with the last one on (tier, field, name length) are all read: names decide.
 
-Results equal ``oracle_search`` by construction; a property test checks it on random data.
+Results equal ``oracle_search`` by construction; property tests check it on random data,
+with the page sizes and list limits forced down so that every path runs.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    case,
     column,
     func,
     literal,
     or_,
     select,
     table,
+    text,
     union,
-    union_all,
 )
 
 from customerkit.backends.sqlalchemy import schema
@@ -61,6 +72,7 @@ from customerkit.search.oracle import (
     word_strength,
 )
 from customerkit.search.query import (
+    ALL_FIELDS,
     EXACT,
     FUZZY,
     INFIX,
@@ -71,16 +83,32 @@ from customerkit.search.query import (
 )
 
 _W = schema.customer_words.c
-_C = schema.customers.c
 _VOCAB = schema.search_vocab.c
 _FTS = table("search_vocab_fts", column("rowid"), column("word"))
-_FIELD_COLUMNS = {field: _C[attribute] for field, (_, attribute) in SEARCH_FIELDS.items()}
-#: Index entries a short query word may match and still be grouped by the database.
+_FIELD_OF_CODE = {SEARCH_FIELDS[field][0]: field for field in ALL_FIELDS}
+#: Index entries a short query word may match and still be indexed (see _indexed_words).
 COUNT_CAP = 5000
-#: Candidates of the first page, as a multiple of the limit; each next page is 4x larger.
-#: Hits tied on (tier, field, name length) with the last one on the page need their names
-#: compared, so a page holds more than the limit.
+#: Distinct indexed words read one index range each; more are read as one condition, whose
+#: rows the database sorts.
+MAX_LISTED = 32
+#: Index seeks per candidate (listed words times fields) to check another word by probing.
+MAX_PROBES = 8
+#: Distinct words a short common word may start, at most, to be checked in SQLite.
+MAX_CHECKED = 1024
+#: PostgreSQL's loose index scan over one field's words in a range (see _Words._loose_scan).
+#: Only our own integer field codes are spliced in; the values are bound.
+_WALK = (
+    "f{code}(word, n) AS (SELECT min(word), 1 FROM customer_words "
+    "WHERE location_id = :location AND field = {code} AND word > :low AND word < :high "
+    "UNION ALL SELECT (SELECT min(w.word) FROM customer_words w "
+    "WHERE w.location_id = :location AND w.field = {code} AND w.word > f{code}.word "
+    "AND w.word < :high), n + 1 FROM f{code} WHERE f{code}.word IS NOT NULL AND n <= :most)"
+)
+_WALKED = "SELECT word FROM f{code} WHERE word IS NOT NULL"
+#: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
+#: up to MAX_PAGE.
 FIRST_PAGE = 4
+MAX_PAGE = 5120
 
 
 def _escape_like(text: str) -> str:
@@ -91,65 +119,166 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+class _Sql(NamedTuple):
+    """A piece of SQL with ``?`` placeholders, and its parameters, in order.
+
+    The page statements are written as text: building them through SQLAlchemy Core cost
+    2-4 ms each in Python, more than the database took to run them. Only our own constants
+    (field codes, strengths, column names) are spliced into the text; every value is a
+    parameter.
+    """
+
+    text: str
+    parameters: tuple[Any, ...] = ()
+
+
+def _is_in(words: Sequence[str]) -> _Sql:
+    return _Sql(f"word IN ({', '.join('?' * len(words))})", tuple(words))
+
+
+class _Strength(NamedTuple):
+    """The indexed words matching a query word with one strength."""
+
+    strength: int
+    #: The distinct words, or None when they are many: then ``condition`` finds them.
+    listed: list[str] | None
+    #: A condition on ``word`` in the word table finding them.
+    condition: _Sql
+    #: Whether candidates may be checked against these rows in the database: not when a
+    #: short word starts too many words to seek one by one.
+    checkable: bool = True
+
+    def seekable(self) -> _Sql:
+        """The words as one condition that keeps the name length a seek (not a range scan)."""
+        return self.condition if self.listed is None else _is_in(self.listed)
+
+    def conditions(self) -> list[_Sql]:
+        """One condition per index range to merge, or the one condition."""
+        if self.listed is None:
+            return [self.condition]
+        return [_Sql("word = ?", (word,)) for word in self.listed]
+
+
+class _Plan(NamedTuple):
+    """How the index finds one query word: its strengths, strongest first."""
+
+    word: str
+    strengths: list[_Strength]
+
+    def mergeable(self) -> bool:
+        """Whether every strength listed its words (each then read as its own range)."""
+        return all(strength.listed is not None for strength in self.strengths)
+
+
 class _Words:
-    """Conditions on the word table (or the vocabulary) for one search."""
+    """The word index of one location, as one search sees it."""
 
     def __init__(self, connection: Connection, location_id: str, query: SearchQuery) -> None:
         self.connection = connection
+        self.location_id = location_id
         self.query = query
         self.sqlite = connection.dialect.name == "sqlite"
         self.codes = sorted(SEARCH_FIELDS[field][0] for field in query.fields)
         self.mine = (_W.location_id == location_id, _W.field.in_(self.codes))
 
+    # -- the distinct words a query word matches ------------------------------------------
+
+    def plan(self, word: str) -> _Plan:
+        """The strengths of ``word``: exact, prefix and infix words, then typos."""
+        strengths = [_Strength(EXACT, [word], _Sql("word = ?", (word,)))]
+        if not self.query.exact_only:
+            following = successor(word)
+            listed = self._listed_range(word, following)
+            strengths.append(_Strength(PREFIX, listed, self._prefix_condition(word, following)))
+            if len(word) >= MIN_INFIX_LENGTH:
+                strengths.append(self._infix(word, following))
+        typos = self.typo_words(word)
+        if typos:
+            listed = typos if len(typos) <= MAX_LISTED else None
+            strengths.append(_Strength(FUZZY, listed, _is_in(typos)))
+        return _Plan(word, strengths)
+
+    def common_plan(self, word: str) -> _Plan:
+        """The plan of a short word matching too much to drive: checked on the candidates.
+
+        In the database, within each page's name lengths, as long as its words are few
+        enough to seek one by one (SQLite) or listed (PostgreSQL); a word with more is left
+        to Python in the tiers it reaches by prefix.
+        """
+        plan = self.plan(word)
+        if self.sqlite:
+            following = successor(word)
+            found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+            counted = select(func.count()).select_from(found.limit(MAX_CHECKED + 1).subquery())
+            many = (self.connection.scalar(counted) or 0) > MAX_CHECKED
+        else:
+            many = not plan.mergeable()
+        if not many:
+            return plan
+        return _Plan(word, [s._replace(checkable=s.strength == EXACT) for s in plan.strengths])
+
+    def _prefix_condition(self, word: str, following: str) -> _Sql:
+        if self.sqlite:  # the vocabulary's words, each a seek, so that name lengths are too
+            found = "SELECT word FROM search_vocab WHERE word > ? AND word < ?"
+            return _Sql(f"word IN ({found})", (word, following))
+        return _Sql("word > ? AND word < ?", (word, following))
+
+    def _listed_range(self, word: str, following: str) -> list[str] | None:
+        """The indexed words above ``word`` and below ``following``, unless too many."""
+        if self.sqlite:  # the vocabulary holds each word once
+            found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+            return self._unless_many(found.order_by(_VOCAB.word))
+        return self._loose_scan(word, following)
+
+    def _loose_scan(self, word: str, following: str) -> list[str] | None:
+        """PostgreSQL: the distinct words of a range, one index probe per word and field.
+
+        A recursive query jumps from each word to the next one (PostgreSQL has no skip scan),
+        stopping once there are too many.
+        """
+        parameters: dict[str, Any] = {"location": self.location_id, "low": word}
+        parameters |= {"high": following, "most": MAX_LISTED}
+        walks = ", ".join(_WALK.format(code=code) for code in self.codes)
+        found_words = " UNION ".join(_WALKED.format(code=code) for code in self.codes)
+        statement = text(f"WITH RECURSIVE {walks} {found_words} ORDER BY 1")
+        found = list(self.connection.scalars(statement, parameters))
+        return found if len(found) <= MAX_LISTED else None
+
+    def _unless_many(self, statement: Any) -> list[str] | None:
+        found = list(self.connection.scalars(statement.limit(MAX_LISTED + 1)))
+        return found if len(found) <= MAX_LISTED else None
+
+    def _infix(self, word: str, following: str) -> _Strength:
+        """The words containing ``word`` but not starting with it (those are exact or prefix)."""
+        outside = (word, following)
+        if not self.sqlite:
+            # pg_trgm's GIN index answers LIKE '%...%' with the pattern's trigrams.
+            like = f"%{_escape_like(word)}%"
+            condition = "word LIKE ? ESCAPE '\\' AND (word < ? OR word >= ?)"
+            return _Strength(INFIX, None, _Sql(condition, (like, *outside)))
+        found = self._vocabulary_containing(word, outside)
+        listed = self._unless_many(found)  # unordered: the trigram query stops at the limit
+        # The vocabulary's words, each then found by the word table's key.
+        containing = (
+            "word IN (SELECT v.word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
+            "search_vocab_fts WHERE search_vocab_fts.word MATCH ?) AND (v.word < ? OR v.word >= ?))"
+        )
+        return _Strength(INFIX, listed, _Sql(containing, (_fts_phrase(word), *outside)))
+
+    @staticmethod
+    def _like(text: str) -> ColumnElement[bool]:
+        return _W.word.like(f"%{_escape_like(text)}%", escape="\\")
+
     def _vocabulary_containing(self, text: str, skip: tuple[str, str] | None = None) -> Any:
-        # SQLite: an FTS5 trigram phrase query over the distinct words.
+        """SQLite: the distinct words containing ``text``, by an FTS5 trigram phrase query.
+
+        Leaves out the words in ``skip`` (a range) before any row of theirs is read.
+        """
         ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
         found = select(_VOCAB.word.label("word")).where(_VOCAB.id.in_(ids))
         if skip is not None:
             found = found.where(or_(_VOCAB.word < skip[0], _VOCAB.word >= skip[1]))
         return found
-
-    def contains(self, text: str, skip: tuple[str, str] | None = None) -> ColumnElement[bool]:
-        """Word-table rows whose word contains ``text`` (3+ characters).
-
-        SQLite leaves out the words in ``skip`` (a range) before reading any row: the word
-        itself contains ``text``, and its rows (46,000 for "group" among 10^6 customers)
-        would be read only to be dropped.
-        """
-        if self.sqlite:  # then B-tree probes for each word found
-            return _W.word.in_(self._vocabulary_containing(text, skip))
-        # pg_trgm's GIN index answers LIKE '%...%' with the pattern's trigrams.
-        return _W.word.like(f"%{_escape_like(text)}%", escape="\\")
-
-    def branches(self, word: str) -> list[tuple[int, ColumnElement[bool]]]:
-        """``(strength, condition)`` of disjoint row sets matching ``word`` without typos.
-
-        Kept apart rather than OR-ed: SQLite uses the word index for each on its own, but for
-        none of them in an OR. Disjoint, so no row is read, grouped and sorted twice.
-        """
-        if self.query.exact_only:
-            return [(EXACT, _W.word == word)]
-        following = successor(word)
-        found = [(EXACT, _W.word == word), (PREFIX, and_(_W.word > word, _W.word < following))]
-        if len(word) >= MIN_INFIX_LENGTH:
-            outside = or_(_W.word < word, _W.word >= following)
-            found.append((INFIX, and_(self.contains(word, (word, following)), outside)))
-        return found
-
-    def count(self, word: str) -> tuple[int, int]:
-        """Index entries matching ``word`` without typos, and those matching it exactly.
-
-        Each kind is counted up to COUNT_CAP, all in one round trip.
-        """
-        counts: list[Any] = []
-        for _, condition in self.branches(word):
-            capped = select(literal(1)).where(*self.mine, condition).limit(COUNT_CAP).subquery()
-            counts.append(select(func.count()).select_from(capped).scalar_subquery())
-        total = counts[0]
-        for count in counts[1:]:
-            total = total + count
-        found = self.connection.execute(select(total, counts[0])).one()
-        return int(found[0] or 0), int(found[1] or 0)
 
     def typo_words(self, word: str) -> list[str]:
         """The indexed words that match ``word`` with a typo only (strength FUZZY)."""
@@ -167,120 +296,279 @@ class _Words:
                 _VOCAB.word >= anchor.text, _VOCAB.word < successor(anchor.text)
             )
         if anchor.kind == "contains":
-            condition = self.contains(anchor.text)
+            condition = self._like(anchor.text)
         else:
             condition = and_(_W.word >= anchor.text, _W.word < successor(anchor.text))
         return select(_W.word.label("word")).where(*self.mine, condition)
 
+    # -- how many rows a query word matches ------------------------------------------------
 
-def _indexed_words(words: _Words, query: SearchQuery) -> tuple[list[str], int]:
-    """The query words the database ranks by, and a cap on every candidate's tier.
+    def count(self, word: str) -> tuple[int, int]:
+        """Index entries matching ``word`` exactly or as a prefix, and those matching exactly.
 
-    All words, but short words that match too much. Grouping an index entry in the database
-    costs ~1.6 us; judging a candidate in Python ~50 us: the tighter the bound, the fewer
-    candidates to judge. A word of 1-2 characters (prefix only) may match a large share of the
-    index ("john t"), though: when it matches COUNT_CAP entries or more it is only checked on
-    the candidates.
+        Each strength is counted up to COUNT_CAP, in one round trip. Infixes are left out:
+        finding them costs more than counting (a number fragment is inside thousands of
+        numbers), and short words have none.
+        """
+        conditions = [_W.word == word]
+        if not self.query.exact_only:
+            conditions.append(and_(_W.word > word, _W.word < successor(word)))
+        counts: list[Any] = []
+        for condition in conditions:
+            capped = select(literal(1)).where(*self.mine, condition).limit(COUNT_CAP).subquery()
+            counts.append(select(func.count()).select_from(capped).scalar_subquery())
+        total = counts[0]
+        for count in counts[1:]:
+            total = total + count
+        found = self.connection.execute(select(total, counts[0])).one()
+        return int(found[0] or 0), int(found[1] or 0)
 
-    Such a word is an exact match or a prefix, nothing else; when no indexed word equals it,
-    no customer can rank above the prefix tier. Capping the bound there keeps it a bound and
-    stops the search after the first page ("group g" at 10^6: one page instead of 80,000
-    candidates judged, because the uncapped bound promised the exact tier nobody reaches).
+
+def _indexed_words(words: _Words, query: SearchQuery) -> tuple[list[str], int, dict[str, int]]:
+    """The query words that may drive the search, a cap on every hit's tier, and row counts.
+
+    All words, but short words that match too much. A word of 1-2 characters (prefix only)
+    may match a large share of the index ("john t"): when it matches COUNT_CAP entries or
+    more it is only checked on the candidates, never read as a driver.
+
+    A word no indexed word equals reaches the prefix tier at best, and a hit ranks by its
+    weakest word: no hit can rank above the prefix tier then. Capping the tiers there skips
+    the exact ones, which would read every row of the other words only to find nobody
+    ("group g": one page instead of 80,000 candidates; "sal city": no exact "sal").
+    Words of a query of several words are counted anyway, to pick the driver.
     """
     indexed = [w for w in query.words if len(w) >= MIN_INFIX_LENGTH or query.exact_only]
+    several = len(set(query.words)) > 1
     cap = EXACT
-    for word in query.words:
-        if word in indexed:
+    counts: dict[str, int] = {}
+    for word in dict.fromkeys(query.words):
+        if word in indexed and not several:
             continue
         total, exact = words.count(word)
-        if total < COUNT_CAP:
-            indexed.append(word)
-        elif exact == 0:
+        counts[word] = total
+        if exact == 0:
             cap = PREFIX
-    return indexed or sorted(query.words, key=len, reverse=True)[:1], cap
+        if word not in indexed and total < COUNT_CAP:
+            indexed.append(word)
+    return indexed or sorted(query.words, key=len, reverse=True)[:1], cap, counts
 
 
-def _candidates(words: _Words, indexed: list[str], cap: int = EXACT) -> Any:
-    """Candidates matching every indexed word, with their bound B, in B order.
+def _driver(plans: dict[str, _Plan], counts: dict[str, int]) -> str:
+    """The query word whose rows drive the search: one whose words can be merged, the rarest.
 
-    Per customer and indexed word: the best strength and whether NAME attains it; B takes the
-    weakest word's strength, at most ``cap``, and is a NAME bound only when NAME attains every
-    word's best.
+    Its candidates most often hold the other words, and a word with too many distinct
+    words to merge is read by sorting its rows.
     """
-    branches = []
-    for position, word in enumerate(indexed):
-        found = words.branches(word)
-        typos = words.typo_words(word)
-        if typos:
-            found.append((FUZZY, _W.word.in_(typos)))
-        branches += [(position, strength, condition) for strength, condition in found]
-    rows = union_all(
-        *(
-            select(
-                _W.customer_id,
-                _W.field,
-                _W.name_length,
-                literal(position).label("position"),
-                literal(strength).label("strength"),
-            ).where(*words.mine, condition)
-            for position, strength, condition in branches
-        )
-    ).subquery()
-    best = func.max(rows.c.strength)
-    name_best = func.max(case((rows.c.field == schema.NAME, rows.c.strength), else_=-1))
-    not_name = case((name_best == best, 0), else_=1)
-    length = func.min(rows.c.name_length)
-    if len(indexed) == 1:
-        # One word: the rows themselves, in order of their own bound, with no grouping (a
-        # top-N sort instead of grouping every match: 7 ms instead of 35 for 46,000 rows).
-        # A customer's first row has the greatest strength, on NAME if NAME attains it: its
-        # B, or one ranking before it, so first rows come in B order; the search skips the
-        # customer's later rows.
-        row_tier = _capped(rows.c.strength, cap)
-        on_name = case((rows.c.field == schema.NAME, 0), else_=1)
-        return select(rows.c.customer_id, row_tier, on_name, rows.c.name_length).order_by(
-            row_tier.desc(), on_name, rows.c.name_length, rows.c.customer_id
-        )
-    # Per customer and word, then per customer. (Measured on SQLite: twice as fast as one
-    # grouping with a conditional aggregate per word, which evaluates every CASE per row.)
-    per_word = (
-        select(
-            rows.c.customer_id,
-            best.label("best"),
-            not_name.label("not_name"),
-            length.label("length"),
-        )
-        .group_by(rows.c.customer_id, rows.c.position)
-        .subquery()
-    )
-    tier = _capped(func.min(per_word.c.best), cap)
-    any_not_name = func.max(per_word.c.not_name)
-    shortest = func.min(per_word.c.length)
-    return (
-        select(per_word.c.customer_id, tier, any_not_name, shortest)
-        .group_by(per_word.c.customer_id)
-        .having(func.count() == len(indexed))
-        .order_by(tier.desc(), any_not_name, shortest, per_word.c.customer_id)
-    )
+    if len(plans) == 1:
+        return next(iter(plans))
+    return min(plans, key=lambda word: (not plans[word].mergeable(), counts[word], -len(word)))
 
 
-def _capped(strength: Any, cap: int) -> Any:
-    return strength if cap >= EXACT else case((strength > cap, literal(cap)), else_=strength)
+class _Bucket(NamedTuple):
+    """One rank class of hits: a tier and whether NAME attains every word's best strength."""
+
+    tier: int
+    not_name: int
+
+    def codes(self, words: _Words, *, single: bool) -> list[int]:
+        """The fields whose rows may hold this bucket's hits.
+
+        Its NAME bucket, NAME only. Its other bucket, any field for a query of several words
+        (the driver word may be on NAME, another word not), else the fields but NAME: a
+        one-word hit on NAME ranked in the NAME bucket.
+        """
+        if not self.not_name:
+            return [code for code in words.codes if code == schema.NAME]
+        if single:
+            return [code for code in words.codes if code != schema.NAME]
+        return list(words.codes)
+
+    def strengths(self, plan: _Plan, cap: int, *, single: bool) -> list[_Strength]:
+        """A word's strengths that reach this tier (capped), or, for one word, equal it."""
+        found = [s for s in plan.strengths if s.listed != []]  # [] holds no word: no rows
+        if single:
+            return [s for s in found if min(s.strength, cap) == self.tier]
+        return [s for s in found if s.strength >= self.tier]
 
 
-def _page(candidates: Any, query: SearchQuery, size: int) -> Any:
-    """The first ``size`` candidates in B order, with the texts the judge needs.
+def _buckets(words: _Words, plans: Sequence[_Plan], cap: int) -> list[_Bucket]:
+    """The buckets in rank order: by tier (at most the cap), NAME before the others.
 
-    One statement, so one round trip: bound, then company name and the searched fields.
+    A hit's tier is its weakest word's strength, so every strength of any word is a tier.
+    Strengths above the cap share its bucket: no hit ranks above it.
     """
-    top = candidates.limit(size).subquery()
-    customer_id, tier, not_name, length = top.c
-    texts = [_C.company_name, *(_FIELD_COLUMNS[field] for field in query.fields)]
-    return (
-        select(customer_id, tier, not_name, length, *texts)
-        .join(schema.customers, _C.id == customer_id)
-        .order_by(tier.desc(), not_name, length, customer_id)
-    )
+    tiers = {min(s.strength, cap) for plan in plans for s in plan.strengths}
+    has_name = schema.NAME in words.codes
+    has_others = any(code != schema.NAME for code in words.codes)
+    return [
+        _Bucket(tier, not_name)
+        for tier in sorted(tiers, reverse=True)
+        for not_name, present in ((0, has_name), (1, has_others))
+        if present
+    ]
+
+
+class _Candidates:
+    """A bucket's candidates: the driver's rows in ``(name_length, customer_id)`` order.
+
+    A page at a time, continued by keyset; with each row, whether the customer holds a match
+    for every other indexed word that reaches the bucket (and then its stored texts).
+    """
+
+    def __init__(self, search: _Search, bucket: _Bucket) -> None:
+        self.search = search
+        self.bucket = bucket
+        single = search.judge is None
+        self.codes = bucket.codes(search.words, single=single)
+        self.strengths = bucket.strengths(search.driver, search.cap, single=single)
+        self.after: tuple[int, str] | None = None  # keyset: the last row read
+        self.upto: int | None = None  # the longest name length still wanted, when known
+        self.done = not self.codes or not self.strengths
+
+    def page(self, size: int) -> list[Any]:
+        """The held rows of the next ``size``, and the page's last row, where it goes on.
+
+        Each row: customer id, name length, field code, strength, rows read, texts (None
+        unless held). Rows of customers not holding the other words stay in the database.
+        """
+        statement = self._statement(size)
+        sql = statement.text if self.search.words.sqlite else statement.text.replace("?", "%s")
+        connection = self.search.words.connection
+        rows = list(connection.exec_driver_sql(sql, statement.parameters).all())
+        rows.sort(key=lambda row: (row[1], row[0], row[2]))  # the statement's order
+        if rows:
+            self.after = (rows[-1][1], rows[-1][0])
+        self.done = not rows or rows[0].read < size
+        return rows
+
+    def _statement(self, size: int) -> _Sql:
+        """The page (a merge of index ranges), each row held or not, its texts if held.
+
+        Only held rows look their customer up (a NULL key skips the seek); of the others
+        only the page's last row is returned, for the keyset.
+        """
+        page = self._page(size)
+        held = self._held()
+        texts = ", ".join(f"customers.{name}" for name in self.search.texts)
+        return _Sql(
+            f"WITH page AS ({page.text}) "  # noqa: S608 - see _Sql
+            "SELECT page.customer_id, page.name_length, page.field, page.strength, "
+            f"(SELECT count(*) FROM page) AS read, {texts} "
+            "FROM page LEFT JOIN customers "
+            f"ON customers.id = CASE WHEN {held.text} THEN page.customer_id END "
+            "WHERE customers.id IS NOT NULL OR (page.name_length, page.customer_id) IN "
+            "(SELECT name_length, customer_id FROM page "
+            "ORDER BY name_length DESC, customer_id DESC LIMIT 1)",
+            (*page.parameters, *held.parameters),
+        )
+
+    def _page(self, size: int) -> _Sql:
+        """One index range per field and word (or condition), merged in rank order."""
+        arms, parameters = [], []
+        keyset = "" if self.after is None else " AND (name_length, customer_id) > (?, ?)"
+        bounds = list(self.after or ())
+        if self.upto is not None:
+            keyset += " AND name_length <= ?"
+            bounds.append(self.upto)
+        for fields, strength, condition in self._ranges():
+            arms.append(
+                "SELECT customer_id, name_length, field, "  # noqa: S608 - see _Sql
+                f"{strength} AS strength FROM customer_words "
+                f"WHERE location_id = ? AND field IN ({fields}) AND {condition.text}{keyset}"
+            )
+            parameters += [self.search.words.location_id, *condition.parameters, *bounds]
+        merged = " UNION ALL ".join(arms)
+        order = " ORDER BY name_length, customer_id, field LIMIT ?"
+        return _Sql(merged + order, (*parameters, size))
+
+    def _ranges(self) -> list[tuple[str, int, _Sql]]:
+        """(fields, strength, condition) of each arm of the page's merge.
+
+        One index range per field and listed word; for words not listed, one condition over
+        all the fields: its rows are sorted anyway, and PostgreSQL's trigram look-up then
+        runs once, not once per field.
+        """
+        found = []
+        for strength in self.strengths:
+            if strength.listed is None:
+                codes = ", ".join(str(code) for code in self.codes)
+                found.append((codes, strength.strength, strength.condition))
+                continue
+            for code in self.codes:
+                found += [(str(code), strength.strength, c) for c in strength.conditions()]
+        return found
+
+    def _held(self) -> _Sql:
+        """Whether a page row's customer holds every other word, at the bucket's strength."""
+        found = [_Sql("1 = 1")]
+        for plan in self.search.others:
+            strengths = self.bucket.strengths(plan, self.search.cap, single=False)
+            if not strengths:
+                return _Sql("1 = 0")  # the word never reaches this tier
+            if not all(self._checkable(strength) for strength in strengths):
+                continue  # left to Python in this bucket
+            found.append(self._probed(strengths) or self._windowed(strengths))
+        return _Sql(
+            " AND ".join(part.text for part in found),
+            tuple(value for part in found for value in part.parameters),
+        )
+
+    def _checkable(self, strength: _Strength) -> bool:
+        """Whether another word's rows of this strength can be checked in the database.
+
+        Not a short word starting too many words; on PostgreSQL, not words found by a range
+        or a trigram look-up (not listed): their rows cannot be read by name length, so
+        every page would read all of them. The judge checks those in Python.
+        """
+        listed = strength.listed is not None
+        return strength.checkable and (listed or self.search.words.sqlite)
+
+    def _mine(self, alias: str = "") -> _Sql:
+        codes = ", ".join(str(code) for code in self.codes)
+        return _Sql(
+            f"{alias}location_id = ? AND {alias}field IN ({codes})",
+            (self.search.words.location_id,),
+        )
+
+    def _probed(self, strengths: Sequence[_Strength]) -> _Sql | None:
+        """A probe per page row on the full key of each listed word and field, when few.
+
+        A few seeks per candidate beat reading a common word's rows in the page's window (a
+        "c" in most customer numbers). None when the words are many or not listed.
+        """
+        listed: list[str] = []
+        for strength in strengths:
+            if strength.listed is None:
+                return None
+            listed += strength.listed
+        if len(listed) * len(self.codes) > MAX_PROBES:
+            return None
+        mine, words = self._mine("w."), _is_in(listed)
+        return _Sql(
+            f"EXISTS (SELECT 1 FROM customer_words w WHERE {mine.text} AND w.{words.text} "  # noqa: S608
+            "AND w.name_length = page.name_length AND w.customer_id = page.customer_id)",
+            (*mine.parameters, *words.parameters),
+        )
+
+    def _windowed(self, strengths: Sequence[_Strength]) -> _Sql:
+        """The word's rows within the page's name lengths, read once for the whole page.
+
+        One select per strength: under an OR, SQLite would not seek on the name length.
+        """
+        window = (
+            "name_length BETWEEN (SELECT min(name_length) FROM page) "
+            "AND (SELECT max(name_length) FROM page)"
+        )
+        mine = self._mine()
+        selects, parameters = [], []
+        for strength in strengths:
+            condition = strength.seekable()
+            selects.append(
+                f"SELECT customer_id FROM customer_words WHERE {mine.text} AND "  # noqa: S608
+                f"{condition.text} AND {window}"
+            )
+            parameters += [*mine.parameters, *condition.parameters]
+        return _Sql(f"page.customer_id IN ({' UNION ALL '.join(selects)})", tuple(parameters))
 
 
 class _Judge:
@@ -326,6 +614,46 @@ class _Judge:
         return tier, reported_field(best_fields)
 
 
+class _Page:
+    """The best hits so far, in rank key order, and whether more could still make them."""
+
+    def __init__(self, location_id: str, limit: int) -> None:
+        self.location_id = location_id
+        self.limit = limit
+        self.hits: list[tuple[RankKey, RankedMatch]] = []
+        self.seen: set[str] = set()  # every customer judged, hit or not
+
+    def closed_before(self, bound: tuple[int, int, int] | tuple[int, int]) -> bool:
+        """Whether the page is full with hits ranking before anyone bounded by ``bound``."""
+        if len(self.hits) < self.limit:
+            return False
+        return self.hits[self.limit - 1][0][: len(bound)] < bound
+
+    def add(self, customer_id: str, name: str, tier: int, field: SearchField) -> None:
+        document = SearchDocument(id=customer_id, location_id=self.location_id, name=name)
+        match = RankedMatch(customer_id=customer_id, score=score(tier, field), field=field)
+        bisect.insort(self.hits, (rank_key(tier, field, document), match), key=lambda h: h[0])
+
+    def result(self) -> list[RankedMatch]:
+        return [match for _, match in self.hits[: self.limit]]
+
+
+class _Search:
+    """What every bucket of one search reads: the driver, the other words, how to judge."""
+
+    def __init__(
+        self, words: _Words, plans: dict[str, _Plan], driver: str, cap: int, judge: _Judge | None
+    ) -> None:
+        self.words = words
+        self.driver = plans[driver]
+        self.others = [plan for word, plan in plans.items() if word != driver]
+        self.cap = cap
+        self.judge = judge
+        fields = [] if judge is None else [SEARCH_FIELDS[f][1] for f in words.query.fields]
+        #: The customers' columns a hit needs: its name, and the judge's fields.
+        self.texts = ["company_name", *fields]
+
+
 def search(
     connection: Connection, location_id: str, query: SearchQuery, *, limit: int
 ) -> list[RankedMatch]:
@@ -333,27 +661,54 @@ def search(
     if not query.words:
         return []
     words = _Words(connection, location_id, query)
-    indexed, cap = _indexed_words(words, query)
-    judge = _Judge(query, first=[word for word in query.words if word not in indexed])
-    candidates = _candidates(words, indexed, cap)
-    hits: list[tuple[RankKey, RankedMatch]] = []  # sorted by key
-    judged: set[str] = set()
-    size = FIRST_PAGE * limit
-    while True:
-        rows = connection.execute(_page(candidates, query, size)).all()
-        for customer_id, strength, not_name, length, name, *fields in rows:
-            if len(hits) >= limit and hits[limit - 1][0][:3] < (-strength, not_name, length):
-                return [match for _, match in hits[:limit]]  # nobody further can make the page
-            if customer_id in judged:
-                continue  # read on an earlier page
-            judged.add(customer_id)
-            matched = judge.match(fields)
-            if matched is None:
+    indexed, cap, counts = _indexed_words(words, query)
+    plans = {word: words.plan(word) for word in dict.fromkeys(indexed)}
+    driver = _driver(plans, counts)
+    for word in query.words:
+        if word not in plans:
+            plans[word] = words.common_plan(word)
+    # One word, uncapped: a hit's bucket and row are its tier and field; its name breaks ties.
+    judge = None
+    if len(plans) > 1 or len(set(query.words)) > 1 or cap < EXACT:
+        judge = _Judge(query, first=[word for word in query.words if word not in indexed])
+    context = _Search(words, plans, driver, cap, judge)
+    page = _Page(location_id, limit)
+    for bucket in _buckets(words, list(plans.values()), cap):
+        if page.closed_before((-bucket.tier, bucket.not_name)):
+            break  # this bucket and every later one rank after the page
+        if _read_bucket(_Candidates(context, bucket), page):
+            break
+    return page.result()
+
+
+def _next_size(size: int) -> int:
+    return min(size * 4, MAX_PAGE)
+
+
+def _read_bucket(candidates: _Candidates, page: _Page) -> bool:
+    """Judge a bucket's candidates into the page; True once nobody further can make it."""
+    bucket = candidates.bucket
+    judge = candidates.search.judge
+    size = FIRST_PAGE * page.limit
+    while not candidates.done:
+        for customer_id, length, code, strength, _, name, *fields in candidates.page(size):
+            if page.closed_before((-bucket.tier, bucket.not_name, length)):
+                return True
+            if name is None or customer_id in page.seen:
+                continue  # lacks another word here (maybe not in a later bucket), or judged
+            page.seen.add(customer_id)
+            if judge is None:
+                field = SearchField.NAME if code == schema.NAME else _FIELD_OF_CODE[code]
+                page.add(customer_id, name, strength, field)
                 continue
-            tier, field = matched
-            document = SearchDocument(id=customer_id, location_id=location_id, name=name)
-            match = RankedMatch(customer_id=customer_id, score=score(tier, field), field=field)
-            bisect.insort(hits, (rank_key(tier, field, document), match), key=lambda hit: hit[0])
-        if len(rows) < size:
-            return [match for _, match in hits[:limit]]  # every candidate was judged
-        size *= 4
+            matched = judge.match(fields)
+            if matched is not None:
+                page.add(customer_id, name, *matched)
+        size = _next_size(size)
+        if candidates.upto is None and candidates.after is not None:
+            longest = candidates.after[0]
+            if page.closed_before((-bucket.tier, bucket.not_name, longest + 1)):
+                # Only the rest of the last name length's tie can still make the page: read
+                # just that (163 rows tie for "tires", where a next page would read 320).
+                candidates.upto, size = longest, MAX_PAGE
+    return False

@@ -119,6 +119,8 @@ def _create_schema(connection: Connection) -> None:
                 "CREATE EXTENSION pg_trgm as a database owner"
             ) from error
     schema.metadata.create_all(connection)
+    for statement in schema.USERNAME_GUARD_DDL[connection.dialect.name]:
+        connection.exec_driver_sql(statement)
     if connection.dialect.name == "sqlite":
         schema.sqlite_only.create_all(connection)
         for statement in schema.SQLITE_FTS_DDL:
