@@ -18,15 +18,16 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import customerkit as ck
-from customerkit.export import COLUMNS, write_customers
+from customerkit.export import COLUMNS, ExportRecord, record_of, write_customers, write_records
 from customerkit.testing import FakeClock
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -261,3 +262,269 @@ def test_c8_book_export_is_safe_and_round_trips(
         assert data["contact_names"] == [first]
 
     check()
+
+
+# -- the fast paths give what the plain rules give -------------------------------------------
+#
+# The exporter builds rows with shortcuts (one regular-expression search per row, records read
+# straight from database rows, timestamps rewritten as text). These tests hold them to a plain
+# reference: the exporter as it was before the shortcuts, one type check and one ``startswith``
+# per cell, written out again here so a change to the module cannot change the reference too.
+
+REFERENCE_COLUMNS = (
+    "id", "location_id", "kind", "company_name", "customer_number", "address_line1",
+    "address_line2", "city", "state", "postal_code", "country", "email", "phone",
+    "phone_extension", "fax", "alternate_emails", "alternate_phones", "company_type",
+    "category", "username", "extra", "assigned_staff", "source", "source_external_id",
+    "created_at", "updated_at", "version", "contact_names", "contact_emails", "contact_phones",
+)  # fmt: skip
+
+
+def reference_row(customer: ck.Customer, contacts: list[ck.Contact]) -> dict[str, Any]:
+    live = [contact for contact in contacts if contact.is_live]
+    source = customer.source
+    return {
+        **{column: getattr(customer, column) for column in TEXT_COLUMNS},
+        "id": customer.id,
+        "location_id": customer.location_id,
+        "kind": customer.kind.value,
+        "alternate_emails": list(customer.alternate_emails),
+        "alternate_phones": list(customer.alternate_phones),
+        "company_type": customer.company_type or "",
+        "category": customer.category or "",
+        "username": customer.username or "",
+        "assigned_staff": list(customer.assigned_staff),
+        "source": source.source if source else "",
+        "source_external_id": source.external_id if source else "",
+        "created_at": customer.created_at.isoformat(),
+        "updated_at": customer.updated_at.isoformat(),
+        "version": customer.version,
+        "contact_names": [contact.full_name for contact in live],
+        "contact_emails": [contact.email for contact in live],
+        "contact_phones": [contact.phone for contact in live],
+        "extra": dict(customer.extra),
+    }
+
+
+def reference_cell(value: Any) -> str:
+    if isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+    elif isinstance(value, list):
+        text = "; ".join(value)
+    else:
+        text = str(value)
+    return "'" + text if text.startswith((*TRIGGERS, "'")) else text
+
+
+def reference_export(rows: list[tuple[ck.Customer, list[ck.Contact]]], format: str) -> str:  # noqa: A002
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    if format == "csv":
+        writer.writerow(REFERENCE_COLUMNS)
+    for customer, contacts in rows:
+        row = reference_row(customer, contacts)
+        if format == "csv":
+            writer.writerow([reference_cell(row[column]) for column in REFERENCE_COLUMNS])
+        else:
+            out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    return out.getvalue()
+
+
+def exported(rows: list[tuple[ck.Customer, list[ck.Contact]]], format: str) -> str:  # noqa: A002
+    out = io.StringIO(newline="")
+    write_customers(out, rows, format=format, total=None)
+    return out.getvalue()
+
+
+#: Text that trips the shortcuts: triggers anywhere, the row search's separator (0x1F) before a
+#: trigger, apostrophes, whitespace a contact's full name strips, "$" keys for the JSON tags.
+tricky = st.one_of(
+    cells,
+    st.builds(
+        lambda lead, rest: lead + rest,
+        st.sampled_from(["\x1f", "\x1f=", "a\x1f+b", "=\x1f", "$tuple", "$dict", " ", "\u2003"]),
+        st.text(max_size=10),
+    ),
+)
+zones = st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(0), "Z")])
+moments = st.datetimes(timezones=zones)
+
+
+@st.composite
+def customers_with_contacts(draw: st.DrawFn) -> tuple[ck.Customer, list[ck.Contact]]:
+    created = draw(moments)
+    source = draw(
+        st.none()
+        | st.builds(ck.SourceLink, source=tricky, external_id=tricky, last_synced_at=moments)
+    )
+    customer = ck.Customer(
+        id=draw(tricky),
+        location_id=draw(tricky),
+        kind=draw(st.sampled_from(ck.CustomerKind)),
+        **{column: draw(tricky) for column in TEXT_COLUMNS if column not in OPTIONAL_COLUMNS},
+        **{column: draw(st.none() | tricky) for column in OPTIONAL_COLUMNS},
+        alternate_emails=draw(st.lists(tricky, max_size=2)),
+        alternate_phones=draw(st.lists(tricky, max_size=2)),
+        assigned_staff=tuple(draw(st.lists(tricky, max_size=2))),
+        source=source,
+        extra=draw(st.dictionaries(tricky, tricky, max_size=3)),
+        created_at=created,
+        # The same object (a new customer) or another moment (a changed one).
+        updated_at=draw(st.just(created) | moments),
+        version=draw(st.integers(min_value=-2, max_value=10**6)),
+    )
+    contacts = [
+        ck.Contact(
+            id=f"k{i}",
+            customer_id=customer.id,
+            first_name=draw(tricky),
+            last_name=draw(tricky),
+            email=draw(tricky),
+            phone=draw(tricky),
+            status=draw(st.sampled_from(ck.RecordStatus)),
+            created_at=WHEN,
+            updated_at=WHEN,
+        )
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    return customer, contacts
+
+
+OPTIONAL_COLUMNS = ("company_type", "category", "username")
+
+
+@settings(max_examples=500)
+@given(
+    rows=st.lists(customers_with_contacts(), max_size=4), format=st.sampled_from(["csv", "jsonl"])
+)
+def test_exporter_writes_what_the_plain_rules_write(
+    rows: list[tuple[ck.Customer, list[ck.Contact]]],
+    format: str,  # noqa: A002
+) -> None:
+    """Byte for byte: the fast CSV and JSON Lines writers against the reference."""
+    assert exported(rows, format) == reference_export(rows, format)
+
+
+@pytest.mark.parametrize("lead", [*TRIGGERS, "'", "\x1f", "\x1f=", "x\x1f="])
+def test_one_prefixed_cell_in_a_plain_row_is_neutralised(lead: str) -> None:
+    """Each column alone starting with each prefix, the rest plain: what the search must find."""
+    plain = dict.fromkeys(TEXT_COLUMNS, "x")
+    rows = [(_customer({**plain, column: lead + "x"}, {}, ()), []) for column in TEXT_COLUMNS]
+    rows.append((_customer(plain, {}, (lead + "s", "t")), []))
+    rows.append((_customer(plain, {lead: "v"}, ()), []))
+    person = _contact("k1", "Ann", "Lee", "a@example.com", "1")
+    for field in ("first_name", "email", "phone"):
+        rows.append((_customer(plain, {}, ()), [attrs.evolve(person, **{field: lead + "y"})]))
+    assert exported(rows, "csv") == reference_export(rows, "csv")
+
+
+@pytest.mark.parametrize("format", ["csv", "jsonl"])
+def test_exporter_pages_and_progress_match_the_reference(format: str) -> None:  # noqa: A002
+    """Over several pages: the same bytes, and progress every 1,000 rows and at the end."""
+    customer, contacts = _customer({"company_name": "=A"}, {"k": "v"}, ("@s",)), []
+    rows = [(attrs.evolve(customer, id=f"c{i:05d}"), contacts) for i in range(2345)]
+    out = io.StringIO(newline="")
+    calls: list[tuple[int, int | None]] = []
+    written = write_customers(
+        out, rows, format=format, total=2345, progress=lambda d, t: calls.append((d, t))
+    )
+    assert written == 2345
+    assert out.getvalue() == reference_export(rows, format)
+    assert calls == [(1000, 2345), (2000, 2345), (2345, 2345)]
+
+
+@given(moment=st.datetimes())
+@example(moment=WHEN.replace(tzinfo=None))
+@example(moment=WHEN.replace(tzinfo=None, microsecond=1))
+def test_sqlite_timestamps_read_as_text_match_the_parsed_value(moment: datetime) -> None:
+    """The SQL export rewrites SQLite's stored timestamp text (naive UTC) instead of parsing it."""
+    from customerkit.backends.sqlalchemy.export import _sqlite_time
+
+    expected = moment.replace(tzinfo=UTC).isoformat()
+    assert _sqlite_time(moment.isoformat(" ", "microseconds")) == expected  # as stored
+    assert _sqlite_time(moment.isoformat()) == expected  # any other text is parsed
+    assert _sqlite_time(moment.isoformat() + "+00:00") == expected
+
+
+def _hostile_book(book: ck.Book, clock: FakeClock) -> ck.Actor:
+    """Customers of one location with every kind of exported value, as the services store them."""
+    admin = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+    for user_id in ("=u1", "-u2"):
+        user = ck.User(
+            id=user_id, name="Staff", email="s@example.com", role=ck.Role.STAFF, location_id="loc-1"
+        )
+        book.users.add(user, actor=admin)
+    drafts = [
+        ck.NewCustomer(
+            company_name=f"{lead}Company {i}",
+            customer_number=f"{lead}N-{i}",
+            city=f"{lead}Denver",
+            address_line1='He said "hi", twice',
+            email=f"c{i}@example.com",
+            phone=f"+1 303 555 01{i:02d}" if i % 2 else f"303-555-01{i:02d}",
+            extra={"$tuple": f"{lead}x", "note": "zürich"} if i % 3 else {},
+            username=f"user{i}" if i % 4 == 0 else None,
+            password="a long enough password" if i % 4 == 0 else None,
+        )
+        for i, lead in enumerate(["", "=", "+", "-", "@", "'", "日本", ","] * 3)
+    ]
+    made = book.customers.create_many(drafts, actor=admin)
+    clock.advance(microseconds=1500)  # timestamps with and without microseconds
+    for i, customer in enumerate(made[:8]):
+        for first in ("=Ann", "Bob")[: i % 3]:
+            contact = book.contacts.add(
+                customer.id,
+                ck.NewContact(first_name=first, last_name="O'Neil", phone="+1 303 555 0199"),
+                actor=admin,
+            )
+            clock.advance(seconds=1)
+        if i == 2:
+            book.contacts.delete(contact.id, actor=admin)
+    book.customers.assign_staff(made[1].id, ["=u1", "-u2"], actor=admin)
+    book.customers.update(made[2].id, {"city": "=Aurora", "extra": {"a": "=b"}}, actor=admin)
+    book.customers.merge(made[3].id, [made[5].id], actor=admin)  # alternate email and phone
+    book.customers.delete(made[6].id, actor=admin)
+    book.sources.register(
+        ck.InMemorySource(
+            "=dms",
+            [
+                ck.SourceRecord(
+                    external_id="-X1", data={"company_name": "@Src", "customer_number": "=S1"}
+                )
+            ],
+        )
+    )
+    book.sources.enable("=dms", location_id="loc-1", actor=admin)
+    book.sources.import_customer("=dms", "-X1", actor=admin)
+    return admin
+
+
+def test_backend_export_records_match_their_customers_and_contacts(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    """Each backend's export records write what its customers and contacts write (C8).
+
+    The SQL backends fill the records from rows without making ``Customer`` objects; here they
+    are checked against the records of the customers the same backend reads.
+    """
+    clock = FakeClock()
+    book = make_book(clock)
+    admin = _hostile_book(book, clock)
+    with book.store.unit_of_work() as uow:
+        customers = list(uow.customers.iter_location("loc-1"))
+        chosen = [customers[0].id, customers[-1].id, "no-such-id", customers[0].id]
+        for ids in (None, chosen):
+            wanted = customers if ids is None else [c for c in customers if c.id in ids]
+            expected = [record_of(c, uow.contacts.for_customer(c.id)) for c in wanted]
+            records = list(uow.customers.export_records("loc-1", ids=ids))
+            for format in ("csv", "jsonl"):  # noqa: A001
+                assert written(records, format) == written(expected, format)
+    assert len(customers) == 23  # 24 made, one merged away, one deleted, one imported
+    out = io.StringIO(newline="")
+    assert book.customers.export(out, actor=admin) == len(customers)
+
+
+def written(records: list[ExportRecord], format: str) -> str:  # noqa: A002
+    out = io.StringIO(newline="")
+    write_records(out, records, format=format, total=None)
+    return out.getvalue()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, runtime_checkable
 
 from customerkit.matching import MatchIndex
 from customerkit.model import (
@@ -30,6 +30,9 @@ from customerkit.model import (
     User,
 )
 from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+
+if TYPE_CHECKING:
+    from customerkit.export import ExportRecord
 
 #: A zero-argument callable returning an aware UTC datetime.
 Clock = Callable[[], datetime]
@@ -80,6 +83,15 @@ class CustomerRepository(Protocol):
     ) -> Iterator[Customer]:
         """Live customers of a location in id order, read in batches (export, matching)."""
 
+    def export_records(
+        self, location_id: str, *, ids: Sequence[str] | None = None
+    ) -> Iterator[ExportRecord]:
+        """:meth:`iter_location` with each customer's contacts, as export rows (C8).
+
+        ``customerkit.export.record_of(customer, contacts)`` makes one; a database can fill
+        them from its rows directly, which is what makes a million-row export fast.
+        """
+
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         """Live customers of a location matching the query, ranked as S5 says."""
 
@@ -110,9 +122,6 @@ class ContactRepository(Protocol):
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         """The customer's contacts in any status, oldest first (then by id)."""
-
-    def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
-        """``for_customer`` of many customers at once (every id is a key, maybe with [])."""
 
     def find_external_user(self, email_key: str) -> Contact | None:
         """The live external-user contact with this canonical email."""

@@ -24,6 +24,7 @@ from customerkit.errors import (
     DuplicateUsername,
     ValidationError,
 )
+from customerkit.export import ExportRecord, record_of
 from customerkit.identity import email_key, username_key
 from customerkit.matching import MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Customer, User
@@ -387,6 +388,15 @@ class _Customers(_Repository):
     ) -> Iterator[Customer]:
         return _live_customers(self._s, location_id, ids)
 
+    def export_records(
+        self, location_id: str, *, ids: Sequence[str] | None = None
+    ) -> Iterator[ExportRecord]:
+        contacts_of, contacts = self._s.contacts_of, self._s.contacts
+        for customer in _live_customers(self._s, location_id, ids):
+            held = contacts_of.get(customer.id)  # most customers of a bulk load have none
+            people = sorted(map(contacts.__getitem__, held), key=_oldest_first) if held else ()
+            yield record_of(customer, people)
+
     def match_index(self, location_id: str, *, region: str) -> MatchIndex:
         return self._match_index("customer", location_id, region)
 
@@ -449,9 +459,6 @@ class _Contacts(_Repository):
     def for_customer(self, customer_id: str) -> list[Contact]:
         contacts = [self._s.contacts[i] for i in self._s.contacts_of.get(customer_id, {})]
         return sorted(contacts, key=lambda contact: (contact.created_at, contact.id))
-
-    def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
-        return {customer_id: self.for_customer(customer_id) for customer_id in customer_ids}
 
     def find_external_user(self, email_key: str) -> Contact | None:
         holder = self._s.external_users.get(email_key)
@@ -686,6 +693,11 @@ def _live_customers(
         customer = state.customers.get(customer_id)
         if customer is not None and customer.is_live:
             yield customer
+
+
+def _oldest_first(contact: Contact) -> tuple[datetime, str]:
+    """The order contacts are listed in (``for_customer``, exports)."""
+    return contact.created_at, contact.id
 
 
 def _reindex(index: MemorySearchIndex, customer_id: str, customer: Customer | None) -> None:

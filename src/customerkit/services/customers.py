@@ -6,7 +6,7 @@ import enum
 import logging
 import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import IO, Any, Literal, Protocol
 
@@ -19,7 +19,7 @@ from customerkit.errors import (
     ReadOnlyCustomer,
     ValidationError,
 )
-from customerkit.export import write_customers
+from customerkit.export import write_records
 from customerkit.matching import DuplicateReport, SimilarMatch, find_duplicates
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -439,9 +439,8 @@ class CustomerService:
             raise ValidationError({"format": "must be 'csv' or 'jsonl'"})
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             total = uow.customers.count(actor.location_id) if ids is None else len(set(ids))
-            customers = uow.customers.iter_location(actor.location_id, ids=ids)
-            rows = _with_contacts(uow, customers)
-            return write_customers(fileobj, rows, format=format, total=total, progress=progress)
+            records = uow.customers.export_records(actor.location_id, ids=ids)
+            return write_records(fileobj, records, format=format, total=total, progress=progress)
 
     # -- change ------------------------------------------------------------------------------
 
@@ -763,30 +762,3 @@ def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:
         )
     )
     return all(word in haystack for word in wanted)
-
-
-#: Customers whose contacts an export reads with one query.
-_EXPORT_BATCH = 500
-
-
-def _with_contacts(
-    uow: UnitOfWork, customers: Iterable[Customer]
-) -> Iterator[tuple[Customer, Sequence[Contact]]]:
-    """Each customer with its contacts, read a batch of customers at a time (not one query each)."""
-    batch: list[Customer] = []
-    for customer in customers:
-        batch.append(customer)
-        if len(batch) == _EXPORT_BATCH:
-            yield from _attach(uow, batch)
-            batch = []
-    yield from _attach(uow, batch)
-
-
-def _attach(
-    uow: UnitOfWork, batch: Sequence[Customer]
-) -> Iterator[tuple[Customer, Sequence[Contact]]]:
-    if not batch:
-        return
-    contacts = uow.contacts.for_customers([customer.id for customer in batch])
-    for customer in batch:
-        yield customer, contacts[customer.id]

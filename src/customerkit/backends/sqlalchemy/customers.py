@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, literal_column, 
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
-from customerkit.backends.sqlalchemy import convert, search
+from customerkit.backends.sqlalchemy import convert, export, search
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
@@ -25,6 +25,7 @@ from customerkit.errors import (
     DuplicateCustomerNumber,
     DuplicateUsername,
 )
+from customerkit.export import ExportRecord
 from customerkit.identity import username_key
 from customerkit.matching import MatchIndex
 from customerkit.model import Customer
@@ -218,6 +219,11 @@ class CustomerRepository:
             if len(rows) < batch_size:
                 return
             after = rows[-1]["id"]
+
+    def export_records(
+        self, location_id: str, *, ids: Sequence[str] | None = None
+    ) -> Iterator[ExportRecord]:
+        return export.export_records(self._uow.reader(), location_id, ids)
 
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         return search.search(self._uow.reader(), location_id, query, limit=limit)

@@ -7,7 +7,7 @@ transaction stays usable after the database refuses one and the clash can be exp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select, text, update
@@ -53,9 +53,6 @@ def _insert_or(connection: Connection, statement: Any, error: Exception) -> None
             connection.execute(statement)
     except IntegrityError as refused:
         raise error from refused
-
-
-_IN_CHUNK = 500  # ids per IN list
 
 
 class ContactRepository:
@@ -117,19 +114,6 @@ class ContactRepository:
         )
         rows = self._uow.reader().execute(statement).mappings()
         return [convert.contact_from_row(row) for row in rows]
-
-    def for_customers(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
-        found: dict[str, list[Contact]] = {customer_id: [] for customer_id in customer_ids}
-        wanted = sorted(found)
-        for start in range(0, len(wanted), _IN_CHUNK):
-            statement = (
-                select(schema.contacts)
-                .where(_K.customer_id.in_(wanted[start : start + _IN_CHUNK]))
-                .order_by(_K.customer_id, _K.created_at, _K.id)
-            )
-            for row in self._uow.reader().execute(statement).mappings():
-                found[row["customer_id"]].append(convert.contact_from_row(row))
-        return found
 
     def match_index(self, location_id: str, *, region: str) -> MatchIndex:
         connection = self._uow.reader()
