@@ -634,14 +634,19 @@ _fast_addresses = st.one_of(
 )
 
 
-def _email_outcomes(value: str) -> list[tuple[str, object]]:
+def _outcomes(value: str, *calls: Callable[[str], object]) -> list[tuple[str, object]]:
+    """Each call's answer for ``value``: what it accepted, or the errors it refused with."""
     outcomes: list[tuple[str, object]] = []
-    for call in (clean_email, email_key):
+    for call in calls:
         try:
             outcomes.append(("accepted", call(value)))
         except ValidationError as error:
             outcomes.append(("refused", error.errors))
     return outcomes
+
+
+def _email_outcomes(value: str) -> list[tuple[str, object]]:
+    return _outcomes(value, clean_email, email_key)
 
 
 @relaxed
@@ -989,13 +994,7 @@ _NEVER = re.compile(r"(?!)")
 
 
 def _phone_outcomes(value: str) -> list[tuple[str, object]]:
-    outcomes: list[tuple[str, object]] = []
-    for call in (clean_phone, phone_key):
-        try:
-            outcomes.append(("accepted", call(value)))
-        except ValidationError as error:
-            outcomes.append(("refused", error.errors))
-    return outcomes
+    return _outcomes(value, clean_phone, phone_key)
 
 
 @relaxed

@@ -24,6 +24,7 @@ from sqlalchemy import event, inspect, text, update
 from sqlalchemy.exc import DBAPIError
 
 import customerkit as ck
+from customerkit.backends.memory import search_document
 from customerkit.backends.sqlalchemy import SqlStore, retry_transient, schema
 from customerkit.backends.sqlalchemy import search as search_module
 from customerkit.backends.sqlalchemy import store as store_module
@@ -727,18 +728,6 @@ def _query_text(data: st.DataObject, documents: list[dict[str, Any]]) -> str:
     return " ".join(words)
 
 
-def _document(customer: Customer) -> SearchDocument:
-    """What the oracle searches for a stored customer."""
-    return SearchDocument(
-        id=customer.id,
-        location_id=customer.location_id,
-        name=customer.company_name,
-        city=customer.city,
-        state=customer.state,
-        number=customer.customer_number,
-    )
-
-
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_search_equals_the_oracle(store: SqlStore, data: st.DataObject) -> None:
@@ -766,7 +755,7 @@ def test_search_equals_the_oracle(store: SqlStore, data: st.DataObject) -> None:
                 uow.customers.update(renamed, expected_version=1)
                 customer = renamed  # noqa: PLW2901 - the stored state is the renamed one
             if customer.is_live:
-                docs.append(_document(customer))
+                docs.append(search_document(customer))
         uow.commit()
     field = data.draw(st.sampled_from(list(SearchField)))
     fuzzy = data.draw(st.booleans())
@@ -846,7 +835,7 @@ def test_search_equals_the_oracle_through_ties_and_pages(
         for i, draft in enumerate(drafts)
     ]
     add(store, *customers)
-    docs = [_document(c) for c in customers]
+    docs = [search_document(c) for c in customers]
     with mock.patch.multiple(search_module, **constants):
         for text_ in texts:
             try:

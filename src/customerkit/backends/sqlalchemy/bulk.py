@@ -8,7 +8,7 @@ aware datetimes, the way SQLAlchemy itself stores them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -17,6 +17,15 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 from customerkit.backends.sqlalchemy.schema import UtcDateTime
+
+#: Most values bound in one ``IN (...)``: well under SQLite's and PostgreSQL's limits.
+IN_CHUNK = 500
+
+
+def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """``values`` in slices of at most ``size``."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _aware(value: datetime) -> datetime:

@@ -16,6 +16,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, export, search
+from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
@@ -35,17 +36,9 @@ from customerkit.text import number_key
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 
-#: Most values bound in one ``IN (...)``: well under SQLite's and PostgreSQL's limits.
-IN_CHUNK = 500
 #: The condition of the live-number unique index, repeated so the planner can use the index.
 HAS_NUMBER = customers.c.customer_number != literal_column("''")
 _C = customers.c
-
-
-def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
-    """``values`` in slices of at most ``size``."""
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _holders(

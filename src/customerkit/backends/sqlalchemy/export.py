@@ -4,7 +4,7 @@ A million-customer export spends most of its time per row, so this path skips wh
 reads do: no ``Customer`` or ``Contact`` objects, no SQLAlchemy result processing. It selects
 the exported columns in :class:`~customerkit.export.ExportRecord` order through the driver's
 own cursor (in the unit of work's transaction), a page of customers per query by keyset, and
-the live contacts of a page in one more query per :data:`IN_CHUNK` customers. Python only
+the live contacts of a page in one more query per ``bulk.IN_CHUNK`` customers. Python only
 decodes the JSON lists, ``extra`` and the timestamps, the way ``convert`` and
 ``schema.UtcDateTime`` do. Measured at 10^6 customers on SQLite: 14 s, of which ~6 s is the
 driver making Python values of the rows.
@@ -19,12 +19,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import convert
+from customerkit.backends.sqlalchemy.bulk import chunks
 from customerkit.export import ExportRecord
 
 #: Customers per keyset query: larger pages measured no faster on SQLite.
 PAGE = 1000
-#: Most values bound in one ``IN (...)``, as in ``customers.IN_CHUNK``.
-IN_CHUNK = 500
 #: The exported columns in ``ExportRecord`` order, the contact columns left out.
 _COLUMNS = ", ".join(
     (
@@ -106,14 +105,14 @@ class _Reader:
             page = self._rows(sql, (location_id, page[-1][0], PAGE))
 
     def chosen(self, location_id: str, ids: Sequence[str]) -> Iterator[list[Row]]:
-        for part in _chunks(sorted(set(ids))):
+        for part in chunks(sorted(set(ids))):
             sql = _CHOSEN.format(marks=self._marks(len(part)), p=self._p)
             yield self._rows(sql, (location_id, *part))
 
     def _contacts(self, customer_ids: list[str]) -> dict[str, tuple[tuple[str, ...], ...]]:
         """(names, emails, phones) of the live contacts of each customer that has any."""
         people: dict[str, list[tuple[str, str, str]]] = {}
-        for part in _chunks(customer_ids):
+        for part in chunks(customer_ids):
             sql = _CONTACTS.format(marks=self._marks(len(part)))
             for customer_id, first, last, email, phone in self._rows(sql, part):
                 full_name = f"{first} {last}".strip()  # as Contact.full_name
@@ -151,11 +150,6 @@ class _Reader:
                     phones,
                 ),
             )
-
-
-def _chunks(values: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
 
 
 def _texts(stored: str) -> list[str]:

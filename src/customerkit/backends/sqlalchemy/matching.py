@@ -19,13 +19,13 @@ writes, so it sees a build that committed before them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
 
 from customerkit.backends.sqlalchemy import convert, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert
+from customerkit.backends.sqlalchemy.bulk import BulkInsert, chunks
 from customerkit.matching import MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys
@@ -38,16 +38,10 @@ _M = schema.match_keys.c
 _C = schema.customers.c
 _K = schema.contacts.c
 _KEYS = BulkInsert(schema.match_keys)
-_CHUNK = 500  # ids per IN list
 _BUILD_BATCH = 20_000
 _LIVE = RecordStatus.ACTIVE.value
 
 Record = Customer | Contact
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 def _live_contacts(*columns: Any) -> Any:
@@ -147,7 +141,7 @@ class MatchKeyWriter:
             or record is None
             or (kind == "contact" and kind in kept_kinds)
         ]
-        for part in _chunks(sorted(set(stale))):
+        for part in chunks(sorted(set(stale))):
             connection.execute(delete(schema.match_keys).where(_M.record_id.in_(part)))
         groups: dict[tuple[Kind, str], list[Record]] = {}
         for (kind, record_id), record in changed.items():
@@ -171,7 +165,7 @@ class MatchKeyWriter:
             elif isinstance(record, Contact):
                 owners.setdefault(record.customer_id, []).append(record_id)
         live: dict[str, str] = {}
-        for part in _chunks(sorted(owners)):
+        for part in chunks(sorted(owners)):
             statement = select(_C.id, _C.location_id).where(_C.id.in_(part), schema.LIVE_CUSTOMER)
             live.update({row.id: row.location_id for row in connection.execute(statement)})
         for customer_id, contact_ids in owners.items():
@@ -228,7 +222,7 @@ class StoredMatchIndex(MatchIndex):
 
     def _fetch(self, ids: Sequence[str]) -> list[Record]:
         found: list[Record] = []
-        for part in _chunks(sorted(ids)):
+        for part in chunks(sorted(ids)):
             if self.kind == "customer":
                 statement = select(schema.customers).where(_C.id.in_(part), schema.LIVE_CUSTOMER)
                 rows = self._connection.execute(statement).mappings()
