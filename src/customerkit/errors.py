@@ -168,3 +168,11 @@ class SourceError(CustomerKitError, RuntimeError):
 
 class SchemaError(CustomerKitError, RuntimeError):
     """The database holds a schema this release does not know."""
+
+
+class MatchingError(CustomerKitError, ValueError):
+    """Records given to duplicate matching cannot be matched as given (kind, ids, columns)."""
+
+
+class MatchConfigError(MatchingError):
+    """A matching setting is out of range, or a saved configuration cannot be read."""

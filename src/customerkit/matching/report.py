@@ -9,15 +9,27 @@ notebook as groups side by side with the differing fields highlighted.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from customerkit.matching.config import MatchConfig
+
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DuplicateGroup", "DuplicatePair", "DuplicateReport", "SimilarMatch"]
+__all__ = [
+    "DuplicateGroup",
+    "DuplicatePair",
+    "DuplicateReport",
+    "Evaluation",
+    "Evidence",
+    "Quality",
+    "SimilarMatch",
+    "evaluate",
+]
 
 _HTML_GROUPS = 50
 _HTML_PAIRS = 50
@@ -30,20 +42,42 @@ def _score(instance: object, attribute: attrs.Attribute[float], value: float) ->
 
 
 @attrs.frozen(kw_only=True)
+class Evidence:
+    """What one comparison of a pair found, and what it weighed.
+
+    Attributes:
+        field: The field compared (``"last_name"``, ``"postal_code"``, an extra column), or
+            ``"name"`` for the adjustment by how common a shared name is.
+        level: The level the pair landed in: ``"same"``, ``"close"``, ``"different"``, ...
+        weight: Its weight in bits (log2 of the Bayes factor): positive for evidence of a
+            duplicate, negative against.
+    """
+
+    field: str
+    level: str
+    weight: float
+
+
+@attrs.frozen(kw_only=True)
 class DuplicatePair:
-    """Two records that are probably the same (rule M1).
+    """Two records that are probably the same.
 
     Attributes:
         left_id: The smaller id of the two.
         right_id: The larger id.
-        score: How likely the two are the same, in [0, 1].
+        score: The match probability, in [0, 1].
         reasons: What made them match ("same email", "names similar 0.93", ...).
+        match_weight: The evidence in bits: the prior's log-odds plus every comparison's
+            weight (``score = 2^w / (1 + 2^w)``), unrounded.
+        comparisons: Per field compared (blank fields are not), its level and weight.
     """
 
     left_id: str
     right_id: str
     score: float = attrs.field(validator=_score)
     reasons: tuple[str, ...] = ()
+    match_weight: float = attrs.field(default=0.0, eq=False)
+    comparisons: tuple[Evidence, ...] = attrs.field(default=(), eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.left_id < self.right_id:
@@ -94,12 +128,38 @@ class DuplicateReport:
         values: Record id -> field -> value, for the records in ``pairs`` (not compared).
     """
 
-    pairs: tuple[DuplicatePair, ...]
-    groups: tuple[DuplicateGroup, ...]
+    pairs: tuple[DuplicatePair, ...] = attrs.field(repr=lambda pairs: f"<{len(pairs)} pairs>")
+    groups: tuple[DuplicateGroup, ...] = attrs.field(repr=lambda groups: f"<{len(groups)} groups>")
     compared: int
     kind: str = "contact"
     fields: tuple[str, ...] = ()
     values: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, eq=False, repr=False)
+    config: MatchConfig | None = attrs.field(default=None, eq=False, repr=False)
+
+    def explain(self, left_id: str, right_id: str) -> tuple[Evidence, ...]:
+        """The per-field evidence of a reported pair (either order of ids).
+
+        Raises:
+            KeyError: The pair is not in the report.
+        """
+        wanted = (min(left_id, right_id), max(left_id, right_id))
+        for pair in self.pairs:
+            if (pair.left_id, pair.right_id) == wanted:
+                return pair.comparisons
+        raise KeyError(wanted)
+
+    def evaluate(self, truth: Iterable[tuple[str, str]]) -> Evaluation:
+        """Precision, recall and F1 against known duplicate pairs, and by threshold.
+
+        Args:
+            truth: The pairs of ids that are duplicates (either order). Ids are compared as
+                the report's ids (text).
+
+        Returns:
+            Figures over pairs, over groups (pairs of records put in one group), and a
+            precision-recall table by threshold.
+        """
+        return evaluate(self, truth)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per pair: ids, score, reasons, then ``left_<field>`` and ``right_<field>``.
@@ -192,3 +252,83 @@ def _pair_table(pairs: Sequence[DuplicatePair]) -> str:
     )
     rows.append("</table>")
     return "".join(rows)
+
+
+@attrs.frozen(kw_only=True)
+class Quality:
+    """Precision, recall and F1 of some found pairs against the true ones.
+
+    Attributes:
+        precision: Share of the found pairs that are true.
+        recall: Share of the true pairs that were found.
+        f1: Their harmonic mean.
+        found: Pairs found.
+        true: True pairs.
+        correct: Pairs found that are true.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    found: int
+    true: int
+    correct: int
+
+    @classmethod
+    def of(cls, found: set[tuple[str, str]], truth: set[tuple[str, str]]) -> Quality:
+        """The quality of ``found`` against ``truth``."""
+        correct = len(found & truth)
+        precision = correct / len(found) if found else 1.0
+        recall = correct / len(truth) if truth else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(
+            precision=precision,
+            recall=recall,
+            f1=f1,
+            found=len(found),
+            true=len(truth),
+            correct=correct,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Evaluation:
+    """A report measured against known duplicates.
+
+    Attributes:
+        pairs: The reported pairs.
+        groups: Every pair of records the groups put together.
+        by_threshold: ``(threshold, quality of the pairs scoring at least it)``, for
+            thresholds from the report's own upwards.
+    """
+
+    pairs: Quality
+    groups: Quality
+    by_threshold: tuple[tuple[float, Quality], ...]
+
+
+def _ordered(pairs: Iterable[tuple[object, object]]) -> set[tuple[str, str]]:
+    out = set()
+    for a, b in pairs:
+        left, right = str(a), str(b)
+        out.add((left, right) if left < right else (right, left))
+    return out
+
+
+def evaluate(report: DuplicateReport, truth: Iterable[tuple[object, object]]) -> Evaluation:
+    """Measure ``report`` against the true duplicate pairs (see ``DuplicateReport.evaluate``)."""
+    true = _ordered(truth)
+    found = {(pair.left_id, pair.right_id) for pair in report.pairs}
+    grouped = _ordered(pair for group in report.groups for pair in combinations(group.ids, 2))
+    lowest = report.config.threshold if report.config is not None else 0.0
+    steps = sorted({lowest, *(t for t in (0.5, 0.8, 0.9, 0.95, 0.99, 0.999) if t > lowest)})
+    table = tuple(
+        (
+            step,
+            Quality.of({(p.left_id, p.right_id) for p in report.pairs if p.score >= step}, true),
+        )
+        for step in steps
+    )
+    return Evaluation(
+        pairs=Quality.of(found, true), groups=Quality.of(grouped, true), by_threshold=table
+    )
