@@ -35,6 +35,7 @@ from customerkit.matching.estimate import (
     fit_labelled,
     frequencies,
     level_patterns,
+    plausible,
     random_pairs,
 )
 from customerkit.matching.groups import group_pairs
@@ -43,6 +44,7 @@ from customerkit.matching.normalize import extra_column, normalize_columns
 from customerkit.matching.report import DuplicatePair, DuplicateReport, Evidence, SimilarMatch
 from customerkit.matching.score import (
     FIELD_OF,
+    TF_COMPARISONS,
     Compared,
     Features,
     Model,
@@ -177,7 +179,12 @@ def _estimate(
     u_values = frequencies(level_matrix(chance, prepared.names), sizes)
     u = {name: tuple(v.tolist()) for name, v in zip(prepared.names, u_values, strict=True)}
     patterns, counts = level_patterns(matrix, sizes)
-    return em(patterns, counts, prepared.names, start, u, records=n)
+    fitted = em(patterns, counts, prepared.names, start, u, records=n)
+    if plausible(fitted, TF_COMPARISONS[prepared.table.kind]):
+        return fitted
+    # Too few duplicates to learn what they look like: keep the starting m and the random
+    # pairs' u, and estimate how many duplicates there are.
+    return em(patterns, counts, prepared.names, start, u, records=n, prior_only=True)
 
 
 def _parameters(

@@ -257,7 +257,11 @@ class MatchConfig:
             MatchConfigError: The text is not a saved configuration.
         """
         try:
-            return _converter.structure(json.loads(text), cls)
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                msg = "a saved MatchConfig is a JSON object"
+                raise MatchConfigError(msg, field="config")
+            return _converter.structure(data, cls)
         except (ValueError, TypeError, KeyError, cattrs.BaseValidationError) as error:
             if isinstance(error, MatchConfigError):
                 raise

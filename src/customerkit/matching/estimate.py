@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from customerkit.matching.config import Parameters
 
-__all__ = ["em", "fit_labelled", "frequencies", "level_patterns", "random_pairs"]
+__all__ = ["em", "fit_labelled", "frequencies", "level_patterns", "plausible", "random_pairs"]
 
 IntArray = npt.NDArray[np.int64]
 LevelMatrix = npt.NDArray[np.int8]
@@ -90,6 +90,7 @@ def em(
     u: Mapping[str, Sequence[float]],
     *,
     records: int,
+    prior_only: bool = False,
 ) -> Parameters:
     """``m``, ``u`` and the prior by expectation maximisation over level patterns.
 
@@ -105,6 +106,7 @@ def em(
         start: Starting ``m`` and prior.
         u: Starting ``u`` per comparison (from random pairs).
         records: How many records the pairs come from (kept in the result).
+        prior_only: Keep ``m`` and ``u`` as given and estimate the prior alone.
 
     Returns:
         The estimated parameters.
@@ -121,9 +123,12 @@ def em(
         odds = np.log(prior) - np.log1p(-prior) + m_part - u_part
         match = 1.0 / (1.0 + np.exp(-np.clip(odds, -700, 700)))
         new_prior = float(np.clip((weights * match).sum() / weights.sum(), 1e-6, _LARGEST_PRIOR))
-        new_log_m = [np.log(v) for v in frequencies(patterns, sizes, weights * match)]
-        log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
-        u_part = _log_likelihood(patterns, log_u)
+        if prior_only:
+            new_log_m = log_m
+        else:
+            new_log_m = [np.log(v) for v in frequencies(patterns, sizes, weights * match)]
+            log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
+            u_part = _log_likelihood(patterns, log_u)
         change = abs(new_prior - prior) + max(
             float(np.abs(np.exp(a) - np.exp(b)).max())
             for a, b in zip(new_log_m, log_m, strict=True)
@@ -179,3 +184,12 @@ def fit_labelled(
         u={name: tuple(values.tolist()) for name, values in zip(names, u, strict=True)},
         records=records,
     )
+
+
+def plausible(parameters: Parameters, names: Sequence[str]) -> bool:
+    """Whether duplicates agree on these comparisons more often than different records do.
+
+    EM over pairs with few or no duplicates can settle on another split of the pairs (records
+    of one town against the rest); such a split fails this test on the records' names.
+    """
+    return all(parameters.m[name][0] > parameters.u[name][0] for name in names)
