@@ -345,7 +345,15 @@ def test_dataframe_input_with_missing_values() -> None:
     pairs = {p.left_id + p.right_id: p.reasons for p in report.pairs}
     assert pairs == {"xz": ("same email",), "yz": ("same phone",), "xy": ("same name",)}
     table = report.to_pandas()
-    assert list(table.columns[:4]) == ["left_id", "right_id", "score", "reasons"]
+    assert list(table.columns[:6]) == [
+        "left_id",
+        "right_id",
+        "score",
+        "reasons",
+        "match_weight",
+        "evidence",
+    ]
+    assert table.loc[table["right_id"] == "z", "evidence"].str.contains("email same").any()
     assert "left_first_name" in table.columns
     assert "right_email" in table.columns
     assert table.loc[table["right_id"] == "z", "right_first_name"].tolist() == ["", ""]

@@ -28,6 +28,7 @@ __all__ = [
     "Evidence",
     "Quality",
     "SimilarMatch",
+    "describe",
     "evaluate",
 ]
 
@@ -162,7 +163,9 @@ class DuplicateReport:
         return evaluate(self, truth)
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per pair: ids, score, reasons, then ``left_<field>`` and ``right_<field>``.
+        """One dict per pair: ids, score, reasons, match weight, evidence, then each side's fields.
+
+        The fields come as ``left_<field>`` and ``right_<field>``.
 
         Returns:
             The pairs as plain dicts, in report order.
@@ -175,6 +178,8 @@ class DuplicateReport:
                 "right_id": pair.right_id,
                 "score": pair.score,
                 "reasons": pair.reasons,
+                "match_weight": pair.match_weight,
+                "evidence": describe(pair.comparisons),
             }
             for side, record_id in (("left", pair.left_id), ("right", pair.right_id)):
                 values = self.values.get(record_id, empty)
@@ -197,7 +202,7 @@ class DuplicateReport:
         except ImportError as error:  # pragma: no cover - exercised only without pandas
             msg = "DuplicateReport.to_pandas() needs pandas: pip install 'customerkit[pandas]'"
             raise ImportError(msg) from error
-        columns = ["left_id", "right_id", "score", "reasons"]
+        columns = ["left_id", "right_id", "score", "reasons", "match_weight", "evidence"]
         columns += [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
         return pd.DataFrame(self.to_records(), columns=columns)
 
@@ -242,12 +247,21 @@ def _group_table(
     return "".join(rows)
 
 
+def describe(evidence: Sequence[Evidence]) -> str:
+    """Evidence in words: ``"last_name same +8.1, postal_code different -3.3"``."""
+    return ", ".join(f"{e.field} {e.level} {e.weight:+.1f}" for e in evidence)
+
+
 def _pair_table(pairs: Sequence[DuplicatePair]) -> str:
     e = html.escape
-    rows = ["<table><tr><th>left</th><th>right</th><th>score</th><th>reasons</th></tr>"]
+    rows = [
+        "<table><tr><th>left</th><th>right</th><th>score</th><th>match weight</th>"
+        "<th>reasons</th><th>evidence (bits)</th></tr>"
+    ]
     rows.extend(
         f"<tr><td>{e(p.left_id)}</td><td>{e(p.right_id)}</td><td>{p.score:.4f}</td>"
-        f"<td>{e('; '.join(p.reasons))}</td></tr>"
+        f"<td>{p.match_weight:+.1f}</td><td>{e('; '.join(p.reasons))}</td>"
+        f"<td>{e(describe(p.comparisons))}</td></tr>"
         for p in pairs
     )
     rows.append("</table>")
