@@ -29,7 +29,7 @@ from customerkit.matching.report import DuplicatePair, DuplicateReport, SimilarM
 from customerkit.matching.score import build_features, compare, reasons
 from customerkit.matching.table import Kind, RecordTable, fields_of, read_records
 
-__all__ = ["find_duplicates", "find_similar"]
+__all__ = ["compared_pairs", "find_duplicates", "find_similar"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -198,6 +198,49 @@ def find_duplicates(
     with _collector_paused():
         table = read_records(records, kind=kind, scope=scope)
         return match_table(table, config or MatchConfig(), region)
+
+
+def compared_pairs(
+    records: Iterable[object],
+    *,
+    kind: Kind,
+    config: MatchConfig | None = None,
+    region: str = "US",
+    scope: str | None = None,
+) -> list[tuple[str, str]]:
+    """The pairs of records blocking proposes for scoring, as ids (rule M5).
+
+    A pair missing here is never scored, so comparing this list with known duplicates measures
+    the blocking's recall apart from the scoring.
+
+    Args:
+        records: As for :func:`find_duplicates`.
+        kind: ``"contact"`` or ``"customer"``.
+        config: Blocking limits (defaults: :class:`MatchConfig`).
+        region: Region assumed for phone numbers written without a country code.
+        scope: As for :func:`find_duplicates`.
+
+    Returns:
+        Each compared pair once as ``(smaller id, larger id)``, sorted.
+
+    Raises:
+        ValueError: ``kind`` is unknown, or two records have the same id.
+    """
+    config = config or MatchConfig()
+    with _collector_paused():
+        table = read_records(records, kind=kind, scope=scope)
+        norm = normalize_columns(table.kind, table.columns, region=region)
+        left, right = candidate_pairs(
+            rules_for(table.kind),
+            norm,
+            table.scopes,
+            _id_rank(table.ids),
+            cap=config.block_cap,
+            window=config.window,
+        )
+    ids = table.ids
+    pairs = (sorted((ids[a], ids[b])) for a, b in zip(left.tolist(), right.tolist(), strict=True))
+    return sorted((a, b) for a, b in pairs)
 
 
 def find_similar(
