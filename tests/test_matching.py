@@ -356,7 +356,7 @@ def test_dataframe_input_with_missing_values() -> None:
     assert table.loc[table["right_id"] == "z", "evidence"].str.contains("email same").any()
     assert "left_first_name" in table.columns
     assert "right_email" in table.columns
-    assert table.loc[table["right_id"] == "z", "right_first_name"].tolist() == ["", ""]
+    assert table.loc[table["right_id"] == "z", "right_first_name"].isna().all()
 
 
 def test_duplicate_ids_and_unknown_kind_are_refused() -> None:
@@ -724,3 +724,31 @@ def test_config_is_validated_and_frozen() -> None:
     pair = find_duplicates(records, kind="contact").pairs[0]
     assert pair.score == round(1 / (1 + 2**-pair.match_weight), 4)
     assert 0.5 <= pair.score < 1.0
+
+
+def test_dataframe_ids_keep_their_type_and_index_labels_are_ids() -> None:
+    import pandas as pd
+
+    people = {"first_name": ["Ann", "Bo", "Ann"], "last_name": ["Lee", "Park", "Lee"]}
+    people["email"] = ["ann@x.com", "bo@y.com", "ann@x.com"]
+    with_ids = find_duplicates(pd.DataFrame({"id": [9, 10, 11], **people}), kind="contact")
+    table = with_ids.to_pandas()
+    assert table[["left_id", "right_id"]].values.tolist() == [[11, 9]]  # "11" < "9" as text
+    labelled = pd.DataFrame(people, index=["k-a", "k-b", "k-c"])
+    report = find_duplicates(labelled, kind="contact")
+    assert {(p.left_id, p.right_id) for p in report.pairs} == {("k-a", "k-c")}
+    clusters = report.clusters_to_pandas()
+    assert clusters.to_dict("records") == [
+        {"id": "k-a", "cluster": "k-a", "is_main": True, "size": 2},
+        {"id": "k-c", "cluster": "k-a", "is_main": False, "size": 2},
+    ]
+    assert len(repr(with_ids)) < 300
+
+
+def test_submodules_are_attributes_of_the_package() -> None:
+    import customerkit as ck
+
+    assert ck.synth.labelled_contacts is not None
+    assert ck.convert.to_dict is not None
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = ck.no_such_thing

@@ -81,6 +81,19 @@ from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceReco
 
 __version__ = "0.1.0.dev0"
 
+_SUBMODULES = frozenset({"convert", "synth", "testing"})
+
+
+def __getattr__(name: str) -> object:
+    """``ck.convert``, ``ck.synth`` and ``ck.testing`` without importing them explicitly."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"customerkit.{name}")
+    msg = f"module 'customerkit' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 __all__ = [
     "Action",
     "Actor",

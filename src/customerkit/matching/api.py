@@ -310,6 +310,7 @@ def match_table(
         link_fraction=config.link_fraction,
     )
     involved = np.unique(np.concatenate((left, right))).tolist()
+    given = table.originals
     return DuplicateReport(
         pairs=tuple(pairs),
         groups=tuple(groups),
@@ -318,6 +319,7 @@ def match_table(
         fields=fields,
         values=_Values(table, involved),
         config=attrs.evolve(config, parameters=parameters, estimate=False),
+        originals=None if given is None else {ids[p]: given[p] for p in involved},
     )
 
 

@@ -136,6 +136,11 @@ class DuplicateReport:
     fields: tuple[str, ...] = ()
     values: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, eq=False, repr=False)
     config: MatchConfig | None = attrs.field(default=None, eq=False, repr=False)
+    originals: Mapping[str, object] | None = attrs.field(default=None, eq=False, repr=False)
+
+    def _original(self, record_id: str) -> object:
+        """A record's id as it was given (an int stays an int), for DataFrames."""
+        return record_id if self.originals is None else self.originals.get(record_id, record_id)
 
     def explain(self, left_id: str, right_id: str) -> tuple[Evidence, ...]:
         """The per-field evidence of a reported pair (either order of ids).
@@ -191,20 +196,47 @@ class DuplicateReport:
     def to_pandas(self) -> pd.DataFrame:
         """The pairs as a DataFrame (columns as :meth:`to_records`); needs ``customerkit[pandas]``.
 
+        Ids keep the type they were given in (a DataFrame's index labels when it had no ``id``
+        column); a blank value is ``pandas.NA``.
+
         Returns:
             One row per pair.
 
         Raises:
             ImportError: pandas is not installed.
         """
-        try:
-            import pandas as pd
-        except ImportError as error:  # pragma: no cover - exercised only without pandas
-            msg = "DuplicateReport.to_pandas() needs pandas: pip install 'customerkit[pandas]'"
-            raise ImportError(msg) from error
+        pd = _pandas("to_pandas")
         columns = ["left_id", "right_id", "score", "reasons", "match_weight", "evidence"]
         columns += [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
-        return pd.DataFrame(self.to_records(), columns=columns)
+        rows = self.to_records()
+        for row in rows:
+            row["left_id"] = self._original(row["left_id"])
+            row["right_id"] = self._original(row["right_id"])
+        frame = pd.DataFrame(rows, columns=columns)
+        values = [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
+        frame[values] = frame[values].astype("string").replace("", pd.NA)
+        return frame
+
+    def clusters_to_pandas(self) -> pd.DataFrame:
+        """One row per grouped record: ``id``, ``cluster`` (its main's id), ``is_main``, ``size``.
+
+        Join it to your records on ``id`` to label every duplicate with the record to keep.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        pd = _pandas("clusters_to_pandas")
+        rows = [
+            {
+                "id": self._original(record_id),
+                "cluster": self._original(group.main_id),
+                "is_main": record_id == group.main_id,
+                "size": len(group.ids),
+            }
+            for group in self.groups
+            for record_id in group.ids
+        ]
+        return pd.DataFrame(rows, columns=["id", "cluster", "is_main", "size"])
 
     def _repr_html_(self) -> str:
         parts = [
@@ -221,6 +253,15 @@ class DuplicateReport:
             parts.append(_pair_table(self.pairs[:_HTML_PAIRS]))
         parts.append("</div>")
         return "".join(parts)
+
+
+def _pandas(method: str) -> Any:
+    try:
+        import pandas as pd
+    except ImportError as error:  # pragma: no cover - exercised only without pandas
+        msg = f"DuplicateReport.{method}() needs pandas: pip install 'customerkit[pandas]'"
+        raise ImportError(msg) from error
+    return pd
 
 
 _DIFFERS = " style='background:#ffe9a8'"

@@ -195,6 +195,14 @@ def _ids(values: list[object]) -> list[str]:
     ]
 
 
+def _originals(values: list[object], ids: list[str]) -> list[object]:
+    """Each record's id as given, its position where it has none."""
+    return [
+        position if is_missing(value) else value
+        for position, (value, _) in enumerate(zip(values, ids, strict=True))
+    ]
+
+
 def field_value(record: object, name: str) -> object:
     """The value of field ``name`` of a mapping or an object (``None`` when it has none)."""
     if isinstance(record, Mapping):
@@ -242,6 +250,8 @@ class RecordTable:
         columns: Field -> trimmed text per record, ``""`` for missing: a :class:`Column` of
             distinct values, or a plain list for the fields in :data:`DISTINCT_FIELDS`.
         scopes: The scope value per record (``""`` for none), or None when not scoped.
+        originals: Each record's id as given (an int, a DataFrame index label), or None when
+            the ids are the texts themselves.
         last_contacted: POSIX seconds of ``last_communicated_at``, NaN for missing.
         created: POSIX seconds of ``created_at``, NaN for missing.
     """
@@ -249,6 +259,7 @@ class RecordTable:
     kind: Kind
     ids: list[str]
     columns: dict[str, Sequence[str]]
+    originals: list[object] | None
     scopes: Column | None
     last_contacted: npt.NDArray[np.float64]
     created: npt.NDArray[np.float64]
@@ -295,6 +306,8 @@ def read_records(
         if warn:
             _warn_unknown(records.columns, wanted)  # type: ignore[attr-defined]
         raw = {name: _frame_column(records, name, size) for name in wanted}
+        if "id" not in records.columns:  # type: ignore[attr-defined]
+            raw["id"] = list(records.index.tolist())  # type: ignore[attr-defined]
     else:
         _refuse_non_records(records)
         rows = records if isinstance(records, Sequence) else list(records)
@@ -304,12 +317,14 @@ def read_records(
             _warn_unknown({key for row in dicts for key in row}, wanted)
         raw = {name: _record_column(rows, name, plain=plain) for name in wanted}
     ids = _ids(raw["id"])
+    originals = None if all(type(v) is str for v in raw["id"]) else _originals(raw["id"], ids)
     if len(set(ids)) != len(ids):
         msg = "records have duplicate ids; give each record a unique id (or none at all)"
         raise MatchingError(msg, field="id")
     return RecordTable(
         kind=kind,
         ids=ids,
+        originals=originals,
         columns={name: _read_column(name, raw[name]) for name in fields},
         scopes=_text_column(raw[scope]) if scope else None,
         last_contacted=_timestamps(raw["last_communicated_at"]),
