@@ -212,7 +212,7 @@ class DuplicateReport:
         for row in rows:
             row["left_id"] = self._original(row["left_id"])
             row["right_id"] = self._original(row["right_id"])
-        frame = pd.DataFrame(rows, columns=columns)
+        frame: pd.DataFrame = pd.DataFrame(rows, columns=columns)
         values = [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
         frame[values] = frame[values].astype("string").replace("", pd.NA)
         return frame
@@ -236,7 +236,8 @@ class DuplicateReport:
             for group in self.groups
             for record_id in group.ids
         ]
-        return pd.DataFrame(rows, columns=["id", "cluster", "is_main", "size"])
+        clusters: pd.DataFrame = pd.DataFrame(rows, columns=["id", "cluster", "is_main", "size"])
+        return clusters
 
     def _repr_html_(self) -> str:
         parts = [
