@@ -205,16 +205,16 @@ class DuplicateReport:
         Raises:
             ImportError: pandas is not installed.
         """
-        pd = _pandas("to_pandas")
+        pandas = _pandas("to_pandas")
         columns = ["left_id", "right_id", "score", "reasons", "match_weight", "evidence"]
         columns += [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
         rows = self.to_records()
         for row in rows:
             row["left_id"] = self._original(row["left_id"])
             row["right_id"] = self._original(row["right_id"])
-        frame: pd.DataFrame = pd.DataFrame(rows, columns=columns)
+        frame: pd.DataFrame = pandas.DataFrame(rows, columns=columns)
         values = [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
-        frame[values] = frame[values].astype("string").replace("", pd.NA)
+        frame[values] = frame[values].astype("string").replace("", pandas.NA)
         return frame
 
     def clusters_to_pandas(self) -> pd.DataFrame:
@@ -225,7 +225,7 @@ class DuplicateReport:
         Raises:
             ImportError: pandas is not installed.
         """
-        pd = _pandas("clusters_to_pandas")
+        pandas = _pandas("clusters_to_pandas")
         rows = [
             {
                 "id": self._original(record_id),
@@ -236,7 +236,7 @@ class DuplicateReport:
             for group in self.groups
             for record_id in group.ids
         ]
-        clusters: pd.DataFrame = pd.DataFrame(rows, columns=["id", "cluster", "is_main", "size"])
+        clusters: pd.DataFrame = pandas.DataFrame(rows, columns=["id", "cluster", "is_main", "size"])
         return clusters
 
     def _repr_html_(self) -> str:
