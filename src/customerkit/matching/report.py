@@ -236,7 +236,9 @@ class DuplicateReport:
             for group in self.groups
             for record_id in group.ids
         ]
-        clusters: pd.DataFrame = pandas.DataFrame(rows, columns=["id", "cluster", "is_main", "size"])
+        clusters: pd.DataFrame = pandas.DataFrame(
+            rows, columns=["id", "cluster", "is_main", "size"]
+        )
         return clusters
 
     def _repr_html_(self) -> str:
