@@ -138,7 +138,7 @@ def test_m7_a_field_blank_on_one_side_is_no_evidence() -> None:
 
 
 def test_m7_a_customer_entered_again_with_a_new_number_and_a_typo_in_the_city_is_found() -> None:
-    data = synth.labelled_customers(800, seed=12, dup_rate=0.0)
+    data = synth.labelled_customers(800, seed=12)
     original = next(r for r in data.records if r.get("city") and r.get("state"))
     again = {
         **original,

@@ -65,6 +65,11 @@ __all__ = ["compared_pairs", "find_duplicates", "find_similar", "fit"]
 IntArray = npt.NDArray[np.int64]
 #: Random pairs drawn to estimate ``u``.
 _RANDOM_PAIRS: Final = 50_000
+#: How strongly estimated ``m`` is held towards the starting ``m``: as if half as many pairs
+#: again as EM counts as duplicates had landed in the starting proportions. Without it, EM
+#: over many non-duplicates that share a town or a company name (branches) splits the pairs
+#: by town or by name instead of into duplicates and the rest.
+_ANCHOR: Final = 0.5
 
 
 class _Values(Mapping[str, Mapping[str, str]]):
@@ -179,7 +184,7 @@ def _estimate(
     u_values = frequencies(level_matrix(chance, prepared.names), sizes)
     u = {name: tuple(v.tolist()) for name, v in zip(prepared.names, u_values, strict=True)}
     patterns, counts = level_patterns(matrix, sizes)
-    fitted = em(patterns, counts, prepared.names, start, u, records=n)
+    fitted = em(patterns, counts, prepared.names, start, u, records=n, anchor=_ANCHOR)
     if plausible(fitted, TF_COMPARISONS[prepared.table.kind]):
         return fitted
     # Too few duplicates to learn what they look like: keep the starting m and the random

@@ -195,10 +195,6 @@ CUSTOMER_RULES: Final = (
     *_ADDRESS_RULES,
     BlockingRule("word-postal", ("company", "postal"), _word_sounds_with, ("company",), True),
     BlockingRule("word-house", ("company", "address"), _word_sounds_with_house, ("company",), True),
-    BlockingRule("word-city", ("company", "city"), _word_sounds_with, ("company",), True),
-    BlockingRule(
-        "word-street", ("company", "address"), _word_sounds_with_street, ("company",), True
-    ),
     BlockingRule("line2", ("address_line2",), None, ("company",)),
 )
 

@@ -29,6 +29,7 @@ _FLOOR: Final = 1e-6  # no level is ever impossible: a pair landing in it must n
 _ITERATIONS: Final = 100
 _TOLERANCE: Final = 1e-7
 _LARGEST_PRIOR: Final = 0.999
+_LEAST_ANCHOR: Final = 20.0  # pairs' worth of pull towards the starting m, at the least
 
 
 def random_pairs(
@@ -91,6 +92,7 @@ def em(
     *,
     records: int,
     prior_only: bool = False,
+    anchor: float = 0.0,
 ) -> Parameters:
     """``m``, ``u`` and the prior by expectation maximisation over level patterns.
 
@@ -107,6 +109,8 @@ def em(
         u: Starting ``u`` per comparison (from random pairs).
         records: How many records the pairs come from (kept in the result).
         prior_only: Keep ``m`` and ``u`` as given and estimate the prior alone.
+        anchor: Hold ``m`` towards ``start.m``, as if this share of the pairs EM counts as
+            duplicates again had landed in the starting proportions (0: plain EM).
 
     Returns:
         The estimated parameters.
@@ -126,7 +130,12 @@ def em(
         if prior_only:
             new_log_m = log_m
         else:
-            new_log_m = [np.log(v) for v in frequencies(patterns, sizes, weights * match)]
+            new_log_m = [
+                np.log(_anchored(counts_m, start.m[name], anchor))
+                for counts_m, name in zip(
+                    _counts(patterns, sizes, weights * match), names, strict=True
+                )
+            ]
             log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
             u_part = _log_likelihood(patterns, log_u)
         change = abs(new_prior - prior) + max(
@@ -142,6 +151,32 @@ def em(
         u={name: tuple(np.exp(values).tolist()) for name, values in zip(names, log_u, strict=True)},
         records=records,
     )
+
+
+def _counts(
+    matrix: LevelMatrix, sizes: Sequence[int], weights: npt.NDArray[np.float64]
+) -> list[npt.NDArray[np.float64]]:
+    """Per comparison, the weighted count of pairs in each level (missing left out)."""
+    return [
+        np.bincount(matrix[:, column], weights=weights, minlength=size + 1)[1:]
+        for column, size in enumerate(sizes)
+    ]
+
+
+def _anchored(
+    counts: npt.NDArray[np.float64], start: Sequence[float], anchor: float
+) -> npt.NDArray[np.float64]:
+    """Level shares from ``counts``, held towards ``start`` (see :func:`em`'s ``anchor``).
+
+    The pull is at least that of :data:`_LEAST_ANCHOR` pairs, so that with next to no
+    duplicates among the pairs ``m`` stays where it started instead of going flat.
+    """
+    mass = float(counts.sum())
+    pseudo = max(anchor * mass, _LEAST_ANCHOR if anchor > 0 else 0.5)
+    shares = (counts + pseudo * (np.asarray(start) if anchor > 0 else 1 / counts.size)) / (
+        mass + pseudo
+    )
+    return np.maximum(shares, _FLOOR)
 
 
 def _log_likelihood(
