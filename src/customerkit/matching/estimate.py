@@ -158,7 +158,7 @@ def _counts(
 ) -> list[npt.NDArray[np.float64]]:
     """Per comparison, the weighted count of pairs in each level (missing left out)."""
     return [
-        np.bincount(matrix[:, column], weights=weights, minlength=size + 1)[1:]
+        np.bincount(matrix[:, column], weights=weights, minlength=size + 1)[1:].astype(np.float64)
         for column, size in enumerate(sizes)
     ]
 
