@@ -166,5 +166,12 @@ class SourceError(CustomerKitError, RuntimeError):
     """An external customer source is unknown, disabled, or gave unusable data (D1-D4)."""
 
 
+class CsvError(SourceError, ValueError):
+    """A CSV file cannot be read safely: not UTF-8 text, malformed, cut off, or over a limit.
+
+    The message names the file and the line; fix the file (or export it again) and retry.
+    """
+
+
 class SchemaError(CustomerKitError, RuntimeError):
     """The database holds a schema this release does not know."""

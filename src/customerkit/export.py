@@ -89,6 +89,20 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(_PREFIXED) else cell
 
 
+def restore(cell: str) -> str:
+    """The value :func:`neutralise` was given: its apostrophe removed, other cells unchanged.
+
+    An apostrophe is removed only where ``neutralise`` would have added it, so a value typed
+    with a leading apostrophe by hand (``'tis``) stays as it is.
+
+    >>> restore(neutralise("=1+1")), restore("'tis")
+    ('=1+1', "'tis")
+    """
+    if cell.startswith("'") and cell[1:].startswith(_PREFIXED):
+        return cell[1:]
+    return cell
+
+
 # -- records -----------------------------------------------------------------------------------
 
 
