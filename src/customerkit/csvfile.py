@@ -1,12 +1,13 @@
 """Reading CSV files people hand over, with limits: nothing is read without bound.
 
 A CSV file from a DMS export, a spreadsheet or a pipe may be anything: a binary file, a file cut
-off mid-write, ``/dev/zero``. :func:`read_csv` streams it row by row and refuses, with a
-:class:`~customerkit.errors.CsvError` naming the line, whatever it cannot read safely:
+off mid-write, ``/dev/zero``. [`read_csv()`][customerkit.csvfile.read_csv] streams it row by row
+and refuses, with a [`CsvError`][customerkit.CsvError] naming the line, whatever it cannot read
+safely:
 
 - text that is not UTF-8 (a byte order mark is allowed) or holds a NUL character;
-- a physical line longer than :data:`MAX_LINE` characters, a cell longer than the ``csv``
-  module's field limit (``csv.field_size_limit()``), a header of more than :data:`MAX_COLUMNS`
+- a physical line longer than `MAX_LINE` characters, a cell longer than the ``csv``
+  module's field limit (``csv.field_size_limit()``), a header of more than `MAX_COLUMNS`
   columns;
 - a header naming a column twice (otherwise the last one would silently win), or a row whose
   number of cells differs from the header's;
@@ -56,7 +57,9 @@ class CsvRows:
 
 @contextmanager
 def open_csv(path: str | Path) -> Iterator[IO[str]]:
-    """Open a CSV file as UTF-8 text for :func:`read_csv`; ``"-"`` is standard input.
+    """Open a CSV file as UTF-8 text for [`read_csv()`][customerkit.csvfile.read_csv].
+
+    ``"-"`` is standard input.
 
     Raises:
         CsvError: The file cannot be opened (missing, a folder, no permission).
@@ -83,7 +86,7 @@ def read_csv(fileobj: IO[str], *, name: str) -> CsvRows:
     """Start reading a CSV file: its header now, its rows as they are iterated.
 
     Args:
-        fileobj: Text opened with ``newline=""`` (see :func:`open_csv`).
+        fileobj: Text opened with ``newline=""`` (see [`open_csv()`][customerkit.csvfile.open_csv]).
         name: The file's name for error messages.
 
     Raises:

@@ -1,8 +1,8 @@
 """External customer sources (rule D1): the shipped in-memory and CSV-export sources.
 
 Any object with ``name``, ``search(query, field)`` and ``fetch(external_id)`` is a source (the
-:class:`~customerkit.ports.CustomerSource` protocol); these two cover tests, demos and the most
-common DMS integration there is: a nightly CSV export.
+[`CustomerSource`][customerkit.ports.CustomerSource] protocol); these two cover tests, demos and
+the most common DMS integration there is: a nightly CSV export.
 """
 
 from __future__ import annotations
