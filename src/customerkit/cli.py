@@ -267,10 +267,10 @@ def _open(db: str, *, create: bool = False) -> ck.Book:
     url = book_url(db)
     path = _sqlite_file(url)
     if not create and path is not None and not path.exists():
-        raise _Failure(
-            f"there is no book at {str(path)!r}; check --db, or create one with "
-            "'customerkit import' (or try 'customerkit demo')"
-        )
+        hint = "create one with 'customerkit import', or try 'customerkit demo'"
+        if Path(DEMO_DB).exists():
+            hint = f"for the demo's book pass --db {DEMO_DB}"
+        raise _Failure(f"there is no book at {str(path)!r}; check --db, or {hint}")
     try:
         return ck.open_book(url)
     except (ck.CustomerKitError, ImportError):
