@@ -439,3 +439,29 @@ def test_subprocess_without_the_cli_extra_names_it(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "customerkit[cli]" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_subprocess_output_closed_early_stops_quietly(tmp_path: Path) -> None:
+    """``customerkit export - | head -1``: no traceback, no "Exception ignored".
+
+    loc-1 gets over 1,000 customers, so the export writes a second page after the reader left.
+    """
+    assert python_m("demo", "--size", "2600", "--db", "book.db", cwd=tmp_path).returncode == 0
+    with subprocess.Popen(
+        [sys.executable, "-m", "customerkit", "export", "-", "--db", "book.db"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.readline().startswith("id,")
+        process.stdout.close()
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) in (0, 1)
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    assert "error" not in stderr

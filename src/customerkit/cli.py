@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import io
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -90,12 +91,25 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except (_ClickError, typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            # Whoever read the output stopped (``| head``): stop quietly, as Unix tools do.
+            _silence_stdout()
+            raise typer.Exit(code=1) from None
         except Exception as error:
             if ctx.meta.get(_DEBUG):
                 raise
             _err().print(f"error: {_message(error)}", markup=False, highlight=False, soft_wrap=True)
             usage = isinstance(error, _Failure) and error.usage
             raise typer.Exit(code=2 if usage else 1) from error
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so exiting flushes nowhere instead of failing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real file (a test runner)
+        pass
 
 
 app = typer.Typer(
@@ -590,13 +604,7 @@ def export_customers(
 def _writable(out: str) -> Iterator[IO[str]]:
     """A text file to write (``-``: standard output), UTF-8 with line ends kept as written."""
     if out == "-":
-        sys.stdout.flush()
-        stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
-        try:
-            yield stdout
-        finally:
-            stdout.flush()
-            stdout.detach()
+        yield sys.stdout
         return
     with Path(out).open("w", encoding="utf-8", newline="") as fileobj:
         yield fileobj
