@@ -465,3 +465,14 @@ def test_subprocess_output_closed_early_stops_quietly(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert "Exception ignored" not in stderr
     assert "error" not in stderr
+
+
+def test_demo_keeps_a_demo_book_someone_else_changed(in_tmp: Path) -> None:
+    assert run("demo", "--size", "100", "--db", "mixed.db")[0] == 0
+    mine = write_csv(in_tmp / "mine.csv", [{"company_name": "Mine Co", "customer_number": "M-1"}])
+    assert run("import", str(mine), "--db", "mixed.db")[0] == 0
+    code, _, err = run("demo", "--size", "100", "--db", "mixed.db")
+    assert code == 1
+    assert "did not make" in one_line_error(err)
+    code, out, _ = run("search", "mine", "--db", "mixed.db", "--format", "csv")
+    assert "Mine Co" in out

@@ -53,6 +53,8 @@ DEFAULT_DB = "customerkit.db"
 DEMO_DB = "customerkit-demo.db"
 #: A category only the demo creates: it marks a book the demo may delete and build again.
 DEMO_MARK = "customerkit demo data"
+#: The user the demo acts as: a change by anyone else makes the book more than a demo.
+DEMO_USER = "customerkit-demo"
 _DEBUG = "customerkit.debug"
 _MATCH_EXTRA_COLUMNS = frozenset({"id", "last_communicated_at", "created_at"})
 
@@ -294,8 +296,8 @@ def _open(db: str, *, create: bool = False) -> ck.Book:
         raise _Failure(f"cannot open the book {db!r}: {first_line}") from error
 
 
-def _admin(location: str) -> ck.Actor:
-    return ck.Actor(user_id="cli", role=ck.Role.DEALER_ADMIN, location_id=location)
+def _admin(location: str, user: str = "cli") -> ck.Actor:
+    return ck.Actor(user_id=user, role=ck.Role.DEALER_ADMIN, location_id=location)
 
 
 def _customer_count(book: ck.Book, location: str) -> int:
@@ -329,7 +331,7 @@ def demo(
     with _open(url, create=True) as book:
         started = time.perf_counter()
         _refuse_non_empty(book, db, locations)
-        book.reference.add_category(DEMO_MARK, actor=_admin(locations[0]))
+        book.reference.add_category(DEMO_MARK, actor=_admin(locations[0], DEMO_USER))
         drafts: dict[str, list[ck.NewCustomer]] = {loc: [] for loc in locations}
         for location, draft in synth.customers(size, seed=seed, locations=locations):
             drafts[location].append(draft)
@@ -337,9 +339,9 @@ def demo(
         for location in locations:
             with _progress(f"customers {location}") as report:
                 created[location] = book.customers.create_many(
-                    drafts[location], actor=_admin(location), progress=report
+                    drafts[location], actor=_admin(location, DEMO_USER), progress=report
                 )
-        admin = _admin(locations[0])
+        admin = _admin(locations[0], DEMO_USER)
         first = created[locations[0]]
         contact_count = _add_demo_contacts(book, admin, [c.id for c in first], seed)
         loaded = time.perf_counter() - started
@@ -351,7 +353,7 @@ def demo(
         for column in ("location", "customers", "created in the last 30 days"):
             summary.add_column(column)
         for location in locations:
-            recent = book.customers.recent(actor=_admin(location))
+            recent = book.customers.recent(actor=_admin(location, DEMO_USER))
             summary.add_row(location, str(len(created[location])), str(len(recent)))
         out.print(summary)
     _note(f"Loaded {size} customers and {contact_count} contacts in {loaded:.1f} s into {db}.")
@@ -367,7 +369,8 @@ def _prepare_demo_book(db: str) -> str:
         return url
     if not _is_demo_file(path):
         raise _Failure(
-            f"{str(path)!r} holds a book the demo did not make; the demo never replaces it. "
+            f"{str(path)!r} holds a book the demo did not make (or that others changed since); "
+            "the demo never replaces it. "
             "Leave out --db to use the demo's own book, or name a new file"
         )
     for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
@@ -376,14 +379,17 @@ def _prepare_demo_book(db: str) -> str:
 
 
 def _is_demo_file(path: Path) -> bool:
-    """Whether the SQLite file is a book the demo made (read without changing the file)."""
+    """Whether the SQLite file is a book the demo made and nobody else changed (read only)."""
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error:
         return False
     try:
-        row = connection.execute("SELECT 1 FROM categories WHERE name = ?", (DEMO_MARK,))
-        return row.fetchone() is not None
+        marked = connection.execute("SELECT 1 FROM categories WHERE name = ?", (DEMO_MARK,))
+        changed = connection.execute(
+            "SELECT 1 FROM history WHERE actor_id IS NOT ? LIMIT 1", (DEMO_USER,)
+        )
+        return marked.fetchone() is not None and changed.fetchone() is None
     except sqlite3.Error:  # not a database, or not a customerkit book
         return False
     finally:
