@@ -476,3 +476,19 @@ def test_demo_keeps_a_demo_book_someone_else_changed(in_tmp: Path) -> None:
     assert "did not make" in one_line_error(err)
     code, out, _ = run("search", "mine", "--db", "mixed.db", "--format", "csv")
     assert "Mine Co" in out
+
+
+def test_contacts_export_feeds_duplicates(in_tmp: Path) -> None:
+    a, _, k = _seed_book(in_tmp / "book.db")
+    with ck.open_book("sqlite:///book.db") as book:
+        book.contacts.add(a, ck.NewContact(first_name="Ann", last_name="Lee"), actor=ADMIN)
+    code, out, err = run("contacts", "export", "-", "--db", "book.db")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["customer_id"] for row in rows] == [a, a]
+    assert k in [row["id"] for row in rows]
+    assert "Exported 2 contacts of 2 customers" in err
+    code, out, err = run("duplicates", "-", "--scope", "customer_id", "--format", "json", stdin=out)
+    assert code == 0, err
+    assert "ignoring" not in err  # every exported column means something to the matcher
+    assert len(json.loads(out)) == 1

@@ -218,16 +218,21 @@ def _progress(label: str) -> Iterator[ck.ports.Progress]:
 
 
 def _emit(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: Format, title: str = ""
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    fmt: Format,
+    title: str = "",
+    to: IO[str] | None = None,
 ) -> None:
-    """Print rows to standard output as a table, CSV (neutralised cells) or a JSON array."""
+    """Print rows as a table, CSV (neutralised cells) or a JSON array (to stdout by default)."""
+    out = sys.stdout if to is None else to
     if fmt is Format.JSON:
-        sys.stdout.write(json.dumps(list(map(dict, rows)), ensure_ascii=False, indent=2) + "\n")
+        out.write(json.dumps(list(map(dict, rows)), ensure_ascii=False, indent=2) + "\n")
         return
     if fmt is Format.CSV:
         import csv
 
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([neutralise(_text(row[c])) for c in columns] for row in rows)
         return
@@ -763,7 +768,15 @@ def _changes(changes: Mapping[str, tuple[Any, Any]], fmt: Format) -> Any:
 
 # -- contacts ----------------------------------------------------------------------------------
 
-_CONTACT_COLUMNS = ("id", "first_name", "last_name", "email", "phone", "title", "last_contact")
+_CONTACT_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "title",
+    "last_communicated_at",
+)
 
 
 def _contact_row(contact: ck.Contact) -> dict[str, Any]:
@@ -775,7 +788,7 @@ def _contact_row(contact: ck.Contact) -> dict[str, Any]:
         "email": contact.email,
         "phone": contact.phone,
         "title": contact.title,
-        "last_contact": last.isoformat() if last else "",
+        "last_communicated_at": last.isoformat() if last else "",
     }
 
 
@@ -790,6 +803,51 @@ def contacts_list(
     with _open(db) as book:
         contacts = book.contacts.list(customer, actor=_admin(location))
     _emit([_contact_row(c) for c in contacts], _CONTACT_COLUMNS, fmt)
+
+
+@contacts_app.command("export")
+def contacts_export(
+    out: Annotated[str, typer.Argument(help="File to write; - for standard output.")],
+    fmt: Annotated[Literal["csv", "json"], typer.Option("--format", help="csv or json")] = "csv",
+    db: DbOption = DEFAULT_DB,
+    location: LocationOption = "loc-1",
+) -> None:
+    """Export the contacts of every customer of a location.
+
+    The file has a customer_id column: find duplicates among them with
+    'customerkit duplicates FILE --scope customer_id'.
+    """
+    admin = _admin(location)
+    with _open(db) as book:
+        _require_location(book, location, db)
+        ids = _CustomerIds()
+        book.customers.export(ids, actor=admin, format="jsonl")  # streams; only ids are kept
+        rows = []
+        with _progress("contacts") as report:
+            for done, customer_id in enumerate(ids.ids, start=1):
+                for contact in book.contacts.list(customer_id, actor=admin):
+                    rows.append({"customer_id": customer_id, **_contact_row(contact)})
+                if done % 1000 == 0:
+                    report(done, len(ids.ids))
+            report(len(ids.ids), len(ids.ids))
+    with _writable(out) as fileobj:
+        _emit(rows, ("customer_id", *_CONTACT_COLUMNS), Format(fmt), to=fileobj)
+    _note(f"Exported {len(rows)} contacts of {len(ids.ids)} customers.")
+
+
+class _CustomerIds(io.StringIO):
+    """A file-like sink for a JSON Lines export that keeps only the customers' ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        self.ids.extend(json.loads(line)["id"] for line in lines if line)
+        return len(text)
 
 
 @contacts_app.command("unused")
