@@ -145,6 +145,14 @@ def test_an_unknown_database_kind_is_one_line(in_tmp: Path) -> None:
     one_line_error(err)
 
 
+def test_a_password_in_the_url_is_never_printed() -> None:
+    code, _, err = run("search", "farm", "--db", "postgres://crm:s3cret@127.0.0.1:1/crm")
+    assert code == 1
+    line = one_line_error(err)
+    assert "s3cret" not in line
+    assert "crm:***@" in line
+
+
 def test_a_wrong_location_says_so(in_tmp: Path) -> None:
     mine = write_csv(in_tmp / "mine.csv", [{"company_name": "Farm Co", "customer_number": "F-1"}])
     assert run("import", str(mine), "--db", "book.db")[0] == 0

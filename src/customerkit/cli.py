@@ -12,6 +12,7 @@ import enum
 import io
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -274,6 +275,11 @@ def book_url(db: str) -> str:
     return db
 
 
+def _shown(db: str) -> str:
+    """``--db`` as it may be printed: a password in the URL is masked."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", db)
+
+
 def _sqlite_file(url: str) -> Path | None:
     """The file of an SQLite URL, or None (not SQLite, or an in-memory database)."""
     scheme, _, rest = url.partition("://")
@@ -298,7 +304,7 @@ def _open(db: str, *, create: bool = False) -> ck.Book:
         raise
     except Exception as error:  # SQLAlchemy refusing the URL or the driver failing
         first_line = (str(error).strip().splitlines() or [""])[0]
-        raise _Failure(f"cannot open the book {db!r}: {first_line}") from error
+        raise _Failure(f"cannot open the book {_shown(db)!r}: {first_line}") from error
 
 
 def _admin(location: str, user: str = "cli") -> ck.Actor:
@@ -312,7 +318,8 @@ def _customer_count(book: ck.Book, location: str) -> int:
 
 def _require_location(book: ck.Book, location: str, db: str) -> None:
     if _customer_count(book, location) == 0:
-        raise _Failure(f"location {location!r} has no customers in {db}; check --location")
+        where = _shown(db)
+        raise _Failure(f"location {location!r} has no customers in {where}; check --location")
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -361,7 +368,9 @@ def demo(
             recent = book.customers.recent(actor=_admin(location, DEMO_USER))
             summary.add_row(location, str(len(created[location])), str(len(recent)))
         out.print(summary)
-    _note(f"Loaded {size} customers and {contact_count} contacts in {loaded:.1f} s into {db}.")
+    _note(
+        f"Loaded {size} customers and {contact_count} contacts in {loaded:.1f} s into {_shown(db)}."
+    )
     if _sqlite_file(url) is not None:
         _note(f'Try: customerkit search "tires aug" --db {db}')
 
@@ -404,7 +413,7 @@ def _is_demo_file(path: Path) -> bool:
 def _refuse_non_empty(book: ck.Book, db: str, locations: Sequence[str]) -> None:
     """The demo loads only into an empty book (a server database it cannot replace)."""
     if any(_customer_count(book, location) for location in locations):
-        raise _Failure(f"{db} already holds customers; the demo needs an empty book")
+        raise _Failure(f"{_shown(db)} already holds customers; the demo needs an empty book")
 
 
 def _add_demo_contacts(book: ck.Book, admin: ck.Actor, ids: list[str], seed: int) -> int:
