@@ -500,3 +500,23 @@ def test_contacts_export_feeds_duplicates(in_tmp: Path) -> None:
     assert code == 0, err
     assert "ignoring" not in err  # every exported column means something to the matcher
     assert len(json.loads(out)) == 1
+
+
+def test_a_failed_export_keeps_the_previous_file(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from customerkit.services.customers import CustomerService
+
+    _seed_book(in_tmp / "book.db")
+    (in_tmp / "out.csv").write_text("last good export\n", encoding="utf-8")
+
+    def broken(self: object, fileobj: io.StringIO, **kwargs: object) -> int:
+        fileobj.write("id,half a file\n")
+        raise ck.BookBusy
+
+    monkeypatch.setattr(CustomerService, "export", broken)
+    code, _, err = run("export", "out.csv", "--db", "book.db")
+    assert code == 1
+    assert "busy" in one_line_error(err)
+    assert (in_tmp / "out.csv").read_text(encoding="utf-8") == "last good export\n"
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["book.db", "out.csv"]

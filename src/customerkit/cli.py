@@ -622,12 +622,22 @@ def export_customers(
 
 @contextmanager
 def _writable(out: str) -> Iterator[IO[str]]:
-    """A text file to write (``-``: standard output), UTF-8 with line ends kept as written."""
+    """A text file to write (``-``: standard output), UTF-8 with line ends kept as written.
+
+    A file appears whole or not at all: it is written beside its final name and renamed at the
+    end, so a failed export never leaves half a file over the last good one.
+    """
     if out == "-":
         yield sys.stdout
         return
-    with Path(out).open("w", encoding="utf-8", newline="") as fileobj:
-        yield fileobj
+    target = Path(out)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as fileobj:
+            yield fileobj
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 #: Customer fields the import reads (a password is never read from a file).
