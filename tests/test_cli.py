@@ -160,9 +160,10 @@ def test_a_wrong_location_says_so(in_tmp: Path) -> None:
     assert code == 1
     assert "'loc-9'" in one_line_error(err)
     assert out == ""
-    code, _, err = run("export", "x.csv", "--db", "book.db", "--location", "loc-9")
-    assert code == 1
-    assert "--location" in one_line_error(err)
+    for command in (["export", "x.csv"], ["history", "c1"], ["contacts", "list", "c1"]):
+        code, _, err = run(*command, "--db", "book.db", "--location", "loc-9")
+        assert code == 1
+        assert "--location" in one_line_error(err)
 
 
 # -- duplicates: no silent nothing -------------------------------------------------------------

@@ -727,6 +727,7 @@ def merge(
     Their contacts move along. Prints the merge id.
     """
     with _open(db) as book:
+        _require_location(book, location, db)
         result = book.customers.merge(main, others, actor=_admin(location), dry_run=dry_run)
     _report_merge(result, dry_run)
 
@@ -742,6 +743,7 @@ def unmerge(
     The merged customers and their contacts come back.
     """
     with _open(db) as book:
+        _require_location(book, location, db)
         restored = book.customers.unmerge(merge_id, actor=_admin(location))
     _note(f"Merge {merge_id} undone; customer {restored.id} has its old values back.")
 
@@ -764,6 +766,7 @@ def history(
 ) -> None:
     """Show a customer's history of changes, oldest first."""
     with _open(db) as book:
+        _require_location(book, location, db)
         records = book.history.for_customer(customer, actor=_admin(location))
     rows = [
         {
@@ -820,6 +823,7 @@ def contacts_list(
 ) -> None:
     """List (or with --format csv, export) a customer's contacts."""
     with _open(db) as book:
+        _require_location(book, location, db)
         contacts = book.contacts.list(customer, actor=_admin(location))
     _emit([_contact_row(c) for c in contacts], _CONTACT_COLUMNS, fmt)
 
@@ -878,6 +882,7 @@ def contacts_unused(
 ) -> None:
     """List a customer's unused contacts (no communication in 6 months)."""
     with _open(db) as book:
+        _require_location(book, location, db)
         unused = book.contacts.unused(customer, actor=_admin(location))
     rows = [_contact_row(contact) for contact in unused.contacts]
     _emit(rows, _CONTACT_COLUMNS, fmt, title=f"{len(rows)} unused contacts")
@@ -893,6 +898,7 @@ def contacts_merge(
 ) -> None:
     """Merge contacts of one customer; undo with contacts unmerge."""
     with _open(db) as book:
+        _require_location(book, location, db)
         result = book.contacts.merge(main, others, actor=_admin(location), dry_run=dry_run)
     _report_merge(result, dry_run)
 
@@ -905,6 +911,7 @@ def contacts_unmerge(
 ) -> None:
     """Undo a contact merge."""
     with _open(db) as book:
+        _require_location(book, location, db)
         restored = book.contacts.unmerge(merge_id, actor=_admin(location))
     _note(f"Merge {merge_id} undone; contact {restored.id} has its old values back.")
 
