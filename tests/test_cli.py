@@ -521,3 +521,24 @@ def test_a_failed_export_keeps_the_previous_file(
     assert "busy" in one_line_error(err)
     assert (in_tmp / "out.csv").read_text(encoding="utf-8") == "last good export\n"
     assert sorted(p.name for p in in_tmp.iterdir()) == ["book.db", "out.csv"]
+
+
+def test_import_names_the_line_of_a_number_taken(in_tmp: Path) -> None:
+    rows = [
+        {"company_name": "A Co", "customer_number": "A-1"},
+        {"company_name": "B Co", "customer_number": "B-1"},
+    ]
+    source = write_csv(in_tmp / "x.csv", rows)
+    assert run("import", str(source), "--db", "b.db")[0] == 0
+    rows[0]["customer_number"] = "Z-9"
+    write_csv(source, rows)
+    code, _, err = run("import", str(source), "--db", "b.db")
+    assert code == 1
+    assert one_line_error(err).startswith("error: line 3: customer_number:")
+    rows[1]["customer_number"] = "z 9"
+    write_csv(source, rows)
+    code, _, err = run("import", str(source), "--db", "c.db")
+    assert code == 1
+    assert "line 3: customer_number: line 2 has this number" in one_line_error(err)
+    assert not (in_tmp / "c.db").exists()
+    assert len(customers_of("sqlite:///b.db")) == 2

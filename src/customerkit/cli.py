@@ -47,6 +47,7 @@ from customerkit.csvfile import CsvRows, open_csv, read_csv, refuse_repeated
 from customerkit.export import neutralise, restore
 from customerkit.matching.table import CONTACT_FIELDS, CUSTOMER_FIELDS
 from customerkit.sources import field_name
+from customerkit.text import number_key
 
 #: The embedded default: an SQLite file in the current folder.
 DEFAULT_DB = "customerkit.db"
@@ -669,12 +670,37 @@ def import_customers(
             values = {f: restore(v) for f, v in zip(fields, row, strict=True) if f in IMPORT_FIELDS}
             drafts.append(_draft(values, line))
             lines.append(line)
+    numbers = _refuse_repeated_numbers(drafts, lines)
     with _open(db, create=True) as book, _progress("importing") as report:
         try:
             created = book.customers.create_many(drafts, actor=_admin(location), progress=report)
         except ck.ValidationError as error:
             raise _Failure(_by_line(error, lines)) from error
+        except ck.DuplicateCustomerNumber as error:
+            held = book.customers.get(error.existing_id, actor=_admin(location))
+            taken = numbers.get(number_key(held.customer_number))
+            where = "" if taken is None else f"line {taken}: "
+            raise _Failure(
+                f"{where}customer_number: customer {error.existing_id} of the book has "
+                "this number already (case and separators are ignored); nothing was imported"
+            ) from error
     _note(f"Imported {len(created)} customers.")
+
+
+def _refuse_repeated_numbers(
+    drafts: Sequence[ck.NewCustomer], lines: Sequence[int]
+) -> dict[str, int]:
+    """The line of each customer number (by its canonical key); a number twice is an error."""
+    numbers: dict[str, int] = {}
+    for draft, line in zip(drafts, lines, strict=True):
+        key = number_key(draft.customer_number)
+        if key and key in numbers:
+            raise _Failure(
+                f"line {line}: customer_number: line {numbers[key]} has this number already "
+                "(case and separators are ignored); nothing was imported"
+            )
+        numbers.setdefault(key, line)
+    return numbers
 
 
 def _draft(values: dict[str, str], line: int) -> ck.NewCustomer:
