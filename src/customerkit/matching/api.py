@@ -348,7 +348,7 @@ def find_duplicates(
             ``UnknownColumnsWarning``.
         kind: ``"contact"`` or ``"customer"``.
         config: Comparisons, parameters, threshold and blocking limits (defaults:
-            :class:`MatchConfig`, which estimates the parameters from these records).
+            ``MatchConfig``, which estimates the parameters from these records).
         region: Region assumed for phone numbers written without a country code.
         scope: A field that partitions the records, such as ``"customer_id"``: only records
             with the same value are compared (records without one are compared among
@@ -449,7 +449,7 @@ def find_similar(
 ) -> list[SimilarMatch]:
     """The indexed records similar to one new record, best first.
 
-    Uses the index's blocking rules and scorer, so it finds every pair :func:`find_duplicates`
+    Uses the index's blocking rules and scorer, so it finds every pair ``find_duplicates``
     would report for the candidate under the same parameters, with the same score.
 
     Args:

@@ -9,8 +9,8 @@ neighbourhood" method), so no key ever costs n² comparisons and the total work 
 When a scope is given (contacts of one customer), keys carry the scope value and records of
 different scopes never share a block.
 
-Batch matching uses :func:`candidate_pairs`; the incremental :class:`~customerkit.matching.index.
-MatchIndex` uses :func:`record_keys` and :func:`neighbours` on the same rules, so both compare
+Batch matching uses ``candidate_pairs``; the incremental ``customerkit.matching.index.
+MatchIndex`` uses ``record_keys`` and ``neighbours`` on the same rules, so both compare
 the same pairs.
 """
 
@@ -279,7 +279,7 @@ def _rank(values: Sequence[str]) -> IntArray:
 
 
 class _Columns:
-    """Normalised columns, each read as a :class:`Column` once, and their combinations."""
+    """Normalised columns, each read as a ``Column`` once, and their combinations."""
 
     def __init__(self, norm: Mapping[str, Sequence[str]]) -> None:
         self.norm = norm

@@ -7,10 +7,9 @@ chance. The level's weight is ``log2(m / u)``; a pair's *match weight* is the pr
 plus the weights of its levels, and its score is the match probability ``2^w / (1 + 2^w)``.
 A field blank on either side adds nothing.
 
-The shipped :data:`DEFAULT_PARAMETERS` are only a starting point: :func:`find_duplicates
-<customerkit.matching.find_duplicates>` estimates ``u`` from random pairs of the records given,
+The shipped ``DEFAULT_PARAMETERS`` are only a starting point: ``find_duplicates`` estimates ``u`` from random pairs of the records given,
 and ``m`` and the prior by expectation maximisation over the compared pairs, starting from them.
-A fitted :class:`MatchConfig` (``report.config``) can be saved as JSON and used again, so a
+A fitted ``MatchConfig`` (``report.config``) can be saved as JSON and used again, so a
 book's ``find_similar`` scores as the batch did.
 """
 
@@ -211,8 +210,8 @@ class MatchConfig:
     Attributes:
         threshold: Pairs whose match probability is at least this are reported (and may join
             groups).
-        comparisons: Comparisons on extra columns (see :class:`ExtraComparison`).
-        parameters: The model to score with; None starts from :data:`DEFAULT_PARAMETERS`.
+        comparisons: Comparisons on extra columns (see ``ExtraComparison``).
+        parameters: The model to score with; None starts from ``DEFAULT_PARAMETERS``.
         estimate: Estimate the parameters from the records being matched (starting from
             ``parameters``) when there are at least ``min_records`` of them. ``report.config``
             holds the result with ``estimate=False``, to score other records the same way.
@@ -246,12 +245,12 @@ class MatchConfig:
     chunk_size: int = attrs.field(default=1_000_000, validator=_at_least_two)
 
     def to_json(self) -> str:
-        """This configuration as JSON text (see :meth:`from_json`)."""
+        """This configuration as JSON text (see ``from_json``)."""
         return json.dumps(_converter.unstructure(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> MatchConfig:
-        """A configuration saved with :meth:`to_json`.
+        """A configuration saved with ``to_json``.
 
         Raises:
             MatchConfigError: The text is not a saved configuration.

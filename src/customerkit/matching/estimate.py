@@ -7,7 +7,7 @@ started from the given ``m`` and prior. The compared pairs have few distinct lev
 runs over the patterns with their counts, whatever the number of pairs.
 
 Parameters can also be fitted from pairs a person labelled: ``m`` from the duplicates, ``u``
-from the rest (:func:`fit_labelled`).
+from the rest (``fit_labelled``).
 """
 
 from __future__ import annotations
@@ -166,9 +166,9 @@ def _counts(
 def _anchored(
     counts: npt.NDArray[np.float64], start: Sequence[float], anchor: float
 ) -> npt.NDArray[np.float64]:
-    """Level shares from ``counts``, held towards ``start`` (see :func:`em`'s ``anchor``).
+    """Level shares from ``counts``, held towards ``start`` (see ``em``'s ``anchor``).
 
-    The pull is at least that of :data:`_LEAST_ANCHOR` pairs, so that with next to no
+    The pull is at least that of ``_LEAST_ANCHOR`` pairs, so that with next to no
     duplicates among the pairs ``m`` stays where it started instead of going flat.
     """
     mass = float(counts.sum())

@@ -1,9 +1,9 @@
 """An incremental matching index: match one new record in milliseconds (rule M6).
 
-:class:`MatchIndex` keeps, for every record, its normalised keys and its place in each block
+``MatchIndex`` keeps, for every record, its normalised keys and its place in each block
 (kept sorted the way batch blocking sorts an oversized block). Matching a new record looks up
 its blocks, takes the members batch blocking would have compared it with, and scores them with
-the batch scorer, so a pair :func:`~customerkit.matching.api.find_duplicates` reports is found
+the batch scorer, so a pair ``customerkit.matching.api.find_duplicates`` reports is found
 here with the same score. Records can be added and removed as a book changes.
 """
 
@@ -49,7 +49,7 @@ def blocking_keys(
     scope: str | None = None,
     config: MatchConfig | None = None,
 ) -> dict[str, list[tuple[str, str]]]:
-    """Each record's blocking keys as ``(block, sort key)``, as :class:`MatchIndex` keeps them.
+    """Each record's blocking keys as ``(block, sort key)``, as ``MatchIndex`` keeps them.
 
     For a backend that stores blocks itself; values are normalised once per distinct value.
 
@@ -149,7 +149,7 @@ class MatchIndex:
         region: str = "US",
         scope: str | None = None,
     ) -> MatchIndex:
-        """An index of ``records`` (ids as in :func:`~customerkit.matching.api.find_duplicates`).
+        """An index of ``records`` (ids as in ``customerkit.matching.api.find_duplicates``).
 
         Args:
             records: Mappings or attrs records (not a DataFrame: pass ``df.to_dict("records")``).

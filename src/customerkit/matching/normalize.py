@@ -4,7 +4,7 @@ Every function takes a value as typed (already trimmed, ``""`` for missing) and 
 where ``""`` still means missing. Keys are plain strings so that batch matching, the incremental
 index and the tests compare exactly the same things (rule M1).
 
-Emails and phones use :mod:`customerkit.identity` (``email_key``, ``phone_key``), with two fast
+Emails and phones use ``customerkit.identity`` (``email_key``, ``phone_key``), with two fast
 paths that give the same key for the common case without the cost of a full parse: an ASCII
 address is lower-cased, and a North-American number of ten digits (or eleven starting with 1)
 becomes ``+1`` and its ten digits. A value ``identity`` refuses (messy dealer data) still gets a
@@ -100,7 +100,7 @@ def given_name_key(value: str) -> str:
     """A given name with each word replaced by its formal name ("Bob" -> "robert").
 
     A nickname of several names ("Kate") takes the alphabetically first formal name; use
-    :func:`is_nickname` to compare such names exactly.
+    ``is_nickname`` to compare such names exactly.
 
     >>> given_name_key("Bob"), given_name_key("Mary-Liz")
     ('robert', 'mary elizabeth')
@@ -112,7 +112,7 @@ def is_nickname(left: str, right: str) -> bool:
     """Whether two folded given names are nicknames of one another ("bob", "robert").
 
     Args:
-        left: A folded given name (see :func:`person_name_key`).
+        left: A folded given name (see ``person_name_key``).
         right: Another folded given name.
 
     Returns:
@@ -271,7 +271,7 @@ def postal_key(value: str) -> str:
 def customer_number_key(value: str) -> str:
     """A customer number compared as rule C2 says: case and separators ignored.
 
-    Same key as :func:`customerkit.text.number_key`.
+    Same key as ``customerkit.text.number_key``.
 
     >>> customer_number_key(" C-1001 ")
     'c1001'
@@ -290,7 +290,7 @@ _SIMPLE_EMAIL: Final = re.compile(r"[^\s\"\[\]<>]+@[^\s\"\[\]<>@]+")
 def email_key(value: str) -> str:
     """An email address compared as ``local.casefold()@idna-domain`` (rule U4).
 
-    Same key as :func:`customerkit.identity.email_key`; an address that function refuses is
+    Same key as ``customerkit.identity.email_key``; an address that function refuses is
     folded instead, so messy data still matches itself.
 
     >>> email_key("Bob@Example.COM")
@@ -330,7 +330,7 @@ def _simple_digits(value: str) -> str | None:
 def phone_number_key(value: str, region: str = "US") -> str:
     """A phone number without its extension: E.164 when possible, else its digits (rule U4).
 
-    Same number as :func:`customerkit.identity.phone_key`; a value that function refuses keeps
+    Same number as ``customerkit.identity.phone_key``; a value that function refuses keeps
     its digits (``""`` when it has fewer than four).
 
     >>> phone_number_key("(303) 555-0142 x12"), phone_number_key("1.303.555.0142")
@@ -434,7 +434,7 @@ def normalize_columns(
 ) -> dict[str, Column]:
     """Normalise raw text columns (``""`` for missing) into the matching keys of ``kind``.
 
-    A :class:`Column` is normalised once per distinct value (names, companies and cities
+    A ``Column`` is normalised once per distinct value (names, companies and cities
     repeat a lot); any other sequence value by value.
 
     Args:
@@ -444,9 +444,9 @@ def normalize_columns(
         extras: ``(field, method)`` of extra comparisons; their columns are in ``columns``.
 
     Returns:
-        For contacts the columns :data:`CONTACT_KEYS` (``first`` is the folded given name,
-        ``given`` its formal form), for customers :data:`CUSTOMER_KEYS`; then one column per
-        extra comparison (see :func:`extra_column`).
+        For contacts the columns ``CONTACT_KEYS`` (``first`` is the folded given name,
+        ``given`` its formal form), for customers ``CUSTOMER_KEYS``; then one column per
+        extra comparison (see ``extra_column``).
     """
     out = {
         "email": _keys(columns["email"], email_key),

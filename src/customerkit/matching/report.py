@@ -1,6 +1,6 @@
 """What duplicate matching returns: pairs, groups and similar records (rules M1, M2, M6).
 
-A :class:`DuplicateReport` is a value: its pairs are sorted by score (best first) then ids, its
+A ``DuplicateReport`` is a value: its pairs are sorted by score (best first) then ids, its
 groups by main id, so the same records always give the same report whatever their order. It
 converts to records, to a pandas DataFrame (``customerkit[pandas]``) and shows itself in a
 notebook as groups side by side with the differing fields highlighted.
@@ -194,7 +194,7 @@ class DuplicateReport:
         return out
 
     def to_pandas(self) -> pd.DataFrame:
-        """The pairs as a DataFrame (columns as :meth:`to_records`); needs ``customerkit[pandas]``.
+        """The pairs as a DataFrame (columns as ``to_records``); needs ``customerkit[pandas]``.
 
         Ids keep the type they were given in (a DataFrame's index labels when it had no ``id``
         column); a blank value is ``pandas.NA``.

@@ -1,14 +1,14 @@
 """Comparing candidate pairs: a level per field, then a match weight and probability.
 
 Everything here works on whole arrays of pairs: equality through integer codes, string
-similarity through :func:`rapidfuzz.process.cpdist` (normalised Indel similarity; token-sort
+similarity through ``rapidfuzz.process.cpdist`` (normalised Indel similarity; token-sort
 ratio for company names), weights through table look-ups. Batch matching compares millions of
 pairs per call; the incremental index compares one record against a handful with the very same
 code, so both give the same score to the same pair under the same parameters.
 
 Each comparison puts a pair in a level: 0 is "missing on a side" and adds nothing, then the
-comparison's levels in :data:`LEVELS` order (1 is always "same"). Under the Fellegi-Sunter
-model (see :mod:`customerkit.matching.config`) a level's weight is ``log2(m / u)``; when two
+comparison's levels in ``LEVELS`` order (1 is always "same"). Under the Fellegi-Sunter
+model (see ``customerkit.matching.config``) a level's weight is ``log2(m / u)``; when two
 records share the same full name (contacts) or company name (customers), the weight of that
 agreement is adjusted by how common the name is among the records: two "Smith"s say less than
 two "Zbyszewski"s.
@@ -264,9 +264,9 @@ def build_features(
     name_counts: IntArray | None = None,
     named: int | None = None,
 ) -> Features:
-    """Turn normalised columns into :class:`Features`.
+    """Turn normalised columns into ``Features``.
 
-    The columns are those of :func:`~customerkit.matching.normalize.normalize_columns`.
+    The columns are those of ``customerkit.matching.normalize.normalize_columns``.
 
     Args:
         kind: ``"contact"`` or ``"customer"``.
@@ -587,7 +587,7 @@ def _name_adjustment(pairs: _Pairs, levels: Mapping[str, LevelArray], model: Mod
     """Bits added to the agreement on a name for how rare (or common) the name is.
 
     The name's chance of agreeing by accident is its frequency among the other records (those
-    two aside), smoothed towards the model's ``u``, as if :data:`_NAME_PRIOR` records had been
+    two aside), smoothed towards the model's ``u``, as if ``_NAME_PRIOR`` records had been
     seen before: a few records say little about how common a name is.
     """
     kind = pairs.features.kind

@@ -1,7 +1,7 @@
 """Reading records to match into columns: mappings, attrs models or a pandas DataFrame.
 
-Field names are the model's (:class:`~customerkit.model.Contact`,
-:class:`~customerkit.model.Customer`, their ``New*`` drafts). ``None``, NaN, ``pandas.NA`` and
+Field names are the model's (``customerkit.model.Contact``,
+``customerkit.model.Customer``, their ``New*`` drafts). ``None``, NaN, ``pandas.NA`` and
 ``NaT`` all mean missing; text is trimmed and a blank value is missing too.
 
 A record's id is its ``id`` field (or column) as a string when present, else its position in the
@@ -145,7 +145,7 @@ def _texts(values: list[object]) -> list[str]:
 
 
 def _read_column(name: str, values: list[object]) -> Sequence[str]:
-    """A field's trimmed texts: a :class:`Column` when values are likely to repeat."""
+    """A field's trimmed texts: a ``Column`` when values are likely to repeat."""
     # A few records (one new record matched against an index) are quicker read as a list.
     if name in DISTINCT_FIELDS or len(values) < _FEW:
         return _texts(values)
@@ -153,7 +153,7 @@ def _read_column(name: str, values: list[object]) -> Sequence[str]:
 
 
 def _text_column(values: list[object]) -> Column:
-    """A field's values as trimmed text, numbered in the same pass (see :meth:`Column.of`)."""
+    """A field's values as trimmed text, numbered in the same pass (see ``Column.of``)."""
     code_of = {"": -1}
     setdefault = code_of.setdefault
     # Most values are already strings: strip them without a function call each.
@@ -168,7 +168,7 @@ _TIME_TYPES: Final = (str, datetime, np.datetime64, type(None))
 
 
 def _timestamps(values: list[object]) -> npt.NDArray[np.float64]:
-    """POSIX seconds per value (see :func:`timestamp_value`), each distinct value read once.
+    """POSIX seconds per value (see ``timestamp_value``), each distinct value read once.
 
     Most books leave many times blank, and a time read once per distinct value saves a parse per
     record; values of other types (numbers, where ``1 == True``) are read one by one.
@@ -247,8 +247,8 @@ class RecordTable:
     Attributes:
         kind: ``"contact"`` or ``"customer"``.
         ids: One id per record (see the module docs).
-        columns: Field -> trimmed text per record, ``""`` for missing: a :class:`Column` of
-            distinct values, or a plain list for the fields in :data:`DISTINCT_FIELDS`.
+        columns: Field -> trimmed text per record, ``""`` for missing: a ``Column`` of
+            distinct values, or a plain list for the fields in ``DISTINCT_FIELDS``.
         scopes: The scope value per record (``""`` for none), or None when not scoped.
         originals: Each record's id as given (an int, a DataFrame index label), or None when
             the ids are the texts themselves.
@@ -283,14 +283,14 @@ def read_records(
     extras: Sequence[str] = (),
     warn: bool = False,
 ) -> RecordTable:
-    """Read mappings, attrs records or a DataFrame into a :class:`RecordTable`.
+    """Read mappings, attrs records or a DataFrame into a ``RecordTable``.
 
     Args:
         records: The records.
         kind: ``"contact"`` or ``"customer"``.
         scope: A field whose value partitions the records (``"customer_id"``), or None.
         extras: Further columns to read (those of extra comparisons).
-        warn: Warn (:class:`UnknownColumnsWarning`) about columns that are not read.
+        warn: Warn (``UnknownColumnsWarning``) about columns that are not read.
 
     Returns:
         The columns of the records.
