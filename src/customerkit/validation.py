@@ -1,7 +1,7 @@
 """Field validation shared by every service: trim, refuse what no field may hold, check lengths.
 
 Rule U4: surrounding whitespace is trimmed from every text field before validation and storage.
-A ``FieldErrors`` collects the problems of one call so they are reported together (C1).
+A :class:`FieldErrors` collects the problems of one call so they are reported together (C1).
 Messages name the field and never repeat its value.
 """
 
@@ -43,7 +43,7 @@ DEFAULT_MAX_LENGTH = 200
 
 
 class FieldErrors:
-    """Collects field errors and raises them together as one ``ValidationError``."""
+    """Collects field errors and raises them together as one :class:`ValidationError`."""
 
     def __init__(self) -> None:
         self.errors: dict[str, str] = {}
@@ -65,7 +65,7 @@ class FieldErrors:
     def run(
         self, field: str, default: T, clean: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Like ``check``, calling ``clean(*args, **kwargs)`` (no closure per call)."""
+        """Like :meth:`check`, calling ``clean(*args, **kwargs)`` (no closure per call)."""
         try:
             return clean(*args, **kwargs)
         except ValidationError as error:
@@ -122,7 +122,7 @@ def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
 
 
 def clean_optional(value: Any, field: str) -> str | None:
-    """Like ``clean_text``, but blank becomes ``None``."""
+    """Like :func:`clean_text`, but blank becomes ``None``."""
     return clean_text(value, field) or None
 
 

@@ -152,11 +152,11 @@ class SortedIds:
         return True
 
     def put(self, key: str) -> None:
-        """``add``, for an undo step."""
+        """:meth:`add`, for an undo step."""
         self.add(key)
 
     def forget(self, key: str) -> None:
-        """``discard``, for an undo step."""
+        """:meth:`discard`, for an undo step."""
         self.discard(key)
 
     def after(self, key: str | None, limit: int) -> list[str]:
@@ -581,7 +581,7 @@ class _Merges(_Repository):
 
 
 class MemoryUnitOfWork:
-    """A transaction over a ``MemoryStore``: all of it is kept at commit, or none of it."""
+    """A transaction over a :class:`MemoryStore`: all of it is kept at commit, or none of it."""
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store

@@ -7,8 +7,9 @@ chance. The level's weight is ``log2(m / u)``; a pair's *match weight* is the pr
 plus the weights of its levels, and its score is the match probability ``2^w / (1 + 2^w)``.
 A field blank on either side adds nothing.
 
-The shipped ``DEFAULT_PARAMETERS`` are only a starting point: ``find_duplicates`` estimates ``u`` from random pairs of the records given,
-and ``m`` and the prior by expectation maximisation over the compared pairs, starting from them.
+The shipped ``DEFAULT_PARAMETERS`` are only a starting point: ``find_duplicates`` starts ``u``
+from random pairs of the records given, then estimates ``m``, ``u`` and the prior by expectation
+maximisation over the compared pairs.
 A fitted ``MatchConfig`` (``report.config``) can be saved as JSON and used again, so a
 book's ``find_similar`` scores as the batch did.
 """

@@ -116,7 +116,7 @@ def clean_customer_values(
 def _clean_values(
     values: Mapping[str, Any], kind: CustomerKind, reference: ReferenceLookup
 ) -> dict[str, Any]:
-    """``clean_customer_values`` with the reference data looked up in ``reference``."""
+    """:func:`clean_customer_values` with the reference data looked up in ``reference``."""
     errors = FieldErrors()
     out: dict[str, Any] = {}
     for name in _TEXT_FIELDS:
@@ -148,7 +148,7 @@ def _has_word_character(text: str) -> bool:
 
 
 class ReferenceLookup(Protocol):
-    """The reference data validation needs (``uow.reference`` or ``_ReferenceCache``)."""
+    """The reference data validation needs (``uow.reference`` or :class:`_ReferenceCache`)."""
 
     def get_company_type(self, name: str) -> CompanyType | None:
         """The company type with this name."""
@@ -224,7 +224,7 @@ _UNSET: tuple[Any, ...] = ("", (), {}, None, False)
 
 
 def _checked_draft(draft: Any, reference: ReferenceLookup) -> dict[str, Any]:
-    """The cleaned values of a draft (see ``clean_customer_values``)."""
+    """The cleaned values of a draft (see :func:`clean_customer_values`)."""
     if not isinstance(draft, NewCustomer):
         raise ValidationError({"draft": "pass a NewCustomer"})
     if not isinstance(draft.kind, CustomerKind):

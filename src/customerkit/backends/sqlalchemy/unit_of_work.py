@@ -88,9 +88,9 @@ class PendingWrites:
 class _BulkLoad:
     """Settings for a unit of work that writes batch after batch: a bulk load (create_many).
 
-    From the third full batch on, batches double up to ``BULK_BATCH_FACTOR`` times the
+    From the third full batch on, batches double up to :data:`BULK_BATCH_FACTOR` times the
     store's size (fewer, larger statements; rows sorted over a larger range land on fewer
-    pages), and an SQLite connection gets a ``BULK_CACHE_KIB`` page cache for the rest of
+    pages), and an SQLite connection gets a :data:`BULK_CACHE_KIB` page cache for the rest of
     the transaction, so the indexes' pages stay in memory instead of being spilled and read
     back (measured at a million customers: SQLite's CPU per customer 68 -> 62 µs, and much
     less time waiting on the disk). Durability is untouched (journal and synchronous stay as
@@ -152,7 +152,7 @@ def _read_only_options(dialect: str) -> dict[str, Any]:
 class SqlUnitOfWork:
     """One transaction over every repository (the ``UnitOfWork`` protocol).
 
-    Leaving the ``with`` block without ``commit`` rolls back. The transaction begins at the
+    Leaving the ``with`` block without :meth:`commit` rolls back. The transaction begins at the
     first statement (``BEGIN IMMEDIATE`` on SQLite), so a unit of work that does nothing
     takes no lock.
     """
