@@ -115,18 +115,49 @@ def _score_candidates(
     )
 
 
-def match_table(table: RecordTable, config: MatchConfig, region: str) -> DuplicateReport:
+def _apart(ids: Sequence[str], dismissed: Iterable[tuple[str, str]]) -> dict[int, set[int]]:
+    """Position -> the positions it must not be paired or grouped with (ids not here ignored)."""
+    pairs = [(a, b) for a, b in dismissed if a != b]
+    if not pairs:
+        return {}
+    wanted = {record_id for pair in pairs for record_id in pair}
+    at = {record_id: p for p, record_id in enumerate(ids) if record_id in wanted}
+    apart: dict[int, set[int]] = {}
+    for a, b in pairs:
+        if a in at and b in at:
+            apart.setdefault(at[a], set()).add(at[b])
+            apart.setdefault(at[b], set()).add(at[a])
+    return apart
+
+
+def match_table(
+    table: RecordTable,
+    config: MatchConfig,
+    region: str,
+    *,
+    dismissed: Iterable[tuple[str, str]] = (),
+) -> DuplicateReport:
     """Find the duplicates among records already read into a table.
 
     Args:
         table: The records.
         config: Matching settings.
         region: Default phone region.
+        dismissed: Pairs of ids (either order) a person decided are not duplicates.
 
     Returns:
         The report.
     """
     left, right, score, why, compared, id_rank = _score_candidates(table, config, region)
+    apart = _apart(table.ids, dismissed)
+    if apart:  # drop dismissed pairs; group_pairs keeps them out of one group too
+        keep = [
+            k
+            for k, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True))
+            if b not in apart.get(a, ())
+        ]
+        left, right, score = left[keep], right[keep], score[keep]
+        why = [why[k] for k in keep]
     swap = id_rank[left] > id_rank[right]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
     order = np.lexsort((id_rank[right], id_rank[left], -score))
@@ -154,6 +185,7 @@ def match_table(table: RecordTable, config: MatchConfig, region: str) -> Duplica
         created=table.created,
         total_fields=len(fields),
         link_fraction=config.link_fraction,
+        apart=apart,
     )
     involved = np.unique(np.concatenate((left, right))).tolist()
     return DuplicateReport(
@@ -173,6 +205,7 @@ def find_duplicates(
     config: MatchConfig | None = None,
     region: str = "US",
     scope: str | None = None,
+    dismissed: Iterable[tuple[str, str]] = (),
 ) -> DuplicateReport:
     """Find the duplicates among contacts or customers (rules M1, M2, M5).
 
@@ -187,6 +220,8 @@ def find_duplicates(
         scope: A field that partitions the records, such as ``"customer_id"``: only records
             with the same value are compared (records without one are compared among
             themselves). None compares all records.
+        dismissed: Pairs of ids, in either order, a person decided are not duplicates: they
+            are never reported, and never end up in one group.
 
     Returns:
         Pairs above the threshold, groups with a proposed main, and the number of pairs
@@ -197,7 +232,7 @@ def find_duplicates(
     """
     with _collector_paused():
         table = read_records(records, kind=kind, scope=scope)
-        return match_table(table, config or MatchConfig(), region)
+        return match_table(table, config or MatchConfig(), region, dismissed=dismissed)
 
 
 def find_similar(

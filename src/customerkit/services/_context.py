@@ -14,6 +14,7 @@ import attrs
 
 from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import PasswordHasher
+from customerkit.matching import MatchConfig
 from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role, Survivorship
 from customerkit.policy import Action, Policy, Target
 from customerkit.ports import Clock, Store, UnitOfWork
@@ -40,6 +41,8 @@ class BookConfig:
         max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
         survivorship: Per field, how a merge picks the surviving value (``MAIN`` unless
             given: ``{"phone": Survivorship.MOST_RECENT}``).
+        match: How ``find_duplicates`` and ``find_similar`` compare, score and group
+            contacts and customers.
     """
 
     phone_region: str = "US"
@@ -49,6 +52,12 @@ class BookConfig:
     recent_window: timedelta = timedelta(days=30)
     max_merge_size: int = 1000
     survivorship: Mapping[str, Survivorship] = attrs.field(factory=dict)
+    match: MatchConfig = attrs.field(default=MatchConfig())
+
+    @match.validator
+    def _check_match(self, attribute: attrs.Attribute[MatchConfig], value: object) -> None:
+        if not isinstance(value, MatchConfig):
+            raise ValidationError({"match": "pass a customerkit.MatchConfig"})
 
 
 @attrs.define(kw_only=True)
