@@ -97,8 +97,9 @@ def _checked_pair(
 ) -> tuple[list[tuple[Record, Customer]], str]:
     """Both records with their customers, and their location; checked and authorized.
 
-    ``live`` asks for live records of live customers (dismiss); otherwise any status does
-    (undismiss: a pair may be undone after a merge or delete).
+    ``live`` asks for live records of live customers that are compared with each other
+    (dismiss); otherwise any two existing records do (undismiss: a pair may be taken back
+    after a merge or a delete).
     """
     found = []
     for record_id in ids:
@@ -109,7 +110,9 @@ def _checked_pair(
         ctx.authorize(actor, kind.action, customer_target(owner))
         found.append((record, owner))
     (left, owner), (right, _) = found
-    if kind.same_group(left) != kind.same_group(right):
+    # Only pairs that are compared can be dismissed; a stored one can always be taken back,
+    # even after a customer merge moved one contact of the pair but not its merged partner.
+    if live and kind.same_group(left) != kind.same_group(right):
         raise DismissError(kind.apart_message, field="right_id")
     return found, owner.location_id
 
