@@ -221,14 +221,15 @@ class DismissalRepository(Protocol):
     Removing a contact or customer from its repository removes the dismissals naming it.
     """
 
-    def add(self, dismissal: Dismissal) -> None:
-        """Store a dismissal, replacing one with the same key."""
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
+        """Store a dismissal, unless its pair is dismissed already.
 
-    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> None:
-        """Forget a dismissal (no error when absent)."""
+        Returns ``None`` when stored, else the dismissal already stored (nothing written): on a
+        database, possibly one another transaction committed meanwhile.
+        """
 
-    def get(self, location_id: str, kind: str, left_id: str, right_id: str) -> Dismissal | None:
-        """The dismissal with this key, or ``None``."""
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
+        """Forget a dismissal (ids in either order); whether there was one to forget."""
 
     def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
         """A location's dismissals of one kind, by left id then right id."""

@@ -611,28 +611,30 @@ class _Merges(_Repository):
 
 
 class _Dismissals(_Repository):
-    def add(self, dismissal: Dismissal) -> None:
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
         key = _dismissal_key(
             dismissal.location_id, dismissal.kind, dismissal.left_id, dismissal.right_id
         )
+        stored = self._s.dismissals.get(key)
+        if stored is not None:
+            return stored
         self._j.set(self._s.dismissals, key, dismissal)
         for record_id in key[2:]:
             self._j.set(self._s.dismissals_of.setdefault((key[1], record_id), {}), key, None)
+        return None
 
-    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> None:
-        self.drop(self._s, self._j, _dismissal_key(location_id, kind, left_id, right_id))
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
+        return self.drop(self._s, self._j, _dismissal_key(location_id, kind, left_id, right_id))
 
     @staticmethod
-    def drop(state: _State, journal: _Journal, key: tuple[str, str, str, str]) -> None:
-        """Forget the dismissal with this key, and its entries in the per-record index."""
+    def drop(state: _State, journal: _Journal, key: tuple[str, str, str, str]) -> bool:
+        """Forget the dismissal with this key and its entries in the per-record index."""
         if key not in state.dismissals:
-            return
+            return False
         journal.pop(state.dismissals, key)
         for record_id in key[2:]:
             journal.pop(state.dismissals_of.get((key[1], record_id), {}), key)
-
-    def get(self, location_id: str, kind: str, left_id: str, right_id: str) -> Dismissal | None:
-        return self._s.dismissals.get(_dismissal_key(location_id, kind, left_id, right_id))
+        return True
 
     def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
         found = [d for key, d in self._s.dismissals.items() if key[:2] == (location_id, kind)]

@@ -148,9 +148,6 @@ def dismiss(
     ids = _ordered(left_id, right_id, kind.name)
     with ctx.store.unit_of_work() as uow:
         found, location_id = _checked_pair(ctx, uow, kind, ids, actor, live=True)
-        existing = uow.dismissals.get(location_id, kind.name, *ids)
-        if existing is not None:
-            return existing
         dismissal = Dismissal(
             kind=kind.name,
             location_id=location_id,
@@ -159,7 +156,9 @@ def dismiss(
             actor_id=actor.user_id,
             at=ctx.now(),
         )
-        uow.dismissals.add(dismissal)
+        stored = uow.dismissals.add(dismissal)
+        if stored is not None:  # dismissed already (perhaps by a racing call): a repeat
+            return stored
         _record(
             ctx, uow, kind, found, action="dismiss", actor=actor, change=lambda other: (None, other)
         )
@@ -174,9 +173,8 @@ def undismiss(
     ids = _ordered(left_id, right_id, kind.name)
     with ctx.store.unit_of_work() as uow:
         found, location_id = _checked_pair(ctx, uow, kind, ids, actor, live=False)
-        if uow.dismissals.get(location_id, kind.name, *ids) is None:
+        if not uow.dismissals.remove(location_id, kind.name, *ids):
             return
-        uow.dismissals.remove(location_id, kind.name, *ids)
         _record(
             ctx,
             uow,

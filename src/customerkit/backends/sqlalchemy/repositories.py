@@ -337,23 +337,28 @@ class DismissalRepository:
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
-    def add(self, dismissal: Dismissal) -> None:
-        # Memory replaces a dismissal with the same key; so do we.
-        key = (dismissal.location_id, dismissal.kind, dismissal.left_id, dismissal.right_id)
-        self.remove(*key)
-        self._uow.reader().execute(
-            schema.dismissals.insert().values(convert.dismissal_row(dismissal))
-        )
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
+        connection = self._uow.reader()
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    schema.dismissals.insert().values(convert.dismissal_row(dismissal))
+                )
+        except IntegrityError:
+            # The pair is dismissed already: on PostgreSQL perhaps by a transaction that
+            # committed while this insert waited for it; this statement sees that commit.
+            key = (dismissal.location_id, dismissal.kind, dismissal.left_id, dismissal.right_id)
+            statement = select(schema.dismissals).where(*_dismissal_key(*key))
+            row = connection.execute(statement).mappings().first()
+            if row is None:
+                raise
+            return convert.dismissal_from_row(row)
+        return None
 
-    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> None:
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
         key = _dismissal_key(location_id, kind, left_id, right_id)
-        self._uow.reader().execute(delete(schema.dismissals).where(*key))
-
-    def get(self, location_id: str, kind: str, left_id: str, right_id: str) -> Dismissal | None:
-        key = _dismissal_key(location_id, kind, left_id, right_id)
-        statement = select(schema.dismissals).where(*key)
-        row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.dismissal_from_row(row)
+        removed = self._uow.reader().execute(delete(schema.dismissals).where(*key)).rowcount
+        return bool(removed)
 
     def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
         statement = (
