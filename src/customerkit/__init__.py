@@ -20,12 +20,15 @@ from customerkit.errors import (
     BookBusy,
     ConcurrentModification,
     ConflictError,
+    CsvError,
     CustomerKitError,
     DismissError,
     DuplicateCustomerNumber,
     DuplicateExternalUser,
     DuplicateUsername,
     ImmutableField,
+    MatchConfigError,
+    MatchingError,
     MergeError,
     NotFound,
     PermissionDenied,
@@ -40,9 +43,15 @@ from customerkit.matching import (
     DuplicateGroup,
     DuplicatePair,
     DuplicateReport,
+    Evaluation,
+    Evidence,
+    ExtraComparison,
     MatchConfig,
+    Parameters,
     SimilarMatch,
+    UnknownColumnsWarning,
     find_duplicates,
+    fit,
 )
 from customerkit.model import (
     Actor,
@@ -75,6 +84,19 @@ from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceReco
 
 __version__ = "0.1.0.dev0"
 
+_SUBMODULES = frozenset({"convert", "synth", "testing"})
+
+
+def __getattr__(name: str) -> object:
+    """``ck.convert``, ``ck.synth`` and ``ck.testing`` without importing them explicitly."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"customerkit.{name}")
+    msg = f"module 'customerkit' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 __all__ = [
     "Action",
     "Actor",
@@ -89,6 +111,7 @@ __all__ = [
     "ConcurrentModification",
     "ConflictError",
     "Contact",
+    "CsvError",
     "CsvSource",
     "Customer",
     "CustomerKind",
@@ -102,15 +125,21 @@ __all__ = [
     "DuplicatePair",
     "DuplicateReport",
     "DuplicateUsername",
+    "Evaluation",
+    "Evidence",
+    "ExtraComparison",
     "ImmutableField",
     "InMemorySource",
     "ManagedBy",
     "MatchConfig",
+    "MatchConfigError",
+    "MatchingError",
     "MergeError",
     "MergeResult",
     "NewContact",
     "NewCustomer",
     "NotFound",
+    "Parameters",
     "PasswordHasher",
     "PermissionDenied",
     "Policy",
@@ -130,10 +159,12 @@ __all__ = [
     "SourceRecord",
     "Survivorship",
     "Target",
+    "UnknownColumnsWarning",
     "UnusedContacts",
     "User",
     "ValidationError",
     "__version__",
     "find_duplicates",
+    "fit",
     "open_book",
 ]

@@ -1,6 +1,6 @@
 """The domain model: frozen attrs records, knowing nothing about storage.
 
-Records change through :func:`attrs.evolve`; services validate before they build one.
+Records change through `attrs.evolve()`; services validate before they build one.
 """
 
 from __future__ import annotations

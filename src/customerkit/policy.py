@@ -1,8 +1,8 @@
 """Who may do what (rules P1, P2): one replaceable policy object, deny by default.
 
 Every service call that reads or changes customer data asks the book's policy first. Replace it
-with any object that has an ``authorize`` method (the :class:`Policy` protocol) to fit a host
-system's own permissions.
+with any object that has an ``authorize`` method (the [`Policy`][customerkit.Policy] protocol)
+to fit a host system's own permissions.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Policy(Protocol):
     """Decides whether an actor may perform an action on a target."""
 
     def authorize(self, actor: Actor, action: Action, target: Target) -> None:
-        """Return if allowed; raise :class:`~customerkit.PermissionDenied` otherwise."""
+        """Return if allowed; raise [`PermissionDenied`][customerkit.PermissionDenied] otherwise."""
 
 
 #: The lowest role allowed for each action (P1). An action absent here is denied.
@@ -106,7 +106,7 @@ class RolePolicy:
     minimum_role: Mapping[Action, Role] = DEFAULT_MINIMUM_ROLE
 
     def authorize(self, actor: Actor, action: Action, target: Target) -> None:
-        """Raise :class:`~customerkit.PermissionDenied` unless the actor may act."""
+        """Raise [`PermissionDenied`][customerkit.PermissionDenied] unless the actor may act."""
         reason = self._deny_reason(actor, action, target)
         if reason is not None:
             log.info("denied %s to user %s: %s", action.value, actor.user_id, reason)

@@ -7,7 +7,7 @@ a change is allowed lives in the services.
 
 Uniqueness the repositories enforce, raising the library error on a clash:
 
-* live customers of one location by :func:`customerkit.text.number_key` of the number
+* live customers of one location by `customerkit.text.number_key()` of the number
   (``DuplicateCustomerNumber``; blank numbers never clash),
 * customers (live or tombstoned) by canonical username (``DuplicateUsername``),
 * live external-user contacts by canonical email (``DuplicateExternalUser``).
@@ -87,7 +87,7 @@ class CustomerRepository(Protocol):
     def export_records(
         self, location_id: str, *, ids: Sequence[str] | None = None
     ) -> Iterator[ExportRecord]:
-        """:meth:`iter_location` with each customer's contacts, as export rows (C8).
+        """`iter_location()` with each customer's contacts, as export rows (C8).
 
         ``customerkit.export.record_of(customer, contacts)`` makes one; a database can fill
         them from its rows directly, which is what makes a million-row export fast.
@@ -238,7 +238,7 @@ class DismissalRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit it, or nothing it did is kept.
 
-    Used as a context manager; leaving the block without :meth:`commit` rolls back.
+    Used as a context manager; leaving the block without `commit()` rolls back.
     """
 
     @property

@@ -21,22 +21,27 @@ from typing import Final
 from customerkit import identity
 from customerkit.data.nicknames import NICKNAME_GROUPS, NICKNAMES
 from customerkit.errors import CustomerKitError
-from customerkit.matching.column import Column, combine
+from customerkit.matching.column import Column
 from customerkit.text import digits, fold, number_key
 
 __all__ = [
+    "ADDRESS_KEYS",
     "CONTACT_KEYS",
     "CUSTOMER_KEYS",
     "address_key",
     "company_key",
     "customer_number_key",
+    "date_key",
     "email_key",
+    "extra_column",
     "full_name_key",
     "given_name_key",
+    "identifier_key",
     "is_nickname",
     "normalize_columns",
     "person_name_key",
     "phone_number_key",
+    "place_key",
     "postal_key",
 ]
 
@@ -348,18 +353,58 @@ def phone_number_key(value: str, region: str = "US") -> str:
         return number if len(number) >= 4 else ""
 
 
-# --- columns -----------------------------------------------------------------------------------
+# --- columns ---------------------------------------------------------------------------------
 
+#: Normalised address columns, for customers and for contacts that carry an address.
+ADDRESS_KEYS: Final = ("address", "address_line2", "city", "state", "postal")
 #: Normalised contact columns and the input fields they come from.
-CONTACT_KEYS: Final = ("first", "given", "last", "email", "phone")
+CONTACT_KEYS: Final = ("first", "given", "last", "email", "phone", *ADDRESS_KEYS)
 #: Normalised customer columns.
-CUSTOMER_KEYS: Final = ("company", "number", "address", "postal", "city", "email", "phone")
+CUSTOMER_KEYS: Final = ("company", "number", "email", "phone", *ADDRESS_KEYS)
 
 
-def _address(line1: str, line2: str) -> str:
-    if not (line1 or line2):
-        return ""
-    return address_key(f"{line1} {line2}" if line2 else line1)
+def place_key(value: str) -> str:
+    """A place name (city, state, a second address line) as folded words.
+
+    >>> place_key(" Mount  Saint-Helens ")
+    'mount saint helens'
+    """
+    return person_name_key(value)
+
+
+def identifier_key(value: str) -> str:
+    """An identifier compared with case and separators ignored (VIN, tax id, account number)."""
+    return customer_number_key(value)
+
+
+_DATE_DIGITS: Final = re.compile(r"(\d{4})\D?(\d{1,2})\D?(\d{1,2})")
+
+
+def date_key(value: str) -> str:
+    """A date as ``YYYYMMDD``: ISO dates, ``YYYYMMDD`` digits, or ``datetime`` text.
+
+    Text that is not such a date keeps its digits, so two equal oddities still agree.
+
+    >>> date_key("1956-04-09"), date_key("19560409"), date_key("1956-4-9 00:00:00")
+    ('19560409', '19560409', '19560409')
+    """
+    match = _DATE_DIGITS.match(value.strip())
+    if match is None:
+        return digits(value)
+    year, month, day = match.groups()
+    return f"{year}{int(month):02d}{int(day):02d}"
+
+
+_EXTRA_KEYS: Final[Mapping[str, Callable[[str], str]]] = {
+    "exact": identifier_key,
+    "date": date_key,
+    "text": person_name_key,
+}
+
+
+def extra_column(field: str) -> str:
+    """The normalised column of an extra comparison on ``field``."""
+    return f"extra:{field}"
 
 
 def _keys(texts: Sequence[str], key: Callable[[str], str]) -> Column:
@@ -370,14 +415,22 @@ def _keys(texts: Sequence[str], key: Callable[[str], str]) -> Column:
     return Column.of([key(text) if text else "" for text in texts])
 
 
-def _addresses(line1: Sequence[str], line2: Sequence[str]) -> Column:
-    if type(line1) is Column and type(line2) is Column:
-        return combine(_address, line1, line2)
-    return Column.of([_address(a, b) for a, b in zip(line1, line2, strict=True)])
+def _address_columns(columns: Mapping[str, Sequence[str]]) -> dict[str, Column]:
+    return {
+        "address": _keys(columns["address_line1"], address_key),
+        "address_line2": _keys(columns["address_line2"], place_key),
+        "city": _keys(columns["city"], place_key),
+        "state": _keys(columns["state"], place_key),
+        "postal": _keys(columns["postal_code"], postal_key),
+    }
 
 
 def normalize_columns(
-    kind: str, columns: Mapping[str, Sequence[str]], *, region: str = "US"
+    kind: str,
+    columns: Mapping[str, Sequence[str]],
+    *,
+    region: str = "US",
+    extras: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Column]:
     """Normalise raw text columns (``""`` for missing) into the matching keys of ``kind``.
 
@@ -388,28 +441,26 @@ def normalize_columns(
         kind: ``"contact"`` or ``"customer"``.
         columns: Model field name -> trimmed values, one per record.
         region: Default phone region.
+        extras: ``(field, method)`` of extra comparisons; their columns are in ``columns``.
 
     Returns:
         For contacts the columns :data:`CONTACT_KEYS` (``first`` is the folded given name,
-        ``given`` its formal form), for customers :data:`CUSTOMER_KEYS`.
+        ``given`` its formal form), for customers :data:`CUSTOMER_KEYS`; then one column per
+        extra comparison (see :func:`extra_column`).
     """
-    phones = _keys(columns["phone"], partial(phone_number_key, region=region))
-    emails = _keys(columns["email"], email_key)
+    out = {
+        "email": _keys(columns["email"], email_key),
+        "phone": _keys(columns["phone"], partial(phone_number_key, region=region)),
+    }
     if kind == "contact":
         first = columns["first_name"]
-        return {
-            "first": _keys(first, person_name_key),
-            "given": _keys(first, given_name_key),
-            "last": _keys(columns["last_name"], person_name_key),
-            "email": emails,
-            "phone": phones,
-        }
-    return {
-        "company": _keys(columns["company_name"], company_key),
-        "number": _keys(columns["customer_number"], customer_number_key),
-        "address": _addresses(columns["address_line1"], columns["address_line2"]),
-        "postal": _keys(columns["postal_code"], postal_key),
-        "city": _keys(columns["city"], person_name_key),
-        "email": emails,
-        "phone": phones,
-    }
+        out["first"] = _keys(first, person_name_key)
+        out["given"] = _keys(first, given_name_key)
+        out["last"] = _keys(columns["last_name"], person_name_key)
+    else:
+        out["company"] = _keys(columns["company_name"], company_key)
+        out["number"] = _keys(columns["customer_number"], customer_number_key)
+    out.update(_address_columns(columns))
+    for field, method in extras:
+        out[extra_column(field)] = _keys(columns[field], _EXTRA_KEYS[method])
+    return out

@@ -11,6 +11,7 @@ input as a string (``"0"``, ``"1"``, ...), so every id in a report is a ``str``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, cast
@@ -19,14 +20,18 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.errors import MatchingError
 from customerkit.matching.column import Column
+from customerkit.model import Contact, Customer, NewContact, NewCustomer
 
 __all__ = [
+    "ADDRESS_FIELDS",
     "CONTACT_FIELDS",
     "CUSTOMER_FIELDS",
     "DISTINCT_FIELDS",
     "Kind",
     "RecordTable",
+    "UnknownColumnsWarning",
     "field_value",
     "is_missing",
     "read_records",
@@ -36,17 +41,15 @@ __all__ = [
 
 Kind = Literal["contact", "customer"]
 
+#: Address fields: customers have them, and contacts may (a data set of people with addresses).
+ADDRESS_FIELDS: Final = ("address_line1", "address_line2", "city", "state", "postal_code")
 #: Contact fields the matcher reads (and reports side by side).
-CONTACT_FIELDS: Final = ("first_name", "last_name", "email", "phone", "title")
+CONTACT_FIELDS: Final = ("first_name", "last_name", "email", "phone", "title", *ADDRESS_FIELDS)
 #: Customer fields the matcher reads (and reports side by side).
 CUSTOMER_FIELDS: Final = (
     "company_name",
     "customer_number",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
+    *ADDRESS_FIELDS,
     "country",
     "email",
     "phone",
@@ -60,13 +63,41 @@ _MISSING_TYPES: Final = frozenset({"NAType", "NaTType"})
 
 
 def fields_of(kind: str) -> tuple[str, ...]:
-    """The fields read for ``kind`` (``"contact"`` or ``"customer"``, else ``ValueError``)."""
+    """The fields read for ``kind`` (``"contact"`` or ``"customer"``, else ``MatchingError``)."""
     if kind == "contact":
         return CONTACT_FIELDS
     if kind == "customer":
         return CUSTOMER_FIELDS
     msg = f"kind must be 'contact' or 'customer', not {kind!r}"
-    raise ValueError(msg)
+    raise MatchingError(msg, field="kind")
+
+
+def _model_fields() -> frozenset[str]:
+    """Every field of the model's contacts and customers: known, even when not compared."""
+    names: set[str] = set()
+    for cls in (Contact, Customer, NewContact, NewCustomer):
+        names.update(field.name for field in attrs.fields(cls))
+    return frozenset(names)
+
+
+_KNOWN: Final = _model_fields() | {"id", "customer_id", "location_id", "merged_into"}
+
+
+def _warn_unknown(names: Iterable[str], wanted: Sequence[str]) -> None:
+    """Warn about columns the matcher would otherwise drop without a word."""
+    unknown = sorted({str(name) for name in names} - _KNOWN - set(wanted))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        warnings.warn(
+            f"find_duplicates does not compare these columns: {shown}; rename them to the "
+            "model's field names, or compare them with MatchConfig(comparisons=...)",
+            UnknownColumnsWarning,
+            stacklevel=4,
+        )
+
+
+class UnknownColumnsWarning(UserWarning):
+    """Records given to the matcher carry columns it neither knows nor was asked to compare."""
 
 
 def is_missing(value: object) -> bool:
@@ -164,6 +195,14 @@ def _ids(values: list[object]) -> list[str]:
     ]
 
 
+def _originals(values: list[object], ids: list[str]) -> list[object]:
+    """Each record's id as given, its position where it has none."""
+    return [
+        position if is_missing(value) else value
+        for position, (value, _) in enumerate(zip(values, ids, strict=True))
+    ]
+
+
 def field_value(record: object, name: str) -> object:
     """The value of field ``name`` of a mapping or an object (``None`` when it has none)."""
     if isinstance(record, Mapping):
@@ -173,6 +212,20 @@ def field_value(record: object, name: str) -> object:
 
 def _is_dataframe(records: object) -> bool:
     return type(records).__module__.startswith("pandas") and hasattr(records, "columns")
+
+
+def _refuse_non_records(records: object) -> None:
+    """Refuse inputs that iterate as something other than records (column names, characters)."""
+    module = type(records).__module__.split(".", 1)[0]
+    if module in {"polars", "pyarrow"}:
+        msg = (
+            f"a {module} table is not read directly; pass table.to_pandas() "
+            "or a list of dicts (table.to_pylist() / df.to_dicts())"
+        )
+        raise MatchingError(msg, field="records")
+    if isinstance(records, str | bytes | Mapping):
+        msg = "records must be an iterable of records (mappings or models), not one value"
+        raise MatchingError(msg, field="records")
 
 
 def _frame_column(frame: Any, name: str, size: int) -> list[object]:
@@ -197,6 +250,8 @@ class RecordTable:
         columns: Field -> trimmed text per record, ``""`` for missing: a :class:`Column` of
             distinct values, or a plain list for the fields in :data:`DISTINCT_FIELDS`.
         scopes: The scope value per record (``""`` for none), or None when not scoped.
+        originals: Each record's id as given (an int, a DataFrame index label), or None when
+            the ids are the texts themselves.
         last_contacted: POSIX seconds of ``last_communicated_at``, NaN for missing.
         created: POSIX seconds of ``created_at``, NaN for missing.
     """
@@ -204,6 +259,7 @@ class RecordTable:
     kind: Kind
     ids: list[str]
     columns: dict[str, Sequence[str]]
+    originals: list[object] | None
     scopes: Column | None
     last_contacted: npt.NDArray[np.float64]
     created: npt.NDArray[np.float64]
@@ -219,37 +275,56 @@ class RecordTable:
         return np.fromiter(map(bool, column), np.bool_, len(column))
 
 
-def read_records(records: Iterable[object], *, kind: Kind, scope: str | None) -> RecordTable:
+def read_records(
+    records: Iterable[object],
+    *,
+    kind: Kind,
+    scope: str | None,
+    extras: Sequence[str] = (),
+    warn: bool = False,
+) -> RecordTable:
     """Read mappings, attrs records or a DataFrame into a :class:`RecordTable`.
 
     Args:
         records: The records.
         kind: ``"contact"`` or ``"customer"``.
         scope: A field whose value partitions the records (``"customer_id"``), or None.
+        extras: Further columns to read (those of extra comparisons).
+        warn: Warn (:class:`UnknownColumnsWarning`) about columns that are not read.
 
     Returns:
         The columns of the records.
 
     Raises:
-        ValueError: Two records have the same id.
+        MatchingError: Two records have the same id, or ``records`` is not records.
     """
-    fields = fields_of(kind)
+    fields = (*fields_of(kind), *(name for name in extras if name not in fields_of(kind)))
     wanted = (*fields, *_TIME_FIELDS, "id", *((scope,) if scope else ()))
     raw: dict[str, list[object]]
     if _is_dataframe(records):
         size = len(records)  # type: ignore[arg-type]
+        if warn:
+            _warn_unknown(records.columns, wanted)  # type: ignore[attr-defined]
         raw = {name: _frame_column(records, name, size) for name in wanted}
+        if "id" not in records.columns:  # type: ignore[attr-defined]
+            raw["id"] = list(records.index.tolist())  # type: ignore[attr-defined]
     else:
+        _refuse_non_records(records)
         rows = records if isinstance(records, Sequence) else list(records)
         plain = all(type(row) is dict for row in rows)
+        if warn and plain and rows:
+            dicts = cast("list[dict[str, object]]", rows[:1000])
+            _warn_unknown({key for row in dicts for key in row}, wanted)
         raw = {name: _record_column(rows, name, plain=plain) for name in wanted}
     ids = _ids(raw["id"])
+    originals = None if all(type(v) is str for v in raw["id"]) else _originals(raw["id"], ids)
     if len(set(ids)) != len(ids):
         msg = "records have duplicate ids; give each record a unique id (or none at all)"
-        raise ValueError(msg)
+        raise MatchingError(msg, field="id")
     return RecordTable(
         kind=kind,
         ids=ids,
+        originals=originals,
         columns={name: _read_column(name, raw[name]) for name in fields},
         scopes=_text_column(raw[scope]) if scope else None,
         last_contacted=_timestamps(raw["last_communicated_at"]),

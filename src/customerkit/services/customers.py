@@ -443,7 +443,16 @@ class CustomerService:
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             total = uow.customers.count(actor.location_id) if ids is None else len(set(ids))
             records = uow.customers.export_records(actor.location_id, ids=ids)
-            return write_records(fileobj, records, format=format, total=total, progress=progress)
+            try:
+                return write_records(
+                    fileobj, records, format=format, total=total, progress=progress
+                )
+            finally:
+                # A failed write (a closed pipe) ends a database reader here, inside the unit
+                # of work, not later when the garbage collector finds its connection closed.
+                close = getattr(records, "close", None)
+                if close is not None:
+                    close()
 
     # -- change ------------------------------------------------------------------------------
 
