@@ -399,7 +399,7 @@ class ContactService:
         return find_duplicates(
             contacts,
             kind="contact",
-            config=config.match,
+            config=config.match_for("contact"),
             region=config.phone_region,
             scope="customer_id",
             dismissed=apart,
@@ -422,12 +422,17 @@ class ContactService:
                     actor, Action.CONTACT_READ, Target(location_id=actor.location_id)
                 )
                 index = uow.contacts.match_index(
-                    actor.location_id, region=config.phone_region, config=config.match
+                    actor.location_id,
+                    region=config.phone_region,
+                    config=config.match_for("contact"),
                 )
             else:
                 contacts = self._live_contacts(uow, actor, customer_id)
                 index = MatchIndex.build(
-                    contacts, kind="contact", config=config.match, region=config.phone_region
+                    contacts,
+                    kind="contact",
+                    config=config.match_for("contact"),
+                    region=config.phone_region,
                 )
             found = dismissals.without_dismissed(
                 uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)

@@ -648,7 +648,7 @@ class CustomerService:
         return find_duplicates(
             customers,
             kind="customer",
-            config=config.match,
+            config=config.match_for("customer"),
             region=config.phone_region,
             dismissed=apart,
         )
@@ -664,7 +664,7 @@ class CustomerService:
         config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
             index = uow.customers.match_index(
-                actor.location_id, region=config.phone_region, config=config.match
+                actor.location_id, region=config.phone_region, config=config.match_for("customer")
             )
             found = dismissals.without_dismissed(
                 uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)

@@ -1438,6 +1438,30 @@ class TestDismissalsContract:
         with pytest.raises(ck.ValidationError):
             ck.BookConfig(match="strict")  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize("strict_kind", ["contact", "customer"])
+    def test_the_book_matches_each_kind_with_its_own_match_config(
+        self, make_book: MakeBook, clock: FakeClock, strict_kind: str
+    ) -> None:
+        """``contact_match`` / ``customer_match`` replace ``match`` for that kind only."""
+        base = make_book(clock)
+        strict = ck.MatchConfig(parameters=Parameters(prior=1e-300, m={}, u={}), estimate=False)
+        config = ck.BookConfig(**{f"{strict_kind}_match": strict})  # type: ignore[arg-type]
+        book = ck.Book(base.store, clock=clock, config=config, hasher=ck.PasswordHasher.for_tests())
+        a, _, _ = self.three_johnsons(book)
+        _, ann, _ = TestDuplicatesContract.two_anns(book, clock)
+        found = {
+            "customer": bool(book.customers.find_duplicates(actor=STAFF).pairs),
+            "contact": bool(book.contacts.find_duplicates(actor=STAFF).pairs),
+        }
+        assert found == {"customer": strict_kind != "customer", "contact": strict_kind != "contact"}
+        similar = {
+            "customer": bool(book.customers.find_similar(a, actor=STAFF)),
+            "contact": bool(book.contacts.find_similar(ann, actor=STAFF)),
+        }
+        assert similar == found
+        with pytest.raises(ck.ValidationError):
+            ck.BookConfig(**{f"{strict_kind}_match": "strict"})  # type: ignore[arg-type]
+
 
 def pointer(book: ck.Book, table: str, record_id: str) -> str | None:
     """Where a record's ``merged_into`` points, read from the store (tombstones included)."""
