@@ -95,6 +95,7 @@ MEMORY_WRITES: dict[type, tuple[str, ...]] = {
     memory._Reference: ("add_company_type", "add_category"),
     memory._Settings: ("set_source_enabled",),
     memory._Merges: ("add", "update"),
+    memory._Dismissals: ("add", "remove"),
     memory.MemoryUnitOfWork: ("commit",),
     memory.MemorySearchIndex: ("upsert", "remove", "bulk_load"),
 }
@@ -402,6 +403,22 @@ def s_customer_delete_with_history(w: World) -> Callable[[], Any]:
     return lambda: w.book.customers.delete(w.c["jt"].id, actor=ADMIN, delete_history=True)
 
 
+def s_contact_dismiss(w: World) -> Callable[[], Any]:
+    return lambda: w.book.contacts.dismiss(w.k["ann"].id, w.k["anne"].id, actor=ADMIN)
+
+
+def s_customer_undismiss(w: World) -> Callable[[], Any]:
+    w.book.customers.dismiss(w.c["jt"].id, w.c["jd"].id, actor=ADMIN)
+    w.clock.advance(minutes=1)
+    return lambda: w.book.customers.undismiss(w.c["jd"].id, w.c["jt"].id, actor=ADMIN)
+
+
+def s_customer_purge_with_dismissals(w: World) -> Callable[[], Any]:
+    w.book.customers.dismiss(w.c["jt"].id, w.c["jd"].id, actor=ADMIN)
+    w.book.contacts.dismiss(w.k["ann"].id, w.k["bob"].id, actor=ADMIN)
+    return lambda: w.book.customers.delete(w.c["jt"].id, actor=ADMIN, delete_history=True)
+
+
 def s_source_import(w: World) -> Callable[[], Any]:
     return lambda: w.book.sources.import_customer("dms", "P-1", actor=ADMIN)
 
@@ -449,6 +466,9 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], Any]]] = {
     "customers.create_many": s_create_many,
     "customers.delete": s_customer_delete,
     "customers.delete(delete_history=True)": s_customer_delete_with_history,
+    "customers.delete(delete_history=True) with dismissals": s_customer_purge_with_dismissals,
+    "contacts.dismiss": s_contact_dismiss,
+    "customers.undismiss": s_customer_undismiss,
     "sources.import_customer": s_source_import,
     "sources.refresh_customer": s_source_refresh,
     "customers.update": s_customer_update,

@@ -285,7 +285,7 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
     store = SqlStore(url)
     with store.engine.connect() as connection:
         version = connection.scalar(text("SELECT version FROM schema_version"))
-        assert version == schema.SCHEMA_VERSION == 3
+        assert version == schema.SCHEMA_VERSION == 4
         assert store.schema_version == schema.SCHEMA_VERSION
         connection.execute(update(schema.schema_version).values(version=999))
         connection.commit()
@@ -295,14 +295,15 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
 
 
 def test_a_version_2_database_is_refused(url: str) -> None:
-    """Version 3 keys the search words in rank order: a version 2 file needs a migration."""
+    """Version 3 keys the search words in rank order, version 4 adds dismissals: a version 2
+    file needs a migration."""
     SqlStore(url).close()
     store = SqlStore(url)
     with store.engine.connect() as connection:
         connection.execute(update(schema.schema_version).values(version=2))
         connection.commit()
     store.close()
-    with pytest.raises(ck.SchemaError, match="version 2, this release knows version 3"):
+    with pytest.raises(ck.SchemaError, match="version 2, this release knows version 4"):
         SqlStore(url)
 
 

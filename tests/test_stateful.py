@@ -181,6 +181,8 @@ class Model:
         self.merge_keys: dict[tuple[str, str, frozenset[str]], list[str]] = {}
         self.purged_customers: set[str] = set()
         self.purged_contacts: set[str] = set()
+        #: (location, kind, low id, high id) -> (actor id, time) of each "not a duplicate".
+        self.dismissals: dict[tuple[str, str, str, str], tuple[str, datetime]] = {}
         self.source: dict[str, dict[str, str]] = {}
         self.enabled = {"loc-1"}
         self.now = datetime.min.replace(tzinfo=UTC)
@@ -378,9 +380,16 @@ class Model:
         current = self.live_customer(customer_id)
         self.require(actor, ck.Role.SERVICE_MANAGER, current["location_id"])
         if delete_history:
+            gone = {("customer", customer_id)}
             for contact in self.contacts_of(customer_id):
                 del self.contacts[contact["id"]]
                 self.purged_contacts.add(contact["id"])
+                gone.add(("contact", contact["id"]))
+            self.dismissals = {
+                key: value
+                for key, value in self.dismissals.items()
+                if (key[1], key[2]) not in gone and (key[1], key[3]) not in gone
+            }
             del self.customers[customer_id]
             self.history.pop(customer_id, None)
             self.purged_customers.add(customer_id)
@@ -711,6 +720,66 @@ class Model:
 
     # sources ----------------------------------------------------------------------------------
 
+    # dismissals ------------------------------------------------------------------------------
+
+    def _dismissal_pair(
+        self, kind: str, left_id: str, right_id: str, actor: ck.Actor, *, live: bool
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Both records with their customers, checked as dismiss (``live``) or undismiss do."""
+        if left_id == right_id:
+            raise Refused(ck.DismissError)
+        found = []
+        for record_id in sorted((left_id, right_id)):
+            table = self.contacts if kind == "contact" else self.customers
+            record = table.get(record_id)
+            owner = None
+            if record is not None:
+                owner = self.customers.get(record["customer_id"]) if kind == "contact" else record
+            if owner is None or (
+                live and not (record["status"] == owner["status"] == "ACTIVE")  # type: ignore[index]
+            ):
+                # The ids are checked in order: an earlier id may be refused for the actor.
+                raise Refused(ck.NotFound, ck.PermissionDenied)
+            try:
+                self.require(actor, ck.Role.SERVICE_ADVISOR, owner["location_id"])
+            except Refused:
+                raise Refused(ck.PermissionDenied, ck.NotFound) from None
+            found.append((record, owner))
+        return found
+
+    def dismiss(self, kind: str, left_id: str, right_id: str, actor: ck.Actor) -> None:
+        found = self._dismissal_pair(kind, left_id, right_id, actor, live=True)
+        group = "customer_id" if kind == "contact" else "location_id"
+        (low, owner), (high, _) = found
+        if low[group] != high[group]:
+            raise Refused(ck.DismissError)
+        key = (owner["location_id"], kind, low["id"], high["id"])
+        if key in self.dismissals:
+            return
+        self.dismissals[key] = (actor.user_id, self.now)
+        for (record, record_owner), (other, _) in zip(found, reversed(found), strict=True):
+            change = {"not_duplicate_of": (None, other["id"])}
+            self.log(record_owner["id"], kind, record["id"], "dismiss", actor, change)
+
+    def undismiss(self, kind: str, left_id: str, right_id: str, actor: ck.Actor) -> None:
+        found = self._dismissal_pair(kind, left_id, right_id, actor, live=False)
+        (low, owner), (high, _) = found
+        key = (owner["location_id"], kind, low["id"], high["id"])
+        if self.dismissals.pop(key, None) is None:
+            return
+        for (record, record_owner), (other, _) in zip(found, reversed(found), strict=True):
+            change = {"not_duplicate_of": (other["id"], None)}
+            self.log(record_owner["id"], kind, record["id"], "undismiss", actor, change)
+
+    def stands_for(self, kind: str, record_id: str) -> str | None:
+        """The live record an id stands for now (through merges), as matching reads it."""
+        table = self.contacts if kind == "contact" else self.customers
+        record, seen = table.get(record_id), set()
+        while record is not None and record["status"] == "MERGED" and record["id"] not in seen:
+            seen.add(record["id"])
+            record = table.get(record["merged_into"])
+        return record["id"] if record is not None and record["status"] == "ACTIVE" else None
+
     def _enabled(self, actor: ck.Actor) -> None:
         self.require(actor, ck.Role.STAFF, actor.location_id)
         if actor.location_id not in self.enabled:
@@ -848,6 +917,14 @@ UNKNOWN_ID_CALLS: dict[
     "customers.delete": (
         lambda m, a: m.delete("missing", a, False),
         lambda b, a: b.customers.delete("missing", actor=a),
+    ),
+    "customers.dismiss": (
+        lambda m, a: m.dismiss("customer", "missing", "missing-2", a),
+        lambda b, a: b.customers.dismiss("missing", "missing-2", actor=a),
+    ),
+    "contacts.undismiss": (
+        lambda m, a: m.undismiss("contact", "missing", "missing-2", a),
+        lambda b, a: b.contacts.undismiss("missing", "missing-2", actor=a),
     ),
     "customers.merge": (
         lambda m, a: m.merge("customer", "missing", ["missing-2"], a, False),
@@ -1447,6 +1524,55 @@ class BookMachine(RuleBasedStateMachine):
         if outcome is not None:
             assert customer_view(outcome[1]) == outcome[0]
 
+    # rules: dismissals ------------------------------------------------------------------------
+
+    @rule(actor=actors, left=contacts, right=contacts, undo=st.booleans())
+    def dismiss_contacts(self, actor: ck.Actor, left: str, right: str, undo: bool) -> None:
+        self._dismiss("contact", actor, left, right, undo)
+
+    @rule(actor=actors, left=customers, right=customers, undo=st.booleans())
+    def dismiss_customers(self, actor: ck.Actor, left: str, right: str, undo: bool) -> None:
+        self._dismiss("customer", actor, left, right, undo)
+
+    @rule(actor=actors, data=st.data(), kind=st.sampled_from(["contact", "customer"]))
+    def dismiss_related(self, actor: ck.Actor, data: st.DataObject, kind: str) -> None:
+        """A dismissal of two live records that are compared (the bundle rules mostly refuse)."""
+        table = self.model.contacts if kind == "contact" else self.model.customers
+        group = "customer_id" if kind == "contact" else "location_id"
+        groups: dict[str, list[str]] = {}
+        for record in table.values():
+            if record["status"] == "ACTIVE":
+                groups.setdefault(record[group], []).append(record["id"])
+        candidates = [ids for ids in groups.values() if len(ids) >= 2]
+        if candidates:
+            ids = data.draw(st.sampled_from(candidates))
+            left, right = data.draw(st.lists(st.sampled_from(ids), min_size=2, max_size=2))
+            self._dismiss(kind, actor, left, right, undo=False)
+
+    @precondition(lambda self: self.model.dismissals)
+    @rule(actor=actors, data=st.data())
+    def undismiss_one(self, actor: ck.Actor, data: st.DataObject) -> None:
+        """Take back one of the dismissals made so far."""
+        _, kind, low, high = data.draw(st.sampled_from(list(self.model.dismissals)))
+        self._dismiss(kind, actor, high, low, undo=True)
+
+    def _dismiss(self, kind: str, actor: ck.Actor, left: str, right: str, undo: bool) -> None:
+        service = self.book.contacts if kind == "contact" else self.book.customers
+        if undo:
+            self.both(
+                lambda m: m.undismiss(kind, left, right, actor),
+                lambda: service.undismiss(left, right, actor=actor),
+            )
+            return
+        outcome = self.both(
+            lambda m: m.dismiss(kind, left, right, actor),
+            lambda: service.dismiss(left, right, actor=actor),
+        )
+        if outcome is not None:
+            got = outcome[1]
+            assert {got.left_id, got.right_id} == {left, right}
+            assert got.left_id < got.right_id
+
     # rules: the DMS source -------------------------------------------------------------------
 
     @rule(external_id=st.sampled_from(EXTERNAL_IDS), data=source_records)
@@ -1549,6 +1675,32 @@ class BookMachine(RuleBasedStateMachine):
                 message = f"live contact {contact['id']} belongs to a customer that is not live"
                 assert owner is not None, message
                 assert owner["status"] == "ACTIVE", message
+
+    @invariant()
+    def dismissals_agree(self) -> None:
+        """The listed dismissals are the model's; matching never reports one in force."""
+        m, book = self.model, self.book
+        for location_id, reader in READERS.items():
+            for kind, service in (("contact", book.contacts), ("customer", book.customers)):
+                got = [
+                    (d.location_id, d.kind, d.left_id, d.right_id, d.actor_id, d.at)
+                    for d in service.dismissed(actor=reader)
+                ]
+                expected = sorted(
+                    (*key, *value)
+                    for key, value in m.dismissals.items()
+                    if key[:2] == (location_id, kind)
+                )
+                assert got == expected
+                if not expected:
+                    continue
+                report = service.find_duplicates(actor=reader)
+                for _, _, low, high, _, _ in expected:
+                    pair = {m.stands_for(kind, low), m.stands_for(kind, high)}
+                    if None in pair or len(pair) < 2:
+                        continue  # no longer applies
+                    assert pair not in [{p.left_id, p.right_id} for p in report.pairs]
+                    assert not any(pair <= set(g.ids) for g in report.groups)
 
     @invariant()
     def history_agrees(self) -> None:
@@ -1675,3 +1827,21 @@ def test_regression_contact_unmerge_after_customer_merge(
     book.contacts.unmerge(contact_merge.merge_id, actor=ADMIN)
     restored = book.contacts.get(b.id, actor=ADMIN)  # it follows its main to `new`
     assert restored.customer_id == new.id
+
+
+def test_regression_undismiss_after_a_customer_merge_split_the_pair(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    """A dismissal can always be taken back, even when a customer merge moved one contact of
+    the pair to another customer and left its merged partner behind."""
+    book = make_book(FakeClock())
+    old, a, b = _two_contacts(book)
+    c = book.contacts.add(old.id, ck.NewContact(first_name="Bo", last_name="Ray"), actor=ADMIN)
+    book.contacts.dismiss(a.id, c.id, actor=ADMIN)
+    book.contacts.merge(b.id, [a.id], actor=ADMIN)  # a: a tombstone that stays on `old`
+    new = book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires Inc", customer_number="C-2"), actor=ADMIN
+    )
+    book.customers.merge(new.id, [old.id], actor=ADMIN)  # c moves to `new`
+    book.contacts.undismiss(c.id, a.id, actor=ADMIN)
+    assert book.contacts.dismissed(actor=ADMIN) == []

@@ -163,6 +163,14 @@ class MergeError(CustomerKitError, ValueError):
     """A merge or unmerge cannot be carried out as asked (rules M3, M4)."""
 
 
+class DismissError(CustomerKitError, ValueError):
+    """A pair cannot be marked "not a duplicate": a record with itself, or never compared.
+
+    Contacts are compared only with contacts of the same customer, so only those pairs can be
+    dismissed.
+    """
+
+
 class SourceError(CustomerKitError, RuntimeError):
     """An external customer source is unknown, disabled, or gave unusable data (D1-D4)."""
 

@@ -269,6 +269,29 @@ class ChangeRecord:
 
 
 @attrs.frozen(kw_only=True)
+class Dismissal:
+    """A person's decision that two contacts, or two customers, are not duplicates.
+
+    Duplicate detection never reports the pair again, nor puts the two in one group.
+
+    Attributes:
+        kind: ``"contact"`` or ``"customer"``.
+        location_id: The location both records belong to.
+        left_id: The smaller of the two ids.
+        right_id: The larger.
+        actor_id: Who decided.
+        at: When.
+    """
+
+    kind: str
+    location_id: str
+    left_id: str
+    right_id: str
+    actor_id: str | None
+    at: datetime
+
+
+@attrs.frozen(kw_only=True)
 class CompanyType:
     """Reference data: a kind of company a customer can be (rule C4)."""
 

@@ -20,13 +20,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, runtime_checkable
 
-from customerkit.matching import MatchIndex
+from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import (
     Category,
     ChangeRecord,
     CompanyType,
     Contact,
     Customer,
+    Dismissal,
     User,
 )
 from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
@@ -58,7 +59,7 @@ class CustomerRepository(Protocol):
         """
 
     def remove(self, customer_id: str) -> None:
-        """Forget a customer entirely (its tombstone too)."""
+        """Forget a customer entirely: its tombstone and the dismissals naming it too."""
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         """The tombstones whose ``merged_into`` is this customer, in id order."""
@@ -95,10 +96,13 @@ class CustomerRepository(Protocol):
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         """Live customers of a location matching the query, ranked as S5 says."""
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
         """A matching index (M6) of the location's live customers, as last committed.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
+        It scores with ``config`` (the default :class:`MatchConfig` when None).
         """
 
 
@@ -115,7 +119,7 @@ class ContactRepository(Protocol):
         """Replace a stored contact whose stored version is ``expected_version``."""
 
     def remove(self, contact_id: str) -> None:
-        """Forget a contact entirely."""
+        """Forget a contact entirely, with the dismissals naming it."""
 
     def merged_into(self, contact_id: str) -> list[Contact]:
         """The tombstones whose ``merged_into`` is this contact, in id order."""
@@ -126,10 +130,13 @@ class ContactRepository(Protocol):
     def find_external_user(self, email_key: str) -> Contact | None:
         """The live external-user contact with this canonical email."""
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
         """A matching index (M6) of the live contacts of the location's live customers.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
+        It scores with ``config`` (the default :class:`MatchConfig` when None).
         """
 
 
@@ -207,6 +214,27 @@ class MergeRepository(Protocol):
         """Replace a merge record (to mark it undone)."""
 
 
+class DismissalRepository(Protocol):
+    """Pairs a person decided are not duplicates, keyed (location, kind, left id, right id).
+
+    ``kind`` is ``"contact"`` or ``"customer"``; ``left_id`` sorts before ``right_id``.
+    Removing a contact or customer from its repository removes the dismissals naming it.
+    """
+
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
+        """Store a dismissal, unless its pair is dismissed already.
+
+        Returns ``None`` when stored, else the dismissal already stored (nothing written): on a
+        database, possibly one another transaction committed meanwhile.
+        """
+
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
+        """Forget a dismissal (ids in either order); whether there was one to forget."""
+
+    def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
+        """A location's dismissals of one kind, by left id then right id."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit it, or nothing it did is kept.
 
@@ -240,6 +268,10 @@ class UnitOfWork(Protocol):
     @property
     def merges(self) -> MergeRepository:
         """The merges repository of this unit of work."""
+
+    @property
+    def dismissals(self) -> DismissalRepository:
+        """The dismissals repository of this unit of work."""
 
     def __enter__(self) -> Self: ...
 

@@ -220,6 +220,21 @@ def _dismissed_mask(
     )
 
 
+def _apart(ids: Sequence[str], dismissed: Iterable[tuple[str, str]]) -> dict[int, set[int]]:
+    """Position -> the positions it must never share a group with (dismissed pairs)."""
+    pairs = [(a, b) for a, b in dismissed if a != b]
+    if not pairs:
+        return {}
+    wanted = {record_id for pair in pairs for record_id in pair}
+    at = {record_id: p for p, record_id in enumerate(ids) if record_id in wanted}
+    apart: dict[int, set[int]] = {}
+    for a, b in pairs:
+        if a in at and b in at:
+            apart.setdefault(at[a], set()).add(at[b])
+            apart.setdefault(at[b], set()).add(at[a])
+    return apart
+
+
 def _evidence(
     compared: Compared, k: int, names: Sequence[str], model: Model, config: MatchConfig
 ) -> tuple[Evidence, ...]:
@@ -260,6 +275,7 @@ def match_table(
     Returns:
         The report.
     """
+    dismissed = tuple(dismissed)
     prepared = _prepare(table, config, region)
     parameters, matrix = _parameters(prepared, config)
     model = Model.of(parameters, prepared.names)
@@ -313,6 +329,7 @@ def match_table(
         created=table.created,
         total_fields=len(fields),
         link_fraction=config.link_fraction,
+        apart=_apart(ids, dismissed),  # a dismissed pair never shares a group either
     )
     involved = np.unique(np.concatenate((left, right))).tolist()
     given = table.originals

@@ -8,12 +8,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 import attrs
 
 from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import PasswordHasher
+from customerkit.matching import MatchConfig
 from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role, Survivorship
 from customerkit.policy import Action, Policy, Target
 from customerkit.ports import Clock, Store, UnitOfWork
@@ -40,6 +41,11 @@ class BookConfig:
         max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
         survivorship: Per field, how a merge picks the surviving value (``MAIN`` unless
             given: ``{"phone": Survivorship.MOST_RECENT}``).
+        match: How ``find_duplicates`` and ``find_similar`` compare, score and group
+            contacts and customers.
+        contact_match: Replaces ``match`` for contacts (e.g. one fitted with ``ck.fit`` on
+            labelled contacts).
+        customer_match: Replaces ``match`` for customers.
     """
 
     phone_region: str = "US"
@@ -49,6 +55,21 @@ class BookConfig:
     recent_window: timedelta = timedelta(days=30)
     max_merge_size: int = 1000
     survivorship: Mapping[str, Survivorship] = attrs.field(factory=dict)
+    match: MatchConfig = attrs.field(default=MatchConfig())
+    contact_match: MatchConfig | None = attrs.field(default=None)
+    customer_match: MatchConfig | None = attrs.field(default=None)
+
+    @match.validator
+    @contact_match.validator
+    @customer_match.validator
+    def _check_match(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, MatchConfig) and not (value is None and attribute.name != "match"):
+            raise ValidationError({attribute.name: "pass a customerkit.MatchConfig"})
+
+    def match_for(self, kind: Literal["contact", "customer"]) -> MatchConfig:
+        """The matching settings for contacts or customers."""
+        chosen = self.contact_match if kind == "contact" else self.customer_match
+        return chosen or self.match
 
 
 @attrs.define(kw_only=True)

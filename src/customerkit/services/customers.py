@@ -30,6 +30,7 @@ from customerkit.model import (
     Contact,
     Customer,
     CustomerKind,
+    Dismissal,
     MergeResult,
     NewCustomer,
     RecordStatus,
@@ -39,6 +40,7 @@ from customerkit.model import (
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
 from customerkit.search.query import check_limit, parse_query
+from customerkit.services import dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -86,6 +88,7 @@ HISTORY_FIELDS = (
 PASSWORD_MARKER = "(changed)"  # noqa: S105 - a history marker, not a password
 _CREATED_FIELDS = ("kind", *HISTORY_FIELDS)
 MAX_STAFF = 2
+_DISMISSAL = dismissals.CUSTOMER_DISMISSAL
 
 
 def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
@@ -632,21 +635,69 @@ class CustomerService:
     # -- duplicates and merge (M1-M6) -----------------------------------------------------
 
     def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
-        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2)."""
+        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2).
+
+        Pairs dismissed with :meth:`dismiss` are never reported nor grouped together.
+        """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             customers = list(uow.customers.iter_location(actor.location_id))
-        return find_duplicates(customers, kind="customer", region=self._ctx.config.phone_region)
+            live = {customer.id for customer in customers}
+            apart = dismissals.pairs_in_force(uow, _DISMISSAL, actor.location_id, live)
+        config = self._ctx.config
+        return find_duplicates(
+            customers,
+            kind="customer",
+            config=config.match_for("customer"),
+            region=config.phone_region,
+            dismissed=apart,
+        )
 
     @retried
-    def find_similar(self, draft: NewCustomer, *, actor: Actor) -> list[SimilarMatch]:
-        """Existing customers like a new one, best first: search before create (M6)."""
+    def find_similar(self, draft: NewCustomer | Customer, *, actor: Actor) -> list[SimilarMatch]:
+        """Existing customers like a new one, best first: search before create (M6).
+
+        Given a stored customer instead of a draft, it leaves out that customer and the
+        customers dismissed with it.
+        """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        region = self._ctx.config.phone_region
+        config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
-            found = uow.customers.match_index(actor.location_id, region=region).find_similar(draft)
+            index = uow.customers.match_index(
+                actor.location_id, region=config.phone_region, config=config.match_for("customer")
+            )
+            found = dismissals.without_dismissed(
+                uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)
+            )
             uow.commit()  # a backend may have built and kept its index: keep it
         return found
+
+    @retried
+    def dismiss(self, left_id: str, right_id: str, *, actor: Actor) -> Dismissal:
+        """Record that two customers are not duplicates (either order; repeating is harmless).
+
+        Both must be live customers of the actor's location; the actor needs the right to
+        merge them. Each customer's history notes it.
+
+        Raises:
+            DismissError: the two ids are the same.
+            NotFound: an id is no live customer.
+            PermissionDenied: the actor may not merge these customers.
+        """
+        return dismissals.dismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
+
+    @retried
+    def undismiss(self, left_id: str, right_id: str, *, actor: Actor) -> None:
+        """Take back a dismissal: the pair can be reported as duplicates again.
+
+        Nothing happens when the pair is not dismissed. The customers may have been merged or
+        deleted since; pass the ids as :meth:`dismissed` lists them.
+        """
+        dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
+
+    def dismissed(self, *, actor: Actor) -> list[Dismissal]:
+        """The customer pairs of the actor's location dismissed as not duplicates, by ids."""
+        return dismissals.dismissed(self._ctx, _DISMISSAL, actor=actor)
 
     @retried
     def merge(

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
 
 from customerkit.backends.sqlalchemy import convert, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, chunks
-from customerkit.matching import MatchIndex
+from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys
 from customerkit.matching.table import Kind, fields_of
@@ -193,8 +193,16 @@ class StoredMatchIndex(MatchIndex):
     Valid inside the unit of work that made it (it reads through that connection).
     """
 
-    def __init__(self, connection: Connection, kind: Kind, location_id: str, region: str) -> None:
-        super().__init__(kind, region=region)
+    def __init__(
+        self,
+        connection: Connection,
+        kind: Kind,
+        location_id: str,
+        region: str,
+        *,
+        config: MatchConfig | None = None,
+    ) -> None:
+        super().__init__(kind, config=config, region=region)
         self._connection = connection
         self._location_id = location_id
 

@@ -26,6 +26,7 @@ from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy.repositories import (
     ContactRepository,
+    DismissalRepository,
     HistoryRepository,
     MergeRepository,
     ReferenceRepository,
@@ -173,6 +174,7 @@ class SqlUnitOfWork:
         self.reference = ReferenceRepository(self)
         self.settings = SettingsRepository(self)
         self.merges = MergeRepository(self)
+        self.dismissals = DismissalRepository(self)
 
     def __enter__(self) -> Self:
         if self._store.lock is not None:
