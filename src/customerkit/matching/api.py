@@ -185,11 +185,11 @@ def _estimate(
     u = {name: tuple(v.tolist()) for name, v in zip(prepared.names, u_values, strict=True)}
     patterns, counts = level_patterns(matrix, sizes)
     fitted = em(patterns, counts, prepared.names, start, u, records=n, anchor=_ANCHOR)
-    if plausible(fitted, TF_COMPARISONS[prepared.table.kind]):
+    if plausible(fitted, start, TF_COMPARISONS[prepared.table.kind]):
         return fitted
-    # Too few duplicates to learn what they look like: keep the starting m and the random
-    # pairs' u, and estimate how many duplicates there are.
-    return em(patterns, counts, prepared.names, start, u, records=n, prior_only=True)
+    # EM found another split of the pairs than duplicates and the rest: keep the starting m,
+    # and estimate u and how many duplicates there are.
+    return em(patterns, counts, prepared.names, start, u, records=n, fixed_m=True)
 
 
 def _parameters(

@@ -91,7 +91,7 @@ def em(
     u: Mapping[str, Sequence[float]],
     *,
     records: int,
-    prior_only: bool = False,
+    fixed_m: bool = False,
     anchor: float = 0.0,
 ) -> Parameters:
     """``m``, ``u`` and the prior by expectation maximisation over level patterns.
@@ -108,7 +108,7 @@ def em(
         start: Starting ``m`` and prior.
         u: Starting ``u`` per comparison (from random pairs).
         records: How many records the pairs come from (kept in the result).
-        prior_only: Keep ``m`` and ``u`` as given and estimate the prior alone.
+        fixed_m: Keep ``m`` as given and estimate ``u`` and the prior alone.
         anchor: Hold ``m`` towards ``start.m``, as if this share of the pairs EM counts as
             duplicates again had landed in the starting proportions (0: plain EM).
 
@@ -127,17 +127,16 @@ def em(
         odds = np.log(prior) - np.log1p(-prior) + m_part - u_part
         match = 1.0 / (1.0 + np.exp(-np.clip(odds, -700, 700)))
         new_prior = float(np.clip((weights * match).sum() / weights.sum(), 1e-6, _LARGEST_PRIOR))
-        if prior_only:
-            new_log_m = log_m
-        else:
+        new_log_m = log_m
+        if not fixed_m:
             new_log_m = [
                 np.log(_anchored(counts_m, start.m[name], anchor))
                 for counts_m, name in zip(
                     _counts(patterns, sizes, weights * match), names, strict=True
                 )
             ]
-            log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
-            u_part = _log_likelihood(patterns, log_u)
+        log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
+        u_part = _log_likelihood(patterns, log_u)
         change = abs(new_prior - prior) + max(
             float(np.abs(np.exp(a) - np.exp(b)).max())
             for a, b in zip(new_log_m, log_m, strict=True)
@@ -221,10 +220,12 @@ def fit_labelled(
     )
 
 
-def plausible(parameters: Parameters, names: Sequence[str]) -> bool:
-    """Whether duplicates agree on these comparisons more often than different records do.
+def plausible(parameters: Parameters, start: Parameters, names: Sequence[str]) -> bool:
+    """Whether the duplicates EM found agree on these comparisons about as often as expected.
 
-    EM over pairs with few or no duplicates can settle on another split of the pairs (records
-    of one town against the rest); such a split fails this test on the records' names.
+    EM over pairs with few duplicates can settle on another split of the pairs (records of one
+    town against the rest); the "duplicates" of such a split rarely share their names. Only
+    the share is checked, not ``m`` against ``u``: blocking brings together many different
+    records with the same name, so among compared pairs ``u`` of a name can exceed ``m``.
     """
-    return all(parameters.m[name][0] > parameters.u[name][0] for name in names)
+    return all(parameters.m[name][0] >= start.m[name][0] / 2 for name in names)
