@@ -521,7 +521,7 @@ def duplicates(
         _write_pairs(out, rows)
         _note(f"Pairs written to {out}.")
     if html is not None:
-        html.write_text(found._repr_html_(), encoding="utf-8")
+        found.to_html(html)
         _note(f"Report written to {html}.")
 
 

@@ -8,13 +8,15 @@ notebook as groups side by side with the differing fields highlighted.
 
 from __future__ import annotations
 
-import html
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from customerkit.matching import review
 from customerkit.matching.config import MatchConfig
 
 if TYPE_CHECKING:
@@ -32,8 +34,7 @@ __all__ = [
     "evaluate",
 ]
 
-_HTML_GROUPS = 50
-_HTML_PAIRS = 50
+_HTML_GROUPS = 200  # a notebook shows the least certain groups; to_html() shows them all
 
 
 def _score(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -241,21 +242,26 @@ class DuplicateReport:
         )
         return clusters
 
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The report as one self-contained HTML page a person can work through.
+
+        Every group is a collapsible section, the least certain first, with its records side
+        by side, each pair's score and per-field evidence, and the differences the matcher saw
+        highlighted; it reads in light and dark themes and needs no server.
+
+        Args:
+            path: Also write the page to this file (UTF-8).
+
+        Returns:
+            The page.
+        """
+        page = review.render(self, document=True)
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
+
     def _repr_html_(self) -> str:
-        parts = [
-            "<div class='customerkit-duplicates'>",
-            f"<p>{len(self.pairs)} pairs, {len(self.groups)} groups, "
-            f"{self.compared} pairs compared</p>",
-        ]
-        parts.extend(
-            _group_table(group, self.fields, self.values) for group in self.groups[:_HTML_GROUPS]
-        )
-        if len(self.groups) > _HTML_GROUPS:
-            parts.append(f"<p>... {len(self.groups) - _HTML_GROUPS} more groups</p>")
-        if self.pairs:
-            parts.append(_pair_table(self.pairs[:_HTML_PAIRS]))
-        parts.append("</div>")
-        return "".join(parts)
+        return review.render(self, limit=_HTML_GROUPS)
 
 
 def _pandas(method: str) -> Any:
@@ -267,49 +273,9 @@ def _pandas(method: str) -> Any:
     return pd
 
 
-_DIFFERS = " style='background:#ffe9a8'"
-
-
-def _group_table(
-    group: DuplicateGroup, fields: Sequence[str], values: Mapping[str, Mapping[str, str]]
-) -> str:
-    """One group as a table: a column per record (main first), differing cells highlighted."""
-    e = html.escape
-    members = [group.main_id, *(i for i in group.ids if i != group.main_id)]
-    rows = [
-        "<table><caption>" + e("; ".join(group.reasons)) + "</caption><tr><th>field</th>",
-        *(f"<th>{e(i)}{' (main)' if i == group.main_id else ''}</th>" for i in members),
-        "</tr>",
-    ]
-    empty: Mapping[str, str] = {}
-    for field in fields:
-        cells = [values.get(i, empty).get(field, "") for i in members]
-        rows.append(f"<tr><th>{e(field)}</th>")
-        rows.extend(f"<td{_DIFFERS if cell != cells[0] else ''}>{e(cell)}</td>" for cell in cells)
-        rows.append("</tr>")
-    rows.append("</table>")
-    return "".join(rows)
-
-
 def describe(evidence: Sequence[Evidence]) -> str:
     """Evidence in words: ``"last_name same +8.1, postal_code different -3.3"``."""
     return ", ".join(f"{e.field} {e.level} {e.weight:+.1f}" for e in evidence)
-
-
-def _pair_table(pairs: Sequence[DuplicatePair]) -> str:
-    e = html.escape
-    rows = [
-        "<table><tr><th>left</th><th>right</th><th>score</th><th>match weight</th>"
-        "<th>reasons</th><th>evidence (bits)</th></tr>"
-    ]
-    rows.extend(
-        f"<tr><td>{e(p.left_id)}</td><td>{e(p.right_id)}</td><td>{p.score:.4f}</td>"
-        f"<td>{p.match_weight:+.1f}</td><td>{e('; '.join(p.reasons))}</td>"
-        f"<td>{e(describe(p.comparisons))}</td></tr>"
-        for p in pairs
-    )
-    rows.append("</table>")
-    return "".join(rows)
 
 
 @attrs.frozen(kw_only=True)
