@@ -162,15 +162,21 @@ class BlockingRule:
         return " ".join(row[field] for field in self.order)
 
 
-# Address rules: for customers, and for contacts of a data set that has addresses. Each pairs
-# records that share part of an address, so a typo in one part still leaves another to meet on.
-_ADDRESS_RULES: Final = (
-    BlockingRule("house-street", ("address",), _house_and_street, ("postal",)),
-    BlockingRule("postal-house", ("postal", "address"), _with_house, ("address",)),
-    BlockingRule("city-house", ("city", "address"), _with_house, ("address",)),
-    BlockingRule("street-city", ("address", "city"), _street_and_city, ("postal",)),
-    BlockingRule("postal-street", ("postal", "address"), _postal_and_street, ("address",)),
-)
+def _address_rules(name: str) -> tuple[BlockingRule, ...]:
+    """Rules on addresses, for customers and for contacts of a data set that has addresses.
+
+    Each pairs records that share part of an address, so a typo in one part still leaves
+    another to meet on. ``name`` is the column of the record's name (last name, company).
+    """
+    return (
+        BlockingRule("house-street", ("address",), _house_and_street, ("postal",)),
+        BlockingRule("postal-house", ("postal", "address"), _with_house, ("address",)),
+        BlockingRule("city-house", ("city", "address"), _with_house, ("address",)),
+        BlockingRule("street-city", ("address", "city"), _street_and_city, (name,)),
+        BlockingRule("postal-street", ("postal", "address"), _postal_and_street, ("address",)),
+        BlockingRule("line2", ("address_line2",), None, (name,)),
+    )
+
 
 #: Blocking rules for contacts.
 CONTACT_RULES: Final = (
@@ -179,7 +185,7 @@ CONTACT_RULES: Final = (
     BlockingRule("last-sound", ("last", "given"), _sound_and_initial, ("given", "last")),
     BlockingRule("given-sound", ("given", "last"), _sound_and_initial, ("last", "given")),
     BlockingRule("name-words", ("given", "last"), full_name_key, ("email",)),
-    *_ADDRESS_RULES,
+    *_address_rules("last"),
     BlockingRule("last-postal", ("last", "postal"), _sound_with, ("given",)),
     BlockingRule("last-house", ("last", "address"), _with_house, ("given",)),
 )
@@ -192,10 +198,9 @@ CUSTOMER_RULES: Final = (
     BlockingRule("company-words", ("company",), _sorted_words, ("postal", "address")),
     BlockingRule("company-sound", ("company",), _sounds, ("postal", "address")),
     BlockingRule("postal-company", ("postal", "company"), _postal_and_prefix, ("company",)),
-    *_ADDRESS_RULES,
+    *_address_rules("company"),
     BlockingRule("word-postal", ("company", "postal"), _word_sounds_with, ("company",), True),
     BlockingRule("word-house", ("company", "address"), _word_sounds_with_house, ("company",), True),
-    BlockingRule("line2", ("address_line2",), None, ("company",)),
 )
 
 
