@@ -169,6 +169,18 @@ class TestCustomersContract:
         assert book.customers.get(c.id, actor=STAFF) == c
         assert len(book.history.for_customer(c.id, actor=ADMIN)) == 1
 
+    def test_c5_records_read_are_frozen_and_hash(self, book: ck.Book) -> None:
+        c = customer(book, extra={"vat_id": "DE123"})
+        c = book.customers.update(c.id, {"extra": {"vat_id": "DE124"}}, actor=STAFF)
+        read = book.customers.get(c.id, actor=STAFF)
+        with pytest.raises(TypeError):
+            read.extra["vat_id"] = "changed"  # type: ignore[index]
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        with pytest.raises(TypeError):
+            history[-1].changes["extra"][1]["vat_id"] = "changed"
+        assert book.customers.get(c.id, actor=STAFF).extra == {"vat_id": "DE124"}
+        assert len({read, c, *history}) == 1 + len(history)  # records hash, equal ones alike
+
     def test_c6_delete_keeps_history_and_tombstone(self, book: ck.Book) -> None:
         c = customer(book, username="jtires")
         book.customers.delete(c.id, actor=MANAGER)
