@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 
 import customerkit as ck
+from customerkit.ports import UnitOfWork
 from customerkit.testing import FakeClock
 
 __all__ = [
@@ -277,6 +279,30 @@ class TestCustomersContract:
         with pytest.raises(ck.DuplicateCustomerNumber):
             book.customers.create_many(drafts, actor=ADMIN)
         assert book.customers.recent(actor=ADMIN) == []
+
+    def test_read_only_unit_of_work_refuses_writes(self, book: ck.Book) -> None:
+        c = customer(book)
+
+        def add_type(uow: UnitOfWork) -> None:
+            uow.reference.add_company_type(ck.CompanyType(name="Dealer"))
+            uow.commit()
+
+        def move(uow: UnitOfWork) -> None:
+            current = uow.customers.get(c.id)
+            assert current is not None
+            moved = attrs.evolve(current, city="Aurora", version=current.version + 1)
+            uow.customers.update(moved, expected_version=current.version)
+            uow.commit()
+
+        for write in (add_type, move):
+            with (
+                pytest.raises(RuntimeError, match="read-only"),
+                book.store.unit_of_work(read_only=True) as uow,
+            ):
+                write(uow)
+        assert book.reference.company_types() == []
+        assert book.customers.get(c.id, actor=STAFF) == c
+        assert book.customers.search("aurora", actor=STAFF) == []
 
     def test_read_only_fields_and_unknown_fields(self, book: ck.Book) -> None:
         c = customer(book)
