@@ -30,7 +30,7 @@ from customerkit.matching import MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Customer, User
 from customerkit.ports import READ_ONLY_REFUSAL
 from customerkit.search.index import MemorySearchIndex
-from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.query import RankedMatch, SearchQuery, search_document
 from customerkit.text import number_key
 
 T = TypeVar("T")
@@ -192,18 +192,6 @@ class SortedIds:
         while page := self.after(key, self._block):
             yield from page
             key = page[-1]
-
-
-def search_document(customer: Customer) -> SearchDocument:
-    """What the search index needs of a customer."""
-    return SearchDocument(
-        id=customer.id,
-        location_id=customer.location_id,
-        name=customer.company_name,
-        city=customer.city,
-        state=customer.state,
-        number=customer.customer_number,
-    )
 
 
 class _State:

@@ -511,6 +511,31 @@ class TestPermissionsContract:
         with pytest.raises(ck.PermissionDenied):
             book.customers.update(fleet.id, {"city": "X"}, actor=fleet_user)
 
+    def test_p2_fleet_user_finds_its_customer_whatever_others_rank(self, book: ck.Book) -> None:
+        fleet = customer(book, "Zenith Hauling Tires Fleet", "F-1", kind=ck.CustomerKind.FLEET)
+        book.customers.create_many(
+            [
+                ck.NewCustomer(company_name=f"Tires {n}", customer_number=f"T-{n}")
+                for n in range(25)
+            ],
+            actor=ADMIN,
+        )
+        fleet_user = ck.Actor(
+            user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id=fleet.id
+        )
+        assert fleet.id not in [h.customer.id for h in book.customers.search("tires", actor=ADMIN)]
+        for query, limit in (("tires", 20), ("tires", 1), ("hauling", 5), ("tir", 1)):
+            hits = book.customers.search(query, actor=fleet_user, limit=limit)
+            assert [h.customer.id for h in hits] == [fleet.id]
+            [as_admin] = [
+                h
+                for h in book.customers.search(query, actor=ADMIN, limit=500)
+                if h.customer.id == fleet.id
+            ]
+            assert (hits[0].score, hits[0].field) == (as_admin.score, as_admin.field)
+        assert book.customers.search("tires", actor=fleet_user, field=ck.SearchField.CITY) == []
+        assert book.customers.search("zzzz", actor=fleet_user) == []
+
     def test_p1_policy_is_replaceable(self, make_book: MakeBook, clock: FakeClock) -> None:
         class DenyAll:
             def authorize(self, actor: ck.Actor, action: ck.Action, target: ck.Target) -> None:
