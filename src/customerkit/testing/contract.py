@@ -588,12 +588,49 @@ class TestContactsContract:
             fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
         )
         assert (by_provider.added_by_fleet, by_fleet.added_by_fleet) == (False, True)
-        assert by_provider.managed_by is by_fleet.managed_by is ck.ManagedBy.FLEET
+        assert by_provider.managed_by is ck.ManagedBy.PROVIDER
+        assert by_fleet.managed_by is ck.ManagedBy.FLEET
         with pytest.raises(ck.PermissionDenied):
             book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=ADMIN)
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete(by_fleet.id, actor=ADMIN)
         assert (
             book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=fleet_actor).title == "Boss"
         )
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.update(by_provider.id, {"title": "Boss"}, actor=fleet_actor)
+
+    def test_k1_provider_fixes_the_contacts_it_added_to_a_fleet(self, book: ck.Book) -> None:
+        fleet, _ = self.fleet_setup(book)
+        mine = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="Pat", last_name="Quin"), actor=STAFF
+        )
+        fixed = book.contacts.update(mine.id, {"last_name": "Quinn"}, actor=STAFF)
+        assert fixed.last_name == "Quinn"
+        book.contacts.delete(mine.id, actor=STAFF)
+        assert book.contacts.list(fleet.id, actor=STAFF) == []
+
+    def test_k1_bulk_delete_spares_fleet_managed_contacts(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        fleet, fleet_actor = self.fleet_setup(book)
+        theirs = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
+        )
+        ours = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="P", last_name="Q"), actor=STAFF
+        )
+        clock.advance(days=400)
+        unused = book.contacts.unused(fleet.id, actor=ADVISOR).contacts
+        assert {(c.id, c.managed_by) for c in unused} == {
+            (theirs.id, ck.ManagedBy.FLEET),
+            (ours.id, ck.ManagedBy.PROVIDER),
+        }
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete_many([ours.id, theirs.id], actor=ADMIN)
+        assert len(book.contacts.list(fleet.id, actor=STAFF)) == 2  # all or nothing
+        assert book.contacts.delete_many([ours.id], actor=ADVISOR) == [ours.id]
+        assert book.contacts.list(fleet.id, actor=STAFF) == [theirs]
 
     def test_k2_email_never_updates(self, book: ck.Book) -> None:
         c = customer(book)
