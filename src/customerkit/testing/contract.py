@@ -344,6 +344,11 @@ class TestUsernamesContract:
         customer(book, username=first)
         assert suggest("José", "García-López", "+1 (303) 555-0142") == "jgarcialopez0142-2"
 
+    def test_u2_suggest_username_transliterates(self, book: ck.Book) -> None:
+        suggest = book.customers.suggest_username
+        assert suggest("Søren", "Søstergaard", "303 555 0142") == "ssostergaard0142"
+        assert suggest("Иван", "Петров", "") == "ipetrov"
+
     def test_u3_password_hashed_never_shown(self, book: ck.Book) -> None:
         c = customer(book, username="jt", password="correct horse battery")
         assert c.password_hash is not None
@@ -406,6 +411,24 @@ class TestSearchContract:
         assert self.names(loaded, "ecole") == ["ÉCOLE Auto"]
         for query in ("smith", "jones", "smithjones", "smith-jones"):
             assert self.names(loaded, query) == ["Smith-Jones Farms"]
+
+    def test_s2_letters_without_ascii_decomposition_are_transliterated(self, book: ck.Book) -> None:
+        customer(book, "Søren Hauling", "C-1", city="Łódź")
+        customer(book, "Иван Петров Trucks", "C-2", city="Straße")
+        customer(book, "Ærø Marine", "C-3")
+        customer(book, "Soren Lodz Plain", "C-4")
+        for query, field, expected in (
+            ("soren", ck.SearchField.NAME, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("søren", ck.SearchField.NAME, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("lodz", ck.SearchField.CITY, {"Søren Hauling"}),
+            ("łódź", ck.SearchField.ALL, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("ivan petrov", ck.SearchField.NAME, {"Иван Петров Trucks"}),
+            ("петров", ck.SearchField.NAME, {"Иван Петров Trucks"}),
+            ("strasse", ck.SearchField.CITY, {"Иван Петров Trucks"}),
+            ("aero", ck.SearchField.NAME, {"Ærø Marine"}),
+        ):
+            hits = book.customers.search(query, actor=STAFF, field=field)
+            assert {h.customer.company_name for h in hits} == expected, query
 
     def test_s3_short_queries(self, loaded: ck.Book) -> None:
         with pytest.raises(ck.QueryTooShort):
