@@ -6,7 +6,7 @@ Records change through :func:`attrs.evolve`; services validate before they build
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +86,10 @@ class FrozenMapping(Mapping[str, Any]):
         if isinstance(items, FrozenMapping):
             self._data: dict[str, Any] = items._data  # already frozen all the way down
         else:
-            self._data = {key: _frozen(value) for key, value in (items or {}).items()}
+            data = dict(items) if items else {}
+            if not _all_immutable(data.values()):
+                data = {key: _frozen(value) for key, value in data.items()}
+            self._data = data
         self._hash: int | None = None
 
     def __getitem__(self, key: str) -> Any:
@@ -124,13 +127,31 @@ class FrozenMapping(Mapping[str, Any]):
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime})
 
 
+def _all_immutable(values: Iterable[Any]) -> bool:
+    """Whether every value is immutable, or a tuple of immutable values (history's pairs).
+
+    The fast path of a bulk load, which freezes a million history entries: no call per value.
+    """
+    for value in values:
+        kind = type(value)
+        if kind is tuple:
+            if len(value) == 2 and type(value[0]) in _IMMUTABLE and type(value[1]) in _IMMUTABLE:
+                continue
+            if all(type(item) in _IMMUTABLE for item in value):
+                continue
+            return False
+        if kind not in _IMMUTABLE:
+            return False
+    return True
+
+
 def _frozen(value: Any) -> Any:
     """``value`` with every mapping, list and set in it made read-only."""
     kind = type(value)
     if kind in _IMMUTABLE or isinstance(value, enum.Enum):
         return value
-    if kind is tuple and all(type(item) in _IMMUTABLE for item in value):
-        return value  # the (old, new) pairs of history, a million of them in a bulk load
+    if kind is tuple and _all_immutable(value):
+        return value
     if isinstance(value, Mapping):
         return FrozenMapping(value)
     if isinstance(value, list | tuple):
