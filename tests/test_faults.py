@@ -716,3 +716,31 @@ def test_a_use_case_inside_another_is_retried_as_part_of_it() -> None:
     ctx = book.customers._ctx
     assert ctx.run(lambda: ctx.run(lambda: "inner")) == "inner"
     assert runs == ["run", "run"]
+
+
+@SQL_BACKENDS
+def test_retried_use_case_reads_a_generator_argument_once(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    """T11 regression: ``create_many`` over a generator, and ``add_category`` with its required
+    fields from a generator, survive one transient failure: the retry sees every item (before,
+    the first attempt used the generator up and the retry stored nothing)."""
+    book = empty_book(make_book, FakeClock())
+    drafts = (ck.NewCustomer(company_name=f"Retry Co {n}", customer_number=f"R-{n}") for n in "123")
+    faults = TransientFaults(fail_at=lambda n: n == 2)
+    with armed(book, faults):
+        created = book.customers.create_many(drafts, actor=ADMIN)
+    assert faults.failures == 1
+    assert sorted(c.customer_number for c in created) == ["R-1", "R-2", "R-3"]
+    found = book.customers.search("retry", actor=ADMIN, limit=10)
+    assert len(found) == 3
+
+    faults = TransientFaults(fail_at=lambda n: n == 1)
+    with armed(book, faults):
+        category = book.reference.add_category(
+            "Gold", required_fields=(name for name in ("email", "vat_id")), actor=ADMIN
+        )
+    assert faults.failures == 1
+    assert category.required_fields == ("email", "vat_id")
+    assert book.reference.categories() == [category]
+    book.close()

@@ -213,6 +213,14 @@ class Model:
         if actor.location_id != location_id or actor.role < role:
             raise Refused(ck.PermissionDenied)
 
+    @staticmethod
+    def require_own_fleet(actor: ck.Actor, customer: dict[str, Any]) -> None:
+        if (
+            actor.location_id != customer["location_id"]
+            or actor.fleet_customer_id != customer["id"]
+        ):
+            raise Refused(ck.PermissionDenied)
+
     def live_customer(self, customer_id: str) -> dict[str, Any]:
         customer = self.customers.get(customer_id)
         if customer is None or customer["status"] != "ACTIVE":
@@ -412,14 +420,18 @@ class Model:
         if not (draft["first_name"] or draft["last_name"]):
             raise Refused(ck.ValidationError)
         customer = self.live_customer(customer_id)
-        self.require(actor, ck.Role.STAFF, customer["location_id"])
+        by_fleet = actor.role is ck.Role.FLEET_USER
+        if by_fleet:  # P1: a fleet user adds contacts to its own fleet customer only
+            self.require_own_fleet(actor, customer)
+        else:
+            self.require(actor, ck.Role.STAFF, customer["location_id"])
         contact = {
             "id": "new-contact",
             "customer_id": customer_id,
             **{name: draft[name] for name in CONTACT_FIELDS},
             "alternate_emails": (),
             "alternate_phones": (),
-            "managed_by": "FLEET" if customer["kind"] == "FLEET" else "PROVIDER",
+            "managed_by": "FLEET" if by_fleet else "PROVIDER",  # K1: fleet-added is fleet-managed
             "status": "ACTIVE",
             "merged_into": None,
             "version": 1,
@@ -433,6 +445,8 @@ class Model:
             for name in (*CONTACT_FIELDS, "managed_by", "status")
             if contact[name]
         }
+        if by_fleet:
+            changes["added_by_fleet"] = (None, True)
         self.log(customer_id, "contact", "new-contact", "add", actor, changes)
         return contact
 
@@ -441,6 +455,11 @@ class Model:
         customer = self.live_customer(current["customer_id"])
         if actor.location_id != customer["location_id"]:
             raise Refused(ck.PermissionDenied)
+        if actor.role is ck.Role.FLEET_USER:  # P1: its own fleet's fleet-managed contacts only
+            self.require_own_fleet(actor, customer)
+            if current["managed_by"] != "FLEET":
+                raise Refused(ck.PermissionDenied)
+            return current
         if current["managed_by"] == "FLEET":  # K1: only the fleet's users change them
             raise Refused(ck.PermissionDenied)
         self.require(actor, ck.Role.STAFF, customer["location_id"])
@@ -485,6 +504,8 @@ class Model:
                 raise Refused(ck.NotFound)
             customer = self.live_customer(contact["customer_id"])
             self.require(actor, ck.Role.SERVICE_ADVISOR, customer["location_id"])
+            if contact["managed_by"] == "FLEET":  # K1: in bulk as singly, the fleet's own
+                raise Refused(ck.PermissionDenied)
         for contact_id in sorted(ids):  # deleted (and in history) in id order
             self._tombstone_contact(self.contacts[contact_id], actor)
         return ids
@@ -1136,6 +1157,7 @@ class BookMachine(RuleBasedStateMachine):
         self.model.now = self.clock.now
         self.seen_history: dict[str, list[tuple[Any, ...]]] = {}
         self.seed_contacts: list[str] = []
+        self.fleet_id = ""  # the seed fleet customer, once created
         self.model_merge_ids: list[str] = []
         self.logs = _Captured()
         self.logger = logging.getLogger("customerkit")
@@ -1245,6 +1267,7 @@ class BookMachine(RuleBasedStateMachine):
             )
         )
         customer_ids = [c["id"] for c in self.model.customers.values()]
+        self.fleet_id = customer_ids[1]
         people = [
             (0, "Ann", "Lee", "ann@example.com", ""),
             (0, "Anne", "Lee", "", "5550142"),
@@ -1366,6 +1389,28 @@ class BookMachine(RuleBasedStateMachine):
             lambda m: m.delete_contact(contact_id, actor),
             lambda: self.book.contacts.delete(contact_id, actor=actor),
         )
+
+    # rules: a fleet user of the seed fleet (K1: it manages the contacts it adds) -------------
+
+    def fleet_user(self) -> ck.Actor:
+        return ck.Actor(
+            user_id="fleet",
+            role=ck.Role.FLEET_USER,
+            location_id="loc-1",
+            fleet_customer_id=self.fleet_id,
+        )
+
+    @rule(target=contacts, customer_id=customers, own=st.booleans(), draft=contact_drafts)
+    def fleet_add_contact(self, customer_id: str, own: bool, draft: dict[str, str]) -> Any:
+        return self.add_contact(self.fleet_user(), self.fleet_id if own else customer_id, draft)
+
+    @rule(contact_id=contacts, changes=contact_changes)
+    def fleet_update_contact(self, contact_id: str, changes: dict[str, str]) -> None:
+        self.update_contact(self.fleet_user(), contact_id, changes)
+
+    @rule(contact_id=contacts)
+    def fleet_delete_contact(self, contact_id: str) -> None:
+        self.delete_contact(self.fleet_user(), contact_id)
 
     @rule(actor=actors, contact_ids=st.lists(contacts, max_size=4), unknown=st.booleans())
     def delete_many(self, actor: ck.Actor, contact_ids: list[str], unknown: bool) -> None:

@@ -308,8 +308,9 @@ def suggest_username(first: str, last: str, phone: str, is_taken: Callable[[str]
     """Suggest a free username from a person's name and phone (rule U2).
 
     First initial + last name + the last four digits of the phone number (its extension left
-    aside), ASCII-folded, lower case, anything but ``a-z0-9`` dropped. When nothing usable is
-    left of the names (all non-Latin, or the result is refused, e.g. reserved), the name part
+    aside), ASCII-folded (other scripts transliterated: "Søstergaard" gives ``sostergaard``,
+    "Иван Петров" ``ipetrov``), lower case, anything but ``a-z0-9`` dropped. When nothing usable
+    is left of the names (no letters, or the result is refused, e.g. reserved), the name part
     is ``"customer"``. When ``is_taken(candidate)`` is true, ``-2``, ``-3``, ... are appended
     until it is free. Every candidate is its own canonical key, so ``is_taken`` may compare it
     with stored keys directly. The result is always accepted by `username_key()`.

@@ -286,6 +286,10 @@ class UnitOfWork(Protocol):
         """Make every change of this unit of work permanent and visible."""
 
 
+#: What a read-only unit of work says, on every backend, when asked to write or commit.
+READ_ONLY_REFUSAL = "a read-only unit of work cannot write or commit; open one without read_only"
+
+
 class Store(Protocol):
     """A backend: hands out units of work."""
 
@@ -293,7 +297,9 @@ class Store(Protocol):
         """A new unit of work (a transaction).
 
         ``read_only=True`` promises it only reads, so the backend may run it beside writers
-        (SQLite then takes no write lock); it must not write or commit.
+        (SQLite then takes no write lock). It refuses to write or commit with ``RuntimeError``
+        (:data:`READ_ONLY_REFUSAL`): at the write (memory, PostgreSQL) or at the latest at
+        ``commit`` (SQLite), keeping nothing.
         """
 
     def run(self, work: Callable[[], T]) -> T:

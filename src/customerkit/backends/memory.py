@@ -36,8 +36,9 @@ from customerkit.model import (
     Dismissal,
     User,
 )
+from customerkit.ports import READ_ONLY_REFUSAL
 from customerkit.search.index import MemorySearchIndex
-from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.query import RankedMatch, SearchQuery, search_document
 from customerkit.text import number_key
 
 T = TypeVar("T")
@@ -50,29 +51,43 @@ _REBUILD_MATCH = 10_000
 
 
 class _Journal:
-    """Undo steps of the running unit of work."""
+    """Undo steps of the running unit of work; every write of the memory book goes through it.
 
-    def __init__(self) -> None:
+    A read-only unit of work's journal refuses every write, as SQL databases refuse them.
+    """
+
+    def __init__(self, *, read_only: bool = False) -> None:
         self.steps: list[Callable[[], None]] = []
+        self.read_only = read_only
+
+    def check_writable(self) -> None:
+        """Raise ``RuntimeError`` in a read-only unit of work."""
+        if self.read_only:
+            raise RuntimeError(READ_ONLY_REFUSAL)
 
     def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self.check_writable()
         old = table.get(key, _MISSING)
         table[key] = value
         self.steps.append(lambda: self._restore(table, key, old))
 
     def pop(self, table: dict[Any, Any], key: Any) -> None:
+        self.check_writable()
         old = table.pop(key, _MISSING)
         self.steps.append(lambda: self._restore(table, key, old))
 
     def append(self, items: list[Any], item: Any) -> None:
+        self.check_writable()
         items.append(item)
         self.steps.append(items.pop)
 
     def add_id(self, ids: SortedIds, key: str) -> None:
+        self.check_writable()
         if ids.add(key):
             self.steps.append(lambda: ids.forget(key))
 
     def discard_id(self, ids: SortedIds, key: str) -> None:
+        self.check_writable()
         if ids.discard(key):
             self.steps.append(lambda: ids.put(key))
 
@@ -185,18 +200,6 @@ class SortedIds:
         while page := self.after(key, self._block):
             yield from page
             key = page[-1]
-
-
-def search_document(customer: Customer) -> SearchDocument:
-    """What the search index needs of a customer."""
-    return SearchDocument(
-        id=customer.id,
-        location_id=customer.location_id,
-        name=customer.company_name,
-        city=customer.city,
-        state=customer.state,
-        number=customer.customer_number,
-    )
 
 
 class _State:
@@ -651,9 +654,9 @@ def _dismissal_key(
 class MemoryUnitOfWork:
     """A transaction over a :class:`MemoryStore`: all of it is kept at commit, or none of it."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, *, read_only: bool = False) -> None:
         self._store = store
-        self._journal = _Journal()
+        self._journal = _Journal(read_only=read_only)
         self._touched: dict[str, Customer | None] = {}
         self._touched_contacts: dict[str, Contact | None] = {}
         state = store.state
@@ -687,6 +690,7 @@ class MemoryUnitOfWork:
 
     def commit(self) -> None:
         """Keep every change and bring the search index up to date, all or nothing."""
+        self._journal.check_writable()
         index, customers = self._state.index, self._state.customers
         try:
             live = []
@@ -784,8 +788,11 @@ class MemoryStore:
         self.lock = threading.RLock()
 
     def unit_of_work(self, *, read_only: bool = False) -> MemoryUnitOfWork:
-        """A new unit of work; use it in a ``with`` block (reads hold the lock too)."""
-        return MemoryUnitOfWork(self)
+        """A new unit of work; use it in a ``with`` block (reads hold the lock too).
+
+        A read-only one refuses writes and ``commit`` with ``RuntimeError``, as SQL does.
+        """
+        return MemoryUnitOfWork(self, read_only=read_only)
 
     def run(self, work: Callable[[], T]) -> T:
         """Call ``work`` once: a memory book has no transient failures to retry."""

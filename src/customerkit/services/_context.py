@@ -6,7 +6,7 @@ import enum
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
@@ -129,13 +129,24 @@ def retried(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P
     RELIABILITY decision 5: a serialization failure or deadlock rolls the whole unit of work
     back, so the method runs again from its first read. Every write use-case carries this;
     its only effects are in the store (and the clock, ids and hashing it may use again).
+    Arguments that can be read only once (generators, iterators) are read into tuples before
+    the first attempt, so that a second attempt sees the same arguments as the first.
     """
 
     @functools.wraps(method)
     def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        args = tuple(_replayable(arg) for arg in args)  # type: ignore[assignment]
+        kwargs = {name: _replayable(value) for name, value in kwargs.items()}  # type: ignore[assignment]
         return self._ctx.run(lambda: method(self, *args, **kwargs))
 
     return run
+
+
+def _replayable(value: T) -> T:
+    """``value``, or its items in a tuple when iterating it would use it up."""
+    if isinstance(value, Iterator):
+        return tuple(value)  # type: ignore[return-value]
+    return value
 
 
 def customer_target(customer: Customer) -> Target:

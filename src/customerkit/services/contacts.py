@@ -131,8 +131,9 @@ class ContactService:
     def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:
         """Add a contact to a customer (K1, K3).
 
-        Contacts of a FLEET customer are managed by the fleet, whoever adds them; whether the
-        fleet added it is kept in ``added_by_fleet``.
+        A contact the fleet's users add is managed by the fleet (``managed_by=FLEET``, the fleet
+        icon); one the service provider adds, to a LOCAL or a FLEET customer, is managed by the
+        provider. Who added it is kept in ``added_by_fleet``.
         """
         if not isinstance(draft, NewContact):
             raise ValidationError({"draft": "pass a NewContact"})
@@ -144,13 +145,12 @@ class ContactService:
             customer = live_customer(uow, customer_id)
             self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer))
             now = self._ctx.now()
+            by_fleet = actor.role is Role.FLEET_USER  # the policy let it add only to its fleet
             contact = Contact(
                 id=self._ctx.new_id(),
                 customer_id=customer.id,
-                managed_by=ManagedBy.FLEET
-                if customer.kind is CustomerKind.FLEET
-                else ManagedBy.PROVIDER,
-                added_by_fleet=actor.role is Role.FLEET_USER,
+                managed_by=ManagedBy.FLEET if by_fleet else ManagedBy.PROVIDER,
+                added_by_fleet=by_fleet,
                 external_user=bool(draft.external_user),
                 one_time_case_id=case_id,
                 created_at=now,
@@ -203,8 +203,9 @@ class ContactService:
 
         Raises:
             ImmutableField: the change touches the email (delete and re-add instead).
-            PermissionDenied: the contact is managed by its fleet and the actor is not one of
-                the fleet's users (K1).
+            PermissionDenied: the contact is managed by its fleet (the fleet added it) and the
+                actor is not one of the fleet's users, or the actor is a fleet user and the
+                service provider manages the contact (K1).
         """
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
@@ -250,7 +251,8 @@ class ContactService:
     def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> builtins.list[str]:
         """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
 
-        Returns the deleted ids. Every id must be a live contact the actor may change.
+        Returns the deleted ids. Every id must be a live contact the actor may change: like
+        ``delete``, provider staff never delete a contact its fleet manages (K1).
         """
         if isinstance(contact_ids, str) or not isinstance(contact_ids, Sequence):
             raise ValidationError({"contact_ids": "pass a list of contact ids"})

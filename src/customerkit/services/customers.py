@@ -39,7 +39,14 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
-from customerkit.search.query import check_limit, parse_query
+from customerkit.search.oracle import oracle_search
+from customerkit.search.query import (
+    RankedMatch,
+    SearchQuery,
+    check_limit,
+    parse_query,
+    search_document,
+)
 from customerkit.services import dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (
@@ -394,12 +401,14 @@ class CustomerService:
             Target(location_id=actor.location_id, customer_id=fleet_id),
         )
         with self._ctx.store.unit_of_work(read_only=True) as uow:
-            matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+            if fleet_id is None:
+                matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+            else:
+                matches = _fleet_search(uow, fleet_id, actor.location_id, parsed)
             return [
                 SearchHit(customer=customer, score=match.score, field=match.field)
                 for match in matches
                 if (customer := uow.customers.get(match.customer_id)) is not None
-                and (fleet_id is None or customer.id == fleet_id)
             ]
 
     def recent(
@@ -813,6 +822,21 @@ class CustomerService:
                 uow.commit()
                 return rehashed
             return customer
+
+
+def _fleet_search(
+    uow: UnitOfWork, fleet_id: str, location_id: str, query: SearchQuery
+) -> list[RankedMatch]:
+    """A fleet user's search: its one customer, if it matches (P2 before the limit).
+
+    Filtering a page of the location's hits would lose the fleet's customer whenever others
+    rank above it, so the search runs over that one customer, by the reference semantics every
+    backend's index agrees with.
+    """
+    customer = uow.customers.get(fleet_id)
+    if customer is None or not customer.is_live:
+        return []
+    return oracle_search([search_document(customer)], location_id, query, limit=1)
 
 
 def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:

@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 
 import customerkit as ck
 from customerkit.matching import Parameters
+from customerkit.ports import UnitOfWork
 from customerkit.testing import FakeClock
 
 __all__ = [
@@ -171,6 +173,18 @@ class TestCustomersContract:
         assert book.customers.get(c.id, actor=STAFF) == c
         assert len(book.history.for_customer(c.id, actor=ADMIN)) == 1
 
+    def test_c5_records_read_are_frozen_and_hash(self, book: ck.Book) -> None:
+        c = customer(book, extra={"vat_id": "DE123"})
+        c = book.customers.update(c.id, {"extra": {"vat_id": "DE124"}}, actor=STAFF)
+        read = book.customers.get(c.id, actor=STAFF)
+        with pytest.raises(TypeError):
+            read.extra["vat_id"] = "changed"  # type: ignore[index]
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        with pytest.raises(TypeError):
+            history[-1].changes["extra"][1]["vat_id"] = "changed"
+        assert book.customers.get(c.id, actor=STAFF).extra == {"vat_id": "DE124"}
+        assert len({read, c, *history}) == 1 + len(history)  # records hash, equal ones alike
+
     def test_c6_delete_keeps_history_and_tombstone(self, book: ck.Book) -> None:
         c = customer(book, username="jtires")
         book.customers.delete(c.id, actor=MANAGER)
@@ -268,6 +282,30 @@ class TestCustomersContract:
             book.customers.create_many(drafts, actor=ADMIN)
         assert book.customers.recent(actor=ADMIN) == []
 
+    def test_read_only_unit_of_work_refuses_writes(self, book: ck.Book) -> None:
+        c = customer(book)
+
+        def add_type(uow: UnitOfWork) -> None:
+            uow.reference.add_company_type(ck.CompanyType(name="Dealer"))
+            uow.commit()
+
+        def move(uow: UnitOfWork) -> None:
+            current = uow.customers.get(c.id)
+            assert current is not None
+            moved = attrs.evolve(current, city="Aurora", version=current.version + 1)
+            uow.customers.update(moved, expected_version=current.version)
+            uow.commit()
+
+        for write in (add_type, move):
+            with (
+                pytest.raises(RuntimeError, match="read-only"),
+                book.store.unit_of_work(read_only=True) as uow,
+            ):
+                write(uow)
+        assert book.reference.company_types() == []
+        assert book.customers.get(c.id, actor=STAFF) == c
+        assert book.customers.search("aurora", actor=STAFF) == []
+
     def test_read_only_fields_and_unknown_fields(self, book: ck.Book) -> None:
         c = customer(book)
         with pytest.raises(ck.ValidationError):
@@ -307,6 +345,11 @@ class TestUsernamesContract:
         assert first == "jgarcialopez0142"
         customer(book, username=first)
         assert suggest("José", "García-López", "+1 (303) 555-0142") == "jgarcialopez0142-2"
+
+    def test_u2_suggest_username_transliterates(self, book: ck.Book) -> None:
+        suggest = book.customers.suggest_username
+        assert suggest("Søren", "Søstergaard", "303 555 0142") == "ssostergaard0142"
+        assert suggest("Иван", "Петров", "") == "ipetrov"
 
     def test_u3_password_hashed_never_shown(self, book: ck.Book) -> None:
         c = customer(book, username="jt", password="correct horse battery")
@@ -370,6 +413,24 @@ class TestSearchContract:
         assert self.names(loaded, "ecole") == ["ÉCOLE Auto"]
         for query in ("smith", "jones", "smithjones", "smith-jones"):
             assert self.names(loaded, query) == ["Smith-Jones Farms"]
+
+    def test_s2_letters_without_ascii_decomposition_are_transliterated(self, book: ck.Book) -> None:
+        customer(book, "Søren Hauling", "C-1", city="Łódź")
+        customer(book, "Иван Петров Trucks", "C-2", city="Straße")
+        customer(book, "Ærø Marine", "C-3")
+        customer(book, "Soren Lodz Plain", "C-4")
+        for query, field, expected in (
+            ("soren", ck.SearchField.NAME, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("søren", ck.SearchField.NAME, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("lodz", ck.SearchField.CITY, {"Søren Hauling"}),
+            ("łódź", ck.SearchField.ALL, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("ivan petrov", ck.SearchField.NAME, {"Иван Петров Trucks"}),
+            ("петров", ck.SearchField.NAME, {"Иван Петров Trucks"}),
+            ("strasse", ck.SearchField.CITY, {"Иван Петров Trucks"}),
+            ("aero", ck.SearchField.NAME, {"Ærø Marine"}),
+        ):
+            hits = book.customers.search(query, actor=STAFF, field=field)
+            assert {h.customer.company_name for h in hits} == expected, query
 
     def test_s3_short_queries(self, loaded: ck.Book) -> None:
         with pytest.raises(ck.QueryTooShort):
@@ -475,6 +536,31 @@ class TestPermissionsContract:
         with pytest.raises(ck.PermissionDenied):
             book.customers.update(fleet.id, {"city": "X"}, actor=fleet_user)
 
+    def test_p2_fleet_user_finds_its_customer_whatever_others_rank(self, book: ck.Book) -> None:
+        fleet = customer(book, "Zenith Hauling Tires Fleet", "F-1", kind=ck.CustomerKind.FLEET)
+        book.customers.create_many(
+            [
+                ck.NewCustomer(company_name=f"Tires {n}", customer_number=f"T-{n}")
+                for n in range(25)
+            ],
+            actor=ADMIN,
+        )
+        fleet_user = ck.Actor(
+            user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id=fleet.id
+        )
+        assert fleet.id not in [h.customer.id for h in book.customers.search("tires", actor=ADMIN)]
+        for query, limit in (("tires", 20), ("tires", 1), ("hauling", 5), ("tir", 1)):
+            hits = book.customers.search(query, actor=fleet_user, limit=limit)
+            assert [h.customer.id for h in hits] == [fleet.id]
+            [as_admin] = [
+                h
+                for h in book.customers.search(query, actor=ADMIN, limit=500)
+                if h.customer.id == fleet.id
+            ]
+            assert (hits[0].score, hits[0].field) == (as_admin.score, as_admin.field)
+        assert book.customers.search("tires", actor=fleet_user, field=ck.SearchField.CITY) == []
+        assert book.customers.search("zzzz", actor=fleet_user) == []
+
     def test_p1_policy_is_replaceable(self, make_book: MakeBook, clock: FakeClock) -> None:
         class DenyAll:
             def authorize(self, actor: ck.Actor, action: ck.Action, target: ck.Target) -> None:
@@ -527,12 +613,49 @@ class TestContactsContract:
             fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
         )
         assert (by_provider.added_by_fleet, by_fleet.added_by_fleet) == (False, True)
-        assert by_provider.managed_by is by_fleet.managed_by is ck.ManagedBy.FLEET
+        assert by_provider.managed_by is ck.ManagedBy.PROVIDER
+        assert by_fleet.managed_by is ck.ManagedBy.FLEET
         with pytest.raises(ck.PermissionDenied):
             book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=ADMIN)
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete(by_fleet.id, actor=ADMIN)
         assert (
             book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=fleet_actor).title == "Boss"
         )
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.update(by_provider.id, {"title": "Boss"}, actor=fleet_actor)
+
+    def test_k1_provider_fixes_the_contacts_it_added_to_a_fleet(self, book: ck.Book) -> None:
+        fleet, _ = self.fleet_setup(book)
+        mine = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="Pat", last_name="Quin"), actor=STAFF
+        )
+        fixed = book.contacts.update(mine.id, {"last_name": "Quinn"}, actor=STAFF)
+        assert fixed.last_name == "Quinn"
+        book.contacts.delete(mine.id, actor=STAFF)
+        assert book.contacts.list(fleet.id, actor=STAFF) == []
+
+    def test_k1_bulk_delete_spares_fleet_managed_contacts(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        fleet, fleet_actor = self.fleet_setup(book)
+        theirs = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
+        )
+        ours = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="P", last_name="Q"), actor=STAFF
+        )
+        clock.advance(days=400)
+        unused = book.contacts.unused(fleet.id, actor=ADVISOR).contacts
+        assert {(c.id, c.managed_by) for c in unused} == {
+            (theirs.id, ck.ManagedBy.FLEET),
+            (ours.id, ck.ManagedBy.PROVIDER),
+        }
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete_many([ours.id, theirs.id], actor=ADMIN)
+        assert len(book.contacts.list(fleet.id, actor=STAFF)) == 2  # all or nothing
+        assert book.contacts.delete_many([ours.id], actor=ADVISOR) == [ours.id]
+        assert book.contacts.list(fleet.id, actor=STAFF) == [theirs]
 
     def test_k2_email_never_updates(self, book: ck.Book) -> None:
         c = customer(book)
@@ -596,9 +719,9 @@ class TestContactsContract:
         gone = add(
             fleet.id,
             ck.NewContact(first_name="G", last_name="G", email="g@example.com"),
-            actor=STAFF,
+            actor=fleet_actor,
         )
-        book.contacts.delete(gone.id, actor=fleet_actor)
+        book.contacts.delete(gone.id, actor=fleet_actor)  # K1: the fleet added it
         emails = [r.email for r in book.contacts.recipients(fleet.id)]
         assert emails == ["a@example.com", "fran@acme.example"]
         open_case = book.contacts.recipients(fleet.id, case=ck.CaseRef("case-9"))

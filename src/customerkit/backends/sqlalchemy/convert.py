@@ -39,7 +39,7 @@ _TUPLE, _DATETIME, _DICT = "$tuple", "$datetime", "$dict"
 Row = Mapping[Any, Any]
 
 #: Word-table code and customer attribute of each searchable field (S1), as in
-#: ``customerkit.backends.memory.search_document``.
+#: ``customerkit.search.query.search_document``.
 SEARCH_FIELDS: dict[SearchField, tuple[int, str]] = {
     SearchField.NAME: (schema.NAME, "company_name"),
     SearchField.CITY: (schema.CITY, "city"),

@@ -36,7 +36,10 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: The schema this release writes and reads. Bump it with every schema change (and, from the
-#: first released schema on, ship an Alembic migration for it).
+#: first released schema on, ship an Alembic migration for it). Version 4: the ``dismissals``
+#: table, and stored folded keys (search words, number keys, match keys) that transliterate
+#: what accents removal leaves non-ASCII (``customerkit.text.fold``); version 3 keys would miss
+#: such matches.
 SCHEMA_VERSION = 4
 
 #: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.

@@ -36,6 +36,7 @@ from customerkit.backends.sqlalchemy.repositories import (
 )
 from customerkit.errors import BookBusy, ConcurrentModification, CustomerKitError
 from customerkit.model import Customer
+from customerkit.ports import READ_ONLY_REFUSAL
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.store import SqlStore
@@ -134,6 +135,13 @@ def _driver_error(error: DBAPIError) -> CustomerKitError | None:
     return None
 
 
+def _refused_write(error: DBAPIError) -> RuntimeError | None:
+    """PostgreSQL refusing a write in a read-only transaction, said as every backend says it."""
+    if getattr(error.orig, "sqlstate", None) == "25006":  # read_only_sql_transaction
+        return RuntimeError(READ_ONLY_REFUSAL)
+    return None
+
+
 #: Execution option marking a read-only unit of work's connection (SQLite begins it deferred).
 READ_ONLY = "customerkit_read_only"
 
@@ -202,6 +210,9 @@ class SqlUnitOfWork:
         finally:
             self._close()
         if conflict is None and isinstance(exc, DBAPIError):
+            refused = _refused_write(exc)
+            if refused is not None:
+                raise refused from exc
             conflict = _driver_error(exc)
         if conflict is not None:
             raise conflict from exc
@@ -260,8 +271,7 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         """Write what is pending and commit: every change becomes permanent and visible."""
         if self.read_only:
-            msg = "a read-only unit of work cannot commit; open one without read_only"
-            raise RuntimeError(msg)
+            raise RuntimeError(READ_ONLY_REFUSAL)
         self.flush()
         self.match_keys.apply(self.connection)
         self.connection.commit()
