@@ -348,3 +348,19 @@ def test_matching_errors_are_customerkit_errors() -> None:
         ck.ExtraComparison("vin", "fuzzy")  # type: ignore[arg-type]
     assert issubclass(ck.MatchingError, ck.CustomerKitError)
     assert issubclass(ck.MatchingError, ValueError)
+
+
+def test_progress_moves_with_the_work_in_stages() -> None:
+    data = synth.labelled_contacts(800, seed=2)
+    calls: list[tuple[str, int, int]] = []
+    config = ck.MatchConfig(chunk_size=500)
+    report = find_duplicates(
+        data.records, kind="contact", config=config, progress=lambda *a: calls.append(a)
+    )
+    stages = list(dict.fromkeys(stage for stage, _, _ in calls))
+    assert stages == ["blocking", "comparing", "estimating", "scoring", "grouping"]
+    compared = [(done, total) for stage, done, total in calls if stage == "comparing"]
+    assert compared[0] == (0, report.compared)
+    assert compared[-1] == (report.compared, report.compared)
+    assert [done for done, _ in compared] == sorted(done for done, _ in compared)
+    assert len(compared) > 2

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -215,6 +215,25 @@ def _progress(label: str) -> Iterator[ck.ports.Progress]:
 
         def report(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+@contextmanager
+def _stages() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar for work in named stages (the matcher's), on standard error."""
+    console = _err()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("matching", total=None)
+
+        def report(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total or None)
 
         yield report
 
@@ -504,9 +523,11 @@ def duplicates(
             if count % 10_000 == 0:
                 report(count, None)
     config = ck.MatchConfig() if threshold is None else ck.MatchConfig(threshold=threshold)
-    with _progress("matching"):
+    with _stages() as report:
         try:
-            found = ck.find_duplicates(records, kind=kind.value, scope=scope, config=config)
+            found = ck.find_duplicates(
+                records, kind=kind.value, scope=scope, config=config, progress=report
+            )
         except ValueError as error:  # the matcher's own refusals (two records with one id)
             if isinstance(error, ck.CustomerKitError):
                 raise

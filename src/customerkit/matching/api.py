@@ -19,7 +19,7 @@ probability and joins the likely duplicates into groups.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Final
 
@@ -63,6 +63,9 @@ from customerkit.matching.table import Kind, RecordTable, read_records
 __all__ = ["compared_pairs", "find_duplicates", "find_similar", "fit"]
 
 IntArray = npt.NDArray[np.int64]
+#: ``progress(stage, done, total)``: stages "blocking", "comparing" (pairs), "estimating",
+#: "scoring" and "grouping", in that order; ``total`` is 0 where there is nothing to count.
+MatchProgress = Callable[[str, int, int], None]
 #: Random pairs drawn to estimate ``u``.
 _RANDOM_PAIRS: Final = 50_000
 #: How strongly estimated ``m`` is held towards the starting ``m``: as if half as many pairs
@@ -157,16 +160,19 @@ def _read(
 
 
 def _levels_of_candidates(
-    prepared: _Prepared, config: MatchConfig, model: Model
+    prepared: _Prepared, config: MatchConfig, model: Model, progress: MatchProgress
 ) -> npt.NDArray[np.int8]:
     """The level matrix of every candidate pair, compared a chunk at a time."""
     parts = []
-    for start in range(0, prepared.left.size, config.chunk_size):
+    total = int(prepared.left.size)
+    progress("comparing", 0, total)
+    for start in range(0, total, config.chunk_size):
         stop = start + config.chunk_size
         compared = compare(
             prepared.features, prepared.left[start:stop], prepared.right[start:stop], config, model
         )
         parts.append(level_matrix(compared, prepared.names))
+        progress("comparing", min(stop, total), total)
     if not parts:
         return np.zeros((0, len(prepared.names)), np.int8)
     return np.concatenate(parts)
@@ -193,13 +199,18 @@ def _estimate(
 
 
 def _parameters(
-    prepared: _Prepared, config: MatchConfig
+    prepared: _Prepared, config: MatchConfig, progress: MatchProgress
 ) -> tuple[Parameters, npt.NDArray[np.int8]]:
     start = starting_parameters(prepared.table.kind, config)
-    matrix = _levels_of_candidates(prepared, config, Model.of(start, prepared.names))
+    matrix = _levels_of_candidates(prepared, config, Model.of(start, prepared.names), progress)
     if config.estimate and len(prepared.table) >= config.min_records and matrix.shape[0]:
+        progress("estimating", 0, 0)
         return _estimate(prepared, config, start, matrix), matrix
     return start, matrix
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """Progress nobody listens to."""
 
 
 def _dismissed_mask(
@@ -263,6 +274,7 @@ def match_table(
     region: str,
     *,
     dismissed: Iterable[tuple[str, str]] = (),
+    progress: MatchProgress | None = None,
 ) -> DuplicateReport:
     """Find the duplicates among records already read into a table.
 
@@ -271,13 +283,17 @@ def match_table(
         config: Matching settings.
         region: Default phone region.
         dismissed: Pairs of ids never to report (marked "not a duplicate").
+        progress: Told how far the work has come (see ``MatchProgress``).
 
     Returns:
         The report.
     """
     dismissed = tuple(dismissed)
+    progress = progress or _quiet
+    progress("blocking", 0, 0)
     prepared = _prepare(table, config, region)
-    parameters, matrix = _parameters(prepared, config)
+    parameters, matrix = _parameters(prepared, config, progress)
+    progress("scoring", 0, 0)
     model = Model.of(parameters, prepared.names)
     levels = {name: matrix[:, column] for column, name in enumerate(prepared.names)}
     _, weight = weigh(prepared.features, prepared.left, prepared.right, levels, model)
@@ -313,6 +329,7 @@ def match_table(
             )
         )
     left, right = left[order], right[order]
+    progress("grouping", 0, 0)
     # Completeness counts the fields these records use (contacts rarely carry an address).
     fields = tuple(field for field in table.columns if table.filled(field).any())
     filled = np.zeros(len(table), np.int64)
@@ -353,6 +370,7 @@ def find_duplicates(
     region: str = "US",
     scope: str | None = None,
     dismissed: Iterable[tuple[str, str]] = (),
+    progress: MatchProgress | None = None,
 ) -> DuplicateReport:
     """Find the duplicates among contacts or customers.
 
@@ -371,6 +389,9 @@ def find_duplicates(
             with the same value are compared (records without one are compared among
             themselves). None compares all records.
         dismissed: Pairs of ids marked "not a duplicate": never reported nor grouped.
+        progress: Called as ``progress(stage, done, total)`` while the work goes on: stages
+            "blocking", "comparing" (``done`` of ``total`` candidate pairs), "estimating",
+            "scoring" and "grouping".
 
     Returns:
         Pairs whose match probability reaches the threshold, groups with a proposed main, the
@@ -384,7 +405,7 @@ def find_duplicates(
     config = config or MatchConfig()
     with _collector_paused():
         table = _read(records, kind, config, scope)
-        return match_table(table, config, region, dismissed=dismissed)
+        return match_table(table, config, region, dismissed=dismissed, progress=progress)
 
 
 def compared_pairs(
