@@ -353,7 +353,7 @@ def test_matching_errors_are_customerkit_errors() -> None:
 def test_progress_moves_with_the_work_in_stages() -> None:
     data = synth.labelled_contacts(800, seed=2)
     calls: list[tuple[str, int, int]] = []
-    config = ck.MatchConfig(chunk_size=500)
+    config = ck.MatchConfig(chunk_size=100)
     report = find_duplicates(
         data.records, kind="contact", config=config, progress=lambda *a: calls.append(a)
     )
