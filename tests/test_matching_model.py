@@ -329,12 +329,24 @@ def test_values_that_are_not_records_are_refused(bad: Any) -> None:
         find_duplicates(bad, kind="contact")
 
 
-@pytest.mark.parametrize("module", ["pyarrow.lib", "polars.dataframe.frame"])
-def test_an_arrow_or_polars_table_is_refused_with_what_to_do(module: str) -> None:
-    """Iterating such a table gives columns, not records: refuse it instead of matching names."""
-    table = type("Table", (), {"__module__": module, "__iter__": lambda self: iter(["a", "b"])})()
-    with pytest.raises(ck.MatchingError, match="to_pandas"):
-        find_duplicates(table, kind="contact")
+@pytest.mark.parametrize("library", ["polars", "pyarrow"])
+def test_polars_and_arrow_tables_are_read_as_records_and_written_back(library: str) -> None:
+    """Iterating such a table gives its columns; the matcher reads its rows instead."""
+    import polars as pl
+    import pyarrow as pa
+
+    columns = {
+        "id": ["a", "b", "c"],
+        "first_name": ["Ann", "Ann", "Bo"],
+        "last_name": ["Lee", "Lee", "Park"],
+        "email": ["ann@x.com", "ANN@x.com", None],
+    }
+    table = pl.DataFrame(columns) if library == "polars" else pa.table(columns)
+    report = find_duplicates(table, kind="contact")
+    assert [(p.left_id, p.right_id) for p in report.pairs] == [("a", "b")]
+    assert report.to_polars()["left_id"].to_list() == ["a"]
+    arrow = report.to_arrow()
+    assert arrow.column("right_email").to_pylist() == ["ANN@x.com"]
 
 
 def test_matching_errors_are_customerkit_errors() -> None:

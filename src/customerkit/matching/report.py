@@ -218,6 +218,34 @@ class DuplicateReport:
         frame[values] = frame[values].astype("string").replace("", pandas.NA)
         return frame
 
+    def to_arrow(self) -> Any:
+        """The pairs as a ``pyarrow.Table`` (columns as :meth:`to_records`); needs pyarrow."""
+        try:
+            import pyarrow as pa
+        except ImportError as error:
+            msg = "DuplicateReport.to_arrow() needs pyarrow: pip install pyarrow"
+            raise ImportError(msg) from error
+        return pa.Table.from_pylist(self._plain_records())
+
+    def to_polars(self) -> Any:
+        """The pairs as a ``polars.DataFrame`` (columns as :meth:`to_records`); needs polars."""
+        try:
+            import polars as pl
+        except ImportError as error:
+            msg = "DuplicateReport.to_polars() needs polars: pip install polars"
+            raise ImportError(msg) from error
+        return pl.DataFrame(self._plain_records())
+
+    def _plain_records(self) -> list[dict[str, Any]]:
+        """Records with reasons as one text and blanks as None, for columnar libraries."""
+        rows = self.to_records()
+        for row in rows:
+            row["reasons"] = "; ".join(row["reasons"])
+            for key, value in row.items():
+                if value == "":
+                    row[key] = None
+        return rows
+
     def clusters_to_pandas(self) -> pd.DataFrame:
         """One row per grouped record: ``id``, ``cluster`` (its main's id), ``is_main``, ``size``.
 

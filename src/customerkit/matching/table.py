@@ -214,15 +214,21 @@ def _is_dataframe(records: object) -> bool:
     return type(records).__module__.startswith("pandas") and hasattr(records, "columns")
 
 
+def _as_rows(records: Iterable[object]) -> Iterable[object]:
+    """A polars DataFrame or an Arrow table as a list of dicts (iterating them gives columns)."""
+    module = type(records).__module__.split(".", 1)[0]
+    if module == "polars" and hasattr(records, "to_dicts"):
+        return cast("list[object]", records.to_dicts())
+    if module == "pyarrow" and hasattr(records, "to_pylist"):
+        return cast("list[object]", records.to_pylist())
+    if module in {"polars", "pyarrow"}:
+        msg = f"a {module} {type(records).__name__} is not a table of records; pass a DataFrame"
+        raise MatchingError(msg, field="records")
+    return records
+
+
 def _refuse_non_records(records: object) -> None:
     """Refuse inputs that iterate as something other than records (column names, characters)."""
-    module = type(records).__module__.split(".", 1)[0]
-    if module in {"polars", "pyarrow"}:
-        msg = (
-            f"a {module} table is not read directly; pass table.to_pandas() "
-            "or a list of dicts (table.to_pylist() / df.to_dicts())"
-        )
-        raise MatchingError(msg, field="records")
     if isinstance(records, str | bytes | Mapping):
         msg = "records must be an iterable of records (mappings or models), not one value"
         raise MatchingError(msg, field="records")
@@ -309,6 +315,7 @@ def read_records(
         if "id" not in records.columns:  # type: ignore[attr-defined]
             raw["id"] = list(records.index.tolist())  # type: ignore[attr-defined]
     else:
+        records = _as_rows(records)
         _refuse_non_records(records)
         rows = records if isinstance(records, Sequence) else list(records)
         plain = all(type(row) is dict for row in rows)
