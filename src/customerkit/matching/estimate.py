@@ -32,14 +32,8 @@ _LARGEST_PRIOR: Final = 0.999
 _LEAST_ANCHOR: Final = 20.0  # pairs' worth of pull towards the starting m, at the least
 
 
-def random_pairs(
-    n: int, count: int, seed: int, scopes: IntArray | None = None
-) -> tuple[IntArray, IntArray]:
-    """Up to ``count`` distinct random pairs of positions ``0 .. n-1`` (never a record with itself).
-
-    With ``scopes``, pairs are drawn within scopes as often as the scopes' pairs allow, since
-    that is where the compared pairs are.
-    """
+def random_pairs(n: int, count: int, seed: int) -> tuple[IntArray, IntArray]:
+    """Up to ``count`` distinct random pairs of positions ``0 .. n-1`` (never a record with itself)."""
     rng = np.random.default_rng(seed)
     if n < 2:
         empty = np.empty(0, np.int64)
