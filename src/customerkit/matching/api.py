@@ -181,7 +181,7 @@ def _levels_of_candidates(
 def _estimate(
     prepared: _Prepared, config: MatchConfig, start: Parameters, matrix: npt.NDArray[np.int8]
 ) -> Parameters:
-    """``u`` started from random pairs, then ``m``, ``u`` and the prior by EM over the candidates."""
+    """``u`` started from random pairs, then ``m``, ``u`` and the prior by EM over candidates."""
     n = len(prepared.table)
     sizes = [len(levels_of(name, config)) for name in prepared.names]
     model = Model.of(start, prepared.names)

@@ -33,7 +33,7 @@ _LEAST_ANCHOR: Final = 20.0  # pairs' worth of pull towards the starting m, at t
 
 
 def random_pairs(n: int, count: int, seed: int) -> tuple[IntArray, IntArray]:
-    """Up to ``count`` distinct random pairs of positions ``0 .. n-1`` (never a record with itself)."""
+    """Up to ``count`` distinct random pairs of positions ``0 .. n-1``, never a record twice."""
     rng = np.random.default_rng(seed)
     if n < 2:
         empty = np.empty(0, np.int64)
