@@ -258,8 +258,11 @@ def test_m7_fit_from_labelled_pairs() -> None:
     assert config.estimate is False
     assert config.parameters is not None
     assert config.parameters.m["email"][0] > config.parameters.u["email"][0]
+    assert config.parameters.prior < 0.5  # not the labelled share: most compared pairs differ
     report = find_duplicates(data.records, kind="contact", config=config)
-    assert data.evaluate(report.pairs).recall >= 0.9
+    quality = data.evaluate(report.pairs)
+    assert quality.recall >= 0.9
+    assert quality.precision >= 0.9
     with pytest.raises(ck.MatchingError, match="duplicate"):
         ck.fit(data.records, [(a, b, True) for a, b in same], kind="contact")
     with pytest.raises(ck.MatchingError, match="not among"):

@@ -440,6 +440,10 @@ def fit(
 ) -> MatchConfig:
     """A configuration whose parameters are fitted from pairs a person labelled.
 
+    ``m`` comes from the pairs labelled duplicates, ``u`` from the others (label pairs the
+    matcher compares, such as a report's, so that ``u`` describes compared pairs), and the share
+    of duplicates among the records' compared pairs is estimated with both held.
+
     Args:
         records: The records the labelled pairs come from.
         labelled: ``(left_id, right_id, is_duplicate)`` triples; both kinds are needed.
@@ -465,16 +469,29 @@ def fit(
     if is_match.all() or not is_match.any():
         msg = "label at least one pair as a duplicate and one as not a duplicate"
         raise MatchingError(msg, field="labelled")
-    extras = _extras(config)
-    norm = normalize_columns(kind, table.columns, region=region, extras=extras)
-    features = build_features(kind, norm, config=config, scopes=None)
-    names = comparisons_of(kind, config)
-    start = starting_parameters(kind, config)
+    prepared = _prepare(table, config, region)
+    names = prepared.names
+    model = Model.of(starting_parameters(kind, config), names)
     left = np.array([position[a] for a, _, _ in triples], np.int64)
     right = np.array([position[b] for _, b, _ in triples], np.int64)
-    compared = compare(features, left, right, config, Model.of(start, names))
+    compared = compare(prepared.features, left, right, config, model)
     sizes = [len(levels_of(name, config)) for name in names]
     fitted = fit_labelled(level_matrix(compared, names), is_match, names, sizes, records=len(table))
+    # The labelled share of duplicates says how the pairs were picked, not how many of the
+    # compared pairs are duplicates: estimate that over the records' compared pairs.
+    matrix = _levels_of_candidates(prepared, config, model, _quiet)
+    if matrix.shape[0]:
+        patterns, counts = level_patterns(matrix, sizes)
+        fitted = em(
+            patterns,
+            counts,
+            names,
+            fitted,
+            fitted.u,
+            records=len(table),
+            fixed_m=True,
+            fixed_u=True,
+        )
     return attrs.evolve(config, parameters=fitted, estimate=False)
 
 

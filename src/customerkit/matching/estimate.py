@@ -86,6 +86,7 @@ def em(
     *,
     records: int,
     fixed_m: bool = False,
+    fixed_u: bool = False,
     anchor: float = 0.0,
 ) -> Parameters:
     """``m``, ``u`` and the prior by expectation maximisation over level patterns.
@@ -102,7 +103,8 @@ def em(
         start: Starting ``m`` and prior.
         u: Starting ``u`` per comparison (from random pairs).
         records: How many records the pairs come from (kept in the result).
-        fixed_m: Keep ``m`` as given and estimate ``u`` and the prior alone.
+        fixed_m: Keep ``m`` as given.
+        fixed_u: Keep ``u`` as given (with ``fixed_m``: estimate the prior alone).
         anchor: Hold ``m`` towards ``start.m``, as if this share of the pairs EM counts as
             duplicates again had landed in the starting proportions (0: plain EM).
 
@@ -129,8 +131,9 @@ def em(
                     _counts(patterns, sizes, weights * match), names, strict=True
                 )
             ]
-        log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
-        u_part = _log_likelihood(patterns, log_u)
+        if not fixed_u:
+            log_u = [np.log(v) for v in frequencies(patterns, sizes, weights * (1 - match))]
+            u_part = _log_likelihood(patterns, log_u)
         change = abs(new_prior - prior) + max(
             float(np.abs(np.exp(a) - np.exp(b)).max())
             for a, b in zip(new_log_m, log_m, strict=True)
