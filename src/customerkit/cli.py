@@ -33,7 +33,7 @@ try:
     try:  # typer 0.2x carries its own click
         from typer import TyperException as _ClickError  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # pragma: no cover - older typer runs on click
-        from click import ClickException as _ClickError  # type: ignore[assignment,unused-ignore]
+        from click import ClickException as _ClickError  # type: ignore[assignment,import-not-found,no-redef,unused-ignore]
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "the customerkit command line needs the 'cli' extra: pip install 'customerkit[cli]'",
