@@ -200,6 +200,32 @@ def search_times(store: SqlStore, parsed: Sequence[SearchQuery]) -> list[float]:
     return [timed(functools.partial(search_once, store, query)) for query in parsed]
 
 
+def service_overhead(store: SqlStore, texts: Sequence[str]) -> tuple[list[float], list[float]]:
+    """Per query, best of 2: the repository's search, and ``book.customers.search``.
+
+    The service parses, authorizes and reads the hits' customers; run alternately with the
+    repository so both see the same cache.
+    """
+    book = customerkit.Book(store, hasher=customerkit.PasswordHasher.for_tests())
+    actor = customerkit.Actor(
+        user_id="bench", role=customerkit.Role.DEALER_ADMIN, location_id=LOCATION
+    )
+    parsed = [parse_query(t) for t in texts]
+    repository: list[list[float]] = []
+    service: list[list[float]] = []
+    for _ in range(2):
+        repository.append(search_times(store, parsed))
+        service.append(
+            [
+                timed(functools.partial(book.customers.search, t, actor=actor, limit=LIMIT))
+                for t in texts
+            ]
+        )
+    return [min(r) for r in zip(*repository, strict=True)], [
+        min(r) for r in zip(*service, strict=True)
+    ]
+
+
 def check(store: SqlStore, index: MemorySearchIndex, parsed: Sequence[SearchQuery]) -> None:
     with store.unit_of_work() as uow:
         for query in parsed:
@@ -321,6 +347,7 @@ def bench(
         search_times(store, parsed[:20])  # warm up
         passes = [search_times(store, parsed) for _ in range(3)]
         fuzzy_times = search_times(store, fuzzy)
+        repository, service = service_overhead(store, texts)
         raw = baselines(store, documents, texts)
         if args.profile:
             profile(store, texts, passes[0])
@@ -334,6 +361,8 @@ def bench(
         "first": passes[0],
         "best": best,
         "fuzzy": fuzzy_times,
+        "repository": repository,
+        "service": service,
         "build": build,
         "how": how,
         "raw": raw,
@@ -395,6 +424,9 @@ def report(
             f"| {run['build']:.1f} s, {run['how']} |",
             f"| {name}: search, all queries | {summary(run['first'])} |",
             f"| {name}: search, `fuzzy=True`, typo queries | {summary(run['fuzzy'])} |",
+            f"| {name}: `book.customers.search` (hits read, best of 2) | {summary(run['service'])}"
+            f"; repository search alongside: {summary(run['repository'])}; p50 "
+            f"x{statistics.median(run['service']) / statistics.median(run['repository']):.2f} |",
         ]
         figures += [
             figure(

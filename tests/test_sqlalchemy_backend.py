@@ -894,6 +894,36 @@ def test_search_through_the_book(url: str) -> None:
         book.close()
 
 
+def test_book_search_reads_its_hits_in_one_query(url: str) -> None:
+    """The hits' customers come in one read, not one query per hit (N+1)."""
+    book = ck.open_book(url, clock=FakeClock(), hasher=ck.PasswordHasher.for_tests())
+    try:
+        drafts = [
+            ck.NewCustomer(company_name=f"Johnson Tires {i}", customer_number=f"C-{i}")
+            for i in range(30)
+        ]
+        created = {c.id: c for c in book.customers.create_many(drafts, actor=ADMIN)}
+        seen = statements(book.store)
+        hits = book.customers.search("johnson", actor=ADMIN, limit=25)
+        assert len(hits) == 25
+        assert all(hit.customer == created[hit.customer.id] for hit in hits)
+        reads = [s for s in seen if "FROM customers" in s and "customer_words" not in s]
+        assert len(reads) == 1, reads
+    finally:
+        book.close()
+
+
+def test_get_many_returns_stored_customers_by_id(store: SqlStore) -> None:
+    """Any status, unknown ids left out, more ids than one IN list holds."""
+    live = [make_customer(f"C-{i}") for i in range(3)]
+    gone = make_customer("C-9", status=RecordStatus.DELETED)
+    add(store, *live, gone)
+    wanted = [c.id for c in live] + [gone.id] + [uuid.uuid4().hex for _ in range(1200)]
+    with store.unit_of_work(read_only=True) as uow:
+        found = uow.customers.get_many(wanted)
+    assert found == {c.id: c for c in (*live, gone)}
+
+
 # -- concurrency: unique usernames (T6) and transient PostgreSQL errors (decision 5) -------------
 
 

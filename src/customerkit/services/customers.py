@@ -392,10 +392,11 @@ class CustomerService:
         )
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+            found = uow.customers.get_many([match.customer_id for match in matches])
             return [
                 SearchHit(customer=customer, score=match.score, field=match.field)
                 for match in matches
-                if (customer := uow.customers.get(match.customer_id)) is not None
+                if (customer := found.get(match.customer_id)) is not None
                 and (fleet_id is None or customer.id == fleet_id)
             ]
 
