@@ -7,8 +7,8 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
 
 1. *Plans*: for each query word, the distinct indexed words it matches, by strength: itself
    (exact), the words it starts (prefix), the words it is inside of (infix, 3+ characters),
-   those a typo away (fuzzy). SQLite lists them from its vocabulary (a B-tree range, an FTS5
-   trigram query); PostgreSQL from the word table (a loose index scan for prefixes). A list
+   those a typo away (fuzzy), listed from the vocabulary of distinct words: a B-tree range for
+   prefixes, its trigram index for infixes (FTS5 on SQLite, pg_trgm on PostgreSQL). A list
    too long to read one word at a time stays one condition, whose rows the database sorts.
 2. *Buckets*, in rank order: by tier (exact, prefix, infix, fuzzy), then hits whose every
    word is best on NAME before the others. A hit ranks by its weakest word, so bucket
@@ -44,7 +44,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     and_,
     column,
@@ -53,7 +52,6 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    text,
     union,
 )
 
@@ -95,16 +93,6 @@ MAX_LISTED = 32
 MAX_PROBES = 8
 #: Distinct words a short common word may start, at most, to be checked in SQLite.
 MAX_CHECKED = 1024
-#: PostgreSQL's loose index scan over one field's words in a range (see _Words._loose_scan).
-#: Only our own integer field codes are spliced in; the values are bound.
-_WALK = (
-    "f{code}(word, n) AS (SELECT min(word), 1 FROM customer_words "
-    "WHERE location_id = :location AND field = {code} AND word > :low AND word < :high "
-    "UNION ALL SELECT (SELECT min(w.word) FROM customer_words w "
-    "WHERE w.location_id = :location AND w.field = {code} AND w.word > f{code}.word "
-    "AND w.word < :high), n + 1 FROM f{code} WHERE f{code}.word IS NOT NULL AND n <= :most)"
-)
-_WALKED = "SELECT word FROM f{code} WHERE word IS NOT NULL"
 #: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
 #: up to MAX_PAGE.
 FIRST_PAGE = 4
@@ -225,24 +213,8 @@ class _Words:
 
     def _listed_range(self, word: str, following: str) -> list[str] | None:
         """The indexed words above ``word`` and below ``following``, unless too many."""
-        if self.sqlite:  # the vocabulary holds each word once
-            found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-            return self._unless_many(found.order_by(_VOCAB.word))
-        return self._loose_scan(word, following)
-
-    def _loose_scan(self, word: str, following: str) -> list[str] | None:
-        """PostgreSQL: the distinct words of a range, one index probe per word and field.
-
-        A recursive query jumps from each word to the next one (PostgreSQL has no skip scan),
-        stopping once there are too many.
-        """
-        parameters: dict[str, Any] = {"location": self.location_id, "low": word}
-        parameters |= {"high": following, "most": MAX_LISTED}
-        walks = ", ".join(_WALK.format(code=code) for code in self.codes)
-        found_words = " UNION ".join(_WALKED.format(code=code) for code in self.codes)
-        statement = text(f"WITH RECURSIVE {walks} {found_words} ORDER BY 1")
-        found = list(self.connection.scalars(statement, parameters))
-        return found if len(found) <= MAX_LISTED else None
+        found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+        return self._unless_many(found.order_by(_VOCAB.word))
 
     def _unless_many(self, statement: Any) -> list[str] | None:
         found = list(self.connection.scalars(statement.limit(MAX_LISTED + 1)))
@@ -251,31 +223,35 @@ class _Words:
     def _infix(self, word: str, following: str) -> _Strength:
         """The words containing ``word`` but not starting with it (those are exact or prefix)."""
         outside = (word, following)
-        if not self.sqlite:
-            # pg_trgm's GIN index answers LIKE '%...%' with the pattern's trigrams.
-            like = f"%{_escape_like(word)}%"
-            condition = "word LIKE ? ESCAPE '\\' AND (word < ? OR word >= ?)"
-            return _Strength(INFIX, None, _Sql(condition, (like, *outside)))
         found = self._vocabulary_containing(word, outside)
         listed = self._unless_many(found)  # unordered: the trigram query stops at the limit
-        # The vocabulary's words, each then found by the word table's key.
+        # Else the vocabulary's words, each then found by the word table's key.
+        if self.sqlite:
+            containing = (
+                "word IN (SELECT v.word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
+                "search_vocab_fts WHERE search_vocab_fts.word MATCH ?) "
+                "AND (v.word < ? OR v.word >= ?))"
+            )
+            return _Strength(INFIX, listed, _Sql(containing, (_fts_phrase(word), *outside)))
         containing = (
-            "word IN (SELECT v.word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
-            "search_vocab_fts WHERE search_vocab_fts.word MATCH ?) AND (v.word < ? OR v.word >= ?))"
+            "word IN (SELECT v.word FROM search_vocab v WHERE v.word LIKE ? ESCAPE '\\' "
+            "AND (v.word < ? OR v.word >= ?))"
         )
-        return _Strength(INFIX, listed, _Sql(containing, (_fts_phrase(word), *outside)))
-
-    @staticmethod
-    def _like(text: str) -> ColumnElement[bool]:
-        return _W.word.like(f"%{_escape_like(text)}%", escape="\\")
+        like = f"%{_escape_like(word)}%"
+        return _Strength(INFIX, listed, _Sql(containing, (like, *outside)))
 
     def _vocabulary_containing(self, text: str, skip: tuple[str, str] | None = None) -> Any:
-        """SQLite: the distinct words containing ``text``, by an FTS5 trigram phrase query.
+        """The distinct words containing ``text``, by the vocabulary's trigram index.
 
+        SQLite: an FTS5 trigram phrase query; PostgreSQL: ``LIKE`` on the pg_trgm index.
         Leaves out the words in ``skip`` (a range) before any row of theirs is read.
         """
-        ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
-        found = select(_VOCAB.word.label("word")).where(_VOCAB.id.in_(ids))
+        if self.sqlite:
+            ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
+            found = select(_VOCAB.word.label("word")).where(_VOCAB.id.in_(ids))
+        else:
+            like = _VOCAB.word.like(f"%{_escape_like(text)}%", escape="\\")
+            found = select(_VOCAB.word.label("word")).where(like)
         if skip is not None:
             found = found.where(or_(_VOCAB.word < skip[0], _VOCAB.word >= skip[1]))
         return found
@@ -289,17 +265,11 @@ class _Words:
         return sorted(w for w in found if word_strength(word, w, fuzzy=True) == FUZZY)
 
     def _distinct_words(self, anchor: Anchor) -> Any:
-        if self.sqlite:  # the vocabulary holds each word once: cheaper than the word table
-            if anchor.kind == "contains":
-                return self._vocabulary_containing(anchor.text)
-            return select(_VOCAB.word.label("word")).where(
-                _VOCAB.word >= anchor.text, _VOCAB.word < successor(anchor.text)
-            )
         if anchor.kind == "contains":
-            condition = self._like(anchor.text)
-        else:
-            condition = and_(_W.word >= anchor.text, _W.word < successor(anchor.text))
-        return select(_W.word.label("word")).where(*self.mine, condition)
+            return self._vocabulary_containing(anchor.text)
+        return select(_VOCAB.word.label("word")).where(
+            _VOCAB.word >= anchor.text, _VOCAB.word < successor(anchor.text)
+        )
 
     # -- how many rows a query word matches ------------------------------------------------
 

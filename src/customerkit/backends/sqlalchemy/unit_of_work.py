@@ -45,6 +45,10 @@ BULK_CACHE_KIB = 262_144
 #: A bulk load's batches grow up to this many times the store's batch size.
 BULK_BATCH_FACTOR = 8
 _BULK_AFTER = 3  # full batches in one unit of work before it counts as a bulk load
+#: Rows of each index SQLite's ANALYZE reads after a bulk load (approximate statistics).
+ANALYZE_LIMIT = 2000
+#: The tables a bulk load grows, analysed on PostgreSQL before it commits.
+_ANALYZED = ("customers", "customer_words", "history")
 _HISTORY = BulkInsert(schema.history)
 
 
@@ -101,18 +105,41 @@ class _BulkLoad:
         self.batches = 0
         self._cache_before: int | None = None
 
+    @property
+    def active(self) -> bool:
+        """Whether the unit of work has turned out to be a bulk load."""
+        return self.batches >= _BULK_AFTER
+
     def batch_written(self, uow: SqlUnitOfWork) -> None:
         self.batches += 1
-        if self.batches < _BULK_AFTER:
+        if not self.active:
             return
+        uow.words.staging = True
         uow.batch_size = min(uow.batch_size * 2, uow._store.batch_size * BULK_BATCH_FACTOR)
         connection = uow.connection
         if self._cache_before is None and connection.dialect.name == "sqlite":
             self._cache_before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
             connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
 
+    def analyze(self, connection: Connection) -> None:
+        """Fresh planner statistics before a bulk load commits.
+
+        The first query after it is then planned with the tables as they are now, not as
+        they were (empty, or a fraction of their size). SQLite samples at most
+        :data:`ANALYZE_LIMIT` rows of each index (``analysis_limit``), PostgreSQL samples as
+        its ANALYZE always does: seconds, not a read of a million rows.
+        """
+        if not self.active:
+            return
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(f"PRAGMA analysis_limit = {ANALYZE_LIMIT}")
+            connection.exec_driver_sql("ANALYZE")
+        else:
+            connection.exec_driver_sql(f"ANALYZE {', '.join(_ANALYZED)}")
+
     def finish(self, connection: Connection) -> None:
         """Put the connection's cache size back (after the transaction ended)."""
+        self.batches = 0
         if self._cache_before is None:
             return
         before, self._cache_before = self._cache_before, None
@@ -213,6 +240,7 @@ class SqlUnitOfWork:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         self.pending.clear()
+        self.words.reset()
         self.match_keys.forget()
         self.history.reset_sequence()
         try:
@@ -235,6 +263,7 @@ class SqlUnitOfWork:
     def reader(self) -> Connection:
         """The connection, after writing everything pending: for reads and unbuffered writes."""
         self.flush()
+        self.words.settle(self.connection)
         return self.connection
 
     def flush(self) -> None:
@@ -261,7 +290,10 @@ class SqlUnitOfWork:
             msg = "a read-only unit of work cannot commit; open one without read_only"
             raise RuntimeError(msg)
         self.flush()
+        self.words.settle(self.connection)
         self.match_keys.apply(self.connection)
+        self._bulk.analyze(self.connection)
         self.connection.commit()
+        self._bulk.batches = 0
         # The next statement starts a new transaction, where another writer may have been first.
         self.history.reset_sequence()
