@@ -319,7 +319,7 @@ def _snapshot(path: Any) -> dict[str, Any]:
 def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> None:
     """All or nothing: a load process killed (SIGKILL, no clean-up of any kind) at random
     points, in its validation, its batches, its staged words or its commit, leaves a book
-    that opens and holds exactly what it held before; a load that finished holds it all."""
+    that opens and holds exactly what it held before, or, once it committed, all of it."""
     import random
     import signal
     import subprocess
@@ -333,7 +333,7 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
     book.customers.create_many(first, actor=ADMIN)
     book.close()
     before = _snapshot(path)
-    size, chooser, killed = 12_000, random.Random(16), 0
+    size, chooser, killed = 20_000, random.Random(16), 0
     for attempt in range(6):
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, "-c", _LOADER, url, str(size), f"loc-{attempt + 2}"],
@@ -342,18 +342,19 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
         )
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "loading"
-        time.sleep(chooser.uniform(0.0, 3.0))
+        time.sleep(chooser.uniform(0.0, 2.0))
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdout.close()
-        if child.returncode == -signal.SIGKILL:
+        after = _snapshot(path)
+        if after == before:
             killed += 1
-            assert _snapshot(path) == before
             continue
-        # It finished before the kill: every customer is there; that is the new "before".
+        # It committed before the kill (maybe killed on its way out): it is all there, then.
+        assert after["integrity"] == [("ok",)]
         reopened = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
         with reopened.store.unit_of_work(read_only=True) as uow:
             assert uow.customers.count(f"loc-{attempt + 2}") == size
         reopened.close()
         before = _snapshot(path)
-    assert killed >= 3
+    assert killed >= 2  # the kills did land mid-load (a fast machine may finish some)
