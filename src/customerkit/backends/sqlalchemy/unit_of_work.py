@@ -48,7 +48,7 @@ _BULK_AFTER = 3  # full batches in one unit of work before it counts as a bulk l
 #: Rows of each index SQLite's ANALYZE reads after a bulk load (approximate statistics).
 ANALYZE_LIMIT = 2000
 #: The tables a bulk load grows, analysed on PostgreSQL before it commits.
-_ANALYZED = ("customers", "customer_words", "history")
+_ANALYZED = ("customers", "customer_words", "search_vocab", "history")
 _HISTORY = BulkInsert(schema.history)
 
 
