@@ -248,7 +248,7 @@ class _Words:
         """
         if self.sqlite:
             ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
-            word = _VOCAB.word
+            word: ColumnElement[Any] = _VOCAB.word
             found = select(word.label("word")).where(_VOCAB.id.in_(ids))
         else:
             # Materialized: under a LIMIT the planner would rather scan the whole vocabulary
