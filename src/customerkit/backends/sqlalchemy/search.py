@@ -94,6 +94,15 @@ MAX_LISTED = 32
 MAX_PROBES = 8
 #: Distinct words a short common word may start, at most, to be checked in SQLite.
 MAX_CHECKED = 1024
+#: For a search's transaction only (``set_config(..., true)`` is ``SET LOCAL``), in one round
+#: trip. A search reads a few pages of rows: starting parallel workers costs it more (a few ms
+#: each statement, on a busy machine) than they could save. And its statements repeat with
+#: other values: psycopg prepares a statement run five times, and PostgreSQL may then plan it
+#: once for any values (a generic plan), blind to how many rows a word or a LIMIT means.
+_PG_SEARCH_SETTINGS = (
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 #: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
 #: up to MAX_PAGE.
 FIRST_PAGE = 4
@@ -637,9 +646,7 @@ def search(
     if not query.words:
         return []
     if connection.dialect.name == "postgresql":
-        # A search reads a few pages of rows: starting parallel workers costs it more (a few
-        # ms each statement, on a busy machine) than they could save. This transaction only.
-        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        connection.exec_driver_sql(_PG_SEARCH_SETTINGS)
     words = _Words(connection, location_id, query)
     indexed, cap, counts = _indexed_words(words, query)
     plans = {word: words.plan(word) for word in dict.fromkeys(indexed)}
