@@ -262,11 +262,13 @@ def test_sqlite_bulk_load_cache_is_for_that_transaction_only(tmp_path: Any) -> N
     drafts = [draft for _, draft in synth.customers(300, seed=3, locations=("loc-1",))]
     created = book.customers.create_many(drafts, actor=ADMIN)
     assert len(created) == 300
-    assert any(statement.startswith("PRAGMA cache_size = -") for statement in seen)
+    assert any(statement.startswith("PRAGMA main.cache_size = -") for statement in seen)
+    assert any(statement.startswith("PRAGMA temp.cache_size = -") for statement in seen)
     inserts = [s for s in seen if s.startswith("INSERT INTO customers")]
     assert len(inserts) < 300 * 2 // 10  # batches grew past the store's 10 rows
     with store.unit_of_work() as uow:
         assert uow.connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
+        assert uow.connection.exec_driver_sql("PRAGMA temp.cache_size").scalar_one() == -2000
     word = drafts[0].company_name.split()[0]
     hits = book.customers.search(word, actor=ADMIN, limit=500)
     assert created[0].id in {hit.customer.id for hit in hits}
