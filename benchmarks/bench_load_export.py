@@ -1,15 +1,18 @@
 """Bulk load (`create_many`) and CSV export, beside plain-Python baselines in the same run.
 
     python benchmarks/bench_load_export.py --size 100000 [--backend memory|sqlite|postgresql|all]
-        [--pg-url postgresql+psycopg://...] [--export-only]
+        [--pg-url postgresql+psycopg://...] [--export-only | --load-only]
 
 Load: `create_many` of N synthetic customers into one location (every rule applied, history
 written) against a baseline that only stores the drafts (a dict insert for memory; for SQLite
 and PostgreSQL, `executemany` of the raw values into a plain table, in one transaction).
-Export: `export(format="csv")` of all N customers to a file against a baseline `csv.writer`
-over the same rows. Peak Python memory of the export is measured in a second, traced run (so
-the timed run is not slowed by tracing), beside the same for a book of N/10 customers: a flat
-export has about the same peak at both sizes.
+Right after the load, 200 searches typed as users do (a name word, a word's start, a word and
+the start of the city, a number fragment) are timed twice: the first pass shows whether the
+load left the planner what it needs (fresh statistics), the second is the warm reference.
+--load-only skips the export. Export: `export(format="csv")` of all N customers to a file
+against a baseline `csv.writer` over the same rows. Peak Python memory of the export is
+measured in a second, traced run (so the timed run is not slowed by tracing), beside the same
+for a book of N/10 customers: a flat export has about the same peak at both sizes.
 
 Each backend runs in a child process, so its peak resident memory (VmHWM) is its own; the load
 and export peaks are separated by resetting the high-water mark in between (Linux). PostgreSQL
@@ -31,7 +34,9 @@ import csv
 import hashlib
 import json
 import os
+import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,10 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from _common import append_section, figure, load_text, peak_rss_mib, rss_mib
+from _common import append_section, figure, load_text, peak_rss_mib, percentile, rss_mib
 
 import customerkit as ck
 from customerkit import synth
+from customerkit.text import words
 
 ADMIN = ck.Actor(user_id="bench", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
 BACKENDS = ("memory", "sqlite", "postgresql")
@@ -189,6 +195,40 @@ def cached_book(backend: str, size: int) -> ck.Book:
     return copied_to_memory(url) if backend == "memory" else open_book(url)
 
 
+def search_texts(drafts: list[ck.NewCustomer], count: int = 200) -> list[str]:
+    """Queries a user types: name words, their first letters, a word and a second word's
+    start, number fragments (same every run: a fixed sample of the drafts)."""
+    picked = random.Random(5).sample(drafts, min(count, len(drafts)))
+    texts = []
+    for i, draft in enumerate(picked):
+        found = [w for w in words(draft.company_name) if len(w) >= 3] or ["auto"]
+        kind = i % 4
+        if kind == 0:
+            texts.append(found[0])
+        elif kind == 1:
+            texts.append(found[-1][:4])
+        elif kind == 2:
+            second = words(draft.city) or ["co"]
+            texts.append(f"{found[0]} {second[0][:3]}")
+        else:
+            digits_only = "".join(ch for ch in draft.customer_number if ch.isdigit())
+            texts.append(digits_only[-4:] or found[0])
+    return texts
+
+
+def search_passes(book: ck.Book, texts: list[str]) -> tuple[list[float], list[float]]:
+    """Milliseconds of each search, first pass right after the load, then a second pass."""
+    passes = []
+    for _ in range(2):
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            book.customers.search(text, actor=ADMIN)
+            times.append((time.perf_counter() - start) * 1000)
+        passes.append(times)
+    return passes[0], passes[1]
+
+
 def measure_load(
     out: dict[str, Any], book: ck.Book, url: str | None, drafts: list[ck.NewCustomer], folder: Path
 ) -> None:
@@ -198,6 +238,7 @@ def measure_load(
         lambda: book.customers.create_many(drafts, actor=ADMIN)
     )
     out["load_peak_rss_mib"], out["rss_before_load_mib"] = peak_rss_mib(), before
+    out["first_search_ms"], out["second_search_ms"] = search_passes(book, search_texts(drafts))
     out["base_load_s"] = baseline_load(url, drafts, folder)
 
 
@@ -213,7 +254,9 @@ def make_drafts(size: int) -> list[ck.NewCustomer]:
     return [draft for _, draft in synth.customers(size, seed=11, locations=("loc-1",))]
 
 
-def measure(backend: str, size: int, pg_url: str | None, export_only: bool) -> dict[str, Any]:
+def measure(
+    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool = False
+) -> dict[str, Any]:
     """Every figure of one backend at one size (run in a child process)."""
     small = max(1, size // 10)
     out: dict[str, Any] = {"backend": backend, "size": size, "small": small}
@@ -231,6 +274,9 @@ def measure(backend: str, size: int, pg_url: str | None, export_only: bool) -> d
             book = open_book(url)
             measure_load(out, book, url, make_drafts(size), folder)
         stack.callback(book.close)
+        if load_only:
+            out["load_at_end"] = os.getloadavg()[0]
+            return out
         measure_export(out, book, folder)
         drafts = make_drafts(size)
         out["base_export_s"] = timed(lambda: baseline_export(drafts, folder / "b.csv"))[0]
@@ -245,13 +291,17 @@ def measure(backend: str, size: int, pg_url: str | None, export_only: bool) -> d
     return out
 
 
-def run_child(backend: str, size: int, pg_url: str | None, export_only: bool) -> dict[str, Any]:
+def run_child(
+    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool
+) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter, so peak memory is this backend's alone."""
     command = [sys.executable, __file__, "--child", backend, "--size", str(size)]
     if pg_url:
         command += ["--pg-url", pg_url]
     if export_only:
         command.append("--export-only")
+    if load_only:
+        command.append("--load-only")
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         return {"backend": backend, "size": size, "error": done.stderr.strip().splitlines()[-1]}
@@ -259,12 +309,14 @@ def run_child(backend: str, size: int, pg_url: str | None, export_only: bool) ->
     return result
 
 
+def _latency(times: list[float]) -> str:
+    return f"p50 {statistics.median(times):.2f} ms, p95 {percentile(times, 95):.2f} ms"
+
+
 def rows_of(result: dict[str, Any]) -> list[str]:
     backend, size = result["backend"], result["size"]
     if "error" in result:
         return [f"| {backend} | {size:,} | skipped: {result['error']} | | | | | |"]
-    export_s = result["export_s"]
-    ratio = result["export_peak_mib"] / max(result["export_peak_small_mib"], 1e-9)
     loads = f"load avg {result['load_at_start']:.1f} → {result['load_at_end']:.1f}"
     lines = []
     if "load_s" in result:
@@ -275,7 +327,16 @@ def rows_of(result: dict[str, Any]) -> list[str]:
             f"| {result['load_cpu_s']:.2f} s ({result['load_cpu_s'] / size * 1e6:.0f} µs/row) "
             f"| {result['load_peak_rss_mib']:,.0f} MiB | {loads} |"
         )
+        first, second = result["first_search_ms"], result["second_search_ms"]
+        lines.append(
+            f"| {backend} | {size:,} | {len(first)} searches right after the load "
+            f"| {_latency(first)} | second pass {_latency(second)} | | | | |"
+        )
         loads = ""
+    if "export_s" not in result:
+        return lines
+    export_s = result["export_s"]
+    ratio = result["export_peak_mib"] / max(result["export_peak_small_mib"], 1e-9)
     return [
         *lines,
         f"| {backend} | {size:,} | export CSV | {export_s:.2f} s | {size / export_s:,.0f} rows/s "
@@ -303,6 +364,8 @@ def figures_of(result: dict[str, Any]) -> list[Any]:
                 unit="s",
                 cpu_s=result["load_cpu_s"],
                 peak_rss_mib=result["load_peak_rss_mib"],
+                first_search_p50_ms=statistics.median(result["first_search_ms"]),
+                first_search_p95_ms=percentile(result["first_search_ms"], 95),
             ),
             figure(
                 "load_export",
@@ -313,6 +376,8 @@ def figures_of(result: dict[str, Any]) -> list[Any]:
                 unit="s",
             ),
         ]
+    if "export_s" not in result:
+        return loads
     return [
         *loads,
         figure(
@@ -348,19 +413,24 @@ def main() -> None:
         action="store_true",
         help="time the export only, on books cached in benchmarks/.cache (memory, sqlite)",
     )
+    parser.add_argument(
+        "--load-only", action="store_true", help="time the load (and searches after it) only"
+    )
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.size, args.pg_url, args.export_only)))
+        found = measure(args.child, args.size, args.pg_url, args.export_only, args.load_only)
+        print(json.dumps(found))
         return
     backends = list(BACKENDS) if args.backend == "all" else [args.backend]
     start = load_text()
     results = []
     for backend in backends:
-        result = run_child(backend, args.size, args.pg_url, args.export_only)
+        result = run_child(backend, args.size, args.pg_url, args.export_only, args.load_only)
         results.append(result)
         print(json.dumps(result), flush=True)
     flags = " --export-only" if args.export_only else ""
+    flags += " --load-only" if args.load_only else ""
     lines = [
         f"Command: `python benchmarks/bench_load_export.py --size {args.size} "
         f"--backend {args.backend}{flags}`; each backend in its own process; {start} at the "

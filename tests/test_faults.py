@@ -213,7 +213,8 @@ _REFLECTED: dict[str, Any] = {}  # database URL -> reflected MetaData (the schem
 
 
 def raw_dump(store: object) -> Any:
-    """Every table of the backend, as plain sorted data (history ranked instead of numbered)."""
+    """Every table of the backend, as plain sorted data (history ranked instead of numbered,
+    the search vocabulary's words without their ids)."""
     if isinstance(store, memory.MemoryStore):
         skip = {"index", "history_seq"}
         return {
@@ -234,6 +235,10 @@ def raw_dump(store: object) -> Any:
             if name == "history":
                 rows = connection.execute(select(table).order_by(table.c.seq))
                 dump[name] = [(rank, *tuple(row)[1:]) for rank, row in enumerate(rows)]
+            elif name == "search_vocab":
+                # Its ids come from a sequence on PostgreSQL, which a rollback does not rewind;
+                # the words are what search reads.
+                dump[name] = sorted(connection.scalars(select(table.c.word)))
             else:
                 rows = connection.execute(select(table))
                 dump[name] = sorted((tuple(row) for row in rows), key=repr)

@@ -674,6 +674,18 @@ def test_U4_email_fast_path_is_taken_for_plain_addresses_only() -> None:
     assert identity._fast_email("x" * 65 + "@x.com") is None
 
 
+def test_U4_plain_domains_skip_the_library_only_when_it_surely_accepts() -> None:
+    """Lower-case host names with a letter TLD skip the library; the rest are left to it."""
+    plain = ["example.com", "a-b.co.uk", "x1.us", "a" * 63 + ".com"]
+    others = ["Example.com", "ab--c.com", "xn--p1ai.com", "x.test", "a.b.local", "x.c0m"]
+    others += ["localhost", "a" * 64 + ".com", "-a.com", "a-.com", ("a" * 62 + ".") * 4 + "com"]
+    for domain in plain:
+        assert identity._is_plain_domain(domain), domain
+        assert identity._checked_domain(domain) == (domain, domain)
+    for domain in others:
+        assert not identity._is_plain_domain(domain), domain
+
+
 # ---------------------------------------------------------------------------------------------
 # U4 phones: d3
 # ---------------------------------------------------------------------------------------------

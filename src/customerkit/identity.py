@@ -438,7 +438,7 @@ def _fast_email(value: str) -> tuple[str, str] | None:
     local, at, domain = value.partition("@")
     if not at or len(local) > _EMAIL_MAX_LOCAL_LENGTH or _DOT_ATOM_LOCAL.match(local) is None:
         return None
-    checked = _checked_domain(domain)
+    checked = (domain, domain) if _is_plain_domain(domain) else _checked_domain(domain)
     if checked is None:
         return None
     unicode_domain, ascii_domain = checked
@@ -451,6 +451,29 @@ def _fast_email(value: str) -> tuple[str, str] | None:
     if longest > _EMAIL_MAX_LENGTH:
         return None
     return local, ascii_domain
+
+
+#: Lower-case letters, digits and inner hyphens in labels of 1-63, a dot, a letters-only TLD.
+_PLAIN_DOMAIN: Final = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{1,63}", re.ASCII
+)
+_SPECIAL_USE_DOMAINS: Final = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+_DOMAIN_MAX_LENGTH: Final = 253
+
+
+def _is_plain_domain(domain: str) -> bool:
+    """Whether email-validator surely accepts ``domain`` as it is (most company domains).
+
+    A lower-case host name (nothing for UTS-46 to map, no IDNA label: no ``--`` at all) with a
+    letters-only top-level domain, within the length limits and outside the special-use names,
+    passes every check of the library's domain validation unchanged; a new domain in a bulk
+    load then costs a regular expression instead of ~100 µs. Anything else goes to the library.
+    """
+    if len(domain) > _DOMAIN_MAX_LENGTH or "--" in domain:
+        return False
+    if _PLAIN_DOMAIN.fullmatch(domain) is None:
+        return False
+    return not any(domain == d or domain.endswith("." + d) for d in _SPECIAL_USE_DOMAINS)
 
 
 @functools.lru_cache(maxsize=_EMAIL_DOMAIN_CACHE)
@@ -625,7 +648,10 @@ def _possible_e164(number: str, region: str) -> str | None:
     number can make it shrink on every parse), so keys stay idempotent.
     """
     e164 = _e164(number, region)
-    if e164 is None or _e164(e164, region) != e164:
+    if e164 is None:
+        return None
+    # Parsing is deterministic: a number already in its E.164 form reads back as itself.
+    if e164 != number and _e164(e164, region) != e164:
         return None
     return e164
 

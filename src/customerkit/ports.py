@@ -49,6 +49,12 @@ class CustomerRepository(Protocol):
     def get(self, customer_id: str) -> Customer | None:
         """The customer with this id in any status, or ``None``."""
 
+    def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        """The customers with these ids in any status, by id; unknown ids are left out.
+
+        One read however many ids (search hits, a page of results), not one per id.
+        """
+
     def add(self, customer: Customer) -> None:
         """Store a new customer."""
 

@@ -300,6 +300,10 @@ class _Customers(_Repository):
     def get(self, customer_id: str) -> Customer | None:
         return self._s.customers.get(customer_id)
 
+    def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        table = self._s.customers
+        return {i: table[i] for i in customer_ids if i in table}
+
     def _touch(self, customer_id: str) -> None:
         """Remember the customer as it was before this unit of work, for the search index."""
         if customer_id not in self._touched:

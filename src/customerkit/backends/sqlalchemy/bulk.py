@@ -15,11 +15,14 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy.schema import UtcDateTime
 
 #: Most values bound in one ``IN (...)``: well under SQLite's and PostgreSQL's limits.
 IN_CHUNK = 500
+#: Fewest rows PostgreSQL gets through ``COPY`` rather than an ``executemany``.
+COPY_MIN_ROWS = 64
 
 
 def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -85,6 +88,9 @@ class BulkInsert:
         """Insert ``rows``, each a tuple of values in :attr:`columns` order."""
         if not rows:
             return
+        if connection.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+            self._copy(connection, rows)
+            return
         sql, shape = self._statement(connection)
         if self._datetimes:
             to_db = _sqlite_datetime if connection.dialect.name == "sqlite" else _postgres_datetime
@@ -103,6 +109,26 @@ class BulkInsert:
                 converted.append(values)
             rows = converted
         connection.exec_driver_sql(sql, [shape(row) for row in rows])
+
+    def _copy(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """PostgreSQL: the rows through ``COPY ... FROM STDIN`` (psycopg 3), in this transaction.
+
+        A constraint the rows break raises SQLAlchemy's ``IntegrityError``, as an insert would.
+        """
+        import psycopg  # the postgres extra; only a PostgreSQL connection gets here
+
+        columns = ", ".join(f'"{name}"' for name in self.columns)
+        statement = f'COPY "{self.table.name}" ({columns}) FROM STDIN'
+        driver = connection.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    for i in self._datetimes:
+                        if row[i] is not None:
+                            _aware(row[i])
+                    copy.write_row(row)
+        except psycopg.errors.IntegrityError as error:
+            raise IntegrityError(statement, None, error) from error
 
 
 def as_tuple(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:

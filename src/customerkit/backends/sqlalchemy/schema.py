@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 #: first released schema on, ship an Alembic migration for it). Version 4: the ``dismissals``
 #: table, and stored folded keys (search words, number keys, match keys) that transliterate
 #: what accents removal leaves non-ASCII (``customerkit.text.fold``); version 3 keys would miss
-#: such matches.
+#: such matches; and the search vocabulary on PostgreSQL too (with a trigram index).
 SCHEMA_VERSION = 4
 
 #: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.
@@ -321,13 +321,6 @@ customer_words = Table(
     PrimaryKeyConstraint("location_id", "field", "word", "name_length", "customer_id"),
     sqlite_with_rowid=False,
 )
-# Infix and fuzzy candidates on PostgreSQL: a trigram GIN index over the words (pg_trgm).
-Index(
-    "ix_customer_words_trgm",
-    customer_words.c.word,
-    postgresql_using="gin",
-    postgresql_ops={"word": "gin_trgm_ops"},
-).ddl_if(dialect="postgresql")
 
 #: Blocking keys for matching one new record against a location (M6): one row per (record,
 #: blocking rule that gives it a key). The primary key is the lookup index: a block's members
@@ -354,16 +347,24 @@ match_ready = Table(
     Column("region", String(8), nullable=False),
 )
 
-# Infix and fuzzy candidates on SQLite: the distinct words ever indexed, with an FTS5 trigram
-# index over them. Kept out of ``metadata`` because it exists on SQLite only; words are never
-# removed from it (a stale word merely finds no rows in customer_words).
-sqlite_only = MetaData()
+#: Infix and fuzzy candidates: the distinct words ever indexed, each once, with a trigram index
+#: over them (an FTS5 table on SQLite, below; pg_trgm on PostgreSQL). A search turns a word
+#: part into the list of words containing it here, then reads each word's rows of
+#: ``customer_words`` in rank order (schema version 4; PostgreSQL had a trigram index over
+#: every row of the word table before, which returns rows in no useful order and cost a bulk
+#: load most of its time). Words are never removed: a stale word merely finds no rows.
 search_vocab = Table(
     "search_vocab",
-    sqlite_only,
+    metadata,
     Column("id", Integer, primary_key=True),
-    Column("word", Text, nullable=False, unique=True),
+    Column("word", SortedText, nullable=False, unique=True),
 )
+Index(
+    "ix_search_vocab_trgm",
+    search_vocab.c.word,
+    postgresql_using="gin",
+    postgresql_ops={"word": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 #: Contentless: the trigram index only, its rowid is ``search_vocab.id``. Rows are added in
 #: bulk after each batch of new words (see index.WordWriter), not by a per-row trigger.
 SQLITE_FTS_DDL = (

@@ -7,8 +7,8 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
 
 1. *Plans*: for each query word, the distinct indexed words it matches, by strength: itself
    (exact), the words it starts (prefix), the words it is inside of (infix, 3+ characters),
-   those a typo away (fuzzy). SQLite lists them from its vocabulary (a B-tree range, an FTS5
-   trigram query); PostgreSQL from the word table (a loose index scan for prefixes). A list
+   those a typo away (fuzzy), listed from the vocabulary of distinct words: a B-tree range for
+   prefixes, its trigram index for infixes (FTS5 on SQLite, pg_trgm on PostgreSQL). A list
    too long to read one word at a time stays one condition, whose rows the database sorts.
 2. *Buckets*, in rank order: by tier (exact, prefix, infix, fuzzy), then hits whose every
    word is best on NAME before the others. A hit ranks by its weakest word, so bucket
@@ -53,7 +53,6 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    text,
     union,
 )
 
@@ -95,16 +94,15 @@ MAX_LISTED = 32
 MAX_PROBES = 8
 #: Distinct words a short common word may start, at most, to be checked in SQLite.
 MAX_CHECKED = 1024
-#: PostgreSQL's loose index scan over one field's words in a range (see _Words._loose_scan).
-#: Only our own integer field codes are spliced in; the values are bound.
-_WALK = (
-    "f{code}(word, n) AS (SELECT min(word), 1 FROM customer_words "
-    "WHERE location_id = :location AND field = {code} AND word > :low AND word < :high "
-    "UNION ALL SELECT (SELECT min(w.word) FROM customer_words w "
-    "WHERE w.location_id = :location AND w.field = {code} AND w.word > f{code}.word "
-    "AND w.word < :high), n + 1 FROM f{code} WHERE f{code}.word IS NOT NULL AND n <= :most)"
+#: For a search's transaction only (``set_config(..., true)`` is ``SET LOCAL``), in one round
+#: trip. A search reads a few pages of rows: starting parallel workers costs it more (a few ms
+#: each statement, on a busy machine) than they could save. And its statements repeat with
+#: other values: psycopg prepares a statement run five times, and PostgreSQL may then plan it
+#: once for any values (a generic plan), blind to how many rows a word or a LIMIT means.
+_PG_SEARCH_SETTINGS = (
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
-_WALKED = "SELECT word FROM f{code} WHERE word IS NOT NULL"
 #: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
 #: up to MAX_PAGE.
 FIRST_PAGE = 4
@@ -225,24 +223,8 @@ class _Words:
 
     def _listed_range(self, word: str, following: str) -> list[str] | None:
         """The indexed words above ``word`` and below ``following``, unless too many."""
-        if self.sqlite:  # the vocabulary holds each word once
-            found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-            return self._unless_many(found.order_by(_VOCAB.word))
-        return self._loose_scan(word, following)
-
-    def _loose_scan(self, word: str, following: str) -> list[str] | None:
-        """PostgreSQL: the distinct words of a range, one index probe per word and field.
-
-        A recursive query jumps from each word to the next one (PostgreSQL has no skip scan),
-        stopping once there are too many.
-        """
-        parameters: dict[str, Any] = {"location": self.location_id, "low": word}
-        parameters |= {"high": following, "most": MAX_LISTED}
-        walks = ", ".join(_WALK.format(code=code) for code in self.codes)
-        found_words = " UNION ".join(_WALKED.format(code=code) for code in self.codes)
-        statement = text(f"WITH RECURSIVE {walks} {found_words} ORDER BY 1")
-        found = list(self.connection.scalars(statement, parameters))
-        return found if len(found) <= MAX_LISTED else None
+        found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+        return self._unless_many(found.order_by(_VOCAB.word))
 
     def _unless_many(self, statement: Any) -> list[str] | None:
         found = list(self.connection.scalars(statement.limit(MAX_LISTED + 1)))
@@ -251,33 +233,42 @@ class _Words:
     def _infix(self, word: str, following: str) -> _Strength:
         """The words containing ``word`` but not starting with it (those are exact or prefix)."""
         outside = (word, following)
-        if not self.sqlite:
-            # pg_trgm's GIN index answers LIKE '%...%' with the pattern's trigrams.
-            like = f"%{_escape_like(word)}%"
-            condition = "word LIKE ? ESCAPE '\\' AND (word < ? OR word >= ?)"
-            return _Strength(INFIX, None, _Sql(condition, (like, *outside)))
         found = self._vocabulary_containing(word, outside)
         listed = self._unless_many(found)  # unordered: the trigram query stops at the limit
-        # The vocabulary's words, each then found by the word table's key.
+        # Else the vocabulary's words, each then found by the word table's key.
+        if self.sqlite:
+            containing = (
+                "word IN (SELECT v.word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
+                "search_vocab_fts WHERE search_vocab_fts.word MATCH ?) "
+                "AND (v.word < ? OR v.word >= ?))"
+            )
+            return _Strength(INFIX, listed, _Sql(containing, (_fts_phrase(word), *outside)))
         containing = (
-            "word IN (SELECT v.word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
-            "search_vocab_fts WHERE search_vocab_fts.word MATCH ?) AND (v.word < ? OR v.word >= ?))"
+            "word IN (SELECT v.word FROM search_vocab v WHERE v.word LIKE ? ESCAPE '\\' "
+            "AND (v.word < ? OR v.word >= ?))"
         )
-        return _Strength(INFIX, listed, _Sql(containing, (_fts_phrase(word), *outside)))
-
-    @staticmethod
-    def _like(text: str) -> ColumnElement[bool]:
-        return _W.word.like(f"%{_escape_like(text)}%", escape="\\")
+        like = f"%{_escape_like(word)}%"
+        return _Strength(INFIX, listed, _Sql(containing, (like, *outside)))
 
     def _vocabulary_containing(self, text: str, skip: tuple[str, str] | None = None) -> Any:
-        """SQLite: the distinct words containing ``text``, by an FTS5 trigram phrase query.
+        """The distinct words containing ``text``, by the vocabulary's trigram index.
 
+        SQLite: an FTS5 trigram phrase query; PostgreSQL: ``LIKE`` on the pg_trgm index.
         Leaves out the words in ``skip`` (a range) before any row of theirs is read.
         """
-        ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
-        found = select(_VOCAB.word.label("word")).where(_VOCAB.id.in_(ids))
+        if self.sqlite:
+            ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
+            word: ColumnElement[Any] = _VOCAB.word
+            found = select(word.label("word")).where(_VOCAB.id.in_(ids))
+        else:
+            # Materialized: under a LIMIT the planner would rather scan the whole vocabulary
+            # in the hope of meeting matches early than use the trigram index.
+            like = _VOCAB.word.like(f"%{_escape_like(text)}%", escape="\\")
+            matched = select(_VOCAB.word).where(like).cte().prefix_with("MATERIALIZED")
+            word = matched.c.word
+            found = select(word.label("word"))
         if skip is not None:
-            found = found.where(or_(_VOCAB.word < skip[0], _VOCAB.word >= skip[1]))
+            found = found.where(or_(word < skip[0], word >= skip[1]))
         return found
 
     def typo_words(self, word: str) -> list[str]:
@@ -289,17 +280,11 @@ class _Words:
         return sorted(w for w in found if word_strength(word, w, fuzzy=True) == FUZZY)
 
     def _distinct_words(self, anchor: Anchor) -> Any:
-        if self.sqlite:  # the vocabulary holds each word once: cheaper than the word table
-            if anchor.kind == "contains":
-                return self._vocabulary_containing(anchor.text)
-            return select(_VOCAB.word.label("word")).where(
-                _VOCAB.word >= anchor.text, _VOCAB.word < successor(anchor.text)
-            )
         if anchor.kind == "contains":
-            condition = self._like(anchor.text)
-        else:
-            condition = and_(_W.word >= anchor.text, _W.word < successor(anchor.text))
-        return select(_W.word.label("word")).where(*self.mine, condition)
+            return self._vocabulary_containing(anchor.text)
+        return select(_VOCAB.word.label("word")).where(
+            _VOCAB.word >= anchor.text, _VOCAB.word < successor(anchor.text)
+        )
 
     # -- how many rows a query word matches ------------------------------------------------
 
@@ -660,6 +645,8 @@ def search(
     """The live customers of a location matching ``query``, ranked as ``oracle_search`` does."""
     if not query.words:
         return []
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_PG_SEARCH_SETTINGS)
     words = _Words(connection, location_id, query)
     indexed, cap, counts = _indexed_words(words, query)
     plans = {word: words.plan(word) for word in dict.fromkeys(indexed)}

@@ -122,7 +122,6 @@ def _create_schema(connection: Connection) -> None:
     for statement in schema.USERNAME_GUARD_DDL[connection.dialect.name]:
         connection.exec_driver_sql(statement)
     if connection.dialect.name == "sqlite":
-        schema.sqlite_only.create_all(connection)
         for statement in schema.SQLITE_FTS_DDL:
             connection.exec_driver_sql(statement)
     connection.execute(schema.schema_version.insert().values(id=1, version=schema.SCHEMA_VERSION))

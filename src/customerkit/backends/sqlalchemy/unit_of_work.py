@@ -46,7 +46,12 @@ _CUSTOMERS = BulkInsert(schema.customers)
 BULK_CACHE_KIB = 262_144
 #: A bulk load's batches grow up to this many times the store's batch size.
 BULK_BATCH_FACTOR = 8
+_SQLITE_DEFAULT_CACHE = -2000  # KiB, SQLite's own default page cache
 _BULK_AFTER = 3  # full batches in one unit of work before it counts as a bulk load
+#: Rows of each index SQLite's ANALYZE reads after a bulk load (approximate statistics).
+ANALYZE_LIMIT = 2000
+#: The tables a bulk load grows, analysed on PostgreSQL before it commits.
+_ANALYZED = ("customers", "customer_words", "search_vocab", "history")
 _HISTORY = BulkInsert(schema.history)
 
 
@@ -92,36 +97,64 @@ class _BulkLoad:
 
     From the third full batch on, batches double up to :data:`BULK_BATCH_FACTOR` times the
     store's size (fewer, larger statements; rows sorted over a larger range land on fewer
-    pages), and an SQLite connection gets a :data:`BULK_CACHE_KIB` page cache for the rest of
-    the transaction, so the indexes' pages stay in memory instead of being spilled and read
-    back (measured at a million customers: SQLite's CPU per customer 68 -> 62 µs, and much
-    less time waiting on the disk). Durability is untouched (journal and synchronous stay as
-    set); the cache size is put back when the unit of work ends.
+    pages), and an SQLite connection gets a :data:`BULK_CACHE_KIB` page cache (for its main
+    and its temporary database) for the rest of the transaction, so the indexes' pages stay
+    in memory instead of being spilled and read back (measured at a million customers:
+    SQLite's CPU per customer 68 -> 62 µs, and much less time waiting on the disk).
+    Durability is untouched (journal and synchronous stay as set); the cache sizes are put
+    back when the unit of work ends.
     """
 
     def __init__(self) -> None:
         self.batches = 0
-        self._cache_before: int | None = None
+        self._cache_before: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether the unit of work has turned out to be a bulk load."""
+        return self.batches >= _BULK_AFTER
 
     def batch_written(self, uow: SqlUnitOfWork) -> None:
         self.batches += 1
-        if self.batches < _BULK_AFTER:
+        if not self.active:
             return
+        uow.words.staging = True
         uow.batch_size = min(uow.batch_size * 2, uow._store.batch_size * BULK_BATCH_FACTOR)
         connection = uow.connection
-        if self._cache_before is None and connection.dialect.name == "sqlite":
-            self._cache_before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
-            connection.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        if not self._cache_before and connection.dialect.name == "sqlite":
+            # The temporary database too: the staged words, and the sorts that settle them.
+            for name in ("main", "temp"):
+                pragma = f"PRAGMA {name}.cache_size"
+                # 0 for a temporary database not opened yet: it then had SQLite's default.
+                size = int(connection.exec_driver_sql(pragma).scalar_one())
+                self._cache_before[name] = size or _SQLITE_DEFAULT_CACHE
+                connection.exec_driver_sql(f"{pragma} = -{BULK_CACHE_KIB}")
+
+    def analyze(self, connection: Connection) -> None:
+        """Fresh planner statistics before a bulk load commits.
+
+        The first query after it is then planned with the tables as they are now, not as
+        they were (empty, or a fraction of their size). SQLite samples at most
+        :data:`ANALYZE_LIMIT` rows of each index (``analysis_limit``), PostgreSQL samples as
+        its ANALYZE always does: seconds, not a read of a million rows.
+        """
+        if not self.active:
+            return
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(f"PRAGMA analysis_limit = {ANALYZE_LIMIT}")
+            connection.exec_driver_sql("ANALYZE")
+        else:
+            connection.exec_driver_sql(f"ANALYZE {', '.join(_ANALYZED)}")
 
     def finish(self, connection: Connection) -> None:
         """Put the connection's cache size back (after the transaction ended)."""
-        if self._cache_before is None:
-            return
-        before, self._cache_before = self._cache_before, None
+        self.batches = 0
+        before, self._cache_before = self._cache_before, {}
         # On the driver connection: through SQLAlchemy the statement would begin a transaction.
         driver = connection.connection.driver_connection
-        with contextlib.suppress(sqlite3.Error, AttributeError):
-            driver.execute(f"PRAGMA cache_size = {before}")  # type: ignore[union-attr]
+        for name, size in before.items():
+            with contextlib.suppress(sqlite3.Error, AttributeError):
+                driver.execute(f"PRAGMA {name}.cache_size = {size}")  # type: ignore[union-attr]
 
 
 def _driver_error(error: DBAPIError) -> CustomerKitError | None:
@@ -226,6 +259,7 @@ class SqlUnitOfWork:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         self.pending.clear()
+        self.words.reset()
         self.match_keys.forget()
         self.history.reset_sequence()
         try:
@@ -248,6 +282,7 @@ class SqlUnitOfWork:
     def reader(self) -> Connection:
         """The connection, after writing everything pending: for reads and unbuffered writes."""
         self.flush()
+        self.words.settle(self.connection)
         return self.connection
 
     def flush(self) -> None:
@@ -273,7 +308,10 @@ class SqlUnitOfWork:
         if self.read_only:
             raise RuntimeError(READ_ONLY_REFUSAL)
         self.flush()
+        self.words.settle(self.connection)
         self.match_keys.apply(self.connection)
+        self._bulk.analyze(self.connection)
         self.connection.commit()
+        self._bulk.batches = 0
         # The next statement starts a new transaction, where another writer may have been first.
         self.history.reset_sequence()
