@@ -28,12 +28,8 @@ try:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
+    from typer import TyperException as _ClickError  # typer carries its own click
     from typer.core import TyperGroup
-
-    try:  # typer 0.2x carries its own click
-        from typer import TyperException as _ClickError  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # pragma: no cover - older typer runs on click
-        from click import ClickException as _ClickError  # type: ignore[assignment,import-not-found,no-redef,unused-ignore]
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "the customerkit command line needs the 'cli' extra: pip install 'customerkit[cli]'",
