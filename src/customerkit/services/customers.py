@@ -290,6 +290,7 @@ class CustomerService:
         # Ids are random; handing them out in ascending order makes a bulk load append to every
         # index keyed by id instead of writing all over it (SQL B-trees, history by customer).
         ids = iter(sorted(self._ctx.new_id() for _ in range(total)))
+        hashes = [self._prehash(getattr(draft, "password", None)) for draft in drafts]
         with self._ctx.store.unit_of_work() as uow:
             reference = _ReferenceCache(uow.reference)
             problems: dict[str, str] = {}
@@ -302,7 +303,13 @@ class CustomerService:
                     problems.update({f"[{position}].{k}": v for k, v in error.errors.items()})
                 else:
                     customer = self._add_created(
-                        uow, draft, values, customer_id=next(ids), actor=actor, source=source
+                        uow,
+                        draft,
+                        values,
+                        customer_id=next(ids),
+                        password_hash=hashes[position],
+                        actor=actor,
+                        source=source,
                     )
                     created.append(customer)
                 if progress is not None and (position + 1) % 1000 == 0:
@@ -322,6 +329,7 @@ class CustomerService:
         values: dict[str, Any],
         *,
         customer_id: str,
+        password_hash: str | None,
         actor: Actor,
         source: Any,
     ) -> Customer:
@@ -332,7 +340,7 @@ class CustomerService:
             id=customer_id,
             location_id=actor.location_id,
             kind=draft.kind,
-            password_hash=None if password is None else self._ctx.hasher.hash(password),
+            password_hash=None if password is None else password_hash,
             source=source,
             created_at=now,
             updated_at=now,
@@ -355,6 +363,20 @@ class CustomerService:
             )
         )
         return customer
+
+    def _prehash(self, password: Any) -> str | None:
+        """The hash of a password about to be stored, made before the write begins.
+
+        Hashing takes a tenth of a second on purpose; inside the write it would hold SQLite's
+        write lock that long. ``None`` when there is no password, or one validation refuses
+        (it reports that with the other fields).
+        """
+        if not isinstance(password, str):
+            return None
+        try:
+            return self._ctx.hasher.hash(password)
+        except ValidationError:
+            return None
 
     # -- read --------------------------------------------------------------------------------
 
@@ -466,12 +488,13 @@ class CustomerService:
         unknown = sorted(set(changes) - set(CUSTOMER_EDITABLE_FIELDS))
         if unknown:
             raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
+        password_hash = self._prehash(changes.get("password"))
         with self._ctx.store.unit_of_work() as uow:
             current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_UPDATE)
             if expected_version is not None and expected_version != current.version:
                 raise ConcurrentModification("customer", customer_id)
             self._check_changes_allowed(current, changes, actor)
-            updated = self._apply(uow, current, changes)
+            updated = self._apply(uow, current, changes, password_hash)
             password_changed = "password" in changes and changes["password"] is not None
             diff = changes_between(current, updated, HISTORY_FIELDS)
             if password_changed:
@@ -515,7 +538,13 @@ class CustomerService:
             return
         self._ctx.authorize(actor, Action.CUSTOMER_NUMBER_CHANGE, customer_target(current))
 
-    def _apply(self, uow: UnitOfWork, current: Customer, changes: Mapping[str, Any]) -> Customer:
+    def _apply(
+        self,
+        uow: UnitOfWork,
+        current: Customer,
+        changes: Mapping[str, Any],
+        password_hash: str | None,
+    ) -> Customer:
         values: dict[str, Any] = {
             name: getattr(current, name) for name in CUSTOMER_EDITABLE_FIELDS if name != "password"
         }
@@ -528,7 +557,7 @@ class CustomerService:
         cleaned = clean_customer_values(values, current.kind, uow, self._ctx.config.phone_region)
         password = cleaned.pop("password")
         if password is not None:
-            cleaned["password_hash"] = self._ctx.hasher.hash(password)
+            cleaned["password_hash"] = password_hash
         return attrs.evolve(
             current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
         )
@@ -731,28 +760,48 @@ class CustomerService:
     def verify_password(self, username: str, password: str) -> Customer | None:
         """The live customer whose username and password match, else ``None`` (U3).
 
-        Rehashes the stored hash when the hashing parameters have risen since.
+        The hash is read in a read-only unit of work and checked outside any transaction, so
+        a login never holds SQLite's write lock while argon2 runs. An unknown username is
+        checked against a dummy hash: it takes as long as a wrong password. Rehashes the
+        stored hash when the hashing parameters have risen since.
+
+        Raises:
+            ValidationError: ``username`` or ``password`` is not text.
         """
+        for name, value in (("username", username), ("password", password)):
+            if not isinstance(value, str):
+                raise ValidationError({name: "must be text"})
+        hasher = self._ctx.hasher
+        customer = None
         try:
             key = identity.username_key(username)
         except ValidationError:
+            key = None  # no customer can have it; still spend a verify on it below
+        if key is not None:
+            with self._ctx.store.unit_of_work(read_only=True) as uow:
+                customer = uow.customers.find_by_username(key)
+        if customer is None or not customer.is_live or customer.password_hash is None:
+            hasher.verify(hasher.dummy_hash(), password)
             return None
-        with self._ctx.store.unit_of_work() as uow:
-            customer = uow.customers.find_by_username(key)
-            if customer is None or not customer.is_live or customer.password_hash is None:
-                return None
-            if not self._ctx.hasher.verify(customer.password_hash, password):
-                return None
-            if self._ctx.hasher.needs_rehash(customer.password_hash):
-                rehashed = attrs.evolve(
-                    customer,
-                    password_hash=self._ctx.hasher.hash(password),
-                    version=customer.version + 1,
-                )
-                uow.customers.update(rehashed, expected_version=customer.version)
-                uow.commit()
-                return rehashed
+        stored = customer.password_hash
+        if not hasher.verify(stored, password):
+            return None
+        if not hasher.needs_rehash(stored):
             return customer
+        return self._rehash(customer, hasher.hash(password))
+
+    def _rehash(self, customer: Customer, password_hash: str) -> Customer:
+        """Store a new hash of the password just verified, unless it changed meanwhile."""
+        with self._ctx.store.unit_of_work() as uow:
+            current = uow.customers.get(customer.id)
+            if current is None or current.password_hash != customer.password_hash:
+                return customer
+            rehashed = attrs.evolve(
+                current, password_hash=password_hash, version=current.version + 1
+            )
+            uow.customers.update(rehashed, expected_version=current.version)
+            uow.commit()
+        return rehashed
 
 
 def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:
