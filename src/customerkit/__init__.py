@@ -32,6 +32,8 @@ from customerkit.errors import (
     ReadOnlyCustomer,
     SchemaError,
     SourceError,
+    StorageError,
+    StorageUnavailable,
     ValidationError,
 )
 from customerkit.identity import PasswordHasher
@@ -124,6 +126,8 @@ __all__ = [
     "SourceHit",
     "SourceLink",
     "SourceRecord",
+    "StorageError",
+    "StorageUnavailable",
     "Survivorship",
     "Target",
     "UnusedContacts",

@@ -110,12 +110,23 @@ class CustomerRepository:
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
-    def _one(self, *where: ColumnElement[bool]) -> Customer | None:
-        row = self._uow.reader().execute(select(customers).where(*where)).mappings().first()
+    def _one(self, *where: ColumnElement[bool], lock: bool = False) -> Customer | None:
+        statement = select(customers).where(*where)
+        if lock:
+            statement = statement.with_for_update()
+        row = self._uow.reader().execute(statement).mappings().first()
         return None if row is None else convert.customer_from_row(row)
 
     def get(self, customer_id: str) -> Customer | None:
-        return self._one(_C.id == customer_id)
+        """The customer; in a unit of work that may write, locked until it ends (PostgreSQL).
+
+        The customer is the root of everything written about it: every write reads it first,
+        so locking it at that read makes writers of one customer (its contacts, staff, merges,
+        deletion) take turns, as SQLite's ``BEGIN IMMEDIATE`` makes every writer take turns.
+        Without it a contact added at READ COMMITTED could land on a customer a concurrent
+        delete or merge had just left.
+        """
+        return self._one(_C.id == customer_id, lock=self._uow.locks_reads)
 
     def add(self, customer: Customer) -> None:
         # Buffered: written with the next batch (see unit_of_work).
@@ -136,11 +147,11 @@ class CustomerRepository:
         try:
             with connection.begin_nested():
                 updated = connection.execute(statement).rowcount
-        except IntegrityError as error:
+        except IntegrityError:
             conflict = find_conflict(connection, [customer])
             if conflict is None:
                 raise
-            raise conflict from error
+            raise conflict from None  # the driver's text quotes the clashing value
         if updated != 1:  # changed since we read it (PostgreSQL: by a concurrent commit)
             raise ConcurrentModification("customer", customer.id)
         self._uow.words.replace(connection, stored, customer)

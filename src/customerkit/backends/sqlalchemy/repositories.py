@@ -47,12 +47,15 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _insert_or(connection: Connection, statement: Any, error: Exception) -> None:
-    """Run an insert; when the database refuses it as a duplicate, raise ``error`` instead."""
+    """Run an insert; when the database refuses it as a duplicate, raise ``error`` instead.
+
+    Without the driver's error as its context: its text quotes the clashing value.
+    """
     try:
         with connection.begin_nested():
             connection.execute(statement)
-    except IntegrityError as refused:
-        raise error from refused
+    except IntegrityError:
+        raise error from None
 
 
 class ContactRepository:
@@ -70,12 +73,12 @@ class ContactRepository:
         try:
             with connection.begin_nested():
                 return int(connection.execute(statement).rowcount)
-        except IntegrityError as error:
+        except IntegrityError:
             key = convert.external_key(contact)
             holder = None if key is None else self.find_external_user(key)
             if holder is None or holder.id == contact.id:
                 raise
-            raise DuplicateExternalUser(holder.id) from error
+            raise DuplicateExternalUser(holder.id) from None  # the driver quotes the email
 
     def add(self, contact: Contact) -> None:
         connection = self._uow.reader()  # the customer may still be buffered
