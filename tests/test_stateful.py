@@ -377,13 +377,24 @@ class Model:
     def delete(self, customer_id: str, actor: ck.Actor, delete_history: bool) -> None:
         current = self.live_customer(customer_id)
         self.require(actor, ck.Role.SERVICE_MANAGER, current["location_id"])
-        if delete_history:
-            for contact in self.contacts_of(customer_id):
-                del self.contacts[contact["id"]]
-                self.purged_contacts.add(contact["id"])
-            del self.customers[customer_id]
-            self.history.pop(customer_id, None)
-            self.purged_customers.add(customer_id)
+        if delete_history:  # with the customers merged into it, and the merges' records
+            gone = {customer_id}
+            while absorbed := {
+                i for i, c in self.customers.items() if c["merged_into"] in gone and i not in gone
+            }:
+                gone |= absorbed
+            for purged in gone:
+                for contact in self.contacts_of(purged):
+                    del self.contacts[contact["id"]]
+                    self.purged_contacts.add(contact["id"])
+                del self.customers[purged]
+                self.history.pop(purged, None)
+                self.purged_customers.add(purged)
+            erased = {i for i, r in self.merges.items() if r["main"] in gone | self.purged_contacts}
+            for merge_id in erased:
+                del self.merges[merge_id]
+            for ids in self.merge_keys.values():
+                ids[:] = [i for i in ids if i not in erased]
             return
         for contact in self.contacts_of(customer_id):
             if contact["status"] == "ACTIVE":

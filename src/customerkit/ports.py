@@ -206,6 +206,9 @@ class MergeRepository(Protocol):
     def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
         """Replace a merge record (to mark it undone)."""
 
+    def remove(self, merge_id: str) -> None:
+        """Forget a merge record (a purge erases it); no error when absent."""
+
 
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit it, or nothing it did is kept.

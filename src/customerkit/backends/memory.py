@@ -579,6 +579,10 @@ class _Merges(_Repository):
     def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
         self._j.set(self._s.merges, merge_id, dict(record))
 
+    def remove(self, merge_id: str) -> None:
+        if merge_id in self._s.merges:
+            self._j.pop(self._s.merges, merge_id)
+
 
 class MemoryUnitOfWork:
     """A transaction over a :class:`MemoryStore`: all of it is kept at commit, or none of it."""

@@ -42,6 +42,7 @@ from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
+    checks_actors,
     live_customer,
     record_change,
     retried,
@@ -133,6 +134,7 @@ def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@checks_actors
 @attrs.define
 class ContactService:
     """``book.contacts``: the people to talk to at each customer."""

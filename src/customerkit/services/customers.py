@@ -43,6 +43,7 @@ from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
+    checks_actors,
     customer_target,
     retried,
     save_customer,
@@ -252,6 +253,7 @@ def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
     return changes
 
 
+@checks_actors
 @attrs.define
 class CustomerService:
     """``book.customers``: every use-case about customer profiles."""
@@ -606,20 +608,39 @@ class CustomerService:
 
         With ``delete_history=False`` (the default) the history and a tombstone stay: the
         customer leaves search and frees its number, its username stays taken. With ``True``
-        the customer, its contacts and its history are removed entirely.
+        the customer is erased with everything that resolves to it: its contacts (those merged
+        in from other customers too), the customers merged into it (their tombstones,
+        contacts and history), the records of those merges, and all their history. Nothing
+        is left that could be unmerged back.
         """
         with self._ctx.store.unit_of_work() as uow:
             current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_DELETE)
-            contacts = uow.contacts.for_customer(current.id)
             if delete_history:
-                for contact in contacts:
-                    uow.contacts.remove(contact.id)
-                uow.customers.remove(current.id)
-                uow.history.remove_for_customer(current.id)
-                log.info("purged customer %s and its history", current.id)
+                self._purge(uow, current)
             else:
-                self._tombstone(uow, current, contacts, actor)
+                self._tombstone(uow, current, uow.contacts.for_customer(current.id), actor)
             uow.commit()
+
+    def _purge(self, uow: UnitOfWork, current: Customer) -> None:
+        """Remove a customer, the customers merged into it, and everything of theirs."""
+        absorbed: list[Customer] = []
+        waiting = [current.id]
+        while waiting:  # merges re-point tombstones at the live main; follow chains anyway
+            found = uow.customers.merged_into(waiting.pop())
+            absorbed += found
+            waiting += [customer.id for customer in found]
+        for customer in (*absorbed, current):  # tombstones first: they point at the main
+            contacts = uow.contacts.for_customer(customer.id)
+            history = uow.history.for_customer(customer.id)
+            for merge_id in merging.recorded_merges(uow, history):
+                uow.merges.remove(merge_id)
+            for contact in contacts:
+                uow.contacts.remove(contact.id)
+            uow.history.remove_for_customer(customer.id)
+            uow.customers.remove(customer.id)
+        log.info(
+            "purged customer %s, %d merged into it, and their history", current.id, len(absorbed)
+        )
 
     def _tombstone(
         self, uow: UnitOfWork, current: Customer, contacts: list[Any], actor: Actor

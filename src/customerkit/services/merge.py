@@ -20,7 +20,14 @@ import attrs
 
 from customerkit.errors import CustomerKitError, MergeError, NotFound, ValidationError
 from customerkit.identity import email_key, phone_key
-from customerkit.model import Actor, Contact, MergeResult, RecordStatus, Survivorship
+from customerkit.model import (
+    Actor,
+    ChangeRecord,
+    Contact,
+    MergeResult,
+    RecordStatus,
+    Survivorship,
+)
 from customerkit.ports import UnitOfWork
 from customerkit.services._context import Context, record_change
 
@@ -381,6 +388,26 @@ def unmerge(
         uow.merges.update(merge_id, {**record, "undone": True})
         uow.commit()
     return restored_main
+
+
+def recorded_merges(uow: UnitOfWork, history: Sequence[ChangeRecord]) -> list[str]:
+    """The ids of the merge records (done or undone) of the merges in ``history``.
+
+    A merge's id follows from its kind, main and merged ids, which its ``merge`` history entry
+    keeps; a merge done, undone and done again has one record per attempt.
+    """
+    found: list[str] = []
+    for record in history:
+        if record.action != "merge":
+            continue
+        merged = list(record.changes.get("merged_ids", ((), ()))[1])
+        attempt = 1
+        while uow.merges.get(
+            merge_id := _merge_id(record.entity, record.entity_id, merged, attempt)
+        ):
+            found.append(merge_id)
+            attempt += 1
+    return sorted(set(found))
 
 
 def _repeated(

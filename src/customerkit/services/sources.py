@@ -21,6 +21,7 @@ from customerkit.ports import CustomerSource
 from customerkit.services._context import (
     Context,
     changes_between,
+    checks_actors,
     customer_target,
     live_customer,
     retried,
@@ -42,6 +43,7 @@ def _split(record: SourceRecord) -> tuple[dict[str, Any], dict[str, str]]:
     return fields, extra
 
 
+@checks_actors
 @attrs.define
 class SourceService:
     """``book.sources``: the external systems a book can search and import customers from."""

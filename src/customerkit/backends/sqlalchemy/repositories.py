@@ -314,3 +314,7 @@ class MergeRepository:
         table, connection = schema.merges, self._uow.reader()
         connection.execute(delete(table).where(table.c.merge_id == merge_id))
         connection.execute(table.insert().values(merge_id=merge_id, record=convert.dumps(record)))
+
+    def remove(self, merge_id: str) -> None:
+        table = schema.merges
+        self._uow.reader().execute(delete(table).where(table.c.merge_id == merge_id))
