@@ -56,6 +56,7 @@ from customerkit.validation import (
     clean_optional,
     clean_phone_field,
     clean_text,
+    is_secret_name,
 )
 
 log = logging.getLogger("customerkit.customers")
@@ -98,7 +99,14 @@ def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for key, item in value.items():
         name = errors.run("extra", "", clean_text, key, "extra")
-        if name:
+        if name and is_secret_name(name):
+            # Stored, it would show in exports, history and reprs: never keep one.
+            errors.add(
+                "extra",
+                f"{name!r} looks like a secret (password, PIN, token); customerkit never "
+                "stores secrets in extra: leave it out",
+            )
+        elif name:
             cleaned[name] = errors.run("extra", "", clean_text, item, "extra")
     return cleaned
 

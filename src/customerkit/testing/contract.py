@@ -795,6 +795,45 @@ class TestSourcesContract:
             ],
         )
 
+    def test_d4_secret_columns_are_never_stored(self, book: ck.Book) -> None:
+        """A source column named like a secret is dropped at import and refresh.
+
+        It is not in ``extra``, the history, an export or a repr.
+        """
+        data = {"company_name": "Johnson Tires", "customer_number": "P-1", "Region": "West"}
+        secrets = {"password": "hunter2-pw", "User PIN": "4711-pin", "api_token": "tok-xyz"}
+        dms = ck.InMemorySource(
+            "procede", [ck.SourceRecord(external_id="P-1", data={**data, **secrets})]
+        )
+        book.sources.register(dms)
+        book.sources.enable("procede", location_id="loc-1", actor=ADMIN)
+        c = book.sources.import_customer("procede", "P-1", actor=STAFF)
+        assert c.extra == {"Region": "West"}
+        dms.put(ck.SourceRecord(external_id="P-1", data={**data, **secrets, "Region": "East"}))
+        c = book.sources.refresh_customer(c.id, actor=STAFF)
+        assert c.extra == {"Region": "East"}
+        out = io.StringIO()
+        book.customers.export(out, actor=ADMIN, format="jsonl")
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        for text in (
+            out.getvalue(),
+            repr(history),
+            repr(c),
+            repr(book.customers.get(c.id, actor=ADMIN)),
+        ):
+            assert not [value for value in secrets.values() if value in text]
+
+    @pytest.mark.parametrize("key", ["password", "Passwd", "userPIN", "API-Token", "secret"])
+    def test_d4_secret_keys_in_extra_are_refused(self, book: ck.Book, key: str) -> None:
+        """``extra`` given through the API never holds a secret: ``ValidationError`` on extra."""
+        with pytest.raises(ck.ValidationError, match="secret") as caught:
+            customer(book, extra={key: "hunter2-pw", "Region": "West"})
+        assert "hunter2-pw" not in str(caught.value)
+        c = customer(book, extra={"Region": "West", "Shipping": "dock 2", "Pinecone": "y"})
+        with pytest.raises(ck.ValidationError, match="secret"):
+            book.customers.update(c.id, {"extra": {key: "hunter2-pw"}}, actor=ADMIN)
+        assert book.customers.get(c.id, actor=ADMIN) == c
+
     def test_d2_only_admin_enables_and_disabled_refuses(
         self, book: ck.Book, dms: ck.InMemorySource
     ) -> None:
