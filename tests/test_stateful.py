@@ -1269,6 +1269,8 @@ class BookMachine(RuleBasedStateMachine):
         )
         if customer_id in self.model.purged_customers:
             self.seen_history.pop(customer_id, None)
+            # A purge erases the merges into the customer too: none is left to undo.
+            self.model_merge_ids = [i for i in self.model_merge_ids if i in self.model.merges]
 
     # rules: contacts -----------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from customerkit.model import (
     Category,
     ChangeRecord,
     CompanyType,
-    Contact,
     Customer,
     CustomerKind,
     MergeResult,
@@ -742,30 +741,20 @@ class CustomerService:
         return authorize
 
     def _move_contacts(self, uow: UnitOfWork, other: Customer, main: Customer) -> list[str]:
-        # In id order, as every multi-row write locks its rows (RELIABILITY decision 3).
-        moved = sorted(
-            (c for c in uow.contacts.for_customer(other.id) if c.is_live), key=lambda c: c.id
-        )
-        for contact in moved:
-            self._move_contact(uow, contact, main.id)
-        return [contact.id for contact in moved]
+        moved = sorted(c.id for c in uow.contacts.for_customer(other.id) if c.is_live)
+        if moved:  # one write for all: a chain of merges gathers many contacts
+            now = self._ctx.now()
+            uow.contacts.move(moved, from_customer=other.id, to_customer=main.id, at=now)
+        return moved
 
     def _move_back(
         self, uow: UnitOfWork, main: Customer, other: Customer, contact_ids: list[str]
     ) -> None:
-        for contact_id in contact_ids:
-            contact = uow.contacts.get(contact_id)
-            if contact is not None and contact.customer_id == main.id:
-                self._move_contact(uow, contact, other.id)
-
-    def _move_contact(self, uow: UnitOfWork, contact: Contact, customer_id: str) -> None:
-        moved = attrs.evolve(
-            contact,
-            customer_id=customer_id,
-            updated_at=self._ctx.now(),
-            version=contact.version + 1,
-        )
-        uow.contacts.update(moved, expected_version=contact.version)
+        recorded = set(contact_ids)  # those still on the main go back; others moved on since
+        back = sorted(c.id for c in uow.contacts.for_customer(main.id) if c.id in recorded)
+        if back:
+            now = self._ctx.now()
+            uow.contacts.move(back, from_customer=main.id, to_customer=other.id, at=now)
 
     # -- usernames ---------------------------------------------------------------------------
 

@@ -18,7 +18,13 @@ from typing import Any
 
 import attrs
 
-from customerkit.errors import CustomerKitError, MergeError, NotFound, ValidationError
+from customerkit.errors import (
+    ConcurrentModification,
+    CustomerKitError,
+    MergeError,
+    NotFound,
+    ValidationError,
+)
 from customerkit.identity import email_key, phone_key
 from customerkit.model import (
     Actor,
@@ -241,6 +247,10 @@ def merge(
             other_id: [t.id for t in found] for other_id, found in chained.items() if found
         }
         earlier = [t for found in chained.values() for t in found]
+        # One write per merged record, not per tombstone: a chain of merges re-points every
+        # earlier tombstone each time, and a statement each made chains quadratic in time.
+        for other_id, ids in repointed.items():
+            repo.repoint(ids, from_id=other_id, to_id=main.id, at=now)
         # Row locks in ascending id order, the main's included, or overlapping merges deadlock
         # (RELIABILITY 3); the main's real write comes last, once the others freed their keys.
         for other in sorted((main, *others, *earlier), key=lambda o: o.id):
@@ -248,7 +258,10 @@ def merge(
                 repo.update(main, expected_version=main.version)  # unchanged: locks it only
                 continue
             if other.status is RecordStatus.MERGED:
-                _repoint(ctx, uow, kind, other, main.id, actor=actor, at=now)
+                changes = {"merged_into": (other.merged_into, main.id)}
+                _history(
+                    ctx, uow, kind, other, action="repointed", actor=actor, changes=changes, at=now
+                )
                 continue
             tombstone = attrs.evolve(
                 other,
@@ -338,15 +351,6 @@ def unmerge(
                 raise MergeError(
                     f"{kind.name} {other_id} changed since the merge", field="merge_id"
                 )
-        earlier = {
-            other_id: [repo.get(i) for i in ids] for other_id, ids in record["repointed"].items()
-        }
-        for tombstone in (t for found in earlier.values() for t in found):
-            if tombstone is None or tombstone.merged_into != main.id:
-                raise MergeError(
-                    f"a {kind.name} merged into this merge's records earlier changed since",
-                    field="merge_id",
-                )
         previous = {name: old for name, (old, _) in record["filled"].items()}
         if "last_communicated_at" in previous and previous["last_communicated_at"] is not None:
             previous["last_communicated_at"] = datetime.fromisoformat(
@@ -365,8 +369,9 @@ def unmerge(
                 version=other.version + 1,
             )
             repo.update(restored, expected_version=other.version)
-            for tombstone in earlier.get(other.id, []):
-                _repoint(ctx, uow, kind, tombstone, other.id, actor=actor, at=now)
+            _point_back(
+                ctx, uow, kind, record["repointed"].get(other.id, []), main, restored, actor, now
+            )
             if move_back is not None:
                 move_back(uow, main, restored, record["moved"].get(other.id, []))
             _history(
@@ -463,23 +468,32 @@ def _live_other(
     return other
 
 
-def _repoint(
+def _point_back(  # noqa: PLR0917 - the unmerge's state, in its order
     ctx: Context,
     uow: UnitOfWork,
     kind: MergeKind,
-    tombstone: Record,
-    target_id: str,
-    *,
+    ids: Sequence[str],
+    main: Record,
+    restored: Record,
     actor: Actor,
     at: datetime,
 ) -> None:
-    """Point a tombstone at another record, with its history entry."""
-    moved = attrs.evolve(
-        tombstone, merged_into=target_id, updated_at=at, version=tombstone.version + 1
-    )
-    kind.repository(uow).update(moved, expected_version=tombstone.version)
-    changes = {"merged_into": (tombstone.merged_into, target_id)}
-    _history(ctx, uow, kind, tombstone, action="repointed", actor=actor, changes=changes, at=at)
+    """Point the tombstones a merge re-pointed at the main back at ``restored``, with history.
+
+    ``MergeError`` when one of them changed since (it no longer points at the main).
+    """
+    if not ids:
+        return
+    try:
+        moved = kind.repository(uow).repoint(ids, from_id=main.id, to_id=restored.id, at=at)
+    except ConcurrentModification:
+        raise MergeError(
+            f"a {kind.name} merged into this merge's records earlier changed since",
+            field="merge_id",
+        ) from None
+    changes = {"merged_into": (main.id, restored.id)}
+    for tombstone in moved:
+        _history(ctx, uow, kind, tombstone, action="repointed", actor=actor, changes=changes, at=at)
 
 
 def _history(

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from customerkit.backends.sqlalchemy import convert, export, search
 from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
+from customerkit.backends.sqlalchemy.repositories import rewrite_rows
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,
@@ -165,6 +166,22 @@ class CustomerRepository:
         self._uow.words.delete(connection, stored)
         connection.execute(delete(customers).where(_C.id == customer_id))
         self._uow.match_keys.changed("customer", customer_id, None)
+
+    def repoint(
+        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
+    ) -> list[Customer]:
+        # Tombstones have no search words or match keys: only the row changes.
+        rows = rewrite_rows(
+            self._uow.reader(),
+            customers,
+            ids,
+            "merged_into",
+            from_id=from_id,
+            to_id=to_id,
+            at=at,
+            entity="customer",
+        )
+        return [convert.customer_from_row(row) for row in rows]
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         statement = select(customers).where(_C.merged_into == customer_id).order_by(_C.id)
