@@ -111,3 +111,27 @@ def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> Non
     with pytest.raises(ck.StorageError, match="not a database") as caught:
         open_book(path)
     assert type(caught.value.__cause__).__module__.startswith("sqlalchemy")
+
+
+def test_a_book_missing_a_table_gives_storage_errors(tmp_path: Path) -> None:
+    """A book whose table was dropped behind its back: calls give ``StorageError`` quoting
+    nothing stored, never the driver's error."""
+    path = tmp_path / "book.db"
+    book = open_book(path)
+    customer = book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=ADMIN
+    )
+    with sqlite3.connect(path) as other:
+        other.execute("DROP TABLE contacts")
+    try:
+        with pytest.raises(ck.StorageError) as caught:
+            book.contacts.add(
+                customer.id,
+                ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
+                actor=ADMIN,
+            )
+        assert type(caught.value) is ck.StorageError
+        assert "ann@example.com" not in str(caught.value)
+        assert "ann@example.com" not in str(caught.value.__cause__)
+    finally:
+        book.close()
