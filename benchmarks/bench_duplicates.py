@@ -21,10 +21,6 @@ Results are appended to ``benchmarks/RESULTS.md`` and ``benchmarks/results.json`
 
     python benchmarks/bench_duplicates.py --size 100000 --kind contact
     python benchmarks/bench_duplicates.py --size 1000000 --kind customer --methods splink
-    python benchmarks/bench_duplicates.py --size 200000 --kind contact --calibrate
-
-``--calibrate`` fits the comparison-level weights by logistic regression on the candidate pairs
-(how the defaults of ``MatchConfig`` were first estimated) and prints them instead.
 """
 
 from __future__ import annotations
@@ -46,7 +42,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
 from customerkit import synth
-from customerkit.matching import MatchConfig, find_duplicates
+from customerkit.matching import find_duplicates
 
 METHODS = ("customerkit", "rapidfuzz", "splink")
 LABELS = {
@@ -114,49 +110,6 @@ def baseline(data: synth.LabelledData, kind: str) -> tuple[list[tuple[str, str]]
                 for a, b in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)
             )
     return pairs, compared
-
-
-def calibrate(data: synth.LabelledData, kind: str) -> None:
-    """Fit comparison-level weights by logistic regression and print them."""
-    from customerkit.matching.api import _id_rank
-    from customerkit.matching.blocking import candidate_pairs, rules_for
-    from customerkit.matching.normalize import normalize_columns
-    from customerkit.matching.score import build_features, compare
-    from customerkit.matching.table import read_records
-
-    config = MatchConfig()
-    table = read_records(data.records, kind=kind, scope=None)  # type: ignore[arg-type]
-    norm = normalize_columns(kind, table.columns)
-    left, right = candidate_pairs(
-        rules_for(kind), norm, None, _id_rank(table.ids), cap=config.block_cap, window=config.window
-    )
-    comparison = compare(build_features(kind, norm), left, right, config)
-    entity = np.array([data.truth[i] for i in table.ids])
-    y = (entity[left] == entity[right]).astype(float)
-    columns, names = [np.ones(left.size)], ["bias"]
-    for field, levels in comparison.levels.items():
-        if field == "swapped":
-            continue
-        for level in range(1, int(levels.max(initial=0)) + 1):
-            columns.append((levels == level).astype(float))
-            names.append(f"{field}[{level}]")
-    if kind == "contact":
-        columns.append(comparison.similarity["rarity"].astype(float))
-        names.append("name_rarity")
-    x = np.stack(columns, 1)
-    w = np.zeros(x.shape[1])
-    ridge = np.r_[0.0, np.ones(w.size - 1)]
-    for _ in range(50):  # Newton steps with a small ridge penalty
-        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
-        gradient = x.T @ (p - y) + ridge * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(ridge)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    print(f"{left.size} candidate pairs, {int(y.sum())} true")
-    for name, weight in zip(names, w, strict=True):
-        print(f"  {name:14s} {weight:7.2f}")
 
 
 # --- Splink ------------------------------------------------------------------------------------
@@ -500,15 +453,11 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="customerkit only")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--no-append", action="store_true", help="do not write the results")
-    parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()
     methods = ["customerkit"] if args.no_baseline else args.methods.split(",")
     kinds = ("contact", "customer") if args.kind == "both" else (args.kind,)
     for kind in kinds:
         args.kind = kind
-        if args.calibrate:
-            calibrate(generate(kind, args.size, args.seed), kind)
-            continue
         results = []
         for method in methods:
             missing = splink_missing() if method == "splink" else None

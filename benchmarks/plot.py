@@ -46,6 +46,8 @@ TARGETS = {
     ("load_export", "load"): [(60.0, "SPEC: SQLite ≤ 60 s at 10^6")],
     ("load_export", "export CSV"): [(15.0, "SPEC: ≤ 15 s at 10^6")],
 }
+# Benchmarks whose figures are not a scaling curve: one data set each, read from the tables.
+UNPLOTTED = frozenset({"quality"})
 _OLD_DUPLICATES = re.compile(r"^### find_duplicates, ([\d,]+) (\w+)s, (.+?) \((.+?)\)$")
 _SECTION = re.compile(r"^## (.+?) — (.+)$")
 
@@ -161,6 +163,8 @@ def main() -> None:
         return
     DOCS.mkdir(parents=True, exist_ok=True)
     for benchmark, panels in latest(figures).items():
+        if benchmark in UNPLOTTED:
+            continue
         out = HERE / f"{benchmark}.png"
         draw(benchmark, panels, out)
         shutil.copyfile(out, DOCS / out.name)  # mkdocs serves files under docs/ only

@@ -95,6 +95,7 @@ MEMORY_WRITES: dict[type, tuple[str, ...]] = {
     memory._Reference: ("add_company_type", "add_category"),
     memory._Settings: ("set_source_enabled",),
     memory._Merges: ("add", "update"),
+    memory._Dismissals: ("add", "remove"),
     memory.MemoryUnitOfWork: ("commit",),
     memory.MemorySearchIndex: ("upsert", "remove", "bulk_load"),
 }
@@ -402,6 +403,22 @@ def s_customer_delete_with_history(w: World) -> Callable[[], Any]:
     return lambda: w.book.customers.delete(w.c["jt"].id, actor=ADMIN, delete_history=True)
 
 
+def s_contact_dismiss(w: World) -> Callable[[], Any]:
+    return lambda: w.book.contacts.dismiss(w.k["ann"].id, w.k["anne"].id, actor=ADMIN)
+
+
+def s_customer_undismiss(w: World) -> Callable[[], Any]:
+    w.book.customers.dismiss(w.c["jt"].id, w.c["jd"].id, actor=ADMIN)
+    w.clock.advance(minutes=1)
+    return lambda: w.book.customers.undismiss(w.c["jd"].id, w.c["jt"].id, actor=ADMIN)
+
+
+def s_customer_purge_with_dismissals(w: World) -> Callable[[], Any]:
+    w.book.customers.dismiss(w.c["jt"].id, w.c["jd"].id, actor=ADMIN)
+    w.book.contacts.dismiss(w.k["ann"].id, w.k["bob"].id, actor=ADMIN)
+    return lambda: w.book.customers.delete(w.c["jt"].id, actor=ADMIN, delete_history=True)
+
+
 def s_source_import(w: World) -> Callable[[], Any]:
     return lambda: w.book.sources.import_customer("dms", "P-1", actor=ADMIN)
 
@@ -449,6 +466,9 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], Any]]] = {
     "customers.create_many": s_create_many,
     "customers.delete": s_customer_delete,
     "customers.delete(delete_history=True)": s_customer_delete_with_history,
+    "customers.delete(delete_history=True) with dismissals": s_customer_purge_with_dismissals,
+    "contacts.dismiss": s_contact_dismiss,
+    "customers.undismiss": s_customer_undismiss,
     "sources.import_customer": s_source_import,
     "sources.refresh_customer": s_source_refresh,
     "customers.update": s_customer_update,
@@ -788,3 +808,31 @@ def test_driver_failure_at_every_write_is_a_storage_error_without_personal_data(
         assert_no_personal_data(caught.value, values)
         assert snapshot(w.book, clean.ids, clean.merge_ids) == before
         w.book.close()
+
+
+@SQL_BACKENDS
+def test_retried_use_case_reads_a_generator_argument_once(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    """T11 regression: ``create_many`` over a generator, and ``add_category`` with its required
+    fields from a generator, survive one transient failure: the retry sees every item (before,
+    the first attempt used the generator up and the retry stored nothing)."""
+    book = empty_book(make_book, FakeClock())
+    drafts = (ck.NewCustomer(company_name=f"Retry Co {n}", customer_number=f"R-{n}") for n in "123")
+    faults = TransientFaults(fail_at=lambda n: n == 2)
+    with armed(book, faults):
+        created = book.customers.create_many(drafts, actor=ADMIN)
+    assert faults.failures == 1
+    assert sorted(c.customer_number for c in created) == ["R-1", "R-2", "R-3"]
+    found = book.customers.search("retry", actor=ADMIN, limit=10)
+    assert len(found) == 3
+
+    faults = TransientFaults(fail_at=lambda n: n == 1)
+    with armed(book, faults):
+        category = book.reference.add_category(
+            "Gold", required_fields=(name for name in ("email", "vat_id")), actor=ADMIN
+        )
+    assert faults.failures == 1
+    assert category.required_fields == ("email", "vat_id")
+    assert book.reference.categories() == [category]
+    book.close()

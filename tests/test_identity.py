@@ -388,8 +388,12 @@ def test_U2_taken_candidates_get_numbered_suffixes() -> None:
 @pytest.mark.parametrize(
     ("first", "last", "phone", "expected"),
     [
-        ("\u674e", "\u5c0f\u9f99", "303 555 0142", "customer0142"),  # non-Latin names
-        ("\u0418\u0432\u0430\u043d", "\u041f\u0435\u0442\u0440\u043e\u0432", "", "customer"),
+        # Other scripts are transliterated (they gave "customer0142" and "customer" before).
+        ("\u674e", "\u5c0f\u9f99", "303 555 0142", "lxiaolong0142"),
+        ("\u0418\u0432\u0430\u043d", "\u041f\u0435\u0442\u0440\u043e\u0432", "", "ipetrov"),
+        ("S\u00f8ren", "S\u00f8stergaard", "0142", "ssostergaard0142"),  # was sstergaard0142
+        ("\u0141ukasz", "\u0141\u00f3d\u017a", "", "llodz"),
+        ("\U0001f600", "\u2603", "", "customer"),  # emoji and symbols: nothing to use
         ("", "", "", "customer"),
         ("Ann", "Lee", "", "alee"),  # no phone: name only
         ("Ann", "Lee", "12", "alee12"),  # fewer than four digits: what there is

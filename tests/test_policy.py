@@ -61,6 +61,18 @@ def test_k1_fleet_managed_contacts_changed_only_by_the_fleet() -> None:
     assert allowed(fleet, Action.CONTACT_WRITE, contact) is True
     assert allowed(fleet, Action.CONTACT_WRITE, provider) is False
     assert allowed(admin, Action.CONTACT_READ, contact) is True
+    assert allowed(admin, Action.CONTACT_WRITE, provider) is True
+
+
+def test_k1_bulk_delete_of_fleet_managed_contacts_is_the_fleets() -> None:
+    """K1: ``delete_many`` refuses provider staff a fleet-managed contact, as ``delete`` does."""
+    contact = Target(location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.FLEET)
+    provider = Target(
+        location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.PROVIDER
+    )
+    admin = ck.Actor(user_id="a", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+    assert allowed(admin, Action.CONTACT_DELETE_MANY, contact) is False
+    assert allowed(admin, Action.CONTACT_DELETE_MANY, provider) is True
 
 
 def test_p1_unknown_action_or_role_denied() -> None:

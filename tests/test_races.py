@@ -375,6 +375,39 @@ def test_overlapping_contact_merges_one_wins(books: list[ck.Book]) -> None:
     )
 
 
+def test_same_pair_dismissed_then_undismissed_by_all_at_once(books: list[ck.Book]) -> None:
+    """A dismissal raced 8 ways is stored once and every caller gets it (a repeat, not an
+    error); history says it once per contact. Racing undismisses take it back once."""
+    book = books[0]
+    customer = new_customer(book, "Racer", "C-1")
+    a, b = new_contacts(book, customer.id, 2)
+    pairs = [(a.id, b.id) if i % 2 else (b.id, a.id) for i in range(THREADS)]
+    wins, errors = split(
+        race(
+            [
+                partial(other.contacts.dismiss, *pairs[i], actor=ADMIN)
+                for i, other in enumerate(books)
+            ]
+        )
+    )
+    assert errors == []
+    assert len(wins) == THREADS
+    assert len(set(wins)) == 1
+    assert book.contacts.dismissed(actor=ADMIN) == wins[:1]
+    undone, errors = split(
+        race(
+            [
+                partial(other.contacts.undismiss, *pairs[i], actor=ADMIN)
+                for i, other in enumerate(books)
+            ]
+        )
+    )
+    assert (errors, undone) == ([], [None] * THREADS)
+    assert book.contacts.dismissed(actor=ADMIN) == []
+    history = Counter(action for _, action in actions(book, customer.id))
+    assert (history["dismiss"], history["undismiss"]) == (2, 2)
+
+
 def test_opposite_and_cyclic_contact_merges(books: list[ck.Book]) -> None:
     """T8: A<-B, B<-C, C<-D, D<-A and the four opposite merges at once: no cycle, no loss.
 

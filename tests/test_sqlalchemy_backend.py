@@ -285,7 +285,7 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
     store = SqlStore(url)
     with store.engine.connect() as connection:
         version = connection.scalar(text("SELECT version FROM schema_version"))
-        assert version == schema.SCHEMA_VERSION == 3
+        assert version == schema.SCHEMA_VERSION == 4
         assert store.schema_version == schema.SCHEMA_VERSION
         connection.execute(update(schema.schema_version).values(version=999))
         connection.commit()
@@ -294,15 +294,17 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
         SqlStore(url)
 
 
-def test_a_version_2_database_is_refused(url: str) -> None:
-    """Version 3 keys the search words in rank order: a version 2 file needs a migration."""
+@pytest.mark.parametrize("old", [2, 3])
+def test_an_older_version_database_is_refused(url: str, old: int) -> None:
+    """Version 3 keys the search words in rank order; version 4 folds them with transliteration
+    ("soren" finds "Søren") and adds dismissals: an older file needs a migration."""
     SqlStore(url).close()
     store = SqlStore(url)
     with store.engine.connect() as connection:
-        connection.execute(update(schema.schema_version).values(version=2))
+        connection.execute(update(schema.schema_version).values(version=old))
         connection.commit()
     store.close()
-    with pytest.raises(ck.SchemaError, match="version 2, this release knows version 3"):
+    with pytest.raises(ck.SchemaError, match=f"version {old}, this release knows version 4"):
         SqlStore(url)
 
 

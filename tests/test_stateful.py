@@ -181,6 +181,8 @@ class Model:
         self.merge_keys: dict[tuple[str, str, frozenset[str]], list[str]] = {}
         self.purged_customers: set[str] = set()
         self.purged_contacts: set[str] = set()
+        #: (location, kind, low id, high id) -> (actor id, time) of each "not a duplicate".
+        self.dismissals: dict[tuple[str, str, str, str], tuple[str, datetime]] = {}
         self.source: dict[str, dict[str, str]] = {}
         self.enabled = {"loc-1"}
         self.now = datetime.min.replace(tzinfo=UTC)
@@ -209,6 +211,14 @@ class Model:
     @staticmethod
     def require(actor: ck.Actor, role: ck.Role, location_id: str) -> None:
         if actor.location_id != location_id or actor.role < role:
+            raise Refused(ck.PermissionDenied)
+
+    @staticmethod
+    def require_own_fleet(actor: ck.Actor, customer: dict[str, Any]) -> None:
+        if (
+            actor.location_id != customer["location_id"]
+            or actor.fleet_customer_id != customer["id"]
+        ):
             raise Refused(ck.PermissionDenied)
 
     def live_customer(self, customer_id: str) -> dict[str, Any]:
@@ -383,13 +393,20 @@ class Model:
                 i for i, c in self.customers.items() if c["merged_into"] in gone and i not in gone
             }:
                 gone |= absorbed
+            removed = {("customer", i) for i in gone}
             for purged in gone:
                 for contact in self.contacts_of(purged):
                     del self.contacts[contact["id"]]
                     self.purged_contacts.add(contact["id"])
+                    removed.add(("contact", contact["id"]))
                 del self.customers[purged]
                 self.history.pop(purged, None)
                 self.purged_customers.add(purged)
+            self.dismissals = {
+                key: value
+                for key, value in self.dismissals.items()
+                if (key[1], key[2]) not in removed and (key[1], key[3]) not in removed
+            }
             erased = {i for i, r in self.merges.items() if r["main"] in gone | self.purged_contacts}
             for merge_id in erased:
                 del self.merges[merge_id]
@@ -414,14 +431,18 @@ class Model:
         if not (draft["first_name"] or draft["last_name"]):
             raise Refused(ck.ValidationError)
         customer = self.live_customer(customer_id)
-        self.require(actor, ck.Role.STAFF, customer["location_id"])
+        by_fleet = actor.role is ck.Role.FLEET_USER
+        if by_fleet:  # P1: a fleet user adds contacts to its own fleet customer only
+            self.require_own_fleet(actor, customer)
+        else:
+            self.require(actor, ck.Role.STAFF, customer["location_id"])
         contact = {
             "id": "new-contact",
             "customer_id": customer_id,
             **{name: draft[name] for name in CONTACT_FIELDS},
             "alternate_emails": (),
             "alternate_phones": (),
-            "managed_by": "FLEET" if customer["kind"] == "FLEET" else "PROVIDER",
+            "managed_by": "FLEET" if by_fleet else "PROVIDER",  # K1: fleet-added is fleet-managed
             "status": "ACTIVE",
             "merged_into": None,
             "version": 1,
@@ -435,6 +456,8 @@ class Model:
             for name in (*CONTACT_FIELDS, "managed_by", "status")
             if contact[name]
         }
+        if by_fleet:
+            changes["added_by_fleet"] = (None, True)
         self.log(customer_id, "contact", "new-contact", "add", actor, changes)
         return contact
 
@@ -443,6 +466,11 @@ class Model:
         customer = self.live_customer(current["customer_id"])
         if actor.location_id != customer["location_id"]:
             raise Refused(ck.PermissionDenied)
+        if actor.role is ck.Role.FLEET_USER:  # P1: its own fleet's fleet-managed contacts only
+            self.require_own_fleet(actor, customer)
+            if current["managed_by"] != "FLEET":
+                raise Refused(ck.PermissionDenied)
+            return current
         if current["managed_by"] == "FLEET":  # K1: only the fleet's users change them
             raise Refused(ck.PermissionDenied)
         self.require(actor, ck.Role.STAFF, customer["location_id"])
@@ -487,6 +515,8 @@ class Model:
                 raise Refused(ck.NotFound)
             customer = self.live_customer(contact["customer_id"])
             self.require(actor, ck.Role.SERVICE_ADVISOR, customer["location_id"])
+            if contact["managed_by"] == "FLEET":  # K1: in bulk as singly, the fleet's own
+                raise Refused(ck.PermissionDenied)
         for contact_id in sorted(ids):  # deleted (and in history) in id order
             self._tombstone_contact(self.contacts[contact_id], actor)
         return ids
@@ -722,6 +752,66 @@ class Model:
 
     # sources ----------------------------------------------------------------------------------
 
+    # dismissals ------------------------------------------------------------------------------
+
+    def _dismissal_pair(
+        self, kind: str, left_id: str, right_id: str, actor: ck.Actor, *, live: bool
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Both records with their customers, checked as dismiss (``live``) or undismiss do."""
+        if left_id == right_id:
+            raise Refused(ck.DismissError)
+        found = []
+        for record_id in sorted((left_id, right_id)):
+            table = self.contacts if kind == "contact" else self.customers
+            record = table.get(record_id)
+            owner = None
+            if record is not None:
+                owner = self.customers.get(record["customer_id"]) if kind == "contact" else record
+            if owner is None or (
+                live and not (record["status"] == owner["status"] == "ACTIVE")  # type: ignore[index]
+            ):
+                # The ids are checked in order: an earlier id may be refused for the actor.
+                raise Refused(ck.NotFound, ck.PermissionDenied)
+            try:
+                self.require(actor, ck.Role.SERVICE_ADVISOR, owner["location_id"])
+            except Refused:
+                raise Refused(ck.PermissionDenied, ck.NotFound) from None
+            found.append((record, owner))
+        return found
+
+    def dismiss(self, kind: str, left_id: str, right_id: str, actor: ck.Actor) -> None:
+        found = self._dismissal_pair(kind, left_id, right_id, actor, live=True)
+        group = "customer_id" if kind == "contact" else "location_id"
+        (low, owner), (high, _) = found
+        if low[group] != high[group]:
+            raise Refused(ck.DismissError)
+        key = (owner["location_id"], kind, low["id"], high["id"])
+        if key in self.dismissals:
+            return
+        self.dismissals[key] = (actor.user_id, self.now)
+        for (record, record_owner), (other, _) in zip(found, reversed(found), strict=True):
+            change = {"not_duplicate_of": (None, other["id"])}
+            self.log(record_owner["id"], kind, record["id"], "dismiss", actor, change)
+
+    def undismiss(self, kind: str, left_id: str, right_id: str, actor: ck.Actor) -> None:
+        found = self._dismissal_pair(kind, left_id, right_id, actor, live=False)
+        (low, owner), (high, _) = found
+        key = (owner["location_id"], kind, low["id"], high["id"])
+        if self.dismissals.pop(key, None) is None:
+            return
+        for (record, record_owner), (other, _) in zip(found, reversed(found), strict=True):
+            change = {"not_duplicate_of": (other["id"], None)}
+            self.log(record_owner["id"], kind, record["id"], "undismiss", actor, change)
+
+    def stands_for(self, kind: str, record_id: str) -> str | None:
+        """The live record an id stands for now (through merges), as matching reads it."""
+        table = self.contacts if kind == "contact" else self.customers
+        record, seen = table.get(record_id), set()
+        while record is not None and record["status"] == "MERGED" and record["id"] not in seen:
+            seen.add(record["id"])
+            record = table.get(record["merged_into"])
+        return record["id"] if record is not None and record["status"] == "ACTIVE" else None
+
     def _enabled(self, actor: ck.Actor) -> None:
         self.require(actor, ck.Role.STAFF, actor.location_id)
         if actor.location_id not in self.enabled:
@@ -859,6 +949,14 @@ UNKNOWN_ID_CALLS: dict[
     "customers.delete": (
         lambda m, a: m.delete("missing", a, False),
         lambda b, a: b.customers.delete("missing", actor=a),
+    ),
+    "customers.dismiss": (
+        lambda m, a: m.dismiss("customer", "missing", "missing-2", a),
+        lambda b, a: b.customers.dismiss("missing", "missing-2", actor=a),
+    ),
+    "contacts.undismiss": (
+        lambda m, a: m.undismiss("contact", "missing", "missing-2", a),
+        lambda b, a: b.contacts.undismiss("missing", "missing-2", actor=a),
     ),
     "customers.merge": (
         lambda m, a: m.merge("customer", "missing", ["missing-2"], a, False),
@@ -1070,6 +1168,7 @@ class BookMachine(RuleBasedStateMachine):
         self.model.now = self.clock.now
         self.seen_history: dict[str, list[tuple[Any, ...]]] = {}
         self.seed_contacts: list[str] = []
+        self.fleet_id = ""  # the seed fleet customer, once created
         self.model_merge_ids: list[str] = []
         self.logs = _Captured()
         self.logger = logging.getLogger("customerkit")
@@ -1179,6 +1278,7 @@ class BookMachine(RuleBasedStateMachine):
             )
         )
         customer_ids = [c["id"] for c in self.model.customers.values()]
+        self.fleet_id = customer_ids[1]
         people = [
             (0, "Ann", "Lee", "ann@example.com", ""),
             (0, "Anne", "Lee", "", "5550142"),
@@ -1302,6 +1402,28 @@ class BookMachine(RuleBasedStateMachine):
             lambda m: m.delete_contact(contact_id, actor),
             lambda: self.book.contacts.delete(contact_id, actor=actor),
         )
+
+    # rules: a fleet user of the seed fleet (K1: it manages the contacts it adds) -------------
+
+    def fleet_user(self) -> ck.Actor:
+        return ck.Actor(
+            user_id="fleet",
+            role=ck.Role.FLEET_USER,
+            location_id="loc-1",
+            fleet_customer_id=self.fleet_id,
+        )
+
+    @rule(target=contacts, customer_id=customers, own=st.booleans(), draft=contact_drafts)
+    def fleet_add_contact(self, customer_id: str, own: bool, draft: dict[str, str]) -> Any:
+        return self.add_contact(self.fleet_user(), self.fleet_id if own else customer_id, draft)
+
+    @rule(contact_id=contacts, changes=contact_changes)
+    def fleet_update_contact(self, contact_id: str, changes: dict[str, str]) -> None:
+        self.update_contact(self.fleet_user(), contact_id, changes)
+
+    @rule(contact_id=contacts)
+    def fleet_delete_contact(self, contact_id: str) -> None:
+        self.delete_contact(self.fleet_user(), contact_id)
 
     @rule(actor=actors, contact_ids=st.lists(contacts, max_size=4), unknown=st.booleans())
     def delete_many(self, actor: ck.Actor, contact_ids: list[str], unknown: bool) -> None:
@@ -1460,6 +1582,55 @@ class BookMachine(RuleBasedStateMachine):
         if outcome is not None:
             assert customer_view(outcome[1]) == outcome[0]
 
+    # rules: dismissals ------------------------------------------------------------------------
+
+    @rule(actor=actors, left=contacts, right=contacts, undo=st.booleans())
+    def dismiss_contacts(self, actor: ck.Actor, left: str, right: str, undo: bool) -> None:
+        self._dismiss("contact", actor, left, right, undo)
+
+    @rule(actor=actors, left=customers, right=customers, undo=st.booleans())
+    def dismiss_customers(self, actor: ck.Actor, left: str, right: str, undo: bool) -> None:
+        self._dismiss("customer", actor, left, right, undo)
+
+    @rule(actor=actors, data=st.data(), kind=st.sampled_from(["contact", "customer"]))
+    def dismiss_related(self, actor: ck.Actor, data: st.DataObject, kind: str) -> None:
+        """A dismissal of two live records that are compared (the bundle rules mostly refuse)."""
+        table = self.model.contacts if kind == "contact" else self.model.customers
+        group = "customer_id" if kind == "contact" else "location_id"
+        groups: dict[str, list[str]] = {}
+        for record in table.values():
+            if record["status"] == "ACTIVE":
+                groups.setdefault(record[group], []).append(record["id"])
+        candidates = [ids for ids in groups.values() if len(ids) >= 2]
+        if candidates:
+            ids = data.draw(st.sampled_from(candidates))
+            left, right = data.draw(st.lists(st.sampled_from(ids), min_size=2, max_size=2))
+            self._dismiss(kind, actor, left, right, undo=False)
+
+    @precondition(lambda self: self.model.dismissals)
+    @rule(actor=actors, data=st.data())
+    def undismiss_one(self, actor: ck.Actor, data: st.DataObject) -> None:
+        """Take back one of the dismissals made so far."""
+        _, kind, low, high = data.draw(st.sampled_from(list(self.model.dismissals)))
+        self._dismiss(kind, actor, high, low, undo=True)
+
+    def _dismiss(self, kind: str, actor: ck.Actor, left: str, right: str, undo: bool) -> None:
+        service = self.book.contacts if kind == "contact" else self.book.customers
+        if undo:
+            self.both(
+                lambda m: m.undismiss(kind, left, right, actor),
+                lambda: service.undismiss(left, right, actor=actor),
+            )
+            return
+        outcome = self.both(
+            lambda m: m.dismiss(kind, left, right, actor),
+            lambda: service.dismiss(left, right, actor=actor),
+        )
+        if outcome is not None:
+            got = outcome[1]
+            assert {got.left_id, got.right_id} == {left, right}
+            assert got.left_id < got.right_id
+
     # rules: the DMS source -------------------------------------------------------------------
 
     @rule(external_id=st.sampled_from(EXTERNAL_IDS), data=source_records)
@@ -1562,6 +1733,32 @@ class BookMachine(RuleBasedStateMachine):
                 message = f"live contact {contact['id']} belongs to a customer that is not live"
                 assert owner is not None, message
                 assert owner["status"] == "ACTIVE", message
+
+    @invariant()
+    def dismissals_agree(self) -> None:
+        """The listed dismissals are the model's; matching never reports one in force."""
+        m, book = self.model, self.book
+        for location_id, reader in READERS.items():
+            for kind, service in (("contact", book.contacts), ("customer", book.customers)):
+                got = [
+                    (d.location_id, d.kind, d.left_id, d.right_id, d.actor_id, d.at)
+                    for d in service.dismissed(actor=reader)
+                ]
+                expected = sorted(
+                    (*key, *value)
+                    for key, value in m.dismissals.items()
+                    if key[:2] == (location_id, kind)
+                )
+                assert got == expected
+                if not expected:
+                    continue
+                report = service.find_duplicates(actor=reader)
+                for _, _, low, high, _, _ in expected:
+                    pair = {m.stands_for(kind, low), m.stands_for(kind, high)}
+                    if None in pair or len(pair) < 2:
+                        continue  # no longer applies
+                    assert pair not in [{p.left_id, p.right_id} for p in report.pairs]
+                    assert not any(pair <= set(g.ids) for g in report.groups)
 
     @invariant()
     def history_agrees(self) -> None:
@@ -1688,3 +1885,21 @@ def test_regression_contact_unmerge_after_customer_merge(
     book.contacts.unmerge(contact_merge.merge_id, actor=ADMIN)
     restored = book.contacts.get(b.id, actor=ADMIN)  # it follows its main to `new`
     assert restored.customer_id == new.id
+
+
+def test_regression_undismiss_after_a_customer_merge_split_the_pair(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    """A dismissal can always be taken back, even when a customer merge moved one contact of
+    the pair to another customer and left its merged partner behind."""
+    book = make_book(FakeClock())
+    old, a, b = _two_contacts(book)
+    c = book.contacts.add(old.id, ck.NewContact(first_name="Bo", last_name="Ray"), actor=ADMIN)
+    book.contacts.dismiss(a.id, c.id, actor=ADMIN)
+    book.contacts.merge(b.id, [a.id], actor=ADMIN)  # a: a tombstone that stays on `old`
+    new = book.customers.create(
+        ck.NewCustomer(company_name="Johnson Tires Inc", customer_number="C-2"), actor=ADMIN
+    )
+    book.customers.merge(new.id, [old.id], actor=ADMIN)  # c moves to `new`
+    book.contacts.undismiss(c.id, a.id, actor=ADMIN)
+    assert book.contacts.dismissed(actor=ADMIN) == []

@@ -96,6 +96,9 @@ def build(make_book: Callable[[FakeClock], ck.Book]) -> World:
     k3 = contact(VICTIM, v1.id, "Bob", "Smith", email=VICTIM_EMAIL)
     kf = contact(VICTIM, vf.id, "Fay", "Fleet")
     kv3 = contact(VICTIM, v3.id, "Cy", "Cole")
+    # Pairs of neighbouring ids, so the exhaustive test below names them together.
+    book.customers.dismiss(v1.id, v2.id, actor=VICTIM)
+    book.contacts.dismiss(k2, k3, actor=VICTIM)  # k2 is merged below: read through it
     w.victim_merges.append(str(book.contacts.merge(k1, [k2], actor=VICTIM).merge_id))
     w.victim_merges.append(str(book.customers.merge(v2.id, [v3.id], actor=VICTIM).merge_id))
     book.customers.delete(gone.id, actor=VICTIM)
@@ -157,6 +160,9 @@ def victim_state(w: World) -> Any:
             "contacts_of": [uow.contacts.for_customer(i) for i in w.victim_customers],
             "history": [uow.history.for_customer(i) for i in w.victim_customers],
             "merges": [uow.merges.get(i) for i in w.victim_merges],
+            "dismissals": [
+                uow.dismissals.for_location("loc-1", k) for k in ("contact", "customer")
+            ],
             "sources": [
                 c if c is not None and c.location_id == "loc-1" else None
                 for c in (uow.customers.find_by_source("dms", e) for e in ("P-1", "P-2"))
@@ -248,6 +254,11 @@ CALLS: dict[str, Call] = {
         x.customer(), [x.customer(1)], actor=a, dry_run=True
     ),
     "customers.unmerge": lambda b, a, x: b.customers.unmerge(x.merge(), actor=a),
+    "customers.dismiss": lambda b, a, x: b.customers.dismiss(x.customer(), x.customer(1), actor=a),
+    "customers.undismiss": lambda b, a, x: b.customers.undismiss(
+        x.customer(), x.customer(1), actor=a
+    ),
+    "customers.dismissed": lambda b, a, x: b.customers.dismissed(actor=a),
     "customers.assign_staff": lambda b, a, x: b.customers.assign_staff(
         x.customer(), ["vstaff"] if x.picks[1] % 2 else ["astaff"], actor=a
     ),
@@ -268,6 +279,12 @@ CALLS: dict[str, Call] = {
     ),
     "contacts.merge": lambda b, a, x: b.contacts.merge(x.contact(), [x.contact(1)], actor=a),
     "contacts.unmerge": lambda b, a, x: b.contacts.unmerge(x.merge(), actor=a),
+    "contacts.dismiss": lambda b, a, x: b.contacts.dismiss(x.contact(), x.contact(1), actor=a),
+    "contacts.undismiss": lambda b, a, x: b.contacts.undismiss(x.contact(), x.contact(1), actor=a),
+    "contacts.dismissed": lambda b, a, x: b.contacts.dismissed(actor=a),
+    "contacts.dismissed_of": lambda b, a, x: b.contacts.dismissed(
+        actor=a, customer_id=x.customer()
+    ),
     "contacts.unused": lambda b, a, x: b.contacts.unused(x.customer(), actor=a),
     "contacts.recipients": lambda b, a, x: b.contacts.recipients(x.customer(), actor=a),
     "contacts.record_communication": lambda b, a, x: b.contacts.record_communication(

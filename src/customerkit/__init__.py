@@ -20,11 +20,15 @@ from customerkit.errors import (
     BookBusy,
     ConcurrentModification,
     ConflictError,
+    CsvError,
     CustomerKitError,
+    DismissError,
     DuplicateCustomerNumber,
     DuplicateExternalUser,
     DuplicateUsername,
     ImmutableField,
+    MatchConfigError,
+    MatchingError,
     MergeError,
     NotFound,
     PermissionDenied,
@@ -41,9 +45,15 @@ from customerkit.matching import (
     DuplicateGroup,
     DuplicatePair,
     DuplicateReport,
+    Evaluation,
+    Evidence,
+    ExtraComparison,
     MatchConfig,
+    Parameters,
     SimilarMatch,
+    UnknownColumnsWarning,
     find_duplicates,
+    fit,
 )
 from customerkit.model import (
     Actor,
@@ -54,6 +64,7 @@ from customerkit.model import (
     Contact,
     Customer,
     CustomerKind,
+    Dismissal,
     ManagedBy,
     MergeResult,
     NewContact,
@@ -75,6 +86,19 @@ from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceReco
 
 __version__ = "0.1.0.dev0"
 
+_SUBMODULES = frozenset({"convert", "synth", "testing"})
+
+
+def __getattr__(name: str) -> object:
+    """``ck.convert``, ``ck.synth`` and ``ck.testing`` without importing them explicitly."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"customerkit.{name}")
+    msg = f"module 'customerkit' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 __all__ = [
     "Action",
     "Actor",
@@ -89,26 +113,35 @@ __all__ = [
     "ConcurrentModification",
     "ConflictError",
     "Contact",
+    "CsvError",
     "CsvSource",
     "Customer",
     "CustomerKind",
     "CustomerKitError",
     "CustomerSource",
+    "DismissError",
+    "Dismissal",
     "DuplicateCustomerNumber",
     "DuplicateExternalUser",
     "DuplicateGroup",
     "DuplicatePair",
     "DuplicateReport",
     "DuplicateUsername",
+    "Evaluation",
+    "Evidence",
+    "ExtraComparison",
     "ImmutableField",
     "InMemorySource",
     "ManagedBy",
     "MatchConfig",
+    "MatchConfigError",
+    "MatchingError",
     "MergeError",
     "MergeResult",
     "NewContact",
     "NewCustomer",
     "NotFound",
+    "Parameters",
     "PasswordHasher",
     "PermissionDenied",
     "Policy",
@@ -130,10 +163,12 @@ __all__ = [
     "StorageUnavailable",
     "Survivorship",
     "Target",
+    "UnknownColumnsWarning",
     "UnusedContacts",
     "User",
     "ValidationError",
     "__version__",
     "find_duplicates",
+    "fit",
     "open_book",
 ]

@@ -22,8 +22,8 @@ MEMORY_URLS = ("", "memory", "memory://")
 class Book:
     """Customers, contacts, users, history, reference data and sources over one store.
 
-    Make one with :func:`open_book`. Every method takes the acting :class:`~customerkit.Actor`
-    and checks the book's policy.
+    Make one with [`open_book()`][customerkit.open_book]. Every method takes the acting
+    [`Actor`][customerkit.Actor] and checks the book's policy.
     """
 
     def __init__(
@@ -85,8 +85,8 @@ def open_book(
     Args:
         url: ``None`` or ``"memory://"`` for an embedded in-memory book, else a database URL.
         clock: Zero-argument callable returning an aware UTC ``datetime`` (inject one in tests).
-        policy: Who may do what; defaults to :class:`~customerkit.RolePolicy`.
-        config: Thresholds and settings; defaults to :class:`~customerkit.BookConfig`.
+        policy: Who may do what; defaults to [`RolePolicy`][customerkit.RolePolicy].
+        config: Thresholds and settings; defaults to [`BookConfig`][customerkit.BookConfig].
         hasher: Password hasher; defaults to argon2id at OWASP's parameters.
         share: SQLite only: accept a file that already holds another application's tables and
             add the book's tables beside them (the file is switched to WAL mode). Without it

@@ -43,5 +43,5 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 
 def from_dict(data: Mapping[str, Any], cls: type[T]) -> T:
-    """A model record from plain data made by :func:`to_dict`."""
+    """A model record from plain data made by [`to_dict()`][customerkit.convert.to_dict]."""
     return converter.structure(dict(data), cls)

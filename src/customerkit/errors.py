@@ -1,9 +1,10 @@
 """The errors customerkit raises.
 
-Every error derives from :class:`CustomerKitError`, carries the ``field`` it is about (or
-``None``) and a message a person can act on. Each also subclasses the nearest built-in so generic
-handlers (``except ValueError``, ``except LookupError``) keep working. Messages never contain
-personal data: they name fields and ids, never the values of names, emails or phones.
+Every error derives from [`CustomerKitError`][customerkit.CustomerKitError], carries the
+``field`` it is about (or ``None``) and a message a person can act on. Each also subclasses the
+nearest built-in so generic handlers (``except ValueError``, ``except LookupError``) keep
+working. Messages never contain personal data: they name fields and ids, never the values of
+names, emails or phones.
 """
 
 from __future__ import annotations
@@ -195,8 +196,23 @@ class MergeError(CustomerKitError, ValueError):
     """A merge or unmerge cannot be carried out as asked (rules M3, M4)."""
 
 
+class DismissError(CustomerKitError, ValueError):
+    """A pair cannot be marked "not a duplicate": a record with itself, or never compared.
+
+    Contacts are compared only with contacts of the same customer, so only those pairs can be
+    dismissed.
+    """
+
+
 class SourceError(CustomerKitError, RuntimeError):
     """An external customer source is unknown, disabled, or gave unusable data (D1-D4)."""
+
+
+class CsvError(SourceError, ValueError):
+    """A CSV file cannot be read safely: not UTF-8 text, malformed, cut off, or over a limit.
+
+    The message names the file and the line; fix the file (or export it again) and retry.
+    """
 
 
 class SchemaError(StorageError):
@@ -204,3 +220,11 @@ class SchemaError(StorageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+class MatchingError(CustomerKitError, ValueError):
+    """Records given to duplicate matching cannot be matched as given (kind, ids, columns)."""
+
+
+class MatchConfigError(MatchingError):
+    """A matching setting is out of range, or a saved configuration cannot be read."""

@@ -6,9 +6,9 @@ formula (OWASP CSV injection); the apostrophe is never a tab (CVE-2021-41270). A
 starts with an apostrophe gets one more, so removing one leading apostrophe always gives the
 stored value back. JSON Lines keeps values exactly, since JSON readers run nothing.
 
-Backends hand over :class:`ExportRecord` tuples (``CustomerRepository.export_records``), so a
+Backends hand over `ExportRecord` tuples (``CustomerRepository.export_records``), so a
 database backend can fill them straight from its rows without building a ``Customer`` first;
-:func:`record_of` makes one from a customer and its contacts. A million customers make 30
+`record_of()` makes one from a customer and its contacts. A million customers make 30
 million cells, so the per-cell work here is kept to C-level calls (see ``_CsvWriter``).
 """
 
@@ -87,6 +87,20 @@ def neutralise(cell: str) -> str:
     "'=1+1"
     """
     return "'" + cell if cell.startswith(_PREFIXED) else cell
+
+
+def restore(cell: str) -> str:
+    """The value [`neutralise()`][customerkit.export.neutralise] was given: its apostrophe gone.
+
+    An apostrophe is removed only where ``neutralise`` would have added it, so a value typed
+    with a leading apostrophe by hand (``'tis``) stays as it is.
+
+    >>> restore(neutralise("=1+1")), restore("'tis")
+    ('=1+1', "'tis")
+    """
+    if cell.startswith("'") and cell[1:].startswith(_PREFIXED):
+        return cell[1:]
+    return cell
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -282,6 +296,6 @@ def write_customers(
     total: int | None,
     progress: Progress | None = None,
 ) -> int:
-    """:func:`write_records` of customers with their contacts; return how many were written."""
+    """`write_records()` of customers with their contacts; return how many were written."""
     records = (record_of(customer, contacts) for customer, contacts in rows)
     return write_records(fileobj, records, format=format, total=total, progress=progress)

@@ -5,7 +5,7 @@ validates it and returns what to store as typed, and a ``*_key`` function that c
 canonical form used for uniqueness and matching. Keys are computed here, in Python, never by a
 database's ``lower()``, so every backend agrees.
 
-Every refusal is a :class:`~customerkit.errors.ValidationError` mapping the field to a message
+Every refusal is a [`ValidationError`][customerkit.ValidationError] mapping the field to a message
 that says what to do. Messages never repeat the value: usernames, emails, phones and passwords
 are personal data.
 """
@@ -217,10 +217,10 @@ def username_key(username: str, *, field: str = "username") -> str:
     bidi marks, compatibility characters such as superscript letters, the ligature U+FB01 or
     the Roman numeral U+217B, unassigned code points), a username is refused when its key
 
-    * is longer than :data:`MAX_USERNAME_LENGTH` code points;
+    * is longer than `MAX_USERNAME_LENGTH` code points;
     * has no letter or digit, or starts with a combining mark;
     * mixes Latin, Cyrillic and Greek letters ("admin" spelled with a Cyrillic U+0430);
-    * is a reserved name (:data:`RESERVED_USERNAMES`) or looks like one (``"r00t"``, or
+    * is a reserved name (`RESERVED_USERNAMES`) or looks like one (``"r00t"``, or
       "system" spelled in Cyrillic letters).
 
     Args:
@@ -289,16 +289,16 @@ def clean_username(username: str, *, field: str = "username") -> str:
         field: The field name used in the error.
 
     Returns:
-        The username without surrounding whitespace; store its :func:`username_key` beside it.
+        The username without surrounding whitespace; store its `username_key()` beside it.
 
     Raises:
-        ValidationError: The username is refused (see :func:`username_key`).
+        ValidationError: The username is refused (see `username_key()`).
     """
     username_key(username, field=field)
     return username.strip()
 
 
-#: How many ``-2``, ``-3``, ... suffixes :func:`suggest_username` tries before giving up.
+#: How many ``-2``, ``-3``, ... suffixes `suggest_username()` tries before giving up.
 _MAX_SUGGESTION_ATTEMPTS: Final = 10_000
 _MAX_SUGGESTION_NAME: Final = 48
 _MAX_SUGGESTION_INPUT: Final = 256
@@ -309,11 +309,12 @@ def suggest_username(first: str, last: str, phone: str, is_taken: Callable[[str]
     """Suggest a free username from a person's name and phone (rule U2).
 
     First initial + last name + the last four digits of the phone number (its extension left
-    aside), ASCII-folded, lower case, anything but ``a-z0-9`` dropped. When nothing usable is
-    left of the names (all non-Latin, or the result is refused, e.g. reserved), the name part
+    aside), ASCII-folded (other scripts transliterated: "Søstergaard" gives ``sostergaard``,
+    "Иван Петров" ``ipetrov``), lower case, anything but ``a-z0-9`` dropped. When nothing usable
+    is left of the names (no letters, or the result is refused, e.g. reserved), the name part
     is ``"customer"``. When ``is_taken(candidate)`` is true, ``-2``, ``-3``, ... are appended
     until it is free. Every candidate is its own canonical key, so ``is_taken`` may compare it
-    with stored keys directly. The result is always accepted by :func:`username_key`.
+    with stored keys directly. The result is always accepted by `username_key()`.
 
     Args:
         first: First name.
@@ -383,7 +384,7 @@ def _validated_email(value: str, field: str) -> tuple[str, str]:
 
     Never looks anything up on the network. email-validator decides every address; the fast
     path below only skips work whose outcome the library has already given (see
-    :func:`_fast_email`).
+    `_fast_email()`).
     """
     if len(value) > _EMAIL_MAX_LENGTH:
         raise _refuse(field, f"the address is too long; use at most {_EMAIL_MAX_LENGTH} characters")
@@ -504,7 +505,7 @@ def email_key(value: str, *, field: str = "email") -> str:
         The canonical address.
 
     Raises:
-        ValidationError: The address is refused (see :func:`clean_email`).
+        ValidationError: The address is refused (see `clean_email()`).
 
     >>> email_key(" Bob@Exämple.COM ")
     'bob@xn--exmple-cua.com'
@@ -637,8 +638,8 @@ def clean_phone(value: str, *, field: str = "phone") -> str:
     only), ``- . ( ) /`` and dashes, an optional ``tel:`` prefix, and one extension at the end
     marked ``x``, ``ext``, ``ext.``, ``extension``, ``#`` or ``;ext=``. Refused:
 
-    * a value without digits or with fewer than :data:`MIN_PHONE_DIGITS` (``"12"``), more than
-      :data:`MAX_PHONE_DIGITS` digits before the extension, or an extension over 10 digits;
+    * a value without digits or with fewer than `MIN_PHONE_DIGITS` (``"12"``), more than
+      `MAX_PHONE_DIGITS` digits before the extension, or an extension over 10 digits;
     * letters outside the extension marker: vanity numbers such as ``"1-800-FLOWERS"`` are
       refused by policy, because the letters are ambiguous data and hide the number from
       matching; type the digits instead;
@@ -680,7 +681,7 @@ class PhoneKey:
     extension: str = ""
 
     def __str__(self) -> str:
-        """The key as RFC 3966-style text, which :func:`phone_key` maps back to this key."""
+        """The key as RFC 3966-style text, which `phone_key()` maps back to this key."""
         return f"{self.number};ext={self.extension}" if self.extension else self.number
 
 
@@ -701,7 +702,7 @@ def phone_key(value: str, *, region: str = "US", field: str = "phone") -> PhoneK
         The key; ``PhoneKey(number="")`` for an empty value.
 
     Raises:
-        ValidationError: The phone is refused (see :func:`clean_phone`).
+        ValidationError: The phone is refused (see `clean_phone()`).
         ValueError: ``region`` is not a region libphonenumber knows.
 
     >>> str(phone_key("+1 (303) 555-0142 ext. 12"))
@@ -780,8 +781,8 @@ class PasswordHasher:
     """Hash and verify passwords with argon2id (rule U3).
 
     The default parameters are argon2-cffi's ``RFC_9106_LOW_MEMORY`` profile (64 MiB, t=3,
-    p=4), above OWASP's minimum. Parameters below :data:`OWASP_MINIMUM`, or another argon2
-    variant, raise ``ValueError`` unless ``allow_insecure=True``: only :meth:`for_tests` should
+    p=4), above OWASP's minimum. Parameters below `OWASP_MINIMUM`, or another argon2
+    variant, raise ``ValueError`` unless ``allow_insecure=True``: only `for_tests()` should
     pass it. Passwords are NFC-normalised (as RFC 8265's OpaqueString profile does) so the same
     password typed on different systems verifies. No password is ever kept, logged or shown
     in a ``repr``.
@@ -828,7 +829,7 @@ class PasswordHasher:
         )
 
     def hash(self, password: str, *, field: str = "password") -> str:
-        """Hash a new password after :func:`check_password`.
+        """Hash a new password after `check_password()`.
 
         Args:
             password: The password.
@@ -838,7 +839,7 @@ class PasswordHasher:
             The encoded argon2id hash (``$argon2id$v=19$m=...``), the only thing to store.
 
         Raises:
-            ValidationError: The password is refused by :func:`check_password`.
+            ValidationError: The password is refused by `check_password()`.
         """
         check_password(password, field=field)
         return self._hasher.hash(unicodedata.normalize("NFC", password))
@@ -863,7 +864,7 @@ class PasswordHasher:
         surrogates) or a hash that cannot be parsed (logged, without the hash) give ``False``.
 
         Args:
-            hash: An encoded argon2 hash, as :meth:`hash` returned it.
+            hash: An encoded argon2 hash, as `hash()` returned it.
             password: The password to check.
 
         Returns:
@@ -888,7 +889,7 @@ class PasswordHasher:
             hash: An encoded argon2 hash.
 
         Returns:
-            ``True`` when the hash's variant or parameters differ from :attr:`parameters`, or
+            ``True`` when the hash's variant or parameters differ from `parameters`, or
             the hash cannot be parsed.
         """
         try:

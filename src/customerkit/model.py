@@ -1,12 +1,12 @@
 """The domain model: frozen attrs records, knowing nothing about storage.
 
-Records change through :func:`attrs.evolve`; services validate before they build one.
+Records change through `attrs.evolve()`; services validate before they build one.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -71,8 +71,98 @@ class ManagedBy(enum.Enum):
     FLEET = "FLEET"
 
 
+class FrozenMapping(Mapping[str, Any]):
+    """A read-only mapping that hashes: the free-form values of frozen records.
+
+    ``Customer.extra``, history ``changes`` and merge ``provenance`` hold one, so a record read
+    from a book cannot be changed behind the book's back and can go in a set. Nested mappings,
+    lists and sets are frozen too (into ``FrozenMapping``, tuples and frozensets). It compares
+    equal to a ``dict`` with the same items; ``dict(mapping)`` gives a mutable copy.
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
+        if isinstance(items, FrozenMapping):
+            self._data: dict[str, Any] = items._data  # already frozen all the way down
+        else:
+            data = dict(items) if items else {}
+            if not _all_immutable(data.values()):
+                data = {key: _frozen(value) for key, value in data.items()}
+            self._data = data
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenMapping):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == (other if isinstance(other, dict) else dict(other.items()))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._data!r})"
+
+    def __reduce__(self) -> tuple[type[FrozenMapping], tuple[dict[str, Any]]]:
+        return type(self), (self._data,)
+
+
+#: Types whose values never change: frozen as they are, without a look inside.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime})
+
+
+def _all_immutable(values: Iterable[Any]) -> bool:
+    """Whether every value is immutable, or a tuple of immutable values (history's pairs).
+
+    The fast path of a bulk load, which freezes a million history entries: no call per value.
+    """
+    for value in values:
+        kind = type(value)
+        if kind is tuple:
+            if len(value) == 2 and type(value[0]) in _IMMUTABLE and type(value[1]) in _IMMUTABLE:
+                continue
+            if all(type(item) in _IMMUTABLE for item in value):
+                continue
+            return False
+        if kind not in _IMMUTABLE:
+            return False
+    return True
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every mapping, list and set in it made read-only."""
+    kind = type(value)
+    if kind in _IMMUTABLE or isinstance(value, enum.Enum):
+        return value
+    if kind is tuple and _all_immutable(value):
+        return value
+    if isinstance(value, Mapping):
+        return FrozenMapping(value)
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(_frozen(item) for item in value)
+    return value
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(value or {})
+    return value if type(value) is FrozenMapping else FrozenMapping(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -106,7 +196,7 @@ class NewCustomer:
     category: str | None = None
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
-    extra: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    extra: Mapping[str, str] = attrs.field(factory=FrozenMapping, converter=_frozen_mapping)
 
 
 @attrs.frozen(kw_only=True)
@@ -162,7 +252,7 @@ class Customer:
     password_hash: str | None = attrs.field(default=None, repr=False)
     assigned_staff: tuple[str, ...] = ()
     source: SourceLink | None = None
-    extra: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    extra: Mapping[str, str] = attrs.field(factory=FrozenMapping, converter=_frozen_mapping)
     created_at: datetime
     updated_at: datetime
     version: int = 1
@@ -264,8 +354,33 @@ class ChangeRecord:
     action: str
     actor_id: str | None
     at: datetime
-    changes: Mapping[str, tuple[Any, Any]] = attrs.field(factory=dict, converter=_frozen_mapping)
+    changes: Mapping[str, tuple[Any, Any]] = attrs.field(
+        factory=FrozenMapping, converter=_frozen_mapping
+    )
     seq: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class Dismissal:
+    """A person's decision that two contacts, or two customers, are not duplicates.
+
+    Duplicate detection never reports the pair again, nor puts the two in one group.
+
+    Attributes:
+        kind: ``"contact"`` or ``"customer"``.
+        location_id: The location both records belong to.
+        left_id: The smaller of the two ids.
+        right_id: The larger.
+        actor_id: Who decided.
+        at: When.
+    """
+
+    kind: str
+    location_id: str
+    left_id: str
+    right_id: str
+    actor_id: str | None
+    at: datetime
 
 
 @attrs.frozen(kw_only=True)
@@ -329,4 +444,4 @@ class MergeResult:
     merge_id: str | None
     main: Any
     merged_ids: tuple[str, ...]
-    provenance: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    provenance: Mapping[str, str] = attrs.field(factory=FrozenMapping, converter=_frozen_mapping)

@@ -1,8 +1,8 @@
 """Who may do what (rules P1, P2): one replaceable policy object, deny by default.
 
 Every service call that reads or changes customer data asks the book's policy first. Replace it
-with any object that has an ``authorize`` method (the :class:`Policy` protocol) to fit a host
-system's own permissions.
+with any object that has an ``authorize`` method (the [`Policy`][customerkit.Policy] protocol)
+to fit a host system's own permissions.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Policy(Protocol):
     """Decides whether an actor may perform an action on a target."""
 
     def authorize(self, actor: Actor, action: Action, target: Target) -> None:
-        """Return if allowed; raise :class:`~customerkit.PermissionDenied` otherwise."""
+        """Return if allowed; raise [`PermissionDenied`][customerkit.PermissionDenied] otherwise."""
 
 
 #: The lowest role allowed for each action (P1). An action absent here is denied.
@@ -84,6 +84,10 @@ DEFAULT_MINIMUM_ROLE: Mapping[Action, Role] = {
     Action.SOURCE_ENABLE: Role.DEALER_ADMIN,
 }
 
+#: Actions that change or delete an existing contact: refused to provider staff on a contact
+#: its fleet manages (K1), whether singly or in bulk.
+CONTACT_CHANGES: frozenset[Action] = frozenset({Action.CONTACT_WRITE, Action.CONTACT_DELETE_MANY})
+
 #: What a fleet user may do, and only on its own fleet customer.
 FLEET_USER_ACTIONS: frozenset[Action] = frozenset(
     {Action.CUSTOMER_READ, Action.CONTACT_READ, Action.CONTACT_WRITE}
@@ -100,13 +104,14 @@ class RolePolicy:
     * a fleet user acts only on its own fleet customer, may only read it and its contacts, and
       change only contacts its fleet manages (K1);
     * staff act only on their own location's customers (P2) and need the action's minimum role;
-    * a contact managed by a fleet is changed only by that fleet's users (K1).
+    * a contact managed by a fleet (one its users added) is changed or deleted, singly or in
+      bulk, only by that fleet's users (K1).
     """
 
     minimum_role: Mapping[Action, Role] = DEFAULT_MINIMUM_ROLE
 
     def authorize(self, actor: Actor, action: Action, target: Target) -> None:
-        """Raise :class:`~customerkit.PermissionDenied` unless the actor may act."""
+        """Raise [`PermissionDenied`][customerkit.PermissionDenied] unless the actor may act."""
         reason = self._deny_reason(actor, action, target)
         if reason is not None:
             log.info("denied %s to user %s: %s", action.value, actor.user_id, reason)
@@ -120,7 +125,7 @@ class RolePolicy:
             return "the record belongs to another location"
         if role is Role.FLEET_USER:
             return self._fleet_deny_reason(actor, action, target)
-        if target.contact_managed_by is ManagedBy.FLEET and action is Action.CONTACT_WRITE:
+        if target.contact_managed_by is ManagedBy.FLEET and action in CONTACT_CHANGES:
             return "the contact is managed by its fleet; only the fleet's users may change it"
         if role < self.minimum_role[action]:
             return f"needs role {self.minimum_role[action].name} or above"

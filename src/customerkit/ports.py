@@ -7,7 +7,7 @@ a change is allowed lives in the services.
 
 Uniqueness the repositories enforce, raising the library error on a clash:
 
-* live customers of one location by :func:`customerkit.text.number_key` of the number
+* live customers of one location by `customerkit.text.number_key()` of the number
   (``DuplicateCustomerNumber``; blank numbers never clash),
 * customers (live or tombstoned) by canonical username (``DuplicateUsername``),
 * live external-user contacts by canonical email (``DuplicateExternalUser``).
@@ -20,13 +20,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, runtime_checkable
 
-from customerkit.matching import MatchIndex
+from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import (
     Category,
     ChangeRecord,
     CompanyType,
     Contact,
     Customer,
+    Dismissal,
     User,
 )
 from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
@@ -58,7 +59,7 @@ class CustomerRepository(Protocol):
         """
 
     def remove(self, customer_id: str) -> None:
-        """Forget a customer entirely (its tombstone too)."""
+        """Forget a customer entirely: its tombstone and the dismissals naming it too."""
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         """The tombstones whose ``merged_into`` is this customer, in id order."""
@@ -96,7 +97,7 @@ class CustomerRepository(Protocol):
     def export_records(
         self, location_id: str, *, ids: Sequence[str] | None = None
     ) -> Iterator[ExportRecord]:
-        """:meth:`iter_location` with each customer's contacts, as export rows (C8).
+        """`iter_location()` with each customer's contacts, as export rows (C8).
 
         ``customerkit.export.record_of(customer, contacts)`` makes one; a database can fill
         them from its rows directly, which is what makes a million-row export fast.
@@ -105,10 +106,13 @@ class CustomerRepository(Protocol):
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         """Live customers of a location matching the query, ranked as S5 says."""
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
         """A matching index (M6) of the location's live customers, as last committed.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
+        It scores with ``config`` (the default :class:`MatchConfig` when None).
         """
 
 
@@ -125,7 +129,7 @@ class ContactRepository(Protocol):
         """Replace a stored contact whose stored version is ``expected_version``."""
 
     def remove(self, contact_id: str) -> None:
-        """Forget a contact entirely."""
+        """Forget a contact entirely, with the dismissals naming it."""
 
     def merged_into(self, contact_id: str) -> list[Contact]:
         """The tombstones whose ``merged_into`` is this contact, in id order."""
@@ -149,10 +153,13 @@ class ContactRepository(Protocol):
     def find_external_user(self, email_key: str) -> Contact | None:
         """The live external-user contact with this canonical email."""
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
         """A matching index (M6) of the live contacts of the location's live customers.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
+        It scores with ``config`` (the default :class:`MatchConfig` when None).
         """
 
 
@@ -233,10 +240,31 @@ class MergeRepository(Protocol):
         """Forget a merge record (a purge erases it); no error when absent."""
 
 
+class DismissalRepository(Protocol):
+    """Pairs a person decided are not duplicates, keyed (location, kind, left id, right id).
+
+    ``kind`` is ``"contact"`` or ``"customer"``; ``left_id`` sorts before ``right_id``.
+    Removing a contact or customer from its repository removes the dismissals naming it.
+    """
+
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
+        """Store a dismissal, unless its pair is dismissed already.
+
+        Returns ``None`` when stored, else the dismissal already stored (nothing written): on a
+        database, possibly one another transaction committed meanwhile.
+        """
+
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
+        """Forget a dismissal (ids in either order); whether there was one to forget."""
+
+    def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
+        """A location's dismissals of one kind, by left id then right id."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit it, or nothing it did is kept.
 
-    Used as a context manager; leaving the block without :meth:`commit` rolls back.
+    Used as a context manager; leaving the block without `commit()` rolls back.
     """
 
     @property
@@ -267,6 +295,10 @@ class UnitOfWork(Protocol):
     def merges(self) -> MergeRepository:
         """The merges repository of this unit of work."""
 
+    @property
+    def dismissals(self) -> DismissalRepository:
+        """The dismissals repository of this unit of work."""
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -280,6 +312,10 @@ class UnitOfWork(Protocol):
         """Make every change of this unit of work permanent and visible."""
 
 
+#: What a read-only unit of work says, on every backend, when asked to write or commit.
+READ_ONLY_REFUSAL = "a read-only unit of work cannot write or commit; open one without read_only"
+
+
 class Store(Protocol):
     """A backend: hands out units of work."""
 
@@ -287,7 +323,9 @@ class Store(Protocol):
         """A new unit of work (a transaction).
 
         ``read_only=True`` promises it only reads, so the backend may run it beside writers
-        (SQLite then takes no write lock); it must not write or commit.
+        (SQLite then takes no write lock). It refuses to write or commit with ``RuntimeError``
+        (:data:`READ_ONLY_REFUSAL`): at the write (memory, PostgreSQL) or at the latest at
+        ``commit`` (SQLite), keeping nothing.
         """
 
     def run(self, work: Callable[[], T]) -> T:

@@ -1,20 +1,19 @@
 """External customer sources (rule D1): the shipped in-memory and CSV-export sources.
 
 Any object with ``name``, ``search(query, field)`` and ``fetch(external_id)`` is a source (the
-:class:`~customerkit.ports.CustomerSource` protocol); these two cover tests, demos and the most
-common DMS integration there is: a nightly CSV export.
+[`CustomerSource`][customerkit.ports.CustomerSource] protocol); these two cover tests, demos and
+the most common DMS integration there is: a nightly CSV export.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from customerkit.csvfile import open_csv, read_csv, refuse_repeated
 from customerkit.errors import SourceError
 from customerkit.model import SearchField
 from customerkit.search.oracle import oracle_search
@@ -118,7 +117,13 @@ class InMemorySource:
         self._records.pop(external_id, None)
 
 
-def _field_name(header: str) -> str:
+def field_name(header: str) -> str:
+    """The customer field a CSV header names: ``"Company Name"`` gives ``"company_name"``.
+
+    Headers are compared in lower case with runs of spaces as ``_``; `COLUMN_ALIASES` maps
+    common DMS names (``Zip``, ``Customer #``, ...) to the field. Other headers come back
+    normalised but otherwise unchanged.
+    """
     key = "_".join(header.strip().lower().split())
     return COLUMN_ALIASES.get(key, key)
 
@@ -127,8 +132,10 @@ class CsvSource(InMemorySource):
     """A DMS's CSV export: UTF-8 with or without BOM, ``;`` or ``,`` delimited, with a header.
 
     Headers map to customer fields by name (``Company Name``, ``customer_number``, ``Zip``, ...;
-    see :data:`COLUMN_ALIASES`) or through ``columns``. The file is read when the source is made;
-    a bad row raises :class:`~customerkit.SourceError` naming its line.
+    see `COLUMN_ALIASES`) or through ``columns``. The file is read when the source is made,
+    within the limits of [`read_csv`][customerkit.csvfile.read_csv]; a bad row raises
+    [`SourceError`][customerkit.SourceError] naming its line (a
+    [`CsvError`][customerkit.CsvError] when the file itself is unreadable).
     """
 
     def __init__(
@@ -143,44 +150,25 @@ class CsvSource(InMemorySource):
         super().__init__(name, self._read(name, id_column, columns or {}))
 
     def _read(self, name: str, id_column: str, columns: Mapping[str, str]) -> list[SourceRecord]:
-        try:
-            text = self.path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as error:
-            raise SourceError(
-                f"cannot read the export of source {name!r} as UTF-8 text "
-                f"({error.__class__.__name__})",
-                field="path",
-            ) from error
-        first_line = text.split("\n", 1)[0]
-        delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        header = next(reader, None)
-        if not header:
-            raise SourceError(f"the export of source {name!r} has no header line", field="path")
-        fields = [columns.get(column, _field_name(column)) for column in header]
-        id_field = columns.get(id_column, _field_name(id_column))
-        if id_field not in fields:
-            raise SourceError(
-                f"the export has no {id_column!r} column to identify records by", field="path"
-            )
-        records, seen = [], set()
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(fields):
+        with open_csv(self.path) as fileobj:
+            table = read_csv(fileobj, name=f"the export of source {name!r}")
+            fields = [columns.get(column, field_name(column)) for column in table.header]
+            refuse_repeated(fields, name=table.name, meaning=" (after mapping headers to fields)")
+            id_field = columns.get(id_column, field_name(id_column))
+            if id_field not in fields:
                 raise SourceError(
-                    f"line {line} has {len(row)} cells where the header has {len(fields)}",
-                    field="path",
+                    f"the export has no {id_column!r} column to identify records by", field="path"
                 )
-            data = {field: cell.strip() for field, cell in zip(fields, row, strict=True)}
-            external_id = data[id_field]
-            if not external_id or "\x00" in "".join(row):
-                raise SourceError(f"line {line} has no {id_column!r} or a NUL", field="path")
-            if external_id in seen:
-                raise SourceError(f"line {line} repeats an id of an earlier line", field="path")
-            seen.add(external_id)
-            records.append(SourceRecord(external_id=external_id, data=data))
+            records, seen = [], set()
+            for line, row in table.rows:
+                data = {field: cell.strip() for field, cell in zip(fields, row, strict=True)}
+                external_id = data[id_field]
+                if not external_id:
+                    raise SourceError(f"line {line} has no {id_column!r}", field="path")
+                if external_id in seen:
+                    raise SourceError(f"line {line} repeats an id of an earlier line", field="path")
+                seen.add(external_id)
+                records.append(SourceRecord(external_id=external_id, data=data))
         return records
 
 

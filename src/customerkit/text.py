@@ -1,6 +1,9 @@
 """Text folding and tokenising (rule S2), shared by search, usernames and matching.
 
-``fold`` makes text comparable: Unicode NFKD, accents (non-spacing marks) removed, casefolded.
+``fold`` makes text comparable: Unicode NFKD, accents (non-spacing marks) removed, casefolded,
+and letters and digits that are still not ASCII then transliterated (``ø`` → ``o``, ``ł`` →
+``l``, ``æ`` → ``ae``, Cyrillic and Greek to Latin), so "soren" finds "Søren" and "lodz" finds
+"Łódź". ASCII text is only lower-cased.
 ``words`` splits folded text into the words search indexes: a word is a run of letters and
 digits; apostrophes join ("O'Brien" is ``obrien``); a hyphenated word is indexed as its parts and
 joined ("Smith-Jones" gives ``smith``, ``jones``, ``smithjones``). ``query_words`` splits a query
@@ -12,6 +15,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+
+from anyascii import anyascii
 
 _APOSTROPHES = "'\u2019\u02bc\u2018`\u00b4"
 _HYPHENS = "-\u2010\u2011\u2012\u2013"
@@ -25,16 +30,32 @@ def _is_word_char(ch: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def fold(text: str) -> str:
-    """Fold text for comparison: NFKD, accents removed, casefolded.
+    """Fold text for comparison: NFKD, accents removed, casefolded, transliterated to ASCII.
 
     >>> fold("Ãlvarez ÉCOLE")
     'alvarez ecole'
+    >>> fold("Søren Łódź Иван")
+    'soren lodz ivan'
     """
+    if text.isascii():
+        return text.lower()  # ASCII's casefold, with nothing to decompose or transliterate
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
     # casefold can produce decomposable characters again; NFKD once more keeps fold idempotent.
     folded = unicodedata.normalize("NFKD", stripped.casefold())
-    return "".join(ch for ch in folded if unicodedata.category(ch) != "Mn")
+    folded = "".join(ch for ch in folded if unicodedata.category(ch) != "Mn")
+    return folded if folded.isascii() else _transliterate(folded)
+
+
+def _transliterate(folded: str) -> str:
+    """Letters and digits that no decomposition brings to ASCII, in ASCII (a fallback).
+
+    Only word characters: symbols, emoji and punctuation separate words whatever they are, and
+    a transliterated emoji (``:smile:``) would make a word nobody typed.
+    """
+    return "".join(
+        anyascii(ch).lower() if not ch.isascii() and _is_word_char(ch) else ch for ch in folded
+    )
 
 
 def _chunks(folded: str) -> list[str]:
@@ -86,8 +107,8 @@ def query_words(text: str) -> tuple[str, ...]:
 def ascii_fold(text: str) -> str:
     """Fold and keep only ASCII letters and digits (for generated usernames, U2).
 
-    >>> ascii_fold("García-López")
-    'garcialopez'
+    >>> ascii_fold("García-López Søstergaard")
+    'garcialopezsostergaard'
     """
     return "".join(ch for ch in fold(text) if ch.isascii() and ch.isalnum())
 

@@ -29,4 +29,27 @@ def tour() -> tuple[object, ...]:
     unused: ck.UnusedContacts = book.contacts.unused(c.id, actor=admin)
     history: list[ck.ChangeRecord] = book.history.for_customer(c.id, actor=admin)
     hits_in_source: list[ck.SourceHit] = book.sources.search("dms", "john", actor=admin)
-    return (score, recent, rows, name, k, people, unused, history, hits_in_source)
+    strict = ck.open_book(
+        config=ck.BookConfig(
+            match=ck.MatchConfig(threshold=0.9), customer_match=ck.MatchConfig(threshold=0.8)
+        )
+    )
+    dismissal: ck.Dismissal = book.customers.dismiss(c.id, "other", actor=admin)
+    book.contacts.undismiss(k.id, "other", actor=admin)
+    dismissed: list[ck.Dismissal] = book.contacts.dismissed(actor=admin, customer_id=c.id)
+    like_c: list[ck.SimilarMatch] = book.customers.find_similar(c, actor=admin)
+    return (
+        score,
+        recent,
+        rows,
+        name,
+        k,
+        people,
+        unused,
+        history,
+        hits_in_source,
+        strict,
+        dismissal,
+        dismissed,
+        like_c,
+    )

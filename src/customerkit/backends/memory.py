@@ -28,10 +28,19 @@ from customerkit.errors import (
 )
 from customerkit.export import ExportRecord, record_of
 from customerkit.identity import email_key, username_key
-from customerkit.matching import MatchIndex
-from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Customer, User
+from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.model import (
+    Category,
+    ChangeRecord,
+    CompanyType,
+    Contact,
+    Customer,
+    Dismissal,
+    User,
+)
+from customerkit.ports import READ_ONLY_REFUSAL
 from customerkit.search.index import MemorySearchIndex
-from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.query import RankedMatch, SearchQuery, search_document
 from customerkit.text import number_key
 
 T = TypeVar("T")
@@ -44,29 +53,43 @@ _REBUILD_MATCH = 10_000
 
 
 class _Journal:
-    """Undo steps of the running unit of work."""
+    """Undo steps of the running unit of work; every write of the memory book goes through it.
 
-    def __init__(self) -> None:
+    A read-only unit of work's journal refuses every write, as SQL databases refuse them.
+    """
+
+    def __init__(self, *, read_only: bool = False) -> None:
         self.steps: list[Callable[[], None]] = []
+        self.read_only = read_only
+
+    def check_writable(self) -> None:
+        """Raise ``RuntimeError`` in a read-only unit of work."""
+        if self.read_only:
+            raise RuntimeError(READ_ONLY_REFUSAL)
 
     def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self.check_writable()
         old = table.get(key, _MISSING)
         table[key] = value
         self.steps.append(lambda: self._restore(table, key, old))
 
     def pop(self, table: dict[Any, Any], key: Any) -> None:
+        self.check_writable()
         old = table.pop(key, _MISSING)
         self.steps.append(lambda: self._restore(table, key, old))
 
     def append(self, items: list[Any], item: Any) -> None:
+        self.check_writable()
         items.append(item)
         self.steps.append(items.pop)
 
     def add_id(self, ids: SortedIds, key: str) -> None:
+        self.check_writable()
         if ids.add(key):
             self.steps.append(lambda: ids.forget(key))
 
     def discard_id(self, ids: SortedIds, key: str) -> None:
+        self.check_writable()
         if ids.discard(key):
             self.steps.append(lambda: ids.put(key))
 
@@ -181,18 +204,6 @@ class SortedIds:
             key = page[-1]
 
 
-def search_document(customer: Customer) -> SearchDocument:
-    """What the search index needs of a customer."""
-    return SearchDocument(
-        id=customer.id,
-        location_id=customer.location_id,
-        name=customer.company_name,
-        city=customer.city,
-        state=customer.state,
-        number=customer.customer_number,
-    )
-
-
 class _State:
     """Every table of a memory book, with its secondary indexes."""
 
@@ -216,9 +227,14 @@ class _State:
         self.merges: dict[str, Mapping[str, Any]] = {}
         #: target id -> ids of the tombstones merged into it (customers and contacts alike).
         self.merged_into: dict[str, dict[str, None]] = {}
+        #: (location id, kind, left id, right id) -> the dismissal of that pair.
+        self.dismissals: dict[tuple[str, str, str, str], Dismissal] = {}
+        #: (kind, record id) -> keys of the dismissals naming the record (purges remove them).
+        self.dismissals_of: dict[tuple[str, str], dict[tuple[str, str, str, str], None]] = {}
         self.index = MemorySearchIndex()
-        #: (kind, location id, phone region) -> matching index of the live records, as committed.
-        self.match: dict[tuple[str, str, str], MatchIndex] = {}
+        #: (kind, location id, phone region, config) -> matching index of the live records, as
+        #: committed.
+        self.match: dict[tuple[str, str, str, MatchConfig], MatchIndex] = {}
 
     def live_contacts(self, location_id: str) -> Iterator[Contact]:
         """The live contacts of the location's live customers."""
@@ -253,9 +269,17 @@ class _Repository:
     def _tombstones(self, table: Mapping[str, Any], target_id: str) -> list[Any]:
         return [table[i] for i in sorted(self._s.merged_into.get(target_id, {})) if i in table]
 
-    def _match_index(self, kind: str, location_id: str, region: str) -> MatchIndex:
+    def _forget_dismissals(self, kind: str, record_id: str) -> None:
+        """Remove the dismissals naming a record that is removed for good."""
+        for key in list(self._s.dismissals_of.get((kind, record_id), {})):
+            _Dismissals.drop(self._s, self._j, key)
+
+    def _match_index(
+        self, kind: str, location_id: str, region: str, config: MatchConfig | None
+    ) -> MatchIndex:
         """The location's matching index; kept only when built from committed data."""
-        key = (kind, location_id, region)
+        config = config or MatchConfig()
+        key = (kind, location_id, region, config)
         index = self._s.match.get(key)
         if index is not None:
             return index
@@ -264,7 +288,10 @@ class _Repository:
         else:
             records = list(self._s.live_contacts(location_id))
         index = MatchIndex.build(
-            records, kind="customer" if kind == "customer" else "contact", region=region
+            records,
+            kind="customer" if kind == "customer" else "contact",
+            config=config,
+            region=region,
         )
         if not self._j.steps:
             self._s.match[key] = index
@@ -351,6 +378,7 @@ class _Customers(_Repository):
         ordered = self._s.sorted_ids.get(stored.location_id)
         if ordered is not None:
             self._j.discard_id(ordered, customer_id)
+        self._forget_dismissals("customer", customer_id)
 
     def _check_unique(self, customer: Customer) -> None:
         if customer.username is not None:
@@ -428,8 +456,10 @@ class _Customers(_Repository):
             people = sorted(map(contacts.__getitem__, held), key=_oldest_first) if held else ()
             yield record_of(customer, people)
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
-        return self._match_index("customer", location_id, region)
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
+        return self._match_index("customer", location_id, region, config)
 
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         return self._s.index.search(location_id, query, limit=limit)
@@ -439,8 +469,10 @@ class _Contacts(_Repository):
     def get(self, contact_id: str) -> Contact | None:
         return self._s.contacts.get(contact_id)
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
-        return self._match_index("contact", location_id, region)
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
+        return self._match_index("contact", location_id, region, config)
 
     def _touch(self, contact_id: str) -> None:
         """Remember the contact as it was before this unit of work, for the matching indexes."""
@@ -503,6 +535,7 @@ class _Contacts(_Repository):
         self._unlink(stored)
         self._j.pop(self._s.contacts, contact_id)
         self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), contact_id)
+        self._forget_dismissals("contact", contact_id)
 
     def merged_into(self, contact_id: str) -> list[Contact]:
         return self._tombstones(self._s.contacts, contact_id)
@@ -635,12 +668,50 @@ class _Merges(_Repository):
             self._j.pop(self._s.merges, merge_id)
 
 
+class _Dismissals(_Repository):
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
+        key = _dismissal_key(
+            dismissal.location_id, dismissal.kind, dismissal.left_id, dismissal.right_id
+        )
+        stored = self._s.dismissals.get(key)
+        if stored is not None:
+            return stored
+        self._j.set(self._s.dismissals, key, dismissal)
+        for record_id in key[2:]:
+            self._j.set(self._s.dismissals_of.setdefault((key[1], record_id), {}), key, None)
+        return None
+
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
+        return self.drop(self._s, self._j, _dismissal_key(location_id, kind, left_id, right_id))
+
+    @staticmethod
+    def drop(state: _State, journal: _Journal, key: tuple[str, str, str, str]) -> bool:
+        """Forget the dismissal with this key and its entries in the per-record index."""
+        if key not in state.dismissals:
+            return False
+        journal.pop(state.dismissals, key)
+        for record_id in key[2:]:
+            journal.pop(state.dismissals_of.get((key[1], record_id), {}), key)
+        return True
+
+    def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
+        found = [d for key, d in self._s.dismissals.items() if key[:2] == (location_id, kind)]
+        return sorted(found, key=lambda d: (d.left_id, d.right_id))
+
+
+def _dismissal_key(
+    location_id: str, kind: str, left_id: str, right_id: str
+) -> tuple[str, str, str, str]:
+    low, high = sorted((left_id, right_id))
+    return location_id, kind, low, high
+
+
 class MemoryUnitOfWork:
     """A transaction over a :class:`MemoryStore`: all of it is kept at commit, or none of it."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, *, read_only: bool = False) -> None:
         self._store = store
-        self._journal = _Journal()
+        self._journal = _Journal(read_only=read_only)
         self._touched: dict[str, Customer | None] = {}
         self._touched_contacts: dict[str, Contact | None] = {}
         state = store.state
@@ -652,6 +723,7 @@ class MemoryUnitOfWork:
         self.reference = _Reference(*parts)
         self.settings = _Settings(*parts)
         self.merges = _Merges(*parts)
+        self.dismissals = _Dismissals(*parts)
         self._state = state
 
     def __enter__(self) -> Self:
@@ -673,6 +745,7 @@ class MemoryUnitOfWork:
 
     def commit(self) -> None:
         """Keep every change and bring the search index up to date, all or nothing."""
+        self._journal.check_writable()
         index, customers = self._state.index, self._state.customers
         try:
             live = []
@@ -711,7 +784,7 @@ class MemoryUnitOfWork:
         stale = []
         try:
             for key, index in state.match.items():
-                kind, location_id, _ = key
+                kind, location_id, *_ = key
                 changed = customers if kind == "customer" else contacts
                 if len(changed) > max(_REBUILD_MATCH, len(index) // 4):
                     stale.append(key)  # a bulk change: rebuilding later costs less than this
@@ -770,8 +843,11 @@ class MemoryStore:
         self.lock = threading.RLock()
 
     def unit_of_work(self, *, read_only: bool = False) -> MemoryUnitOfWork:
-        """A new unit of work; use it in a ``with`` block (reads hold the lock too)."""
-        return MemoryUnitOfWork(self)
+        """A new unit of work; use it in a ``with`` block (reads hold the lock too).
+
+        A read-only one refuses writes and ``commit`` with ``RuntimeError``, as SQL does.
+        """
+        return MemoryUnitOfWork(self, read_only=read_only)
 
     def run(self, work: Callable[[], T]) -> T:
         """Call ``work`` once: a memory book has no transient failures to retry."""

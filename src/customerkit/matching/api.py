@@ -1,4 +1,9 @@
-"""Finding duplicates among records, in one batch or one new record at a time (M1, M2, M5, M6).
+"""Finding duplicates among records, in one batch or one new record at a time.
+
+Batch matching reads the records into columns, normalises each distinct value once, proposes
+candidate pairs by blocking, compares them field by field, estimates the model's parameters
+from the records themselves (when there are enough of them), scores every pair with its match
+probability and joins the likely duplicates into groups.
 
 >>> report = find_duplicates(
 ...     [
@@ -14,24 +19,60 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Final
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.errors import MatchingError
 from customerkit.matching.blocking import candidate_pairs, rules_for
-from customerkit.matching.config import MatchConfig
+from customerkit.matching.config import MatchConfig, Parameters
+from customerkit.matching.estimate import (
+    em,
+    fit_labelled,
+    frequencies,
+    level_patterns,
+    plausible,
+    random_pairs,
+)
 from customerkit.matching.groups import group_pairs
 from customerkit.matching.index import MatchIndex
-from customerkit.matching.normalize import normalize_columns
-from customerkit.matching.report import DuplicatePair, DuplicateReport, SimilarMatch
-from customerkit.matching.score import build_features, compare, reasons
-from customerkit.matching.table import Kind, RecordTable, fields_of, read_records
+from customerkit.matching.normalize import extra_column, normalize_columns
+from customerkit.matching.report import DuplicatePair, DuplicateReport, Evidence, SimilarMatch
+from customerkit.matching.score import (
+    FIELD_OF,
+    TF_COMPARISONS,
+    Compared,
+    Features,
+    Model,
+    build_features,
+    compare,
+    comparisons_of,
+    level_matrix,
+    levels_of,
+    probability,
+    reasons,
+    starting_parameters,
+    weigh,
+)
+from customerkit.matching.table import Kind, RecordTable, read_records
 
-__all__ = ["find_duplicates", "find_similar"]
+__all__ = ["compared_pairs", "find_duplicates", "find_similar", "fit"]
 
 IntArray = npt.NDArray[np.int64]
+#: ``progress(stage, done, total)``: stages "blocking", "comparing" (pairs), "estimating",
+#: "scoring" and "grouping", in that order; ``total`` is 0 where there is nothing to count.
+MatchProgress = Callable[[str, int, int], None]
+#: Random pairs drawn to estimate ``u``.
+_RANDOM_PAIRS: Final = 50_000
+#: How strongly estimated ``m`` is held towards the starting ``m``: as if half as many pairs
+#: again as EM counts as duplicates had landed in the starting proportions. Without it, EM
+#: over many non-duplicates that share a town or a company name (branches) splits the pairs
+#: by town or by name instead of into duplicates and the rest.
+_ANCHOR: Final = 0.5
 
 
 class _Values(Mapping[str, Mapping[str, str]]):
@@ -75,78 +116,229 @@ def _id_rank(ids: Sequence[str]) -> IntArray:
     return rank
 
 
-def _score_candidates(
-    table: RecordTable, config: MatchConfig, region: str
-) -> tuple[IntArray, IntArray, npt.NDArray[np.float64], list[tuple[str, ...]], int, IntArray]:
-    """Block, compare and keep the pairs above the threshold (positions, unordered)."""
-    norm = normalize_columns(table.kind, table.columns, region=region)
+@attrs.frozen(kw_only=True, eq=False)
+class _Prepared:
+    """Records read, normalised and blocked: what scoring needs."""
+
+    table: RecordTable
+    features: Features
+    id_rank: IntArray
+    left: IntArray
+    right: IntArray
+    names: tuple[str, ...]
+
+
+def _extras(config: MatchConfig) -> list[tuple[str, str]]:
+    return [(extra.field, extra.method) for extra in config.comparisons]
+
+
+def _prepare(table: RecordTable, config: MatchConfig, region: str) -> _Prepared:
+    extras = _extras(config)
+    norm = normalize_columns(table.kind, table.columns, region=region, extras=extras)
     id_rank = _id_rank(table.ids)
-    features = build_features(table.kind, norm, scopes=table.scopes)
+    features = build_features(table.kind, norm, config=config, scopes=table.scopes)
+    rules = rules_for(table.kind, [(extra_column(field), method) for field, method in extras])
     left, right = candidate_pairs(
-        rules_for(table.kind),
-        norm,
-        table.scopes,
-        id_rank,
-        cap=config.block_cap,
-        window=config.window,
+        rules, norm, table.scopes, id_rank, cap=config.block_cap, window=config.window
     )
-    del norm
-    kept_left, kept_right, kept_score = [], [], []
-    kept_reasons: list[tuple[str, ...]] = []
-    interned: dict[tuple[str, ...], tuple[str, ...]] = {}
-    for start in range(0, left.size, config.chunk_size):
+    return _Prepared(
+        table=table,
+        features=features,
+        id_rank=id_rank,
+        left=left,
+        right=right,
+        names=comparisons_of(table.kind, config),
+    )
+
+
+def _read(
+    records: Iterable[object], kind: Kind, config: MatchConfig, scope: str | None
+) -> RecordTable:
+    return read_records(
+        records, kind=kind, scope=scope, extras=[e.field for e in config.comparisons], warn=True
+    )
+
+
+def _levels_of_candidates(
+    prepared: _Prepared, config: MatchConfig, model: Model, progress: MatchProgress
+) -> npt.NDArray[np.int8]:
+    """The level matrix of every candidate pair, compared a chunk at a time."""
+    parts = []
+    total = int(prepared.left.size)
+    progress("comparing", 0, total)
+    for start in range(0, total, config.chunk_size):
         stop = start + config.chunk_size
-        comparison = compare(features, left[start:stop], right[start:stop], config)
-        keep = np.flatnonzero(comparison.score >= config.threshold)
-        kept_left.append(comparison.left[keep])
-        kept_right.append(comparison.right[keep])
-        kept_score.append(comparison.score[keep])
-        for k in keep.tolist():
-            why = reasons(comparison, k, features)
-            kept_reasons.append(interned.setdefault(why, why))
-    empty = np.empty(0, np.int64)
-    return (
-        np.concatenate(kept_left) if kept_left else empty,
-        np.concatenate(kept_right) if kept_right else empty,
-        np.concatenate(kept_score) if kept_score else np.empty(0, np.float64),
-        kept_reasons,
-        int(left.size),
-        id_rank,
+        compared = compare(
+            prepared.features, prepared.left[start:stop], prepared.right[start:stop], config, model
+        )
+        parts.append(level_matrix(compared, prepared.names))
+        progress("comparing", min(stop, total), total)
+    if not parts:
+        return np.zeros((0, len(prepared.names)), np.int8)
+    return np.concatenate(parts)
+
+
+def _estimate(
+    prepared: _Prepared, config: MatchConfig, start: Parameters, matrix: npt.NDArray[np.int8]
+) -> Parameters:
+    """``u`` started from random pairs, then ``m``, ``u`` and the prior by EM over candidates."""
+    n = len(prepared.table)
+    sizes = [len(levels_of(name, config)) for name in prepared.names]
+    model = Model.of(start, prepared.names)
+    left, right = random_pairs(n, _RANDOM_PAIRS, config.seed)
+    chance = compare(prepared.features, left, right, config, model)
+    u_values = frequencies(level_matrix(chance, prepared.names), sizes)
+    u = {name: tuple(v.tolist()) for name, v in zip(prepared.names, u_values, strict=True)}
+    patterns, counts = level_patterns(matrix, sizes)
+    fitted = em(patterns, counts, prepared.names, start, u, records=n, anchor=_ANCHOR)
+    if plausible(fitted, start, TF_COMPARISONS[prepared.table.kind]):
+        return fitted
+    # EM found another split of the pairs than duplicates and the rest: keep the starting m,
+    # and estimate u and how many duplicates there are.
+    return em(patterns, counts, prepared.names, start, u, records=n, fixed_m=True)
+
+
+def _parameters(
+    prepared: _Prepared, config: MatchConfig, progress: MatchProgress
+) -> tuple[Parameters, npt.NDArray[np.int8]]:
+    start = starting_parameters(prepared.table.kind, config)
+    matrix = _levels_of_candidates(prepared, config, Model.of(start, prepared.names), progress)
+    if config.estimate and len(prepared.table) >= config.min_records and matrix.shape[0]:
+        progress("estimating", 0, 0)
+        return _estimate(prepared, config, start, matrix), matrix
+    return start, matrix
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """Progress nobody listens to."""
+
+
+def _dismissed_mask(
+    prepared: _Prepared, left: IntArray, right: IntArray, dismissed: Iterable[tuple[str, str]]
+) -> npt.NDArray[np.bool_]:
+    """Which of the pairs were marked "not a duplicate"."""
+    wanted = {(min(a, b), max(a, b)) for a, b in dismissed}
+    if not wanted:
+        return np.zeros(left.size, np.bool_)
+    ids = prepared.table.ids
+    return np.fromiter(
+        (
+            (min(ids[a], ids[b]), max(ids[a], ids[b])) in wanted
+            for a, b in zip(left.tolist(), right.tolist(), strict=True)
+        ),
+        np.bool_,
+        left.size,
     )
 
 
-def match_table(table: RecordTable, config: MatchConfig, region: str) -> DuplicateReport:
+def _apart(ids: Sequence[str], dismissed: Iterable[tuple[str, str]]) -> dict[int, set[int]]:
+    """Position -> the positions it must never share a group with (dismissed pairs)."""
+    pairs = [(a, b) for a, b in dismissed if a != b]
+    if not pairs:
+        return {}
+    wanted = {record_id for pair in pairs for record_id in pair}
+    at = {record_id: p for p, record_id in enumerate(ids) if record_id in wanted}
+    apart: dict[int, set[int]] = {}
+    for a, b in pairs:
+        if a in at and b in at:
+            apart.setdefault(at[a], set()).add(at[b])
+            apart.setdefault(at[b], set()).add(at[a])
+    return apart
+
+
+def _evidence(
+    compared: Compared, k: int, names: Sequence[str], model: Model, config: MatchConfig
+) -> tuple[Evidence, ...]:
+    out = []
+    for name in names:
+        level = int(compared.levels[name][k])
+        if level == 0:
+            continue
+        out.append(
+            Evidence(
+                field=FIELD_OF.get(name, name),
+                level=levels_of(name, config)[level - 1],
+                weight=round(float(model.weights[name][level]), 4),
+            )
+        )
+    if compared.tf[k]:
+        out.append(
+            Evidence(field="name", level="frequency", weight=round(float(compared.tf[k]), 4))
+        )
+    return tuple(out)
+
+
+def match_table(
+    table: RecordTable,
+    config: MatchConfig,
+    region: str,
+    *,
+    dismissed: Iterable[tuple[str, str]] = (),
+    progress: MatchProgress | None = None,
+) -> DuplicateReport:
     """Find the duplicates among records already read into a table.
 
     Args:
         table: The records.
         config: Matching settings.
         region: Default phone region.
+        dismissed: Pairs of ids never to report (marked "not a duplicate").
+        progress: Told how far the work has come (see ``MatchProgress``).
 
     Returns:
         The report.
     """
-    left, right, score, why, compared, id_rank = _score_candidates(table, config, region)
+    dismissed = tuple(dismissed)
+    progress = progress or _quiet
+    progress("blocking", 0, 0)
+    prepared = _prepare(table, config, region)
+    parameters, matrix = _parameters(prepared, config, progress)
+    progress("scoring", 0, 0)
+    model = Model.of(parameters, prepared.names)
+    levels = {name: matrix[:, column] for column, name in enumerate(prepared.names)}
+    _, weight = weigh(prepared.features, prepared.left, prepared.right, levels, model)
+    keep = probability(weight) >= config.threshold
+    keep &= ~_dismissed_mask(prepared, prepared.left, prepared.right, dismissed)
+    kept = np.flatnonzero(keep)
+    # Compare the kept pairs again for what the report says about them (similarities).
+    compared = compare(prepared.features, prepared.left[kept], prepared.right[kept], config, model)
+    id_rank = prepared.id_rank
+    left, right, score = compared.left, compared.right, compared.score
     swap = id_rank[left] > id_rank[right]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
     order = np.lexsort((id_rank[right], id_rank[left], -score))
-    left, right, score = left[order], right[order], score[order]
-    ordered_reasons = [why[k] for k in order.tolist()]
+    interned: dict[object, object] = {}
+
+    def once(value: tuple[object, ...]) -> tuple[object, ...]:
+        return interned.setdefault(value, value)  # type: ignore[return-value]
+
     ids = table.ids
-    pairs = tuple(
-        DuplicatePair(left_id=ids[a], right_id=ids[b], score=s, reasons=r)
-        for a, b, s, r in zip(
-            left.tolist(), right.tolist(), score.tolist(), ordered_reasons, strict=True
+    pairs = []
+    pair_reasons = []
+    for k in order.tolist():
+        why = once(reasons(compared, k, prepared.features, model, config))
+        pair_reasons.append(why)
+        pairs.append(
+            DuplicatePair(
+                left_id=ids[left[k]],
+                right_id=ids[right[k]],
+                score=float(score[k]),
+                match_weight=float(compared.weight[k]),
+                reasons=why,  # type: ignore[arg-type]
+                comparisons=once(_evidence(compared, k, prepared.names, model, config)),  # type: ignore[arg-type]
+            )
         )
-    )
-    fields = fields_of(table.kind)
+    left, right = left[order], right[order]
+    progress("grouping", 0, 0)
+    # Completeness counts the fields these records use (contacts rarely carry an address).
+    fields = tuple(field for field in table.columns if table.filled(field).any())
     filled = np.zeros(len(table), np.int64)
     for field in fields:
         filled += table.filled(field)
     groups = group_pairs(
         left,
         right,
-        ordered_reasons,
+        pair_reasons,  # type: ignore[arg-type]
         ids=ids,
         id_rank=id_rank,
         filled=filled,
@@ -154,15 +346,19 @@ def match_table(table: RecordTable, config: MatchConfig, region: str) -> Duplica
         created=table.created,
         total_fields=len(fields),
         link_fraction=config.link_fraction,
+        apart=_apart(ids, dismissed),  # a dismissed pair never shares a group either
     )
     involved = np.unique(np.concatenate((left, right))).tolist()
+    given = table.originals
     return DuplicateReport(
-        pairs=pairs,
+        pairs=tuple(pairs),
         groups=tuple(groups),
-        compared=compared,
+        compared=int(prepared.left.size),
         kind=table.kind,
         fields=fields,
         values=_Values(table, involved),
+        config=attrs.evolve(config, parameters=parameters, estimate=False),
+        originals=None if given is None else {ids[p]: given[p] for p in involved},
     )
 
 
@@ -173,31 +369,130 @@ def find_duplicates(
     config: MatchConfig | None = None,
     region: str = "US",
     scope: str | None = None,
+    dismissed: Iterable[tuple[str, str]] = (),
+    progress: MatchProgress | None = None,
 ) -> DuplicateReport:
-    """Find the duplicates among contacts or customers (rules M1, M2, M5).
+    """Find the duplicates among contacts or customers.
 
     Args:
         records: Mappings, attrs records (``Contact``, ``Customer``, ``NewContact``,
-            ``NewCustomer``) or a pandas DataFrame whose columns are the model's field names.
-            A record's id is its ``id`` field as a string, else its position (``"0"``, ``"1"``,
-            ...). None, NaN and ``pandas.NA`` mean missing.
+            ``NewCustomer``) or a pandas DataFrame whose columns are the model's field names
+            (contacts may also have the customers' address fields). A record's id is its ``id``
+            field as a string, else its position (``"0"``, ``"1"``, ...). None, NaN and
+            ``pandas.NA`` mean missing. Columns the matcher does not know are named in an
+            ``UnknownColumnsWarning``.
         kind: ``"contact"`` or ``"customer"``.
-        config: Weights, threshold and blocking limits (defaults: :class:`MatchConfig`).
+        config: Comparisons, parameters, threshold and blocking limits (defaults:
+            ``MatchConfig``, which estimates the parameters from these records).
         region: Region assumed for phone numbers written without a country code.
         scope: A field that partitions the records, such as ``"customer_id"``: only records
             with the same value are compared (records without one are compared among
             themselves). None compares all records.
+        dismissed: Pairs of ids marked "not a duplicate": never reported nor grouped.
+        progress: Called as ``progress(stage, done, total)`` while the work goes on: stages
+            "blocking", "comparing" (``done`` of ``total`` candidate pairs), "estimating",
+            "scoring" and "grouping".
 
     Returns:
-        Pairs above the threshold, groups with a proposed main, and the number of pairs
-        compared.
+        Pairs whose match probability reaches the threshold, groups with a proposed main, the
+        number of pairs compared, and the configuration (with the estimated parameters) that
+        scores other records the same way.
 
     Raises:
-        ValueError: ``kind`` is unknown, or two records have the same id.
+        MatchingError: ``kind`` is unknown, two records have the same id, or ``records`` is
+            not an iterable of records.
     """
+    config = config or MatchConfig()
     with _collector_paused():
-        table = read_records(records, kind=kind, scope=scope)
-        return match_table(table, config or MatchConfig(), region)
+        table = _read(records, kind, config, scope)
+        return match_table(table, config, region, dismissed=dismissed, progress=progress)
+
+
+def compared_pairs(
+    records: Iterable[object],
+    *,
+    kind: Kind,
+    config: MatchConfig | None = None,
+    region: str = "US",
+    scope: str | None = None,
+) -> list[tuple[str, str]]:
+    """The pairs of ids blocking proposes for comparison, smaller id first, sorted.
+
+    For measuring blocking: a true duplicate pair missing here can never be found.
+    """
+    config = config or MatchConfig()
+    table = _read(records, kind, config, scope)
+    prepared = _prepare(table, config, region)
+    ids = table.ids
+    return sorted(
+        (min(ids[a], ids[b]), max(ids[a], ids[b]))
+        for a, b in zip(prepared.left.tolist(), prepared.right.tolist(), strict=True)
+    )
+
+
+def fit(
+    records: Iterable[object],
+    labelled: Iterable[tuple[str, str, bool]],
+    *,
+    kind: Kind,
+    config: MatchConfig | None = None,
+    region: str = "US",
+) -> MatchConfig:
+    """A configuration whose parameters are fitted from pairs a person labelled.
+
+    ``m`` comes from the pairs labelled duplicates, ``u`` from the others (label pairs the
+    matcher compares, such as a report's, so that ``u`` describes compared pairs), and the share
+    of duplicates among the records' compared pairs is estimated with both held.
+
+    Args:
+        records: The records the labelled pairs come from.
+        labelled: ``(left_id, right_id, is_duplicate)`` triples; both kinds are needed.
+        kind: ``"contact"`` or ``"customer"``.
+        config: The settings to start from (comparisons, threshold, blocking).
+        region: Default phone region.
+
+    Returns:
+        ``config`` with the fitted parameters and estimation switched off.
+
+    Raises:
+        MatchingError: An id is unknown, or the labels hold no duplicate or no non-duplicate.
+    """
+    config = config or MatchConfig()
+    table = _read(records, kind, config, None)
+    position = {record_id: at for at, record_id in enumerate(table.ids)}
+    triples = list(labelled)
+    unknown = sorted({i for a, b, _ in triples for i in (a, b) if i not in position})
+    if unknown:
+        msg = f"labelled pairs name ids that are not among the records: {', '.join(unknown[:5])}"
+        raise MatchingError(msg, field="labelled")
+    is_match = np.array([bool(label) for _, _, label in triples], np.bool_)
+    if is_match.all() or not is_match.any():
+        msg = "label at least one pair as a duplicate and one as not a duplicate"
+        raise MatchingError(msg, field="labelled")
+    prepared = _prepare(table, config, region)
+    names = prepared.names
+    model = Model.of(starting_parameters(kind, config), names)
+    left = np.array([position[a] for a, _, _ in triples], np.int64)
+    right = np.array([position[b] for _, b, _ in triples], np.int64)
+    compared = compare(prepared.features, left, right, config, model)
+    sizes = [len(levels_of(name, config)) for name in names]
+    fitted = fit_labelled(level_matrix(compared, names), is_match, names, sizes, records=len(table))
+    # The labelled share of duplicates says how the pairs were picked, not how many of the
+    # compared pairs are duplicates: estimate that over the records' compared pairs.
+    matrix = _levels_of_candidates(prepared, config, model, _quiet)
+    if matrix.shape[0]:
+        patterns, counts = level_patterns(matrix, sizes)
+        fitted = em(
+            patterns,
+            counts,
+            names,
+            fitted,
+            fitted.u,
+            records=len(table),
+            fixed_m=True,
+            fixed_u=True,
+        )
+    return attrs.evolve(config, parameters=fitted, estimate=False)
 
 
 def find_similar(
@@ -207,10 +502,10 @@ def find_similar(
     scope_value: str | None = None,
     limit: int | None = None,
 ) -> list[SimilarMatch]:
-    """The indexed records similar to one new record, best first (rule M6).
+    """The indexed records similar to one new record, best first.
 
-    Uses the index's blocking rules and scorer, so it finds every pair :func:`find_duplicates`
-    would report for the candidate, with the same score.
+    Uses the index's blocking rules and scorer, so it finds every pair ``find_duplicates``
+    would report for the candidate under the same parameters, with the same score.
 
     Args:
         candidate: A mapping or attrs record of the index's kind.

@@ -9,8 +9,8 @@ neighbourhood" method), so no key ever costs n² comparisons and the total work 
 When a scope is given (contacts of one customer), keys carry the scope value and records of
 different scopes never share a block.
 
-Batch matching uses :func:`candidate_pairs`; the incremental :class:`~customerkit.matching.index.
-MatchIndex` uses :func:`record_keys` and :func:`neighbours` on the same rules, so both compare
+Batch matching uses ``candidate_pairs``; the incremental ``customerkit.matching.index.
+MatchIndex`` uses ``record_keys`` and ``neighbours`` on the same rules, so both compare
 the same pairs.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import jellyfish
@@ -32,6 +32,7 @@ from customerkit.matching.normalize import full_name_key
 __all__ = [
     "CONTACT_RULES",
     "CUSTOMER_RULES",
+    "NAME_RULES",
     "BlockingRule",
     "candidate_pairs",
     "name_block",
@@ -64,8 +65,68 @@ def _sorted_words(value: str) -> str:
     return " ".join(sorted(value.split())) if value else ""
 
 
+def _sounds(value: str) -> str:
+    """The phonetic keys of the words of ``value``, sorted ("jon smith" and "smyth john")."""
+    return " ".join(sorted(_phonetic(word) for word in value.split())) if value else ""
+
+
 def _postal_and_prefix(postal: str, company: str) -> str:
     return f"{postal}|{company[:4]}" if postal and company else ""
+
+
+def _house(address: str) -> str:
+    head = address.split(" ", 1)[0]
+    return head if head.isdigit() else ""
+
+
+def _street(address: str) -> str:
+    """The street of an address without its house number."""
+    head, _, rest = address.partition(" ")
+    return rest if head.isdigit() else address
+
+
+def _house_and_street(address: str) -> str:
+    house, street = _house(address), _street(address)
+    return f"{house}|{street[:3]}" if house and street else ""
+
+
+def _with_house(other: str, address: str) -> str:
+    house = _house(address)
+    return f"{other}|{house}" if other and house else ""
+
+
+def _street_prefix(address: str) -> str:
+    """The start of the street's name ("main st" and "mainst" share it)."""
+    return _street(address).replace(" ", "")[:4]
+
+
+def _street_and_city(address: str, city: str) -> str:
+    street = _street_prefix(address)
+    return f"{street}|{city[:3]}" if street and city else ""
+
+
+def _postal_and_street(postal: str, address: str) -> str:
+    street = _street_prefix(address)
+    return f"{postal}|{street}" if postal and street else ""
+
+
+def _word_sounds_with(value: str, other: str) -> tuple[str, ...]:
+    """One key per word of ``value`` (its phonetic key) with ``other``: "SM0|80202", ..."""
+    if not value or not other:
+        return ()
+    return tuple(sorted({f"{_phonetic(word)}|{other}" for word in value.split() if len(word) > 1}))
+
+
+def _word_sounds_with_house(value: str, address: str) -> tuple[str, ...]:
+    return _word_sounds_with(value, _house(address))
+
+
+def _word_sounds_with_street(value: str, address: str) -> tuple[str, ...]:
+    return _word_sounds_with(value, _street(address).replace(" ", "")[:3])
+
+
+def _sound_with(value: str, other: str) -> str:
+    return f"{_phonetic(value)}|{other}" if value and other else ""
 
 
 @attrs.frozen
@@ -77,22 +138,44 @@ class BlockingRule:
         fields: Normalised columns passed to ``key``.
         key: Computes the key from the fields (``""``: no key); None uses the one field as is.
         order: Columns whose values, joined by a space, order an oversized block (then the id).
+        multi: ``key`` returns a tuple of keys (a record may sit in several blocks of the rule).
     """
 
     name: str
     fields: tuple[str, ...]
-    key: Callable[..., str] | None
+    key: Callable[..., Any] | None
     order: tuple[str, ...]
+    multi: bool = False
 
-    def key_of(self, row: Mapping[str, str]) -> str:
-        """The key of one normalised record."""
+    def keys_of(self, row: Mapping[str, str]) -> tuple[str, ...]:
+        """The keys of one normalised record (none, one, or several for a ``multi`` rule)."""
         if self.key is None:
-            return row[self.fields[0]]
-        return self.key(*(row[field] for field in self.fields))
+            value = row[self.fields[0]]
+            return (value,) if value else ()
+        key = self.key(*(row[field] for field in self.fields))
+        if self.multi:
+            return tuple(key)
+        return (key,) if key else ()
 
     def order_of(self, row: Mapping[str, str]) -> str:
         """The value ordering one normalised record in an oversized block."""
         return " ".join(row[field] for field in self.order)
+
+
+def _address_rules(name: str) -> tuple[BlockingRule, ...]:
+    """Rules on addresses, for customers and for contacts of a data set that has addresses.
+
+    Each pairs records that share part of an address, so a typo in one part still leaves
+    another to meet on. ``name`` is the column of the record's name (last name, company).
+    """
+    return (
+        BlockingRule("house-street", ("address",), _house_and_street, ("postal",)),
+        BlockingRule("postal-house", ("postal", "address"), _with_house, ("address",)),
+        BlockingRule("city-house", ("city", "address"), _with_house, ("address",)),
+        BlockingRule("street-city", ("address", "city"), _street_and_city, (name,)),
+        BlockingRule("postal-street", ("postal", "address"), _postal_and_street, ("address",)),
+        BlockingRule("line2", ("address_line2",), None, (name,)),
+    )
 
 
 #: Blocking rules for contacts.
@@ -102,6 +185,9 @@ CONTACT_RULES: Final = (
     BlockingRule("last-sound", ("last", "given"), _sound_and_initial, ("given", "last")),
     BlockingRule("given-sound", ("given", "last"), _sound_and_initial, ("last", "given")),
     BlockingRule("name-words", ("given", "last"), full_name_key, ("email",)),
+    *_address_rules("last"),
+    BlockingRule("last-postal", ("last", "postal"), _sound_with, ("given",)),
+    BlockingRule("last-house", ("last", "address"), _with_house, ("given",)),
 )
 
 #: Blocking rules for customers.
@@ -110,18 +196,39 @@ CUSTOMER_RULES: Final = (
     BlockingRule("phone", ("phone",), None, ("company",)),
     BlockingRule("email", ("email",), None, ("company",)),
     BlockingRule("company-words", ("company",), _sorted_words, ("postal", "address")),
+    BlockingRule("company-sound", ("company",), _sounds, ("postal", "address")),
     BlockingRule("postal-company", ("postal", "company"), _postal_and_prefix, ("company",)),
+    *_address_rules("company"),
+    BlockingRule("word-postal", ("company", "postal"), _word_sounds_with, ("company",), True),
+    BlockingRule("word-house", ("company", "address"), _word_sounds_with_house, ("company",), True),
 )
 
 
-def rules_for(kind: str) -> tuple[BlockingRule, ...]:
-    """The blocking rules of ``"contact"`` or ``"customer"``."""
-    return CONTACT_RULES if kind == "contact" else CUSTOMER_RULES
+def rules_for(kind: str, extras: Sequence[tuple[str, str]] = ()) -> tuple[BlockingRule, ...]:
+    """The blocking rules of ``"contact"`` or ``"customer"``.
+
+    Args:
+        kind: ``"contact"`` or ``"customer"``.
+        extras: ``(normalised column, method)`` of extra comparisons: exact and date columns
+            are blocking keys too.
+    """
+    rules = CONTACT_RULES if kind == "contact" else CUSTOMER_RULES
+    order = ("last", "given") if kind == "contact" else ("company",)
+    more = tuple(
+        BlockingRule(column, (column,), None, order)
+        for column, method in extras
+        if method in {"exact", "date"}
+    )
+    return rules + more
 
 
-def name_block(name_key: str) -> str:
-    """The block of the contact rule ``name-words`` for a (scoped) full-name key."""
-    return f"name-words{_SEP}{name_key}"
+#: The rule whose blocks hold the records sharing a name (full name, or company words).
+NAME_RULES: Final = {"contact": "name-words", "customer": "company-words"}
+
+
+def name_block(kind: str, name_key: str) -> str:
+    """The block of ``kind``'s name rule for a (scoped) name key; ``""`` gives the rule's prefix."""
+    return f"{NAME_RULES[kind]}{_SEP}{name_key}"
 
 
 def scoped(key: str, scope: str | None) -> str:
@@ -142,11 +249,10 @@ def record_keys(
     Returns:
         ``(rule name + key, sort key)`` for each rule that gives the record a key.
     """
-    out = []
+    out: list[tuple[str, str]] = []
     for rule in rules:
-        key = scoped(rule.key_of(row), scope)
-        if key:
-            out.append((f"{rule.name}{_SEP}{key}", rule.order_of(row)))
+        order = rule.order_of(row)
+        out.extend((f"{rule.name}{_SEP}{scoped(key, scope)}", order) for key in rule.keys_of(row))
     return out
 
 
@@ -178,7 +284,7 @@ def _rank(values: Sequence[str]) -> IntArray:
 
 
 class _Columns:
-    """Normalised columns, each read as a :class:`Column` once, and their combinations."""
+    """Normalised columns, each read as a ``Column`` once, and their combinations."""
 
     def __init__(self, norm: Mapping[str, Sequence[str]]) -> None:
         self.norm = norm
@@ -225,51 +331,66 @@ def _join(*values: str) -> str:
     return " ".join(values)
 
 
-def _key_codes(rule: BlockingRule, columns: _Columns, scopes: IntArray | None) -> IntArray:
-    """The rule's key of every record as an integer (equal keys, equal codes; -1 for none)."""
+def _entries(
+    rule: BlockingRule, columns: _Columns, scopes: IntArray | None
+) -> tuple[IntArray, IntArray]:
+    """(position, key code) of every key the rule gives: equal keys, equal codes."""
+    n = columns.codes(rule.fields[0]).size
+    every = np.arange(n)
     if rule.key is None:
-        keys = columns.codes(rule.fields[0])
-    else:
-        every = np.arange(columns.codes(rule.fields[0]).size)
+        positions, keys = every, columns.codes(rule.fields[0])
+    elif not rule.multi:
         distinct, inverse = columns.apply(rule.fields, rule.key, every)
-        keys = Column.of(distinct).codes[inverse]
+        positions, keys = every, Column.of(distinct).codes[inverse]
+    else:
+        distinct, inverse = columns.apply(rule.fields, rule.key, every)
+        lengths = np.fromiter(map(len, distinct), np.int64, len(distinct))
+        offsets = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+        flat = Column.of([key for keys in distinct for key in keys]).codes
+        per_row = lengths[inverse]
+        positions = np.repeat(every, per_row)
+        firsts = np.repeat(np.cumsum(per_row) - per_row, per_row)
+        keys = flat[np.repeat(offsets[inverse], per_row) + np.arange(positions.size) - firsts]
+    present = keys >= 0
+    positions, keys = positions[present], keys[present]
     if scopes is None:
-        return keys
-    scoped_keys = keys * (int(scopes.max(initial=0)) + 1) + scopes
+        return positions, keys
+    scoped_keys = keys * (int(scopes.max(initial=0)) + 1) + scopes[positions]
     _, dense = np.unique(scoped_keys, return_inverse=True)
-    return np.where(keys >= 0, dense.reshape(-1), -1)
+    return positions, dense.reshape(-1).astype(np.int64)
 
 
 def _rule_pairs(
     rule: BlockingRule,
     columns: _Columns,
     scopes: IntArray | None,
-    by_id: IntArray,
+    id_rank: IntArray,
     *,
     cap: int,
     window: int,
 ) -> IntArray:
-    """Pair codes (``low * n + high`` over positions) that one rule proposes.
-
-    ``by_id`` lists the positions in id order.
-    """
-    n = len(by_id)
-    codes = _key_codes(rule, columns, scopes)
-    sizes = np.bincount(codes[codes >= 0], minlength=1)
-    size_of = np.where(codes >= 0, sizes[np.maximum(codes, 0)], 0)
-    members = by_id[size_of[by_id] >= 2]  # in id order
-    if members.size == 0:
+    """Pair codes (``low * n + high`` over positions) that one rule proposes."""
+    n = id_rank.size
+    positions, codes = _entries(rule, columns, scopes)
+    if codes.size == 0:
         return np.empty(0, np.int64)
-    secondary = np.zeros(n, np.int64)
+    sizes = np.bincount(codes)
+    size_of = sizes[codes]
+    keep = size_of >= 2
+    positions, codes, size_of = positions[keep], codes[keep], size_of[keep]
+    if positions.size == 0:
+        return np.empty(0, np.int64)
+    secondary = np.zeros(positions.size, np.int64)
     big = np.flatnonzero(size_of > cap)
     if big.size:
-        # Oversized blocks are ordered by the rule's order value, then the id (as the index).
-        distinct, inverse = columns.apply(rule.order, _join, big)
+        # Oversized blocks are ordered by the rule's order value, then the id.
+        distinct, inverse = columns.apply(rule.order, _join, positions[big])
         secondary[big] = _rank(distinct)[inverse]
-    # By block, then order value, then id: one stable sort of members already in id order.
-    block_then_order = codes[members] * (int(secondary.max()) + 1) + secondary[members]
-    order = members[np.argsort(block_then_order, kind="stable")]
-    block = codes[order]
+    # By block, then order value, then id: a stable sort of entries already in id order.
+    by_id = np.argsort(id_rank[positions], kind="stable")
+    block_then_order = codes[by_id] * (int(secondary.max()) + 1) + secondary[by_id]
+    sorted_entries = by_id[np.argsort(block_then_order, kind="stable")]
+    order, block = positions[sorted_entries], codes[sorted_entries]
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     lengths = np.diff(np.r_[starts, block.size])
     ends = np.repeat(starts + lengths, lengths)
@@ -280,10 +401,12 @@ def _rule_pairs(
     step = 1
     while active.size:
         a, b = order[active], order[active + step]
+        distinct_records = a != b  # a multi-key rule may put one record twice in a block
+        a, b = a[distinct_records], b[distinct_records]
         out.append(np.minimum(a, b) * n + np.maximum(a, b))
         step += 1
         active = active[limit[active] - active > step]
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def candidate_pairs(
@@ -316,10 +439,8 @@ def candidate_pairs(
     columns = _Columns(norm)
     # "" is a scope of its own: records without one are compared among themselves.
     scope_codes = None if scopes is None else Column.of(scopes).codes + 1
-    by_id = np.empty_like(id_rank)
-    by_id[id_rank] = np.arange(id_rank.size)  # id_rank is a permutation: invert it
     parts = [
-        _rule_pairs(rule, columns, scope_codes, by_id, cap=cap, window=window) for rule in rules
+        _rule_pairs(rule, columns, scope_codes, id_rank, cap=cap, window=window) for rule in rules
     ]
     pairs = _distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
     return pairs // n, pairs % n

@@ -2,7 +2,7 @@
 
 Customer books repeat values heavily (a few thousand first names among a million contacts, the
 same company on every branch), so the matcher reads, normalises and compares each distinct
-value once: a :class:`Column` holds the distinct non-empty values and, per record, the index of
+value once: a ``Column`` holds the distinct non-empty values and, per record, the index of
 its value (``-1`` for ``""``). Equal codes mean equal text, so equality tests are integer
 comparisons. A column is still a sequence of strings, one per record, for code that wants one
 value at a time.

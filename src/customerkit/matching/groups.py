@@ -13,7 +13,7 @@ smallest id, and says which of these decided.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -24,6 +24,8 @@ import numpy.typing as npt
 from customerkit.matching.report import DuplicateGroup
 
 __all__ = ["group_pairs"]
+
+_NONE: frozenset[int] = frozenset()
 
 
 def _label(reason: str) -> str:
@@ -42,9 +44,16 @@ def _day(seconds: float) -> str:
 
 
 def _clusters(
-    left: list[int], right: list[int], n: int, link_fraction: float
+    left: list[int],
+    right: list[int],
+    n: int,
+    link_fraction: float,
+    apart: Mapping[int, set[int]],
 ) -> dict[int, list[int]]:
-    """Position -> its group's members, joining pairs best first (see the module docs)."""
+    """Position -> its group's members, joining pairs best first (see the module docs).
+
+    Two groups never join when a member of one is ``apart`` from a member of the other.
+    """
     links = {a * n + b for a, b in zip(left, right, strict=True)}
     links |= {b * n + a for a, b in zip(left, right, strict=True)}
     group_of: dict[int, list[int]] = {}
@@ -52,6 +61,8 @@ def _clusters(
         one = group_of.get(a, [a])
         two = group_of.get(b, [b])
         if one is two:
+            continue
+        if apart and any(not apart.get(x, _NONE).isdisjoint(two) for x in one):
             continue
         if len(one) * len(two) > 1:
             matched = sum(x * n + y in links for x in one for y in two)
@@ -118,6 +129,7 @@ def group_pairs(
     created: npt.NDArray[np.float64],
     total_fields: int,
     link_fraction: float,
+    apart: Mapping[int, set[int]] | None = None,
 ) -> list[DuplicateGroup]:
     """Join matched pairs into groups and propose each group's main.
 
@@ -132,12 +144,13 @@ def group_pairs(
         created: Creation per record (POSIX seconds, NaN missing).
         total_fields: How many fields ``filled`` counts from.
         link_fraction: Share of matched pairs needed between two groups to join them.
+        apart: Position -> positions that must never share a group (dismissed pairs).
 
     Returns:
         Groups of two or more records, sorted by main id.
     """
     lefts, rights = left.tolist(), right.tolist()
-    group_of = _clusters(lefts, rights, len(ids), link_fraction)
+    group_of = _clusters(lefts, rights, len(ids), link_fraction, apart or {})
     labels: dict[int, set[str]] = {}
     for a, b, why in zip(lefts, rights, pair_reasons, strict=True):
         members = group_of.get(a)

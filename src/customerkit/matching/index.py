@@ -1,9 +1,9 @@
 """An incremental matching index: match one new record in milliseconds (rule M6).
 
-:class:`MatchIndex` keeps, for every record, its normalised keys and its place in each block
+``MatchIndex`` keeps, for every record, its normalised keys and its place in each block
 (kept sorted the way batch blocking sorts an oversized block). Matching a new record looks up
 its blocks, takes the members batch blocking would have compared it with, and scores them with
-the batch scorer, so a pair :func:`~customerkit.matching.api.find_duplicates` reports is found
+the batch scorer, so a pair ``customerkit.matching.api.find_duplicates`` reports is found
 here with the same score. Records can be added and removed as a book changes.
 """
 
@@ -18,9 +18,17 @@ import numpy as np
 
 from customerkit.matching.blocking import neighbours, record_keys, rules_for, scoped
 from customerkit.matching.config import MatchConfig
-from customerkit.matching.normalize import full_name_key, normalize_columns
+from customerkit.matching.normalize import extra_column, normalize_columns
 from customerkit.matching.report import SimilarMatch
-from customerkit.matching.score import build_features, compare, reasons
+from customerkit.matching.score import (
+    Model,
+    build_features,
+    compare,
+    comparisons_of,
+    name_key_of,
+    reasons,
+    starting_parameters,
+)
 from customerkit.matching.table import (
     Kind,
     field_value,
@@ -34,9 +42,14 @@ __all__ = ["MatchIndex", "blocking_keys"]
 
 
 def blocking_keys(
-    records: Sequence[object], *, kind: Kind, region: str = "US", scope: str | None = None
+    records: Sequence[object],
+    *,
+    kind: Kind,
+    region: str = "US",
+    scope: str | None = None,
+    config: MatchConfig | None = None,
 ) -> dict[str, list[tuple[str, str]]]:
-    """Each record's blocking keys as ``(block, sort key)``, as :class:`MatchIndex` keeps them.
+    """Each record's blocking keys as ``(block, sort key)``, as ``MatchIndex`` keeps them.
 
     For a backend that stores blocks itself; values are normalised once per distinct value.
 
@@ -45,29 +58,38 @@ def blocking_keys(
         kind: ``"contact"`` or ``"customer"``.
         region: Default phone region.
         scope: A field partitioning the records, or None.
+        config: Matching settings (extra comparisons may add blocking keys).
 
     Returns:
         Record id -> its keys (empty for a record no rule gives a key).
     """
-    rules = rules_for(kind)
+    config = config or MatchConfig()
+    rules = _rules(kind, config)
     return {
         record_id: record_keys(rules, row, record_scope)
-        for _, record_id, row, record_scope in _normalised(records, kind, region, scope)
+        for _, record_id, row, record_scope in _normalised(records, kind, region, scope, config)
     }
 
 
+def _extras(config: MatchConfig) -> list[tuple[str, str]]:
+    return [(extra.field, extra.method) for extra in config.comparisons]
+
+
+def _rules(kind: Kind, config: MatchConfig) -> tuple[Any, ...]:
+    return rules_for(kind, [(extra_column(field), method) for field, method in _extras(config)])
+
+
 def _normalised(
-    records: Sequence[object], kind: Kind, region: str, scope: str | None
+    records: Sequence[object], kind: Kind, region: str, scope: str | None, config: MatchConfig
 ) -> Iterator[tuple[int, str, dict[str, str], str | None]]:
     """(position, id, normalised row, scope value) of each record, normalised in one batch."""
     if not records:
         return
-    table = read_records(records, kind=kind, scope=scope)
+    extras = _extras(config)
+    table = read_records(records, kind=kind, scope=scope, extras=[f for f, _ in extras])
     # Plain lists: indexing a list is cheaper than looking a code up per value.
-    norm = {
-        name: column.tolist()
-        for name, column in normalize_columns(kind, table.columns, region=region).items()
-    }
+    columns = normalize_columns(kind, table.columns, region=region, extras=extras)
+    norm = {name: column.tolist() for name, column in columns.items()}
     scopes = table.scopes.tolist() if table.scopes is not None else None
     for position, record_id in enumerate(table.ids):
         row = {name: values[position] for name, values in norm.items()}
@@ -104,7 +126,9 @@ class MatchIndex:
         self.config = config or MatchConfig()
         self.region = region
         self.scope = scope
-        self._rules = rules_for(kind)
+        self._rules = _rules(kind, self.config)
+        self._names_in_model = comparisons_of(kind, self.config)
+        self._model = Model.of(starting_parameters(kind, self.config), self._names_in_model)
         self._records: dict[str, Any] = {}
         self._rows: dict[str, dict[str, str]] = {}
         self._keys: dict[str, list[tuple[str, str]]] = {}
@@ -112,6 +136,7 @@ class MatchIndex:
         self._scopes: dict[str, str | None] = {}
         self._names: dict[str, str] = {}
         self._name_counts: Counter[str] = Counter()
+        self._named = 0  # records with a name
         self._added = 0
 
     @classmethod
@@ -124,7 +149,7 @@ class MatchIndex:
         region: str = "US",
         scope: str | None = None,
     ) -> MatchIndex:
-        """An index of ``records`` (ids as in :func:`~customerkit.matching.api.find_duplicates`).
+        """An index of ``records`` (ids as in ``customerkit.matching.api.find_duplicates``).
 
         Args:
             records: Mappings or attrs records (not a DataFrame: pass ``df.to_dict("records")``).
@@ -151,7 +176,7 @@ class MatchIndex:
     def _extend(self, records: Sequence[object]) -> None:
         """Index records with ids not indexed yet, leaving their blocks unsorted."""
         for position, record_id, row, scope in _normalised(
-            records, self.kind, self.region, self.scope
+            records, self.kind, self.region, self.scope, self.config
         ):
             self._put(record_id, records[position], row, scope)
 
@@ -165,8 +190,11 @@ class MatchIndex:
         self, record: object, scope_value: str | None = None
     ) -> tuple[str | None, dict[str, str], str | None]:
         """(id or None, normalised row, scope value or None) of one record."""
-        table = read_records([record], kind=self.kind, scope=self.scope)
-        norm = normalize_columns(self.kind, table.columns, region=self.region)
+        extras = _extras(self.config)
+        table = read_records(
+            [record], kind=self.kind, scope=self.scope, extras=[f for f, _ in extras]
+        )
+        norm = normalize_columns(self.kind, table.columns, region=self.region, extras=extras)
         row = {name: values[0] for name, values in norm.items()}
         scope = table.scopes[0] if table.scopes is not None else None
         if self.scope is not None and scope_value is not None:
@@ -217,11 +245,10 @@ class MatchIndex:
         name = self._name_key(row, scope)
         self._names[record_id] = name
         self._name_counts[name] += 1
+        self._named += bool(name)
 
     def _name_key(self, row: dict[str, str], scope: str | None) -> str:
-        if self.kind != "contact":
-            return ""
-        return scoped(full_name_key(row["given"], row["last"]), scope)
+        return scoped(name_key_of(self.kind, row), scope)
 
     def remove(self, record_id: str) -> None:
         """Forget a record.
@@ -243,6 +270,7 @@ class MatchIndex:
         del self._scopes[record_id]
         name = self._names.pop(record_id)
         self._name_counts[name] -= 1
+        self._named -= bool(name)
         if not self._name_counts[name]:
             del self._name_counts[name]
 
@@ -282,8 +310,12 @@ class MatchIndex:
         return neighbours(members, entry, cap=self.config.block_cap, window=self.config.window)
 
     def _count_names(self, names: Sequence[str]) -> Mapping[str, int]:
-        """How many indexed records have each of these name keys (for rarity)."""
+        """How many indexed records have each of these name keys (for the name frequency)."""
         return {name: self._name_counts[name] for name in names}
+
+    def _count_named(self) -> int:
+        """How many indexed records have a name at all."""
+        return self._named
 
     def find_similar(
         self, candidate: object, *, scope_value: str | None = None, limit: int | None = None
@@ -310,22 +342,26 @@ class MatchIndex:
         names = [name, *(self._names[i] for i in ids)]
         known = self._count_names(names)
         counts = np.array([known[key] + (extra if key == name else 0) for key in names], np.int64)
+        named = self._count_named() + (extra if name else 0)
         scopes = [scope, *(self._scopes[i] for i in ids)] if self.scope is not None else None
         features = build_features(
             self.kind,
             norm,
+            config=self.config,
             scopes=scopes,
             name_counts=counts,
+            named=named,
         )
         right = np.arange(1, len(rows), dtype=np.int64)
-        comparison = compare(features, np.zeros(right.size, np.int64), right, self.config)
-        keep = np.flatnonzero(comparison.score >= self.config.threshold).tolist()
-        keep.sort(key=lambda k: (-comparison.score[k], ids[k]))
+        model = self._model
+        compared = compare(features, np.zeros(right.size, np.int64), right, self.config, model)
+        keep = np.flatnonzero(compared.score >= self.config.threshold).tolist()
+        keep.sort(key=lambda k: (-compared.weight[k], ids[k]))
         return [
             SimilarMatch(
                 record=self._records[ids[k]],
-                score=float(comparison.score[k]),
-                reasons=reasons(comparison, k, features),
+                score=float(compared.score[k]),
+                reasons=reasons(compared, k, features, model, self.config),
             )
             for k in keep[:limit]
         ]

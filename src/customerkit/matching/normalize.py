@@ -4,7 +4,7 @@ Every function takes a value as typed (already trimmed, ``""`` for missing) and 
 where ``""`` still means missing. Keys are plain strings so that batch matching, the incremental
 index and the tests compare exactly the same things (rule M1).
 
-Emails and phones use :mod:`customerkit.identity` (``email_key``, ``phone_key``), with two fast
+Emails and phones use ``customerkit.identity`` (``email_key``, ``phone_key``), with two fast
 paths that give the same key for the common case without the cost of a full parse: an ASCII
 address is lower-cased, and a North-American number of ten digits (or eleven starting with 1)
 becomes ``+1`` and its ten digits. A value ``identity`` refuses (messy dealer data) still gets a
@@ -21,22 +21,27 @@ from typing import Final
 from customerkit import identity
 from customerkit.data.nicknames import NICKNAME_GROUPS, NICKNAMES
 from customerkit.errors import CustomerKitError
-from customerkit.matching.column import Column, combine
+from customerkit.matching.column import Column
 from customerkit.text import digits, fold, number_key
 
 __all__ = [
+    "ADDRESS_KEYS",
     "CONTACT_KEYS",
     "CUSTOMER_KEYS",
     "address_key",
     "company_key",
     "customer_number_key",
+    "date_key",
     "email_key",
+    "extra_column",
     "full_name_key",
     "given_name_key",
+    "identifier_key",
     "is_nickname",
     "normalize_columns",
     "person_name_key",
     "phone_number_key",
+    "place_key",
     "postal_key",
 ]
 
@@ -95,7 +100,7 @@ def given_name_key(value: str) -> str:
     """A given name with each word replaced by its formal name ("Bob" -> "robert").
 
     A nickname of several names ("Kate") takes the alphabetically first formal name; use
-    :func:`is_nickname` to compare such names exactly.
+    ``is_nickname`` to compare such names exactly.
 
     >>> given_name_key("Bob"), given_name_key("Mary-Liz")
     ('robert', 'mary elizabeth')
@@ -107,7 +112,7 @@ def is_nickname(left: str, right: str) -> bool:
     """Whether two folded given names are nicknames of one another ("bob", "robert").
 
     Args:
-        left: A folded given name (see :func:`person_name_key`).
+        left: A folded given name (see ``person_name_key``).
         right: Another folded given name.
 
     Returns:
@@ -266,7 +271,7 @@ def postal_key(value: str) -> str:
 def customer_number_key(value: str) -> str:
     """A customer number compared as rule C2 says: case and separators ignored.
 
-    Same key as :func:`customerkit.text.number_key`.
+    Same key as ``customerkit.text.number_key``.
 
     >>> customer_number_key(" C-1001 ")
     'c1001'
@@ -285,7 +290,7 @@ _SIMPLE_EMAIL: Final = re.compile(r"[^\s\"\[\]<>]+@[^\s\"\[\]<>@]+")
 def email_key(value: str) -> str:
     """An email address compared as ``local.casefold()@idna-domain`` (rule U4).
 
-    Same key as :func:`customerkit.identity.email_key`; an address that function refuses is
+    Same key as ``customerkit.identity.email_key``; an address that function refuses is
     folded instead, so messy data still matches itself.
 
     >>> email_key("Bob@Example.COM")
@@ -325,7 +330,7 @@ def _simple_digits(value: str) -> str | None:
 def phone_number_key(value: str, region: str = "US") -> str:
     """A phone number without its extension: E.164 when possible, else its digits (rule U4).
 
-    Same number as :func:`customerkit.identity.phone_key`; a value that function refuses keeps
+    Same number as ``customerkit.identity.phone_key``; a value that function refuses keeps
     its digits (``""`` when it has fewer than four).
 
     >>> phone_number_key("(303) 555-0142 x12"), phone_number_key("1.303.555.0142")
@@ -348,18 +353,58 @@ def phone_number_key(value: str, region: str = "US") -> str:
         return number if len(number) >= 4 else ""
 
 
-# --- columns -----------------------------------------------------------------------------------
+# --- columns ---------------------------------------------------------------------------------
 
+#: Normalised address columns, for customers and for contacts that carry an address.
+ADDRESS_KEYS: Final = ("address", "address_line2", "city", "state", "postal")
 #: Normalised contact columns and the input fields they come from.
-CONTACT_KEYS: Final = ("first", "given", "last", "email", "phone")
+CONTACT_KEYS: Final = ("first", "given", "last", "email", "phone", *ADDRESS_KEYS)
 #: Normalised customer columns.
-CUSTOMER_KEYS: Final = ("company", "number", "address", "postal", "city", "email", "phone")
+CUSTOMER_KEYS: Final = ("company", "number", "email", "phone", *ADDRESS_KEYS)
 
 
-def _address(line1: str, line2: str) -> str:
-    if not (line1 or line2):
-        return ""
-    return address_key(f"{line1} {line2}" if line2 else line1)
+def place_key(value: str) -> str:
+    """A place name (city, state, a second address line) as folded words.
+
+    >>> place_key(" Mount  Saint-Helens ")
+    'mount saint helens'
+    """
+    return person_name_key(value)
+
+
+def identifier_key(value: str) -> str:
+    """An identifier compared with case and separators ignored (VIN, tax id, account number)."""
+    return customer_number_key(value)
+
+
+_DATE_DIGITS: Final = re.compile(r"(\d{4})\D?(\d{1,2})\D?(\d{1,2})")
+
+
+def date_key(value: str) -> str:
+    """A date as ``YYYYMMDD``: ISO dates, ``YYYYMMDD`` digits, or ``datetime`` text.
+
+    Text that is not such a date keeps its digits, so two equal oddities still agree.
+
+    >>> date_key("1956-04-09"), date_key("19560409"), date_key("1956-4-9 00:00:00")
+    ('19560409', '19560409', '19560409')
+    """
+    match = _DATE_DIGITS.match(value.strip())
+    if match is None:
+        return digits(value)
+    year, month, day = match.groups()
+    return f"{year}{int(month):02d}{int(day):02d}"
+
+
+_EXTRA_KEYS: Final[Mapping[str, Callable[[str], str]]] = {
+    "exact": identifier_key,
+    "date": date_key,
+    "text": person_name_key,
+}
+
+
+def extra_column(field: str) -> str:
+    """The normalised column of an extra comparison on ``field``."""
+    return f"extra:{field}"
 
 
 def _keys(texts: Sequence[str], key: Callable[[str], str]) -> Column:
@@ -370,46 +415,52 @@ def _keys(texts: Sequence[str], key: Callable[[str], str]) -> Column:
     return Column.of([key(text) if text else "" for text in texts])
 
 
-def _addresses(line1: Sequence[str], line2: Sequence[str]) -> Column:
-    if type(line1) is Column and type(line2) is Column:
-        return combine(_address, line1, line2)
-    return Column.of([_address(a, b) for a, b in zip(line1, line2, strict=True)])
+def _address_columns(columns: Mapping[str, Sequence[str]]) -> dict[str, Column]:
+    return {
+        "address": _keys(columns["address_line1"], address_key),
+        "address_line2": _keys(columns["address_line2"], place_key),
+        "city": _keys(columns["city"], place_key),
+        "state": _keys(columns["state"], place_key),
+        "postal": _keys(columns["postal_code"], postal_key),
+    }
 
 
 def normalize_columns(
-    kind: str, columns: Mapping[str, Sequence[str]], *, region: str = "US"
+    kind: str,
+    columns: Mapping[str, Sequence[str]],
+    *,
+    region: str = "US",
+    extras: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Column]:
     """Normalise raw text columns (``""`` for missing) into the matching keys of ``kind``.
 
-    A :class:`Column` is normalised once per distinct value (names, companies and cities
+    A ``Column`` is normalised once per distinct value (names, companies and cities
     repeat a lot); any other sequence value by value.
 
     Args:
         kind: ``"contact"`` or ``"customer"``.
         columns: Model field name -> trimmed values, one per record.
         region: Default phone region.
+        extras: ``(field, method)`` of extra comparisons; their columns are in ``columns``.
 
     Returns:
-        For contacts the columns :data:`CONTACT_KEYS` (``first`` is the folded given name,
-        ``given`` its formal form), for customers :data:`CUSTOMER_KEYS`.
+        For contacts the columns ``CONTACT_KEYS`` (``first`` is the folded given name,
+        ``given`` its formal form), for customers ``CUSTOMER_KEYS``; then one column per
+        extra comparison (see ``extra_column``).
     """
-    phones = _keys(columns["phone"], partial(phone_number_key, region=region))
-    emails = _keys(columns["email"], email_key)
+    out = {
+        "email": _keys(columns["email"], email_key),
+        "phone": _keys(columns["phone"], partial(phone_number_key, region=region)),
+    }
     if kind == "contact":
         first = columns["first_name"]
-        return {
-            "first": _keys(first, person_name_key),
-            "given": _keys(first, given_name_key),
-            "last": _keys(columns["last_name"], person_name_key),
-            "email": emails,
-            "phone": phones,
-        }
-    return {
-        "company": _keys(columns["company_name"], company_key),
-        "number": _keys(columns["customer_number"], customer_number_key),
-        "address": _addresses(columns["address_line1"], columns["address_line2"]),
-        "postal": _keys(columns["postal_code"], postal_key),
-        "city": _keys(columns["city"], person_name_key),
-        "email": emails,
-        "phone": phones,
-    }
+        out["first"] = _keys(first, person_name_key)
+        out["given"] = _keys(first, given_name_key)
+        out["last"] = _keys(columns["last_name"], person_name_key)
+    else:
+        out["company"] = _keys(columns["company_name"], company_key)
+        out["number"] = _keys(columns["customer_number"], customer_number_key)
+    out.update(_address_columns(columns))
+    for field, method in extras:
+        out[extra_column(field)] = _keys(columns[field], _EXTRA_KEYS[method])
+    return out

@@ -1,6 +1,6 @@
 """What duplicate matching returns: pairs, groups and similar records (rules M1, M2, M6).
 
-A :class:`DuplicateReport` is a value: its pairs are sorted by score (best first) then ids, its
+A ``DuplicateReport`` is a value: its pairs are sorted by score (best first) then ids, its
 groups by main id, so the same records always give the same report whatever their order. It
 converts to records, to a pandas DataFrame (``customerkit[pandas]``) and shows itself in a
 notebook as groups side by side with the differing fields highlighted.
@@ -8,19 +8,33 @@ notebook as groups side by side with the differing fields highlighted.
 
 from __future__ import annotations
 
-import html
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import combinations
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from customerkit.matching import review
+from customerkit.matching.config import MatchConfig
+
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DuplicateGroup", "DuplicatePair", "DuplicateReport", "SimilarMatch"]
+__all__ = [
+    "DuplicateGroup",
+    "DuplicatePair",
+    "DuplicateReport",
+    "Evaluation",
+    "Evidence",
+    "Quality",
+    "SimilarMatch",
+    "describe",
+    "evaluate",
+]
 
-_HTML_GROUPS = 50
-_HTML_PAIRS = 50
+_HTML_GROUPS = 200  # a notebook shows the least certain groups; to_html() shows them all
 
 
 def _score(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -30,20 +44,42 @@ def _score(instance: object, attribute: attrs.Attribute[float], value: float) ->
 
 
 @attrs.frozen(kw_only=True)
+class Evidence:
+    """What one comparison of a pair found, and what it weighed.
+
+    Attributes:
+        field: The field compared (``"last_name"``, ``"postal_code"``, an extra column), or
+            ``"name"`` for the adjustment by how common a shared name is.
+        level: The level the pair landed in: ``"same"``, ``"close"``, ``"different"``, ...
+        weight: Its weight in bits (log2 of the Bayes factor): positive for evidence of a
+            duplicate, negative against.
+    """
+
+    field: str
+    level: str
+    weight: float
+
+
+@attrs.frozen(kw_only=True)
 class DuplicatePair:
-    """Two records that are probably the same (rule M1).
+    """Two records that are probably the same.
 
     Attributes:
         left_id: The smaller id of the two.
         right_id: The larger id.
-        score: How likely the two are the same, in [0, 1].
+        score: The match probability, in [0, 1].
         reasons: What made them match ("same email", "names similar 0.93", ...).
+        match_weight: The evidence in bits: the prior's log-odds plus every comparison's
+            weight (``score = 2^w / (1 + 2^w)``), unrounded.
+        comparisons: Per field compared (blank fields are not), its level and weight.
     """
 
     left_id: str
     right_id: str
     score: float = attrs.field(validator=_score)
     reasons: tuple[str, ...] = ()
+    match_weight: float = attrs.field(default=0.0, eq=False)
+    comparisons: tuple[Evidence, ...] = attrs.field(default=(), eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.left_id < self.right_id:
@@ -94,15 +130,48 @@ class DuplicateReport:
         values: Record id -> field -> value, for the records in ``pairs`` (not compared).
     """
 
-    pairs: tuple[DuplicatePair, ...]
-    groups: tuple[DuplicateGroup, ...]
+    pairs: tuple[DuplicatePair, ...] = attrs.field(repr=lambda pairs: f"<{len(pairs)} pairs>")
+    groups: tuple[DuplicateGroup, ...] = attrs.field(repr=lambda groups: f"<{len(groups)} groups>")
     compared: int
     kind: str = "contact"
     fields: tuple[str, ...] = ()
     values: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, eq=False, repr=False)
+    config: MatchConfig | None = attrs.field(default=None, eq=False, repr=False)
+    originals: Mapping[str, object] | None = attrs.field(default=None, eq=False, repr=False)
+
+    def _original(self, record_id: str) -> object:
+        """A record's id as it was given (an int stays an int), for DataFrames."""
+        return record_id if self.originals is None else self.originals.get(record_id, record_id)
+
+    def explain(self, left_id: str, right_id: str) -> tuple[Evidence, ...]:
+        """The per-field evidence of a reported pair (either order of ids).
+
+        Raises:
+            KeyError: The pair is not in the report.
+        """
+        wanted = (min(left_id, right_id), max(left_id, right_id))
+        for pair in self.pairs:
+            if (pair.left_id, pair.right_id) == wanted:
+                return pair.comparisons
+        raise KeyError(wanted)
+
+    def evaluate(self, truth: Iterable[tuple[str, str]]) -> Evaluation:
+        """Precision, recall and F1 against known duplicate pairs, and by threshold.
+
+        Args:
+            truth: The pairs of ids that are duplicates (either order). Ids are compared as
+                the report's ids (text).
+
+        Returns:
+            Figures over pairs, over groups (pairs of records put in one group), and a
+            precision-recall table by threshold.
+        """
+        return evaluate(self, truth)
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per pair: ids, score, reasons, then ``left_<field>`` and ``right_<field>``.
+        """One dict per pair: ids, score, reasons, match weight, evidence, then each side's fields.
+
+        The fields come as ``left_<field>`` and ``right_<field>``.
 
         Returns:
             The pairs as plain dicts, in report order.
@@ -115,6 +184,8 @@ class DuplicateReport:
                 "right_id": pair.right_id,
                 "score": pair.score,
                 "reasons": pair.reasons,
+                "match_weight": pair.match_weight,
+                "evidence": describe(pair.comparisons),
             }
             for side, record_id in (("left", pair.left_id), ("right", pair.right_id)):
                 values = self.values.get(record_id, empty)
@@ -124,7 +195,10 @@ class DuplicateReport:
         return out
 
     def to_pandas(self) -> pd.DataFrame:
-        """The pairs as a DataFrame (columns as :meth:`to_records`); needs ``customerkit[pandas]``.
+        """The pairs as a DataFrame (columns as ``to_records``); needs ``customerkit[pandas]``.
+
+        Ids keep the type they were given in (a DataFrame's index labels when it had no ``id``
+        column); a blank value is ``pandas.NA``.
 
         Returns:
             One row per pair.
@@ -132,63 +206,181 @@ class DuplicateReport:
         Raises:
             ImportError: pandas is not installed.
         """
-        try:
-            import pandas as pd
-        except ImportError as error:  # pragma: no cover - exercised only without pandas
-            msg = "DuplicateReport.to_pandas() needs pandas: pip install 'customerkit[pandas]'"
-            raise ImportError(msg) from error
-        columns = ["left_id", "right_id", "score", "reasons"]
+        pandas = _pandas("to_pandas")
+        columns = ["left_id", "right_id", "score", "reasons", "match_weight", "evidence"]
         columns += [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
-        return pd.DataFrame(self.to_records(), columns=columns)
+        rows = self.to_records()
+        for row in rows:
+            row["left_id"] = self._original(row["left_id"])
+            row["right_id"] = self._original(row["right_id"])
+        frame: pd.DataFrame = pandas.DataFrame(rows, columns=columns)
+        values = [f"{side}_{field}" for side in ("left", "right") for field in self.fields]
+        frame[values] = frame[values].astype("string").replace("", pandas.NA)
+        return frame
+
+    def to_arrow(self) -> Any:
+        """The pairs as a ``pyarrow.Table`` (columns as :meth:`to_records`); needs pyarrow."""
+        try:
+            import pyarrow as pa
+        except ImportError as error:
+            msg = "DuplicateReport.to_arrow() needs pyarrow: pip install pyarrow"
+            raise ImportError(msg) from error
+        return pa.Table.from_pylist(self._plain_records())
+
+    def to_polars(self) -> Any:
+        """The pairs as a ``polars.DataFrame`` (columns as :meth:`to_records`); needs polars."""
+        try:
+            import polars as pl
+        except ImportError as error:
+            msg = "DuplicateReport.to_polars() needs polars: pip install polars"
+            raise ImportError(msg) from error
+        return pl.DataFrame(self._plain_records())
+
+    def _plain_records(self) -> list[dict[str, Any]]:
+        """Records with reasons as one text and blanks as None, for columnar libraries."""
+        rows = self.to_records()
+        for row in rows:
+            row["reasons"] = "; ".join(row["reasons"])
+            for key, value in row.items():
+                if value == "":
+                    row[key] = None
+        return rows
+
+    def clusters_to_pandas(self) -> pd.DataFrame:
+        """One row per grouped record: ``id``, ``cluster`` (its main's id), ``is_main``, ``size``.
+
+        Join it to your records on ``id`` to label every duplicate with the record to keep.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        pandas = _pandas("clusters_to_pandas")
+        rows = [
+            {
+                "id": self._original(record_id),
+                "cluster": self._original(group.main_id),
+                "is_main": record_id == group.main_id,
+                "size": len(group.ids),
+            }
+            for group in self.groups
+            for record_id in group.ids
+        ]
+        clusters: pd.DataFrame = pandas.DataFrame(
+            rows, columns=["id", "cluster", "is_main", "size"]
+        )
+        return clusters
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The report as one self-contained HTML page a person can work through.
+
+        Every group is a collapsible section, the least certain first, with its records side
+        by side, each pair's score and per-field evidence, and the differences the matcher saw
+        highlighted; it reads in light and dark themes and needs no server.
+
+        Args:
+            path: Also write the page to this file (UTF-8).
+
+        Returns:
+            The page.
+        """
+        page = review.render(self, document=True)
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
 
     def _repr_html_(self) -> str:
-        parts = [
-            "<div class='customerkit-duplicates'>",
-            f"<p>{len(self.pairs)} pairs, {len(self.groups)} groups, "
-            f"{self.compared} pairs compared</p>",
-        ]
-        parts.extend(
-            _group_table(group, self.fields, self.values) for group in self.groups[:_HTML_GROUPS]
+        return review.render(self, limit=_HTML_GROUPS)
+
+
+def _pandas(method: str) -> Any:
+    try:
+        import pandas as pd
+    except ImportError as error:  # pragma: no cover - exercised only without pandas
+        msg = f"DuplicateReport.{method}() needs pandas: pip install 'customerkit[pandas]'"
+        raise ImportError(msg) from error
+    return pd
+
+
+def describe(evidence: Sequence[Evidence]) -> str:
+    """Evidence in words: ``"last_name same +8.1, postal_code different -3.3"``."""
+    return ", ".join(f"{e.field} {e.level} {e.weight:+.1f}" for e in evidence)
+
+
+@attrs.frozen(kw_only=True)
+class Quality:
+    """Precision, recall and F1 of some found pairs against the true ones.
+
+    Attributes:
+        precision: Share of the found pairs that are true.
+        recall: Share of the true pairs that were found.
+        f1: Their harmonic mean.
+        found: Pairs found.
+        true: True pairs.
+        correct: Pairs found that are true.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    found: int
+    true: int
+    correct: int
+
+    @classmethod
+    def of(cls, found: set[tuple[str, str]], truth: set[tuple[str, str]]) -> Quality:
+        """The quality of ``found`` against ``truth``."""
+        correct = len(found & truth)
+        precision = correct / len(found) if found else 1.0
+        recall = correct / len(truth) if truth else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(
+            precision=precision,
+            recall=recall,
+            f1=f1,
+            found=len(found),
+            true=len(truth),
+            correct=correct,
         )
-        if len(self.groups) > _HTML_GROUPS:
-            parts.append(f"<p>... {len(self.groups) - _HTML_GROUPS} more groups</p>")
-        if self.pairs:
-            parts.append(_pair_table(self.pairs[:_HTML_PAIRS]))
-        parts.append("</div>")
-        return "".join(parts)
 
 
-_DIFFERS = " style='background:#ffe9a8'"
+@attrs.frozen(kw_only=True)
+class Evaluation:
+    """A report measured against known duplicates.
+
+    Attributes:
+        pairs: The reported pairs.
+        groups: Every pair of records the groups put together.
+        by_threshold: ``(threshold, quality of the pairs scoring at least it)``, for
+            thresholds from the report's own upwards.
+    """
+
+    pairs: Quality
+    groups: Quality
+    by_threshold: tuple[tuple[float, Quality], ...]
 
 
-def _group_table(
-    group: DuplicateGroup, fields: Sequence[str], values: Mapping[str, Mapping[str, str]]
-) -> str:
-    """One group as a table: a column per record (main first), differing cells highlighted."""
-    e = html.escape
-    members = [group.main_id, *(i for i in group.ids if i != group.main_id)]
-    rows = [
-        "<table><caption>" + e("; ".join(group.reasons)) + "</caption><tr><th>field</th>",
-        *(f"<th>{e(i)}{' (main)' if i == group.main_id else ''}</th>" for i in members),
-        "</tr>",
-    ]
-    empty: Mapping[str, str] = {}
-    for field in fields:
-        cells = [values.get(i, empty).get(field, "") for i in members]
-        rows.append(f"<tr><th>{e(field)}</th>")
-        rows.extend(f"<td{_DIFFERS if cell != cells[0] else ''}>{e(cell)}</td>" for cell in cells)
-        rows.append("</tr>")
-    rows.append("</table>")
-    return "".join(rows)
+def _ordered(pairs: Iterable[tuple[object, object]]) -> set[tuple[str, str]]:
+    out = set()
+    for a, b in pairs:
+        left, right = str(a), str(b)
+        out.add((left, right) if left < right else (right, left))
+    return out
 
 
-def _pair_table(pairs: Sequence[DuplicatePair]) -> str:
-    e = html.escape
-    rows = ["<table><tr><th>left</th><th>right</th><th>score</th><th>reasons</th></tr>"]
-    rows.extend(
-        f"<tr><td>{e(p.left_id)}</td><td>{e(p.right_id)}</td><td>{p.score:.4f}</td>"
-        f"<td>{e('; '.join(p.reasons))}</td></tr>"
-        for p in pairs
+def evaluate(report: DuplicateReport, truth: Iterable[tuple[object, object]]) -> Evaluation:
+    """Measure ``report`` against the true duplicate pairs (see ``DuplicateReport.evaluate``)."""
+    true = _ordered(truth)
+    found = {(pair.left_id, pair.right_id) for pair in report.pairs}
+    grouped = _ordered(pair for group in report.groups for pair in combinations(group.ids, 2))
+    lowest = report.config.threshold if report.config is not None else 0.0
+    steps = sorted({lowest, *(t for t in (0.5, 0.8, 0.9, 0.95, 0.99, 0.999) if t > lowest)})
+    table = tuple(
+        (
+            step,
+            Quality.of({(p.left_id, p.right_id) for p in report.pairs if p.score >= step}, true),
+        )
+        for step in steps
     )
-    rows.append("</table>")
-    return "".join(rows)
+    return Evaluation(
+        pairs=Quality.of(found, true), groups=Quality.of(grouped, true), by_threshold=table
+    )

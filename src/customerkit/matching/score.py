@@ -1,19 +1,22 @@
-"""Scoring candidate pairs: per-field comparison levels combined into one score (rule M1).
+"""Comparing candidate pairs: a level per field, then a match weight and probability.
 
 Everything here works on whole arrays of pairs: equality through integer codes, string
-similarity through :func:`rapidfuzz.process.cpdist` (normalised Indel similarity for names,
-emails and addresses, token-sort ratio for company names), weights through table look-ups. Batch
-matching scores millions of pairs per call; the incremental index scores one record against a
-handful with the very same code, so both give the same score to the same pair.
+similarity through ``rapidfuzz.process.cpdist`` (normalised Indel similarity; token-sort
+ratio for company names), weights through table look-ups. Batch matching compares millions of
+pairs per call; the incremental index compares one record against a handful with the very same
+code, so both give the same score to the same pair under the same parameters.
 
-Each field of a pair falls into a level (0 is always "missing on a side", which adds nothing);
-the score is ``1 / (1 + exp(-(bias + sum of level weights))``, rounded to four decimals. The
-reasons of a pair are the levels with a positive weight, in words.
+Each comparison puts a pair in a level: 0 is "missing on a side" and adds nothing, then the
+comparison's levels in ``LEVELS`` order (1 is always "same"). Under the Fellegi-Sunter
+model (see ``customerkit.matching.config``) a level's weight is ``log2(m / u)``; when two
+records share the same full name (contacts) or company name (customers), the weight of that
+agreement is adjusted by how common the name is among the records: two "Smith"s say less than
+two "Zbyszewski"s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -26,33 +29,153 @@ from rapidfuzz.process import cpdist
 from customerkit.data.nicknames import NICKNAMES
 from customerkit.matching.blocking import scoped
 from customerkit.matching.column import Column, combine
-from customerkit.matching.config import ContactWeights, CustomerWeights, MatchConfig
-from customerkit.matching.normalize import full_name_key, is_nickname
+from customerkit.matching.config import (
+    DEFAULT_PARAMETERS,
+    EXTRA_DEFAULTS,
+    ExtraComparison,
+    MatchConfig,
+    Parameters,
+)
+from customerkit.matching.normalize import ADDRESS_KEYS, extra_column, full_name_key, is_nickname
 
-__all__ = ["Comparison", "Features", "build_features", "compare", "reasons"]
+__all__ = [
+    "LEVELS",
+    "Compared",
+    "Features",
+    "Model",
+    "build_features",
+    "compare",
+    "comparisons_of",
+    "reasons",
+    "weigh",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
+LevelArray = npt.NDArray[np.int8]
+SimArray = npt.NDArray[np.float32]
 
-# Level numbers, per field.
 MISSING: Final = 0
 SAME: Final = 1
-# contact first names
-NICKNAME, INITIAL, FIRST_CLOSE, FIRST_DIFFERENT = 2, 3, 4, 5
-# last names, company names: close, fair, different
-CLOSE, FAIR, DIFFERENT = 2, 3, 4
-# emails, addresses: close, different
-E_CLOSE, E_DIFFERENT = 2, 3
-# phones, numbers, postal codes, cities: different
-DIFFERS: Final = 2
 
+#: The levels of each built-in comparison, after 0 ("missing on a side").
+LEVELS: Final[Mapping[str, tuple[str, ...]]] = {
+    "first": ("same", "nickname", "initial", "close", "different"),
+    "last": ("same", "close", "fair", "different"),
+    "company": ("same", "close", "fair", "different"),
+    "number": ("same", "different"),
+    "email": ("same", "close", "different"),
+    "phone": ("same", "different"),
+    "address": ("same", "close", "different"),
+    "address_line2": ("same", "close", "different"),
+    "city": ("same", "close", "different"),
+    "state": ("same", "different"),
+    "postal": ("same", "close", "different"),
+}
+#: The levels of extra comparisons, by method.
+EXTRA_LEVELS: Final[Mapping[str, tuple[str, ...]]] = {
+    "exact": ("same", "different"),
+    "date": ("same", "close", "within a year", "different"),
+    "text": ("same", "close", "fair", "different"),
+}
+#: The field each built-in comparison reads, as a user names it.
+FIELD_OF: Final[Mapping[str, str]] = {
+    "first": "first_name",
+    "last": "last_name",
+    "company": "company_name",
+    "number": "customer_number",
+    "email": "email",
+    "phone": "phone",
+    "address": "address_line1",
+    "address_line2": "address_line2",
+    "city": "city",
+    "state": "state",
+    "postal": "postal_code",
+}
+_BUILT_IN: Final[Mapping[str, tuple[str, ...]]] = {
+    "contact": ("first", "last", "email", "phone", *ADDRESS_KEYS),
+    "customer": ("company", "number", "email", "phone", *ADDRESS_KEYS),
+}
+#: The comparisons whose "same" levels the name frequency adjusts, per kind.
+TF_COMPARISONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "contact": ("first", "last"),
+    "customer": ("company",),
+}
+_TF_LIMIT: Final = 2.0  # bits a rare name may add to its agreement's weight
+_NAME_PRIOR: Final = 10.0  # records' worth of belief in the model's u before counting names
 _THREADED: Final = 10_000  # pairs from which string similarity runs on several threads
 
-_CODED: Final[Mapping[str, tuple[str, ...]]] = {
-    "contact": ("first", "given", "last", "email", "phone"),
-    "customer": ("company", "number", "address", "postal", "city", "email", "phone"),
-}
+
+def comparisons_of(kind: str, config: MatchConfig) -> tuple[str, ...]:
+    """The names of the comparisons of ``kind``: built-in ones, then the extra ones."""
+    return (*_BUILT_IN[kind], *(extra.name for extra in config.comparisons))
+
+
+def levels_of(name: str, config: MatchConfig) -> tuple[str, ...]:
+    """The level names of comparison ``name`` (built-in or extra), after "missing"."""
+    if name in LEVELS:
+        return LEVELS[name]
+    return EXTRA_LEVELS[_extra(name, config).method]
+
+
+def _extra(name: str, config: MatchConfig) -> ExtraComparison:
+    return next(extra for extra in config.comparisons if extra.name == name)
+
+
+def starting_parameters(kind: str, config: MatchConfig) -> Parameters:
+    """``config.parameters``, else the shipped ones, with defaults for any comparison missing."""
+    given = config.parameters or DEFAULT_PARAMETERS[kind]
+    shipped = DEFAULT_PARAMETERS[kind]
+    m, u = dict(given.m), dict(given.u)
+    for name in comparisons_of(kind, config):
+        size = len(levels_of(name, config))
+        if len(m.get(name, ())) == size and len(u.get(name, ())) == size:
+            continue
+        if name in LEVELS:
+            m[name], u[name] = shipped.m[name], shipped.u[name]
+        else:
+            m[name], u[name] = EXTRA_DEFAULTS[_extra(name, config).method]
+    return Parameters(prior=given.prior, m=m, u=u, records=given.records)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Model:
+    """Parameters turned into weight tables, ready to score with.
+
+    Attributes:
+        parameters: The parameters.
+        names: The comparisons, in order.
+        weights: Comparison -> weight (bits) per level, level 0 (missing) being 0.
+        u_same: Comparison -> ``u`` of its "same" level (for the name frequency adjustment).
+        prior_weight: The prior's log-odds in bits.
+    """
+
+    parameters: Parameters
+    names: tuple[str, ...]
+    weights: Mapping[str, FloatArray]
+    u_same: Mapping[str, float]
+    prior_weight: float
+
+    @classmethod
+    def of(cls, parameters: Parameters, names: Sequence[str]) -> Model:
+        """The model of ``parameters`` for the comparisons ``names``."""
+        weights = {
+            name: np.r_[
+                0.0,
+                np.log2(np.asarray(parameters.m[name], np.float64))
+                - np.log2(np.asarray(parameters.u[name], np.float64)),
+            ]
+            for name in names
+        }
+        prior = parameters.prior
+        return cls(
+            parameters=parameters,
+            names=tuple(names),
+            weights=weights,
+            u_same={name: parameters.u[name][0] for name in names},
+            prior_weight=float(np.log2(prior / (1.0 - prior))),
+        )
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -63,15 +186,19 @@ class Features:
         kind: ``"contact"`` or ``"customer"``.
         text: Normalised column -> object array of strings (``""`` missing).
         codes: Normalised column -> integer codes, equal codes for equal text, ``-1`` missing.
-            Also ``domain`` (an email's domain); for contacts ``initial`` (first letter),
-            ``lone`` (1 when the first name is just an initial), ``nicknamed`` (1 when it has
-            nicknames), ``name`` (the full name in its scope) and ``name_count`` (how many
-            records share it); for customers ``house`` (the house number).
+            Also ``domain`` (an email's domain), ``house`` (the address's house number),
+            ``name`` (the full name of a contact or the company's words, in its scope) and
+            ``name_count`` (how many records share it); for contacts ``initial``, ``lone``
+            (1 when the first name is an initial) and ``nicknamed`` (1 when it has nicknames).
+        named: How many records have a name (the total ``name_count`` is counted against).
+        extras: The extra comparisons, by column name.
     """
 
     kind: str
     text: dict[str, ObjectArray]
     codes: dict[str, IntArray]
+    named: int
+    extras: Mapping[str, ExtraComparison]
 
     def __len__(self) -> int:
         return len(next(iter(self.text.values())))
@@ -86,6 +213,10 @@ def _domain(email: str) -> str:
     return email.rpartition("@")[2]
 
 
+def _digits_of(email: str) -> str:
+    return "".join(ch for ch in email if ch.isdigit()) or "-"  # "-": present, no digits
+
+
 def _initial(name: str) -> str:
     return name[:1]
 
@@ -98,9 +229,25 @@ def _is_initial(name: str) -> bool:
     return len(name) == 1
 
 
-def _full_names(given: Column, last: Column, scopes: Sequence[str | None] | None) -> IntArray:
-    """Codes of the full name of each record within its scope (``-1`` for none)."""
-    names = combine(full_name_key, given, last)
+def _sorted_words(value: str) -> str:
+    return " ".join(sorted(value.split())) if value else ""
+
+
+def name_key_of(kind: str, row: Mapping[str, str]) -> str:
+    """The name whose frequency adjusts agreement: full name, or the company's words."""
+    if kind == "contact":
+        return full_name_key(row["given"], row["last"])
+    return _sorted_words(row["company"])
+
+
+def _name_codes(
+    kind: str, columns: Mapping[str, Column], scopes: Sequence[str | None] | None
+) -> IntArray:
+    """Codes of each record's name within its scope (``-1`` for none)."""
+    if kind == "contact":
+        names = combine(full_name_key, columns["given"], columns["last"])
+    else:
+        names = columns["company"].map(_sorted_words)
     if scopes is None:
         return names.codes
     if type(scopes) is Column:
@@ -112,59 +259,74 @@ def build_features(
     kind: str,
     norm: Mapping[str, Sequence[str]],
     *,
+    config: MatchConfig,
     scopes: Sequence[str | None] | None = None,
     name_counts: IntArray | None = None,
+    named: int | None = None,
 ) -> Features:
-    """Turn normalised columns into :class:`Features`.
+    """Turn normalised columns into ``Features``.
 
-    The columns are those of :func:`~customerkit.matching.normalize.normalize_columns`.
+    The columns are those of ``customerkit.matching.normalize.normalize_columns``.
 
     Args:
         kind: ``"contact"`` or ``"customer"``.
         norm: Normalised columns.
+        config: The matching settings (for extra comparisons).
         scopes: Scope value per record, or None when matching is not scoped.
-        name_counts: For contacts, how many records (in all, not only these) share each
-            record's full name in its scope; counted from ``norm`` when None.
+        name_counts: How many records (in all, not only these) share each record's name in
+            its scope; counted from ``norm`` when None.
+        named: How many records (in all) have a name; counted from ``norm`` when None.
 
     Returns:
         The arrays the scorer reads.
     """
     columns = {name: Column.of(values) for name, values in norm.items()}
-    codes = {name: columns[name].codes for name in _CODED[kind]}
+    coded = [name for name in columns if name != "given" or kind == "contact"]
+    codes = {name: columns[name].codes for name in coded}
     codes["domain"] = columns["email"].map(_domain).codes
+    codes["email_digits"] = columns["email"].map(_digits_of).codes
+    codes["house"] = columns["address"].map(_house_number).codes
     if kind == "contact":
         first = columns["first"]
         codes["initial"] = first.map(_initial).codes
         codes["nicknamed"] = first.flags(_has_nicknames)
         codes["lone"] = first.flags(_is_initial)
-        codes["name"] = _full_names(columns["given"], columns["last"], scopes)
-        if name_counts is None:
-            counts = np.bincount(codes["name"][codes["name"] >= 0], minlength=1)
-            name_counts = np.where(codes["name"] >= 0, counts[np.maximum(codes["name"], 0)], 0)
-        codes["name_count"] = name_counts
-    else:
-        codes["house"] = columns["address"].map(_house_number).codes
+    names = _name_codes(kind, columns, scopes)
+    if name_counts is None:
+        counts = np.bincount(names[names >= 0], minlength=1)
+        name_counts = np.where(names >= 0, counts[np.maximum(names, 0)], 0)
+    codes["name"] = names
+    codes["name_count"] = name_counts
+    if named is None:
+        named = int(np.count_nonzero(names >= 0))
     text = {name: column.objects() for name, column in columns.items()}
-    return Features(kind=kind, text=text, codes=codes)
+    extras = {extra_column(extra.field): extra for extra in config.comparisons}
+    return Features(kind=kind, text=text, codes=codes, named=named, extras=extras)
 
 
 @attrs.frozen(kw_only=True, eq=False)
-class Comparison:
-    """The comparison of many pairs: a level per field, similarities and the score.
+class Compared:
+    """The comparison of many pairs: a level per comparison, similarities and the scores.
 
     Attributes:
         left: Positions of the left records.
         right: Positions of the right records.
-        levels: Field -> level per pair.
-        similarity: Field -> similarity in [0, 1] per pair (1 for equal values).
-        score: Score per pair in [0, 1].
+        levels: Comparison -> level per pair.
+        similarity: Comparison -> similarity in [0, 1] per pair (where one was computed).
+        tf: The name frequency adjustment per pair, in bits (0 where names differ).
+        weight: Match weight per pair (bits).
+        score: Match probability per pair, in [0, 1].
+        swapped: Per pair, whether first and last names were swapped (contacts).
     """
 
     left: IntArray
     right: IntArray
-    levels: dict[str, npt.NDArray[np.int8]]
-    similarity: dict[str, npt.NDArray[np.float32]]
+    levels: dict[str, LevelArray]
+    similarity: dict[str, SimArray]
+    tf: FloatArray
+    weight: FloatArray
     score: FloatArray
+    swapped: npt.NDArray[np.bool_]
 
 
 class _Pairs:
@@ -174,6 +336,7 @@ class _Pairs:
         self.features = features
         self.left = left
         self.right = right
+        self.size = int(left.size)
         # Starting rapidfuzz's threads costs more than comparing a few thousand pairs (one new
         # record against its candidates): use them for large batches only.
         self.workers = workers if left.size >= _THREADED else 1
@@ -189,26 +352,26 @@ class _Pairs:
         return self._codes[name]
 
     def similarity(
-        self, name: str, mask: npt.NDArray[np.bool_], *, tokens: bool = False
-    ) -> npt.NDArray[np.float32]:
-        """Similarity of column ``name`` where ``mask`` holds, else 0."""
-        out = np.zeros(self.left.size, np.float32)
+        self,
+        name: str,
+        mask: npt.NDArray[np.bool_],
+        *,
+        scorer: Callable[..., float] = Indel.normalized_similarity,
+        scale: float = 1.0,
+    ) -> SimArray:
+        """Similarity of column ``name`` where ``mask`` holds, 1 where equal, else 0."""
+        out = np.zeros(self.size, np.float32)
         where = np.flatnonzero(mask)
         if where.size:
             text = self.features.text[name]
             left, right = text[self.left[where]], text[self.right[where]]
-            if tokens:
-                out[where] = cpdist(
-                    left, right, scorer=fuzz.token_sort_ratio, workers=self.workers
-                ) / np.float32(100)
-            else:
-                out[where] = cpdist(
-                    left, right, scorer=Indel.normalized_similarity, workers=self.workers
-                )
+            out[where] = cpdist(left, right, scorer=scorer, workers=self.workers) / np.float32(
+                scale
+            )
         return out
 
 
-def _levels(*choices: tuple[npt.NDArray[np.bool_], int], size: int) -> npt.NDArray[np.int8]:
+def _levels(*choices: tuple[npt.NDArray[np.bool_], int], size: int) -> LevelArray:
     """The level of each pair: the first choice whose mask holds (later ones do not override)."""
     out = np.zeros(size, np.int8)
     for mask, level in reversed(choices):
@@ -216,50 +379,48 @@ def _levels(*choices: tuple[npt.NDArray[np.bool_], int], size: int) -> npt.NDArr
     return out
 
 
-def _weights(*values: float) -> FloatArray:
-    return np.array((0.0, *values), np.float64)
-
-
-def _contact_tables(w: ContactWeights) -> dict[str, FloatArray]:
-    return {
-        "email": _weights(w.email_same, w.email_close, w.email_different),
-        "phone": _weights(w.phone_same, w.phone_different),
-        "first": _weights(
-            w.first_same, w.first_nickname, w.first_initial, w.first_close, w.first_different
-        ),
-        "last": _weights(w.last_same, w.last_close, w.last_fair, w.last_different),
-    }
-
-
-def _customer_tables(w: CustomerWeights) -> dict[str, FloatArray]:
-    return {
-        "number": _weights(w.number_same, w.number_different),
-        "company": _weights(w.company_same, w.company_close, w.company_fair, w.company_different),
-        "address": _weights(w.address_same, w.address_close, w.address_different),
-        "postal": _weights(w.postal_same, w.postal_different),
-        "city": _weights(w.city_same, w.city_different),
-        "phone": _weights(w.phone_same, w.phone_different),
-        "email": _weights(w.email_same, w.email_close, w.email_different),
-    }
-
-
-Levels = dict[str, npt.NDArray[np.int8]]
-Similarities = dict[str, npt.NDArray[np.float32]]
-
-
-def _email(pairs: _Pairs, close: float) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
-    both, same = pairs.codes("email")
-    # A typo is looked for only within one domain (a slip in the domain makes another address).
-    _, same_domain = pairs.codes("domain")
-    sim = pairs.similarity("email", same_domain & ~same)
-    sim[same] = 1.0
-    near = both & (sim >= close)
-    return _levels((same, SAME), (near, E_CLOSE), (both, E_DIFFERENT), size=sim.size), sim
-
-
-def _exact(pairs: _Pairs, name: str) -> npt.NDArray[np.int8]:
+def _exact(pairs: _Pairs, name: str) -> LevelArray:
     both, same = pairs.codes(name)
-    return _levels((same, SAME), (both, DIFFERS), size=same.size)
+    return _levels((same, SAME), (both, 2), size=pairs.size)
+
+
+def _graded(
+    pairs: _Pairs, name: str, cuts: Sequence[float], *, tokens: bool = False
+) -> tuple[LevelArray, SimArray]:
+    """Same, then one level per similarity cut (high to low), then different."""
+    both, same = pairs.codes(name)
+    if tokens:
+        sim = pairs.similarity(name, both & ~same, scorer=fuzz.token_sort_ratio, scale=100.0)
+    else:
+        sim = pairs.similarity(name, both & ~same)
+    sim[same] = 1.0
+    choices = [(same, SAME)]
+    choices += [(both & (sim >= cut), level) for level, cut in enumerate(cuts, start=2)]
+    choices.append((both, len(cuts) + 2))
+    return _levels(*choices, size=pairs.size), sim
+
+
+def _email(pairs: _Pairs, config: MatchConfig) -> tuple[LevelArray, SimArray]:
+    both, same = pairs.codes("email")
+    # A typo is looked for only within one domain (a slip in the domain makes another address),
+    # and not where the digits differ: "john1@" and "john2@" are two accounts.
+    _, same_domain = pairs.codes("domain")
+    _, same_digits = pairs.codes("email_digits")
+    sim = pairs.similarity("email", same_domain & same_digits & ~same)
+    sim[same] = 1.0
+    near = both & (sim >= config.close)
+    return _levels((same, SAME), (near, 2), (both, 3), size=pairs.size), sim
+
+
+def _address(pairs: _Pairs, config: MatchConfig) -> tuple[LevelArray, SimArray]:
+    both, same = pairs.codes("address")
+    sim = pairs.similarity("address", both & ~same)
+    sim[same] = 1.0
+    house = pairs.features.codes["house"]
+    # "12 Main St" and "21 Main St" are similar text but different places.
+    same_house = house[pairs.left] == house[pairs.right]
+    near = both & same_house & (sim >= config.close)
+    return _levels((same, SAME), (near, 2), (both, 3), size=pairs.size), sim
 
 
 def _nicknames(pairs: _Pairs) -> npt.NDArray[np.bool_]:
@@ -290,7 +451,7 @@ def _nicknames(pairs: _Pairs) -> npt.NDArray[np.bool_]:
 
 def _swapped(pairs: _Pairs, mask: npt.NDArray[np.bool_], close: float) -> npt.NDArray[np.bool_]:
     """Pairs whose first name is the other's last name and the other way round."""
-    out = np.zeros(pairs.left.size, np.bool_)
+    out = np.zeros(pairs.size, np.bool_)
     where = np.flatnonzero(mask)
     if where.size:
         text = pairs.features.text
@@ -302,11 +463,11 @@ def _swapped(pairs: _Pairs, mask: npt.NDArray[np.bool_], close: float) -> npt.ND
     return out
 
 
-def _compare_contacts(pairs: _Pairs, config: MatchConfig) -> tuple[Levels, Similarities]:
-    size = pairs.left.size
+def _person_names(
+    pairs: _Pairs, config: MatchConfig, levels: dict[str, LevelArray], sims: dict[str, SimArray]
+) -> npt.NDArray[np.bool_]:
+    """Levels of first and last names (contacts); returns which pairs had them swapped."""
     codes = pairs.features.codes
-    email, email_sim = _email(pairs, config.close)
-
     first_both, first_same = pairs.codes("first")
     _, formal_same = pairs.codes("given")
     nickname = _nicknames(pairs)
@@ -325,180 +486,271 @@ def _compare_contacts(pairs: _Pairs, config: MatchConfig) -> tuple[Levels, Simil
     first_sim[swapped] = 1.0
     last_sim[swapped] = 1.0
 
-    first = _levels(
+    levels["first"] = _levels(
         (first_match | swapped, SAME),
-        (nickname, NICKNAME),
-        (first_both & same_initial & lone, INITIAL),
-        (first_both & (first_sim >= config.close), FIRST_CLOSE),
-        (first_both, FIRST_DIFFERENT),
-        size=size,
+        (nickname, 2),
+        (first_both & same_initial & lone, 3),
+        (first_both & (first_sim >= config.close), 4),
+        (first_both, 5),
+        size=pairs.size,
     )
-    last = _levels(
+    levels["last"] = _levels(
         (last_same | swapped, SAME),
-        (last_both & (last_sim >= config.close), CLOSE),
-        (last_both & (last_sim >= config.fair), FAIR),
-        (last_both, DIFFERENT),
-        size=size,
+        (last_both & (last_sim >= config.close), 2),
+        (last_both & (last_sim >= config.fair), 3),
+        (last_both, 4),
+        size=pairs.size,
     )
-    levels = {
-        "email": email,
-        "phone": _exact(pairs, "phone"),
-        "first": first,
-        "last": last,
-        "swapped": swapped.astype(np.int8),
-    }
-    # The fewer records share a full name, the more sharing it says: 1 for a name only these
-    # two records have, 1/2 for three, and so on.
+    sims["first"], sims["last"] = first_sim, last_sim
+    return swapped
+
+
+def _date(pairs: _Pairs, name: str) -> tuple[LevelArray, SimArray]:
+    """Same date; day and month swapped or one digit off; within a year; different."""
+    both, same = pairs.codes(name)
+    sim = pairs.similarity(name, both & ~same)
+    sim[same] = 1.0
+    where = np.flatnonzero(both & ~same)
+    close = np.zeros(pairs.size, np.bool_)
+    within = np.zeros(pairs.size, np.bool_)
+    if where.size:
+        text = pairs.features.text[name]
+        left, right = text[pairs.left[where]], text[pairs.right[where]]
+        close[where] = (sim[where] >= 0.875) | np.fromiter(
+            map(_day_month_swapped, left, right), np.bool_, where.size
+        )
+        within[where] = np.fromiter(map(_within_a_year, left, right), np.bool_, where.size)
+    levels = _levels((same, SAME), (close, 2), (within, 3), (both, 4), size=pairs.size)
+    return levels, sim
+
+
+def _day_month_swapped(left: str, right: str) -> bool:
+    return (
+        len(left) == len(right) == 8
+        and left[:4] == right[:4]
+        and left[4:6] == right[6:8]
+        and (left[6:8] == right[4:6])
+    )
+
+
+def _day_number(value: str) -> int | None:
+    if len(value) != 8 or not value.isdigit():
+        return None
+    year, month, day = int(value[:4]), int(value[4:6]), int(value[6:8])
+    return year * 372 + (month - 1) * 31 + (day - 1)  # close enough to days for "a year"
+
+
+def _within_a_year(left: str, right: str) -> bool:
+    a, b = _day_number(left), _day_number(right)
+    return a is not None and b is not None and abs(a - b) <= 372
+
+
+def _extra_levels(
+    pairs: _Pairs, column: str, extra: ExtraComparison, config: MatchConfig
+) -> tuple[LevelArray, SimArray]:
+    if extra.method == "exact":
+        level = _exact(pairs, column)
+        return level, (level == SAME).astype(np.float32)
+    if extra.method == "date":
+        return _date(pairs, column)
+    return _graded(pairs, column, (config.close, config.fair))
+
+
+def _compare_levels(
+    pairs: _Pairs, config: MatchConfig
+) -> tuple[dict[str, LevelArray], dict[str, SimArray], npt.NDArray[np.bool_]]:
+    """The level of every comparison of every pair, and the similarities behind them."""
+    kind = pairs.features.kind
+    levels: dict[str, LevelArray] = {}
+    sims: dict[str, SimArray] = {}
+    swapped = np.zeros(pairs.size, np.bool_)
+    if kind == "contact":
+        swapped = _person_names(pairs, config, levels, sims)
+    else:
+        levels["company"], sims["company"] = _graded(
+            pairs, "company", (config.close, config.fair), tokens=True
+        )
+        levels["number"] = _exact(pairs, "number")
+    levels["email"], sims["email"] = _email(pairs, config)
+    levels["phone"] = _exact(pairs, "phone")
+    levels["address"], sims["address"] = _address(pairs, config)
+    for name in ("address_line2", "city"):
+        levels[name], sims[name] = _graded(pairs, name, (config.close,))
+    levels["state"] = _exact(pairs, "state")
+    levels["postal"], sims["postal"] = _graded(pairs, "postal", (0.75,))
+    for column, extra in pairs.features.extras.items():
+        levels[extra.name], sims[extra.name] = _extra_levels(pairs, column, extra, config)
+    return levels, sims, swapped
+
+
+def _name_adjustment(pairs: _Pairs, levels: Mapping[str, LevelArray], model: Model) -> FloatArray:
+    """Bits added to the agreement on a name for how rare (or common) the name is.
+
+    The name's chance of agreeing by accident is its frequency among the other records (those
+    two aside), smoothed towards the model's ``u``, as if ``_NAME_PRIOR`` records had been
+    seen before: a few records say little about how common a name is.
+    """
+    kind = pairs.features.kind
+    names = TF_COMPARISONS[kind]
     _, same_name = pairs.codes("name")
-    counts = pairs.features.codes["name_count"][pairs.left]
-    rarity = np.where(same_name, 1.0 / np.maximum(counts - 1, 1), 0.0).astype(np.float32)
-    return levels, {"email": email_sim, "first": first_sim, "last": last_sim, "rarity": rarity}
+    agree = same_name.copy()
+    for name in names:
+        agree &= levels[name] == SAME
+    out = np.zeros(pairs.size, np.float64)
+    where = np.flatnonzero(agree)
+    if where.size:
+        chance = float(np.prod([model.u_same[name] for name in names]))
+        others = pairs.features.codes["name_count"][pairs.left[where]] - 2
+        seen = max(pairs.features.named - 2, 0)
+        frequency = (np.maximum(others, 0) + _NAME_PRIOR * chance) / (seen + _NAME_PRIOR)
+        out[where] = np.minimum(np.log2(chance / frequency), _TF_LIMIT)
+    return out
 
 
-def _compare_customers(pairs: _Pairs, config: MatchConfig) -> tuple[Levels, Similarities]:
-    size = pairs.left.size
-    email, email_sim = _email(pairs, config.close)
-
-    company_both, company_same = pairs.codes("company")
-    company_sim = pairs.similarity("company", company_both & ~company_same, tokens=True)
-    company_sim[company_same] = 1.0
-    company = _levels(
-        (company_same, SAME),
-        (company_both & (company_sim >= config.close), CLOSE),
-        (company_both & (company_sim >= config.fair), FAIR),
-        (company_both, DIFFERENT),
-        size=size,
-    )
-
-    address_both, address_same = pairs.codes("address")
-    address_sim = pairs.similarity("address", address_both & ~address_same)
-    address_sim[address_same] = 1.0
-    house = pairs.features.codes["house"]
-    # "12 Main St" and "21 Main St" are similar text but different places.
-    same_house = house[pairs.left] == house[pairs.right]
-    address = _levels(
-        (address_same, SAME),
-        (address_both & same_house & (address_sim >= config.close), E_CLOSE),
-        (address_both, E_DIFFERENT),
-        size=size,
-    )
-    levels = {
-        "number": _exact(pairs, "number"),
-        "company": company,
-        "address": address,
-        "postal": _exact(pairs, "postal"),
-        "city": _exact(pairs, "city"),
-        "phone": _exact(pairs, "phone"),
-        "email": email,
-    }
-    return levels, {"email": email_sim, "company": company_sim, "address": address_sim}
-
-
-def compare(features: Features, left: IntArray, right: IntArray, config: MatchConfig) -> Comparison:
+def compare(
+    features: Features,
+    left: IntArray,
+    right: IntArray,
+    config: MatchConfig,
+    model: Model,
+) -> Compared:
     """Compare and score pairs of records.
 
     Args:
         features: The records.
         left: Positions of one side of each pair.
         right: Positions of the other side (the score does not depend on which side is which).
-        config: Weights and similarity levels.
+        config: Similarity levels.
+        model: The parameters to score with.
 
     Returns:
-        The levels, similarities and scores of the pairs.
+        The levels, similarities, match weights and probabilities of the pairs.
     """
     pairs = _Pairs(features, left, right, config.workers)
-    if features.kind == "contact":
-        levels, similarity = _compare_contacts(pairs, config)
-        tables = _contact_tables(config.contact)
-        bias = config.contact.bias
-    else:
-        levels, similarity = _compare_customers(pairs, config)
-        tables = _customer_tables(config.customer)
-        bias = config.customer.bias
-    logit = np.full(left.size, bias, np.float64)
-    for name, table in tables.items():
-        logit += table[levels[name]]
-    if features.kind == "contact":
-        logit += config.contact.name_rarity * similarity["rarity"].astype(np.float64)
-    score = np.round(1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0))), 4)
-    return Comparison(left=left, right=right, levels=levels, similarity=similarity, score=score)
+    levels, similarity, swapped = _compare_levels(pairs, config)
+    tf, weight = weigh(features, left, right, levels, model)
+    return Compared(
+        left=left,
+        right=right,
+        levels=levels,
+        similarity=similarity,
+        tf=tf,
+        weight=weight,
+        score=probability(weight),
+        swapped=swapped,
+    )
 
 
-def _name_reasons(comparison: Comparison, k: int, features: Features) -> list[str]:
-    levels, sim = comparison.levels, comparison.similarity
+def weigh(
+    features: Features,
+    left: IntArray,
+    right: IntArray,
+    levels: Mapping[str, LevelArray],
+    model: Model,
+) -> tuple[FloatArray, FloatArray]:
+    """(name frequency adjustment, match weight) of pairs whose levels are known, in bits."""
+    pairs = _Pairs(features, left, right, 1)
+    tf = _name_adjustment(pairs, levels, model)
+    weight = np.full(left.size, model.prior_weight, np.float64) + tf
+    for name in model.names:
+        weight += model.weights[name][levels[name]]
+    return tf, weight
+
+
+def probability(weight: FloatArray) -> FloatArray:
+    """Match probabilities of match weights (bits), rounded to four decimals."""
+    return np.round(1.0 / (1.0 + np.exp2(-np.clip(weight, -60.0, 60.0))), 4)
+
+
+def level_matrix(compared: Compared, names: Sequence[str]) -> npt.NDArray[np.int8]:
+    """The levels as a matrix: a row per pair, a column per comparison in ``names`` order."""
+    return np.stack([compared.levels[name] for name in names], axis=1)
+
+
+# --- reasons -------------------------------------------------------------------------------------
+
+_LABELS: Final[Mapping[str, str]] = {
+    "company": "company name",
+    "number": "customer number",
+    "email": "email",
+    "phone": "phone",
+    "address": "address",
+    "address_line2": "address line 2",
+    "city": "city",
+    "state": "state",
+    "postal": "postal code",
+}
+_PLURAL: Final[Mapping[str, str]] = {
+    "company": "company names",
+    "email": "emails",
+    "address": "addresses",
+    "address_line2": "address lines 2",
+    "city": "cities",
+    "postal": "postal codes",
+}
+
+
+# Identifiers first, then names, then the rest in the model's order (extras last).
+_REASON_ORDER: Final[Mapping[str, int]] = {"number": -3, "email": -2, "phone": -1}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " "))
+
+
+def _level_reason(name: str, level: str, sim: float) -> str:
+    if level == "same":
+        return f"same {_label(name)}"
+    if level in {"close", "fair"}:
+        return f"{_PLURAL.get(name, _label(name) + 's')} similar {sim:.2f}"
+    return f"{_label(name)} {level}"
+
+
+def _name_reasons(compared: Compared, k: int, features: Features) -> list[str]:
+    levels, sim = compared.levels, compared.similarity
     first, last = levels["first"][k], levels["last"][k]
-    if levels["swapped"][k]:
+    if compared.swapped[k]:
         return ["names swapped"]
     if first == SAME and last == SAME:
         return ["same name"]
     out = []
-    if first == NICKNAME:
+    if first == 2:
         text = features.text["first"]
-        names = sorted((text[comparison.left[k]], text[comparison.right[k]]))
+        names = sorted((text[compared.left[k]], text[compared.right[k]]))
         out.append(f"nickname {names[0]}/{names[1]}")
-    elif first == INITIAL:
+    elif first == 3:
         out.append("same initial")
-    elif first in (SAME, FIRST_CLOSE) and last in (SAME, CLOSE):
+    elif first in (SAME, 4) and last in (SAME, 2):
         name_sim = (float(sim["first"][k]) + float(sim["last"][k])) / 2
         return [f"names similar {name_sim:.2f}"]
     if last == SAME:
         out.append("same last name")
-    elif last == CLOSE and out:
+    elif last == 2 and out:
         out.append(f"last names similar {sim['last'][k]:.2f}")
     elif first == SAME:
         out.append("same first name")
     return out
 
 
-def _contact_reasons(comparison: Comparison, k: int, features: Features) -> list[str]:
-    levels, sim = comparison.levels, comparison.similarity
-    out = []
-    if levels["email"][k] == SAME:
-        out.append("same email")
-    elif levels["email"][k] == E_CLOSE:
-        out.append(f"emails similar {sim['email'][k]:.2f}")
-    if levels["phone"][k] == SAME:
-        out.append("same phone")
-    return out + _name_reasons(comparison, k, features)
-
-
-def _customer_reasons(comparison: Comparison, k: int) -> list[str]:
-    levels, sim = comparison.levels, comparison.similarity
-    out = []
-    if levels["number"][k] == SAME:
-        out.append("same customer number")
-    if levels["company"][k] == SAME:
-        out.append("same company name")
-    elif levels["company"][k] in (CLOSE, FAIR):
-        out.append(f"company names similar {sim['company'][k]:.2f}")
-    address, postal = levels["address"][k], levels["postal"][k]
-    if address in (SAME, E_CLOSE) and postal == SAME:
-        out.append("same address and postal code")
-    elif address in (SAME, E_CLOSE):
-        out.append("same address")
-    elif postal == SAME:
-        out.append("same postal code")
-    if levels["phone"][k] == SAME:
-        out.append("same phone")
-    if levels["email"][k] == SAME:
-        out.append("same email")
-    elif levels["email"][k] == E_CLOSE:
-        out.append(f"emails similar {sim['email'][k]:.2f}")
-    return out
-
-
-def reasons(comparison: Comparison, k: int, features: Features) -> tuple[str, ...]:
-    """The reasons pair ``k`` of a comparison scored as it did, in words.
-
-    Args:
-        comparison: A comparison from :func:`compare`.
-        k: The pair's index in it.
-        features: The records compared.
+def reasons(
+    compared: Compared, k: int, features: Features, model: Model, config: MatchConfig
+) -> tuple[str, ...]:
+    """The reasons pair ``k`` scored as it did, in words: its levels with a positive weight.
 
     Returns:
         Reasons such as ``"same email"``, ``"nickname bob/robert"``,
         ``"company names similar 0.91"``.
     """
-    if features.kind == "contact":
-        return tuple(_contact_reasons(comparison, k, features))
-    return tuple(_customer_reasons(comparison, k))
+    out: list[str] = []
+    for name in sorted(model.names, key=lambda name: _REASON_ORDER.get(name, 0)):
+        if name == "last":
+            out.extend(_name_reasons(compared, k, features))
+            continue
+        if name == "first":
+            continue
+        level = int(compared.levels[name][k])
+        if level == MISSING or model.weights[name][level] <= 0:
+            continue
+        sim = float(compared.similarity[name][k]) if name in compared.similarity else 1.0
+        out.append(_level_reason(name, levels_of(name, config)[level - 1], sim))
+    return tuple(out)

@@ -1,7 +1,7 @@
 """Reading records to match into columns: mappings, attrs models or a pandas DataFrame.
 
-Field names are the model's (:class:`~customerkit.model.Contact`,
-:class:`~customerkit.model.Customer`, their ``New*`` drafts). ``None``, NaN, ``pandas.NA`` and
+Field names are the model's (``customerkit.model.Contact``,
+``customerkit.model.Customer``, their ``New*`` drafts). ``None``, NaN, ``pandas.NA`` and
 ``NaT`` all mean missing; text is trimmed and a blank value is missing too.
 
 A record's id is its ``id`` field (or column) as a string when present, else its position in the
@@ -11,6 +11,7 @@ input as a string (``"0"``, ``"1"``, ...), so every id in a report is a ``str``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, cast
@@ -19,14 +20,18 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.errors import MatchingError
 from customerkit.matching.column import Column
+from customerkit.model import Contact, Customer, NewContact, NewCustomer
 
 __all__ = [
+    "ADDRESS_FIELDS",
     "CONTACT_FIELDS",
     "CUSTOMER_FIELDS",
     "DISTINCT_FIELDS",
     "Kind",
     "RecordTable",
+    "UnknownColumnsWarning",
     "field_value",
     "is_missing",
     "read_records",
@@ -36,17 +41,15 @@ __all__ = [
 
 Kind = Literal["contact", "customer"]
 
+#: Address fields: customers have them, and contacts may (a data set of people with addresses).
+ADDRESS_FIELDS: Final = ("address_line1", "address_line2", "city", "state", "postal_code")
 #: Contact fields the matcher reads (and reports side by side).
-CONTACT_FIELDS: Final = ("first_name", "last_name", "email", "phone", "title")
+CONTACT_FIELDS: Final = ("first_name", "last_name", "email", "phone", "title", *ADDRESS_FIELDS)
 #: Customer fields the matcher reads (and reports side by side).
 CUSTOMER_FIELDS: Final = (
     "company_name",
     "customer_number",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
+    *ADDRESS_FIELDS,
     "country",
     "email",
     "phone",
@@ -60,13 +63,41 @@ _MISSING_TYPES: Final = frozenset({"NAType", "NaTType"})
 
 
 def fields_of(kind: str) -> tuple[str, ...]:
-    """The fields read for ``kind`` (``"contact"`` or ``"customer"``, else ``ValueError``)."""
+    """The fields read for ``kind`` (``"contact"`` or ``"customer"``, else ``MatchingError``)."""
     if kind == "contact":
         return CONTACT_FIELDS
     if kind == "customer":
         return CUSTOMER_FIELDS
     msg = f"kind must be 'contact' or 'customer', not {kind!r}"
-    raise ValueError(msg)
+    raise MatchingError(msg, field="kind")
+
+
+def _model_fields() -> frozenset[str]:
+    """Every field of the model's contacts and customers: known, even when not compared."""
+    names: set[str] = set()
+    for cls in (Contact, Customer, NewContact, NewCustomer):
+        names.update(field.name for field in attrs.fields(cls))
+    return frozenset(names)
+
+
+_KNOWN: Final = _model_fields() | {"id", "customer_id", "location_id", "merged_into"}
+
+
+def _warn_unknown(names: Iterable[str], wanted: Sequence[str]) -> None:
+    """Warn about columns the matcher would otherwise drop without a word."""
+    unknown = sorted({str(name) for name in names} - _KNOWN - set(wanted))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        warnings.warn(
+            f"find_duplicates does not compare these columns: {shown}; rename them to the "
+            "model's field names, or compare them with MatchConfig(comparisons=...)",
+            UnknownColumnsWarning,
+            stacklevel=4,
+        )
+
+
+class UnknownColumnsWarning(UserWarning):
+    """Records given to the matcher carry columns it neither knows nor was asked to compare."""
 
 
 def is_missing(value: object) -> bool:
@@ -114,7 +145,7 @@ def _texts(values: list[object]) -> list[str]:
 
 
 def _read_column(name: str, values: list[object]) -> Sequence[str]:
-    """A field's trimmed texts: a :class:`Column` when values are likely to repeat."""
+    """A field's trimmed texts: a ``Column`` when values are likely to repeat."""
     # A few records (one new record matched against an index) are quicker read as a list.
     if name in DISTINCT_FIELDS or len(values) < _FEW:
         return _texts(values)
@@ -122,7 +153,7 @@ def _read_column(name: str, values: list[object]) -> Sequence[str]:
 
 
 def _text_column(values: list[object]) -> Column:
-    """A field's values as trimmed text, numbered in the same pass (see :meth:`Column.of`)."""
+    """A field's values as trimmed text, numbered in the same pass (see ``Column.of``)."""
     code_of = {"": -1}
     setdefault = code_of.setdefault
     # Most values are already strings: strip them without a function call each.
@@ -137,7 +168,7 @@ _TIME_TYPES: Final = (str, datetime, np.datetime64, type(None))
 
 
 def _timestamps(values: list[object]) -> npt.NDArray[np.float64]:
-    """POSIX seconds per value (see :func:`timestamp_value`), each distinct value read once.
+    """POSIX seconds per value (see ``timestamp_value``), each distinct value read once.
 
     Most books leave many times blank, and a time read once per distinct value saves a parse per
     record; values of other types (numbers, where ``1 == True``) are read one by one.
@@ -164,6 +195,14 @@ def _ids(values: list[object]) -> list[str]:
     ]
 
 
+def _originals(values: list[object], ids: list[str]) -> list[object]:
+    """Each record's id as given, its position where it has none."""
+    return [
+        position if is_missing(value) else value
+        for position, (value, _) in enumerate(zip(values, ids, strict=True))
+    ]
+
+
 def field_value(record: object, name: str) -> object:
     """The value of field ``name`` of a mapping or an object (``None`` when it has none)."""
     if isinstance(record, Mapping):
@@ -173,6 +212,26 @@ def field_value(record: object, name: str) -> object:
 
 def _is_dataframe(records: object) -> bool:
     return type(records).__module__.startswith("pandas") and hasattr(records, "columns")
+
+
+def _as_rows(records: Iterable[object]) -> Iterable[object]:
+    """A polars DataFrame or an Arrow table as a list of dicts (iterating them gives columns)."""
+    module = type(records).__module__.split(".", 1)[0]
+    if module == "polars" and hasattr(records, "to_dicts"):
+        return cast("list[object]", records.to_dicts())
+    if module == "pyarrow" and hasattr(records, "to_pylist"):
+        return cast("list[object]", records.to_pylist())
+    if module in {"polars", "pyarrow"}:
+        msg = f"a {module} {type(records).__name__} is not a table of records; pass a DataFrame"
+        raise MatchingError(msg, field="records")
+    return records
+
+
+def _refuse_non_records(records: object) -> None:
+    """Refuse inputs that iterate as something other than records (column names, characters)."""
+    if isinstance(records, str | bytes | Mapping):
+        msg = "records must be an iterable of records (mappings or models), not one value"
+        raise MatchingError(msg, field="records")
 
 
 def _frame_column(frame: Any, name: str, size: int) -> list[object]:
@@ -194,9 +253,11 @@ class RecordTable:
     Attributes:
         kind: ``"contact"`` or ``"customer"``.
         ids: One id per record (see the module docs).
-        columns: Field -> trimmed text per record, ``""`` for missing: a :class:`Column` of
-            distinct values, or a plain list for the fields in :data:`DISTINCT_FIELDS`.
+        columns: Field -> trimmed text per record, ``""`` for missing: a ``Column`` of
+            distinct values, or a plain list for the fields in ``DISTINCT_FIELDS``.
         scopes: The scope value per record (``""`` for none), or None when not scoped.
+        originals: Each record's id as given (an int, a DataFrame index label), or None when
+            the ids are the texts themselves.
         last_contacted: POSIX seconds of ``last_communicated_at``, NaN for missing.
         created: POSIX seconds of ``created_at``, NaN for missing.
     """
@@ -204,6 +265,7 @@ class RecordTable:
     kind: Kind
     ids: list[str]
     columns: dict[str, Sequence[str]]
+    originals: list[object] | None
     scopes: Column | None
     last_contacted: npt.NDArray[np.float64]
     created: npt.NDArray[np.float64]
@@ -219,37 +281,57 @@ class RecordTable:
         return np.fromiter(map(bool, column), np.bool_, len(column))
 
 
-def read_records(records: Iterable[object], *, kind: Kind, scope: str | None) -> RecordTable:
-    """Read mappings, attrs records or a DataFrame into a :class:`RecordTable`.
+def read_records(
+    records: Iterable[object],
+    *,
+    kind: Kind,
+    scope: str | None,
+    extras: Sequence[str] = (),
+    warn: bool = False,
+) -> RecordTable:
+    """Read mappings, attrs records or a DataFrame into a ``RecordTable``.
 
     Args:
         records: The records.
         kind: ``"contact"`` or ``"customer"``.
         scope: A field whose value partitions the records (``"customer_id"``), or None.
+        extras: Further columns to read (those of extra comparisons).
+        warn: Warn (``UnknownColumnsWarning``) about columns that are not read.
 
     Returns:
         The columns of the records.
 
     Raises:
-        ValueError: Two records have the same id.
+        MatchingError: Two records have the same id, or ``records`` is not records.
     """
-    fields = fields_of(kind)
+    fields = (*fields_of(kind), *(name for name in extras if name not in fields_of(kind)))
     wanted = (*fields, *_TIME_FIELDS, "id", *((scope,) if scope else ()))
     raw: dict[str, list[object]]
     if _is_dataframe(records):
         size = len(records)  # type: ignore[arg-type]
+        if warn:
+            _warn_unknown(records.columns, wanted)  # type: ignore[attr-defined]
         raw = {name: _frame_column(records, name, size) for name in wanted}
+        if "id" not in records.columns:  # type: ignore[attr-defined]
+            raw["id"] = list(records.index.tolist())  # type: ignore[attr-defined]
     else:
+        records = _as_rows(records)
+        _refuse_non_records(records)
         rows = records if isinstance(records, Sequence) else list(records)
         plain = all(type(row) is dict for row in rows)
+        if warn and plain and rows:
+            dicts = cast("list[dict[str, object]]", rows[:1000])
+            _warn_unknown({key for row in dicts for key in row}, wanted)
         raw = {name: _record_column(rows, name, plain=plain) for name in wanted}
     ids = _ids(raw["id"])
+    originals = None if all(type(v) is str for v in raw["id"]) else _originals(raw["id"], ids)
     if len(set(ids)) != len(ids):
         msg = "records have duplicate ids; give each record a unique id (or none at all)"
-        raise ValueError(msg)
+        raise MatchingError(msg, field="id")
     return RecordTable(
         kind=kind,
         ids=ids,
+        originals=originals,
         columns={name: _read_column(name, raw[name]) for name in fields},
         scopes=_text_column(raw[scope]) if scope else None,
         last_contacted=_timestamps(raw["last_communicated_at"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from customerkit.errors import QueryTooShort, ValidationError
-from customerkit.model import SearchField
+from customerkit.model import Customer, SearchField
 from customerkit.text import query_words
 
 #: Longest query accepted, in code points, before any index or database sees it.
@@ -60,6 +60,18 @@ class SearchQuery:
     fields: tuple[SearchField, ...]
     fuzzy: bool = False
     exact_only: bool = False
+
+
+def search_document(customer: Customer) -> SearchDocument:
+    """What a search index needs of a customer."""
+    return SearchDocument(
+        id=customer.id,
+        location_id=customer.location_id,
+        name=customer.company_name,
+        city=customer.city,
+        state=customer.state,
+        number=customer.customer_number,
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -7,14 +7,15 @@ import functools
 import inspect
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 import attrs
 
 from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import PasswordHasher
+from customerkit.matching import MatchConfig
 from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role, Survivorship
 from customerkit.policy import Action, Policy, Target
 from customerkit.ports import Clock, Store, UnitOfWork
@@ -41,6 +42,11 @@ class BookConfig:
         max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
         survivorship: Per field, how a merge picks the surviving value (``MAIN`` unless
             given: ``{"phone": Survivorship.MOST_RECENT}``).
+        match: How ``find_duplicates`` and ``find_similar`` compare, score and group
+            contacts and customers.
+        contact_match: Replaces ``match`` for contacts (e.g. one fitted with ``ck.fit`` on
+            labelled contacts).
+        customer_match: Replaces ``match`` for customers.
     """
 
     phone_region: str = "US"
@@ -50,6 +56,21 @@ class BookConfig:
     recent_window: timedelta = timedelta(days=30)
     max_merge_size: int = 1000
     survivorship: Mapping[str, Survivorship] = attrs.field(factory=dict)
+    match: MatchConfig = attrs.field(default=MatchConfig())
+    contact_match: MatchConfig | None = attrs.field(default=None)
+    customer_match: MatchConfig | None = attrs.field(default=None)
+
+    @match.validator
+    @contact_match.validator
+    @customer_match.validator
+    def _check_match(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, MatchConfig) and not (value is None and attribute.name != "match"):
+            raise ValidationError({attribute.name: "pass a customerkit.MatchConfig"})
+
+    def match_for(self, kind: Literal["contact", "customer"]) -> MatchConfig:
+        """The matching settings for contacts or customers."""
+        chosen = self.contact_match if kind == "contact" else self.customer_match
+        return chosen or self.match
 
 
 @attrs.define(kw_only=True)
@@ -157,13 +178,24 @@ def retried(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P
     RELIABILITY decision 5: a serialization failure or deadlock rolls the whole unit of work
     back, so the method runs again from its first read. Every write use-case carries this;
     its only effects are in the store (and the clock, ids and hashing it may use again).
+    Arguments that can be read only once (generators, iterators) are read into tuples before
+    the first attempt, so that a second attempt sees the same arguments as the first.
     """
 
     @functools.wraps(method)
     def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        args = tuple(_replayable(arg) for arg in args)  # type: ignore[assignment]
+        kwargs = {name: _replayable(value) for name, value in kwargs.items()}  # type: ignore[assignment]
         return self._ctx.run(lambda: method(self, *args, **kwargs))
 
     return run
+
+
+def _replayable(value: T) -> T:
+    """``value``, or its items in a tuple when iterating it would use it up."""
+    if isinstance(value, Iterator):
+        return tuple(value)  # type: ignore[return-value]
+    return value
 
 
 def customer_target(customer: Customer) -> Target:

@@ -28,6 +28,7 @@ from customerkit.model import (
     Contact,
     Customer,
     CustomerKind,
+    Dismissal,
     ManagedBy,
     MergeResult,
     NewContact,
@@ -38,6 +39,7 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import UnitOfWork
+from customerkit.services import dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -58,6 +60,7 @@ from customerkit.validation import (
 
 log = logging.getLogger("customerkit.contacts")
 
+_DISMISSAL = dismissals.CONTACT_DISMISSAL
 HISTORY_FIELDS = (
     "first_name",
     "last_name",
@@ -145,8 +148,9 @@ class ContactService:
     def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:
         """Add a contact to a customer (K1, K3).
 
-        Contacts of a FLEET customer are managed by the fleet, whoever adds them; whether the
-        fleet added it is kept in ``added_by_fleet``.
+        A contact the fleet's users add is managed by the fleet (``managed_by=FLEET``, the fleet
+        icon); one the service provider adds, to a LOCAL or a FLEET customer, is managed by the
+        provider. Who added it is kept in ``added_by_fleet``.
         """
         if not isinstance(draft, NewContact):
             raise ValidationError({"draft": "pass a NewContact"})
@@ -158,13 +162,12 @@ class ContactService:
             customer = live_customer(uow, customer_id)
             self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer))
             now = self._ctx.now()
+            by_fleet = actor.role is Role.FLEET_USER  # the policy let it add only to its fleet
             contact = Contact(
                 id=self._ctx.new_id(),
                 customer_id=customer.id,
-                managed_by=ManagedBy.FLEET
-                if customer.kind is CustomerKind.FLEET
-                else ManagedBy.PROVIDER,
-                added_by_fleet=actor.role is Role.FLEET_USER,
+                managed_by=ManagedBy.FLEET if by_fleet else ManagedBy.PROVIDER,
+                added_by_fleet=by_fleet,
                 external_user=bool(draft.external_user),
                 one_time_case_id=case_id,
                 created_at=now,
@@ -217,8 +220,9 @@ class ContactService:
 
         Raises:
             ImmutableField: the change touches the email (delete and re-add instead).
-            PermissionDenied: the contact is managed by its fleet and the actor is not one of
-                the fleet's users (K1).
+            PermissionDenied: the contact is managed by its fleet (the fleet added it) and the
+                actor is not one of the fleet's users, or the actor is a fleet user and the
+                service provider manages the contact (K1).
         """
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
@@ -262,7 +266,8 @@ class ContactService:
     def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> builtins.list[str]:
         """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
 
-        Returns the deleted ids. Every id must be a live contact the actor may change.
+        Returns the deleted ids. Every id must be a live contact the actor may change: like
+        ``delete``, provider staff never delete a contact its fleet manages (K1).
         """
         if isinstance(contact_ids, str) or not isinstance(contact_ids, Sequence):
             raise ValidationError({"contact_ids": "pass a list of contact ids"})
@@ -400,33 +405,92 @@ class ContactService:
         """Duplicate contacts of one customer, or of every customer of the actor's location (M1).
 
         Only contacts of the same customer are compared: merging works within a customer.
+        Pairs dismissed with :meth:`dismiss` are never reported nor grouped together.
         """
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             contacts = self._live_contacts(uow, actor, customer_id)
-        region = self._ctx.config.phone_region
-        return find_duplicates(contacts, kind="contact", region=region, scope="customer_id")
+            live = {contact.id for contact in contacts}
+            apart = dismissals.pairs_in_force(uow, _DISMISSAL, actor.location_id, live)
+        config = self._ctx.config
+        return find_duplicates(
+            contacts,
+            kind="contact",
+            config=config.match_for("contact"),
+            region=config.phone_region,
+            scope="customer_id",
+            dismissed=apart,
+        )
 
     @retried
     def find_similar(
-        self, draft: NewContact, *, actor: Actor, customer_id: str | None = None
+        self, draft: NewContact | Contact, *, actor: Actor, customer_id: str | None = None
     ) -> builtins.list[SimilarMatch]:
         """Existing contacts like a new one, best first: warn before creating a duplicate (M6).
 
         Without ``customer_id`` the draft is compared with every live contact of the actor's
-        location, through the backend's matching index.
+        location, through the backend's matching index. Given a stored contact instead of a
+        draft, it leaves out that contact and the contacts dismissed with it.
         """
-        region = self._ctx.config.phone_region
+        config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
             if customer_id is None:
                 self._ctx.authorize(
                     actor, Action.CONTACT_READ, Target(location_id=actor.location_id)
                 )
-                index = uow.contacts.match_index(actor.location_id, region=region)
-                found = index.find_similar(draft)
-                uow.commit()  # a backend may have built and kept its index: keep it
-                return found
-            contacts = self._live_contacts(uow, actor, customer_id)
-        return MatchIndex.build(contacts, kind="contact", region=region).find_similar(draft)
+                index = uow.contacts.match_index(
+                    actor.location_id,
+                    region=config.phone_region,
+                    config=config.match_for("contact"),
+                )
+            else:
+                contacts = self._live_contacts(uow, actor, customer_id)
+                index = MatchIndex.build(
+                    contacts,
+                    kind="contact",
+                    config=config.match_for("contact"),
+                    region=config.phone_region,
+                )
+            found = dismissals.without_dismissed(
+                uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)
+            )
+            uow.commit()  # a backend may have built and kept its index: keep it
+        return found
+
+    @retried
+    def dismiss(self, left_id: str, right_id: str, *, actor: Actor) -> Dismissal:
+        """Record that two contacts of one customer are not duplicates (either order).
+
+        Repeating it is harmless. Both must be live contacts of the same live customer of the
+        actor's location; the actor needs the right to merge them. The customer's history
+        notes it for each contact.
+
+        Raises:
+            DismissError: the two ids are the same, or the contacts belong to two customers.
+            NotFound: an id is no live contact.
+            PermissionDenied: the actor may not merge these contacts.
+        """
+        return dismissals.dismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
+
+    @retried
+    def undismiss(self, left_id: str, right_id: str, *, actor: Actor) -> None:
+        """Take back a dismissal: the pair can be reported as duplicates again.
+
+        Nothing happens when the pair is not dismissed. The contacts may have been merged or
+        deleted since; pass the ids as :meth:`dismissed` lists them.
+        """
+        dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
+
+    def dismissed(
+        self, *, actor: Actor, customer_id: str | None = None
+    ) -> builtins.list[Dismissal]:
+        """The contact pairs dismissed as not duplicates, of the location or of one customer."""
+        if customer_id is None:
+            return dismissals.dismissed(self._ctx, _DISMISSAL, actor=actor)
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
+            customer = visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
+            mine = {contact.id for contact in uow.contacts.for_customer(customer.id)}
+            found = uow.dismissals.for_location(customer.location_id, "contact")
+        return [d for d in found if d.left_id in mine or d.right_id in mine]
 
     @retried
     def merge(

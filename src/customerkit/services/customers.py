@@ -29,6 +29,7 @@ from customerkit.model import (
     CompanyType,
     Customer,
     CustomerKind,
+    Dismissal,
     MergeResult,
     NewCustomer,
     RecordStatus,
@@ -37,7 +38,15 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
-from customerkit.search.query import check_limit, parse_query
+from customerkit.search.oracle import oracle_search
+from customerkit.search.query import (
+    RankedMatch,
+    SearchQuery,
+    check_limit,
+    parse_query,
+    search_document,
+)
+from customerkit.services import dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -87,6 +96,7 @@ HISTORY_FIELDS = (
 PASSWORD_MARKER = "(changed)"  # noqa: S105 - a history marker, not a password
 _CREATED_FIELDS = ("kind", *HISTORY_FIELDS)
 MAX_STAFF = 2
+_DISMISSAL = dismissals.CUSTOMER_DISMISSAL
 
 
 def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
@@ -422,12 +432,14 @@ class CustomerService:
             Target(location_id=actor.location_id, customer_id=fleet_id),
         )
         with self._ctx.store.unit_of_work(read_only=True) as uow:
-            matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+            if fleet_id is None:
+                matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+            else:
+                matches = _fleet_search(uow, fleet_id, actor.location_id, parsed)
             return [
                 SearchHit(customer=customer, score=match.score, field=match.field)
                 for match in matches
                 if (customer := uow.customers.get(match.customer_id)) is not None
-                and (fleet_id is None or customer.id == fleet_id)
             ]
 
     def recent(
@@ -471,7 +483,16 @@ class CustomerService:
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             total = uow.customers.count(actor.location_id) if ids is None else len(set(ids))
             records = uow.customers.export_records(actor.location_id, ids=ids)
-            return write_records(fileobj, records, format=format, total=total, progress=progress)
+            try:
+                return write_records(
+                    fileobj, records, format=format, total=total, progress=progress
+                )
+            finally:
+                # A failed write (a closed pipe) ends a database reader here, inside the unit
+                # of work, not later when the garbage collector finds its connection closed.
+                close = getattr(records, "close", None)
+                if close is not None:
+                    close()
 
     # -- change ------------------------------------------------------------------------------
 
@@ -680,21 +701,69 @@ class CustomerService:
     # -- duplicates and merge (M1-M6) -----------------------------------------------------
 
     def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
-        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2)."""
+        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2).
+
+        Pairs dismissed with :meth:`dismiss` are never reported nor grouped together.
+        """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             customers = list(uow.customers.iter_location(actor.location_id))
-        return find_duplicates(customers, kind="customer", region=self._ctx.config.phone_region)
+            live = {customer.id for customer in customers}
+            apart = dismissals.pairs_in_force(uow, _DISMISSAL, actor.location_id, live)
+        config = self._ctx.config
+        return find_duplicates(
+            customers,
+            kind="customer",
+            config=config.match_for("customer"),
+            region=config.phone_region,
+            dismissed=apart,
+        )
 
     @retried
-    def find_similar(self, draft: NewCustomer, *, actor: Actor) -> list[SimilarMatch]:
-        """Existing customers like a new one, best first: search before create (M6)."""
+    def find_similar(self, draft: NewCustomer | Customer, *, actor: Actor) -> list[SimilarMatch]:
+        """Existing customers like a new one, best first: search before create (M6).
+
+        Given a stored customer instead of a draft, it leaves out that customer and the
+        customers dismissed with it.
+        """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        region = self._ctx.config.phone_region
+        config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
-            found = uow.customers.match_index(actor.location_id, region=region).find_similar(draft)
+            index = uow.customers.match_index(
+                actor.location_id, region=config.phone_region, config=config.match_for("customer")
+            )
+            found = dismissals.without_dismissed(
+                uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)
+            )
             uow.commit()  # a backend may have built and kept its index: keep it
         return found
+
+    @retried
+    def dismiss(self, left_id: str, right_id: str, *, actor: Actor) -> Dismissal:
+        """Record that two customers are not duplicates (either order; repeating is harmless).
+
+        Both must be live customers of the actor's location; the actor needs the right to
+        merge them. Each customer's history notes it.
+
+        Raises:
+            DismissError: the two ids are the same.
+            NotFound: an id is no live customer.
+            PermissionDenied: the actor may not merge these customers.
+        """
+        return dismissals.dismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
+
+    @retried
+    def undismiss(self, left_id: str, right_id: str, *, actor: Actor) -> None:
+        """Take back a dismissal: the pair can be reported as duplicates again.
+
+        Nothing happens when the pair is not dismissed. The customers may have been merged or
+        deleted since; pass the ids as :meth:`dismissed` lists them.
+        """
+        dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
+
+    def dismissed(self, *, actor: Actor) -> list[Dismissal]:
+        """The customer pairs of the actor's location dismissed as not duplicates, by ids."""
+        return dismissals.dismissed(self._ctx, _DISMISSAL, actor=actor)
 
     @retried
     def merge(
@@ -820,6 +889,21 @@ class CustomerService:
             uow.customers.update(rehashed, expected_version=current.version)
             uow.commit()
         return rehashed
+
+
+def _fleet_search(
+    uow: UnitOfWork, fleet_id: str, location_id: str, query: SearchQuery
+) -> list[RankedMatch]:
+    """A fleet user's search: its one customer, if it matches (P2 before the limit).
+
+    Filtering a page of the location's hits would lose the fleet's customer whenever others
+    rank above it, so the search runs over that one customer, by the reference semantics every
+    backend's index agrees with.
+    """
+    customer = uow.customers.get(fleet_id)
+    if customer is None or not customer.is_live:
+        return []
+    return oracle_search([search_document(customer)], location_id, query, limit=1)
 
 
 def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:

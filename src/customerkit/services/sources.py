@@ -133,7 +133,7 @@ class SourceService:
     def refresh_customer(self, customer_id: str, *, actor: Actor) -> Customer:
         """Apply the source's current data to an imported customer and record the changes (D4).
 
-        A record gone from the source raises :class:`~customerkit.SourceError` and changes
+        A record gone from the source raises [`SourceError`][customerkit.SourceError] and changes
         nothing.
         """
         with self._ctx.store.unit_of_work() as uow:

@@ -18,7 +18,7 @@ Names repeat the way real ones do (thousands of "Smith"s at scale); emails and p
 distinct customers or people never repeat within one call. Near-duplicates are made the way
 dealer data gets them: typos, nicknames, swapped names, blanks, reformatted phones, changed
 email case, abbreviations, legal suffixes added or dropped, stray whitespace
-(see :class:`Corruption`).
+(see `Corruption`).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def customers(
     has its own style: "C-100042", "100042", "CU0100042", ...). FLEET customers make up
     ``fleet_share``, about a third of them with a blank number. A ``duplicate_share`` of the
     drafts are near-duplicates of a recent customer of the same location (same company typed
-    differently, see :class:`Corruption`) with a number of their own. Emails and phones of
+    differently, see `Corruption`) with a number of their own. Emails and phones of
     distinct customers never repeat (near-duplicates share them on purpose).
 
     Args:
@@ -132,7 +132,7 @@ def customers(
         locations: Location ids; earlier ones get a few more customers.
         fleet_share: Share of FLEET customers.
         duplicate_share: Share of drafts that are near-duplicates.
-        corruption: How near-duplicates differ (default :class:`Corruption`; email typos are
+        corruption: How near-duplicates differ (default `Corruption`; email typos are
             not made here).
 
     Returns:
@@ -186,7 +186,7 @@ def contacts(
     Each customer gets between ``per_customer[0]`` and ``per_customer[1]`` people, with emails
     at the customer's own domain or a free-mail one; some share the family name of the business.
     Each person is entered a second time, typed differently (nickname, typo, email case, phone
-    format, ... see :class:`Corruption`), with probability ``duplicate_share``; the copies come
+    format, ... see `Corruption`), with probability ``duplicate_share``; the copies come
     after the customer's other contacts. Emails and phones of distinct people never repeat, so
     the ``external_share`` of people marked external users keep unique emails (rule K3; copies
     are never external users).
@@ -197,7 +197,7 @@ def contacts(
         per_customer: Smallest and largest number of distinct people per customer.
         duplicate_share: Chance that a person also gets a near-duplicate contact.
         external_share: Share of people (with an email) marked as external users.
-        corruption: How near-duplicates differ (default :class:`Corruption`; email typos are
+        corruption: How near-duplicates differ (default `Corruption`; email typos are
             not made here).
 
     Returns:

@@ -1,7 +1,7 @@
 """Testing helpers shipped with customerkit (extra ``testing``).
 
-* :class:`FakeClock` — an injectable clock you move by hand.
-* :mod:`customerkit.testing.contract` — the contract suite every backend passes. To run it
+* [`FakeClock`][customerkit.testing.FakeClock] — an injectable clock you move by hand.
+* `customerkit.testing.contract` — the contract suite every backend passes. To run it
   against your own store, import its test classes into a test module and provide a
   ``make_book`` fixture returning a callable ``make_book(clock) -> Book``::
 
@@ -21,7 +21,7 @@ __all__ = ["FakeClock"]
 
 
 class FakeClock:
-    """A clock for tests: returns a fixed aware UTC time until moved with :meth:`advance`."""
+    """A clock for tests: returns a fixed aware UTC time until moved with `advance()`."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self.now = start or datetime(2026, 1, 15, 9, 0, tzinfo=UTC)

@@ -14,14 +14,18 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 import customerkit as ck
+from customerkit.matching import Parameters
+from customerkit.ports import UnitOfWork
 from customerkit.testing import FakeClock
 
 __all__ = [
     "TestContactsContract",
     "TestCustomersContract",
+    "TestDismissalsContract",
     "TestDuplicatesContract",
     "TestEntryPointsContract",
     "TestExportContract",
@@ -171,6 +175,18 @@ class TestCustomersContract:
         assert book.customers.get(c.id, actor=STAFF) == c
         assert len(book.history.for_customer(c.id, actor=ADMIN)) == 1
 
+    def test_c5_records_read_are_frozen_and_hash(self, book: ck.Book) -> None:
+        c = customer(book, extra={"vat_id": "DE123"})
+        c = book.customers.update(c.id, {"extra": {"vat_id": "DE124"}}, actor=STAFF)
+        read = book.customers.get(c.id, actor=STAFF)
+        with pytest.raises(TypeError):
+            read.extra["vat_id"] = "changed"  # type: ignore[index]
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        with pytest.raises(TypeError):
+            history[-1].changes["extra"][1]["vat_id"] = "changed"
+        assert book.customers.get(c.id, actor=STAFF).extra == {"vat_id": "DE124"}
+        assert len({read, c, *history}) == 1 + len(history)  # records hash, equal ones alike
+
     def test_c6_delete_keeps_history_and_tombstone(self, book: ck.Book) -> None:
         c = customer(book, username="jtires")
         book.customers.delete(c.id, actor=MANAGER)
@@ -306,6 +322,30 @@ class TestCustomersContract:
             book.customers.create_many(drafts, actor=ADMIN)
         assert book.customers.recent(actor=ADMIN) == []
 
+    def test_read_only_unit_of_work_refuses_writes(self, book: ck.Book) -> None:
+        c = customer(book)
+
+        def add_type(uow: UnitOfWork) -> None:
+            uow.reference.add_company_type(ck.CompanyType(name="Dealer"))
+            uow.commit()
+
+        def move(uow: UnitOfWork) -> None:
+            current = uow.customers.get(c.id)
+            assert current is not None
+            moved = attrs.evolve(current, city="Aurora", version=current.version + 1)
+            uow.customers.update(moved, expected_version=current.version)
+            uow.commit()
+
+        for write in (add_type, move):
+            with (
+                pytest.raises(RuntimeError, match="read-only"),
+                book.store.unit_of_work(read_only=True) as uow,
+            ):
+                write(uow)
+        assert book.reference.company_types() == []
+        assert book.customers.get(c.id, actor=STAFF) == c
+        assert book.customers.search("aurora", actor=STAFF) == []
+
     def test_read_only_fields_and_unknown_fields(self, book: ck.Book) -> None:
         c = customer(book)
         with pytest.raises(ck.ValidationError):
@@ -419,6 +459,11 @@ class TestUsernamesContract:
         customer(book, username=first)
         assert suggest("José", "García-López", "+1 (303) 555-0142") == "jgarcialopez0142-2"
 
+    def test_u2_suggest_username_transliterates(self, book: ck.Book) -> None:
+        suggest = book.customers.suggest_username
+        assert suggest("Søren", "Søstergaard", "303 555 0142") == "ssostergaard0142"
+        assert suggest("Иван", "Петров", "") == "ipetrov"
+
     def test_u3_password_hashed_never_shown(self, book: ck.Book) -> None:
         c = customer(book, username="jt", password="correct horse battery")
         assert c.password_hash is not None
@@ -481,6 +526,24 @@ class TestSearchContract:
         assert self.names(loaded, "ecole") == ["ÉCOLE Auto"]
         for query in ("smith", "jones", "smithjones", "smith-jones"):
             assert self.names(loaded, query) == ["Smith-Jones Farms"]
+
+    def test_s2_letters_without_ascii_decomposition_are_transliterated(self, book: ck.Book) -> None:
+        customer(book, "Søren Hauling", "C-1", city="Łódź")
+        customer(book, "Иван Петров Trucks", "C-2", city="Straße")
+        customer(book, "Ærø Marine", "C-3")
+        customer(book, "Soren Lodz Plain", "C-4")
+        for query, field, expected in (
+            ("soren", ck.SearchField.NAME, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("søren", ck.SearchField.NAME, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("lodz", ck.SearchField.CITY, {"Søren Hauling"}),
+            ("łódź", ck.SearchField.ALL, {"Søren Hauling", "Soren Lodz Plain"}),
+            ("ivan petrov", ck.SearchField.NAME, {"Иван Петров Trucks"}),
+            ("петров", ck.SearchField.NAME, {"Иван Петров Trucks"}),
+            ("strasse", ck.SearchField.CITY, {"Иван Петров Trucks"}),
+            ("aero", ck.SearchField.NAME, {"Ærø Marine"}),
+        ):
+            hits = book.customers.search(query, actor=STAFF, field=field)
+            assert {h.customer.company_name for h in hits} == expected, query
 
     def test_s3_short_queries(self, loaded: ck.Book) -> None:
         with pytest.raises(ck.QueryTooShort):
@@ -586,6 +649,31 @@ class TestPermissionsContract:
         with pytest.raises(ck.PermissionDenied):
             book.customers.update(fleet.id, {"city": "X"}, actor=fleet_user)
 
+    def test_p2_fleet_user_finds_its_customer_whatever_others_rank(self, book: ck.Book) -> None:
+        fleet = customer(book, "Zenith Hauling Tires Fleet", "F-1", kind=ck.CustomerKind.FLEET)
+        book.customers.create_many(
+            [
+                ck.NewCustomer(company_name=f"Tires {n}", customer_number=f"T-{n}")
+                for n in range(25)
+            ],
+            actor=ADMIN,
+        )
+        fleet_user = ck.Actor(
+            user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id=fleet.id
+        )
+        assert fleet.id not in [h.customer.id for h in book.customers.search("tires", actor=ADMIN)]
+        for query, limit in (("tires", 20), ("tires", 1), ("hauling", 5), ("tir", 1)):
+            hits = book.customers.search(query, actor=fleet_user, limit=limit)
+            assert [h.customer.id for h in hits] == [fleet.id]
+            [as_admin] = [
+                h
+                for h in book.customers.search(query, actor=ADMIN, limit=500)
+                if h.customer.id == fleet.id
+            ]
+            assert (hits[0].score, hits[0].field) == (as_admin.score, as_admin.field)
+        assert book.customers.search("tires", actor=fleet_user, field=ck.SearchField.CITY) == []
+        assert book.customers.search("zzzz", actor=fleet_user) == []
+
     def test_p1_policy_is_replaceable(self, make_book: MakeBook, clock: FakeClock) -> None:
         class DenyAll:
             def authorize(self, actor: ck.Actor, action: ck.Action, target: ck.Target) -> None:
@@ -638,12 +726,49 @@ class TestContactsContract:
             fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
         )
         assert (by_provider.added_by_fleet, by_fleet.added_by_fleet) == (False, True)
-        assert by_provider.managed_by is by_fleet.managed_by is ck.ManagedBy.FLEET
+        assert by_provider.managed_by is ck.ManagedBy.PROVIDER
+        assert by_fleet.managed_by is ck.ManagedBy.FLEET
         with pytest.raises(ck.PermissionDenied):
             book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=ADMIN)
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete(by_fleet.id, actor=ADMIN)
         assert (
             book.contacts.update(by_fleet.id, {"title": "Boss"}, actor=fleet_actor).title == "Boss"
         )
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.update(by_provider.id, {"title": "Boss"}, actor=fleet_actor)
+
+    def test_k1_provider_fixes_the_contacts_it_added_to_a_fleet(self, book: ck.Book) -> None:
+        fleet, _ = self.fleet_setup(book)
+        mine = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="Pat", last_name="Quin"), actor=STAFF
+        )
+        fixed = book.contacts.update(mine.id, {"last_name": "Quinn"}, actor=STAFF)
+        assert fixed.last_name == "Quinn"
+        book.contacts.delete(mine.id, actor=STAFF)
+        assert book.contacts.list(fleet.id, actor=STAFF) == []
+
+    def test_k1_bulk_delete_spares_fleet_managed_contacts(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        fleet, fleet_actor = self.fleet_setup(book)
+        theirs = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="R", last_name="S"), actor=fleet_actor
+        )
+        ours = book.contacts.add(
+            fleet.id, ck.NewContact(first_name="P", last_name="Q"), actor=STAFF
+        )
+        clock.advance(days=400)
+        unused = book.contacts.unused(fleet.id, actor=ADVISOR).contacts
+        assert {(c.id, c.managed_by) for c in unused} == {
+            (theirs.id, ck.ManagedBy.FLEET),
+            (ours.id, ck.ManagedBy.PROVIDER),
+        }
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.delete_many([ours.id, theirs.id], actor=ADMIN)
+        assert len(book.contacts.list(fleet.id, actor=STAFF)) == 2  # all or nothing
+        assert book.contacts.delete_many([ours.id], actor=ADVISOR) == [ours.id]
+        assert book.contacts.list(fleet.id, actor=STAFF) == [theirs]
 
     def test_k2_email_never_updates(self, book: ck.Book) -> None:
         c = customer(book)
@@ -707,9 +832,9 @@ class TestContactsContract:
         gone = add(
             fleet.id,
             ck.NewContact(first_name="G", last_name="G", email="g@example.com"),
-            actor=STAFF,
+            actor=fleet_actor,
         )
-        book.contacts.delete(gone.id, actor=fleet_actor)
+        book.contacts.delete(gone.id, actor=fleet_actor)  # K1: the fleet added it
         emails = [r.email for r in book.contacts.recipients(fleet.id)]
         assert emails == ["a@example.com", "fran@acme.example"]
         open_case = book.contacts.recipients(fleet.id, case=ck.CaseRef("case-9"))
@@ -1322,6 +1447,295 @@ class TestDuplicatesContract:
         customer(book, "Garcia Farms", "C-3", phone="719 555 0199")
         report = book.customers.find_duplicates(actor=STAFF)
         assert [{p.left_id, p.right_id} for p in report.pairs] == [{a.id, b.id}]
+
+
+def pair_ids(report: ck.DuplicateReport) -> list[set[str]]:
+    """The pairs of a report as sets of ids, in report order."""
+    return [{pair.left_id, pair.right_id} for pair in report.pairs]
+
+
+class TestDismissalsContract:
+    """M1, M2 with a person's say: pairs dismissed as "not a duplicate"."""
+
+    @staticmethod
+    def three_johnsons(book: ck.Book) -> tuple[ck.Customer, ck.Customer, ck.Customer]:
+        """Three customers that all match one another."""
+        same = {"postal_code": "80202", "city": "Denver"}
+        a = customer(book, "Johnson Tires LLC", "J-1", phone="303-555-0142", **same)
+        b = customer(book, "Johnson Tires", "J-2", phone="(303) 555 0142", **same)
+        c = customer(book, "Johnson Tire Co", "J-3", phone="303.555.0142", **same)
+        return a, b, c
+
+    def test_m1_dismissed_contacts_are_not_reported_until_undismissed(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        c, a, b = TestDuplicatesContract.two_anns(book, clock)
+        before = book.contacts.find_duplicates(actor=STAFF)
+        assert pair_ids(before) == [{a.id, b.id}]
+        dismissal = book.contacts.dismiss(b.id, a.id, actor=ADVISOR)
+        assert (dismissal.left_id, dismissal.right_id) == tuple(sorted((a.id, b.id)))
+        assert (dismissal.kind, dismissal.location_id) == ("contact", "loc-1")
+        assert (dismissal.actor_id, dismissal.at) == (ADVISOR.user_id, clock.now)
+        for scope in (None, c.id):
+            report = book.contacts.find_duplicates(actor=STAFF, customer_id=scope)
+            assert (report.pairs, report.groups) == ((), ())
+        clock.advance(hours=1)
+        assert book.contacts.dismiss(a.id, b.id, actor=ADVISOR) == dismissal  # idempotent
+        assert book.contacts.dismissed(actor=STAFF) == [dismissal]
+        assert book.contacts.dismissed(actor=STAFF, customer_id=c.id) == [dismissal]
+        book.contacts.undismiss(a.id, b.id, actor=ADVISOR)
+        assert book.contacts.find_duplicates(actor=STAFF).pairs == before.pairs
+        assert book.contacts.dismissed(actor=STAFF) == []
+        book.contacts.undismiss(b.id, a.id, actor=ADVISOR)  # nothing to undo: no change
+        actions = [h.action for h in book.history.for_customer(c.id, actor=ADMIN)]
+        assert (actions.count("dismiss"), actions.count("undismiss")) == (2, 2)
+
+    def test_m1_dismissed_customers_are_not_reported_until_undismissed(self, book: ck.Book) -> None:
+        a = customer(book, "Johnson Tires LLC", "C-1", phone="303-555-0142", postal_code="80202")
+        b = customer(book, "Johnson Tires", "C-2", phone="(303) 555 0142", postal_code="80202")
+        before = book.customers.find_duplicates(actor=STAFF)
+        assert pair_ids(before) == [{a.id, b.id}]
+        dismissal = book.customers.dismiss(a.id, b.id, actor=ADVISOR)
+        report = book.customers.find_duplicates(actor=STAFF)
+        assert (report.pairs, report.groups) == ((), ())
+        assert book.customers.dismiss(b.id, a.id, actor=MANAGER) == dismissal  # idempotent
+        assert book.customers.dismissed(actor=STAFF) == [dismissal]
+        book.customers.undismiss(b.id, a.id, actor=ADVISOR)
+        assert book.customers.find_duplicates(actor=STAFF).pairs == before.pairs
+
+    def test_m2_a_dismissed_pair_never_shares_a_group(self, book: ck.Book) -> None:
+        a, b, c = self.three_johnsons(book)
+        before = book.customers.find_duplicates(actor=STAFF)
+        assert [set(g.ids) for g in before.groups] == [{a.id, b.id, c.id}]
+        book.customers.dismiss(a.id, b.id, actor=ADVISOR)
+        after = book.customers.find_duplicates(actor=STAFF)
+        kept = [pair for pair in before.pairs if {pair.left_id, pair.right_id} != {a.id, b.id}]
+        assert after.pairs == tuple(kept)  # the other pairs, scored as before
+        assert len(kept) == 2
+        [group] = after.groups
+        assert c.id in group.ids
+        assert not {a.id, b.id} <= set(group.ids)
+        best = max(kept, key=lambda pair: pair.score)
+        assert set(group.ids) == {best.left_id, best.right_id}
+
+    def test_m6_find_similar_of_a_stored_record_leaves_dismissed_ones_out(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        a, b, c = self.three_johnsons(book)
+
+        def similar(record: ck.Customer) -> set[str]:
+            return {m.record.id for m in book.customers.find_similar(record, actor=STAFF)}
+
+        assert similar(a) == {b.id, c.id}
+        book.customers.dismiss(a.id, b.id, actor=ADVISOR)
+        assert (similar(a), similar(b)) == ({c.id}, {c.id})
+        draft = ck.NewCustomer(company_name="Johnson Tires", phone="303 555 0142")
+        found = book.customers.find_similar(draft, actor=STAFF)  # a draft: nothing to leave out
+        assert {m.record.id for m in found} == {a.id, b.id, c.id}
+        owner, ann, anne = TestDuplicatesContract.two_anns(book, clock)
+        book.contacts.dismiss(ann.id, anne.id, actor=ADVISOR)
+        for scope in (None, owner.id):
+            assert book.contacts.find_similar(ann, actor=STAFF, customer_id=scope) == []
+        book.contacts.undismiss(ann.id, anne.id, actor=ADVISOR)
+        for scope in (None, owner.id):
+            found_contacts = book.contacts.find_similar(ann, actor=STAFF, customer_id=scope)
+            assert [m.record.id for m in found_contacts] == [anne.id]
+
+    def test_m3_a_dismissal_follows_a_merge_and_an_unmerge(self, book: ck.Book) -> None:
+        """B is not C; B merged into A makes A stand for B, so A is not C; unmerge undoes it."""
+        a, b, c = self.three_johnsons(book)
+        book.customers.dismiss(b.id, c.id, actor=ADVISOR)
+        merge = book.customers.merge(a.id, [b.id], actor=ADVISOR)
+        report = book.customers.find_duplicates(actor=STAFF)
+        assert (report.pairs, report.groups) == ((), ())
+        assert [m.record.id for m in book.customers.find_similar(c, actor=STAFF)] == []
+        [dismissal] = book.customers.dismissed(actor=STAFF)
+        assert {dismissal.left_id, dismissal.right_id} == {b.id, c.id}  # as dismissed
+        assert merge.merge_id is not None
+        book.customers.unmerge(merge.merge_id, actor=ADVISOR)
+        assert sorted(map(sorted, pair_ids(book.customers.find_duplicates(actor=STAFF)))) == sorted(
+            [sorted((a.id, b.id)), sorted((a.id, c.id))]
+        )
+        book.customers.merge(b.id, [c.id], actor=ADVISOR)  # merged after all: nothing left
+        assert pair_ids(book.customers.find_duplicates(actor=STAFF)) == [{a.id, b.id}]
+        book.customers.undismiss(b.id, c.id, actor=ADVISOR)  # a merged id can be undone
+        assert book.customers.dismissed(actor=STAFF) == []
+
+    def test_m3_a_contact_dismissal_follows_a_merge(self, book: ck.Book, clock: FakeClock) -> None:
+        owner, ann, anne = TestDuplicatesContract.two_anns(book, clock)
+        third = book.contacts.add(
+            owner.id,
+            ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
+            actor=STAFF,
+        )
+        assert len(book.contacts.find_duplicates(actor=STAFF).pairs) == 3
+        book.contacts.dismiss(anne.id, third.id, actor=ADVISOR)
+        book.contacts.merge(ann.id, [anne.id], actor=ADVISOR)
+        assert book.contacts.find_duplicates(actor=STAFF).pairs == ()
+
+    def test_p1_dismissing_needs_the_right_to_merge(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, b = TestDuplicatesContract.two_anns(book, clock)
+        x = customer(book, "Johnson Tires", "C-2")
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.dismiss(a.id, b.id, actor=STAFF)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.dismiss(c.id, x.id, actor=STAFF)
+        book.contacts.dismiss(a.id, b.id, actor=ADVISOR)
+        book.customers.dismiss(c.id, x.id, actor=ADVISOR)
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.undismiss(a.id, b.id, actor=STAFF)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.undismiss(c.id, x.id, actor=STAFF)
+        assert len(book.contacts.dismissed(actor=STAFF)) == 1
+        assert len(book.customers.dismissed(actor=STAFF)) == 1
+
+    def test_dismiss_refusals(self, book: ck.Book, clock: FakeClock) -> None:
+        c, a, b = TestDuplicatesContract.two_anns(book, clock)
+        other = customer(book, "Other Co", "C-2")
+        far = book.contacts.add(
+            other.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF
+        )
+        with pytest.raises(ck.DismissError) as caught:
+            book.contacts.dismiss(a.id, a.id, actor=ADVISOR)
+        assert caught.value.field == "right_id"
+        with pytest.raises(ck.DismissError):
+            book.customers.dismiss(c.id, c.id, actor=ADVISOR)
+        with pytest.raises(ck.DismissError):
+            book.contacts.dismiss(a.id, far.id, actor=ADVISOR)  # two customers' contacts
+        with pytest.raises(ck.NotFound):
+            book.contacts.dismiss(a.id, "missing", actor=ADVISOR)
+        with pytest.raises(ck.NotFound):
+            book.customers.dismiss(c.id, a.id, actor=ADVISOR)  # a contact's id
+        book.contacts.delete(b.id, actor=STAFF)
+        with pytest.raises(ck.NotFound):
+            book.contacts.dismiss(a.id, b.id, actor=ADVISOR)
+        assert book.contacts.dismissed(actor=STAFF) == []
+        actions = {h.action for h in book.history.for_customer(c.id, actor=ADMIN)}
+        assert "dismiss" not in actions
+
+    def test_p2_other_locations_cannot_dismiss_or_see(self, book: ck.Book) -> None:
+        a, b, _ = self.three_johnsons(book)
+        theirs = customer(book, "Johnson Tires", "C-1", actor=OTHER_ADMIN, phone="303-555-0142")
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.dismiss(a.id, b.id, actor=OTHER_ADMIN)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.dismiss(a.id, theirs.id, actor=ADMIN)
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.dismiss(theirs.id, a.id, actor=OTHER_ADMIN)
+        book.customers.dismiss(a.id, b.id, actor=ADMIN)
+        assert book.customers.dismissed(actor=OTHER_ADMIN) == []
+        assert book.contacts.dismissed(actor=OTHER_ADMIN) == []
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.undismiss(a.id, b.id, actor=OTHER_ADMIN)
+        assert len(book.customers.dismissed(actor=ADMIN)) == 1
+
+    def test_p1_fleet_users_cannot_dismiss(self, book: ck.Book) -> None:
+        fleet, fleet_user = TestContactsContract.fleet_setup(book)
+        add = book.contacts.add
+        one = add(fleet.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=fleet_user)
+        two = add(fleet.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=fleet_user)
+        with pytest.raises(ck.PermissionDenied):
+            book.contacts.dismiss(one.id, two.id, actor=fleet_user)
+        book.contacts.dismiss(one.id, two.id, actor=ADVISOR)
+        assert len(book.contacts.dismissed(actor=fleet_user, customer_id=fleet.id)) == 1
+
+    def test_c5_dismissals_are_in_the_history(self, book: ck.Book, clock: FakeClock) -> None:
+        a = customer(book, "Johnson Tires LLC", "C-1")
+        b = customer(book, "Johnson Tires", "C-2")
+        book.customers.dismiss(a.id, b.id, actor=ADVISOR)
+        clock.advance(days=1)
+        book.customers.undismiss(a.id, b.id, actor=MANAGER)
+        for me, other in ((a, b), (b, a)):
+            entries = book.history.for_customer(me.id, actor=ADMIN)[-2:]
+            assert [(h.action, h.entity, h.entity_id) for h in entries] == [
+                ("dismiss", "customer", me.id),
+                ("undismiss", "customer", me.id),
+            ]
+            assert [dict(h.changes) for h in entries] == [
+                {"not_duplicate_of": (None, other.id)},
+                {"not_duplicate_of": (other.id, None)},
+            ]
+            assert [h.actor_id for h in entries] == [ADVISOR.user_id, MANAGER.user_id]
+            assert entries[1].at - entries[0].at == timedelta(days=1)
+        owner = customer(book, "Lee Farms", "C-3")
+        one = book.contacts.add(
+            owner.id, ck.NewContact(first_name="A", last_name="Lee"), actor=STAFF
+        )
+        two = book.contacts.add(
+            owner.id, ck.NewContact(first_name="B", last_name="Lee"), actor=STAFF
+        )
+        book.contacts.dismiss(one.id, two.id, actor=ADVISOR)
+        entries = book.history.for_customer(owner.id, actor=ADMIN)[-2:]
+        assert {
+            (h.action, h.entity, h.entity_id, h.changes["not_duplicate_of"]) for h in entries
+        } == {
+            ("dismiss", "contact", one.id, (None, two.id)),
+            ("dismiss", "contact", two.id, (None, one.id)),
+        }
+
+    def test_c6_purging_a_record_erases_its_dismissals(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        a, b, c = self.three_johnsons(book)
+        book.customers.dismiss(a.id, b.id, actor=ADVISOR)
+        book.customers.dismiss(b.id, c.id, actor=ADVISOR)
+        owner, ann, anne = TestDuplicatesContract.two_anns(book, clock)
+        book.contacts.dismiss(ann.id, anne.id, actor=ADVISOR)
+        book.customers.delete(a.id, actor=MANAGER)  # a tombstone keeps its dismissals
+        assert len(book.customers.dismissed(actor=STAFF)) == 2
+        book.customers.delete(b.id, actor=MANAGER, delete_history=True)
+        assert book.customers.dismissed(actor=STAFF) == []
+        book.customers.delete(owner.id, actor=MANAGER, delete_history=True)
+        assert book.contacts.dismissed(actor=STAFF) == []
+
+    def test_the_book_matches_with_its_match_config(
+        self, make_book: MakeBook, clock: FakeClock
+    ) -> None:
+        base = make_book(clock)
+        # Duplicates so rare a priori that no evidence is enough (shipped m and u, for both kinds).
+        strict = ck.MatchConfig(parameters=Parameters(prior=1e-300, m={}, u={}), estimate=False)
+        book = ck.Book(
+            base.store,
+            clock=clock,
+            config=ck.BookConfig(match=strict),
+            hasher=ck.PasswordHasher.for_tests(),
+        )
+        a, _, _ = self.three_johnsons(book)
+        owner, ann, _ = TestDuplicatesContract.two_anns(book, clock)
+        assert base.customers.find_duplicates(actor=STAFF).pairs  # the default finds them
+        assert book.customers.find_duplicates(actor=STAFF).pairs == ()
+        assert book.customers.find_similar(a, actor=STAFF) == []
+        assert base.contacts.find_duplicates(actor=STAFF).pairs
+        assert book.contacts.find_duplicates(actor=STAFF).pairs == ()
+        for scope in (None, owner.id):
+            assert book.contacts.find_similar(ann, actor=STAFF, customer_id=scope) == []
+        assert [m.record.id for m in base.customers.find_similar(a, actor=STAFF)]
+        with pytest.raises(ck.ValidationError):
+            ck.BookConfig(match="strict")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("strict_kind", ["contact", "customer"])
+    def test_the_book_matches_each_kind_with_its_own_match_config(
+        self, make_book: MakeBook, clock: FakeClock, strict_kind: str
+    ) -> None:
+        """``contact_match`` / ``customer_match`` replace ``match`` for that kind only."""
+        base = make_book(clock)
+        strict = ck.MatchConfig(parameters=Parameters(prior=1e-300, m={}, u={}), estimate=False)
+        config = ck.BookConfig(**{f"{strict_kind}_match": strict})  # type: ignore[arg-type]
+        book = ck.Book(base.store, clock=clock, config=config, hasher=ck.PasswordHasher.for_tests())
+        a, _, _ = self.three_johnsons(book)
+        _, ann, _ = TestDuplicatesContract.two_anns(book, clock)
+        found = {
+            "customer": bool(book.customers.find_duplicates(actor=STAFF).pairs),
+            "contact": bool(book.contacts.find_duplicates(actor=STAFF).pairs),
+        }
+        assert found == {"customer": strict_kind != "customer", "contact": strict_kind != "contact"}
+        similar = {
+            "customer": bool(book.customers.find_similar(a, actor=STAFF)),
+            "contact": bool(book.contacts.find_similar(ann, actor=STAFF)),
+        }
+        assert similar == found
+        with pytest.raises(ck.ValidationError):
+            ck.BookConfig(**{f"{strict_kind}_match": "strict"})  # type: ignore[arg-type]
 
 
 def pointer(book: ck.Book, table: str, record_id: str) -> str | None:

@@ -22,6 +22,7 @@ from customerkit.model import (
     Contact,
     Customer,
     CustomerKind,
+    Dismissal,
     ManagedBy,
     RecordStatus,
     Role,
@@ -38,7 +39,7 @@ _TUPLE, _DATETIME, _DICT = "$tuple", "$datetime", "$dict"
 Row = Mapping[Any, Any]
 
 #: Word-table code and customer attribute of each searchable field (S1), as in
-#: ``customerkit.backends.memory.search_document``.
+#: ``customerkit.search.query.search_document``.
 SEARCH_FIELDS: dict[SearchField, tuple[int, str]] = {
     SearchField.NAME: (schema.NAME, "company_name"),
     SearchField.CITY: (schema.CITY, "city"),
@@ -340,6 +341,31 @@ def history_row(record: ChangeRecord) -> dict[str, Any]:
         # Each change is an (old, new) pair: stored as a 2-list, read back as a tuple.
         "changes": dumps_changes(record.changes),
     }
+
+
+def dismissal_row(dismissal: Dismissal) -> dict[str, Any]:
+    """The ``dismissals`` row of a dismissal (its ids in sorted order)."""
+    low, high = sorted((dismissal.left_id, dismissal.right_id))
+    return {
+        "location_id": dismissal.location_id,
+        "kind": dismissal.kind,
+        "low_id": low,
+        "high_id": high,
+        "actor_id": dismissal.actor_id,
+        "at": dismissal.at,
+    }
+
+
+def dismissal_from_row(row: Row) -> Dismissal:
+    """The dismissal a ``dismissals`` row holds."""
+    return Dismissal(
+        kind=row["kind"],
+        location_id=row["location_id"],
+        left_id=row["low_id"],
+        right_id=row["high_id"],
+        actor_id=row["actor_id"],
+        at=row["at"],
+    )
 
 
 def history_from_row(row: Row) -> ChangeRecord:

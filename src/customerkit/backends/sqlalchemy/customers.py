@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from customerkit.backends.sqlalchemy import convert, export, search
 from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
-from customerkit.backends.sqlalchemy.repositories import rewrite_rows
+from customerkit.backends.sqlalchemy.repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,
@@ -29,7 +29,7 @@ from customerkit.errors import (
 )
 from customerkit.export import ExportRecord
 from customerkit.identity import username_key
-from customerkit.matching import MatchIndex
+from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
@@ -165,6 +165,7 @@ class CustomerRepository:
         connection = self._uow.reader()
         self._uow.words.delete(connection, stored)
         connection.execute(delete(customers).where(_C.id == customer_id))
+        forget_dismissals(connection, "customer", customer_id)
         self._uow.match_keys.changed("customer", customer_id, None)
 
     def repoint(
@@ -210,10 +211,12 @@ class CustomerRepository:
         rows = self._uow.reader().execute(statement).mappings()
         return [convert.customer_from_row(row) for row in rows]
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
         connection = self._uow.reader()
         ensure_keys(connection, "customer", location_id, region)
-        return StoredMatchIndex(connection, "customer", location_id, region)
+        return StoredMatchIndex(connection, "customer", location_id, region, config=config)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

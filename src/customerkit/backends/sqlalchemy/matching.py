@@ -26,7 +26,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
 
 from customerkit.backends.sqlalchemy import convert, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, chunks
-from customerkit.matching import MatchIndex
+from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys
 from customerkit.matching.table import Kind, fields_of
@@ -53,6 +53,19 @@ def _live_contacts(*columns: Any) -> Any:
     )
 
 
+# Kept keys are tagged with the blocking rules' version: keys made by other rules are rebuilt
+# on the location's next find_similar.
+_RULES_VERSION = "2"
+
+
+def _tag(region: str) -> str:
+    return f"{region}/{_RULES_VERSION}"
+
+
+def _region(tag: str) -> str:
+    return tag.partition("/")[0]
+
+
 def _key_rows(
     kind: Kind, location_id: str, records: Sequence[object], region: str
 ) -> list[tuple[str, str, str, str, str]]:
@@ -69,19 +82,19 @@ def ensure_keys(connection: Connection, kind: Kind, location_id: str, region: st
     ready = select(schema.match_ready.c.region).where(
         schema.match_ready.c.kind == kind, schema.match_ready.c.location_id == location_id
     )
-    if connection.scalar(ready) == region:
+    if connection.scalar(ready) == _tag(region):
         return
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
             "LOCK TABLE customers, contacts, match_keys, match_ready IN SHARE ROW EXCLUSIVE MODE"
         )
-        if connection.scalar(ready) == region:  # another session built them meanwhile
+        if connection.scalar(ready) == _tag(region):  # another session built them meanwhile
             return
     mine = (_M.kind == kind, _M.location_id == location_id)
     connection.execute(delete(schema.match_keys).where(*mine))
     # Only the columns the matcher reads, as plain mappings: no records to build.
     table = schema.customers if kind == "customer" else schema.contacts
-    columns = [table.c[name] for name in ("id", *fields_of(kind))]
+    columns = [table.c[name] for name in ("id", *fields_of(kind)) if name in table.c]
     if kind == "customer":
         statement = select(*columns).where(_C.location_id == location_id, schema.LIVE_CUSTOMER)
     else:
@@ -97,7 +110,7 @@ def ensure_keys(connection: Connection, kind: Kind, location_id: str, region: st
         )
     )
     connection.execute(
-        insert(schema.match_ready).values(kind=kind, location_id=location_id, region=region)
+        insert(schema.match_ready).values(kind=kind, location_id=location_id, region=_tag(region))
     )
 
 
@@ -149,7 +162,7 @@ class MatchKeyWriter:
             if record is not None and record.is_live and place in ready:
                 groups.setdefault((kind, place[1]), []).append(record)  # type: ignore[arg-type]
         for (kind, location_id), records in sorted(groups.items()):
-            rows = _key_rows(kind, location_id, records, ready[kind, location_id])
+            rows = _key_rows(kind, location_id, records, _region(ready[kind, location_id]))
             _KEYS.run(connection, rows)
 
     @staticmethod
@@ -180,8 +193,16 @@ class StoredMatchIndex(MatchIndex):
     Valid inside the unit of work that made it (it reads through that connection).
     """
 
-    def __init__(self, connection: Connection, kind: Kind, location_id: str, region: str) -> None:
-        super().__init__(kind, region=region)
+    def __init__(
+        self,
+        connection: Connection,
+        kind: Kind,
+        location_id: str,
+        region: str,
+        *,
+        config: MatchConfig | None = None,
+    ) -> None:
+        super().__init__(kind, config=config, region=region)
         self._connection = connection
         self._location_id = location_id
 
@@ -236,9 +257,9 @@ class StoredMatchIndex(MatchIndex):
     def _count_names(self, names: Sequence[str]) -> Mapping[str, int]:
         counts = dict.fromkeys(names, 0)
         wanted = sorted({name for name in names if name})
-        if self.kind != "contact" or not wanted:
+        if not wanted:
             return counts
-        blocks = {name_block(name): name for name in wanted}
+        blocks = {name_block(self.kind, name): name for name in wanted}
         statement = (
             select(_M.block, func.count())
             .where(*self._mine(), _M.block.in_(sorted(blocks)))
@@ -247,3 +268,11 @@ class StoredMatchIndex(MatchIndex):
         for block, count in self._connection.execute(statement):
             counts[blocks[block]] = count
         return counts
+
+    def _count_named(self) -> int:
+        # Every name block's key starts with the rule's prefix: a range of the primary key.
+        prefix = name_block(self.kind, "")
+        statement = select(func.count()).where(
+            *self._mine(), _M.block >= prefix, _M.block < prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        )
+        return int(self._connection.scalar(statement) or 0)

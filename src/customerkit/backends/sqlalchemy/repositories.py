@@ -1,4 +1,4 @@
-"""Contacts, users, history, reference data, settings and merges on one unit of work.
+"""Contacts, users, history, reference data, settings, merges and dismissals on one unit of work.
 
 Each repository implements its protocol from :mod:`customerkit.ports` with the same results
 and errors as the memory backend. Writes that can clash run inside a savepoint, so the
@@ -11,15 +11,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, RowMapping, Table, delete, select, text, update
+from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, schema
 from customerkit.backends.sqlalchemy.bulk import chunks
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
-from customerkit.matching import MatchIndex
-from customerkit.model import Category, ChangeRecord, CompanyType, Contact, User
+from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
@@ -138,7 +138,9 @@ class ContactRepository:
         self._uow.match_keys.changed("contact", contact.id, contact)
 
     def remove(self, contact_id: str) -> None:
-        self._uow.reader().execute(delete(schema.contacts).where(_K.id == contact_id))
+        connection = self._uow.reader()
+        connection.execute(delete(schema.contacts).where(_K.id == contact_id))
+        forget_dismissals(connection, "contact", contact_id)
         self._uow.match_keys.changed("contact", contact_id, None)
 
     def repoint(
@@ -188,10 +190,12 @@ class ContactRepository:
         rows = self._uow.reader().execute(statement).mappings()
         return [convert.contact_from_row(row) for row in rows]
 
-    def match_index(self, location_id: str, *, region: str) -> MatchIndex:
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
         connection = self._uow.reader()
         ensure_keys(connection, "contact", location_id, region)
-        return StoredMatchIndex(connection, "contact", location_id, region)
+        return StoredMatchIndex(connection, "contact", location_id, region, config=config)
 
     def find_external_user(self, email_key: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.external_key == email_key)
@@ -388,3 +392,56 @@ class MergeRepository:
     def remove(self, merge_id: str) -> None:
         table = schema.merges
         self._uow.reader().execute(delete(table).where(table.c.merge_id == merge_id))
+
+
+_D = schema.dismissals.c
+
+
+def _dismissal_key(location_id: str, kind: str, left_id: str, right_id: str) -> tuple[Any, ...]:
+    low, high = sorted((left_id, right_id))
+    return (_D.location_id == location_id, _D.kind == kind, _D.low_id == low, _D.high_id == high)
+
+
+def forget_dismissals(connection: Connection, kind: str, record_id: str) -> None:
+    """Delete the dismissals naming a record that is removed for good."""
+    named = or_(_D.low_id == record_id, _D.high_id == record_id)
+    connection.execute(delete(schema.dismissals).where(_D.kind == kind, named))
+
+
+class DismissalRepository:
+    """Pairs decided not to be duplicates (the ``DismissalRepository`` protocol)."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, dismissal: Dismissal) -> Dismissal | None:
+        connection = self._uow.reader()
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    schema.dismissals.insert().values(convert.dismissal_row(dismissal))
+                )
+        except IntegrityError:
+            # The pair is dismissed already: on PostgreSQL perhaps by a transaction that
+            # committed while this insert waited for it; this statement sees that commit.
+            key = (dismissal.location_id, dismissal.kind, dismissal.left_id, dismissal.right_id)
+            statement = select(schema.dismissals).where(*_dismissal_key(*key))
+            row = connection.execute(statement).mappings().first()
+            if row is None:
+                raise
+            return convert.dismissal_from_row(row)
+        return None
+
+    def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
+        key = _dismissal_key(location_id, kind, left_id, right_id)
+        removed = self._uow.reader().execute(delete(schema.dismissals).where(*key)).rowcount
+        return bool(removed)
+
+    def for_location(self, location_id: str, kind: str) -> list[Dismissal]:
+        statement = (
+            select(schema.dismissals)
+            .where(_D.location_id == location_id, _D.kind == kind)
+            .order_by(_D.low_id, _D.high_id)
+        )
+        rows = self._uow.reader().execute(statement).mappings()
+        return [convert.dismissal_from_row(row) for row in rows]

@@ -36,8 +36,11 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: The schema this release writes and reads. Bump it with every schema change (and, from the
-#: first released schema on, ship an Alembic migration for it).
-SCHEMA_VERSION = 3
+#: first released schema on, ship an Alembic migration for it). Version 4: the ``dismissals``
+#: table, and stored folded keys (search words, number keys, match keys) that transliterate
+#: what accents removal leaves non-ASCII (``customerkit.text.fold``); version 3 keys would miss
+#: such matches.
+SCHEMA_VERSION = 4
 
 #: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.
 NAME, CITY, STATE, NUMBER = 1, 2, 3, 4
@@ -280,6 +283,22 @@ merges = Table(
     Column("merge_id", Key, primary_key=True),
     Column("record", Text, nullable=False),  # tagged JSON
 )
+
+#: "Not a duplicate" decisions (schema version 4): one row per dismissed pair, ``low_id``
+#: sorting before ``high_id``. No foreign keys: a dismissal outlives tombstones and is removed
+#: with a purged record, by id (hence the two indexes).
+dismissals = Table(
+    "dismissals",
+    metadata,
+    Column("location_id", Key, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("low_id", Key, primary_key=True),
+    Column("high_id", Key, primary_key=True),
+    Column("actor_id", Text),
+    Column("at", UtcDateTime, nullable=False),
+)
+Index("ix_dismissals_low", dismissals.c.low_id)
+Index("ix_dismissals_high", dismissals.c.high_id)
 
 #: The search index: one row per (customer, field, folded word) of live customers. The primary
 #: key doubles as the lookup index, in rank order: a word's rows on one field come shortest

@@ -26,6 +26,7 @@ from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy.repositories import (
     ContactRepository,
+    DismissalRepository,
     HistoryRepository,
     MergeRepository,
     ReferenceRepository,
@@ -41,6 +42,7 @@ from customerkit.errors import (
     StorageUnavailable,
 )
 from customerkit.model import Customer
+from customerkit.ports import READ_ONLY_REFUSAL
 
 if TYPE_CHECKING:
     from customerkit.backends.sqlalchemy.store import SqlStore
@@ -164,6 +166,13 @@ def library_error(error: DBAPIError, *, connecting: bool = False) -> CustomerKit
     return StorageError(code=code)
 
 
+def _refused_write(error: DBAPIError) -> RuntimeError | None:
+    """PostgreSQL refusing a write in a read-only transaction, said as every backend says it."""
+    if getattr(error.orig, "sqlstate", None) == "25006":  # read_only_sql_transaction
+        return RuntimeError(READ_ONLY_REFUSAL)
+    return None
+
+
 #: Execution option marking a read-only unit of work's connection (SQLite begins it deferred).
 READ_ONLY = "customerkit_read_only"
 
@@ -204,6 +213,7 @@ class SqlUnitOfWork:
         self.reference = ReferenceRepository(self)
         self.settings = SettingsRepository(self)
         self.merges = MergeRepository(self)
+        self.dismissals = DismissalRepository(self)
 
     def __enter__(self) -> Self:
         if self._store.lock is not None:
@@ -235,6 +245,9 @@ class SqlUnitOfWork:
         if conflict is not None:
             raise conflict from None  # the driver's text quotes the clashing value
         if isinstance(exc, DBAPIError):
+            refused = _refused_write(exc)
+            if refused is not None:
+                raise refused from exc
             raise library_error(exc) from exc
 
     def _pending_conflict(self) -> CustomerKitError | None:
@@ -299,8 +312,7 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         """Write what is pending and commit: every change becomes permanent and visible."""
         if self.read_only:
-            msg = "a read-only unit of work cannot commit; open one without read_only"
-            raise RuntimeError(msg)
+            raise RuntimeError(READ_ONLY_REFUSAL)
         self.flush()
         self.match_keys.apply(self.connection)
         self.connection.commit()
