@@ -723,6 +723,98 @@ def test_a_use_case_inside_another_is_retried_as_part_of_it() -> None:
     assert runs == ["run", "run"]
 
 
+# -- driver errors reach the caller as library errors, without personal data (issue 14) ----------
+
+
+def personal_values(w: World) -> set[str]:
+    """The personal values a scenario's book holds (names, emails, phones, usernames)."""
+    with w.book.store.unit_of_work(read_only=True) as uow:
+        customers = [c for i in range(1, 200) if (c := uow.customers.get(f"{i:032x}"))]
+        contacts = [c for i in range(1, 200) if (c := uow.contacts.get(f"{i:032x}"))]
+    values = {
+        *(getattr(c, name) for c in customers for name in ("company_name", "email", "phone")),
+        *(c.username for c in customers if c.username),
+        *(c.password_hash for c in customers if c.password_hash),
+        *(getattr(k, name) for k in contacts for name in ("first_name", "last_name", "email")),
+        *(k.phone for k in contacts),
+    }
+    return {value for value in values if value and len(value) >= 3}
+
+
+def error_texts(error: BaseException) -> list[str]:
+    """The text and repr of an error and of every error a traceback shows chained to it."""
+    texts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None and len(texts) < 20:
+        texts += [str(seen), repr(seen)]
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return texts
+
+
+def assert_no_personal_data(error: BaseException, values: set[str]) -> None:
+    """No personal value appears in the error's text, nor in any error chained to it."""
+    leaks = {value for text in error_texts(error) for value in values if value in text}
+    assert not leaks, f"{type(error).__name__} quotes personal data: {sorted(leaks)}"
+
+
+class DriverFaults(Faults):
+    """Raises what the database driver raises for a failed statement at the armed point."""
+
+    def __init__(self, fail_at: int, driver_error: Callable[[], Exception]) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.driver_error = driver_error
+
+    def point(self, label: str) -> None:
+        self.points.append(label)
+        if self.fail_at == len(self.points) and label != "COMMIT":
+            raise self.driver_error()  # SQLAlchemy wraps it, quoting the statement
+
+
+def _driver_error(book: ck.Book) -> Callable[[], Exception]:
+    """A disk failure as the book's driver reports it."""
+    if _sql_engine(book.store).dialect.name == "sqlite":
+        import sqlite3
+
+        def sqlite_error() -> Exception:
+            error = sqlite3.OperationalError("disk I/O error")
+            error.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
+            error.sqlite_errorname = "SQLITE_IOERR"  # type: ignore[attr-defined]
+            return error
+
+        return sqlite_error
+    import psycopg
+
+    return lambda: psycopg.errors.DiskFull("could not extend file")
+
+
+@SQL_BACKENDS
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_driver_failure_at_every_write_is_a_storage_error_without_personal_data(
+    make_book: Callable[[FakeClock], ck.Book], ids: Ids, scenario: str
+) -> None:
+    """A driver error at any write of a call reaches the caller as ``StorageError``, with the
+    driver's error chained, and neither quotes a name, email, phone, username or hash of the
+    book (the statement's parameters are hidden); nothing is written."""
+    setup = SCENARIOS[scenario]
+    clean = clean_run(make_book, ids, setup)
+    writes = [k for k, label in enumerate(clean.points, start=1) if label != "COMMIT"]
+    for k in writes:
+        ids.next = 0
+        w = build(make_book)
+        call = setup(w)
+        values = personal_values(w) | {"jtc@example.com", "303 555 0199", "newbie", "Ian", "Ivy"}
+        before = snapshot(w.book, clean.ids, clean.merge_ids)
+        faults = DriverFaults(k, _driver_error(w.book))
+        with armed(w.book, faults), pytest.raises(ck.StorageError) as caught:
+            call()
+        assert type(caught.value) is ck.StorageError
+        assert caught.value.__cause__ is not None
+        assert_no_personal_data(caught.value, values)
+        assert snapshot(w.book, clean.ids, clean.merge_ids) == before
+        w.book.close()
+
+
 @SQL_BACKENDS
 def test_retried_use_case_reads_a_generator_argument_once(
     make_book: Callable[[FakeClock], ck.Book],

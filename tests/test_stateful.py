@@ -387,20 +387,31 @@ class Model:
     def delete(self, customer_id: str, actor: ck.Actor, delete_history: bool) -> None:
         current = self.live_customer(customer_id)
         self.require(actor, ck.Role.SERVICE_MANAGER, current["location_id"])
-        if delete_history:
-            gone = {("customer", customer_id)}
-            for contact in self.contacts_of(customer_id):
-                del self.contacts[contact["id"]]
-                self.purged_contacts.add(contact["id"])
-                gone.add(("contact", contact["id"]))
+        if delete_history:  # with the customers merged into it, and the merges' records
+            gone = {customer_id}
+            while absorbed := {
+                i for i, c in self.customers.items() if c["merged_into"] in gone and i not in gone
+            }:
+                gone |= absorbed
+            removed = {("customer", i) for i in gone}
+            for purged in gone:
+                for contact in self.contacts_of(purged):
+                    del self.contacts[contact["id"]]
+                    self.purged_contacts.add(contact["id"])
+                    removed.add(("contact", contact["id"]))
+                del self.customers[purged]
+                self.history.pop(purged, None)
+                self.purged_customers.add(purged)
             self.dismissals = {
                 key: value
                 for key, value in self.dismissals.items()
-                if (key[1], key[2]) not in gone and (key[1], key[3]) not in gone
+                if (key[1], key[2]) not in removed and (key[1], key[3]) not in removed
             }
-            del self.customers[customer_id]
-            self.history.pop(customer_id, None)
-            self.purged_customers.add(customer_id)
+            erased = {i for i, r in self.merges.items() if r["main"] in gone | self.purged_contacts}
+            for merge_id in erased:
+                del self.merges[merge_id]
+            for ids in self.merge_keys.values():
+                ids[:] = [i for i in ids if i not in erased]
             return
         for contact in self.contacts_of(customer_id):
             if contact["status"] == "ACTIVE":
@@ -1358,6 +1369,8 @@ class BookMachine(RuleBasedStateMachine):
         )
         if customer_id in self.model.purged_customers:
             self.seen_history.pop(customer_id, None)
+            # A purge erases the merges into the customer too: none is left to undo.
+            self.model_merge_ids = [i for i in self.model_merge_ids if i in self.model.merges]
 
     # rules: contacts -----------------------------------------------------------------------
 

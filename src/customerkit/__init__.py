@@ -36,6 +36,8 @@ from customerkit.errors import (
     ReadOnlyCustomer,
     SchemaError,
     SourceError,
+    StorageError,
+    StorageUnavailable,
     ValidationError,
 )
 from customerkit.identity import PasswordHasher
@@ -157,6 +159,8 @@ __all__ = [
     "SourceHit",
     "SourceLink",
     "SourceRecord",
+    "StorageError",
+    "StorageUnavailable",
     "Survivorship",
     "Target",
     "UnknownColumnsWarning",

@@ -75,6 +75,7 @@ def open_book(
     policy: Policy | None = None,
     config: BookConfig | None = None,
     hasher: PasswordHasher | None = None,
+    share: bool = False,
 ) -> Book:
     """Open a book: in memory by default, or in a database named by an SQLAlchemy URL.
 
@@ -87,6 +88,9 @@ def open_book(
         policy: Who may do what; defaults to [`RolePolicy`][customerkit.RolePolicy].
         config: Thresholds and settings; defaults to [`BookConfig`][customerkit.BookConfig].
         hasher: Password hasher; defaults to argon2id at OWASP's parameters.
+        share: SQLite only: accept a file that already holds another application's tables and
+            add the book's tables beside them (the file is switched to WAL mode). Without it
+            such a file is refused with ``SchemaError`` and left untouched.
     """
     store: Store
     if url is None or url in MEMORY_URLS:
@@ -105,5 +109,5 @@ def open_book(
                     name=error.name,
                 ) from error
             raise
-        store = SqlStore(url)
+        store = SqlStore(url, share=share)
     return Book(store, clock=clock, policy=policy, config=config, hasher=hasher)

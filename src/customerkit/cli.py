@@ -316,6 +316,8 @@ def _open(db: str, *, create: bool = False) -> ck.Book:
         raise _Failure(f"there is no book at {str(path)!r}; check --db, or {hint}")
     try:
         return ck.open_book(url)
+    except ck.StorageError as error:  # the database failed or is not a book: say which one
+        raise _Failure(f"cannot open the book {_shown(db)!r}: {error}") from error
     except (ck.CustomerKitError, ImportError):
         raise
     except Exception as error:  # SQLAlchemy refusing the URL or the driver failing

@@ -146,7 +146,40 @@ class ConcurrentModification(CustomerKitError, RuntimeError):
         )
 
 
-class BookBusy(CustomerKitError, TimeoutError):
+class StorageError(CustomerKitError, RuntimeError):
+    """The database failed or refused the call; nothing of the call was written.
+
+    The driver's error is chained as ``__cause__`` for the logs (with the statement's
+    parameters hidden); the message names the kind of failure, never a stored value.
+
+    Attributes:
+        code: The database's error code when it gave one (PostgreSQL's SQLSTATE, SQLite's
+            result code name such as ``SQLITE_IOERR``), else ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str = "the database refused or failed the call; nothing was written. "
+        "Check the database (disk, permissions, server log) and run the call again",
+        *,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message if code is None else f"{message} (database error {code})")
+        self.code = code
+
+
+class StorageUnavailable(StorageError, ConnectionError):
+    """The connection to the database was lost or could not be made; nothing was written."""
+
+    def __init__(self, *, code: str | None = None) -> None:
+        super().__init__(
+            "the database cannot be reached or dropped the connection; nothing was written. "
+            "Check that the server is up, then run the call again",
+            code=code,
+        )
+
+
+class BookBusy(StorageError, TimeoutError):
     """Another writer held the book longer than this call would wait; nothing was written.
 
     SQLite lets one writer in at a time and waits 5 s for the lock; run the call again.
@@ -182,8 +215,11 @@ class CsvError(SourceError, ValueError):
     """
 
 
-class SchemaError(CustomerKitError, RuntimeError):
-    """The database holds a schema this release does not know."""
+class SchemaError(StorageError):
+    """The database is not a customerkit book this release can open (schema, foreign file)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class MatchingError(CustomerKitError, ValueError):

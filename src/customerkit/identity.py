@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import secrets
 import unicodedata
 from collections.abc import Callable
 from typing import Final
@@ -820,7 +821,7 @@ class PasswordHasher:
         ValueError: The parameters are below the OWASP minimum and ``allow_insecure`` is false.
     """
 
-    __slots__ = ("_hasher", "_parameters")
+    __slots__ = ("_dummy", "_hasher", "_parameters")
 
     def __init__(
         self, parameters: argon2.Parameters | None = None, *, allow_insecure: bool = False
@@ -834,6 +835,7 @@ class PasswordHasher:
             raise ValueError(msg)
         self._parameters = chosen
         self._hasher = argon2.PasswordHasher.from_parameters(chosen)
+        self._dummy: str | None = None
 
     @classmethod
     def for_tests(cls) -> PasswordHasher:
@@ -867,6 +869,19 @@ class PasswordHasher:
         """
         check_password(password, field=field)
         return self._hasher.hash(unicodedata.normalize("NFC", password))
+
+    def dummy_hash(self) -> str:
+        """A hash of nobody's password, made once with this hasher's parameters.
+
+        A login for an unknown username verifies against it: it then takes as long as a wrong
+        password for a known one, so the time a login takes tells nobody which usernames exist.
+
+        Returns:
+            An encoded argon2 hash no password is known to match.
+        """
+        if self._dummy is None:
+            self._dummy = self._hasher.hash(secrets.token_urlsafe(32))
+        return self._dummy
 
     def verify(self, hash: str, password: str) -> bool:  # noqa: A002 - the argon2 vocabulary
         """Whether ``password`` matches ``hash``.

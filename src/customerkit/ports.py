@@ -70,6 +70,16 @@ class CustomerRepository(Protocol):
     def merged_into(self, customer_id: str) -> list[Customer]:
         """The tombstones whose ``merged_into`` is this customer, in id order."""
 
+    def repoint(
+        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
+    ) -> list[Customer]:
+        """Point the tombstones ``ids`` from ``from_id`` at ``to_id``, in one write if it can.
+
+        Each gets ``merged_into=to_id``, ``updated_at=at`` and its version bumped; they are
+        returned as stored, in id order. Raises ``ConcurrentModification`` when one is gone or
+        no longer points at ``from_id``.
+        """
+
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         """The live customer of a location with this canonical number."""
 
@@ -129,6 +139,19 @@ class ContactRepository(Protocol):
 
     def merged_into(self, contact_id: str) -> list[Contact]:
         """The tombstones whose ``merged_into`` is this contact, in id order."""
+
+    def repoint(
+        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
+    ) -> list[Contact]:
+        """As :meth:`CustomerRepository.repoint`, for contact tombstones."""
+
+    def move(
+        self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
+    ) -> list[Contact]:
+        """Move the contacts ``ids`` from ``from_customer`` to ``to_customer`` (a merge).
+
+        As :meth:`CustomerRepository.repoint`, with ``customer_id`` for ``merged_into``.
+        """
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         """The customer's contacts in any status, oldest first (then by id)."""
@@ -218,6 +241,9 @@ class MergeRepository(Protocol):
 
     def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
         """Replace a merge record (to mark it undone)."""
+
+    def remove(self, merge_id: str) -> None:
+        """Forget a merge record (a purge erases it); no error when absent."""
 
 
 class DismissalRepository(Protocol):

@@ -17,6 +17,40 @@ from customerkit.errors import CustomerKitError, ValidationError
 T = TypeVar("T")
 P = ParamSpec("P")
 
+#: Words that make a column name a secret's (``password``, ``User PIN``, ``api_token``, ...).
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passcode",
+        "passphrase",
+        "pin",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "otp",
+        "cvv",
+        "hash",
+        "salt",
+    }
+)
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field name looks like a secret's: one of its words is in :data:`SECRET_WORDS`.
+
+    Words are split at separators and case changes (``userPassword``, ``API_TOKEN``), and the
+    whole name is tried joined too (``apikey``, ``api-key``).
+    """
+    words = [word.casefold() for word in _NAME_WORDS.findall(name)]
+    return any(w in SECRET_WORDS for w in words) or "".join(words) in SECRET_WORDS
+
+
 #: Longest value, in code points, of each text field.
 MAX_LENGTH: dict[str, int] = {
     "company_name": 200,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -111,9 +112,57 @@ class Context:
 
     def authorize(self, actor: Actor, action: Action, target: Target) -> None:
         """Ask the policy; raises ``PermissionDenied``."""
-        if not isinstance(actor, Actor):
-            raise ValidationError({"actor": "pass an Actor (user, role, location)"})
+        check_actor(actor)
         self.policy.authorize(actor, action, target)
+
+
+def check_actor(actor: object) -> None:
+    """Refuse anything but a well-formed :class:`Actor`, with ``ValidationError``.
+
+    Every backend then answers a bad actor the same way, before anything is read or written.
+    """
+    if not isinstance(actor, Actor):
+        raise ValidationError({"actor": "pass an Actor (user, role, location)"})
+    errors = {}
+    for name in ("user_id", "location_id"):
+        value = getattr(actor, name)
+        if not isinstance(value, str) or not value.strip():
+            errors[f"actor.{name}"] = "must be non-empty text"
+    # Typed, but callers may build an Actor of anything: read the fields untyped.
+    role: Any = getattr(actor, "role")  # noqa: B009
+    if not isinstance(role, Role):
+        errors["actor.role"] = "must be a Role"
+    fleet: Any = getattr(actor, "fleet_customer_id")  # noqa: B009
+    if fleet is not None and (not isinstance(fleet, str) or not fleet.strip()):
+        errors["actor.fleet_customer_id"] = "must be None or a customer id"
+    if errors:
+        raise ValidationError(errors)
+
+
+def checks_actors(cls: type[T]) -> type[T]:
+    """Check the ``actor`` of every public method of a service first (:func:`check_actor`).
+
+    A method whose ``actor`` defaults to ``None`` accepts ``None`` (the call is then made on
+    the library's own behalf); any other value must be a well-formed actor.
+    """
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(method):
+            continue
+        parameter = inspect.signature(method).parameters.get("actor")
+        if parameter is not None:
+            setattr(cls, name, _checking_actor(method, optional=parameter.default is None))
+    return cls
+
+
+def _checking_actor(method: Callable[..., T], *, optional: bool) -> Callable[..., T]:
+    @functools.wraps(method)
+    def checked(*args: Any, **kwargs: Any) -> T:
+        actor = kwargs.get("actor")
+        if not (optional and actor is None):
+            check_actor(actor)
+        return method(*args, **kwargs)
+
+    return checked
 
 
 class _Service(Protocol):

@@ -44,6 +44,7 @@ from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
+    checks_actors,
     live_customer,
     record_change,
     retried,
@@ -108,6 +109,21 @@ def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
     return contact
 
 
+def resolve_for_write(uow: UnitOfWork, contact_id: str) -> tuple[Contact, Customer]:
+    """The live contact an id stands for and its live customer, for a change of the contact.
+
+    Reading the customer locks it (PostgreSQL) against a concurrent delete or merge of it; the
+    contact is read again once the customer is held, since such a write may have moved or
+    deleted it meanwhile (then the caller gets ``NotFound`` or ``ConcurrentModification``).
+    """
+    contact = resolve(uow, contact_id)
+    customer = live_customer(uow, contact.customer_id)
+    contact = resolve(uow, contact_id)
+    if contact.customer_id != customer.id:  # merged into another customer meanwhile
+        raise ConcurrentModification("contact", contact.id)
+    return contact, customer
+
+
 def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
     errors = FieldErrors()
     out: dict[str, Any] = {}
@@ -121,6 +137,7 @@ def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@checks_actors
 @attrs.define
 class ContactService:
     """``book.contacts``: the people to talk to at each customer."""
@@ -210,8 +227,7 @@ class ContactService:
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
         with self._ctx.store.unit_of_work() as uow:
-            current = resolve(uow, contact_id)
-            customer = live_customer(uow, current.customer_id)
+            current, customer = resolve_for_write(uow, contact_id)
             self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer, current))
             if expected_version is not None and expected_version != current.version:
                 raise ConcurrentModification("contact", current.id)
@@ -241,8 +257,7 @@ class ContactService:
     def delete(self, contact_id: str, *, actor: Actor) -> None:
         """Delete one contact (its history stays)."""
         with self._ctx.store.unit_of_work() as uow:
-            current = resolve(uow, contact_id)
-            customer = live_customer(uow, current.customer_id)
+            current, customer = resolve_for_write(uow, contact_id)
             self._ctx.authorize(actor, Action.CONTACT_WRITE, contact_target(customer, current))
             self._delete(uow, current, actor)
             uow.commit()
@@ -297,9 +312,8 @@ class ContactService:
         if not isinstance(moment, datetime) or moment.utcoffset() is None:
             raise ValidationError({"at": "must be a timezone-aware datetime"})
         with self._ctx.store.unit_of_work() as uow:
-            current = resolve(uow, contact_id)
+            current, customer = resolve_for_write(uow, contact_id)
             if actor is not None:
-                customer = live_customer(uow, current.customer_id)
                 self._ctx.authorize(actor, Action.CONTACT_READ, contact_target(customer))
             last = current.last_communicated_at
             if last is not None and last >= moment:

@@ -27,7 +27,6 @@ from customerkit.model import (
     Category,
     ChangeRecord,
     CompanyType,
-    Contact,
     Customer,
     CustomerKind,
     Dismissal,
@@ -52,6 +51,7 @@ from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
+    checks_actors,
     customer_target,
     retried,
     save_customer,
@@ -66,6 +66,7 @@ from customerkit.validation import (
     clean_optional,
     clean_phone_field,
     clean_text,
+    is_secret_name,
 )
 
 log = logging.getLogger("customerkit.customers")
@@ -110,7 +111,14 @@ def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for key, item in value.items():
         name = errors.run("extra", "", clean_text, key, "extra")
-        if name:
+        if name and is_secret_name(name):
+            # Stored, it would show in exports, history and reprs: never keep one.
+            errors.add(
+                "extra",
+                f"{name!r} looks like a secret (password, PIN, token); customerkit never "
+                "stores secrets in extra: leave it out",
+            )
+        elif name:
             cleaned[name] = errors.run("extra", "", clean_text, item, "extra")
     return cleaned
 
@@ -271,6 +279,7 @@ def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
     return changes
 
 
+@checks_actors
 @attrs.define
 class CustomerService:
     """``book.customers``: every use-case about customer profiles."""
@@ -309,6 +318,7 @@ class CustomerService:
         # Ids are random; handing them out in ascending order makes a bulk load append to every
         # index keyed by id instead of writing all over it (SQL B-trees, history by customer).
         ids = iter(sorted(self._ctx.new_id() for _ in range(total)))
+        hashes = [self._prehash(getattr(draft, "password", None)) for draft in drafts]
         with self._ctx.store.unit_of_work() as uow:
             reference = _ReferenceCache(uow.reference)
             problems: dict[str, str] = {}
@@ -321,7 +331,13 @@ class CustomerService:
                     problems.update({f"[{position}].{k}": v for k, v in error.errors.items()})
                 else:
                     customer = self._add_created(
-                        uow, draft, values, customer_id=next(ids), actor=actor, source=source
+                        uow,
+                        draft,
+                        values,
+                        customer_id=next(ids),
+                        password_hash=hashes[position],
+                        actor=actor,
+                        source=source,
                     )
                     created.append(customer)
                 if progress is not None and (position + 1) % 1000 == 0:
@@ -341,6 +357,7 @@ class CustomerService:
         values: dict[str, Any],
         *,
         customer_id: str,
+        password_hash: str | None,
         actor: Actor,
         source: Any,
     ) -> Customer:
@@ -351,7 +368,7 @@ class CustomerService:
             id=customer_id,
             location_id=actor.location_id,
             kind=draft.kind,
-            password_hash=None if password is None else self._ctx.hasher.hash(password),
+            password_hash=None if password is None else password_hash,
             source=source,
             created_at=now,
             updated_at=now,
@@ -374,6 +391,20 @@ class CustomerService:
             )
         )
         return customer
+
+    def _prehash(self, password: Any) -> str | None:
+        """The hash of a password about to be stored, made before the write begins.
+
+        Hashing takes a tenth of a second on purpose; inside the write it would hold SQLite's
+        write lock that long. ``None`` when there is no password, or one validation refuses
+        (it reports that with the other fields).
+        """
+        if not isinstance(password, str):
+            return None
+        try:
+            return self._ctx.hasher.hash(password)
+        except ValidationError:
+            return None
 
     # -- read --------------------------------------------------------------------------------
 
@@ -497,12 +528,13 @@ class CustomerService:
         unknown = sorted(set(changes) - set(CUSTOMER_EDITABLE_FIELDS))
         if unknown:
             raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
+        password_hash = self._prehash(changes.get("password"))
         with self._ctx.store.unit_of_work() as uow:
             current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_UPDATE)
             if expected_version is not None and expected_version != current.version:
                 raise ConcurrentModification("customer", customer_id)
             self._check_changes_allowed(current, changes, actor)
-            updated = self._apply(uow, current, changes)
+            updated = self._apply(uow, current, changes, password_hash)
             password_changed = "password" in changes and changes["password"] is not None
             diff = changes_between(current, updated, HISTORY_FIELDS)
             if password_changed:
@@ -546,7 +578,13 @@ class CustomerService:
             return
         self._ctx.authorize(actor, Action.CUSTOMER_NUMBER_CHANGE, customer_target(current))
 
-    def _apply(self, uow: UnitOfWork, current: Customer, changes: Mapping[str, Any]) -> Customer:
+    def _apply(
+        self,
+        uow: UnitOfWork,
+        current: Customer,
+        changes: Mapping[str, Any],
+        password_hash: str | None,
+    ) -> Customer:
         values: dict[str, Any] = {
             name: getattr(current, name) for name in CUSTOMER_EDITABLE_FIELDS if name != "password"
         }
@@ -559,7 +597,7 @@ class CustomerService:
         cleaned = clean_customer_values(values, current.kind, uow, self._ctx.config.phone_region)
         password = cleaned.pop("password")
         if password is not None:
-            cleaned["password_hash"] = self._ctx.hasher.hash(password)
+            cleaned["password_hash"] = password_hash
         return attrs.evolve(
             current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
         )
@@ -608,20 +646,39 @@ class CustomerService:
 
         With ``delete_history=False`` (the default) the history and a tombstone stay: the
         customer leaves search and frees its number, its username stays taken. With ``True``
-        the customer, its contacts and its history are removed entirely.
+        the customer is erased with everything that resolves to it: its contacts (those merged
+        in from other customers too), the customers merged into it (their tombstones,
+        contacts and history), the records of those merges, and all their history. Nothing
+        is left that could be unmerged back.
         """
         with self._ctx.store.unit_of_work() as uow:
             current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_DELETE)
-            contacts = uow.contacts.for_customer(current.id)
             if delete_history:
-                for contact in contacts:
-                    uow.contacts.remove(contact.id)
-                uow.customers.remove(current.id)
-                uow.history.remove_for_customer(current.id)
-                log.info("purged customer %s and its history", current.id)
+                self._purge(uow, current)
             else:
-                self._tombstone(uow, current, contacts, actor)
+                self._tombstone(uow, current, uow.contacts.for_customer(current.id), actor)
             uow.commit()
+
+    def _purge(self, uow: UnitOfWork, current: Customer) -> None:
+        """Remove a customer, the customers merged into it, and everything of theirs."""
+        absorbed: list[Customer] = []
+        waiting = [current.id]
+        while waiting:  # merges re-point tombstones at the live main; follow chains anyway
+            found = uow.customers.merged_into(waiting.pop())
+            absorbed += found
+            waiting += [customer.id for customer in found]
+        for customer in (*absorbed, current):  # tombstones first: they point at the main
+            contacts = uow.contacts.for_customer(customer.id)
+            history = uow.history.for_customer(customer.id)
+            for merge_id in merging.recorded_merges(uow, history):
+                uow.merges.remove(merge_id)
+            for contact in contacts:
+                uow.contacts.remove(contact.id)
+            uow.history.remove_for_customer(customer.id)
+            uow.customers.remove(customer.id)
+        log.info(
+            "purged customer %s, %d merged into it, and their history", current.id, len(absorbed)
+        )
 
     def _tombstone(
         self, uow: UnitOfWork, current: Customer, contacts: list[Any], actor: Actor
@@ -763,30 +820,20 @@ class CustomerService:
         return authorize
 
     def _move_contacts(self, uow: UnitOfWork, other: Customer, main: Customer) -> list[str]:
-        # In id order, as every multi-row write locks its rows (RELIABILITY decision 3).
-        moved = sorted(
-            (c for c in uow.contacts.for_customer(other.id) if c.is_live), key=lambda c: c.id
-        )
-        for contact in moved:
-            self._move_contact(uow, contact, main.id)
-        return [contact.id for contact in moved]
+        moved = sorted(c.id for c in uow.contacts.for_customer(other.id) if c.is_live)
+        if moved:  # one write for all: a chain of merges gathers many contacts
+            now = self._ctx.now()
+            uow.contacts.move(moved, from_customer=other.id, to_customer=main.id, at=now)
+        return moved
 
     def _move_back(
         self, uow: UnitOfWork, main: Customer, other: Customer, contact_ids: list[str]
     ) -> None:
-        for contact_id in contact_ids:
-            contact = uow.contacts.get(contact_id)
-            if contact is not None and contact.customer_id == main.id:
-                self._move_contact(uow, contact, other.id)
-
-    def _move_contact(self, uow: UnitOfWork, contact: Contact, customer_id: str) -> None:
-        moved = attrs.evolve(
-            contact,
-            customer_id=customer_id,
-            updated_at=self._ctx.now(),
-            version=contact.version + 1,
-        )
-        uow.contacts.update(moved, expected_version=contact.version)
+        recorded = set(contact_ids)  # those still on the main go back; others moved on since
+        back = sorted(c.id for c in uow.contacts.for_customer(main.id) if c.id in recorded)
+        if back:
+            now = self._ctx.now()
+            uow.contacts.move(back, from_customer=main.id, to_customer=other.id, at=now)
 
     # -- usernames ---------------------------------------------------------------------------
 
@@ -810,28 +857,48 @@ class CustomerService:
     def verify_password(self, username: str, password: str) -> Customer | None:
         """The live customer whose username and password match, else ``None`` (U3).
 
-        Rehashes the stored hash when the hashing parameters have risen since.
+        The hash is read in a read-only unit of work and checked outside any transaction, so
+        a login never holds SQLite's write lock while argon2 runs. An unknown username is
+        checked against a dummy hash: it takes as long as a wrong password. Rehashes the
+        stored hash when the hashing parameters have risen since.
+
+        Raises:
+            ValidationError: ``username`` or ``password`` is not text.
         """
+        for name, value in (("username", username), ("password", password)):
+            if not isinstance(value, str):
+                raise ValidationError({name: "must be text"})
+        hasher = self._ctx.hasher
+        customer = None
         try:
             key = identity.username_key(username)
         except ValidationError:
+            key = None  # no customer can have it; still spend a verify on it below
+        if key is not None:
+            with self._ctx.store.unit_of_work(read_only=True) as uow:
+                customer = uow.customers.find_by_username(key)
+        if customer is None or not customer.is_live or customer.password_hash is None:
+            hasher.verify(hasher.dummy_hash(), password)
             return None
-        with self._ctx.store.unit_of_work() as uow:
-            customer = uow.customers.find_by_username(key)
-            if customer is None or not customer.is_live or customer.password_hash is None:
-                return None
-            if not self._ctx.hasher.verify(customer.password_hash, password):
-                return None
-            if self._ctx.hasher.needs_rehash(customer.password_hash):
-                rehashed = attrs.evolve(
-                    customer,
-                    password_hash=self._ctx.hasher.hash(password),
-                    version=customer.version + 1,
-                )
-                uow.customers.update(rehashed, expected_version=customer.version)
-                uow.commit()
-                return rehashed
+        stored = customer.password_hash
+        if not hasher.verify(stored, password):
+            return None
+        if not hasher.needs_rehash(stored):
             return customer
+        return self._rehash(customer, hasher.hash(password))
+
+    def _rehash(self, customer: Customer, password_hash: str) -> Customer:
+        """Store a new hash of the password just verified, unless it changed meanwhile."""
+        with self._ctx.store.unit_of_work() as uow:
+            current = uow.customers.get(customer.id)
+            if current is None or current.password_hash != customer.password_hash:
+                return customer
+            rehashed = attrs.evolve(
+                current, password_hash=password_hash, version=current.version + 1
+            )
+            uow.customers.update(rehashed, expected_version=current.version)
+            uow.commit()
+        return rehashed
 
 
 def _fleet_search(

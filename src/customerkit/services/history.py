@@ -7,9 +7,10 @@ import attrs
 from customerkit.errors import NotFound
 from customerkit.model import Actor, ChangeRecord
 from customerkit.policy import Action
-from customerkit.services._context import Context, customer_target
+from customerkit.services._context import Context, checks_actors, customer_target
 
 
+@checks_actors
 @attrs.define
 class HistoryService:
     """``book.history``: what changed, who changed it, when, from what to what."""

@@ -18,9 +18,22 @@ from typing import Any
 
 import attrs
 
-from customerkit.errors import CustomerKitError, MergeError, NotFound, ValidationError
+from customerkit.errors import (
+    ConcurrentModification,
+    CustomerKitError,
+    MergeError,
+    NotFound,
+    ValidationError,
+)
 from customerkit.identity import email_key, phone_key
-from customerkit.model import Actor, Contact, MergeResult, RecordStatus, Survivorship
+from customerkit.model import (
+    Actor,
+    ChangeRecord,
+    Contact,
+    MergeResult,
+    RecordStatus,
+    Survivorship,
+)
 from customerkit.ports import UnitOfWork
 from customerkit.services._context import Context, record_change
 
@@ -189,7 +202,8 @@ def merge(
     others_ids = _check_request(main_id, other_ids, ctx.config.max_merge_size)
     with ctx.store.unit_of_work() as uow:
         repo = kind.repository(uow)
-        main = repo.get(main_id) if isinstance(main_id, str) else None
+        found = _read_in_id_order(repo, (main_id, *others_ids))
+        main = found.get(main_id) if isinstance(main_id, str) else None
         if main is None or main.status is RecordStatus.DELETED:
             raise NotFound(kind.name, str(main_id))
         authorize(uow, main)
@@ -202,7 +216,7 @@ def merge(
                 field="main_id",
             )
         try:
-            others = [_live_other(repo, kind, main, other_id) for other_id in others_ids]
+            others = [_live_other(found, kind, main, other_id) for other_id in others_ids]
         except MergeError:
             # The same merge may have committed since we looked (a client's retry racing it, on
             # PostgreSQL): answer as a repeat after it does.
@@ -233,6 +247,10 @@ def merge(
             other_id: [t.id for t in found] for other_id, found in chained.items() if found
         }
         earlier = [t for found in chained.values() for t in found]
+        # One write per merged record, not per tombstone: a chain of merges re-points every
+        # earlier tombstone each time, and a statement each made chains quadratic in time.
+        for other_id, ids in repointed.items():
+            repo.repoint(ids, from_id=other_id, to_id=main.id, at=now)
         # Row locks in ascending id order, the main's included, or overlapping merges deadlock
         # (RELIABILITY 3); the main's real write comes last, once the others freed their keys.
         for other in sorted((main, *others, *earlier), key=lambda o: o.id):
@@ -240,7 +258,10 @@ def merge(
                 repo.update(main, expected_version=main.version)  # unchanged: locks it only
                 continue
             if other.status is RecordStatus.MERGED:
-                _repoint(ctx, uow, kind, other, main.id, actor=actor, at=now)
+                changes = {"merged_into": (other.merged_into, main.id)}
+                _history(
+                    ctx, uow, kind, other, action="repointed", actor=actor, changes=changes, at=now
+                )
                 continue
             tombstone = attrs.evolve(
                 other,
@@ -306,7 +327,8 @@ def unmerge(
         if record["undone"]:
             raise MergeError("this merge was undone already", field="merge_id")
         repo = kind.repository(uow)
-        main = repo.get(record["main_id"])
+        found = _read_in_id_order(repo, (record["main_id"], *record["merged_ids"]))
+        main = found[record["main_id"]]
         if main is None or not main.is_live:
             raise MergeError(
                 "the main record is no longer live (deleted or merged again); undo that first",
@@ -323,20 +345,11 @@ def unmerge(
                 field="merge_id",
             )
         now = ctx.now()
-        others = [repo.get(other_id) for other_id in sorted(record["merged_ids"])]
+        others = [found[other_id] for other_id in sorted(record["merged_ids"])]
         for other_id, other in zip(sorted(record["merged_ids"]), others, strict=True):
             if other is None or other.status is not RecordStatus.MERGED:
                 raise MergeError(
                     f"{kind.name} {other_id} changed since the merge", field="merge_id"
-                )
-        earlier = {
-            other_id: [repo.get(i) for i in ids] for other_id, ids in record["repointed"].items()
-        }
-        for tombstone in (t for found in earlier.values() for t in found):
-            if tombstone is None or tombstone.merged_into != main.id:
-                raise MergeError(
-                    f"a {kind.name} merged into this merge's records earlier changed since",
-                    field="merge_id",
                 )
         previous = {name: old for name, (old, _) in record["filled"].items()}
         if "last_communicated_at" in previous and previous["last_communicated_at"] is not None:
@@ -356,8 +369,9 @@ def unmerge(
                 version=other.version + 1,
             )
             repo.update(restored, expected_version=other.version)
-            for tombstone in earlier.get(other.id, []):
-                _repoint(ctx, uow, kind, tombstone, other.id, actor=actor, at=now)
+            _point_back(
+                ctx, uow, kind, record["repointed"].get(other.id, []), main, restored, actor, now
+            )
             if move_back is not None:
                 move_back(uow, main, restored, record["moved"].get(other.id, []))
             _history(
@@ -381,13 +395,37 @@ def unmerge(
     return restored_main
 
 
+def recorded_merges(uow: UnitOfWork, history: Sequence[ChangeRecord]) -> list[str]:
+    """The ids of the merge records (done or undone) of the merges in ``history``.
+
+    A merge's id follows from its kind, main and merged ids, which its ``merge`` history entry
+    keeps; a merge done, undone and done again has one record per attempt.
+    """
+    found: list[str] = []
+    for record in history:
+        if record.action != "merge":
+            continue
+        merged = list(record.changes.get("merged_ids", ((), ()))[1])
+        attempt = 1
+        while uow.merges.get(
+            merge_id := _merge_id(record.entity, record.entity_id, merged, attempt)
+        ):
+            found.append(merge_id)
+            attempt += 1
+    return sorted(set(found))
+
+
 def _repeated(
     repo: Any, main: Record, merge_id: str, done: Mapping[str, Any], *, dry_run: bool
 ) -> MergeResult:
-    """The result of a merge done already, for a repeat of it."""
+    """The result of a merge done already, for a repeat of it.
+
+    The main is read again: it may have been read before the merge committed (a contact
+    merge reads its contacts before it waits for the customer's lock).
+    """
     return MergeResult(
         merge_id=None if dry_run else merge_id,
-        main=_resolve(repo, main),
+        main=_resolve(repo, repo.get(main.id)),
         merged_ids=tuple(done["merged_ids"]),
         provenance=done["provenance"],
     )
@@ -401,8 +439,19 @@ def _resolve(repo: Any, record: Record) -> Record:
     return record
 
 
-def _live_other(repo: Any, kind: MergeKind, main: Record, other_id: str) -> Record:
-    other = repo.get(other_id) if isinstance(other_id, str) else None
+def _read_in_id_order(repo: Any, ids: Sequence[Any]) -> dict[str, Any]:
+    """The records with these ids, read in id order.
+
+    A unit of work that may write locks a customer as it reads it (on PostgreSQL); in id order,
+    as every write locks rows, two merges of overlapping customers queue instead of deadlocking.
+    """
+    return {i: repo.get(i) for i in sorted({i for i in ids if isinstance(i, str)})}
+
+
+def _live_other(
+    found: Mapping[str, Record | None], kind: MergeKind, main: Record, other_id: str
+) -> Record:
+    other = found.get(other_id) if isinstance(other_id, str) else None
     if other is None or other.status is RecordStatus.DELETED:
         raise NotFound(kind.name, str(other_id))
     if kind.same_group(other) != kind.same_group(main):  # before naming anything about it
@@ -419,23 +468,32 @@ def _live_other(repo: Any, kind: MergeKind, main: Record, other_id: str) -> Reco
     return other
 
 
-def _repoint(
+def _point_back(  # noqa: PLR0917 - the unmerge's state, in its order
     ctx: Context,
     uow: UnitOfWork,
     kind: MergeKind,
-    tombstone: Record,
-    target_id: str,
-    *,
+    ids: Sequence[str],
+    main: Record,
+    restored: Record,
     actor: Actor,
     at: datetime,
 ) -> None:
-    """Point a tombstone at another record, with its history entry."""
-    moved = attrs.evolve(
-        tombstone, merged_into=target_id, updated_at=at, version=tombstone.version + 1
-    )
-    kind.repository(uow).update(moved, expected_version=tombstone.version)
-    changes = {"merged_into": (tombstone.merged_into, target_id)}
-    _history(ctx, uow, kind, tombstone, action="repointed", actor=actor, changes=changes, at=at)
+    """Point the tombstones a merge re-pointed at the main back at ``restored``, with history.
+
+    ``MergeError`` when one of them changed since (it no longer points at the main).
+    """
+    if not ids:
+        return
+    try:
+        moved = kind.repository(uow).repoint(ids, from_id=main.id, to_id=restored.id, at=at)
+    except ConcurrentModification:
+        raise MergeError(
+            f"a {kind.name} merged into this merge's records earlier changed since",
+            field="merge_id",
+        ) from None
+    changes = {"merged_into": (main.id, restored.id)}
+    for tombstone in moved:
+        _history(ctx, uow, kind, tombstone, action="repointed", actor=actor, changes=changes, at=at)
 
 
 def _history(

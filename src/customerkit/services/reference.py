@@ -9,10 +9,11 @@ import attrs
 from customerkit.errors import ValidationError
 from customerkit.model import Actor, Category, CompanyType
 from customerkit.policy import Action, Target
-from customerkit.services._context import Context, retried
+from customerkit.services._context import Context, checks_actors, retried
 from customerkit.validation import clean_text
 
 
+@checks_actors
 @attrs.define
 class ReferenceService:
     """``book.reference``: the lists customers pick their company type and category from."""

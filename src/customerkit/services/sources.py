@@ -21,6 +21,7 @@ from customerkit.ports import CustomerSource
 from customerkit.services._context import (
     Context,
     changes_between,
+    checks_actors,
     customer_target,
     live_customer,
     retried,
@@ -28,6 +29,7 @@ from customerkit.services._context import (
 )
 from customerkit.services.customers import HISTORY_FIELDS, CustomerService, clean_customer_values
 from customerkit.sources import SourceHit, SourceRecord, as_record
+from customerkit.validation import is_secret_name
 
 log = logging.getLogger("customerkit.sources")
 
@@ -36,12 +38,21 @@ SOURCE_FIELDS = tuple(f for f in CUSTOMER_EDITABLE_FIELDS if f not in ("username
 
 
 def _split(record: SourceRecord) -> tuple[dict[str, Any], dict[str, str]]:
-    """A record's data as customer fields, and the rest as ``extra``."""
+    """A record's data as customer fields, and the rest as ``extra``, without secrets.
+
+    A column named like a secret (``password``, ``PIN``, ``api_token``) is dropped, never
+    stored: the DMS's export is not the caller's to edit, so refusing it would refuse every
+    record. The dropped columns are logged by name.
+    """
     fields = {k: v for k, v in record.data.items() if k in SOURCE_FIELDS and k != "extra"}
-    extra = {k: v for k, v in record.data.items() if k not in SOURCE_FIELDS}
-    return fields, extra
+    rest = {k: v for k, v in record.data.items() if k not in SOURCE_FIELDS}
+    dropped = sorted(k for k in rest if isinstance(k, str) and is_secret_name(k))
+    if dropped:
+        log.warning("dropped %d secret-looking source columns: %s", len(dropped), dropped)
+    return fields, {k: v for k, v in rest.items() if k not in dropped}
 
 
+@checks_actors
 @attrs.define
 class SourceService:
     """``book.sources``: the external systems a book can search and import customers from."""

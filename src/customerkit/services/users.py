@@ -10,10 +10,11 @@ from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import clean_email
 from customerkit.model import Actor, Role, User
 from customerkit.policy import Action, Target
-from customerkit.services._context import Context, retried
+from customerkit.services._context import Context, checks_actors, retried
 from customerkit.validation import FieldErrors, clean_text
 
 
+@checks_actors
 @attrs.define
 class UserService:
     """``book.users``: add and look up the people who use the dealer system."""

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -26,6 +27,7 @@ __all__ = [
     "TestCustomersContract",
     "TestDismissalsContract",
     "TestDuplicatesContract",
+    "TestEntryPointsContract",
     "TestExportContract",
     "TestPermissionsContract",
     "TestSearchContract",
@@ -202,6 +204,44 @@ class TestCustomersContract:
             book.history.for_customer(c.id, actor=ADMIN)
         assert customer(book, "New", "C-2", username="jtires").username == "jtires"
 
+    def test_c6_purge_erases_customers_merged_into_it(self, book: ck.Book) -> None:
+        """C6, M3: a purge of a customer that absorbed others by merge erases all of it.
+
+        ``delete_history=True`` removes everything that resolves to the customer: the absorbed
+        tombstones (a chain too), their history, the contacts merged in, and the merge
+        records; nothing is left to unmerge.
+        """
+        main = customer(book, "Johnson Tires", "C-1")
+        middle = customer(book, "Johnson Tire Co", "C-2", phone="303 555 0142")
+        first = customer(book, "Johnson Tires Inc", "C-3", email="jti@example.com")
+        kept = customer(book, "Deere Co", "C-4")
+        ann = book.contacts.add(
+            first.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=ADMIN
+        )
+        bob = book.contacts.add(
+            main.id, ck.NewContact(first_name="Bob", last_name="Ray"), actor=ADMIN
+        )
+        bobby = book.contacts.add(
+            main.id, ck.NewContact(first_name="Bobby", last_name="Ray"), actor=ADMIN
+        )
+        contact_merge = book.contacts.merge(bob.id, [bobby.id], actor=ADMIN)
+        inner = book.customers.merge(middle.id, [first.id], actor=ADMIN)  # first -> middle
+        outer = book.customers.merge(main.id, [middle.id], actor=ADMIN)  # middle -> main
+        book.customers.delete(main.id, actor=MANAGER, delete_history=True)
+        with book.store.unit_of_work() as uow:
+            for gone in (main, middle, first):
+                assert uow.customers.get(gone.id) is None
+                assert uow.contacts.for_customer(gone.id) == []
+                assert uow.history.for_customer(gone.id) == []
+            for contact in (ann, bob, bobby):
+                assert uow.contacts.get(contact.id) is None
+            for merge_id in (contact_merge.merge_id, inner.merge_id, outer.merge_id):
+                assert merge_id is not None
+                assert uow.merges.get(merge_id) is None
+            assert uow.customers.get(kept.id) == kept
+        assert [c.id for c in book.customers.recent(actor=ADMIN)] == [kept.id]
+        assert customer(book, "Again", "C-2").customer_number == "C-2"
+
     def test_c6_delete_needs_service_manager(self, book: ck.Book) -> None:
         c = customer(book)
         with pytest.raises(ck.PermissionDenied):
@@ -312,6 +352,79 @@ class TestCustomersContract:
             book.customers.update(c.id, {"id": "x"}, actor=ADMIN)
         with pytest.raises(ck.ValidationError):
             book.customers.update(c.id, {"version": 9}, actor=ADMIN)
+
+
+#: Actors no call may accept: not an Actor, or one with a missing or mistyped field.
+BAD_ACTORS = {
+    "none": None,
+    "text": "admin",
+    "no-location": ck.Actor(user_id="u1", role=ck.Role.DEALER_ADMIN, location_id=None),  # type: ignore[arg-type]
+    "blank-user": ck.Actor(user_id=" ", role=ck.Role.DEALER_ADMIN, location_id="loc-1"),
+    "role-as-text": ck.Actor(user_id="u1", role="DEALER_ADMIN", location_id="loc-1"),  # type: ignore[arg-type]
+}
+
+
+class TestEntryPointsContract:
+    """Bad actors and arguments are refused at the entry point, the same on every backend."""
+
+    @pytest.mark.parametrize("bad", list(BAD_ACTORS.values()), ids=list(BAD_ACTORS))
+    def test_a_bad_actor_is_refused_by_every_call(self, book: ck.Book, bad: Any) -> None:
+        """``ValidationError`` naming the actor, before anything is read or written."""
+        c = customer(book)
+        k = book.contacts.add(c.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=ADMIN)
+        draft = ck.NewCustomer(company_name="New", customer_number="C-9")
+        calls: dict[str, Callable[[], object]] = {
+            "customers.create": lambda: book.customers.create(draft, actor=bad),
+            "customers.create_many": lambda: book.customers.create_many([draft], actor=bad),
+            "customers.get": lambda: book.customers.get(c.id, actor=bad),
+            "customers.update": lambda: book.customers.update(c.id, {"city": "X"}, actor=bad),
+            "customers.delete": lambda: book.customers.delete(c.id, actor=bad),
+            "customers.search": lambda: book.customers.search("johnson", actor=bad),
+            "customers.recent": lambda: book.customers.recent(actor=bad),
+            "customers.assign_staff": lambda: book.customers.assign_staff(c.id, [], actor=bad),
+            "customers.find_duplicates": lambda: book.customers.find_duplicates(actor=bad),
+            "customers.merge": lambda: book.customers.merge(c.id, ["x"], actor=bad),
+            "history.for_customer": lambda: book.history.for_customer(c.id, actor=bad),
+            "contacts.add": lambda: book.contacts.add(
+                c.id, ck.NewContact(first_name="Bo", last_name="Ray"), actor=bad
+            ),
+            "contacts.get": lambda: book.contacts.get(k.id, actor=bad),
+            "contacts.list": lambda: book.contacts.list(c.id, actor=bad),
+            "contacts.update": lambda: book.contacts.update(k.id, {"title": "X"}, actor=bad),
+            "contacts.delete": lambda: book.contacts.delete(k.id, actor=bad),
+            "contacts.delete_many": lambda: book.contacts.delete_many([k.id], actor=bad),
+            "contacts.unused": lambda: book.contacts.unused(c.id, actor=bad),
+            "reference.add_company_type": lambda: book.reference.add_company_type(
+                "Fleet", actor=bad
+            ),
+            "users.add": lambda: book.users.add(
+                ck.User(id="u7", name="U", email="", role=ck.Role.STAFF, location_id="loc-1"),
+                actor=bad,
+            ),
+        }
+        if bad is not None:  # these accept None: the call is the library's own
+            calls["contacts.record_communication"] = lambda: book.contacts.record_communication(
+                k.id, actor=bad
+            )
+            calls["contacts.recipients"] = lambda: book.contacts.recipients(c.id, actor=bad)
+        for name, call in calls.items():
+            with pytest.raises(ck.ValidationError, match="actor") as caught:
+                call()
+            assert type(caught.value) is ck.ValidationError, name
+        assert book.customers.recent(actor=ADMIN) == [c]
+        assert book.contacts.list(c.id, actor=ADMIN) == [k]
+        assert len(book.history.for_customer(c.id, actor=ADMIN)) == 2
+
+    @pytest.mark.parametrize(
+        ("username", "password"), [("jtires", None), (None, "secret-pw"), ("jtires", b"x")]
+    )
+    def test_verify_password_refuses_what_is_not_text(
+        self, book: ck.Book, username: Any, password: Any
+    ) -> None:
+        """U3: a username or password that is not text is ``ValidationError``, not a crash."""
+        customer(book, username="jtires", password="secret-pw")
+        with pytest.raises(ck.ValidationError):
+            book.customers.verify_password(username, password)
 
 
 class TestUsernamesContract:
@@ -806,6 +919,45 @@ class TestSourcesContract:
                 ),
             ],
         )
+
+    def test_d4_secret_columns_are_never_stored(self, book: ck.Book) -> None:
+        """A source column named like a secret is dropped at import and refresh.
+
+        It is not in ``extra``, the history, an export or a repr.
+        """
+        data = {"company_name": "Johnson Tires", "customer_number": "P-1", "Region": "West"}
+        secrets = {"password": "hunter2-pw", "User PIN": "4711-pin", "api_token": "tok-xyz"}
+        dms = ck.InMemorySource(
+            "procede", [ck.SourceRecord(external_id="P-1", data={**data, **secrets})]
+        )
+        book.sources.register(dms)
+        book.sources.enable("procede", location_id="loc-1", actor=ADMIN)
+        c = book.sources.import_customer("procede", "P-1", actor=STAFF)
+        assert c.extra == {"Region": "West"}
+        dms.put(ck.SourceRecord(external_id="P-1", data={**data, **secrets, "Region": "East"}))
+        c = book.sources.refresh_customer(c.id, actor=STAFF)
+        assert c.extra == {"Region": "East"}
+        out = io.StringIO()
+        book.customers.export(out, actor=ADMIN, format="jsonl")
+        history = book.history.for_customer(c.id, actor=ADMIN)
+        for text in (
+            out.getvalue(),
+            repr(history),
+            repr(c),
+            repr(book.customers.get(c.id, actor=ADMIN)),
+        ):
+            assert not [value for value in secrets.values() if value in text]
+
+    @pytest.mark.parametrize("key", ["password", "Passwd", "userPIN", "API-Token", "secret"])
+    def test_d4_secret_keys_in_extra_are_refused(self, book: ck.Book, key: str) -> None:
+        """``extra`` given through the API never holds a secret: ``ValidationError`` on extra."""
+        with pytest.raises(ck.ValidationError, match="secret") as caught:
+            customer(book, extra={key: "hunter2-pw", "Region": "West"})
+        assert "hunter2-pw" not in str(caught.value)
+        c = customer(book, extra={"Region": "West", "Shipping": "dock 2", "Pinecone": "y"})
+        with pytest.raises(ck.ValidationError, match="secret"):
+            book.customers.update(c.id, {"extra": {key: "hunter2-pw"}}, actor=ADMIN)
+        assert book.customers.get(c.id, actor=ADMIN) == c
 
     def test_d2_only_admin_enables_and_disabled_refuses(
         self, book: ck.Book, dms: ck.InMemorySource

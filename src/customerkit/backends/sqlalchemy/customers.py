@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from customerkit.backends.sqlalchemy import convert, export, search
 from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
 from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
-from customerkit.backends.sqlalchemy.repositories import forget_dismissals
+from customerkit.backends.sqlalchemy.repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,
@@ -122,12 +122,23 @@ class CustomerRepository:
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
-    def _one(self, *where: ColumnElement[bool]) -> Customer | None:
-        row = self._uow.reader().execute(select(customers).where(*where)).mappings().first()
+    def _one(self, *where: ColumnElement[bool], lock: bool = False) -> Customer | None:
+        statement = select(customers).where(*where)
+        if lock:
+            statement = statement.with_for_update()
+        row = self._uow.reader().execute(statement).mappings().first()
         return None if row is None else convert.customer_from_row(row)
 
     def get(self, customer_id: str) -> Customer | None:
-        return self._one(_C.id == customer_id)
+        """The customer; in a unit of work that may write, locked until it ends (PostgreSQL).
+
+        The customer is the root of everything written about it: every write reads it first,
+        so locking it at that read makes writers of one customer (its contacts, staff, merges,
+        deletion) take turns, as SQLite's ``BEGIN IMMEDIATE`` makes every writer take turns.
+        Without it a contact added at READ COMMITTED could land on a customer a concurrent
+        delete or merge had just left.
+        """
+        return self._one(_C.id == customer_id, lock=self._uow.locks_reads)
 
     def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         found: dict[str, Customer] = {}
@@ -156,11 +167,11 @@ class CustomerRepository:
         try:
             with connection.begin_nested():
                 updated = connection.execute(statement).rowcount
-        except IntegrityError as error:
+        except IntegrityError:
             conflict = find_conflict(connection, [customer])
             if conflict is None:
                 raise
-            raise conflict from error
+            raise conflict from None  # the driver's text quotes the clashing value
         if updated != 1:  # changed since we read it (PostgreSQL: by a concurrent commit)
             raise ConcurrentModification("customer", customer.id)
         self._uow.words.replace(connection, stored, customer)
@@ -175,6 +186,22 @@ class CustomerRepository:
         connection.execute(delete(customers).where(_C.id == customer_id))
         forget_dismissals(connection, "customer", customer_id)
         self._uow.match_keys.changed("customer", customer_id, None)
+
+    def repoint(
+        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
+    ) -> list[Customer]:
+        # Tombstones have no search words or match keys: only the row changes.
+        rows = rewrite_rows(
+            self._uow.reader(),
+            customers,
+            ids,
+            "merged_into",
+            from_id=from_id,
+            to_id=to_id,
+            at=at,
+            entity="customer",
+        )
+        return [convert.customer_from_row(row) for row in rows]
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         statement = select(customers).where(_C.merged_into == customer_id).order_by(_C.id)

@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from customerkit.backends.sqlalchemy import schema
 from customerkit.backends.sqlalchemy.repositories import is_transient, transient_sqlstate
-from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork
+from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork, library_error
 from customerkit.errors import SchemaError, ValidationError
 
 log = logging.getLogger("customerkit.sql")
@@ -68,6 +68,11 @@ def retry_transient(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: Engine options for every database: a driver's error never quotes the statement's parameters
+#: (the names, emails and hashes being written).
+_DEFAULTS: dict[str, Any] = {"hide_parameters": True}
+
+
 def _is_memory_sqlite(url: URL) -> bool:
     database = url.database or ""
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
@@ -79,7 +84,7 @@ def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     if memory:
         # One shared connection, or every connection would see its own empty database.
         kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    engine = create_engine(url, **{**kwargs, **options})
+    engine = create_engine(url, **{**_DEFAULTS, **kwargs, **options})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -89,8 +94,8 @@ def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            # Safe against application crashes; SQLite's advice for WAL mode.
+            # Safe against application crashes; SQLite's advice for WAL mode (which the file
+            # was switched to when its schema was created, see ensure_schema).
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -103,8 +108,10 @@ def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
 
 
 def _postgres_engine(url: URL, options: Mapping[str, Any]) -> Engine:
-    defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
-    return create_engine(url, **{**defaults, **options})
+    # pool_pre_ping: a pooled connection the server dropped (a restart, an idle timeout) is
+    # noticed and replaced before a call uses it, instead of failing that call.
+    defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+    return create_engine(url, **{**_DEFAULTS, **defaults, **options})
 
 
 def _create_schema(connection: Connection) -> None:
@@ -128,39 +135,76 @@ def _create_schema(connection: Connection) -> None:
     log.info("created customerkit schema version %d", schema.SCHEMA_VERSION)
 
 
-def ensure_schema(engine: Engine) -> int:
+def ensure_schema(engine: Engine, *, share: bool = False) -> int:
     """Create the schema in an empty database, or check the one found; return its version.
 
+    An existing book is only read, in a read-only transaction: opening it takes no write
+    lock, so a book opens (and reads) while another process writes. The schema is created,
+    and a new SQLite file switched to WAL mode, only when the database holds no book yet.
+
+    Args:
+        engine: The book's engine.
+        share: Accept an SQLite file that holds another application's tables.
+
     Raises:
-        SchemaError: the database holds a schema version this release does not know, or
-            tables that look like customerkit's without a recorded version.
+        SchemaError: the database holds a schema version this release does not know, tables
+            that look like customerkit's without a recorded version, or (SQLite, without
+            ``share``) another application's tables.
     """
     with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            # Two processes opening a new database at once must not both create tables.
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
-            )
-        tables = set(inspect(connection).get_table_names())
-        if schema.schema_version.name not in tables:
-            clashing = sorted(tables & set(schema.metadata.tables))
-            if clashing:
-                raise SchemaError(
-                    f"the database has tables named {', '.join(clashing)} but no customerkit "
-                    "schema version; use an empty database or one created by customerkit"
-                )
-            _create_schema(connection)
-            connection.commit()
-            return schema.SCHEMA_VERSION
-        version = connection.scalar(
-            select(schema.schema_version.c.version).where(schema.schema_version.c.id == 1)
-        )
+        connection.execution_options(**{READ_ONLY: True})  # SQLite: a deferred BEGIN
+        version = _stored_version(connection, share=share)
+    if version is None:
+        version = _create_schema_once(engine, share=share)
     if version != schema.SCHEMA_VERSION:
         raise SchemaError(
             f"the database has customerkit schema version {version}, this release knows "
             f"version {schema.SCHEMA_VERSION}; upgrade customerkit, or migrate the database"
         )
     return int(version)
+
+
+def _stored_version(connection: Connection, *, share: bool) -> int | None:
+    """The book's schema version, or ``None`` when the database holds no book yet."""
+    tables = set(inspect(connection).get_table_names())
+    if schema.schema_version.name in tables:
+        version = connection.scalar(
+            select(schema.schema_version.c.version).where(schema.schema_version.c.id == 1)
+        )
+        return -1 if version is None else int(version)
+    clashing = sorted(tables & set(schema.metadata.tables))
+    if clashing:
+        raise SchemaError(
+            f"the database has tables named {', '.join(clashing)} but no customerkit "
+            "schema version; use an empty database or one created by customerkit"
+        )
+    if tables and connection.dialect.name == "sqlite" and not share:
+        raise SchemaError(
+            f"the file holds {len(tables)} tables of another application and is not a "
+            "customerkit book; open a new file, or pass share=True to add the book's tables "
+            "beside them (the file is then switched to WAL mode)"
+        )
+    return None
+
+
+def _create_schema_once(engine: Engine, *, share: bool) -> int:
+    """Create the schema unless another process did since we looked; return the version."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite" and not _is_memory_sqlite(engine.url):
+            # Outside any transaction (SQLite cannot switch inside one); kept by the file.
+            driver = connection.connection.driver_connection
+            driver.execute("PRAGMA journal_mode = WAL")  # type: ignore[union-attr]
+        if connection.dialect.name == "postgresql":
+            # Two processes opening a new database at once must not both create tables.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+            )
+        version = _stored_version(connection, share=share)  # under the write lock now
+        if version is not None:
+            return version
+        _create_schema(connection)
+        connection.commit()
+    return schema.SCHEMA_VERSION
 
 
 class SqlStore:
@@ -174,6 +218,8 @@ class SqlStore:
         engine_options: Extra keyword arguments for :func:`sqlalchemy.create_engine`.
         batch_size: How many new customers a unit of work buffers before writing them with
             one ``executemany`` (bulk loads); reads always see buffered rows.
+        share: SQLite only: accept a file holding another application's tables and add the
+            book's tables beside them; without it such a file is refused, untouched.
 
     Raises:
         SchemaError: the database holds a schema this release does not know.
@@ -186,6 +232,7 @@ class SqlStore:
         *,
         engine_options: Mapping[str, Any] | None = None,
         batch_size: int = 2000,
+        share: bool = False,
     ) -> None:
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
@@ -206,9 +253,11 @@ class SqlStore:
         )
         self.batch_size = batch_size
         try:
-            self.schema_version = ensure_schema(self.engine)
-        except BaseException:
+            self.schema_version = ensure_schema(self.engine, share=share)
+        except BaseException as error:
             self.engine.dispose()
+            if isinstance(error, DBAPIError):
+                raise library_error(error, connecting=True) from error
             raise
 
     @property

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from customerkit.backends.sqlalchemy import convert, index, matching, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
@@ -34,7 +34,13 @@ from customerkit.backends.sqlalchemy.repositories import (
     UserRepository,
     is_transient,
 )
-from customerkit.errors import BookBusy, ConcurrentModification, CustomerKitError
+from customerkit.errors import (
+    BookBusy,
+    ConcurrentModification,
+    CustomerKitError,
+    StorageError,
+    StorageUnavailable,
+)
 from customerkit.model import Customer
 from customerkit.ports import READ_ONLY_REFUSAL
 
@@ -81,13 +87,13 @@ class PendingWrites:
             _CUSTOMERS.run(connection, self.customer_rows)
             words.insert(connection, self.customers)
             _HISTORY.run(connection, self.history_rows)
-        except IntegrityError as error:
+        except IntegrityError:
             savepoint.rollback()
             words.forget()
             conflict = find_conflict(connection, self.customers)
             if conflict is None:
                 raise
-            raise conflict from error
+            raise conflict from None  # the driver's text quotes the clashing value
         savepoint.commit()
         self.clear()
 
@@ -157,15 +163,40 @@ class _BulkLoad:
                 driver.execute(f"PRAGMA {name}.cache_size = {size}")  # type: ignore[union-attr]
 
 
-def _driver_error(error: DBAPIError) -> CustomerKitError | None:
-    """What callers see instead of a driver's error that is a race, not a bug."""
+#: PostgreSQL SQLSTATE classes of a lost or refused connection: connection exceptions (08),
+#: the server shutting down or restarting (57P01-57P03).
+_UNAVAILABLE = ("08", "57P01", "57P02", "57P03")
+#: SQLite result codes of a locked database: another connection holds the lock.
+_SQLITE_LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+#: SQLite result codes of a file that is not (or no longer) a readable database.
+_SQLITE_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def library_error(error: DBAPIError, *, connecting: bool = False) -> CustomerKitError:
+    """The library's error for a driver's error, raised in its place with it as the cause.
+
+    The driver's text may quote the rows it was writing (names, emails, hashes), so none of it
+    reaches the message: only the kind of failure and the database's error code.
+    """
     if is_transient(error):
         # A deadlock victim or serialization failure: the rule (C5); the cause keeps it
         # retryable for the store's run.
         return ConcurrentModification("a record this unit of work read or wrote")
-    if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+    orig = error.orig
+    if getattr(orig, "sqlite_errorcode", None) in _SQLITE_LOCKED:
         return BookBusy()  # another writer kept the lock past the busy timeout
-    return None
+    if getattr(orig, "sqlite_errorcode", None) in _SQLITE_DAMAGED:
+        return StorageError(
+            "the SQLite file is damaged or is not a database; nothing was written. Restore it "
+            "from a backup, or open another file",
+            code=getattr(orig, "sqlite_errorname", None),
+        )
+    sqlstate = getattr(orig, "sqlstate", None)
+    code = sqlstate or getattr(orig, "sqlite_errorname", None)
+    unavailable = error.connection_invalidated or str(sqlstate or "").startswith(_UNAVAILABLE)
+    if unavailable or (connecting and isinstance(error, OperationalError)):
+        return StorageUnavailable(code=code)
+    return StorageError(code=code)
 
 
 def _refused_write(error: DBAPIError) -> RuntimeError | None:
@@ -224,9 +255,11 @@ class SqlUnitOfWork:
             self._connection = self._store.engine.connect()
             if self.read_only:
                 self._connection.execution_options(**_read_only_options(self._store.dialect))
-        except BaseException:
+        except BaseException as error:
             if self._store.lock is not None:
                 self._store.lock.release()
+            if isinstance(error, DBAPIError):
+                raise library_error(error, connecting=True) from error
             raise
         return self
 
@@ -242,13 +275,13 @@ class SqlUnitOfWork:
                 conflict = self._pending_conflict()
         finally:
             self._close()
-        if conflict is None and isinstance(exc, DBAPIError):
+        if conflict is not None:
+            raise conflict from None  # the driver's text quotes the clashing value
+        if isinstance(exc, DBAPIError):
             refused = _refused_write(exc)
             if refused is not None:
                 raise refused from exc
-            conflict = _driver_error(exc)
-        if conflict is not None:
-            raise conflict from exc
+            raise library_error(exc) from exc
 
     def _pending_conflict(self) -> CustomerKitError | None:
         try:
@@ -270,6 +303,14 @@ class SqlUnitOfWork:
         finally:
             if self._store.lock is not None:
                 self._store.lock.release()
+
+    @property
+    def locks_reads(self) -> bool:
+        """Whether reads of customers lock them: in a PostgreSQL unit of work that may write.
+
+        SQLite needs no row locks: ``BEGIN IMMEDIATE`` lets one writer in at a time.
+        """
+        return not self.read_only and self._store.dialect == "postgresql"
 
     @property
     def connection(self) -> Connection:

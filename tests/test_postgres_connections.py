@@ -1,0 +1,82 @@
+"""PostgreSQL connections that the server dropped: a restart, an idle timeout, a killed backend.
+
+After a server restart every pooled connection is dead. The first call used to take one from
+the pool, fail with the driver's error, and only the next call worked. The pool now tests a
+connection before handing it out (``pool_pre_ping``); a connection lost during a call gives
+``StorageUnavailable``; a server that cannot be reached at all gives it at ``open_book``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+import customerkit as ck
+from customerkit.backends.sqlalchemy import SqlStore
+from customerkit.testing import FakeClock
+
+pytestmark = pytest.mark.postgres
+
+ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+HASHER = ck.PasswordHasher.for_tests()
+
+
+def terminate_other_backends(url: str) -> int:
+    """What a server restart does to a database's connections: kill every other session."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as admin:
+            killed = admin.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+            admin.commit()
+            return int(killed)
+    finally:
+        engine.dispose()
+
+
+def test_first_calls_after_the_server_dropped_every_connection_succeed(postgres_url: str) -> None:
+    """Reads and writes right after every pooled connection was killed work the first time."""
+    book = ck.open_book(postgres_url, clock=FakeClock(), hasher=HASHER)
+    try:
+        customer = book.customers.create(
+            ck.NewCustomer(company_name="Johnson Tires", customer_number="C-1"), actor=ADMIN
+        )
+        assert terminate_other_backends(postgres_url) >= 1
+        assert book.customers.get(customer.id, actor=ADMIN) == customer
+        assert terminate_other_backends(postgres_url) >= 1
+        updated = book.customers.update(customer.id, {"city": "Denver"}, actor=ADMIN)
+        assert updated.city == "Denver"
+    finally:
+        book.close()
+
+
+def test_a_connection_lost_during_a_call_is_storage_unavailable(postgres_url: str) -> None:
+    """A connection killed inside a unit of work gives ``StorageUnavailable``; nothing lands,
+    and the book works again at the next call."""
+    book = ck.open_book(postgres_url, clock=FakeClock(), hasher=HASHER)
+    try:
+        store = book.store
+        assert isinstance(store, SqlStore)
+
+        def call_losing_its_connection() -> None:
+            with store.unit_of_work() as uow:
+                uow.connection.execute(text("SELECT 1"))
+                terminate_other_backends(postgres_url)
+                uow.customers.get("x")
+
+        with pytest.raises(ck.StorageUnavailable):
+            call_losing_its_connection()
+        assert book.customers.recent(actor=ADMIN) == []
+    finally:
+        book.close()
+
+
+def test_an_unreachable_server_is_storage_unavailable(tmp_path: object) -> None:
+    """No server behind the URL: ``open_book`` says so with ``StorageUnavailable``."""
+    url = f"postgresql+psycopg://nobody@/customerkit?host={tmp_path}"
+    with pytest.raises(ck.StorageUnavailable, match="cannot be reached"):
+        ck.open_book(url, clock=FakeClock(), hasher=HASHER)
