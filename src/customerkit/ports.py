@@ -118,7 +118,7 @@ class CustomerRepository(Protocol):
         """A matching index (M6) of the location's live customers, as last committed.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
-        It scores with ``config`` (the default :class:`MatchConfig` when None).
+        It scores with ``config`` (the default ``MatchConfig`` when None).
         """
 
 
@@ -143,14 +143,14 @@ class ContactRepository(Protocol):
     def repoint(
         self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
     ) -> list[Contact]:
-        """As :meth:`CustomerRepository.repoint`, for contact tombstones."""
+        """As ``CustomerRepository.repoint``, for contact tombstones."""
 
     def move(
         self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
     ) -> list[Contact]:
         """Move the contacts ``ids`` from ``from_customer`` to ``to_customer`` (a merge).
 
-        As :meth:`CustomerRepository.repoint`, with ``customer_id`` for ``merged_into``.
+        As ``CustomerRepository.repoint``, with ``customer_id`` for ``merged_into``.
         """
 
     def for_customer(self, customer_id: str) -> list[Contact]:
@@ -165,7 +165,7 @@ class ContactRepository(Protocol):
         """A matching index (M6) of the live contacts of the location's live customers.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
-        It scores with ``config`` (the default :class:`MatchConfig` when None).
+        It scores with ``config`` (the default ``MatchConfig`` when None).
         """
 
 
@@ -330,7 +330,7 @@ class Store(Protocol):
 
         ``read_only=True`` promises it only reads, so the backend may run it beside writers
         (SQLite then takes no write lock). It refuses to write or commit with ``RuntimeError``
-        (:data:`READ_ONLY_REFUSAL`): at the write (memory, PostgreSQL) or at the latest at
+        (``READ_ONLY_REFUSAL``): at the write (memory, PostgreSQL) or at the latest at
         ``commit`` (SQLite), keeping nothing.
         """
 

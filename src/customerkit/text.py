@@ -93,7 +93,7 @@ def words(text: str) -> tuple[str, ...]:
 
 
 def query_words(text: str) -> tuple[str, ...]:
-    """The words of a search query: like :func:`words`, without joined hyphenated forms.
+    """The words of a search query: like ``words``, without joined hyphenated forms.
 
     >>> query_words("john den")
     ('john', 'den')

@@ -1,7 +1,7 @@
 """Field validation shared by every service: trim, refuse what no field may hold, check lengths.
 
 Rule U4: surrounding whitespace is trimmed from every text field before validation and storage.
-A :class:`FieldErrors` collects the problems of one call so they are reported together (C1).
+A ``FieldErrors`` collects the problems of one call so they are reported together (C1).
 Messages name the field and never repeat its value.
 """
 
@@ -42,7 +42,7 @@ _NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a field name looks like a secret's: one of its words is in :data:`SECRET_WORDS`.
+    """Whether a field name looks like a secret's: one of its words is in ``SECRET_WORDS``.
 
     Words are split at separators and case changes (``userPassword``, ``API_TOKEN``), and the
     whole name is tried joined too (``apikey``, ``api-key``).
@@ -77,7 +77,7 @@ DEFAULT_MAX_LENGTH = 200
 
 
 class FieldErrors:
-    """Collects field errors and raises them together as one :class:`ValidationError`."""
+    """Collects field errors and raises them together as one ``ValidationError``."""
 
     def __init__(self) -> None:
         self.errors: dict[str, str] = {}
@@ -99,7 +99,7 @@ class FieldErrors:
     def run(
         self, field: str, default: T, clean: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Like :meth:`check`, calling ``clean(*args, **kwargs)`` (no closure per call)."""
+        """Like ``check``, calling ``clean(*args, **kwargs)`` (no closure per call)."""
         try:
             return clean(*args, **kwargs)
         except ValidationError as error:
@@ -156,7 +156,7 @@ def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
 
 
 def clean_optional(value: Any, field: str) -> str | None:
-    """Like :func:`clean_text`, but blank becomes ``None``."""
+    """Like ``clean_text``, but blank becomes ``None``."""
     return clean_text(value, field) or None
 
 

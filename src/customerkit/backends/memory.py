@@ -177,11 +177,11 @@ class SortedIds:
         return True
 
     def put(self, key: str) -> None:
-        """:meth:`add`, for an undo step."""
+        """``add``, for an undo step."""
         self.add(key)
 
     def forget(self, key: str) -> None:
-        """:meth:`discard`, for an undo step."""
+        """``discard``, for an undo step."""
         self.discard(key)
 
     def after(self, key: str | None, limit: int) -> list[str]:
@@ -711,7 +711,7 @@ def _dismissal_key(
 
 
 class MemoryUnitOfWork:
-    """A transaction over a :class:`MemoryStore`: all of it is kept at commit, or none of it."""
+    """A transaction over a ``MemoryStore``: all of it is kept at commit, or none of it."""
 
     def __init__(self, store: MemoryStore, *, read_only: bool = False) -> None:
         self._store = store

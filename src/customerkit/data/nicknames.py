@@ -1,8 +1,8 @@
 """US given-name nicknames, for duplicate matching and synthetic data.
 
-:data:`NICKNAME_GROUPS` lists groups of given names that can stand for one another, formal name
-first ("Robert", "Bob", "Rob", ...). :data:`NICKNAMES` maps every folded name (see
-:func:`customerkit.text.fold`) to the folded names it shares a group with. A nickname may belong
+``NICKNAME_GROUPS`` lists groups of given names that can stand for one another, formal name
+first ("Robert", "Bob", "Rob", ...). ``NICKNAMES`` maps every folded name (see
+``customerkit.text.fold``) to the folded names it shares a group with. A nickname may belong
 to several groups ("Al" is Albert, Alfred or Alexander), so the relation is not transitive
 ("Albert" and "Alfred" are not nicknames of each other), but it is symmetric::
 

@@ -219,7 +219,7 @@ class DuplicateReport:
         return frame
 
     def to_arrow(self) -> Any:
-        """The pairs as a ``pyarrow.Table`` (columns as :meth:`to_records`); needs pyarrow."""
+        """The pairs as a ``pyarrow.Table`` (columns as ``to_records``); needs pyarrow."""
         try:
             import pyarrow as pa
         except ImportError as error:
@@ -228,7 +228,7 @@ class DuplicateReport:
         return pa.Table.from_pylist(self._plain_records())
 
     def to_polars(self) -> Any:
-        """The pairs as a ``polars.DataFrame`` (columns as :meth:`to_records`); needs polars."""
+        """The pairs as a ``polars.DataFrame`` (columns as ``to_records``); needs polars."""
         try:
             import polars as pl
         except ImportError as error:

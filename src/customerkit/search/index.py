@@ -1,13 +1,13 @@
 """An in-memory search index over millions of customers (rules S1-S5).
 
-:class:`MemorySearchIndex` returns exactly what :func:`customerkit.search.oracle.oracle_search`
+``MemorySearchIndex`` returns exactly what ``customerkit.search.oracle.oracle_search``
 returns, in the same order, without reading every document.
 
 Design, per location:
 
 * Documents live in immutable *segments* plus a tiny *pending* buffer of recent upserts. A
   full buffer becomes a segment; a segment merges with its older neighbour when that one is at
-  most :data:`_MERGE_RATIO` times larger, so there are few segments and each document is
+  most ``_MERGE_RATIO`` times larger, so there are few segments and each document is
   rewritten a logarithmic number of times. Replacing or removing a document only marks it
   deleted; a segment that is mostly deleted is rebuilt.
 * A segment numbers its documents in rank order (folded name length, folded name, id), so
@@ -117,7 +117,7 @@ def _join(parts: Sequence[_Entries]) -> _Entries:
 
 
 def _words(text: str) -> tuple[str, ...]:
-    """:func:`customerkit.text.words`, several times faster for ASCII text.
+    """``customerkit.text.words``, several times faster for ASCII text.
 
     ASCII text needs no Unicode normalisation and its case folding is ``lower``, so a regular
     expression does the tokenising; tests check both agree.
@@ -142,7 +142,7 @@ def _words(text: str) -> tuple[str, ...]:
 def _tokenise(texts: Sequence[str]) -> tuple[list[str], list[int]]:
     """The indexed words of many texts, concatenated, and how many each text has.
 
-    The words of :func:`_words`, possibly repeated within a text. ASCII texts are tokenised
+    The words of ``_words``, possibly repeated within a text. ASCII texts are tokenised
     by one regular expression over all of them joined by newlines, which saves a Python call
     per text.
     """
@@ -171,7 +171,7 @@ def _tokenise(texts: Sequence[str]) -> tuple[list[str], list[int]]:
 
 
 def _fold_name(name: str) -> str:
-    """:func:`customerkit.text.fold` without its cache, which a million names would churn."""
+    """``customerkit.text.fold`` without its cache, which a million names would churn."""
     return name.lower() if name.isascii() else fold(name)
 
 
@@ -242,7 +242,7 @@ class _Vocabulary:
     """The sorted distinct words of a segment, with lookups by prefix, infix and typo.
 
     Words are stored newline-separated in one string (words never hold a newline); every
-    :data:`_SAMPLE_STEP`-th word is kept as a Python string so a lookup bisects those, then
+    ``_SAMPLE_STEP``-th word is kept as a Python string so a lookup bisects those, then
     one small block.
     """
 
@@ -987,12 +987,12 @@ def _tiers(query: SearchQuery) -> tuple[int, ...]:
 
 
 class MemorySearchIndex:
-    """The in-memory :class:`~customerkit.ports.SearchIndex`: oracle results, fast.
+    """The in-memory ``customerkit.ports.SearchIndex``: oracle results, fast.
 
     Upserts and removals are visible to the next search at once; they cost little (a buffer of
-    :data:`_PENDING_LIMIT` recent documents is matched one by one, then indexed as a small
-    segment that later merges into larger ones). Use :meth:`bulk_load` to index many documents
-    at once and :meth:`rebuild` to merge every location into a single segment.
+    ``_PENDING_LIMIT`` recent documents is matched one by one, then indexed as a small
+    segment that later merges into larger ones). Use ``bulk_load`` to index many documents
+    at once and ``rebuild`` to merge every location into a single segment.
 
     The index is not thread-safe: callers hold a lock around every call.
     """
@@ -1058,11 +1058,11 @@ class MemorySearchIndex:
 
         Args:
             location_id: The location searched (S1).
-            query: A parsed query (:func:`customerkit.search.query.parse_query`).
+            query: A parsed query (``customerkit.search.query.parse_query``).
             limit: How many hits to return at most.
 
         Returns:
-            Exactly what :func:`customerkit.search.oracle.oracle_search` returns.
+            Exactly what ``customerkit.search.oracle.oracle_search`` returns.
         """
         location = self._locations.get(location_id)
         if location is None or limit <= 0 or not query.words or not query.fields:

@@ -1,10 +1,10 @@
 """The reference semantics of search (rules S2-S5), as a brute-force scan.
 
 This module *defines* what every search backend returns: the in-memory index and the SQL
-backends are tested against :func:`oracle_search` on random data. It favours being obviously
+backends are tested against ``oracle_search`` on random data. It favours being obviously
 correct over being fast; it reads every document on every query.
 
-The rules, per query word ``q`` and indexed word ``w`` of a field (see :func:`word_strength`):
+The rules, per query word ``q`` and indexed word ``w`` of a field (see ``word_strength``):
 
 * ``EXACT`` when ``w == q``; ``PREFIX`` when ``w`` starts with ``q``;
 * ``INFIX`` when ``q`` has 3+ characters and occurs inside ``w``;
@@ -41,7 +41,7 @@ MIN_INFIX_LENGTH = 3
 #: Shortest query word that may match with a typo.
 MIN_FUZZY_LENGTH = 4
 
-#: A rank key: smaller sorts first (see :func:`rank_key`).
+#: A rank key: smaller sorts first (see ``rank_key``).
 RankKey = tuple[int, int, int, str, str]
 
 
@@ -106,7 +106,7 @@ def match_words(
     """A document's tier and reported field from its indexed words per field, or ``None``.
 
     Args:
-        field_words: The indexed words (:func:`customerkit.text.words`) of each searched field.
+        field_words: The indexed words (``customerkit.text.words``) of each searched field.
         query: The parsed query.
     """
     if not query.words:
@@ -150,7 +150,7 @@ def oracle_search(
     Args:
         documents: Candidate documents; those of other locations are ignored.
         location_id: The location searched.
-        query: A parsed query (see :func:`customerkit.search.query.parse_query`).
+        query: A parsed query (see ``customerkit.search.query.parse_query``).
         limit: How many hits to return at most.
 
     Returns:

@@ -113,7 +113,7 @@ def parse_query(
 
 
 def check_limit(limit: int) -> int:
-    """Validate a page size: 1 to :data:`MAX_LIMIT`."""
+    """Validate a page size: 1 to ``MAX_LIMIT``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValidationError({"limit": f"limit must be a whole number from 1 to {MAX_LIMIT}"})
     return limit

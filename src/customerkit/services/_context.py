@@ -117,7 +117,7 @@ class Context:
 
 
 def check_actor(actor: object) -> None:
-    """Refuse anything but a well-formed :class:`Actor`, with ``ValidationError``.
+    """Refuse anything but a well-formed ``Actor``, with ``ValidationError``.
 
     Every backend then answers a bad actor the same way, before anything is read or written.
     """
@@ -140,7 +140,7 @@ def check_actor(actor: object) -> None:
 
 
 def checks_actors(cls: type[T]) -> type[T]:
-    """Check the ``actor`` of every public method of a service first (:func:`check_actor`).
+    """Check the ``actor`` of every public method of a service first (``check_actor``).
 
     A method whose ``actor`` defaults to ``None`` accepts ``None`` (the call is then made on
     the library's own behalf); any other value must be a well-formed actor.

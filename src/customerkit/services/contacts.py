@@ -405,7 +405,7 @@ class ContactService:
         """Duplicate contacts of one customer, or of every customer of the actor's location (M1).
 
         Only contacts of the same customer are compared: merging works within a customer.
-        Pairs dismissed with :meth:`dismiss` are never reported nor grouped together.
+        Pairs dismissed with ``dismiss`` are never reported nor grouped together.
         """
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             contacts = self._live_contacts(uow, actor, customer_id)
@@ -476,7 +476,7 @@ class ContactService:
         """Take back a dismissal: the pair can be reported as duplicates again.
 
         Nothing happens when the pair is not dismissed. The contacts may have been merged or
-        deleted since; pass the ids as :meth:`dismissed` lists them.
+        deleted since; pass the ids as ``dismissed`` lists them.
         """
         dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
 

@@ -137,7 +137,7 @@ def clean_customer_values(
 def _clean_values(
     values: Mapping[str, Any], kind: CustomerKind, reference: ReferenceLookup
 ) -> dict[str, Any]:
-    """:func:`clean_customer_values` with the reference data looked up in ``reference``."""
+    """``clean_customer_values`` with the reference data looked up in ``reference``."""
     errors = FieldErrors()
     out: dict[str, Any] = {}
     for name, limit in _TEXT_LIMITS:
@@ -175,7 +175,7 @@ def _has_word_character(text: str) -> bool:
 
 
 class ReferenceLookup(Protocol):
-    """The reference data validation needs (``uow.reference`` or :class:`_ReferenceCache`)."""
+    """The reference data validation needs (``uow.reference`` or ``_ReferenceCache``)."""
 
     def get_company_type(self, name: str) -> CompanyType | None:
         """The company type with this name."""
@@ -251,7 +251,7 @@ _UNSET: tuple[Any, ...] = ("", (), {}, None, False)
 
 
 def _checked_draft(draft: Any, reference: ReferenceLookup) -> dict[str, Any]:
-    """The cleaned values of a draft (see :func:`clean_customer_values`)."""
+    """The cleaned values of a draft (see ``clean_customer_values``)."""
     if not isinstance(draft, NewCustomer):
         raise ValidationError({"draft": "pass a NewCustomer"})
     if not isinstance(draft.kind, CustomerKind):
@@ -713,7 +713,7 @@ class CustomerService:
     def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
         """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2).
 
-        Pairs dismissed with :meth:`dismiss` are never reported nor grouped together.
+        Pairs dismissed with ``dismiss`` are never reported nor grouped together.
         """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         with self._ctx.store.unit_of_work(read_only=True) as uow:
@@ -767,7 +767,7 @@ class CustomerService:
         """Take back a dismissal: the pair can be reported as duplicates again.
 
         Nothing happens when the pair is not dismissed. The customers may have been merged or
-        deleted since; pass the ids as :meth:`dismissed` lists them.
+        deleted since; pass the ids as ``dismissed`` lists them.
         """
         dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
 

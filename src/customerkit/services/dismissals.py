@@ -1,6 +1,6 @@
 """Pairs a person decided are not duplicates: dismiss, undismiss, list (rules M1, M2).
 
-One mechanism serves contacts and customers; a :class:`DismissalKind` says what differs. A
+One mechanism serves contacts and customers; a ``DismissalKind`` says what differs. A
 dismissal names two live records of one location: two customers, or two contacts of one
 customer (contacts are only ever compared within their customer). Duplicate detection then
 never reports the pair and never puts the two in one group.

@@ -1,11 +1,11 @@
 """Reversible N-way merges of contacts or customers (rules M3, M4).
 
-One mechanism serves both kinds; a :class:`MergeKind` says what differs (which repository,
+One mechanism serves both kinds; a ``MergeKind`` says what differs (which repository,
 which fields fill blanks, what must be shared, what moves along). A merge is one transaction:
 the main keeps its values and gains the others' non-blank values where it was blank; the latest
 communication wins; the others become MERGED tombstones pointing at the main, so their ids keep
 resolving. The merge record keeps the main's previous values and where every surviving value
-came from, so :func:`unmerge` can put everything back, or refuse when later changes make that
+came from, so ``unmerge`` can put everything back, or refuse when later changes make that
 unsafe.
 """
 

@@ -1,4 +1,4 @@
-"""How duplicates get typed differently: the :class:`Corruption` rates and the contact corrupter."""
+"""How duplicates get typed differently: the ``Corruption`` rates and the contact corrupter."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Corruption:
     """Probabilities with which a duplicate record is typed differently from its original.
 
     Each rate applies independently to every duplicate (a duplicate can get several). The
-    defaults resemble dealer data typed by hand; :meth:`scaled` makes data cleaner or messier, so
+    defaults resemble dealer data typed by hand; ``scaled`` makes data cleaner or messier, so
     a matcher tuned on one seed and set of rates can be judged on another.
 
     Attributes:
@@ -79,7 +79,7 @@ class Corruption:
             factor: 0 gives exact copies, 1 the same rates, 2 twice as messy.
 
         Returns:
-            A new :class:`Corruption`.
+            A new ``Corruption``.
         """
         if factor < 0:
             msg = f"factor must not be negative, got {factor!r}"

@@ -183,7 +183,7 @@ class CustomerDraft:
         }
 
     def new_customer(self) -> NewCustomer:
-        """The draft as a :class:`~customerkit.model.NewCustomer`."""
+        """The draft as a ``customerkit.model.NewCustomer``."""
         return NewCustomer(
             company_name=self.company_name(),
             customer_number=self.number,
@@ -226,7 +226,7 @@ _NEG = np.int64(-1)
 class CustomerFactory:
     """Makes distinct customers spread over locations, each location anchored in a home state.
 
-    Random choices are drawn a block of customers at a time (see :func:`words`), which keeps the
+    Random choices are drawn a block of customers at a time (see ``words``), which keeps the
     per-customer cost to list look-ups and string joins.
     """
 

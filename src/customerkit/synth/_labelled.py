@@ -112,10 +112,10 @@ class LabelledData:
             pairs: Predicted pairs; order within a pair and repeats do not matter.
 
         Returns:
-            The pairwise :class:`MatchScore`.
+            The pairwise ``MatchScore``.
 
         Raises:
-            KeyError: A pair names an id that is not in :attr:`records`.
+            KeyError: A pair names an id that is not in ``records``.
         """
         seen: set[tuple[str, str]] = set()
         truth = self.truth
@@ -148,10 +148,10 @@ class LabelledData:
             groups: Predicted groups, e.g. ``[g.ids for g in report.groups]``.
 
         Returns:
-            The pairwise :class:`MatchScore` of all pairs within each group.
+            The pairwise ``MatchScore`` of all pairs within each group.
 
         Raises:
-            KeyError: A group names an id that is not in :attr:`records`.
+            KeyError: A group names an id that is not in ``records``.
         """
         tp = predicted = 0
         truth = self.truth
@@ -200,7 +200,7 @@ def labelled_contacts(
         seed: Same seed and arguments, same data (on every platform).
         dup_rate: Share of records that are extra copies of a person already present
             (0 to 0.5). Groups have 2 to 4 records.
-        corruption: How copies differ from the original (default :class:`Corruption`).
+        corruption: How copies differ from the original (default ``Corruption``).
         contacts_per_customer: Average number of distinct people per ``customer_id``.
 
     Returns:
@@ -267,7 +267,7 @@ def labelled_customers(
         seed: Same seed and arguments, same data (on every platform).
         locations: Location ids the customers are spread over.
         dup_rate: Share of records that are extra copies of a company already present (0 to 0.5).
-        corruption: How copies differ from the original (default :class:`Corruption`).
+        corruption: How copies differ from the original (default ``Corruption``).
         fleet_share: Share of FLEET customers (a third of them with a blank number).
 
     Returns:

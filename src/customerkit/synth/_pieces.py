@@ -206,7 +206,7 @@ N_PHONE_FORMATS = len(PHONE_FORMATS)
 
 
 def extension_codes(rng: random.Random, share: float, size: int = BLOCK) -> Words:
-    """Per record 0 (no extension) or an extension code for :meth:`PhoneBook.new`."""
+    """Per record 0 (no extension) or an extension code for ``PhoneBook.new``."""
     has = below(rng, share, size)
     value = scaled(rng, 390, size) + np.uint64(10)
     style = scaled(rng, len(_EXTENSION_FORMATS), size)
@@ -258,7 +258,7 @@ class EmailBook:
     Addresses are built from a digit-free stem (``john.smith``, ``millertrucking``) and, when the
     stem was used before, its use count (``john.smith3``), so they never repeat while memory grows
     only with the number of distinct stems. With ``track=True`` every address (and every
-    corrupted one handed to :meth:`claim`) is also remembered, so corruptions can be kept from
+    corrupted one handed to ``claim``) is also remembered, so corruptions can be kept from
     landing on another entity's address.
     """
 
@@ -396,7 +396,7 @@ _ACCENTABLE_LAST = tuple(name in _ACCENTS for name in SURNAMES)
 class PersonFactory:
     """Makes distinct people: names may repeat (as in real life), emails and phones never do.
 
-    Random choices are drawn a block of people at a time (see :func:`words`), which keeps the
+    Random choices are drawn a block of people at a time (see ``words``), which keeps the
     per-person cost to a few list look-ups and string joins.
     """
 

@@ -231,7 +231,7 @@ def create_database(server_url: str, name: str | None = None) -> str:
 
 
 def drop_database(server_url: str, url: str) -> None:
-    """Drop a database :func:`create_database` made, closing its connections first."""
+    """Drop a database ``create_database`` made, closing its connections first."""
     import sqlalchemy
 
     name = sqlalchemy.engine.make_url(url).database

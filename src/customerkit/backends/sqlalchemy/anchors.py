@@ -1,7 +1,7 @@
 """Index look-ups that find every word a query word can match (a superset; S4).
 
-An :class:`Anchor` is something an index answers: words equal to a text, starting with it
-(a B-tree range), or containing it (a trigram index; 3+ characters). :func:`anchors` gives a
+An ``Anchor`` is something an index answers: words equal to a text, starting with it
+(a B-tree range), or containing it (a trigram index; 3+ characters). ``anchors`` gives a
 set of anchors such that every word the oracle's ``word_strength`` accepts satisfies at least
 one of them; the candidates are then checked with the oracle's own rules, so extra words only
 cost time, never correctness.

@@ -52,7 +52,7 @@ def _postgres_datetime(value: datetime) -> datetime:
 class BulkInsert:
     """``INSERT INTO table`` of the given columns (all by default), compiled once per dialect.
 
-    Rows are tuples in :attr:`columns` order.
+    Rows are tuples in ``columns`` order.
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class BulkInsert:
         return self._compiled[name]
 
     def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows``, each a tuple of values in :attr:`columns` order."""
+        """Insert ``rows``, each a tuple of values in ``columns`` order."""
         if not rows:
             return
         if connection.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:

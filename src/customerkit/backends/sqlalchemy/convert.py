@@ -105,7 +105,7 @@ def dumps_changes(changes: Mapping[str, tuple[Any, Any]]) -> str:
 
 
 def loads(text: str) -> Any:
-    """The value :func:`dumps` wrote."""
+    """The value ``dumps`` wrote."""
     # Most customers have no alternates, staff or extra fields: skip the parser for those.
     if text == "[]":
         return []
@@ -209,7 +209,7 @@ _NOT_ASCII_WORD = re.compile("[^a-z0-9]+")
 
 
 def _number_key(customer_number: str) -> str:
-    """:func:`customerkit.text.number_key`; for ASCII (no accents, lower() folds) a regex."""
+    """``customerkit.text.number_key``; for ASCII (no accents, lower() folds) a regex."""
     if customer_number.isascii():
         return _NOT_ASCII_WORD.sub("", customer_number.lower())
     return number_key(customer_number)
@@ -217,7 +217,7 @@ def _number_key(customer_number: str) -> str:
 
 @lru_cache(maxsize=65536)
 def words_of(text: str) -> tuple[str, ...]:
-    """:func:`customerkit.text.words`, cached: cities and states repeat across customers.
+    """``customerkit.text.words``, cached: cities and states repeat across customers.
 
     Names and numbers do not repeat: the search index's tokeniser takes ASCII text by regular
     expression, several times faster (its tests check it agrees with ``words``).

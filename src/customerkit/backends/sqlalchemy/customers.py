@@ -1,7 +1,7 @@
 """The customers repository: tombstones included, uniqueness enforced by the database.
 
 Clashes are caught as the database's ``IntegrityError`` inside a savepoint and then explained
-by :func:`find_conflict`, which looks the keys up in the order the memory backend checks them
+by ``find_conflict``, which looks the keys up in the order the memory backend checks them
 (username, then number), so both backends raise the same error for the same data.
 """
 

@@ -2,7 +2,7 @@
 
 A million-customer export spends most of its time per row, so this path skips what the other
 reads do: no ``Customer`` or ``Contact`` objects, no SQLAlchemy result processing. It selects
-the exported columns in :class:`~customerkit.export.ExportRecord` order through the driver's
+the exported columns in ``customerkit.export.ExportRecord`` order through the driver's
 own cursor (in the unit of work's transaction), a page of customers per query by keyset, and
 the live contacts of a page in one more query per ``bulk.IN_CHUNK`` customers. Python only
 decodes the JSON lists, ``extra`` and the timestamps, the way ``convert`` and

@@ -87,7 +87,7 @@ _SETTLE_VOCABULARY = {
 class WordWriter:
     """Writes and deletes a unit of work's search words.
 
-    In a bulk load (:attr:`staging`) new words go to a temporary table without any index
+    In a bulk load (``staging``) new words go to a temporary table without any index
     first, and into the word table in one sorted pass when the load reads or commits: rows
     inserted in key order fill the word table's B-tree page after page, where batches of
     rows land all over it (measured at a million customers, ~8 rows each). On SQLite the

@@ -7,7 +7,7 @@ the same transaction. Until then writes cost nothing extra: a bulk load never pa
 nobody uses.
 
 Matching a new record then costs a few range reads per blocking rule plus the candidates'
-rows, whatever the location's size, and gives what a :class:`~customerkit.matching.MatchIndex`
+rows, whatever the location's size, and gives what a ``customerkit.matching.MatchIndex``
 built from the location's live records would give: the same blocks, the same sorted
 neighbourhoods in oversized blocks, the same name counts and scorer.
 
@@ -188,7 +188,7 @@ class MatchKeyWriter:
 
 
 class StoredMatchIndex(MatchIndex):
-    """A :class:`MatchIndex` whose blocks live in ``match_keys``; it loads only candidates.
+    """A ``MatchIndex`` whose blocks live in ``match_keys``; it loads only candidates.
 
     Valid inside the unit of work that made it (it reads through that connection).
     """

@@ -1,6 +1,6 @@
 """Contacts, users, history, reference data, settings, merges and dismissals on one unit of work.
 
-Each repository implements its protocol from :mod:`customerkit.ports` with the same results
+Each repository implements its protocol from ``customerkit.ports`` with the same results
 and errors as the memory backend. Writes that can clash run inside a savepoint, so the
 transaction stays usable after the database refuses one and the clash can be explained.
 """

@@ -1,6 +1,6 @@
 """The SQL schema in SQLAlchemy Core: one table per aggregate, plus the search word table.
 
-The domain classes are never mapped; :mod:`.convert` turns rows into them. Canonical keys
+The domain classes are never mapped; ``.convert`` turns rows into them. Canonical keys
 (``username_key``, ``number_key``, ``external_key``, folded search words) are computed in Python
 and stored next to the raw values, so uniqueness and search behave the same on SQLite and
 PostgreSQL: the databases' own ``lower()``/``LIKE`` fold ASCII only (SQLite) or by locale (PG).

@@ -9,7 +9,7 @@ instead of queueing behind it. The pysqlite driver's own implicit BEGIN is
 switched off so the engine's ``begin`` event can emit ours (the SQLAlchemy pysqlite recipe).
 
 PostgreSQL (decision 5): serialization failures and deadlocks are retried a bounded number of
-times around the pure database work, see :func:`retry_transient`.
+times around the pure database work, see ``retry_transient``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ log = logging.getLogger("customerkit.sql")
 
 T = TypeVar("T")
 
-#: Most tries :func:`retry_transient` makes (Odoo's number).
+#: Most tries ``retry_transient`` makes (Odoo's number).
 MAX_ATTEMPTS = 5
 #: Milliseconds SQLite waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -215,7 +215,7 @@ class SqlStore:
 
     Args:
         url: An SQLAlchemy database URL.
-        engine_options: Extra keyword arguments for :func:`sqlalchemy.create_engine`.
+        engine_options: Extra keyword arguments for ``sqlalchemy.create_engine``.
         batch_size: How many new customers a unit of work buffers before writing them with
             one ``executemany`` (bulk loads); reads always see buffered rows.
         share: SQLite only: accept a file holding another application's tables and add the
@@ -270,7 +270,7 @@ class SqlStore:
         return SqlUnitOfWork(self, read_only=read_only)
 
     def run(self, work: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:
-        """Run ``work`` with :func:`retry_transient` (it must commit its own unit of work)."""
+        """Run ``work`` with ``retry_transient`` (it must commit its own unit of work)."""
         return retry_transient(work, attempts=attempts)
 
     def close(self) -> None:

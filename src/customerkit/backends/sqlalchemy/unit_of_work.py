@@ -101,9 +101,9 @@ class PendingWrites:
 class _BulkLoad:
     """Settings for a unit of work that writes batch after batch: a bulk load (create_many).
 
-    From the third full batch on, batches double up to :data:`BULK_BATCH_FACTOR` times the
+    From the third full batch on, batches double up to ``BULK_BATCH_FACTOR`` times the
     store's size (fewer, larger statements; rows sorted over a larger range land on fewer
-    pages), and an SQLite connection gets a :data:`BULK_CACHE_KIB` page cache (for its main
+    pages), and an SQLite connection gets a ``BULK_CACHE_KIB`` page cache (for its main
     and its temporary database) for the rest of the transaction, so the indexes' pages stay
     in memory instead of being spilled and read back (measured at a million customers:
     SQLite's CPU per customer 68 -> 62 µs, and much less time waiting on the disk).
@@ -141,7 +141,7 @@ class _BulkLoad:
 
         The first query after it is then planned with the tables as they are now, not as
         they were (empty, or a fraction of their size). SQLite samples at most
-        :data:`ANALYZE_LIMIT` rows of each index (``analysis_limit``), PostgreSQL samples as
+        ``ANALYZE_LIMIT`` rows of each index (``analysis_limit``), PostgreSQL samples as
         its ANALYZE always does: seconds, not a read of a million rows.
         """
         if not self.active:
@@ -225,7 +225,7 @@ def _read_only_options(dialect: str) -> dict[str, Any]:
 class SqlUnitOfWork:
     """One transaction over every repository (the ``UnitOfWork`` protocol).
 
-    Leaving the ``with`` block without :meth:`commit` rolls back. The transaction begins at the
+    Leaving the ``with`` block without ``commit`` rolls back. The transaction begins at the
     first statement (``BEGIN IMMEDIATE`` on SQLite), so a unit of work that does nothing
     takes no lock.
     """
