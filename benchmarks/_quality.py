@@ -39,35 +39,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from customerkit.matching.table import CONTACT_FIELDS, CUSTOMER_FIELDS
+
 Pair = tuple[str, str]
 Record = dict[str, Any]
 
-#: Columns the baselines compare, per kind, when the records carry them.
-CUSTOMER_COLUMNS = (
-    "company_name",
-    "customer_number",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "email",
-    "phone",
-)
-CONTACT_COLUMNS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "title",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
-    "date_of_birth",
-)
+#: Columns the baselines compare, per kind, when the records carry them: the matcher's own.
+CUSTOMER_COLUMNS = CUSTOMER_FIELDS
+CONTACT_COLUMNS = (*CONTACT_FIELDS, "date_of_birth")
 NAMES = frozenset({"first_name", "last_name", "company_name"})
 #: Columns on which one rule each proposes candidate pairs, strongest first.
 BLOCKING = {
