@@ -30,6 +30,9 @@ import customerkit as ck
 from customerkit.export import COLUMNS, ExportRecord, record_of, write_customers, write_records
 from customerkit.testing import FakeClock
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 TEXT_COLUMNS = (
     "company_name",

@@ -41,6 +41,9 @@ from customerkit.backends.sqlalchemy.store import MAX_ATTEMPTS
 from customerkit.services._context import Context
 from customerkit.testing import FakeClock
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
 STAFF = ck.Actor(user_id="staff", role=ck.Role.STAFF, location_id="loc-1")
 FAR = ck.Actor(user_id="far", role=ck.Role.DEALER_ADMIN, location_id="loc-2")

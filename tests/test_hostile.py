@@ -31,6 +31,9 @@ from customerkit.search.query import SearchDocument, parse_query
 from customerkit.testing import FakeClock
 from customerkit.text import query_words, words
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 MB = 1_000_000
 
 #: name -> value. Whitespace, sizes, controls, Unicode edge cases, LIKE/regex metacharacters,

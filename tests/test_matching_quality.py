@@ -13,6 +13,9 @@ import pytest
 from customerkit import synth
 from customerkit.matching import MatchIndex, find_duplicates
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 SIZE = 20_000
 MESSIER = synth.Corruption().scaled(1.5)
 CLEANER = synth.Corruption().scaled(0.6)

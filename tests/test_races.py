@@ -28,6 +28,9 @@ from customerkit.backends.sqlalchemy.repositories import is_transient
 from customerkit.services import merge as merging
 from customerkit.testing import FakeClock
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 
 THREADS = 8

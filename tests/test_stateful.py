@@ -49,6 +49,9 @@ import customerkit as ck
 from customerkit.testing import FakeClock
 from customerkit.text import fold, query_words, words
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 # -- actors ---------------------------------------------------------------------------------------
 
 ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")

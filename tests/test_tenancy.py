@@ -29,6 +29,9 @@ from hypothesis import strategies as st
 import customerkit as ck
 from customerkit.testing import FakeClock
 
+# Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
+pytestmark = pytest.mark.slow
+
 VICTIM = ck.Actor(user_id="vadmin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
 ATTACKER_ADMIN = ck.Actor(user_id="aadmin", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
 #: Text only the victim's records hold: finding it anywhere in an answer is a leak.
