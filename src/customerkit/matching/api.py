@@ -214,18 +214,13 @@ def _quiet(stage: str, done: int, total: int) -> None:
 
 
 def _dismissed_mask(
-    prepared: _Prepared, left: IntArray, right: IntArray, dismissed: Iterable[tuple[str, str]]
+    left: IntArray, right: IntArray, apart: Mapping[int, set[int]]
 ) -> npt.NDArray[np.bool_]:
-    """Which of the pairs were marked "not a duplicate"."""
-    wanted = {(min(a, b), max(a, b)) for a, b in dismissed}
-    if not wanted:
+    """Which of the pairs (positions) were marked "not a duplicate" (see ``_apart``)."""
+    if not apart:
         return np.zeros(left.size, np.bool_)
-    ids = prepared.table.ids
     return np.fromiter(
-        (
-            (min(ids[a], ids[b]), max(ids[a], ids[b])) in wanted
-            for a, b in zip(left.tolist(), right.tolist(), strict=True)
-        ),
+        (b in apart.get(a, ()) for a, b in zip(left.tolist(), right.tolist(), strict=True)),
         np.bool_,
         left.size,
     )
@@ -288,7 +283,7 @@ def match_table(
     Returns:
         The report.
     """
-    dismissed = tuple(dismissed)
+    apart = _apart(table.ids, dismissed)
     progress = progress or _quiet
     progress("blocking", 0, 0)
     prepared = _prepare(table, config, region)
@@ -297,9 +292,9 @@ def match_table(
     model = Model.of(parameters, prepared.names)
     levels = {name: matrix[:, column] for column, name in enumerate(prepared.names)}
     _, weight = weigh(prepared.features, prepared.left, prepared.right, levels, model)
-    keep = probability(weight) >= config.threshold
-    keep &= ~_dismissed_mask(prepared, prepared.left, prepared.right, dismissed)
-    kept = np.flatnonzero(keep)
+    # Dismissals are looked up for the pairs above the threshold only, not every candidate.
+    kept = np.flatnonzero(probability(weight) >= config.threshold)
+    kept = kept[~_dismissed_mask(prepared.left[kept], prepared.right[kept], apart)]
     # Compare the kept pairs again for what the report says about them (similarities).
     compared = compare(prepared.features, prepared.left[kept], prepared.right[kept], config, model)
     id_rank = prepared.id_rank
@@ -346,7 +341,7 @@ def match_table(
         created=table.created,
         total_fields=len(fields),
         link_fraction=config.link_fraction,
-        apart=_apart(ids, dismissed),  # a dismissed pair never shares a group either
+        apart=apart,  # a dismissed pair never shares a group either
     )
     involved = np.unique(np.concatenate((left, right))).tolist()
     given = table.originals
