@@ -342,7 +342,10 @@ class MatchIndex:
         names = [name, *(self._names[i] for i in ids)]
         known = self._count_names(names)
         counts = np.array([known[key] + (extra if key == name else 0) for key in names], np.int64)
-        named = self._count_named() + (extra if name else 0)
+        # How many records have a name matters only when a candidate shares the new record's
+        # name; counting them is a range read on a SQL book, so skip it otherwise.
+        shared = bool(name) and any(self._names[i] == name for i in ids)
+        named = self._count_named() + extra if shared else 0
         scopes = [scope, *(self._scopes[i] for i in ids)] if self.scope is not None else None
         features = build_features(
             self.kind,
