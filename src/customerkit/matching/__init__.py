@@ -14,7 +14,7 @@ from customerkit.matching.config import (
     MatchConfig,
     Parameters,
 )
-from customerkit.matching.index import MatchIndex
+from customerkit.matching.index import BlockSource, MatchIndex
 from customerkit.matching.report import (
     DuplicateGroup,
     DuplicatePair,
@@ -28,6 +28,7 @@ from customerkit.matching.table import UnknownColumnsWarning
 
 __all__ = [
     "DEFAULT_PARAMETERS",
+    "BlockSource",
     "DuplicateGroup",
     "DuplicatePair",
     "DuplicateReport",

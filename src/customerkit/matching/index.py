@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from customerkit.matching.table import (
     text_value,
 )
 
-__all__ = ["MatchIndex", "blocking_keys"]
+__all__ = ["BlockSource", "MatchIndex", "blocking_keys"]
 
 
 def blocking_keys(
@@ -96,6 +96,89 @@ def _normalised(
         yield position, record_id, row, scopes[position] if scopes is not None else None
 
 
+class BlockSource(Protocol):
+    """Where a ``MatchIndex`` reads its blocks: by default its own, or a backend's storage.
+
+    A backend keeping blocking keys itself (``blocking_keys`` makes them) hands an index one of
+    these, and the index loads only the candidates a new record's blocks name.
+    """
+
+    def neighbours(
+        self, block: str, sort_key: str, record_id: str | None, *, cap: int, window: int
+    ) -> Sequence[tuple[str, str]]:
+        """The ``(sort key, id)`` members of ``block`` batch blocking compares a record with.
+
+        The record sorts at ``(sort_key, record_id or "")`` and is itself left out; an
+        oversized block (more than ``cap`` with the record) gives the ``window - 1`` members on
+        each side of it, as ``customerkit.matching.blocking.neighbours`` does.
+        """
+
+    def count_names(self, names: Sequence[str]) -> Mapping[str, int]:
+        """How many records have each of these name keys (for the name frequency)."""
+
+    def count_named(self) -> int:
+        """How many records have a name at all."""
+
+    def load(self, ids: Sequence[str]) -> Sequence[object]:
+        """The records with these ids that still take part in matching, in any order."""
+
+
+class _HeldBlocks:
+    """The blocks of the records a ``MatchIndex`` holds itself (its default ``BlockSource``)."""
+
+    def __init__(self, held: Mapping[str, object]) -> None:
+        self.held = held  # the index's records, by id
+        self.members: dict[str, list[tuple[str, str]]] = {}
+        self.name_counts: Counter[str] = Counter()
+        self.named = 0  # records with a name
+
+    def put(self, record_id: str, keys: list[tuple[str, str]], name: str, *, insort: bool) -> None:
+        """Place a record in its blocks (left unsorted unless ``insort``)."""
+        for block, sort_key in keys:
+            members = self.members.setdefault(block, [])
+            if insort:
+                bisect.insort(members, (sort_key, record_id))
+            else:
+                members.append((sort_key, record_id))
+        self.name_counts[name] += 1
+        self.named += bool(name)
+
+    def drop(self, record_id: str, keys: list[tuple[str, str]], name: str) -> None:
+        """Take a record out of its blocks."""
+        for block, sort_key in keys:
+            members = self.members[block]
+            members.pop(bisect.bisect_left(members, (sort_key, record_id)))
+            if not members:
+                del self.members[block]
+        self.name_counts[name] -= 1
+        self.named -= bool(name)
+        if not self.name_counts[name]:
+            del self.name_counts[name]
+
+    def sort(self) -> None:
+        """Sort every block (after puts without ``insort``)."""
+        for members in self.members.values():
+            members.sort()
+
+    def neighbours(
+        self, block: str, sort_key: str, record_id: str | None, *, cap: int, window: int
+    ) -> Sequence[tuple[str, str]]:
+        members = self.members.get(block, [])
+        if record_id is not None and record_id in self.held:
+            members = [m for m in members if m[1] != record_id]
+        entry = (sort_key, record_id or "")
+        return neighbours(members, entry, cap=cap, window=window)
+
+    def count_names(self, names: Sequence[str]) -> Mapping[str, int]:
+        return {name: self.name_counts[name] for name in names}
+
+    def count_named(self) -> int:
+        return self.named
+
+    def load(self, ids: Sequence[str]) -> Sequence[object]:
+        return []  # every member is held already
+
+
 class MatchIndex:
     """Records of one kind, indexed by their blocking keys for incremental matching.
 
@@ -104,6 +187,8 @@ class MatchIndex:
         config: Matching settings (the same as batch matching should use).
         region: Default phone region.
         scope: A field partitioning the records (``"customer_id"``), or None.
+        blocks: Where the blocks live when not in the index itself (a backend's storage). Such
+            an index loads the candidates it needs from ``blocks`` and cannot be changed.
 
     Example:
         >>> index = MatchIndex.build([{"id": "k1", "first_name": "Ann", "last_name": "Lee",
@@ -120,6 +205,7 @@ class MatchIndex:
         config: MatchConfig | None = None,
         region: str = "US",
         scope: str | None = None,
+        blocks: BlockSource | None = None,
     ) -> None:
         fields_of(kind)  # validates the kind
         self.kind: Kind = kind
@@ -129,14 +215,19 @@ class MatchIndex:
         self._rules = _rules(kind, self.config)
         self._names_in_model = comparisons_of(kind, self.config)
         self._model = Model.of(starting_parameters(kind, self.config), self._names_in_model)
+        # The records held, with what matching reads of them: all of them, or with ``blocks``
+        # the candidates loaded so far.
         self._records: dict[str, Any] = {}
         self._rows: dict[str, dict[str, str]] = {}
         self._keys: dict[str, list[tuple[str, str]]] = {}
-        self._blocks: dict[str, list[tuple[str, str]]] = {}
         self._scopes: dict[str, str | None] = {}
         self._names: dict[str, str] = {}
-        self._name_counts: Counter[str] = Counter()
-        self._named = 0  # records with a name
+        self._held: _HeldBlocks | None = None
+        self._blocks: BlockSource
+        if blocks is None:
+            self._held = self._blocks = _HeldBlocks(self._records)
+        else:
+            self._blocks = blocks
         self._added = 0
 
     @classmethod
@@ -168,8 +259,8 @@ class MatchIndex:
         # One pass of batch normalisation (values repeat: each distinct one is normalised once)
         # and one sort per block, instead of an insort per record.
         index._extend(rows)
-        for members in index._blocks.values():
-            members.sort()
+        if index._held is not None:
+            index._held.sort()
         index._added = len(rows)
         return index
 
@@ -212,6 +303,7 @@ class MatchIndex:
         Returns:
             The record's id.
         """
+        self._writable()
         record_id, row, scope = self._read(record)
         if record_id is None:
             record_id = str(self._added)
@@ -230,22 +322,22 @@ class MatchIndex:
         *,
         insort: bool = False,
     ) -> None:
-        """Index a normalised record (blocks left unsorted unless ``insort``)."""
+        """Hold a normalised record, in the held blocks (unsorted unless ``insort``) if any."""
         keys = record_keys(self._rules, row, scope)
-        for block, sort_key in keys:
-            members = self._blocks.setdefault(block, [])
-            if insort:
-                bisect.insort(members, (sort_key, record_id))
-            else:
-                members.append((sort_key, record_id))
+        name = self._name_key(row, scope)
+        if self._held is not None:
+            self._held.put(record_id, keys, name, insort=insort)
         self._records[record_id] = record
         self._rows[record_id] = row
         self._keys[record_id] = keys
         self._scopes[record_id] = scope
-        name = self._name_key(row, scope)
         self._names[record_id] = name
-        self._name_counts[name] += 1
-        self._named += bool(name)
+
+    def _writable(self) -> _HeldBlocks:
+        """The held blocks, which ``add`` and ``remove`` change (a backend's are read-only)."""
+        if self._held is None:
+            raise TypeError("a MatchIndex reading a backend's blocks cannot be changed")
+        return self._held
 
     def _name_key(self, row: dict[str, str], scope: str | None) -> str:
         return scoped(name_key_of(self.kind, row), scope)
@@ -258,21 +350,15 @@ class MatchIndex:
 
         Raises:
             KeyError: No record has this id.
+            TypeError: The index reads a backend's blocks.
         """
+        held = self._writable()
         keys = self._keys.pop(record_id)
-        for block, sort_key in keys:
-            members = self._blocks[block]
-            members.pop(bisect.bisect_left(members, (sort_key, record_id)))
-            if not members:
-                del self._blocks[block]
+        name = self._names.pop(record_id)
+        held.drop(record_id, keys, name)
         del self._records[record_id]
         del self._rows[record_id]
         del self._scopes[record_id]
-        name = self._names.pop(record_id)
-        self._name_counts[name] -= 1
-        self._named -= bool(name)
-        if not self._name_counts[name]:
-            del self._name_counts[name]
 
     def candidates(self, record: object, *, scope_value: str | None = None) -> list[str]:
         """Ids of the indexed records blocking would compare ``record`` with, sorted.
@@ -290,32 +376,21 @@ class MatchIndex:
     def _candidates(
         self, record_id: str | None, row: dict[str, str], scope: str | None
     ) -> list[str]:
+        """The candidate ids, sorted; those a backend's blocks name are loaded first."""
         found: set[str] = set()
+        cap, window = self.config.block_cap, self.config.window
         for block, sort_key in record_keys(self._rules, row, scope):
-            found.update(other for _, other in self._neighbours(block, sort_key, record_id))
+            members = self._blocks.neighbours(block, sort_key, record_id, cap=cap, window=window)
+            found.update(other for _, other in members)
         found.discard(record_id or "")
-        return sorted(found)
-
-    def _neighbours(
-        self, block: str, sort_key: str, record_id: str | None
-    ) -> Sequence[tuple[str, str]]:
-        """The members of ``block`` batch blocking compares a record sorting at ``sort_key`` with.
-
-        A backend keeping blocks elsewhere overrides this (and loads the members it returns).
-        """
-        members = self._blocks.get(block, [])
-        if record_id is not None and record_id in self._records:
-            members = [m for m in members if m[1] != record_id]
-        entry = (sort_key, record_id or "")
-        return neighbours(members, entry, cap=self.config.block_cap, window=self.config.window)
-
-    def _count_names(self, names: Sequence[str]) -> Mapping[str, int]:
-        """How many indexed records have each of these name keys (for the name frequency)."""
-        return {name: self._name_counts[name] for name in names}
-
-    def _count_named(self) -> int:
-        """How many indexed records have a name at all."""
-        return self._named
+        ids = sorted(found)
+        missing = [i for i in ids if i not in self._records]
+        if not missing:
+            return ids
+        loaded = list(self._blocks.load(missing))
+        if loaded:
+            self._extend(loaded)
+        return [i for i in ids if i in self._records]
 
     def find_similar(
         self, candidate: object, *, scope_value: str | None = None, limit: int | None = None
@@ -340,12 +415,12 @@ class MatchIndex:
         name = self._name_key(row, scope)
         extra = 0 if record_id is not None and record_id in self._records else 1
         names = [name, *(self._names[i] for i in ids)]
-        known = self._count_names(names)
+        known = self._blocks.count_names(names)
         counts = np.array([known[key] + (extra if key == name else 0) for key in names], np.int64)
         # How many records have a name matters only when a candidate shares the new record's
         # name; counting them is a range read on a SQL book, so skip it otherwise.
         shared = bool(name) and any(self._names[i] == name for i in ids)
-        named = self._count_named() + extra if shared else 0
+        named = self._blocks.count_named() + extra if shared else 0
         scopes = [scope, *(self._scopes[i] for i in ids)] if self.scope is not None else None
         features = build_features(
             self.kind,

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, export, search
 from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
-from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
+from customerkit.backends.sqlalchemy.matching import ensure_keys, stored_match_index
 from customerkit.backends.sqlalchemy.repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
@@ -235,7 +235,7 @@ class CustomerRepository:
     ) -> MatchIndex:
         connection = self._uow.reader()
         ensure_keys(connection, "customer", location_id, region)
-        return StoredMatchIndex(connection, "customer", location_id, region, config=config)
+        return stored_match_index(connection, "customer", location_id, region, config=config)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

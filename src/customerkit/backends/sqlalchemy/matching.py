@@ -32,7 +32,7 @@ from customerkit.matching.index import blocking_keys
 from customerkit.matching.table import Kind, fields_of
 from customerkit.model import Contact, Customer, RecordStatus
 
-__all__ = ["MatchKeyWriter", "StoredMatchIndex", "ensure_keys"]
+__all__ = ["MatchKeyWriter", "StoredBlocks", "ensure_keys", "stored_match_index"]
 
 _M = schema.match_keys.c
 _C = schema.customers.c
@@ -187,36 +187,41 @@ class MatchKeyWriter:
         return places
 
 
-class StoredMatchIndex(MatchIndex):
+def stored_match_index(
+    connection: Connection,
+    kind: Kind,
+    location_id: str,
+    region: str,
+    *,
+    config: MatchConfig | None = None,
+) -> MatchIndex:
     """A ``MatchIndex`` whose blocks live in ``match_keys``; it loads only candidates.
 
     Valid inside the unit of work that made it (it reads through that connection).
     """
+    blocks = StoredBlocks(connection, kind, location_id)
+    return MatchIndex(kind, config=config, region=region, blocks=blocks)
 
-    def __init__(
-        self,
-        connection: Connection,
-        kind: Kind,
-        location_id: str,
-        region: str,
-        *,
-        config: MatchConfig | None = None,
-    ) -> None:
-        super().__init__(kind, config=config, region=region)
+
+class StoredBlocks:
+    """A location's blocks in ``match_keys``: the ``BlockSource`` of a stored match index."""
+
+    def __init__(self, connection: Connection, kind: Kind, location_id: str) -> None:
+        self.kind: Kind = kind
         self._connection = connection
         self._location_id = location_id
 
     def _mine(self) -> tuple[Any, ...]:
         return (_M.kind == self.kind, _M.location_id == self._location_id)
 
-    def _neighbours(
-        self, block: str, sort_key: str, record_id: str | None
+    def neighbours(
+        self, block: str, sort_key: str, record_id: str | None, *, cap: int, window: int
     ) -> Sequence[tuple[str, str]]:
+        """The members of ``block`` compared with a record there (see ``BlockSource``)."""
         where = [*self._mine(), _M.block == block]
         if record_id is not None:
             where.append(_M.record_id != record_id)
         members = select(_M.sort_key, _M.record_id).where(*where)
-        cap, window = self.config.block_cap, self.config.window
         size = self._connection.scalar(
             select(func.count()).select_from(members.limit(cap).subquery())
         )
@@ -232,16 +237,8 @@ class StoredMatchIndex(MatchIndex):
         above = self._connection.execute(upper.limit(window - 1)).all()
         return [(row.sort_key, row.record_id) for row in (*reversed(below), *above)]
 
-    def _candidates(
-        self, record_id: str | None, row: dict[str, str], scope: str | None
-    ) -> list[str]:
-        ids = super()._candidates(record_id, row, scope)
-        missing = [i for i in ids if i not in self._records]
-        if missing:
-            self._extend(self._fetch(missing))
-        return [i for i in ids if i in self._records]
-
-    def _fetch(self, ids: Sequence[str]) -> list[Record]:
+    def load(self, ids: Sequence[str]) -> list[Record]:
+        """The live records (contacts: of a live customer) with these ids."""
         found: list[Record] = []
         for part in chunks(sorted(ids)):
             if self.kind == "customer":
@@ -254,7 +251,8 @@ class StoredMatchIndex(MatchIndex):
                 found.extend(convert.contact_from_row(row) for row in rows)
         return found
 
-    def _count_names(self, names: Sequence[str]) -> Mapping[str, int]:
+    def count_names(self, names: Sequence[str]) -> Mapping[str, int]:
+        """How many of the location's records have each of these name keys."""
         counts = dict.fromkeys(names, 0)
         wanted = sorted({name for name in names if name})
         if not wanted:
@@ -269,7 +267,8 @@ class StoredMatchIndex(MatchIndex):
             counts[blocks[block]] = count
         return counts
 
-    def _count_named(self) -> int:
+    def count_named(self) -> int:
+        """How many of the location's records have a name."""
         # Every name block's key starts with the rule's prefix: a range of the primary key.
         prefix = name_block(self.kind, "")
         statement = select(func.count()).where(

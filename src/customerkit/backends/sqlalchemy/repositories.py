@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from customerkit.backends.sqlalchemy import convert, schema
 from customerkit.backends.sqlalchemy.bulk import chunks
-from customerkit.backends.sqlalchemy.matching import StoredMatchIndex, ensure_keys
+from customerkit.backends.sqlalchemy.matching import ensure_keys, stored_match_index
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
@@ -195,7 +195,7 @@ class ContactRepository:
     ) -> MatchIndex:
         connection = self._uow.reader()
         ensure_keys(connection, "contact", location_id, region)
-        return StoredMatchIndex(connection, "contact", location_id, region, config=config)
+        return stored_match_index(connection, "contact", location_id, region, config=config)
 
     def find_external_user(self, email_key: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.external_key == email_key)
