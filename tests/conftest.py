@@ -14,6 +14,7 @@ pytest.register_assert_rewrite("customerkit.testing.contract")
 import customerkit as ck  # noqa: E402 - after registering assertion rewriting
 from customerkit.testing import FakeClock  # noqa: E402
 from customerkit.testing.postgres import postgres_server_url, postgres_url  # noqa: E402, F401
+from example_store import ExampleStore  # noqa: E402 - tests/ is on sys.path (rootdir conftest)
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -23,13 +24,19 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 TEST_HASHER = ck.PasswordHasher.for_tests()
 BACKENDS = ["memory", "sqlite", "postgresql"]
+#: The shipped backends and ``tests/example_store.py``, a store of only the required ports.
+CONTRACT_BACKENDS = [*BACKENDS, "example"]
 
 
 @pytest.fixture(params=BACKENDS)
 def make_book(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[FakeClock], ck.Book]]:
-    """A factory of empty books on each backend: memory, an SQLite file, a real PostgreSQL."""
+    """A factory of empty books on each backend: memory, an SQLite file, a real PostgreSQL.
+
+    ``"example"`` (parametrised explicitly, as the contract suite does) is the example
+    third-party store.
+    """
     backend = request.param
     opened: list[ck.Book] = []
 
@@ -41,7 +48,10 @@ def make_book(
         return str(request.getfixturevalue("postgres_url"))
 
     def make(clock: FakeClock) -> ck.Book:
-        book = ck.open_book(url(), clock=clock, hasher=TEST_HASHER)
+        if backend == "example":
+            book = ck.Book(ExampleStore(), clock=clock, hasher=TEST_HASHER)
+        else:
+            book = ck.open_book(url(), clock=clock, hasher=TEST_HASHER)
         opened.append(book)
         return book
 

@@ -42,6 +42,7 @@ from customerkit.book import MEMORY_URLS
 from customerkit.csvfile import CsvRows, open_csv, read_csv, refuse_repeated
 from customerkit.export import neutralise, restore
 from customerkit.matching.table import CONTACT_FIELDS, CUSTOMER_FIELDS
+from customerkit.services import accelerators
 from customerkit.sources import field_name
 from customerkit.text import number_key
 
@@ -331,7 +332,7 @@ def _admin(location: str, user: str = "cli") -> ck.Actor:
 
 def _customer_count(book: ck.Book, location: str) -> int:
     with book.store.unit_of_work(read_only=True) as uow:
-        return uow.customers.count(location)
+        return accelerators.count(uow.customers, location)
 
 
 def _require_location(book: ck.Book, location: str, db: str) -> None:

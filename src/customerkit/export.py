@@ -6,7 +6,7 @@ formula (OWASP CSV injection); the apostrophe is never a tab (CVE-2021-41270). A
 starts with an apostrophe gets one more, so removing one leading apostrophe always gives the
 stored value back. JSON Lines keeps values exactly, since JSON readers run nothing.
 
-Backends hand over `ExportRecord` tuples (``CustomerRepository.export_records``), so a
+Backends hand over `ExportRecord` tuples (``ExportRows.export_records`` of the ports), so a
 database backend can fill them straight from its rows without building a ``Customer`` first;
 `record_of()` makes one from a customer and its contacts. A million customers make 30
 million cells, so the per-cell work here is kept to C-level calls (see ``_CsvWriter``).

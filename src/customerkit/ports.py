@@ -5,12 +5,19 @@ Services use only these protocols. A backend implements them (``backends/memory.
 can run. Repositories store and find records and enforce uniqueness; every rule about *whether*
 a change is allowed lives in the services.
 
+The repository protocols name what every backend must do. The *accelerators* below them
+(``CustomerSearch``, ``KeptMatchIndex``, ``ExportRows``, ...) are optional: a repository that
+implements one is used through it, found with ``isinstance`` (they are runtime checkable), and
+otherwise the services compute the same answer from the required methods
+(``customerkit.services.accelerators``).
+
 Uniqueness the repositories enforce, raising the library error on a clash:
 
 * live customers of one location by `customerkit.text.number_key()` of the number
   (``DuplicateCustomerNumber``; blank numbers never clash),
 * customers (live or tombstoned) by canonical username (``DuplicateUsername``),
-* live external-user contacts by canonical email (``DuplicateExternalUser``).
+* live external-user contacts by canonical email (``DuplicateExternalUser``),
+* live customers by the source record they were imported from (``AlreadyImported``).
 """
 
 from __future__ import annotations
@@ -49,12 +56,6 @@ class CustomerRepository(Protocol):
     def get(self, customer_id: str) -> Customer | None:
         """The customer with this id in any status, or ``None``."""
 
-    def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
-        """The customers with these ids in any status, by id; unknown ids are left out.
-
-        One read however many ids (search hits, a page of results), not one per id.
-        """
-
     def add(self, customer: Customer) -> None:
         """Store a new customer."""
 
@@ -70,16 +71,6 @@ class CustomerRepository(Protocol):
     def merged_into(self, customer_id: str) -> list[Customer]:
         """The tombstones whose ``merged_into`` is this customer, in id order."""
 
-    def repoint(
-        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
-    ) -> list[Customer]:
-        """Point the tombstones ``ids`` from ``from_id`` at ``to_id``, in one write if it can.
-
-        Each gets ``merged_into=to_id``, ``updated_at=at`` and its version bumped; they are
-        returned as stored, in id order. Raises ``ConcurrentModification`` when one is gone or
-        no longer points at ``from_id``.
-        """
-
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         """The live customer of a location with this canonical number."""
 
@@ -89,37 +80,8 @@ class CustomerRepository(Protocol):
     def find_by_source(self, source: str, external_id: str) -> Customer | None:
         """The live customer imported from this source record."""
 
-    def created_since(self, location_id: str, since: datetime) -> list[Customer]:
-        """Live customers of a location created at or after ``since``."""
-
-    def count(self, location_id: str) -> int:
-        """How many live customers a location has."""
-
-    def iter_location(
-        self, location_id: str, *, ids: Sequence[str] | None = None, batch_size: int = 1000
-    ) -> Iterator[Customer]:
-        """Live customers of a location in id order, read in batches (export, matching)."""
-
-    def export_records(
-        self, location_id: str, *, ids: Sequence[str] | None = None
-    ) -> Iterator[ExportRecord]:
-        """`iter_location()` with each customer's contacts, as export rows (C8).
-
-        ``customerkit.export.record_of(customer, contacts)`` makes one; a database can fill
-        them from its rows directly, which is what makes a million-row export fast.
-        """
-
-    def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
-        """Live customers of a location matching the query, ranked as S5 says."""
-
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        """A matching index (M6) of the location's live customers, as last committed.
-
-        Read it, never change it: a backend may keep it between calls and update it itself.
-        It scores with ``config`` (the default ``MatchConfig`` when None).
-        """
+    def iter_location(self, location_id: str) -> Iterator[Customer]:
+        """Live customers of a location in id order (search, export and matching read them)."""
 
 
 class ContactRepository(Protocol):
@@ -140,33 +102,115 @@ class ContactRepository(Protocol):
     def merged_into(self, contact_id: str) -> list[Contact]:
         """The tombstones whose ``merged_into`` is this contact, in id order."""
 
-    def repoint(
-        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
-    ) -> list[Contact]:
-        """As ``CustomerRepository.repoint``, for contact tombstones."""
-
-    def move(
-        self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
-    ) -> list[Contact]:
-        """Move the contacts ``ids`` from ``from_customer`` to ``to_customer`` (a merge).
-
-        As ``CustomerRepository.repoint``, with ``customer_id`` for ``merged_into``.
-        """
-
     def for_customer(self, customer_id: str) -> list[Contact]:
         """The customer's contacts in any status, oldest first (then by id)."""
 
-    def find_external_user(self, email_key: str) -> Contact | None:
-        """The live external-user contact with this canonical email."""
+
+# -- accelerators: optional; a repository implementing one is used through it -------------------
+
+
+@runtime_checkable
+class BulkReads(Protocol):
+    """Customers read by id in one go (search hits, a page of results), not one read per id."""
+
+    def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        """The customers with these ids in any status, by id; unknown ids are left out."""
+
+
+@runtime_checkable
+class LocationQueries(Protocol):
+    """Questions about a location's live customers answered without reading them all."""
+
+    def count(self, location_id: str) -> int:
+        """How many live customers a location has."""
+
+    def created_since(self, location_id: str, since: datetime) -> list[Customer]:
+        """Live customers of a location created at or after ``since``."""
+
+
+@runtime_checkable
+class CustomerSearch(Protocol):
+    """A search index: without one, every search reads the location's customers (S1-S5)."""
+
+    def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
+        """Live customers of a location matching the query, ranked as S5 says.
+
+        The results must be exactly those of ``customerkit.search.oracle.oracle_search`` over
+        the location's live customers (``search_document`` of each).
+        """
+
+
+@runtime_checkable
+class ExportRows(Protocol):
+    """Export rows filled straight from storage, which is what makes a million-row export fast."""
+
+    def export_records(
+        self, location_id: str, *, ids: Sequence[str] | None = None
+    ) -> Iterator[ExportRecord]:
+        """`iter_location()` (only ``ids`` when given) with each customer's contacts (C8).
+
+        Each row is what ``customerkit.export.record_of(customer, contacts)`` makes.
+        """
+
+
+@runtime_checkable
+class KeptMatchIndex(Protocol):
+    """A matching index (M6) the backend keeps, or builds from blocks it stores.
+
+    Customers: of the location's live customers; contacts: of the live contacts of the
+    location's live customers. Without one, each ``find_similar`` builds an index in memory.
+    """
 
     def match_index(
         self, location_id: str, *, region: str, config: MatchConfig | None = None
     ) -> MatchIndex:
-        """A matching index (M6) of the live contacts of the location's live customers.
+        """The location's matching index, as last committed.
 
         Read it, never change it: a backend may keep it between calls and update it itself.
-        It scores with ``config`` (the default ``MatchConfig`` when None).
+        It scores with ``config`` (the default ``MatchConfig`` when None). A backend storing
+        blocks itself hands ``MatchIndex`` a ``customerkit.matching.BlockSource``.
         """
+
+
+@runtime_checkable
+class BulkRepoint(Protocol):
+    """Tombstones re-pointed in one write (a merge of records that absorbed others)."""
+
+    def repoint(self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime) -> list[Any]:
+        """Point the tombstones ``ids`` from ``from_id`` at ``to_id``.
+
+        Each gets ``merged_into=to_id``, ``updated_at=at`` and its version bumped; they are
+        returned as stored (customers or contacts, as the repository holds), in id order.
+        Raises ``ConcurrentModification`` when one is gone or no longer points at ``from_id``.
+        """
+
+
+@runtime_checkable
+class BulkMove(Protocol):
+    """Contacts moved to another customer in one write (a customer merge)."""
+
+    def move(
+        self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
+    ) -> list[Contact]:
+        """Move the contacts ``ids`` from ``from_customer`` to ``to_customer``.
+
+        As ``BulkRepoint.repoint``, with ``customer_id`` for ``merged_into``.
+        """
+
+
+#: Every accelerator, in the order ``customerkit.services.accelerators.detected`` lists them.
+ACCELERATORS: tuple[type, ...] = (
+    BulkReads,
+    LocationQueries,
+    CustomerSearch,
+    ExportRows,
+    KeptMatchIndex,
+    BulkRepoint,
+    BulkMove,
+)
+
+
+# -- the other required repositories ---------------------------------------------------------
 
 
 class UserRepository(Protocol):

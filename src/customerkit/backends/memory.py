@@ -16,8 +16,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import attrs
-
 from customerkit.errors import (
     AlreadyImported,
     ConcurrentModification,
@@ -298,28 +296,6 @@ class _Repository:
         return index
 
 
-def _rewrite_each(
-    repo: Any,
-    ids: Sequence[str],
-    field: str,
-    *,
-    from_id: str,
-    to_id: str,
-    at: datetime,
-    entity: str,
-) -> list[Any]:
-    """``repoint`` and ``move`` of the protocols, one update at a time (cheap in memory)."""
-    moved = []
-    for record_id in sorted(set(ids)):
-        stored = repo.get(record_id)
-        if stored is None or getattr(stored, field) != from_id:
-            raise ConcurrentModification(entity, record_id)
-        changed = attrs.evolve(stored, **{field: to_id}, updated_at=at, version=stored.version + 1)
-        repo.update(changed, expected_version=stored.version)
-        moved.append(changed)
-    return moved
-
-
 class _Customers(_Repository):
     def get(self, customer_id: str) -> Customer | None:
         return self._s.customers.get(customer_id)
@@ -346,13 +322,6 @@ class _Customers(_Repository):
         self._j.add_id(ordered, customer.id)
         self._index_keys(customer)
         self._link(customer)
-
-    def repoint(
-        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
-    ) -> list[Customer]:
-        return _rewrite_each(
-            self, ids, "merged_into", from_id=from_id, to_id=to_id, at=at, entity="customer"
-        )
 
     def update(self, customer: Customer, *, expected_version: int) -> None:
         stored = self._s.customers.get(customer.id)
@@ -490,26 +459,6 @@ class _Contacts(_Repository):
         self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
         self._index(contact)
         self._link(contact)
-
-    def repoint(
-        self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
-    ) -> list[Contact]:
-        return _rewrite_each(
-            self, ids, "merged_into", from_id=from_id, to_id=to_id, at=at, entity="contact"
-        )
-
-    def move(
-        self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
-    ) -> list[Contact]:
-        return _rewrite_each(
-            self,
-            ids,
-            "customer_id",
-            from_id=from_customer,
-            to_id=to_customer,
-            at=at,
-            entity="contact",
-        )
 
     def update(self, contact: Contact, *, expected_version: int) -> None:
         stored = self._s.contacts.get(contact.id)

@@ -5,6 +5,9 @@
 its blocks, takes the members batch blocking would have compared it with, and scores them with
 the batch scorer, so a pair ``customerkit.matching.api.find_duplicates`` reports is found
 here with the same score. Records can be added and removed as a book changes.
+
+The blocks come from a ``BlockSource``: by default the index's own, or a backend's storage
+(the SQL books keep them in a table), in which case the index loads only the candidates.
 """
 
 from __future__ import annotations

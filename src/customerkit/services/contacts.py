@@ -39,7 +39,7 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import UnitOfWork
-from customerkit.services import dismissals
+from customerkit.services import accelerators, dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -394,12 +394,7 @@ class ContactService:
             visible_customer(self._ctx, uow, customer_id, actor, Action.CONTACT_READ)
             return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
         self._ctx.authorize(actor, Action.CONTACT_READ, Target(location_id=actor.location_id))
-        return [
-            contact
-            for customer in uow.customers.iter_location(actor.location_id)
-            for contact in uow.contacts.for_customer(customer.id)
-            if contact.is_live
-        ]
+        return accelerators.live_contacts(uow, actor.location_id)
 
     def find_duplicates(self, *, actor: Actor, customer_id: str | None = None) -> DuplicateReport:
         """Duplicate contacts of one customer, or of every customer of the actor's location (M1).
@@ -437,7 +432,8 @@ class ContactService:
                 self._ctx.authorize(
                     actor, Action.CONTACT_READ, Target(location_id=actor.location_id)
                 )
-                index = uow.contacts.match_index(
+                index = accelerators.contact_match_index(
+                    uow,
                     actor.location_id,
                     region=config.phone_region,
                     config=config.match_for("contact"),

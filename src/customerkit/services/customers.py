@@ -38,15 +38,13 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
-from customerkit.search.oracle import oracle_search
 from customerkit.search.query import (
     RankedMatch,
     SearchQuery,
     check_limit,
     parse_query,
-    search_document,
 )
-from customerkit.services import dismissals
+from customerkit.services import accelerators, dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -442,10 +440,10 @@ class CustomerService:
         )
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             if fleet_id is None:
-                matches = uow.customers.search(actor.location_id, parsed, limit=limit)
+                matches = accelerators.search(uow.customers, actor.location_id, parsed, limit=limit)
             else:
                 matches = _fleet_search(uow, fleet_id, actor.location_id, parsed)
-            found = uow.customers.get_many([match.customer_id for match in matches])
+            found = accelerators.get_many(uow.customers, [match.customer_id for match in matches])
             return [
                 SearchHit(customer=customer, score=match.score, field=match.field)
                 for match in matches
@@ -467,7 +465,7 @@ class CustomerService:
         wanted = query_words(clean_text(text, "text")) if text else ()
         since = self._ctx.now() - window
         with self._ctx.store.unit_of_work(read_only=True) as uow:
-            found = uow.customers.created_since(actor.location_id, since)
+            found = accelerators.created_since(uow.customers, actor.location_id, since)
         if wanted:
             found = [customer for customer in found if _contains_all(customer, wanted)]
         return sorted(found, key=lambda c: (c.created_at, c.id), reverse=True)
@@ -491,8 +489,9 @@ class CustomerService:
         if format not in ("csv", "jsonl"):
             raise ValidationError({"format": "must be 'csv' or 'jsonl'"})
         with self._ctx.store.unit_of_work(read_only=True) as uow:
-            total = uow.customers.count(actor.location_id) if ids is None else len(set(ids))
-            records = uow.customers.export_records(actor.location_id, ids=ids)
+            location_id = actor.location_id
+            total = accelerators.count(uow.customers, location_id) if ids is None else len(set(ids))
+            records = accelerators.export_records(uow, location_id, ids=ids)
             try:
                 return write_records(
                     fileobj, records, format=format, total=total, progress=progress
@@ -739,8 +738,11 @@ class CustomerService:
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
-            index = uow.customers.match_index(
-                actor.location_id, region=config.phone_region, config=config.match_for("customer")
+            index = accelerators.customer_match_index(
+                uow,
+                actor.location_id,
+                region=config.phone_region,
+                config=config.match_for("customer"),
             )
             found = dismissals.without_dismissed(
                 uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)
@@ -823,7 +825,9 @@ class CustomerService:
         moved = sorted(c.id for c in uow.contacts.for_customer(other.id) if c.is_live)
         if moved:  # one write for all: a chain of merges gathers many contacts
             now = self._ctx.now()
-            uow.contacts.move(moved, from_customer=other.id, to_customer=main.id, at=now)
+            accelerators.move(
+                uow.contacts, moved, from_customer=other.id, to_customer=main.id, at=now
+            )
         return moved
 
     def _move_back(
@@ -833,7 +837,9 @@ class CustomerService:
         back = sorted(c.id for c in uow.contacts.for_customer(main.id) if c.id in recorded)
         if back:
             now = self._ctx.now()
-            uow.contacts.move(back, from_customer=main.id, to_customer=other.id, at=now)
+            accelerators.move(
+                uow.contacts, back, from_customer=main.id, to_customer=other.id, at=now
+            )
 
     # -- usernames ---------------------------------------------------------------------------
 
@@ -913,7 +919,7 @@ def _fleet_search(
     customer = uow.customers.get(fleet_id)
     if customer is None or not customer.is_live:
         return []
-    return oracle_search([search_document(customer)], location_id, query, limit=1)
+    return accelerators.reference_search([customer], location_id, query, limit=1)
 
 
 def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:

@@ -35,6 +35,7 @@ from customerkit.model import (
     Survivorship,
 )
 from customerkit.ports import UnitOfWork
+from customerkit.services import accelerators
 from customerkit.services._context import Context, record_change
 
 Record = Any  # Contact | Customer: both frozen attrs records with id, version, status
@@ -250,7 +251,9 @@ def merge(
         # One write per merged record, not per tombstone: a chain of merges re-points every
         # earlier tombstone each time, and a statement each made chains quadratic in time.
         for other_id, ids in repointed.items():
-            repo.repoint(ids, from_id=other_id, to_id=main.id, at=now)
+            accelerators.repoint(
+                repo, ids, from_id=other_id, to_id=main.id, at=now, entity=kind.name
+            )
         # Row locks in ascending id order, the main's included, or overlapping merges deadlock
         # (RELIABILITY 3); the main's real write comes last, once the others freed their keys.
         for other in sorted((main, *others, *earlier), key=lambda o: o.id):
@@ -485,7 +488,9 @@ def _point_back(  # noqa: PLR0917 - the unmerge's state, in its order
     if not ids:
         return
     try:
-        moved = kind.repository(uow).repoint(ids, from_id=main.id, to_id=restored.id, at=at)
+        moved = accelerators.repoint(
+            kind.repository(uow), ids, from_id=main.id, to_id=restored.id, at=at, entity=kind.name
+        )
     except ConcurrentModification:
         raise MergeError(
             f"a {kind.name} merged into this merge's records earlier changed since",
