@@ -51,7 +51,7 @@ T = TypeVar("T")
 
 
 class CustomerRepository(Protocol):
-    """Customers, tombstones included."""
+    """Customers, tombstones included: what every store must do (accelerators may add more)."""
 
     def get(self, customer_id: str) -> Customer | None:
         """The customer with this id in any status, or ``None``."""
@@ -85,7 +85,7 @@ class CustomerRepository(Protocol):
 
 
 class ContactRepository(Protocol):
-    """Contacts, tombstones included."""
+    """Contacts, tombstones included: what every store must do (accelerators may add more)."""
 
     def get(self, contact_id: str) -> Contact | None:
         """The contact with this id in any status, or ``None``."""
