@@ -44,6 +44,7 @@ __all__ = [
     "export_records",
     "get_many",
     "implements",
+    "live_contacts",
     "move",
     "reference_search",
     "repoint",
@@ -183,7 +184,7 @@ def repoint(
     """
     if implements(repository, BulkRepoint):
         return repository.repoint(ids, from_id=from_id, to_id=to_id, at=at)
-    return rewrite_each(
+    return _rewrite_each(
         repository, ids, "merged_into", from_id=from_id, to_id=to_id, at=at, entity=entity
     )
 
@@ -199,7 +200,7 @@ def move(
     """Move the contacts ``ids`` from ``from_customer`` to ``to_customer``, in id order."""
     if implements(contacts, BulkMove):
         return contacts.move(ids, from_customer=from_customer, to_customer=to_customer, at=at)
-    return rewrite_each(
+    return _rewrite_each(
         contacts,
         ids,
         "customer_id",
@@ -210,7 +211,7 @@ def move(
     )
 
 
-def rewrite_each(
+def _rewrite_each(
     repository: Any,
     ids: Sequence[str],
     field: str,
