@@ -15,6 +15,7 @@ Optional integrations live in their own modules and never load with this one.
 """
 
 from customerkit.book import Book, open_book
+from customerkit.config import BookConfig
 from customerkit.errors import (
     AlreadyImported,
     BookBusy,
@@ -81,7 +82,6 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Policy, RolePolicy, Target
 from customerkit.ports import CustomerSource
-from customerkit.services._context import BookConfig
 from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceRecord
 
 __version__ = "0.1.0.dev0"
