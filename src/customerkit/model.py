@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -433,15 +433,20 @@ class UnusedContacts:
     should_prompt: bool
 
 
+#: The kind of record a merge took: ``MergeResult[Contact]`` or ``MergeResult[Customer]``.
+Merged = TypeVar("Merged", bound=Contact | Customer)
+
+
 @attrs.frozen(kw_only=True)
-class MergeResult:
+class MergeResult(Generic[Merged]):
     """What a merge did, or (with ``merge_id=None``) what a dry run would do (M3, M4).
 
+    ``main`` is the merged main record (a ``Contact`` or a ``Customer``, as merged).
     ``provenance`` maps each field of the resulting main record to the id of the record its
     value came from.
     """
 
     merge_id: str | None
-    main: Any
+    main: Merged
     merged_ids: tuple[str, ...]
     provenance: Mapping[str, str] = attrs.field(factory=FrozenMapping, converter=_frozen_mapping)

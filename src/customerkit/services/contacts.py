@@ -21,6 +21,7 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
+from customerkit.merging import CONTACT_MERGE, follow_merges
 from customerkit.model import (
     CONTACT_EDITABLE_FIELDS,
     Actor,
@@ -97,13 +98,8 @@ def contact_target(customer: Customer, contact: Contact | None = None) -> Target
 
 def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
     """The live contact an id stands for: merged ids resolve to their main (M3)."""
-    contact = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
-    seen: set[str] = set()
-    while contact is not None and contact.status is RecordStatus.MERGED:
-        if contact.merged_into is None or contact.id in seen:
-            break
-        seen.add(contact.id)
-        contact = uow.contacts.get(contact.merged_into)
+    found = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
+    contact = follow_merges(found, uow.contacts.get)
     if contact is None or not contact.is_live:
         raise NotFound("contact", str(contact_id))
     return contact
@@ -500,7 +496,7 @@ class ContactService:
         *,
         actor: Actor,
         dry_run: bool = False,
-    ) -> MergeResult:
+    ) -> MergeResult[Contact]:
         """Merge contacts of one customer into a main contact (M3, M4).
 
         The main keeps its values and gains the others' where it is blank (a blank email too,
@@ -515,7 +511,7 @@ class ContactService:
 
         return merging.merge(
             self._ctx,
-            merging.CONTACT_MERGE,
+            CONTACT_MERGE,
             main_id,
             other_ids,
             actor=actor,
@@ -532,7 +528,7 @@ class ContactService:
             self._ctx.authorize(actor, Action.CONTACT_MERGE, contact_target(customer))
 
         restored: Contact = merging.unmerge(
-            self._ctx, merging.CONTACT_MERGE, merge_id, actor=actor, authorize=authorize
+            self._ctx, CONTACT_MERGE, merge_id, actor=actor, authorize=authorize
         )
         return restored
 

@@ -21,6 +21,7 @@ from customerkit.errors import (
 )
 from customerkit.export import write_records
 from customerkit.matching import DuplicateReport, SimilarMatch, find_duplicates
+from customerkit.merging import CUSTOMER_MERGE
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
     Actor,
@@ -783,7 +784,7 @@ class CustomerService:
         *,
         actor: Actor,
         dry_run: bool = False,
-    ) -> MergeResult:
+    ) -> MergeResult[Customer]:
         """Merge customers of one location into a main customer; their contacts move along (M3).
 
         Refused (``MergeError``) when another record has a username (usernames never move) or
@@ -791,7 +792,7 @@ class CustomerService:
         """
         return merging.merge(
             self._ctx,
-            merging.CUSTOMER_MERGE,
+            CUSTOMER_MERGE,
             main_id,
             other_ids,
             actor=actor,
@@ -805,7 +806,7 @@ class CustomerService:
         """Undo a customer merge: customers, contacts and the main's old values come back (M4)."""
         restored: Customer = merging.unmerge(
             self._ctx,
-            merging.CUSTOMER_MERGE,
+            CUSTOMER_MERGE,
             merge_id,
             actor=actor,
             authorize=self._merge_authorizer(actor),
