@@ -75,14 +75,16 @@ from customerkit.model import (
     Role,
     SearchField,
     SearchHit,
+    SourceHit,
     SourceLink,
+    SourceRecord,
     Survivorship,
     UnusedContacts,
     User,
 )
 from customerkit.policy import Action, Policy, RolePolicy, Target
 from customerkit.ports import CustomerSource
-from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceRecord
+from customerkit.sources import CsvSource, InMemorySource
 
 __version__ = "0.1.0.dev0"
 

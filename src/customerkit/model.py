@@ -433,6 +433,26 @@ class UnusedContacts:
     should_prompt: bool
 
 
+def _as_str_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
+@attrs.frozen(kw_only=True)
+class SourceRecord:
+    """One customer as the source has it: its id there and its fields (customer field names)."""
+
+    external_id: str
+    data: Mapping[str, str] = attrs.field(converter=_as_str_dict)
+
+
+@attrs.frozen(kw_only=True)
+class SourceHit:
+    """A source record found by a search; ``customer_id`` is set when it is a customer already."""
+
+    record: SourceRecord
+    customer_id: str | None = None
+
+
 #: The kind of record a merge took: ``MergeResult[Contact]`` or ``MergeResult[Customer]``.
 Merged = TypeVar("Merged", bound=Contact | Customer)
 
