@@ -30,7 +30,7 @@ from customerkit.model import (
     Dismissal,
     User,
 )
-from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.query import RankedMatch, SearchQuery
 
 if TYPE_CHECKING:
     from customerkit.export import ExportRecord
@@ -79,9 +79,6 @@ class CustomerRepository(Protocol):
         returned as stored, in id order. Raises ``ConcurrentModification`` when one is gone or
         no longer points at ``from_id``.
         """
-
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        """The live customer of a location with this canonical number."""
 
     def find_by_username(self, username_key: str) -> Customer | None:
         """The customer (live or tombstoned) holding this canonical username."""
@@ -343,19 +340,6 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
-
-
-class SearchIndex(Protocol):
-    """An index over customers' searchable fields, used by backends that search in Python."""
-
-    def upsert(self, document: SearchDocument) -> None:
-        """Add or replace a document."""
-
-    def remove(self, document_id: str) -> None:
-        """Drop a document (no error when absent)."""
-
-    def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
-        """Documents of a location matching the query, ranked as S5 says."""
 
 
 @runtime_checkable
