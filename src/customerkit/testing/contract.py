@@ -1,7 +1,8 @@
 """The contract suite: every rule of the SPEC, run against any backend.
 
-Needs a ``make_book`` fixture: a callable ``make_book(clock) -> Book`` giving an empty book on
-the backend under test. Test names cite the rule they check.
+Subclass ``BookContract`` (or one of its parts, such as ``SearchContract``) in a test module
+and define ``make_book(self, clock)`` returning an empty book on the store under test; see
+``customerkit.testing``. Test names cite the rule they check.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import csv
 import io
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,16 +24,19 @@ from customerkit.ports import UnitOfWork
 from customerkit.testing import FakeClock
 
 __all__ = [
-    "TestContactsContract",
-    "TestCustomersContract",
-    "TestDismissalsContract",
-    "TestDuplicatesContract",
-    "TestEntryPointsContract",
-    "TestExportContract",
-    "TestPermissionsContract",
-    "TestSearchContract",
-    "TestSourcesContract",
-    "TestUsernamesContract",
+    "BookContract",
+    "ContactsContract",
+    "ContractBase",
+    "CustomersContract",
+    "DismissalsContract",
+    "DuplicatesContract",
+    "EntryPointsContract",
+    "ExportContract",
+    "MakeBook",
+    "PermissionsContract",
+    "SearchContract",
+    "SourcesContract",
+    "UsernamesContract",
 ]
 
 MakeBook = Callable[[FakeClock], ck.Book]
@@ -44,16 +48,34 @@ STAFF = ck.Actor(user_id="staff", role=ck.Role.STAFF, location_id="loc-1")
 OTHER_ADMIN = ck.Actor(user_id="admin2", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    """A clock the test moves by hand."""
-    return FakeClock()
+class ContractBase:
+    """What every part of the contract needs: an empty book on the store under test.
 
+    Subclass a contract class (``BookContract`` for all of it) in a test module pytest
+    collects and give it a ``make_book(clock)`` method returning an empty ``customerkit.Book``
+    on your store; the ``book`` and ``clock`` fixtures come with the class, so no conftest is
+    needed.
+    """
 
-@pytest.fixture
-def book(make_book: MakeBook, clock: FakeClock) -> ck.Book:
-    """An empty book on the backend under test."""
-    return make_book(clock)
+    def make_book(self, clock: FakeClock) -> ck.Book:
+        """An empty book on the store under test, telling the time with ``clock``."""
+        msg = (
+            f"{type(self).__name__} must define make_book(self, clock) returning an empty "
+            "customerkit.Book on the store under test"
+        )
+        raise NotImplementedError(msg)
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        """A clock the test moves by hand."""
+        return FakeClock()
+
+    @pytest.fixture
+    def book(self, clock: FakeClock) -> Iterator[ck.Book]:
+        """An empty book on the store under test, closed after the test."""
+        book = self.make_book(clock)
+        yield book
+        book.close()
 
 
 def customer(
@@ -68,7 +90,7 @@ def customer(
     )
 
 
-class TestCustomersContract:
+class CustomersContract(ContractBase):
     """C1-C8."""
 
     def test_c1_requires_name_and_number_and_reports_all_errors(self, book: ck.Book) -> None:
@@ -364,7 +386,7 @@ BAD_ACTORS = {
 }
 
 
-class TestEntryPointsContract:
+class EntryPointsContract(ContractBase):
     """Bad actors and arguments are refused at the entry point, the same on every backend."""
 
     @pytest.mark.parametrize("bad", list(BAD_ACTORS.values()), ids=list(BAD_ACTORS))
@@ -427,7 +449,7 @@ class TestEntryPointsContract:
             book.customers.verify_password(username, password)
 
 
-class TestUsernamesContract:
+class UsernamesContract(ContractBase):
     """U1-U3 through the book."""
 
     def test_u1_unique_by_canonical_key(self, book: ck.Book) -> None:
@@ -483,7 +505,7 @@ class TestUsernamesContract:
         assert (c.email, c.phone) == ("Bob@Example.COM", "5550142")
 
 
-class TestSearchContract:
+class SearchContract(ContractBase):
     """S1-S5 through the book: same hits in the same order on every backend."""
 
     @pytest.fixture
@@ -602,7 +624,7 @@ class TestSearchContract:
         assert self.names(loaded, "valley") == []
 
 
-class TestPermissionsContract:
+class PermissionsContract(ContractBase):
     """P1, P2: deny by default, tenancy by location and fleet."""
 
     def test_p2_other_location_cannot_read_or_change(self, book: ck.Book) -> None:
@@ -674,12 +696,11 @@ class TestPermissionsContract:
         assert book.customers.search("tires", actor=fleet_user, field=ck.SearchField.CITY) == []
         assert book.customers.search("zzzz", actor=fleet_user) == []
 
-    def test_p1_policy_is_replaceable(self, make_book: MakeBook, clock: FakeClock) -> None:
+    def test_p1_policy_is_replaceable(self, book: ck.Book, clock: FakeClock) -> None:
         class DenyAll:
             def authorize(self, actor: ck.Actor, action: ck.Action, target: ck.Target) -> None:
                 raise ck.PermissionDenied("closed")
 
-        book = make_book(clock)
         book_denied = ck.Book(
             book.store, clock=clock, policy=DenyAll(), hasher=ck.PasswordHasher.for_tests()
         )
@@ -687,7 +708,7 @@ class TestPermissionsContract:
             customer(book_denied)
 
 
-class TestContactsContract:
+class ContactsContract(ContractBase):
     """K1-K5."""
 
     @staticmethod
@@ -897,7 +918,7 @@ class TestContactsContract:
         assert set(caught.value.errors) == {"last_name", "email", "phone"}
 
 
-class TestSourcesContract:
+class SourcesContract(ContractBase):
     """D1-D4."""
 
     @pytest.fixture
@@ -1027,7 +1048,7 @@ class TestSourcesContract:
         assert (c.customer_number, c.state) == ("P-9", "KS")
 
 
-class TestExportContract:
+class ExportContract(ContractBase):
     """C8: streaming export, formula neutralisation."""
 
     def test_c8_csv_export_neutralises_formulas_and_round_trips(self, book: ck.Book) -> None:
@@ -1112,7 +1133,7 @@ class TestExportContract:
         assert book.customers.export(out, actor=STAFF, format="jsonl", ids=[far.id]) == 0
 
 
-class TestDuplicatesContract:
+class DuplicatesContract(ContractBase):
     """M1-M6 through the book."""
 
     @staticmethod
@@ -1209,10 +1230,8 @@ class TestDuplicatesContract:
         actions = [h.action for h in book.history.for_customer(c.id, actor=ADMIN)]
         assert actions.count("merge") == 1
 
-    def test_m4_survivorship_rules_and_provenance(
-        self, make_book: MakeBook, clock: FakeClock
-    ) -> None:
-        base = make_book(clock)
+    def test_m4_survivorship_rules_and_provenance(self, book: ck.Book, clock: FakeClock) -> None:
+        base = book
         rules = {
             "phone": ck.Survivorship.MOST_RECENT,
             "title": ck.Survivorship.LONGEST,
@@ -1454,7 +1473,7 @@ def pair_ids(report: ck.DuplicateReport) -> list[set[str]]:
     return [{pair.left_id, pair.right_id} for pair in report.pairs]
 
 
-class TestDismissalsContract:
+class DismissalsContract(ContractBase):
     """M1, M2 with a person's say: pairs dismissed as "not a duplicate"."""
 
     @staticmethod
@@ -1469,7 +1488,7 @@ class TestDismissalsContract:
     def test_m1_dismissed_contacts_are_not_reported_until_undismissed(
         self, book: ck.Book, clock: FakeClock
     ) -> None:
-        c, a, b = TestDuplicatesContract.two_anns(book, clock)
+        c, a, b = DuplicatesContract.two_anns(book, clock)
         before = book.contacts.find_duplicates(actor=STAFF)
         assert pair_ids(before) == [{a.id, b.id}]
         dismissal = book.contacts.dismiss(b.id, a.id, actor=ADVISOR)
@@ -1532,7 +1551,7 @@ class TestDismissalsContract:
         draft = ck.NewCustomer(company_name="Johnson Tires", phone="303 555 0142")
         found = book.customers.find_similar(draft, actor=STAFF)  # a draft: nothing to leave out
         assert {m.record.id for m in found} == {a.id, b.id, c.id}
-        owner, ann, anne = TestDuplicatesContract.two_anns(book, clock)
+        owner, ann, anne = DuplicatesContract.two_anns(book, clock)
         book.contacts.dismiss(ann.id, anne.id, actor=ADVISOR)
         for scope in (None, owner.id):
             assert book.contacts.find_similar(ann, actor=STAFF, customer_id=scope) == []
@@ -1562,7 +1581,7 @@ class TestDismissalsContract:
         assert book.customers.dismissed(actor=STAFF) == []
 
     def test_m3_a_contact_dismissal_follows_a_merge(self, book: ck.Book, clock: FakeClock) -> None:
-        owner, ann, anne = TestDuplicatesContract.two_anns(book, clock)
+        owner, ann, anne = DuplicatesContract.two_anns(book, clock)
         third = book.contacts.add(
             owner.id,
             ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
@@ -1574,7 +1593,7 @@ class TestDismissalsContract:
         assert book.contacts.find_duplicates(actor=STAFF).pairs == ()
 
     def test_p1_dismissing_needs_the_right_to_merge(self, book: ck.Book, clock: FakeClock) -> None:
-        c, a, b = TestDuplicatesContract.two_anns(book, clock)
+        c, a, b = DuplicatesContract.two_anns(book, clock)
         x = customer(book, "Johnson Tires", "C-2")
         with pytest.raises(ck.PermissionDenied):
             book.contacts.dismiss(a.id, b.id, actor=STAFF)
@@ -1590,7 +1609,7 @@ class TestDismissalsContract:
         assert len(book.customers.dismissed(actor=STAFF)) == 1
 
     def test_dismiss_refusals(self, book: ck.Book, clock: FakeClock) -> None:
-        c, a, b = TestDuplicatesContract.two_anns(book, clock)
+        c, a, b = DuplicatesContract.two_anns(book, clock)
         other = customer(book, "Other Co", "C-2")
         far = book.contacts.add(
             other.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=STAFF
@@ -1630,7 +1649,7 @@ class TestDismissalsContract:
         assert len(book.customers.dismissed(actor=ADMIN)) == 1
 
     def test_p1_fleet_users_cannot_dismiss(self, book: ck.Book) -> None:
-        fleet, fleet_user = TestContactsContract.fleet_setup(book)
+        fleet, fleet_user = ContactsContract.fleet_setup(book)
         add = book.contacts.add
         one = add(fleet.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=fleet_user)
         two = add(fleet.id, ck.NewContact(first_name="Ann", last_name="Lee"), actor=fleet_user)
@@ -1679,7 +1698,7 @@ class TestDismissalsContract:
         a, b, c = self.three_johnsons(book)
         book.customers.dismiss(a.id, b.id, actor=ADVISOR)
         book.customers.dismiss(b.id, c.id, actor=ADVISOR)
-        owner, ann, anne = TestDuplicatesContract.two_anns(book, clock)
+        owner, ann, anne = DuplicatesContract.two_anns(book, clock)
         book.contacts.dismiss(ann.id, anne.id, actor=ADVISOR)
         book.customers.delete(a.id, actor=MANAGER)  # a tombstone keeps its dismissals
         assert len(book.customers.dismissed(actor=STAFF)) == 2
@@ -1688,10 +1707,8 @@ class TestDismissalsContract:
         book.customers.delete(owner.id, actor=MANAGER, delete_history=True)
         assert book.contacts.dismissed(actor=STAFF) == []
 
-    def test_the_book_matches_with_its_match_config(
-        self, make_book: MakeBook, clock: FakeClock
-    ) -> None:
-        base = make_book(clock)
+    def test_the_book_matches_with_its_match_config(self, book: ck.Book, clock: FakeClock) -> None:
+        base = book
         # Duplicates so rare a priori that no evidence is enough (shipped m and u, for both kinds).
         strict = ck.MatchConfig(parameters=Parameters(prior=1e-300, m={}, u={}), estimate=False)
         book = ck.Book(
@@ -1701,7 +1718,7 @@ class TestDismissalsContract:
             hasher=ck.PasswordHasher.for_tests(),
         )
         a, _, _ = self.three_johnsons(book)
-        owner, ann, _ = TestDuplicatesContract.two_anns(book, clock)
+        owner, ann, _ = DuplicatesContract.two_anns(book, clock)
         assert base.customers.find_duplicates(actor=STAFF).pairs  # the default finds them
         assert book.customers.find_duplicates(actor=STAFF).pairs == ()
         assert book.customers.find_similar(a, actor=STAFF) == []
@@ -1715,15 +1732,15 @@ class TestDismissalsContract:
 
     @pytest.mark.parametrize("strict_kind", ["contact", "customer"])
     def test_the_book_matches_each_kind_with_its_own_match_config(
-        self, make_book: MakeBook, clock: FakeClock, strict_kind: str
+        self, book: ck.Book, clock: FakeClock, strict_kind: str
     ) -> None:
         """``contact_match`` / ``customer_match`` replace ``match`` for that kind only."""
-        base = make_book(clock)
+        base = book
         strict = ck.MatchConfig(parameters=Parameters(prior=1e-300, m={}, u={}), estimate=False)
         config = ck.BookConfig(**{f"{strict_kind}_match": strict})  # type: ignore[arg-type]
         book = ck.Book(base.store, clock=clock, config=config, hasher=ck.PasswordHasher.for_tests())
         a, _, _ = self.three_johnsons(book)
-        _, ann, _ = TestDuplicatesContract.two_anns(book, clock)
+        _, ann, _ = DuplicatesContract.two_anns(book, clock)
         found = {
             "customer": bool(book.customers.find_duplicates(actor=STAFF).pairs),
             "contact": bool(book.contacts.find_duplicates(actor=STAFF).pairs),
@@ -1759,3 +1776,27 @@ def attrs_fields(contact: ck.Contact) -> tuple[object, ...]:
         contact.merged_into,
         contact.customer_id,
     )
+
+
+class BookContract(
+    CustomersContract,
+    EntryPointsContract,
+    UsernamesContract,
+    SearchContract,
+    PermissionsContract,
+    ContactsContract,
+    SourcesContract,
+    ExportContract,
+    DuplicatesContract,
+    DismissalsContract,
+):
+    """The whole contract: every rule, as every shipped backend passes it.
+
+    Subclass it in a test module and give it ``make_book``::
+
+        class TestMyStore(BookContract):
+            def make_book(self, clock):
+                return customerkit.Book(
+                    MyStore(), clock=clock, hasher=customerkit.PasswordHasher.for_tests()
+                )
+    """
