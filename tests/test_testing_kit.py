@@ -53,7 +53,6 @@ def run_pytest(folder: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
 def test_the_guides_example_passes_in_a_clean_folder(tmp_path: Path) -> None:
     """The documented ``class TestMyStore(BookContract)`` runs the whole contract and passes."""
     (tmp_path / "test_my_store.py").write_text(guide_block("# test_my_store.py"), "utf-8")
@@ -62,6 +61,7 @@ def test_the_guides_example_passes_in_a_clean_folder(tmp_path: Path) -> None:
     assert f"{contract_tests(BookContract)} passed" in run.stdout, run.stdout[-2000:]
 
 
+@pytest.mark.slow
 def test_a_missing_make_book_fails_every_test_saying_what_to_define(tmp_path: Path) -> None:
     """A subclass without ``make_book`` fails loudly, naming the method, instead of passing."""
     (tmp_path / "test_incomplete.py").write_text(
@@ -96,6 +96,7 @@ def test_strategies_give_drafts_the_book_accepts_or_refuses_by_name(
         assert book.customers.get(created.id, actor=admin) == created
 
 
+@pytest.mark.slow
 def test_the_guides_strategies_example_runs(tmp_path: Path) -> None:
     """The guide's hypothesis example runs as written."""
     code = guide_block("from hypothesis import given")
