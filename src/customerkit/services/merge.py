@@ -75,7 +75,7 @@ def merge(
         authorize(uow, main)
         merge_id, done = _existing_merge(uow, kind, main.id, others_ids)
         if done is not None:  # repeating the same merge returns the first result (RELIABILITY 7)
-            return _repeated(repo, main, merge_id, done, dry_run=dry_run)
+            return _repeated(kind, repo, main, merge_id, done, dry_run=dry_run)
         if not main.is_live:
             raise MergeError(
                 f"the main {kind.name} was merged into {main.merged_into}; merge into that one",
@@ -89,7 +89,7 @@ def merge(
             merge_id, done = _existing_merge(uow, kind, main.id, others_ids)
             if done is None:
                 raise
-            return _repeated(repo, repo.get(main.id), merge_id, done, dry_run=dry_run)
+            return _repeated(kind, repo, repo.get(main.id), merge_id, done, dry_run=dry_run)
         problem = kind.refuse(main, others)
         if problem is not None:
             raise MergeError(problem, field="other_ids")
@@ -284,7 +284,7 @@ def recorded_merges(uow: UnitOfWork, history: Sequence[ChangeRecord]) -> list[st
 
 
 def _repeated(
-    repo: Any, main: R, merge_id: str, done: Mapping[str, Any], *, dry_run: bool
+    kind: MergeKind[R], repo: Any, main: R, merge_id: str, done: Mapping[str, Any], *, dry_run: bool
 ) -> MergeResult[R]:
     """The result of a merge done already, for a repeat of it.
 
@@ -293,17 +293,17 @@ def _repeated(
     """
     return MergeResult(
         merge_id=None if dry_run else merge_id,
-        main=_current(repo, main),
+        main=_current(kind, repo, main),
         merged_ids=tuple(done["merged_ids"]),
         provenance=done["provenance"],
     )
 
 
-def _current(repo: Any, main: R) -> R:
+def _current(kind: MergeKind[R], repo: Any, main: R) -> R:
     """The main as stored now, following it should it have been merged since."""
     found: R | None = follow_merges(repo.get(main.id), repo.get)
     if found is None:  # purged meanwhile
-        raise NotFound("record", main.id)
+        raise NotFound(kind.name, main.id)
     return found
 
 
