@@ -15,7 +15,6 @@ from customerkit.errors import QueryTooShort
 from customerkit.model import SearchField
 from customerkit.search import index as index_module
 from customerkit.search.index import MemorySearchIndex
-from customerkit.search.oracle import is_fuzzy_match, oracle_search
 from customerkit.search.query import (
     ALL_FIELDS,
     RankedMatch,
@@ -23,6 +22,7 @@ from customerkit.search.query import (
     SearchQuery,
     parse_query,
 )
+from customerkit.search.rules import is_fuzzy_match, oracle_search
 from customerkit.text import fold, query_words, words
 
 LOCATION = "loc-1"

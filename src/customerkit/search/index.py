@@ -1,6 +1,6 @@
 """An in-memory search index over millions of customers (rules S1-S5).
 
-``MemorySearchIndex`` returns exactly what ``customerkit.search.oracle.oracle_search``
+``MemorySearchIndex`` returns exactly what ``customerkit.search.rules.oracle_search``
 returns, in the same order, without reading every document.
 
 Design, per location:
@@ -49,15 +49,6 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.model import SearchField
-from customerkit.search.oracle import (
-    MIN_FUZZY_LENGTH,
-    MIN_INFIX_LENGTH,
-    is_fuzzy_match,
-    match_words,
-    max_typos,
-    reported_field,
-    score,
-)
 from customerkit.search.query import (
     ALL_FIELDS,
     EXACT,
@@ -67,6 +58,15 @@ from customerkit.search.query import (
     RankedMatch,
     SearchDocument,
     SearchQuery,
+)
+from customerkit.search.rules import (
+    MIN_FUZZY_LENGTH,
+    MIN_INFIX_LENGTH,
+    is_fuzzy_match,
+    match_words,
+    max_typos,
+    reported_field,
+    score,
 )
 from customerkit.text import fold, words
 
@@ -1062,7 +1062,7 @@ class MemorySearchIndex:
             limit: How many hits to return at most.
 
         Returns:
-            Exactly what ``customerkit.search.oracle.oracle_search`` returns.
+            Exactly what ``customerkit.search.rules.oracle_search`` returns.
         """
         location = self._locations.get(location_id)
         if location is None or limit <= 0 or not query.words or not query.fields:

@@ -38,7 +38,6 @@ from customerkit.model import (
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
-from customerkit.search.oracle import oracle_search
 from customerkit.search.query import (
     RankedMatch,
     SearchQuery,
@@ -46,6 +45,7 @@ from customerkit.search.query import (
     parse_query,
     search_document,
 )
+from customerkit.search.rules import oracle_search
 from customerkit.services import dismissals
 from customerkit.services import merge as merging
 from customerkit.services._context import (

@@ -60,16 +60,6 @@ from customerkit.backends.sqlalchemy import schema
 from customerkit.backends.sqlalchemy.anchors import Anchor, fuzzy_anchors, successor
 from customerkit.backends.sqlalchemy.convert import SEARCH_FIELDS, words_of
 from customerkit.model import SearchField
-from customerkit.search.oracle import (
-    MIN_FUZZY_LENGTH,
-    MIN_INFIX_LENGTH,
-    RankKey,
-    max_typos,
-    rank_key,
-    reported_field,
-    score,
-    word_strength,
-)
 from customerkit.search.query import (
     ALL_FIELDS,
     EXACT,
@@ -79,6 +69,16 @@ from customerkit.search.query import (
     RankedMatch,
     SearchDocument,
     SearchQuery,
+)
+from customerkit.search.rules import (
+    MIN_FUZZY_LENGTH,
+    MIN_INFIX_LENGTH,
+    RankKey,
+    max_typos,
+    rank_key,
+    reported_field,
+    score,
+    word_strength,
 )
 
 _W = schema.customer_words.c
