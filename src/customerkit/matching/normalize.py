@@ -49,11 +49,6 @@ _APOSTROPHES: Final = re.compile("['\u2019\u02bc\u2018`\u00b4]")
 _TOKEN: Final = re.compile(r"[^\W_]+")
 
 
-def _fold(text: str) -> str:
-    # ASCII text folds to its lower case; skip the Unicode work for it.
-    return text.lower() if text.isascii() else fold(text)
-
-
 def _without_apostrophes(text: str) -> str:
     # Most text has none: two substring tests are much cheaper than the substitution.
     if text.isascii() and "'" not in text and "`" not in text:
@@ -63,7 +58,7 @@ def _without_apostrophes(text: str) -> str:
 
 def _tokens(text: str) -> list[str]:
     """Folded words of ``text``: apostrophes join ("O'Brien" is one word), anything else splits."""
-    return _TOKEN.findall(_without_apostrophes(_fold(text)))
+    return _TOKEN.findall(_without_apostrophes(fold(text)))
 
 
 # --- people ------------------------------------------------------------------------------------
@@ -181,7 +176,7 @@ def company_key(value: str) -> str:
     >>> company_key("The Johnson & Sons Tire Co., L.L.C.")
     'johnson sons tire'
     """
-    folded = _fold(value)
+    folded = fold(value)
     if "." in folded:  # only dotted abbreviations need the substitution
         folded = _DOTTED.sub(_undot, folded)
     words = _TOKEN.findall(_without_apostrophes(folded))
@@ -268,18 +263,8 @@ def postal_key(value: str) -> str:
     return "".join(_tokens(value))
 
 
-def customer_number_key(value: str) -> str:
-    """A customer number compared as rule C2 says: case and separators ignored.
-
-    Same key as ``customerkit.text.number_key``.
-
-    >>> customer_number_key(" C-1001 ")
-    'c1001'
-    """
-    if value.isascii():
-        lowered = value.lower()
-        return lowered if lowered.isalnum() else _ASCII_NOT_ALNUM.sub("", lowered)
-    return number_key(value)
+#: A customer number compared as rule C2 says: case and separators ignored (``c1001``).
+customer_number_key: Final = number_key
 
 
 # --- emails and phones -------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import logging
 import operator
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import IO, Any, Literal, Protocol
@@ -154,7 +153,7 @@ def _clean_values(
     out["extra"] = _clean_extra(values.get("extra"), errors)
     if not out["company_name"]:
         errors.add("company_name", "is required; enter the company's name")
-    if out["customer_number"] and not _has_word_character(out["customer_number"]):
+    if out["customer_number"] and not number_key(out["customer_number"]):
         errors.add("customer_number", "needs at least one letter or digit")
     elif not out["customer_number"] and kind is CustomerKind.LOCAL:
         errors.add("customer_number", "is required for a local customer; enter it as in your DMS")
@@ -162,16 +161,6 @@ def _clean_values(
     _clean_login(values, out, errors)
     errors.raise_if_any()
     return out
-
-
-_ASCII_WORD_CHARACTER = re.compile("[A-Za-z0-9]")
-
-
-def _has_word_character(text: str) -> bool:
-    """Whether ``number_key(text)`` is not empty, without folding ASCII text."""
-    if text.isascii():
-        return _ASCII_WORD_CHARACTER.search(text) is not None
-    return bool(number_key(text))
 
 
 class ReferenceLookup(Protocol):
