@@ -1,0 +1,15 @@
+"""What every identity field shares: how a refusal is made, and what no text may hold."""
+
+from __future__ import annotations
+
+from customerkit.errors import ValidationError
+
+
+def refuse(field: str, message: str) -> ValidationError:
+    """The error refusing ``field``: its message says what to do and never repeats the value."""
+    return ValidationError({field: message})
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds an unpaired surrogate, which no encoding can store."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
