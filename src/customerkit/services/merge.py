@@ -27,6 +27,7 @@ from customerkit.errors import (
 )
 from customerkit.identity import email_key, phone_key
 from customerkit.model import (
+    CUSTOMER_FILL_FIELDS,
     Actor,
     ChangeRecord,
     Contact,
@@ -549,21 +550,7 @@ CONTACT_MERGE = MergeKind(
 
 CUSTOMER_MERGE = MergeKind(
     name="customer",
-    fill_fields=(
-        "customer_number",
-        "address_line1",
-        "address_line2",
-        "city",
-        "state",
-        "postal_code",
-        "country",
-        "email",
-        "phone",
-        "phone_extension",
-        "fax",
-        "company_type",
-        "category",
-    ),
+    fill_fields=CUSTOMER_FILL_FIELDS,
     repository=lambda uow: uow.customers,
     customer_of=lambda customer: customer.id,
     same_group=lambda customer: customer.location_id,
