@@ -15,7 +15,7 @@ import email_validator
 from email_validator.rfc_constants import DOT_ATOM_TEXT as _DOT_ATOM_LOCAL
 
 from customerkit.errors import CustomerKitError
-from customerkit.identity._common import refuse
+from customerkit.identity._common import checked_as_typed, refuse
 from customerkit.text import fold
 
 _EMAIL_MAX_LENGTH: Final = 254
@@ -165,10 +165,7 @@ def clean_email(value: str, *, field: str = "email") -> str:
     Raises:
         ValidationError: The address is refused; the message never repeats it.
     """
-    trimmed = value.strip()
-    if trimmed:
-        _validated_email(trimmed, field)
-    return trimmed
+    return checked_as_typed(value, field, _validated_email)
 
 
 def email_key(value: str, *, field: str = "email") -> str:

@@ -14,7 +14,7 @@ import attrs
 import phonenumbers
 
 from customerkit.errors import CustomerKitError
-from customerkit.identity._common import refuse
+from customerkit.identity._common import checked_as_typed, refuse
 from customerkit.text import digits
 
 #: Fewest digits a phone number (without extension) may have.
@@ -154,10 +154,7 @@ def clean_phone(value: str, *, field: str = "phone") -> str:
     Raises:
         ValidationError: The phone is refused; the message never repeats it.
     """
-    trimmed = value.strip()
-    if trimmed:
-        _parse_phone(trimmed, field)
-    return trimmed
+    return checked_as_typed(value, field, _parse_phone)
 
 
 @attrs.frozen(kw_only=True)
