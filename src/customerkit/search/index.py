@@ -48,19 +48,14 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.model import SearchField
-from customerkit.search.query import (
-    ALL_FIELDS,
+from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.rules import (
     EXACT,
     FUZZY,
     INFIX,
-    PREFIX,
-    RankedMatch,
-    SearchDocument,
-    SearchQuery,
-)
-from customerkit.search.rules import (
     MIN_FUZZY_LENGTH,
     MIN_INFIX_LENGTH,
+    PREFIX,
     is_fuzzy_match,
     match_words,
     max_typos,
