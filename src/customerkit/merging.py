@@ -21,7 +21,13 @@ import attrs
 
 from customerkit.errors import CustomerKitError, MergeError, NotFound, ValidationError
 from customerkit.identity import email_key, phone_key
-from customerkit.model import Contact, Customer, RecordStatus, Survivorship
+from customerkit.model import (
+    CUSTOMER_FILL_FIELDS,
+    Contact,
+    Customer,
+    RecordStatus,
+    Survivorship,
+)
 
 __all__ = [
     "CONTACT_MERGE",
@@ -264,21 +270,7 @@ CONTACT_MERGE: MergeKind[Contact] = MergeKind(
 
 CUSTOMER_MERGE: MergeKind[Customer] = MergeKind(
     name="customer",
-    fill_fields=(
-        "customer_number",
-        "address_line1",
-        "address_line2",
-        "city",
-        "state",
-        "postal_code",
-        "country",
-        "email",
-        "phone",
-        "phone_extension",
-        "fax",
-        "company_type",
-        "category",
-    ),
+    fill_fields=CUSTOMER_FILL_FIELDS,
     customer_of=_customer_id,
     same_group=_customer_location,
     refuse=_refuse_customers,

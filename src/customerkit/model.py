@@ -265,22 +265,30 @@ class Customer:
         return self.status is RecordStatus.ACTIVE
 
 
-#: Customer fields a caller may set through ``update`` (everything else is managed).
-CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
-    "company_name",
-    "customer_number",
+#: A customer's address fields, in the order forms show them.
+CUSTOMER_ADDRESS_FIELDS: tuple[str, ...] = (
     "address_line1",
     "address_line2",
     "city",
     "state",
     "postal_code",
     "country",
-    "email",
-    "phone",
-    "phone_extension",
-    "fax",
-    "company_type",
-    "category",
+)
+#: How to reach a customer: the fields besides the address, in the order forms show them.
+CUSTOMER_REACH_FIELDS: tuple[str, ...] = ("email", "phone", "phone_extension", "fax")
+#: The customer fields that name reference data (rule C4).
+CUSTOMER_REFERENCE_FIELDS: tuple[str, ...] = ("company_type", "category")
+#: Customer fields a merge fills from the merged records where the main has none (M3).
+CUSTOMER_FILL_FIELDS: tuple[str, ...] = (
+    "customer_number",
+    *CUSTOMER_ADDRESS_FIELDS,
+    *CUSTOMER_REACH_FIELDS,
+    *CUSTOMER_REFERENCE_FIELDS,
+)
+#: Customer fields a caller may set through ``update`` (everything else is managed).
+CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
+    "company_name",
+    *CUSTOMER_FILL_FIELDS,
     "username",
     "password",
     "extra",

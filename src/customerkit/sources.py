@@ -13,8 +13,8 @@ from pathlib import Path
 from customerkit.csvfile import open_csv, read_csv, refuse_repeated
 from customerkit.errors import SourceError
 from customerkit.model import SearchField, SourceHit, SourceRecord
-from customerkit.search.oracle import oracle_search
 from customerkit.search.query import SearchDocument, parse_query
+from customerkit.search.rules import oracle_search
 
 #: Source columns understood as customer fields, besides the field names themselves.
 COLUMN_ALIASES: Mapping[str, str] = {

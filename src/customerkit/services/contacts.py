@@ -7,7 +7,6 @@ import calendar
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import attrs
@@ -52,11 +51,8 @@ from customerkit.services._context import (
     visible_customer,
 )
 from customerkit.validation import (
-    FieldErrors,
-    clean_email_field,
+    clean_contact_fields,
     clean_optional,
-    clean_phone_field,
-    clean_text,
 )
 
 log = logging.getLogger("customerkit.contacts")
@@ -120,19 +116,6 @@ def resolve_for_write(uow: UnitOfWork, contact_id: str) -> tuple[Contact, Custom
     return contact, customer
 
 
-def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
-    errors = FieldErrors()
-    out: dict[str, Any] = {}
-    for name in ("first_name", "last_name", "title"):
-        out[name] = errors.check(name, partial(clean_text, values.get(name), name), "")
-    out["email"] = errors.check("email", partial(clean_email_field, values.get("email")), "")
-    out["phone"] = errors.check("phone", partial(clean_phone_field, values.get("phone")), "")
-    if not (out["first_name"] or out["last_name"]):
-        errors.add("last_name", "a contact needs a first or a last name")
-    errors.raise_if_any()
-    return out
-
-
 @checks_actors
 @attrs.define
 class ContactService:
@@ -150,7 +133,7 @@ class ContactService:
         """
         if not isinstance(draft, NewContact):
             raise ValidationError({"draft": "pass a NewContact"})
-        values = _clean_contact(attrs.asdict(draft))
+        values = clean_contact_fields(attrs.asdict(draft))
         case_id = clean_optional(draft.one_time_case_id, "one_time_case_id")
         if draft.external_user and not values["email"]:
             raise ValidationError({"email": "an external user needs an email to log in with"})
@@ -237,7 +220,7 @@ class ContactService:
                 raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
             values = {name: getattr(current, name) for name in (*CONTACT_EDITABLE_FIELDS, "email")}
             values.update(changes)
-            cleaned = _clean_contact(values)
+            cleaned = clean_contact_fields(values)
             updated = attrs.evolve(
                 current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
             )

@@ -30,8 +30,8 @@ from customerkit.services._context import (
     retried,
     save_customer,
 )
-from customerkit.services.customers import HISTORY_FIELDS, CustomerService, clean_customer_values
-from customerkit.validation import is_secret_name
+from customerkit.services.customers import HISTORY_FIELDS, CustomerService
+from customerkit.validation import clean_customer_values, is_secret_name
 
 log = logging.getLogger("customerkit.sources")
 
