@@ -31,7 +31,6 @@ from rapidfuzz import fuzz, process
 
 from customerkit.model import SearchField
 from customerkit.search.index import MemorySearchIndex
-from customerkit.search.oracle import match_words, rank_key, score
 from customerkit.search.query import (
     ALL_FIELDS,
     RankedMatch,
@@ -39,6 +38,7 @@ from customerkit.search.query import (
     SearchQuery,
     parse_query,
 )
+from customerkit.search.rules import match_words, rank_key, score
 from customerkit.text import words
 
 LOCATION = "loc-1"

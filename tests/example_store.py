@@ -148,9 +148,6 @@ class Customers(_Part):
         holder = self._holder(key)
         return None if holder is None else self._t.customers[holder]
 
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        return self._held(("number", (location_id, number_key)))
-
     def find_by_username(self, username_key: str) -> Customer | None:
         return self._held(("username", username_key))
 

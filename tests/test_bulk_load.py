@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import customerkit as ck
 from customerkit import synth, validation
+from customerkit import text as text_module
 from customerkit.backends import memory
 from customerkit.backends.sqlalchemy import convert
 from customerkit.errors import ValidationError
@@ -78,7 +79,7 @@ def test_clean_text_shortcut_gives_what_the_checks_give(value: str, multiline: b
 @given(tricky_text)
 def test_sql_rows_shortcuts_agree_with_text_functions(value: str) -> None:
     """Number keys, search words and folded names of the SQL rows: ASCII shortcuts agree."""
-    assert convert._number_key(value) == number_key(value)
+    assert number_key(value) == text_module._general_number_key(value)
     assert convert.words_of(value) == words(value)
     customer = Customer(
         id="c1", location_id="loc-1", kind=CustomerKind.LOCAL, company_name=value,

@@ -1,7 +1,7 @@
 """Dismissed pairs in ``customerkit.find_duplicates`` (M1, M2): properties of the pure function.
 
 The book's side (dismiss, undismiss, merges, permissions, tenancy, history) is in the contract
-suite (``TestDismissalsContract``) and the stateful machine.
+suite (``DismissalsContract``) and the stateful machine.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ import attrs
 import pytest
 
 import customerkit as ck
-from customerkit.search.oracle import oracle_search
 from customerkit.search.query import SearchDocument, parse_query
+from customerkit.search.rules import oracle_search
 from customerkit.testing import FakeClock
 from customerkit.text import query_words, words
 

@@ -659,19 +659,19 @@ def test_U4_email_fast_path_gives_what_email_validator_gives(value: str) -> None
     """Fast path (remembered domains, plain local parts) and the library alone agree."""
     fast = _email_outcomes(value)
     fast_again = _email_outcomes(value)  # now from the remembered domain
-    with mock.patch.object(identity, "_fast_email", return_value=None):
+    with mock.patch.object(identity.emails, "_fast_email", return_value=None):
         full = _email_outcomes(value)
     assert fast == fast_again == full
 
 
 def test_U4_email_fast_path_is_taken_for_plain_addresses_only() -> None:
     """The fast path answers plain addresses and leaves the rest to the library."""
-    assert identity._fast_email("bob@Example.COM") == ("bob", "example.com")
-    assert identity._fast_email("Bob@ex\u00e4mple.com") == ("Bob", "xn--exmple-cua.com")
-    assert identity._fast_email("j\u00f6rg@x.com") is None  # not an ASCII dot-atom
-    assert identity._fast_email("a..b@x.com") is None
-    assert identity._fast_email("bob@localhost") is None  # refused: the library explains why
-    assert identity._fast_email("x" * 65 + "@x.com") is None
+    assert identity.emails._fast_email("bob@Example.COM") == ("bob", "example.com")
+    assert identity.emails._fast_email("Bob@ex\u00e4mple.com") == ("Bob", "xn--exmple-cua.com")
+    assert identity.emails._fast_email("j\u00f6rg@x.com") is None  # not an ASCII dot-atom
+    assert identity.emails._fast_email("a..b@x.com") is None
+    assert identity.emails._fast_email("bob@localhost") is None  # refused: the library explains why
+    assert identity.emails._fast_email("x" * 65 + "@x.com") is None
 
 
 def test_U4_plain_domains_skip_the_library_only_when_it_surely_accepts() -> None:
@@ -680,10 +680,10 @@ def test_U4_plain_domains_skip_the_library_only_when_it_surely_accepts() -> None
     others = ["Example.com", "ab--c.com", "xn--p1ai.com", "x.test", "a.b.local", "x.c0m"]
     others += ["localhost", "a" * 64 + ".com", "-a.com", "a-.com", ("a" * 62 + ".") * 4 + "com"]
     for domain in plain:
-        assert identity._is_plain_domain(domain), domain
-        assert identity._checked_domain(domain) == (domain, domain)
+        assert identity.emails._is_plain_domain(domain), domain
+        assert identity.emails._checked_domain(domain) == (domain, domain)
     for domain in others:
-        assert not identity._is_plain_domain(domain), domain
+        assert not identity.emails._is_plain_domain(domain), domain
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1019,8 +1019,8 @@ def test_U4_phone_fast_path_agrees_with_the_general_path(value: str) -> None:
     """Plain ASCII phones take a shortcut; the outcome is the general path's."""
     fast = _phone_outcomes(value)
     with (
-        mock.patch.object(identity, "_PLAIN_PHONE", _NEVER),
-        mock.patch.object(identity, "_PLAIN_PHONE_BODY", _NEVER),
+        mock.patch.object(identity.phones, "_PLAIN_PHONE", _NEVER),
+        mock.patch.object(identity.phones, "_PLAIN_PHONE_BODY", _NEVER),
     ):
         general = _phone_outcomes(value)
     assert fast == general

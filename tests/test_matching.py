@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from customerkit.identity import email_key as identity_email_key
 from customerkit.identity import phone_key
+from customerkit.identity.phones import _SIMPLE_PHONE, _simple_digits
 from customerkit.matching import (
     DuplicatePair,
     DuplicateReport,
@@ -31,8 +32,6 @@ from customerkit.matching.api import _id_rank
 from customerkit.matching.blocking import record_keys, rules_for
 from customerkit.matching.column import Column, combine
 from customerkit.matching.normalize import (
-    _SIMPLE_PHONE,
-    _simple_digits,
     address_key,
     company_key,
     email_key,

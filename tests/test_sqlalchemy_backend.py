@@ -43,8 +43,8 @@ from customerkit.model import (
     SourceLink,
     User,
 )
-from customerkit.search.oracle import oracle_search, word_strength
 from customerkit.search.query import SearchDocument, SearchQuery, parse_query
+from customerkit.search.rules import oracle_search, word_strength
 from customerkit.testing import FakeClock
 from customerkit.testing.postgres import postgres_server_url, postgres_url  # noqa: F401
 

@@ -46,7 +46,17 @@ from hypothesis.stateful import (
 )
 
 import customerkit as ck
-from customerkit.testing import FakeClock
+from customerkit.testing import FakeClock, strategies
+from customerkit.testing.strategies import (
+    BAD_USERNAMES,
+    CITIES,
+    EMAILS,
+    NAMES,
+    PHONES,
+    QUERIES,
+    STATES,
+    USERNAME_KEYS,
+)
 from customerkit.text import fold, query_words, words
 
 # Among the slowest files: `-m "not slow"` leaves them out of a quick loop; CI runs them.
@@ -72,31 +82,13 @@ STEPS = 30
 
 # -- vocabularies ---------------------------------------------------------------------------------
 
-NAMES = [
-    "Johnson Tires",
-    "Johnson Tires - Denver",
-    "John Deere",
-    "Big John's Hauling",
-    "Denver Tire Co",
-    "Smith-Jones Farms",
-    "ÉCOLE Auto",
-    "50%_off Tires",
-]
-NUMBERS = ["C-1", "c1", " C-2 ", "N-3", "TIRES-9", "den-4"]
-CITIES = ["", "Denver", "Aurora", "Johnstown"]
-STATES = ["", "CO", "KS"]
-#: Usernames and their canonical keys (U1); "admin" is reserved and refused.
-USERNAME_KEYS = {"bob": "bob", "Bob": "bob", "ＢＯＢ": "bob", "alice": "alice", "carol": "carol"}
-BAD_USERNAMES = ["admin"]
-FIRST = ["Ann", "Anne", "Bob", ""]
-LAST = ["Lee", "Smith", ""]
-EMAILS = ["", "ann@example.com", "ANN@example.com", "bob@example.org"]
-PHONES = ["", "303 555 0142", "5550142"]
-TITLES = ["", "Owner"]
+# Shipped with the testing kit (``customerkit.testing.strategies``), so a third party's store
+# is driven with the same vocabularies.
+FIRST = strategies.FIRST_NAMES
+LAST = strategies.LAST_NAMES
 EXTERNAL_IDS = ["P-1", "P-2", "P-3"]
 
-#: Fixed searches whose hits and order are checked after every step (S4, S5).
-QUERIES = ["john", "den", "ohn"]  # exact/prefix on names, prefix on a city, infix
+#: Fixed searches whose hits and order are checked after every step (S4, S5): ``QUERIES``.
 RECENT_TEXT = "tires"
 SOURCE_QUERY = "tire"
 
@@ -1095,45 +1087,10 @@ def empty_book(make_book: Callable[[FakeClock], ck.Book], clock: FakeClock) -> c
 
 #: Mostly the admin, so that most calls get past the permission checks to the interesting part.
 actors = st.sampled_from([ADMIN, ADMIN, ADMIN, *ACTORS])
-customer_drafts = st.fixed_dictionaries(
-    {
-        "company_name": st.sampled_from([*NAMES, ""]),
-        "customer_number": st.sampled_from([*NUMBERS, ""]),
-        "city": st.sampled_from(CITIES),
-        "state": st.sampled_from(STATES),
-        "kind": st.sampled_from(["LOCAL", "FLEET"]),
-        "username": st.sampled_from([*[None] * 8, *USERNAME_KEYS, *BAD_USERNAMES]),
-    }
-)
-customer_changes = st.fixed_dictionaries(
-    {},
-    optional={
-        "company_name": st.sampled_from([*NAMES, ""]),
-        "customer_number": st.sampled_from([*NUMBERS, ""]),
-        "city": st.sampled_from(CITIES),
-        "state": st.sampled_from(STATES),
-        "username": st.sampled_from([None, *USERNAME_KEYS, *BAD_USERNAMES]),
-    },
-)
-contact_drafts = st.fixed_dictionaries(
-    {
-        "first_name": st.sampled_from(FIRST),
-        "last_name": st.sampled_from(LAST),
-        "email": st.sampled_from(EMAILS),
-        "phone": st.sampled_from(PHONES),
-        "title": st.sampled_from(TITLES),
-    }
-)
-contact_changes = st.fixed_dictionaries(
-    {},
-    optional={
-        "first_name": st.sampled_from(FIRST),
-        "last_name": st.sampled_from(LAST),
-        "phone": st.sampled_from(PHONES),
-        "title": st.sampled_from(TITLES),
-        "email": st.sampled_from(EMAILS),
-    },
-)
+customer_drafts = strategies.customer_values()
+customer_changes = strategies.customer_changes()
+contact_drafts = strategies.contact_values()
+contact_changes = strategies.contact_changes()
 source_records = st.fixed_dictionaries(
     {
         "company_name": st.sampled_from(NAMES),

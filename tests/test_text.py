@@ -7,6 +7,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
+from customerkit import text
 from customerkit.text import digits, fold, number_key, query_words, words
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -60,3 +61,9 @@ def test_s2_words_are_folded_alphanumeric_and_unique(text: str) -> None:
 @given(TEXT)
 def test_s2_query_words_are_indexed_words(text: str) -> None:
     assert set(query_words(text)) <= set(words(text))
+
+
+@given(st.text(alphabet="aZ09-'` _%.\t\u00e9\u00c9", max_size=30))
+def test_s2_c2_ascii_shortcuts_agree_with_the_general_paths(value: str) -> None:
+    assert fold(value) == text._general_fold(value)
+    assert number_key(value) == text._general_number_key(value)

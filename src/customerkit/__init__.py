@@ -15,6 +15,7 @@ Optional integrations live in their own modules and never load with this one.
 """
 
 from customerkit.book import Book, open_book
+from customerkit.config import BookConfig
 from customerkit.errors import (
     AlreadyImported,
     BookBusy,
@@ -74,15 +75,16 @@ from customerkit.model import (
     Role,
     SearchField,
     SearchHit,
+    SourceHit,
     SourceLink,
+    SourceRecord,
     Survivorship,
     UnusedContacts,
     User,
 )
 from customerkit.policy import Action, Policy, RolePolicy, Target
 from customerkit.ports import CustomerSource
-from customerkit.services._context import BookConfig
-from customerkit.sources import CsvSource, InMemorySource, SourceHit, SourceRecord
+from customerkit.sources import CsvSource, InMemorySource
 
 __version__ = "0.1.0.dev0"
 

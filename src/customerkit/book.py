@@ -5,10 +5,11 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from customerkit.config import BookConfig
 from customerkit.identity import PasswordHasher
 from customerkit.policy import Policy, RolePolicy
 from customerkit.ports import Clock, Store
-from customerkit.services._context import BookConfig, Context, utc_now
+from customerkit.services._context import Context, utc_now
 from customerkit.services.contacts import ContactService
 from customerkit.services.customers import CustomerService
 from customerkit.services.history import HistoryService

@@ -794,7 +794,7 @@ def unmerge(
     _note(f"Merge {merge_id} undone; customer {restored.id} has its old values back.")
 
 
-def _report_merge(result: ck.MergeResult, dry_run: bool) -> None:
+def _report_merge(result: ck.MergeResult[Any], dry_run: bool) -> None:
     merged = ", ".join(result.merged_ids)
     if dry_run:
         _note(f"Would merge {merged} into {result.main.id} (nothing written).")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -265,22 +265,30 @@ class Customer:
         return self.status is RecordStatus.ACTIVE
 
 
-#: Customer fields a caller may set through ``update`` (everything else is managed).
-CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
-    "company_name",
-    "customer_number",
+#: A customer's address fields, in the order forms show them.
+CUSTOMER_ADDRESS_FIELDS: tuple[str, ...] = (
     "address_line1",
     "address_line2",
     "city",
     "state",
     "postal_code",
     "country",
-    "email",
-    "phone",
-    "phone_extension",
-    "fax",
-    "company_type",
-    "category",
+)
+#: How to reach a customer: the fields besides the address, in the order forms show them.
+CUSTOMER_REACH_FIELDS: tuple[str, ...] = ("email", "phone", "phone_extension", "fax")
+#: The customer fields that name reference data (rule C4).
+CUSTOMER_REFERENCE_FIELDS: tuple[str, ...] = ("company_type", "category")
+#: Customer fields a merge fills from the merged records where the main has none (M3).
+CUSTOMER_FILL_FIELDS: tuple[str, ...] = (
+    "customer_number",
+    *CUSTOMER_ADDRESS_FIELDS,
+    *CUSTOMER_REACH_FIELDS,
+    *CUSTOMER_REFERENCE_FIELDS,
+)
+#: Customer fields a caller may set through ``update`` (everything else is managed).
+CUSTOMER_EDITABLE_FIELDS: tuple[str, ...] = (
+    "company_name",
+    *CUSTOMER_FILL_FIELDS,
     "username",
     "password",
     "extra",
@@ -433,15 +441,40 @@ class UnusedContacts:
     should_prompt: bool
 
 
+def _as_str_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
 @attrs.frozen(kw_only=True)
-class MergeResult:
+class SourceRecord:
+    """One customer as the source has it: its id there and its fields (customer field names)."""
+
+    external_id: str
+    data: Mapping[str, str] = attrs.field(converter=_as_str_dict)
+
+
+@attrs.frozen(kw_only=True)
+class SourceHit:
+    """A source record found by a search; ``customer_id`` is set when it is a customer already."""
+
+    record: SourceRecord
+    customer_id: str | None = None
+
+
+#: The kind of record a merge took: ``MergeResult[Contact]`` or ``MergeResult[Customer]``.
+Merged = TypeVar("Merged", bound=Contact | Customer)
+
+
+@attrs.frozen(kw_only=True)
+class MergeResult(Generic[Merged]):
     """What a merge did, or (with ``merge_id=None``) what a dry run would do (M3, M4).
 
+    ``main`` is the merged main record (a ``Contact`` or a ``Customer``, as merged).
     ``provenance`` maps each field of the resulting main record to the id of the record its
     value came from.
     """
 
     merge_id: str | None
-    main: Any
+    main: Merged
     merged_ids: tuple[str, ...]
     provenance: Mapping[str, str] = attrs.field(factory=FrozenMapping, converter=_frozen_mapping)

@@ -37,7 +37,7 @@ from customerkit.model import (
     Dismissal,
     User,
 )
-from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.query import RankedMatch, SearchQuery
 
 if TYPE_CHECKING:
     from customerkit.export import ExportRecord
@@ -70,9 +70,6 @@ class CustomerRepository(Protocol):
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         """The tombstones whose ``merged_into`` is this customer, in id order."""
-
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        """The live customer of a location with this canonical number."""
 
     def find_by_username(self, username_key: str) -> Customer | None:
         """The customer (live or tombstoned) holding this canonical username."""
@@ -135,7 +132,7 @@ class CustomerSearch(Protocol):
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         """Live customers of a location matching the query, ranked as S5 says.
 
-        The results must be exactly those of ``customerkit.search.oracle.oracle_search`` over
+        The results must be exactly those of ``customerkit.search.rules.oracle_search`` over
         the location's live customers (``search_document`` of each).
         """
 
@@ -387,19 +384,6 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
-
-
-class SearchIndex(Protocol):
-    """An index over customers' searchable fields, used by backends that search in Python."""
-
-    def upsert(self, document: SearchDocument) -> None:
-        """Add or replace a document."""
-
-    def remove(self, document_id: str) -> None:
-        """Drop a document (no error when absent)."""
-
-    def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
-        """Documents of a location matching the query, ranked as S5 says."""
 
 
 @runtime_checkable

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import attrs
 
 from customerkit.csvfile import open_csv, read_csv, refuse_repeated
 from customerkit.errors import SourceError
-from customerkit.model import SearchField
-from customerkit.search.oracle import oracle_search
+from customerkit.model import SearchField, SourceHit, SourceRecord
 from customerkit.search.query import SearchDocument, parse_query
+from customerkit.search.rules import oracle_search
 
 #: Source columns understood as customer fields, besides the field names themselves.
 COLUMN_ALIASES: Mapping[str, str] = {
@@ -42,25 +39,7 @@ COLUMN_ALIASES: Mapping[str, str] = {
 }
 _MAX_SOURCE_HITS = 500
 
-
-def _as_dict(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value)
-
-
-@attrs.frozen(kw_only=True)
-class SourceRecord:
-    """One customer as the source has it: its id there and its fields (customer field names)."""
-
-    external_id: str
-    data: Mapping[str, str] = attrs.field(converter=_as_dict)
-
-
-@attrs.frozen(kw_only=True)
-class SourceHit:
-    """A source record found by a search; ``customer_id`` is set when it is a customer already."""
-
-    record: SourceRecord
-    customer_id: str | None = None
+__all__ = ["COLUMN_ALIASES", "CsvSource", "InMemorySource", "SourceHit", "SourceRecord"]
 
 
 def _document(record: SourceRecord) -> SearchDocument:
@@ -170,12 +149,3 @@ class CsvSource(InMemorySource):
                 seen.add(external_id)
                 records.append(SourceRecord(external_id=external_id, data=data))
         return records
-
-
-def as_record(value: Any) -> SourceRecord | None:
-    """Accept a ``SourceRecord`` or a mapping with ``external_id`` and ``data`` from a source."""
-    if value is None or isinstance(value, SourceRecord):
-        return value
-    if isinstance(value, Mapping) and "external_id" in value:
-        return SourceRecord(external_id=str(value["external_id"]), data=value.get("data", {}))
-    raise SourceError("the source returned something that is not a SourceRecord", field="source")

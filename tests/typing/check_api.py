@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import customerkit as ck
+from customerkit.config import BookConfig
 
 
 def tour() -> tuple[object, ...]:
@@ -38,6 +39,9 @@ def tour() -> tuple[object, ...]:
     book.contacts.undismiss(k.id, "other", actor=admin)
     dismissed: list[ck.Dismissal] = book.contacts.dismissed(actor=admin, customer_id=c.id)
     like_c: list[ck.SimilarMatch] = book.customers.find_similar(c, actor=admin)
+    merged_contact: ck.Contact = book.contacts.merge(k.id, ["other"], actor=admin).main
+    merged_customer: ck.Customer = book.customers.merge(c.id, ["other"], actor=admin).main
+    config: ck.BookConfig = BookConfig(phone_region="CA")
     return (
         score,
         recent,
@@ -52,4 +56,7 @@ def tour() -> tuple[object, ...]:
         dismissal,
         dismissed,
         like_c,
+        merged_contact.first_name,
+        merged_customer.company_name,
+        config,
     )

@@ -4,11 +4,8 @@ Every function takes a value as typed (already trimmed, ``""`` for missing) and 
 where ``""`` still means missing. Keys are plain strings so that batch matching, the incremental
 index and the tests compare exactly the same things (rule M1).
 
-Emails and phones use ``customerkit.identity`` (``email_key``, ``phone_key``), with two fast
-paths that give the same key for the common case without the cost of a full parse: an ASCII
-address is lower-cased, and a North-American number of ten digits (or eleven starting with 1)
-becomes ``+1`` and its ten digits. A value ``identity`` refuses (messy dealer data) still gets a
-key: the folded address, or the phone's digits.
+Emails and phones use the lenient keys of ``customerkit.identity`` (``lenient_email_key``,
+``lenient_phone_number``): a value the strict keys refuse (messy dealer data) still gets a key.
 """
 
 from __future__ import annotations
@@ -18,9 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Final
 
-from customerkit import identity
 from customerkit.data.nicknames import NICKNAME_GROUPS, NICKNAMES
-from customerkit.errors import CustomerKitError
+from customerkit.identity import lenient_email_key, lenient_phone_number
 from customerkit.matching.column import Column
 from customerkit.text import digits, fold, number_key
 
@@ -49,11 +45,6 @@ _APOSTROPHES: Final = re.compile("['\u2019\u02bc\u2018`\u00b4]")
 _TOKEN: Final = re.compile(r"[^\W_]+")
 
 
-def _fold(text: str) -> str:
-    # ASCII text folds to its lower case; skip the Unicode work for it.
-    return text.lower() if text.isascii() else fold(text)
-
-
 def _without_apostrophes(text: str) -> str:
     # Most text has none: two substring tests are much cheaper than the substitution.
     if text.isascii() and "'" not in text and "`" not in text:
@@ -63,7 +54,7 @@ def _without_apostrophes(text: str) -> str:
 
 def _tokens(text: str) -> list[str]:
     """Folded words of ``text``: apostrophes join ("O'Brien" is one word), anything else splits."""
-    return _TOKEN.findall(_without_apostrophes(_fold(text)))
+    return _TOKEN.findall(_without_apostrophes(fold(text)))
 
 
 # --- people ------------------------------------------------------------------------------------
@@ -181,7 +172,7 @@ def company_key(value: str) -> str:
     >>> company_key("The Johnson & Sons Tire Co., L.L.C.")
     'johnson sons tire'
     """
-    folded = _fold(value)
+    folded = fold(value)
     if "." in folded:  # only dotted abbreviations need the substitution
         folded = _DOTTED.sub(_undot, folded)
     words = _TOKEN.findall(_without_apostrophes(folded))
@@ -250,6 +241,7 @@ def address_key(value: str) -> str:
 
 
 _ASCII_NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
+_NOT_DIGIT: Final = re.compile(r"[^0-9]+")
 _ASCII_LETTER: Final = re.compile(r"[A-Za-z]")
 
 
@@ -268,89 +260,17 @@ def postal_key(value: str) -> str:
     return "".join(_tokens(value))
 
 
-def customer_number_key(value: str) -> str:
-    """A customer number compared as rule C2 says: case and separators ignored.
-
-    Same key as ``customerkit.text.number_key``.
-
-    >>> customer_number_key(" C-1001 ")
-    'c1001'
-    """
-    if value.isascii():
-        lowered = value.lower()
-        return lowered if lowered.isalnum() else _ASCII_NOT_ALNUM.sub("", lowered)
-    return number_key(value)
+#: A customer number compared as rule C2 says: case and separators ignored (``c1001``).
+customer_number_key: Final = number_key
 
 
 # --- emails and phones -------------------------------------------------------------------------
 
-_SIMPLE_EMAIL: Final = re.compile(r"[^\s\"\[\]<>]+@[^\s\"\[\]<>@]+")
-
-
-def email_key(value: str) -> str:
-    """An email address compared as ``local.casefold()@idna-domain`` (rule U4).
-
-    Same key as ``customerkit.identity.email_key``; an address that function refuses is
-    folded instead, so messy data still matches itself.
-
-    >>> email_key("Bob@Example.COM")
-    'bob@example.com'
-    """
-    if not value:
-        return ""
-    # For ASCII, casefold is lower() and the IDNA form of a domain is the domain lower-cased.
-    if value.isascii() and _SIMPLE_EMAIL.fullmatch(value):
-        return value.lower()
-    try:
-        return identity.email_key(value)
-    except (CustomerKitError, ValueError):
-        return fold(value)
-
-
-_NANP_REGIONS: Final = frozenset({"US", "CA"})
-_SIMPLE_PHONE: Final = re.compile(
-    r"(?P<number>\+?[0-9 ().\-]+?)\s*(?:(?:x|ext\.?|extension|\#)\s*[0-9]+)?", re.IGNORECASE
-)
-_NOT_DIGIT: Final = re.compile(r"[^0-9]+")
-
-
-def _simple_digits(value: str) -> str | None:
-    """The digits of a number written simply (see ``_SIMPLE_PHONE``), extension aside, or None."""
-    # Most numbers are digits, spaces, brackets, dots and dashes: skip the regular expression.
-    plain = value[1:] if value[0] == "+" else value
-    # Chained replace() beats translate() and a regular expression here.
-    plain = plain.replace(" ", "").replace("(", "").replace(")", "").replace(".", "")
-    plain = plain.replace("-", "")
-    if plain.isascii() and plain.isdigit():
-        return plain
-    simple = _SIMPLE_PHONE.fullmatch(value)
-    return None if simple is None else _NOT_DIGIT.sub("", simple["number"])
-
-
-def phone_number_key(value: str, region: str = "US") -> str:
-    """A phone number without its extension: E.164 when possible, else its digits (rule U4).
-
-    Same number as ``customerkit.identity.phone_key``; a value that function refuses keeps
-    its digits (``""`` when it has fewer than four).
-
-    >>> phone_number_key("(303) 555-0142 x12"), phone_number_key("1.303.555.0142")
-    ('+13035550142', '+13035550142')
-    """
-    if not value:
-        return ""
-    number = _simple_digits(value) if region.upper() in _NANP_REGIONS else None
-    if number is not None:
-        if len(number) == 11 and number[0] == "1":
-            number = number[1:]
-        elif value[0] == "+":
-            number = ""
-        if len(number) == 10 and number[0] not in "01":
-            return "+1" + number
-    try:
-        return identity.phone_key(value, region=region).number
-    except CustomerKitError:
-        number = digits(value)
-        return number if len(number) >= 4 else ""
+#: An email address compared as ``local.casefold()@idna-domain`` (rule U4); an address
+#: ``customerkit.identity.email_key`` refuses is folded, so messy data still matches itself.
+email_key: Final = lenient_email_key
+#: A phone number without its extension: E.164 when possible, else its digits (rule U4).
+phone_number_key: Final = lenient_phone_number
 
 
 # --- columns ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """An in-memory search index over millions of customers (rules S1-S5).
 
-``MemorySearchIndex`` returns exactly what ``customerkit.search.oracle.oracle_search``
+``MemorySearchIndex`` returns exactly what ``customerkit.search.rules.oracle_search``
 returns, in the same order, without reading every document.
 
 Design, per location:
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, NamedTuple, cast
@@ -49,26 +48,21 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.model import SearchField
-from customerkit.search.oracle import (
+from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.rules import (
+    EXACT,
+    FUZZY,
+    INFIX,
     MIN_FUZZY_LENGTH,
     MIN_INFIX_LENGTH,
+    PREFIX,
     is_fuzzy_match,
     match_words,
     max_typos,
     reported_field,
     score,
 )
-from customerkit.search.query import (
-    ALL_FIELDS,
-    EXACT,
-    FUZZY,
-    INFIX,
-    PREFIX,
-    RankedMatch,
-    SearchDocument,
-    SearchQuery,
-)
-from customerkit.text import fold, words
+from customerkit.text import fold, words, words_of_texts
 
 _Array = npt.NDArray[Any]
 
@@ -93,8 +87,6 @@ _PACKED_BITS: Final = 63
 #: Most documents one segment may hold: document numbers are shifted left by two in int32.
 _MAX_SEGMENT: Final = (1 << 29) - 1
 
-_ASCII_CHUNK = re.compile(r"[a-z0-9-]+")
-_ASCII_TOKEN = re.compile(r"[a-z0-9-]+|\n")
 _ID: Final = operator.attrgetter("id")
 _TEXT_OF: Final[dict[SearchField, Callable[[SearchDocument], str]]] = {
     SearchField.NAME: operator.attrgetter("name"),
@@ -114,65 +106,6 @@ class _Entries(NamedTuple):
 
 def _join(parts: Sequence[_Entries]) -> _Entries:
     return _Entries(*(np.concatenate([part[i] for part in parts]) for i in range(3)))
-
-
-def _words(text: str) -> tuple[str, ...]:
-    """``customerkit.text.words``, several times faster for ASCII text.
-
-    ASCII text needs no Unicode normalisation and its case folding is ``lower``, so a regular
-    expression does the tokenising; tests check both agree.
-    """
-    if not text.isascii():
-        return words(text)
-    lowered = text.lower()
-    if "'" in lowered or "`" in lowered:
-        lowered = lowered.replace("'", "").replace("`", "")
-    chunks = _ASCII_CHUNK.findall(lowered)
-    if "-" not in lowered:
-        return tuple(dict.fromkeys(chunks))
-    out: list[str] = []
-    for chunk in chunks:
-        parts = [part for part in chunk.split("-") if part]
-        out.extend(parts)
-        if len(parts) > 1:
-            out.append("".join(parts))
-    return tuple(dict.fromkeys(out))
-
-
-def _tokenise(texts: Sequence[str]) -> tuple[list[str], list[int]]:
-    """The indexed words of many texts, concatenated, and how many each text has.
-
-    The words of ``_words``, possibly repeated within a text. ASCII texts are tokenised
-    by one regular expression over all of them joined by newlines, which saves a Python call
-    per text.
-    """
-    if not texts:
-        return [], []
-    blob = "\n".join(texts)
-    if not blob.isascii() or blob.count("\n") != len(texts) - 1:
-        found = list(map(_words, texts))
-        return list(itertools.chain.from_iterable(found)), list(map(len, found))
-    lowered = blob.lower().replace("'", "").replace("`", "")
-    flat: list[str] = []
-    counts: list[int] = []
-    start = 0
-    for chunk in [*_ASCII_TOKEN.findall(lowered), "\n"]:
-        if chunk == "\n":
-            counts.append(len(flat) - start)
-            start = len(flat)
-        elif "-" not in chunk:
-            flat.append(chunk)
-        else:
-            parts = [part for part in chunk.split("-") if part]
-            flat.extend(parts)
-            if len(parts) > 1:
-                flat.append("".join(parts))
-    return flat, counts
-
-
-def _fold_name(name: str) -> str:
-    """``customerkit.text.fold`` without its cache, which a million names would churn."""
-    return name.lower() if name.isascii() else fold(name)
 
 
 def _offsets(lengths: _Array) -> _Array:
@@ -568,7 +501,7 @@ class _Segment:
     @classmethod
     def from_documents(cls, documents: Sequence[SearchDocument]) -> _Segment:
         """A segment of new documents (distinct ids)."""
-        names = [_fold_name(document.name) for document in documents]
+        names = [fold(document.name) for document in documents]
         ids = list(map(_ID, documents))
         order = _rank_order(names, ids)
         ordered = [documents[at] for at in order]
@@ -577,7 +510,7 @@ class _Segment:
         for code, field in enumerate(ALL_FIELDS):
             texts = list(map(_TEXT_OF[field], ordered))
             distinct = dict.fromkeys(texts)
-            found, counts = _tokenise(list(distinct))
+            found, counts = words_of_texts(list(distinct))
             per_text = np.array(counts, dtype=np.int64)
             starts = _offsets(per_text)[:-1].astype(np.int64) + len(words)
             words.extend(found)
@@ -849,9 +782,9 @@ class _Pending:
 
     def __init__(self, document: SearchDocument) -> None:
         self.document = document
-        name = _fold_name(document.name)
+        name = fold(document.name)
         self.key = (len(name), name, document.id)
-        self.field_words = {field: _words(_TEXT_OF[field](document)) for field in ALL_FIELDS}
+        self.field_words = {field: words(_TEXT_OF[field](document)) for field in ALL_FIELDS}
 
 
 class _Hit(NamedTuple):
@@ -1062,7 +995,7 @@ class MemorySearchIndex:
             limit: How many hits to return at most.
 
         Returns:
-            Exactly what ``customerkit.search.oracle.oracle_search`` returns.
+            Exactly what ``customerkit.search.rules.oracle_search`` returns.
         """
         location = self._locations.get(location_id)
         if location is None or limit <= 0 or not query.words or not query.fields:

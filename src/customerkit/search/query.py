@@ -20,12 +20,6 @@ ALL_FIELDS: tuple[SearchField, ...] = (
     SearchField.NUMBER,
 )
 
-# Match strengths: a hit ranks by its weakest query word (S5).
-EXACT = 3
-PREFIX = 2
-INFIX = 1
-FUZZY = 0
-
 
 @attrs.frozen(kw_only=True)
 class SearchDocument:

@@ -32,8 +32,8 @@ from customerkit.ports import (
     LocationQueries,
     UnitOfWork,
 )
-from customerkit.search.oracle import oracle_search
 from customerkit.search.query import RankedMatch, SearchQuery, search_document
+from customerkit.search.rules import oracle_search
 
 __all__ = [
     "contact_match_index",

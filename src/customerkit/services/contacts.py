@@ -7,7 +7,6 @@ import calendar
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import attrs
@@ -21,6 +20,7 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
+from customerkit.merging import CONTACT_MERGE, follow_merges
 from customerkit.model import (
     CONTACT_EDITABLE_FIELDS,
     Actor,
@@ -51,11 +51,8 @@ from customerkit.services._context import (
     visible_customer,
 )
 from customerkit.validation import (
-    FieldErrors,
-    clean_email_field,
+    clean_contact_fields,
     clean_optional,
-    clean_phone_field,
-    clean_text,
 )
 
 log = logging.getLogger("customerkit.contacts")
@@ -97,13 +94,8 @@ def contact_target(customer: Customer, contact: Contact | None = None) -> Target
 
 def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
     """The live contact an id stands for: merged ids resolve to their main (M3)."""
-    contact = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
-    seen: set[str] = set()
-    while contact is not None and contact.status is RecordStatus.MERGED:
-        if contact.merged_into is None or contact.id in seen:
-            break
-        seen.add(contact.id)
-        contact = uow.contacts.get(contact.merged_into)
+    found = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
+    contact = follow_merges(found, uow.contacts.get)
     if contact is None or not contact.is_live:
         raise NotFound("contact", str(contact_id))
     return contact
@@ -124,19 +116,6 @@ def resolve_for_write(uow: UnitOfWork, contact_id: str) -> tuple[Contact, Custom
     return contact, customer
 
 
-def _clean_contact(values: Mapping[str, Any]) -> dict[str, Any]:
-    errors = FieldErrors()
-    out: dict[str, Any] = {}
-    for name in ("first_name", "last_name", "title"):
-        out[name] = errors.check(name, partial(clean_text, values.get(name), name), "")
-    out["email"] = errors.check("email", partial(clean_email_field, values.get("email")), "")
-    out["phone"] = errors.check("phone", partial(clean_phone_field, values.get("phone")), "")
-    if not (out["first_name"] or out["last_name"]):
-        errors.add("last_name", "a contact needs a first or a last name")
-    errors.raise_if_any()
-    return out
-
-
 @checks_actors
 @attrs.define
 class ContactService:
@@ -154,7 +133,7 @@ class ContactService:
         """
         if not isinstance(draft, NewContact):
             raise ValidationError({"draft": "pass a NewContact"})
-        values = _clean_contact(attrs.asdict(draft))
+        values = clean_contact_fields(attrs.asdict(draft))
         case_id = clean_optional(draft.one_time_case_id, "one_time_case_id")
         if draft.external_user and not values["email"]:
             raise ValidationError({"email": "an external user needs an email to log in with"})
@@ -241,7 +220,7 @@ class ContactService:
                 raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
             values = {name: getattr(current, name) for name in (*CONTACT_EDITABLE_FIELDS, "email")}
             values.update(changes)
-            cleaned = _clean_contact(values)
+            cleaned = clean_contact_fields(values)
             updated = attrs.evolve(
                 current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
             )
@@ -496,7 +475,7 @@ class ContactService:
         *,
         actor: Actor,
         dry_run: bool = False,
-    ) -> MergeResult:
+    ) -> MergeResult[Contact]:
         """Merge contacts of one customer into a main contact (M3, M4).
 
         The main keeps its values and gains the others' where it is blank (a blank email too,
@@ -511,7 +490,7 @@ class ContactService:
 
         return merging.merge(
             self._ctx,
-            merging.CONTACT_MERGE,
+            CONTACT_MERGE,
             main_id,
             other_ids,
             actor=actor,
@@ -528,7 +507,7 @@ class ContactService:
             self._ctx.authorize(actor, Action.CONTACT_MERGE, contact_target(customer))
 
         restored: Contact = merging.unmerge(
-            self._ctx, merging.CONTACT_MERGE, merge_id, actor=actor, authorize=authorize
+            self._ctx, CONTACT_MERGE, merge_id, actor=actor, authorize=authorize
         )
         return restored
 

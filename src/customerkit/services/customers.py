@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import operator
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal
 
 import attrs
 
@@ -21,12 +19,11 @@ from customerkit.errors import (
 )
 from customerkit.export import write_records
 from customerkit.matching import DuplicateReport, SimilarMatch, find_duplicates
+from customerkit.merging import CUSTOMER_MERGE
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
     Actor,
-    Category,
     ChangeRecord,
-    CompanyType,
     Customer,
     CustomerKind,
     Dismissal,
@@ -57,33 +54,18 @@ from customerkit.services._context import (
 )
 from customerkit.text import number_key, query_words, words
 from customerkit.validation import (
-    DEFAULT_MAX_LENGTH,
-    MAX_LENGTH,
-    FieldErrors,
-    clean_email_field,
-    clean_optional,
-    clean_phone_field,
+    CUSTOMER_TEXT_FIELDS,
+    clean_customer_values,
     clean_text,
-    is_secret_name,
 )
+from customerkit.validation import ReferenceCache as _ReferenceCache
+from customerkit.validation import checked_draft as _checked_draft
 
 log = logging.getLogger("customerkit.customers")
 
-_TEXT_FIELDS = (
-    "company_name",
-    "customer_number",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "phone_extension",
-)
-_TEXT_LIMITS = tuple((name, MAX_LENGTH.get(name, DEFAULT_MAX_LENGTH)) for name in _TEXT_FIELDS)
 #: Fields written to history (the password hash never is; a password change shows as a marker).
 HISTORY_FIELDS = (
-    *_TEXT_FIELDS,
+    *CUSTOMER_TEXT_FIELDS,
     "email",
     "phone",
     "fax",
@@ -100,162 +82,8 @@ MAX_STAFF = 2
 _DISMISSAL = dismissals.CUSTOMER_DISMISSAL
 
 
-def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        errors.add("extra", "must be a mapping of field name to text")
-        return {}
-    cleaned: dict[str, str] = {}
-    for key, item in value.items():
-        name = errors.run("extra", "", clean_text, key, "extra")
-        if name and is_secret_name(name):
-            # Stored, it would show in exports, history and reprs: never keep one.
-            errors.add(
-                "extra",
-                f"{name!r} looks like a secret (password, PIN, token); customerkit never "
-                "stores secrets in extra: leave it out",
-            )
-        elif name:
-            cleaned[name] = errors.run("extra", "", clean_text, item, "extra")
-    return cleaned
-
-
-def clean_customer_values(
-    values: Mapping[str, Any], kind: CustomerKind, uow: UnitOfWork, region: str
-) -> dict[str, Any]:
-    """Validate every customer field at once (C1, C4, U1, U4); raise all errors together.
-
-    Returns the cleaned values to store; ``password`` stays in clear text for the caller to
-    hash and is ``None`` when not given.
-    """
-    return _clean_values(values, kind, uow.reference)
-
-
-def _clean_values(
-    values: Mapping[str, Any], kind: CustomerKind, reference: ReferenceLookup
-) -> dict[str, Any]:
-    """``clean_customer_values`` with the reference data looked up in ``reference``."""
-    errors = FieldErrors()
-    out: dict[str, Any] = {}
-    for name, limit in _TEXT_LIMITS:
-        value = values.get(name)
-        if type(value) is str:  # clean_text's own shortcut, without its call (14 a row)
-            text = value.strip()
-            if text.isprintable() and len(text) <= limit:
-                out[name] = text
-                continue
-        out[name] = errors.run(name, "", clean_text, value, name)
-    out["email"] = errors.run("email", "", clean_email_field, values.get("email"))
-    for name in ("phone", "fax"):
-        out[name] = errors.run(name, "", clean_phone_field, values.get(name), name)
-    out["extra"] = _clean_extra(values.get("extra"), errors)
-    if not out["company_name"]:
-        errors.add("company_name", "is required; enter the company's name")
-    if out["customer_number"] and not _has_word_character(out["customer_number"]):
-        errors.add("customer_number", "needs at least one letter or digit")
-    elif not out["customer_number"] and kind is CustomerKind.LOCAL:
-        errors.add("customer_number", "is required for a local customer; enter it as in your DMS")
-    _clean_reference(values, reference, out, errors)
-    _clean_login(values, out, errors)
-    errors.raise_if_any()
-    return out
-
-
-_ASCII_WORD_CHARACTER = re.compile("[A-Za-z0-9]")
-
-
-def _has_word_character(text: str) -> bool:
-    """Whether ``number_key(text)`` is not empty, without folding ASCII text."""
-    if text.isascii():
-        return _ASCII_WORD_CHARACTER.search(text) is not None
-    return bool(number_key(text))
-
-
-class ReferenceLookup(Protocol):
-    """The reference data validation needs (``uow.reference`` or ``_ReferenceCache``)."""
-
-    def get_company_type(self, name: str) -> CompanyType | None:
-        """The company type with this name."""
-
-    def get_category(self, name: str) -> Category | None:
-        """The category with this name."""
-
-
-class _ReferenceCache:
-    """Reference data looked up once per name: a bulk load names the same few again and again.
-
-    create_many writes no reference data, so what it reads stays true for the whole call.
-    """
-
-    def __init__(self, reference: ReferenceLookup) -> None:
-        self._reference = reference
-        self._types: dict[str, CompanyType | None] = {}
-        self._categories: dict[str, Category | None] = {}
-
-    def get_company_type(self, name: str) -> CompanyType | None:
-        if name not in self._types:
-            self._types[name] = self._reference.get_company_type(name)
-        return self._types[name]
-
-    def get_category(self, name: str) -> Category | None:
-        if name not in self._categories:
-            self._categories[name] = self._reference.get_category(name)
-        return self._categories[name]
-
-
-def _clean_reference(
-    values: Mapping[str, Any], reference: ReferenceLookup, out: dict[str, Any], errors: FieldErrors
-) -> None:
-    company_type = errors.run(
-        "company_type", None, clean_optional, values.get("company_type"), "company_type"
-    )
-    if company_type is not None and reference.get_company_type(company_type) is None:
-        errors.add("company_type", "is not a known company type; add it to the reference data")
-    category_name = errors.run("category", None, clean_optional, values.get("category"), "category")
-    category = None if category_name is None else reference.get_category(category_name)
-    if category_name is not None and category is None:
-        errors.add("category", "is not a known category; add it to the reference data")
-    for required in () if category is None else category.required_fields:
-        value = out.get(required, out["extra"].get(required, ""))
-        if not value:
-            errors.add(required, f"is required by category {category_name!r}")
-    out["company_type"], out["category"] = company_type, category_name
-
-
-def _clean_login(values: Mapping[str, Any], out: dict[str, Any], errors: FieldErrors) -> None:
-    username = values.get("username")
-    out["username"] = None
-    if isinstance(username, str):
-        out["username"] = errors.run("username", None, identity.clean_username, username)
-    elif username is not None:
-        errors.add("username", "must be text")
-    password = values.get("password")
-    out["password"] = password
-    if password is not None:
-        if not isinstance(password, str):
-            errors.add("password", "must be text")
-            out["password"] = None
-        else:
-            errors.run("password", None, identity.check_password, password)
-    if out["password"] is not None and out["username"] is None:
-        errors.add("password", "needs a username to log in with; set a username too")
-
-
-_DRAFT_FIELDS = tuple(field.name for field in attrs.fields(NewCustomer))
-_draft_values = operator.attrgetter(*_DRAFT_FIELDS)
 #: Values a new customer's history leaves out (as ``changes_between`` does for a creation).
 _UNSET: tuple[Any, ...] = ("", (), {}, None, False)
-
-
-def _checked_draft(draft: Any, reference: ReferenceLookup) -> dict[str, Any]:
-    """The cleaned values of a draft (see ``clean_customer_values``)."""
-    if not isinstance(draft, NewCustomer):
-        raise ValidationError({"draft": "pass a NewCustomer"})
-    if not isinstance(draft.kind, CustomerKind):
-        raise ValidationError({"kind": "must be CustomerKind.LOCAL or CustomerKind.FLEET"})
-    values = dict(zip(_DRAFT_FIELDS, _draft_values(draft), strict=True))
-    return _clean_values(values, draft.kind, reference)
 
 
 def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
@@ -785,7 +613,7 @@ class CustomerService:
         *,
         actor: Actor,
         dry_run: bool = False,
-    ) -> MergeResult:
+    ) -> MergeResult[Customer]:
         """Merge customers of one location into a main customer; their contacts move along (M3).
 
         Refused (``MergeError``) when another record has a username (usernames never move) or
@@ -793,7 +621,7 @@ class CustomerService:
         """
         return merging.merge(
             self._ctx,
-            merging.CUSTOMER_MERGE,
+            CUSTOMER_MERGE,
             main_id,
             other_ids,
             actor=actor,
@@ -807,7 +635,7 @@ class CustomerService:
         """Undo a customer merge: customers, contacts and the main's old values come back (M4)."""
         restored: Customer = merging.unmerge(
             self._ctx,
-            merging.CUSTOMER_MERGE,
+            CUSTOMER_MERGE,
             merge_id,
             actor=actor,
             authorize=self._merge_authorizer(actor),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -14,7 +15,9 @@ from customerkit.model import (
     Customer,
     NewCustomer,
     SearchField,
+    SourceHit,
     SourceLink,
+    SourceRecord,
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import CustomerSource
@@ -27,9 +30,8 @@ from customerkit.services._context import (
     retried,
     save_customer,
 )
-from customerkit.services.customers import HISTORY_FIELDS, CustomerService, clean_customer_values
-from customerkit.sources import SourceHit, SourceRecord, as_record
-from customerkit.validation import is_secret_name
+from customerkit.services.customers import HISTORY_FIELDS, CustomerService
+from customerkit.validation import clean_customer_values, is_secret_name
 
 log = logging.getLogger("customerkit.sources")
 
@@ -88,7 +90,7 @@ class SourceService:
     ) -> list[SourceHit]:
         """Search a source; each hit says whether it is a customer already (D3)."""
         source = self._enabled(name, actor)
-        records = [as_record(found) for found in source.search(query, field)]
+        records = [_as_record(found) for found in source.search(query, field)]
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             hits = []
             for record in records:
@@ -195,10 +197,19 @@ class SourceService:
     def _fetch(source: CustomerSource, external_id: str) -> SourceRecord:
         if not isinstance(external_id, str) or not external_id:
             raise ValidationError({"external_id": "pass the record's id in the source"})
-        record = as_record(source.fetch(external_id))
+        record = _as_record(source.fetch(external_id))
         if record is None:
             raise SourceError(
                 f"source {source.name!r} no longer has record {external_id!r}; nothing changed",
                 field="external_id",
             )
         return record
+
+
+def _as_record(value: Any) -> SourceRecord | None:
+    """Accept a ``SourceRecord`` or a mapping with ``external_id`` and ``data`` from a source."""
+    if value is None or isinstance(value, SourceRecord):
+        return value
+    if isinstance(value, Mapping) and "external_id" in value:
+        return SourceRecord(external_id=str(value["external_id"]), data=value.get("data", {}))
+    raise SourceError("the source returned something that is not a SourceRecord", field="source")

@@ -7,11 +7,10 @@ import builtins
 import attrs
 
 from customerkit.errors import NotFound, ValidationError
-from customerkit.identity import clean_email
 from customerkit.model import Actor, Role, User
 from customerkit.policy import Action, Target
 from customerkit.services._context import Context, checks_actors, retried
-from customerkit.validation import FieldErrors, clean_text
+from customerkit.validation import FieldErrors, clean_email_field, clean_text
 
 
 @checks_actors
@@ -28,9 +27,9 @@ class UserService:
             raise ValidationError({"user": "pass a User"})
         self._ctx.authorize(actor, Action.USER_ADMIN, Target(location_id=user.location_id))
         errors = FieldErrors()
-        user_id = errors.check("id", lambda: clean_text(user.id, "id"), "")
-        name = errors.check("name", lambda: clean_text(user.name, "name"), "")
-        email = errors.check("email", lambda: clean_email(clean_text(user.email, "email")), "")
+        user_id = errors.check("id", "", clean_text, user.id, "id")
+        name = errors.check("name", "", clean_text, user.name, "name")
+        email = errors.check("email", "", clean_email_field, user.email)
         if not user_id:
             errors.add("id", "is required")
         role: object = user.role

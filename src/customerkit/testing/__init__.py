@@ -1,16 +1,19 @@
 """Testing helpers shipped with customerkit (extra ``testing``).
 
-* [`FakeClock`][customerkit.testing.FakeClock] — an injectable clock you move by hand.
-* `customerkit.testing.contract` — the contract suite every backend passes. To run it
-  against your own store, import its test classes into a test module and provide a
-  ``make_book`` fixture returning a callable ``make_book(clock) -> Book``::
+* [`FakeClock`][customerkit.testing.FakeClock]: an injectable clock you move by hand.
+* `customerkit.testing.contract`: the contract suite every backend passes. To run it against
+  your own store, subclass ``BookContract`` in a test module and give it ``make_book``::
 
-      from customerkit.testing.contract import *  # noqa: F403
+      import customerkit as ck
+      from customerkit.testing.contract import BookContract
 
-      @pytest.fixture
-      def make_book():
-          return lambda clock: customerkit.Book(MyStore(), clock=clock,
-                                                hasher=customerkit.PasswordHasher.for_tests())
+
+      class TestMyStore(BookContract):
+          def make_book(self, clock):
+              return ck.Book(MyStore(), clock=clock, hasher=ck.PasswordHasher.for_tests())
+
+* `customerkit.testing.strategies`: hypothesis strategies for customers, contacts, usernames
+  and search texts.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from typing import Literal
 
 import attrs
 
-from customerkit.search.oracle import MIN_FUZZY_LENGTH, MIN_INFIX_LENGTH, max_typos
 from customerkit.search.query import SearchQuery
+from customerkit.search.rules import MIN_FUZZY_LENGTH, MIN_INFIX_LENGTH, max_typos
 
 #: Length of the pieces a trigram index can look up.
 TRIGRAM = 3

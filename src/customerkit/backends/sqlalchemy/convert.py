@@ -8,7 +8,6 @@ datetimes stay aware datetimes, as they do in the memory backend.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,8 +29,7 @@ from customerkit.model import (
     SourceLink,
     User,
 )
-from customerkit.search.index import _words as tokenise
-from customerkit.text import fold, number_key
+from customerkit.text import fold, number_key, words
 
 _TUPLE, _DATETIME, _DICT = "$tuple", "$datetime", "$dict"
 
@@ -130,7 +128,7 @@ def customer_row(customer: Customer) -> dict[str, Any]:
         "kind": customer.kind.value,
         "company_name": customer.company_name,
         "customer_number": customer.customer_number,
-        "number_key": _number_key(customer.customer_number),
+        "number_key": number_key(customer.customer_number),
         "address_line1": customer.address_line1,
         "address_line2": customer.address_line2,
         "city": customer.city,
@@ -205,24 +203,14 @@ def customer_from_row(row: Row) -> Customer:
     )
 
 
-_NOT_ASCII_WORD = re.compile("[^a-z0-9]+")
-
-
-def _number_key(customer_number: str) -> str:
-    """``customerkit.text.number_key``; for ASCII (no accents, lower() folds) a regex."""
-    if customer_number.isascii():
-        return _NOT_ASCII_WORD.sub("", customer_number.lower())
-    return number_key(customer_number)
-
-
 @lru_cache(maxsize=65536)
 def words_of(text: str) -> tuple[str, ...]:
     """``customerkit.text.words``, cached: cities and states repeat across customers.
 
-    Names and numbers do not repeat: the search index's tokeniser takes ASCII text by regular
-    expression, several times faster (its tests check it agrees with ``words``).
+    Names and numbers do not repeat, and ``words`` splits ASCII text by regular expression,
+    several times faster than the cache would save.
     """
-    return tokenise(text)
+    return words(text)
 
 
 def search_words(customer: Customer) -> list[tuple[int, str]]:
@@ -238,9 +226,7 @@ def search_words(customer: Customer) -> list[tuple[int, str]]:
 
 def folded_name(customer: Customer) -> str:
     """The folded company name that ranks hits (S5)."""
-    name = customer.company_name
-    # ASCII needs no normalising and lower() is its casefold; fold's cache would only churn.
-    return name.lower() if name.isascii() else fold(name)
+    return fold(customer.company_name)
 
 
 # -- contacts ----------------------------------------------------------------------------------

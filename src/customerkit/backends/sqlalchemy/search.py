@@ -60,25 +60,20 @@ from customerkit.backends.sqlalchemy import schema
 from customerkit.backends.sqlalchemy.anchors import Anchor, fuzzy_anchors, successor
 from customerkit.backends.sqlalchemy.convert import SEARCH_FIELDS, words_of
 from customerkit.model import SearchField
-from customerkit.search.oracle import (
+from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchDocument, SearchQuery
+from customerkit.search.rules import (
+    EXACT,
+    FUZZY,
+    INFIX,
     MIN_FUZZY_LENGTH,
     MIN_INFIX_LENGTH,
+    PREFIX,
     RankKey,
     max_typos,
     rank_key,
     reported_field,
     score,
     word_strength,
-)
-from customerkit.search.query import (
-    ALL_FIELDS,
-    EXACT,
-    FUZZY,
-    INFIX,
-    PREFIX,
-    RankedMatch,
-    SearchDocument,
-    SearchQuery,
 )
 
 _W = schema.customer_words.c

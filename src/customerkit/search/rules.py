@@ -24,17 +24,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from rapidfuzz.distance import OSA
 
 from customerkit.model import SearchField
-from customerkit.search.query import (
-    ALL_FIELDS,
-    EXACT,
-    FUZZY,
-    INFIX,
-    PREFIX,
-    RankedMatch,
-    SearchDocument,
-    SearchQuery,
-)
+from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchDocument, SearchQuery
 from customerkit.text import fold, words
+
+# Match strengths, defined by ``word_strength``: a hit ranks by its weakest query word (S5).
+EXACT = 3
+PREFIX = 2
+INFIX = 1
+FUZZY = 0
 
 #: Shortest query word that may match inside a word.
 MIN_INFIX_LENGTH = 3
