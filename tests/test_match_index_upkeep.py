@@ -152,3 +152,29 @@ def test_memory_book_keeps_the_index_between_calls() -> None:
         again = uow.customers.match_index("loc-1", region="US")
     assert again is first
     assert created.id in again
+
+
+def test_a_stored_record_is_compared_like_a_fresh_index_would(make_book: MakeBook) -> None:
+    """A record already stored, given to ``find_similar``, counts once in the name frequencies.
+
+    A SQL book keeps only its records' blocks, so it cannot tell from the records it loaded
+    whether the probe is among its records; it once counted the probe's name twice.
+    """
+    from customerkit import synth
+
+    book = make_book(FakeClock())
+    drafts = [draft for _, draft in synth.customers(300, seed=3, locations=("loc-1",))]
+    created = book.customers.create_many(drafts, actor=ADMIN)
+    for customer_id, contact in synth.contacts([c.id for c in created[:120]], seed=4):
+        book.contacts.add(customer_id, contact, actor=ADMIN)
+    with book.store.unit_of_work() as uow:
+        customers = list(uow.customers.iter_location("loc-1"))
+        contacts = [k for c in customers for k in uow.contacts.for_customer(c.id) if k.is_live]
+    fresh_customers = MatchIndex.build(customers, kind="customer")
+    fresh_contacts = MatchIndex.build(contacts, kind="contact")
+    for customer in customers:
+        got = [(m.record.id, m.score) for m in book.customers.find_similar(customer, actor=ADMIN)]
+        assert got == [(m.record.id, m.score) for m in fresh_customers.find_similar(customer)]
+    for contact in contacts:
+        got = [(m.record.id, m.score) for m in book.contacts.find_similar(contact, actor=ADMIN)]
+        assert got == [(m.record.id, m.score) for m in fresh_contacts.find_similar(contact)]

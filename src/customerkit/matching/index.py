@@ -122,6 +122,13 @@ class BlockSource(Protocol):
     def count_named(self) -> int:
         """How many records have a name at all."""
 
+    def name_of(self, record_id: str) -> str | None:
+        """The name key ``record_id`` is counted under, or None when it is not counted.
+
+        A record probed for its similar ones may be stored already: its counted name is then
+        taken out, so that it is counted once, as the probe.
+        """
+
     def load(self, ids: Sequence[str]) -> Sequence[object]:
         """The records with these ids that still take part in matching, in any order."""
 
@@ -129,8 +136,9 @@ class BlockSource(Protocol):
 class _HeldBlocks:
     """The blocks of the records a ``MatchIndex`` holds itself (its default ``BlockSource``)."""
 
-    def __init__(self, held: Mapping[str, object]) -> None:
+    def __init__(self, held: Mapping[str, object], names: Mapping[str, str]) -> None:
         self.held = held  # the index's records, by id
+        self.names = names  # their name keys, by id
         self.members: dict[str, list[tuple[str, str]]] = {}
         self.name_counts: Counter[str] = Counter()
         self.named = 0  # records with a name
@@ -177,6 +185,9 @@ class _HeldBlocks:
 
     def count_named(self) -> int:
         return self.named
+
+    def name_of(self, record_id: str) -> str | None:
+        return self.names.get(record_id)
 
     def load(self, ids: Sequence[str]) -> Sequence[object]:
         return []  # every member is held already
@@ -228,7 +239,7 @@ class MatchIndex:
         self._held: _HeldBlocks | None = None
         self._blocks: BlockSource
         if blocks is None:
-            self._held = self._blocks = _HeldBlocks(self._records)
+            self._held = self._blocks = _HeldBlocks(self._records, self._names)
         else:
             self._blocks = blocks
         self._added = 0
@@ -415,15 +426,17 @@ class MatchIndex:
         rows = [row, *(self._rows[i] for i in ids)]
         norm = {name: [r[name] for r in rows] for name in row}
         # Name counts as batch matching would see them with the candidate among the records.
+        # A stored candidate is counted under the name it is stored with; it counts once, as the
+        # candidate, whether its index holds it (memory) or only its blocks (a SQL book).
         name = self._name_key(row, scope)
-        extra = 0 if record_id is not None and record_id in self._records else 1
+        stored = self._blocks.name_of(record_id) if record_id is not None else None
         names = [name, *(self._names[i] for i in ids)]
         known = self._blocks.count_names(names)
-        counts = np.array([known[key] + (extra if key == name else 0) for key in names], np.int64)
+        counts = np.array([known[key] - (key == stored) + (key == name) for key in names], np.int64)
         # How many records have a name matters only when a candidate shares the new record's
         # name; counting them is a range read on a SQL book, so skip it otherwise.
         shared = bool(name) and any(self._names[i] == name for i in ids)
-        named = self._blocks.count_named() + extra if shared else 0
+        named = self._blocks.count_named() - bool(stored) + bool(name) if shared else 0
         scopes = [scope, *(self._scopes[i] for i in ids)] if self.scope is not None else None
         features = build_features(
             self.kind,

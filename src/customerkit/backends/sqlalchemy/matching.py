@@ -275,3 +275,15 @@ class StoredBlocks:
             *self._mine(), _M.block >= prefix, _M.block < prefix[:-1] + chr(ord(prefix[-1]) + 1)
         )
         return int(self._connection.scalar(statement) or 0)
+
+    def name_of(self, record_id: str) -> str | None:
+        """The name key ``record_id`` is kept under here, or None (see ``BlockSource``)."""
+        prefix = name_block(self.kind, "")
+        statement = select(_M.block).where(
+            *self._mine(),
+            _M.record_id == record_id,
+            _M.block >= prefix,
+            _M.block < prefix[:-1] + chr(ord(prefix[-1]) + 1),
+        )
+        block = self._connection.scalar(statement.limit(1))
+        return None if block is None else str(block)[len(prefix) :]
