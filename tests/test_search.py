@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from customerkit import text as text_module
 from customerkit.errors import QueryTooShort
 from customerkit.model import SearchField
-from customerkit.search import index as index_module
-from customerkit.search.index import MemorySearchIndex
+from customerkit.search.index import MemorySearchIndex, _buckets, _location, _vocabulary
 from customerkit.search.query import (
     ALL_FIELDS,
     RankedMatch,
@@ -374,7 +373,7 @@ def test_s2_fast_tokeniser_agrees_on_ascii_edge_cases(text: str) -> None:
 def test_s4_typo_search_finds_exactly_the_oracles_typos(vocabulary: list[str], text: str) -> None:
     """S4: the index's vocabulary walk finds the words the oracle calls typos, and no others
     (1 edit below 8 characters, 2 from 8 on, on the whole word or its start)."""
-    found = index_module._Vocabulary(sorted(vocabulary)).fuzzy_ids(text)
+    found = _vocabulary.Vocabulary(sorted(vocabulary)).fuzzy_ids(text)
     expected = [at for at, word in enumerate(sorted(vocabulary)) if is_fuzzy_match(text, word)]
     assert sorted(found.tolist()) == expected
 
@@ -446,14 +445,10 @@ def tiny_constants(tiny: bool) -> Iterator[None]:
     if not tiny:
         yield
         return
-    with mock.patch.multiple(
-        index_module,
-        _PENDING_LIMIT=2,
-        _MERGE_RATIO=2,
-        _FIRST_CHUNK=0,
-        _SAMPLE_STEP=2,
-        _SPARSE=1000,
-        _FILTER_RATIO=1000,
+    with (
+        mock.patch.multiple(_location, _PENDING_LIMIT=2, _MERGE_RATIO=2),
+        mock.patch.multiple(_buckets, _FIRST_CHUNK=0, _SPARSE=1000, _FILTER_RATIO=1000),
+        mock.patch.object(_vocabulary, "_SAMPLE_STEP", 2),
     ):
         yield
 
@@ -593,7 +588,7 @@ def test_s5_index_equals_oracle_with_a_huge_alphabet() -> None:
     """S5: the slow trigram path (used when packed trigrams would not fit) agrees too."""
     documents_ = [doc(f"c{i}", f"x{chr(0x4E00 + i)}{chr(0x4E01 + i)}yz {i}") for i in range(40)]
     query = SearchQuery(words=(f"{chr(0x4E05)}{chr(0x4E06)}y",), fields=ALL_FIELDS)
-    with mock.patch.object(index_module, "_PACKED_BITS", 0):
+    with mock.patch.object(_vocabulary, "_PACKED_BITS", 0):
         index = MemorySearchIndex()
         index.bulk_load(documents_)
         assert index.search(LOCATION, query, limit=20) == oracle_search(
