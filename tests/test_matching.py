@@ -28,7 +28,6 @@ from customerkit.matching import (
     find_duplicates,
     find_similar,
 )
-from customerkit.matching.api import _id_rank
 from customerkit.matching.blocking import record_keys, rules_for
 from customerkit.matching.column import Column, combine
 from customerkit.matching.normalize import (
@@ -40,6 +39,7 @@ from customerkit.matching.normalize import (
     phone_number_key,
     postal_key,
 )
+from customerkit.matching.prepare import _id_rank
 from customerkit.matching.score import (
     Model,
     build_features,
