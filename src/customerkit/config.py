@@ -24,12 +24,12 @@ class BookConfig:
     """Settings of a book; every threshold the rules leave configurable.
 
     Attributes:
-        phone_region: Region for phone numbers typed without a country code (U4).
+        phone_region: Region for phone numbers typed without a country code (rule U4).
         unused_after_months: Calendar months without communication that make a contact unused.
-        unused_prompt_threshold: How many unused contacts make ``should_prompt`` true (K5).
-        unused_prompt_role: The lowest role that is prompted to clean up (K5).
-        recent_window: Default window of ``customers.recent()`` (C8).
-        max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
+        unused_prompt_threshold: How many unused contacts make ``should_prompt`` true (rule K5).
+        unused_prompt_role: The lowest role that is prompted to clean up (rule K5).
+        recent_window: Default window of ``customers.recent()`` (rule C8).
+        max_merge_size: Most records one merge may take (rule M4: no small cap, but a limit).
         survivorship: Per field, how a merge picks the surviving value (``MAIN`` unless
             given: ``{"phone": Survivorship.MOST_RECENT}``).
         match: How ``find_duplicates`` and ``find_similar`` compare, score and group

@@ -76,7 +76,7 @@ class ReadOnlyCustomer(CustomerKitError, PermissionError):
 
 
 class ImmutableField(CustomerKitError, ValueError):
-    """The field can never change once set (usernames U1, contact emails K2)."""
+    """The field can never change once set (usernames, rule U1; contact emails, rule K2)."""
 
 
 class ConflictError(CustomerKitError, ValueError):
@@ -116,7 +116,7 @@ class DuplicateExternalUser(ConflictError):
             "an external user's email is unique across the book",
             field="email",
         )
-        #: The holder's id, or ``None`` when it belongs to another location (P2).
+        #: The holder's id, or ``None`` when it belongs to another location (rule P2).
         self.existing_id = existing_id
 
 
@@ -130,7 +130,7 @@ class AlreadyImported(ConflictError):
             else f"customer {existing_id}; use refresh_customer() to apply the source's data"
         )
         super().__init__(f"this source record is already {where}", field="external_id")
-        #: The existing customer's id, or ``None`` when it belongs to another location (P2).
+        #: The existing customer's id, or ``None`` when it belongs to another location (rule P2).
         self.existing_id = existing_id
 
 
@@ -205,7 +205,7 @@ class DismissError(CustomerKitError, ValueError):
 
 
 class SourceError(CustomerKitError, RuntimeError):
-    """An external customer source is unknown, disabled, or gave unusable data (D1-D4)."""
+    """An external customer source is unknown, disabled, or gave unusable data (rules D1-D4)."""
 
 
 class CsvError(SourceError, ValueError):

@@ -54,7 +54,7 @@ class Survivorship(enum.Enum):
     ``MAIN`` (the default): the main's value, or when blank the first non-blank value of the
     others in the order given. ``MOST_RECENT``: the non-blank value of the most recently updated
     record. ``LONGEST``: the longest non-blank value. Blank values never win over non-blank
-    ones, and a contact's email always follows ``MAIN`` (K2 lets a merge only fill a blank).
+    ones, and a contact's email always follows ``MAIN`` (rule K2 lets a merge only fill a blank).
     Whatever rule picks the email and the phone, the union of the values that did not survive
     is kept in ``alternate_emails`` and ``alternate_phones`` (one per address or number).
     """
@@ -243,7 +243,7 @@ class Customer:
     phone_extension: str = ""
     fax: str = ""
     #: Emails and phones the customer had besides the current ones: a merge keeps the values
-    #: that did not survive here, so none is lost (M3).
+    #: that did not survive here, so none is lost (rule M3).
     alternate_emails: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     alternate_phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     company_type: str | None = None
@@ -278,7 +278,7 @@ CUSTOMER_ADDRESS_FIELDS: tuple[str, ...] = (
 CUSTOMER_REACH_FIELDS: tuple[str, ...] = ("email", "phone", "phone_extension", "fax")
 #: The customer fields that name reference data (rule C4).
 CUSTOMER_REFERENCE_FIELDS: tuple[str, ...] = ("company_type", "category")
-#: Customer fields a merge fills from the merged records where the main has none (M3).
+#: Customer fields a merge fills from the merged records where the main has none (rule M3).
 CUSTOMER_FILL_FIELDS: tuple[str, ...] = (
     "customer_number",
     *CUSTOMER_ADDRESS_FIELDS,
@@ -305,7 +305,7 @@ class Contact:
     last_name: str
     email: str = ""
     phone: str = ""
-    #: Emails and phones kept from contacts merged into this one (M3); never recipients.
+    #: Emails and phones kept from contacts merged into this one (rule M3); never recipients.
     alternate_emails: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     alternate_phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     title: str = ""
@@ -331,7 +331,7 @@ class Contact:
         return f"{self.first_name} {self.last_name}".strip()
 
 
-#: Contact fields a caller may set through ``update`` (the email is not among them: K2).
+#: Contact fields a caller may set through ``update`` (the email is not among them: rule K2).
 CONTACT_EDITABLE_FIELDS: tuple[str, ...] = ("first_name", "last_name", "phone", "title")
 
 
@@ -435,7 +435,7 @@ class Recipient:
 
 @attrs.frozen(kw_only=True)
 class UnusedContacts:
-    """Contacts nobody talked to lately, and whether to prompt the actor to clean up (K5)."""
+    """Contacts nobody talked to lately, and whether to prompt the actor to clean up (rule K5)."""
 
     contacts: tuple[Contact, ...]
     should_prompt: bool
@@ -467,7 +467,7 @@ Merged = TypeVar("Merged", bound=Contact | Customer)
 
 @attrs.frozen(kw_only=True)
 class MergeResult(Generic[Merged]):
-    """What a merge did, or (with ``merge_id=None``) what a dry run would do (M3, M4).
+    """What a merge did, or (with ``merge_id=None``) what a dry run would do (rules M3, M4).
 
     ``main`` is the merged main record (a ``Contact`` or a ``Customer``, as merged).
     ``provenance`` maps each field of the resulting main record to the id of the record its

@@ -33,7 +33,7 @@ OWASP_MINIMUM: Final = argon2.Parameters(
 def check_password(value: str, *, field: str = "password") -> None:
     """Validate a new password (rule U3): 8 to 256 characters, no NUL or unpaired surrogates.
 
-    Passwords are not trimmed (unlike other text, U4): spaces are part of them. They are
+    Passwords are not trimmed (unlike other text, rule U4): spaces are part of them. They are
     NFC-normalised before hashing, so the length counts NFC code points.
 
     Args:

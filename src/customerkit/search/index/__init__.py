@@ -122,10 +122,10 @@ class MemorySearchIndex:
         self._settle()
 
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
-        """Documents of a location matching the query, ranked as S5 says.
+        """Documents of a location matching the query, ranked as rule S5 says.
 
         Args:
-            location_id: The location searched (S1).
+            location_id: The location searched (rule S1).
             query: A parsed query (``customerkit.search.query.parse_query``).
             limit: How many hits to return at most.
 

@@ -125,7 +125,7 @@ class Location:
         return np.concatenate([pending, *(segment.live_hashes() for segment in self.segments)])
 
     def search(self, query: SearchQuery, limit: int) -> list[RankedMatch]:
-        """The best ``limit`` hits, best first (S5)."""
+        """The best ``limit`` hits, best first (rule S5)."""
         searches = [SegmentSearch(segment, query) for segment in self.segments]
         pending = self._pending_hits(query)
         classes = [field is SearchField.NAME for field in query.fields]
