@@ -95,17 +95,17 @@ FLEET_USER_ACTIONS: frozenset[Action] = frozenset(
 
 
 @attrs.frozen
-class RolePolicy:
+class RolePolicy:  # rules K1, P2
     """The default policy: a minimum role per action, tenancy by location and fleet.
 
     Rules it applies, in order:
 
     * an unknown action or role is denied;
     * a fleet user acts only on its own fleet customer, may only read it and its contacts, and
-      change only contacts its fleet manages (rule K1);
-    * staff act only on their own location's customers (rule P2) and need the action's minimum role;
+      change only contacts its fleet manages;
+    * staff act only on their own location's customers and need the action's minimum role;
     * a contact managed by a fleet (one its users added) is changed or deleted, singly or in
-      bulk, only by that fleet's users (rule K1).
+      bulk, only by that fleet's users.
     """
 
     minimum_role: Mapping[Action, Role] = DEFAULT_MINIMUM_ROLE
