@@ -1,4 +1,4 @@
-"""Blocking's compared pairs as ids (M5): what ``find_duplicates`` scores, no more, no less."""
+"""Blocking's compared pairs as ids (rule M5): what ``find_duplicates`` scores, no more, no less."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dismissed pairs in ``customerkit.find_duplicates`` (M1, M2): properties of the pure function.
+"""Dismissed pairs in ``customerkit.find_duplicates`` (rules M1, M2), as a pure function.
 
 The book's side (dismiss, undismiss, merges, permissions, tenancy, history) is in the contract
 suite (``DismissalsContract``) and the stateful machine.
@@ -40,7 +40,7 @@ def _ids(pair: ck.DuplicatePair) -> frozenset[str]:
 def test_m1_dismissed_pairs_are_dropped_and_the_rest_kept_as_scored(
     records: list[dict[str, Any]], data: st.DataObject
 ) -> None:
-    """M1: dismissing pairs removes exactly them (either order); the others keep their scores."""
+    """Rule M1: dismissing pairs removes exactly them (either order); others keep their scores."""
     before = ck.find_duplicates(records, kind="contact")
     chosen = data.draw(st.lists(st.sampled_from(before.pairs), unique=True)) if before.pairs else []
     flipped = [(p.right_id, p.left_id) if n % 2 else (p.left_id, p.right_id) for n, p in
@@ -49,12 +49,12 @@ def test_m1_dismissed_pairs_are_dropped_and_the_rest_kept_as_scored(
     gone = {_ids(pair) for pair in chosen}
     assert after.pairs == tuple(p for p in before.pairs if _ids(p) not in gone)
     for group in after.groups:
-        assert not any(pair <= set(group.ids) for pair in gone), "M2: apart, never grouped"
+        assert not any(pair <= set(group.ids) for pair in gone), "rule M2: apart, never grouped"
 
 
 @given(records=contacts)
 def test_m2_groups_hold_only_pairs_that_were_not_dismissed(records: list[dict[str, Any]]) -> None:
-    """M2: dismissing every pair but one leaves at most that pair as a group."""
+    """Rule M2: dismissing every pair but one leaves at most that pair as a group."""
     before = ck.find_duplicates(records, kind="contact")
     if not before.pairs:
         return

@@ -1,4 +1,4 @@
-"""T16, C8, d5: exports cannot run as spreadsheet formulas and round-trip every value.
+"""T16, rule C8, d5: exports cannot run as spreadsheet formulas and round-trip every value.
 
 CSV: no cell starts with ``= + - @``, TAB, CR or LF; ``csv.reader`` gives back every value after
 removing the one leading apostrophe the export adds to such cells and to cells that start with an
@@ -219,7 +219,7 @@ def _backend(request: pytest.FixtureRequest) -> str:
 def test_c8_book_export_is_safe_and_round_trips(
     make_book: Callable[[FakeClock], ck.Book], request: pytest.FixtureRequest
 ) -> None:
-    """C8 on every backend: stored text comes back from CSV (after the apostrophe) and JSONL."""
+    """Rule C8 on every backend: stored text comes back from CSV (past the apostrophe) and JSONL."""
     book = make_book(FakeClock())
     serial = [0]
     examples = EXAMPLES[_backend(request)]
@@ -505,7 +505,7 @@ def _hostile_book(book: ck.Book, clock: FakeClock) -> ck.Actor:
 def test_backend_export_records_match_their_customers_and_contacts(
     make_book: Callable[[FakeClock], ck.Book],
 ) -> None:
-    """Each backend's export records write what its customers and contacts write (C8).
+    """Each backend's export records write what its customers and contacts write (rule C8).
 
     The SQL backends fill the records from rows without making ``Customer`` objects; here they
     are checked against the records of the customers the same backend reads.

@@ -1,4 +1,4 @@
-"""Records read from a book are frozen all the way down (C5: every change is versioned and in
+"""Records read from a book are frozen all the way down (rule C5: every change is versioned and in
 the history, so nothing read may change the stored record behind the book's back).
 
 The property: whatever a caller does to any value the API returned (set or delete a key, clear,

@@ -6,7 +6,7 @@ Each value of the corpus goes into every text field of ``NewCustomer``, ``NewCon
 
 * either be refused with a specific ``CustomerKitError`` subclass whose ``field`` (or
   ``errors``) names the field, leaving the book exactly as it was (records, contacts, history);
-* or store the value and read it back exactly (U4: surrounding whitespace trimmed, nothing else
+* or store the value and read it back exactly (rule U4: surrounding whitespace trimmed, nothing else
   changed); searches return what the reference search (``oracle_search``) returns;
 * never crash with anything else (``ValueError``, ``TypeError``, ``UnicodeError`` ... from deep
   inside).
@@ -229,7 +229,7 @@ def _backend(request: pytest.FixtureRequest) -> str:
 
 
 def trimmed(value: Any) -> Any:
-    """U4: what a text field stores."""
+    """Rule U4: what a text field stores."""
     return value.strip() if isinstance(value, str) else value
 
 
@@ -244,7 +244,7 @@ def _digest(value: Any) -> Any:
 
 
 def _reference_value(env: Env, actor: ck.Actor, field: str, value: Any) -> None:
-    """Company types and categories must exist (C4): add the hostile name first, if allowed."""
+    """Company types and categories must exist (rule C4): add the hostile name first, if allowed."""
     adder = env.book.reference.add_company_type
     if field == "category":
         adder = env.book.reference.add_category
@@ -267,7 +267,7 @@ def _customer_values(field: str, value: Any, serial: int) -> dict[str, Any]:
 def _check_customer_field(
     env: Env, actor: ck.Actor, customer: ck.Customer, field: str, value: Any
 ) -> Any:
-    """The value reads back exactly as stored (U4), from ``get`` and from the history."""
+    """The value reads back exactly as stored (rule U4), from ``get`` and from the history."""
     got = env.book.customers.get(customer.id, actor=actor)
     assert got == customer, "get() differs from what the call returned"
     if field == "password":
@@ -362,7 +362,7 @@ def extra_entry(part: str, *, update: bool) -> Attempt:
     return call
 
 
-# -- NewContact and contacts.update -----------------------------------------------------------------
+# -- NewContact and contacts.update ----------------------------------------------------------------
 
 
 def _base_customer(env: Env, actor: ck.Actor) -> ck.Customer:
@@ -423,7 +423,7 @@ def update_contact(field: str) -> Attempt:
     return call
 
 
-# -- search entry points ----------------------------------------------------------------------------
+# -- search entry points ---------------------------------------------------------------------------
 
 SEARCHED = [
     ("Johnson Tires", "C-1", "Denver", "CO"),
@@ -578,7 +578,7 @@ class _refusal_allowed:  # noqa: N801 - reads as a context manager
 def test_c1_number_without_letters_or_digits_is_refused(
     make_book: Callable[[FakeClock], ck.Book], number: str
 ) -> None:
-    """C1, C2: a customer number that normalises to nothing is no number.
+    """Rules C1, C2: a customer number that normalises to nothing is no number.
 
     Accepted, every such number would clash with every other one at the location
     (``"%"`` and ``"-"`` would be "the same number").

@@ -64,7 +64,7 @@ def assert_no_echo(error: ValidationError, value: str, *, min_length: int = 3) -
 
 
 # ---------------------------------------------------------------------------------------------
-# U1 usernames: d1
+# Rule U1 usernames: d1
 # ---------------------------------------------------------------------------------------------
 
 
@@ -86,7 +86,7 @@ def test_U1_d1_reserved_names_are_refused(value: str) -> None:
 
 
 def test_U1_reserved_list_covers_the_spec_examples() -> None:
-    """U1: the reserved list holds the names the brief asks for."""
+    """Rule U1: the reserved list holds the names the brief asks for."""
     expected = {"admin", "administrator", "root", "postmaster", "hostmaster", "webmaster"}
     assert expected | {"support", "system", "null", ".well-known"} <= RESERVED_USERNAMES
 
@@ -110,7 +110,7 @@ def test_U1_d1_lookalikes_of_reserved_names_are_refused(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["rootbeer", "admins2", "model", "clan", "supporter"])
 def test_U1_names_that_merely_contain_reserved_words_are_accepted(value: str) -> None:
-    """U1: only whole reserved names (or look-alikes) are refused, not words containing them."""
+    """Rule U1: only whole reserved names (or look-alikes) are refused, not words holding them."""
     assert username_key(value) == value
 
 
@@ -181,7 +181,7 @@ def test_U1_d1_mixed_script_confusables_are_refused(value: str) -> None:
     ],
 )
 def test_U1_single_script_usernames_are_accepted(value: str, key: str) -> None:
-    """U1: one script (plus digits, ASCII punctuation or non-confusable scripts) is fine."""
+    """Rule U1: one script (plus digits, ASCII punctuation or non-confusable scripts) is fine."""
     assert username_key(value) == key
 
 
@@ -210,7 +210,7 @@ def test_U1_d1_invisible_control_and_surrogate_code_points_are_refused(
 
 
 def test_U1_U4_surrounding_line_break_is_trimmed_not_stored() -> None:
-    """U4 over d1: a trailing newline is surrounding whitespace, trimmed before validation."""
+    """Rule U4 over d1: a trailing newline is surrounding whitespace, trimmed before validation."""
     assert username_key("bob\n") == "bob"
     assert clean_username("  Bob\n") == "Bob"
 
@@ -256,12 +256,12 @@ def test_U1_d1_dotted_capital_i_has_a_pinned_key() -> None:
 
 @pytest.mark.parametrize("value", ["...", "-_-", "\u0301a", "\u0301"])
 def test_U1_username_needs_a_letter_or_digit_and_no_leading_mark(value: str) -> None:
-    """U1 (decided): punctuation-only usernames and a leading combining mark are refused."""
+    """Rule U1 (decided): punctuation-only usernames and a leading combining mark are refused."""
     refusal(lambda: username_key(value))
 
 
 def test_U1_clean_username_returns_the_trimmed_value_as_typed() -> None:
-    """U1/U4: the value is stored as typed (trimmed); only the key is canonical."""
+    """Rules U1/U4: the value is stored as typed (trimmed); only the key is canonical."""
     assert clean_username("  \uff2bevin ") == "\uff2bevin"
     assert clean_username("Stra\u00dfe") == "Stra\u00dfe"
     with pytest.raises(ValidationError):
@@ -269,14 +269,14 @@ def test_U1_clean_username_returns_the_trimmed_value_as_typed() -> None:
 
 
 def test_U1_errors_name_the_given_field() -> None:
-    """U1: the caller chooses the field name the error reports."""
+    """Rule U1: the caller chooses the field name the error reports."""
     error = refusal(lambda: username_key("", field="login"))
     assert set(error.errors) == {"login"}
     assert error.field == "login"
 
 
 # ---------------------------------------------------------------------------------------------
-# U1 properties (T13)
+# Rule U1 properties (T13)
 # ---------------------------------------------------------------------------------------------
 
 username_alphabet = st.sampled_from(
@@ -319,20 +319,20 @@ def check_username_key_invariants(value: str) -> None:
 @relaxed
 @given(st.text())
 def test_U1_T13_username_key_idempotent_and_nfc_on_arbitrary_text(value: str) -> None:
-    """U1/T13: on arbitrary text, username_key refuses cleanly or gives a stable NFC key."""
+    """Rule U1/T13: on arbitrary text, username_key refuses cleanly or gives a stable NFC key."""
     check_username_key_invariants(value)
 
 
 @relaxed
 @given(st.text(username_alphabet, min_size=1, max_size=70))
 def test_U1_T13_username_key_idempotent_on_tricky_alphabet(value: str) -> None:
-    """U1/T13: combining marks, final sigma, İ, ß, Kelvin and full-width forms stay stable."""
+    """Rule U1/T13: combining marks, final sigma, İ, ß, Kelvin, full-width forms stay stable."""
     check_username_key_invariants(value)
 
 
 @pytest.mark.slow
 def test_U1_T13_every_unicode_scalar_value_alone() -> None:
-    """U1/T13: each of the 1,112,064 scalar values (and each surrogate) alone is refused with
+    """Rule U1/T13: each of the 1,112,064 scalar values (and each surrogate) alone is refused with
     a ValidationError or accepted with a stable, NFC, one-or-two code point key."""
     unstable: list[int] = []
     unexpected: list[tuple[int, str]] = []
@@ -356,7 +356,7 @@ def test_U1_T13_every_unicode_scalar_value_alone() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# U2 suggested usernames
+# Rule U2 suggested usernames
 # ---------------------------------------------------------------------------------------------
 
 
@@ -365,7 +365,7 @@ def never_taken(_candidate: str) -> bool:
 
 
 def test_U2_suggestion_from_spec_example() -> None:
-    """U2: first initial + last name + last 4 phone digits, ASCII-folded, lower case."""
+    """Rule U2: first initial + last name + last 4 phone digits, ASCII-folded, lower case."""
     assert (
         suggest_username("Jos\u00e9", "Garc\u00eda-L\u00f3pez", "+1 (303) 555-0142", never_taken)
         == "jgarcialopez0142"
@@ -373,7 +373,7 @@ def test_U2_suggestion_from_spec_example() -> None:
 
 
 def test_U2_taken_candidates_get_numbered_suffixes() -> None:
-    """U2: when taken, -2, -3, ... is appended until free; is_taken sees each candidate."""
+    """Rule U2: when taken, -2, -3, ... is appended until free; is_taken sees each candidate."""
     taken = {"alee0142", "alee0142-2", "alee0142-3"}
     asked: list[str] = []
 
@@ -404,12 +404,12 @@ def test_U2_taken_candidates_get_numbered_suffixes() -> None:
     ],
 )
 def test_U2_suggestion_edge_cases(first: str, last: str, phone: str, expected: str) -> None:
-    """U2 (decided): nothing usable from the names (or a reserved result) gives "customer"."""
+    """Rule U2 (decided): nothing usable from the names (or a reserved result) gives "customer"."""
     assert suggest_username(first, last, phone, never_taken) == expected
 
 
 def test_U2_long_names_are_cut_to_fit_the_username_limit() -> None:
-    """U2: the suggestion always fits 64 code points, suffix included."""
+    """Rule U2: the suggestion always fits 64 code points, suffix included."""
     result = suggest_username("A", "b" * 200, "5550142", lambda c: not c.endswith("-99"))
     assert result.endswith("0142-99")
     assert len(result) <= MAX_USERNAME_LENGTH
@@ -417,7 +417,7 @@ def test_U2_long_names_are_cut_to_fit_the_username_limit() -> None:
 
 
 def test_U2_gives_up_with_a_validation_error_when_everything_is_taken() -> None:
-    """U2 (decided): a caller whose is_taken never says free gets a clear error, not a hang."""
+    """Rule U2 (decided): a caller whose is_taken never says free gets a clear error, not a hang."""
     error = refusal(lambda: suggest_username("Ann", "Lee", "", lambda _c: True))
     assert set(error.errors) == {"username"}
 
@@ -432,7 +432,7 @@ def test_U2_gives_up_with_a_validation_error_when_everything_is_taken() -> None:
 def test_U2_suggestion_is_always_an_accepted_free_canonical_username(
     first: str, last: str, phone: str, taken_suffixes: set[int]
 ) -> None:
-    """U2: whatever the input, the suggestion is accepted by username_key, is its own key, and
+    """Rule U2: whatever the input, the suggestion is accepted by username_key, is its own key, and
     is free."""
 
     def is_taken(candidate: str) -> bool:
@@ -447,7 +447,7 @@ def test_U2_suggestion_is_always_an_accepted_free_canonical_username(
 
 
 # ---------------------------------------------------------------------------------------------
-# U4 emails: d2
+# Rule U4 emails: d2
 # ---------------------------------------------------------------------------------------------
 
 
@@ -473,7 +473,7 @@ def test_U4_d2_no_provider_specific_rewriting(value: str) -> None:
 
 
 def test_U4_local_part_is_casefolded_beyond_ascii() -> None:
-    """U4: casefold, not lower: "Straße" and "STRASSE" compare equal; NFC kept."""
+    """Rule U4: casefold, not lower: "Straße" and "STRASSE" compare equal; NFC kept."""
     assert email_key("Stra\u00dfe@x.de") == email_key("STRASSE@x.de") == "strasse@x.de"
     assert email_key("J\u00d6RG@x.com") == "j\u00f6rg@x.com"
 
@@ -515,13 +515,13 @@ def test_U4_d2_bad_addresses_are_refused_without_echo(value: str, hint: str) -> 
 
 
 def test_U4_empty_email_means_no_email() -> None:
-    """U4 (decided): "" and whitespace are "no email": clean gives "", key gives ""."""
+    """Rule U4 (decided): "" and whitespace are "no email": clean gives "", key gives ""."""
     assert clean_email("") == clean_email("   ") == ""
     assert email_key("") == ""
 
 
 def test_U4_email_errors_name_the_given_field() -> None:
-    """U4: the caller chooses the field name."""
+    """Rule U4: the caller chooses the field name."""
     assert set(refusal(lambda: clean_email("nope", field="contact_email")).errors) == {
         "contact_email"
     }
@@ -536,7 +536,7 @@ unicode_locals = st.text(
 @relaxed
 @given(st.emails())
 def test_U4_T13_email_key_idempotent_on_generated_addresses(value: str) -> None:
-    """U4/T13: valid addresses are accepted and their key is its own key."""
+    """Rule U4/T13: valid addresses are accepted and their key is its own key."""
     assert clean_email(value) == value
     key = email_key(value)
     assert email_key(key) == key
@@ -548,7 +548,7 @@ def test_U4_T13_email_key_idempotent_on_generated_addresses(value: str) -> None:
 @relaxed
 @given(unicode_locals, domains)
 def test_U4_T13_email_key_idempotent_on_unicode_addresses(local: str, domain: str) -> None:
-    """U4/T13: internationalised local parts and domains keep a stable, NFC, ASCII-domain key."""
+    """Rule U4/T13: internationalised local parts and domains keep a stable NFC ASCII-domain key."""
     value = f"{local}@{domain}"
     try:
         key = email_key(value)
@@ -687,7 +687,7 @@ def test_U4_plain_domains_skip_the_library_only_when_it_surely_accepts() -> None
 
 
 # ---------------------------------------------------------------------------------------------
-# U4 phones: d3
+# Rule U4 phones: d3
 # ---------------------------------------------------------------------------------------------
 
 
@@ -764,14 +764,14 @@ def test_U4_d3_bad_phones_are_refused(value: str, hint: str) -> None:
 
 
 def test_U4_d3_short_local_number_is_kept() -> None:
-    """U4: dealer data is messy; a short local number is kept, keyed by its digits."""
+    """Rule U4: dealer data is messy; a short local number is kept, keyed by its digits."""
     assert clean_phone("555-0142") == "555-0142"
     assert phone_key("555-0142") == PhoneKey(number="5550142")
     assert phone_key("5550142", region="DE") == PhoneKey(number="+495550142")
 
 
 def test_U4_phone_boundaries() -> None:
-    """U4 (decided): 4 to 20 digits before the extension; empty means no phone."""
+    """Rule U4 (decided): 4 to 20 digits before the extension; empty means no phone."""
     assert clean_phone("0142") == "0142"
     assert clean_phone("1" * 20) == "1" * 20
     assert clean_phone("") == clean_phone("  ") == ""
@@ -790,13 +790,13 @@ def test_U4_phone_boundaries() -> None:
     ],
 )
 def test_U4_phone_punctuation_and_digits_of_other_scripts(value: str) -> None:
-    """U4: Unicode spaces, dashes and decimal digits are phone characters."""
+    """Rule U4: Unicode spaces, dashes and decimal digits are phone characters."""
     assert clean_phone(value) == value
     assert phone_key(value) == PhoneKey(number="+13035550142")
 
 
 def test_U4_phone_region_is_configurable_and_checked() -> None:
-    """U4: the default region decides national numbers; an unknown region is a ValueError."""
+    """Rule U4: the default region decides national numbers; an unknown region is a ValueError."""
     assert phone_key("030 1234567", region="de") == PhoneKey(number="+49301234567")
     # Possible (length-based) in the US too, so it gets a US E.164 key: another number.
     assert phone_key("030 1234567", region="US") == PhoneKey(number="+10301234567")
@@ -805,7 +805,7 @@ def test_U4_phone_region_is_configurable_and_checked() -> None:
 
 
 def test_U4_phone_key_is_a_frozen_value_with_text_form() -> None:
-    """U4: PhoneKey is a frozen attrs value; its text form maps back to it."""
+    """Rule U4: PhoneKey is a frozen attrs value; its text form maps back to it."""
     key = phone_key("+1 650 253 0000 x123")
     assert str(key) == "+16502530000;ext=123"
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
@@ -838,7 +838,7 @@ def phones(draw: st.DrawFn) -> str:
 @relaxed
 @given(phones(), regions)
 def test_U4_T13_phone_key_is_deterministic_and_idempotent(value: str, region: str) -> None:
-    """U4/T13: phone_key(str(k)) == k; the key's text is itself a valid phone."""
+    """Rule U4/T13: phone_key(str(k)) == k; the key's text is itself a valid phone."""
     try:
         key = phone_key(value, region=region)
     except ValidationError as error:
@@ -856,7 +856,7 @@ def test_U4_T13_phone_key_is_deterministic_and_idempotent(value: str, region: st
 @relaxed
 @given(st.text(max_size=40), regions)
 def test_U4_phone_functions_refuse_cleanly_on_arbitrary_text(value: str, region: str) -> None:
-    """U4: any text is either a phone or a ValidationError, never another exception."""
+    """Rule U4: any text is either a phone or a ValidationError, never another exception."""
     try:
         key = phone_key(value, region=region)
     except ValidationError as error:
@@ -869,7 +869,7 @@ def test_U4_phone_functions_refuse_cleanly_on_arbitrary_text(value: str, region:
 
 
 # ---------------------------------------------------------------------------------------------
-# U3 passwords
+# Rule U3 passwords
 # ---------------------------------------------------------------------------------------------
 
 SECRET = "correct horse battery"
@@ -881,7 +881,7 @@ def hasher() -> PasswordHasher:
 
 
 def test_U3_default_parameters_are_at_or_above_owasp_minimum() -> None:
-    """U3/T19: argon2id, m >= 19 MiB, t >= 2, p >= 1 by default."""
+    """Rule U3/T19: argon2id, m >= 19 MiB, t >= 2, p >= 1 by default."""
     params = PasswordHasher().parameters
     assert params.type is argon2.Type.ID
     assert params.memory_cost >= 19 * 1024
@@ -891,7 +891,7 @@ def test_U3_default_parameters_are_at_or_above_owasp_minimum() -> None:
 
 
 def test_U3_production_parameters_hash_and_verify() -> None:
-    """U3/T19: the default hasher makes argon2id hashes with its parameters."""
+    """Rule U3/T19: the default hasher makes argon2id hashes with its parameters."""
     production = PasswordHasher()
     encoded = production.hash(SECRET)
     assert encoded.startswith("$argon2id$")
@@ -913,24 +913,24 @@ def test_U3_production_parameters_hash_and_verify() -> None:
     ],
 )
 def test_U3_parameters_below_owasp_minimum_are_refused(parameters: argon2.Parameters) -> None:
-    """U3/T19: production can never load weak parameters unless explicitly allowed."""
+    """Rule U3/T19: production can never load weak parameters unless explicitly allowed."""
     with pytest.raises(ValueError, match="OWASP"):
         PasswordHasher(parameters)
     assert PasswordHasher(parameters, allow_insecure=True).parameters == parameters
 
 
 def test_U3_owasp_minimum_itself_is_accepted() -> None:
-    """U3: exactly the OWASP minimum is allowed."""
+    """Rule U3: exactly the OWASP minimum is allowed."""
     assert PasswordHasher(OWASP_MINIMUM).parameters.memory_cost == 19 * 1024
 
 
 def test_U3_for_tests_uses_the_cheapest_profile(hasher: PasswordHasher) -> None:
-    """U3/T19: tests use argon2-cffi's CHEAPEST profile."""
+    """Rule U3/T19: tests use argon2-cffi's CHEAPEST profile."""
     assert hasher.parameters == argon2.profiles.CHEAPEST
 
 
 def test_U3_hash_and_verify(hasher: PasswordHasher) -> None:
-    """U3: verify is True for the password, False on mismatch, and never raises."""
+    """Rule U3: verify is True for the password, False on mismatch, and never raises."""
     encoded = hasher.hash(SECRET)
     assert encoded.startswith("$argon2id$")
     assert SECRET not in encoded
@@ -944,13 +944,13 @@ def test_U3_hash_and_verify(hasher: PasswordHasher) -> None:
 
 
 def test_U3_password_is_nfc_normalised(hasher: PasswordHasher) -> None:
-    """U3 (decided, as RFC 8265 OpaqueString): composed and decomposed forms verify alike."""
+    """Rule U3 (decided, as RFC 8265 OpaqueString): composed and decomposed forms verify alike."""
     encoded = hasher.hash("caf\u00e9-au-lait")
     assert hasher.verify(encoded, "cafe\u0301-au-lait")
 
 
 def test_U3_rehash_when_parameters_rise(hasher: PasswordHasher) -> None:
-    """U3/T19: a hash made with cheaper parameters needs a rehash under production ones."""
+    """Rule U3/T19: a hash made with cheaper parameters needs a rehash under production ones."""
     weak = hasher.hash(SECRET)
     assert not hasher.needs_rehash(weak)
     assert PasswordHasher().needs_rehash(weak)
@@ -971,7 +971,7 @@ def test_U3_rehash_when_parameters_rise(hasher: PasswordHasher) -> None:
 def test_U3_check_password_refuses_without_echo(
     password: str, hint: str, hasher: PasswordHasher
 ) -> None:
-    """U3: 8-256 characters, no NUL; the message never includes the password."""
+    """Rule U3: 8-256 characters, no NUL; the message never includes the password."""
     for call in (check_password, hasher.hash):
         error = refusal(lambda call=call: call(password))
         assert set(error.errors) == {"password"}
@@ -980,7 +980,7 @@ def test_U3_check_password_refuses_without_echo(
 
 
 def test_U3_password_bounds_are_inclusive() -> None:
-    """U3: exactly 8 and exactly 256 characters are fine; spaces are kept (no trimming)."""
+    """Rule U3: exactly 8 and exactly 256 characters are fine; spaces are kept (no trimming)."""
     check_password("a" * MIN_PASSWORD_LENGTH)
     check_password("a" * MAX_PASSWORD_LENGTH)
     check_password("  pass  ")
@@ -989,7 +989,7 @@ def test_U3_password_bounds_are_inclusive() -> None:
 
 
 def test_U3_password_never_in_repr_or_errors(hasher: PasswordHasher) -> None:
-    """U3/T20: no repr or exception shows the password."""
+    """Rule U3/T20: no repr or exception shows the password."""
     hasher.hash(SECRET)
     assert SECRET not in repr(hasher)
     error = refusal(lambda: hasher.hash("short"))

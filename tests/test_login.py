@@ -108,7 +108,7 @@ def watched(
 def test_passwords_are_hashed_and_verified_outside_any_write(
     watched: Callable[[WatchingHasher], ck.Book],
 ) -> None:
-    """U3: create, create_many, a password change, logins and a rehash never hash under a write."""
+    """Rule U3: create, create_many, password changes, logins and rehashes never hash in a write."""
     hasher = WatchingHasher()
     book = watched(hasher)
     one = book.customers.create(
@@ -146,7 +146,7 @@ def test_passwords_are_hashed_and_verified_outside_any_write(
 def test_a_login_that_cannot_succeed_still_costs_one_verify(
     watched: Callable[[WatchingHasher], ck.Book], username: str
 ) -> None:
-    """U3: an unknown, invalid or deleted username, or one without a password, is checked
+    """Rule U3: an unknown, invalid or deleted username, or one without a password, is checked
     against a dummy hash: one verify, as for a wrong password of a known username."""
     hasher = WatchingHasher()
     book = watched(hasher)

@@ -1,4 +1,4 @@
-"""Every backend keeps its matching index (M6) in step with every committed change.
+"""Every backend keeps its matching index (rule M6) in step with every committed change.
 
 After any sequence of creates, updates, deletes, merges, failed calls and contact changes,
 ``find_similar`` (the memory book's kept index, the SQL books' stored blocking keys) answers

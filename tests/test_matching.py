@@ -1,5 +1,5 @@
-"""Duplicate matching: signals and reasons (M1), groups and mains (M2), blocking (M5),
-incremental matching (M6)."""
+"""Duplicate matching: signals and reasons (rule M1), groups and mains (rule M2), blocking
+(rule M5), incremental matching (rule M6)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from customerkit.matching import (
     find_duplicates,
     find_similar,
 )
-from customerkit.matching.api import _id_rank
 from customerkit.matching.blocking import record_keys, rules_for
 from customerkit.matching.column import Column, combine
 from customerkit.matching.normalize import (
@@ -40,6 +39,7 @@ from customerkit.matching.normalize import (
     phone_number_key,
     postal_key,
 )
+from customerkit.matching.prepare import _id_rank
 from customerkit.matching.score import (
     Model,
     build_features,
@@ -62,7 +62,7 @@ def only_pair(report: DuplicateReport) -> DuplicatePair:
     return report.pairs[0]
 
 
-# --- M1: signals and reasons ---------------------------------------------------------------------
+# --- rule M1: signals and reasons -----------------------------------------------------------------
 
 
 def test_m1_same_email_in_another_case_is_a_duplicate() -> None:
@@ -431,7 +431,7 @@ def test_report_records_html_and_validation() -> None:
         DuplicatePair(left_id="a", right_id="b", score=1.5)
 
 
-# --- M2: groups --------------------------------------------------------------------------------
+# --- rule M2: groups ------------------------------------------------------------------------------
 
 
 def test_m2_weak_chain_does_not_pull_unrelated_records_together() -> None:
@@ -480,7 +480,7 @@ def test_m2_main_is_most_complete_then_recent_then_oldest_then_smallest_id() -> 
     assert "same email" in group.reasons
 
 
-# --- M5: blocking ------------------------------------------------------------------------------
+# --- rule M5: blocking ----------------------------------------------------------------------------
 
 
 def test_m5_oversized_block_costs_near_linear() -> None:

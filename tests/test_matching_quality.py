@@ -43,7 +43,7 @@ def test_m1_m2_precision_and_recall_at_least_095(
     assert pairs.recall >= 0.95, pairs
     assert groups.precision >= 0.95, groups
     assert groups.recall >= 0.95, groups
-    # M5: candidate pairs grow with the records, not with their square.
+    # Rule M5: candidate pairs grow with the records, not with their square.
     assert report.compared < 20 * SIZE
 
 

@@ -1,4 +1,4 @@
-"""P1, P2 (T14): the default policy, cell by cell."""
+"""Rules P1, P2 (T14): the default policy, cell by cell."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_k1_fleet_managed_contacts_changed_only_by_the_fleet() -> None:
 
 
 def test_k1_bulk_delete_of_fleet_managed_contacts_is_the_fleets() -> None:
-    """K1: ``delete_many`` refuses provider staff a fleet-managed contact, as ``delete`` does."""
+    """Rule K1: ``delete_many`` refuses provider staff a fleet-managed contact, like ``delete``."""
     contact = Target(location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.FLEET)
     provider = Target(
         location_id="loc-1", customer_id="f1", contact_managed_by=ck.ManagedBy.PROVIDER

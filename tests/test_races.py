@@ -142,14 +142,14 @@ def new_contacts(book: ck.Book, customer_id: str, count: int) -> list[ck.Contact
     ]
 
 
-# -- uniqueness (C2, U1) --------------------------------------------------------------------
+# -- uniqueness (rules C2, U1) --------------------------------------------------------------------
 
-#: One canonical number typed eight ways (C2: case and separators are ignored).
+#: One canonical number typed eight ways (rule C2: case and separators are ignored).
 NUMBER_VARIANTS = ["C-700", "c700", "C 700", "c-700", "C.700", "C/700", " c 700 ", "C_700"]
 
 
 def test_same_customer_number_created_at_once(books: list[ck.Book]) -> None:
-    """C2: eight creates of one number: one customer, seven ``DuplicateCustomerNumber``."""
+    """Rule C2: eight creates of one number: one customer, seven ``DuplicateCustomerNumber``."""
     outcomes = race(
         [
             partial(new_customer, book, f"Racer {i}", NUMBER_VARIANTS[i])
@@ -168,7 +168,7 @@ def test_same_customer_number_created_at_once(books: list[ck.Book]) -> None:
 
 
 def test_same_customer_number_set_on_eight_customers_at_once(books: list[ck.Book]) -> None:
-    """C2, C3: eight customers renumbered to one number at once: one renumbered, seven refused."""
+    """Rules C2, C3: eight customers renumbered to one number at once: one renumbered, 7 refused."""
     book = books[0]
     customers = [new_customer(book, f"Racer {i}", f"N-{i}") for i in range(THREADS)]
     outcomes = race(
@@ -177,7 +177,7 @@ def test_same_customer_number_set_on_eight_customers_at_once(books: list[ck.Book
                 other.customers.update,
                 customer.id,
                 {"customer_number": NUMBER_VARIANTS[i]},
-                actor=MANAGER,  # the lowest role allowed to change a number (C3)
+                actor=MANAGER,  # the lowest role allowed to change a number (rule C3)
                 expected_version=customer.version,
             )
             for i, (other, customer) in enumerate(zip(books, customers, strict=True))
@@ -202,7 +202,7 @@ def test_same_customer_number_set_on_eight_customers_at_once(books: list[ck.Book
 
 
 def test_same_username_taken_at_once_by_creates_and_updates(books: list[ck.Book]) -> None:
-    """U1: four creates and four updates claim one canonical username at once: one gets it.
+    """Rule U1: four creates and four updates claim one canonical username at once: one gets it.
 
     ``test_sqlalchemy_backend`` races eight creates on one shared SQL book; this mixes the
     update path in, and runs on the memory backend and with a book per thread too.
@@ -226,11 +226,11 @@ def test_same_username_taken_at_once_by_creates_and_updates(books: list[ck.Book]
     assert live[winner.id] == winner
 
 
-# -- no lost updates (C5) -------------------------------------------------------------------
+# -- no lost updates (rule C5) -------------------------------------------------------------------
 
 
 def test_customer_updates_with_one_expected_version(books: list[ck.Book]) -> None:
-    """C5: eight updates expecting the same version: one wins, seven ``ConcurrentModification``."""
+    """Rule C5: eight updates expecting one version: one wins, seven ``ConcurrentModification``."""
     customer = new_customer(books[0], "Racer", "C-1")
     outcomes = race(
         [
@@ -290,7 +290,7 @@ def test_read_modify_write_counter_loses_no_update(books: list[ck.Book]) -> None
 
 
 def test_contact_updates_with_one_expected_version(books: list[ck.Book]) -> None:
-    """C5 for contacts: one of eight updates expecting the same version wins."""
+    """Rule C5 for contacts: one of eight updates expecting the same version wins."""
     customer = new_customer(books[0], "Racer", "C-1")
     [contact] = new_contacts(books[0], customer.id, 1)
     outcomes = race(
@@ -317,7 +317,7 @@ def test_contact_updates_with_one_expected_version(books: list[ck.Book]) -> None
     ]
 
 
-# -- merges (M3, M4; RELIABILITY T8) --------------------------------------------------------
+# -- merges (rules M3, M4; RELIABILITY T8) --------------------------------------------------------
 
 #: What a loser of a merge race may get: the record was merged already, or changed meanwhile.
 MERGE_LOSS = (ck.MergeError, ck.ConcurrentModification)
@@ -342,7 +342,7 @@ def assert_no_contact_lost(
 
 
 def test_overlapping_contact_merges_one_wins(books: list[ck.Book]) -> None:
-    """M3: merge i takes contact i+1 and a shared hub into contact i; exactly one of 8 wins."""
+    """Rule M3: merge i takes contact i+1 and a shared hub into contact i; exactly one of 8 wins."""
     book = books[0]
     customer = new_customer(book, "Racer", "C-1")
     contacts = new_contacts(book, customer.id, THREADS)
@@ -474,7 +474,7 @@ def test_opposite_and_cyclic_contact_merges(books: list[ck.Book]) -> None:
 
 
 def test_overlapping_customer_merges_one_wins(books: list[ck.Book]) -> None:
-    """M3 for customers: one of eight overlapping merges wins; every contact moves or stays."""
+    """Rule M3 for customers: one of eight overlapping merges wins; every contact moves or stays."""
     book = books[0]
     customers = [new_customer(book, f"Racer {i}", f"N-{i}") for i in range(THREADS + 1)]
     hub = customers[-1]
@@ -512,7 +512,7 @@ def test_overlapping_customer_merges_one_wins(books: list[ck.Book]) -> None:
 
 
 def test_unmerge_races_merges_on_the_same_main(books: list[ck.Book]) -> None:
-    """M4: four unmerges of A<-B race four merges of A<-C: the book ends as some serial order.
+    """Rule M4: four unmerges of A<-B race four merges of A<-C: the book ends as some serial order.
 
     The two changes do not exclude each other (serially both succeed), so the test asserts what
     can be asserted exactly: at most one unmerge and at most one distinct merge take effect,
@@ -551,11 +551,11 @@ def test_unmerge_races_merges_on_the_same_main(books: list[ck.Book]) -> None:
     )
 
 
-# -- delete_many (K5; RELIABILITY T9) -------------------------------------------------------
+# -- delete_many (rule K5; RELIABILITY T9) -------------------------------------------------------
 
 
 def test_delete_many_races_updates_of_its_contacts(books: list[ck.Book]) -> None:
-    """K5: ``delete_many`` of seven contacts against an update of each: all or nothing."""
+    """Rule K5: ``delete_many`` of seven contacts against an update of each: all or nothing."""
     book = books[0]
     customer = new_customer(book, "Racer", "C-1")
     contacts = new_contacts(book, customer.id, THREADS - 1)
@@ -590,7 +590,7 @@ def test_delete_many_races_updates_of_its_contacts(books: list[ck.Book]) -> None
 
 
 def test_delete_many_races_merges_of_its_contacts(books: list[ck.Book]) -> None:
-    """K5, M3: ``delete_many`` (ids in descending order) against seven merges of its contacts.
+    """Rules K5, M3: ``delete_many`` (ids in descending order) against seven merges of its contacts.
 
     The delete locks rows in the opposite order of the merges, so on PostgreSQL one of them is
     often a deadlock victim: it runs again, and if it loses again it gets
@@ -808,7 +808,7 @@ def _stored_contacts(book: ck.Book, customer_id: str) -> list[ck.Contact]:
 
 
 def test_contact_adds_race_a_delete_of_their_customer(books: list[ck.Book]) -> None:
-    """K1, C6: an add racing the delete of its customer comes before it (and is deleted with
+    """Rules K1, C6: an add racing the delete of its customer comes before it (and is deleted with
     it) or after it (``NotFound``): never a live contact on a deleted customer, whose external
     user email would stay taken for good."""
     book = books[0]
@@ -828,7 +828,7 @@ def test_contact_adds_race_a_delete_of_their_customer(books: list[ck.Book]) -> N
 
 
 def test_contact_adds_race_a_purge_of_their_customer(books: list[ck.Book]) -> None:
-    """C6: an add racing a purge (``delete_history=True``) gets ``NotFound`` or is purged
+    """Rule C6: an add racing a purge (``delete_history=True``) gets ``NotFound`` or is purged
     with the customer; never a driver error, and nothing of the customer is left."""
     book = books[0]
     for round_ in range(ROUNDS):
@@ -844,7 +844,7 @@ def test_contact_adds_race_a_purge_of_their_customer(books: list[ck.Book]) -> No
 
 
 def test_contact_adds_race_a_merge_of_their_customer(books: list[ck.Book]) -> None:
-    """M3: a contact added to B while B merges into A ends on A (added before: moved along),
+    """Rule M3: a contact added to B while B merges into A ends on A (added before: moved along),
     or the add gets ``NotFound`` (after: B is merged); no live contact stays on B."""
     book = books[0]
     for round_ in range(ROUNDS):
@@ -861,7 +861,7 @@ def test_contact_adds_race_a_merge_of_their_customer(books: list[ck.Book]) -> No
 
 
 def test_contact_adds_race_an_unmerge_of_their_customer(books: list[ck.Book]) -> None:
-    """M4: contacts added to the main while its merge is undone stay on the main; the merged
+    """Rule M4: contacts added to the main while its merge is undone stay on the main; the merged
     customer's own contact goes back to it."""
     book = books[0]
     for round_ in range(ROUNDS):
@@ -880,7 +880,7 @@ def test_contact_adds_race_an_unmerge_of_their_customer(books: list[ck.Book]) ->
 
 
 def test_customer_updates_race_a_merge_of_the_customer(books: list[ck.Book]) -> None:
-    """C5, M3: updates of B racing the merge of B into A come before the merge (their values
+    """Rules C5, M3: updates of B racing the merge of B into A come before the merge (their values
     reach the merge or the merge is refused as stale) or after it (``NotFound``); an update
     never lands on a merged tombstone."""
     book = books[0]

@@ -1,4 +1,4 @@
-"""S1-S5: search semantics (the oracle) and the in-memory index that must match it exactly."""
+"""Rules S1-S5: search semantics (the oracle) and the in-memory index that must match it exactly."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from customerkit import text as text_module
 from customerkit.errors import QueryTooShort
 from customerkit.model import SearchField
-from customerkit.search import index as index_module
-from customerkit.search.index import MemorySearchIndex
+from customerkit.search.index import MemorySearchIndex, _buckets, _location, _vocabulary
 from customerkit.search.query import (
     ALL_FIELDS,
     RankedMatch,
@@ -58,7 +57,7 @@ def search_index_upserts(
     ids=["oracle", "index", "index-upserts"],
 )
 def search(request: pytest.FixtureRequest) -> Search:
-    """Every implementation must give the spec examples' answers (S5: same hits, same order)."""
+    """Every implementation gives the spec examples' answers (rule S5: same hits, same order)."""
     return request.param  # type: ignore[no-any-return]
 
 
@@ -96,13 +95,13 @@ def run(
 
 
 def test_s4_prefix_of_any_word(search: Search) -> None:
-    """S4: "john" finds "John Deere" and "Johnson Tires", not "Bojo"."""
+    """Rule S4: "john" finds "John Deere" and "Johnson Tires", not "Bojo"."""
     documents = [doc("a", "John Deere"), doc("b", "Johnson Tires"), doc("c", "Bojo Motors")]
     assert ids(run(search, documents, "john")) == ["a", "b"]
 
 
 def test_s4_every_query_word_must_match(search: Search) -> None:
-    """S4: "john den" finds "Johnson Tires - Denver" only."""
+    """Rule S4: "john den" finds "Johnson Tires - Denver" only."""
     documents = [
         doc("a", "Johnson Tires - Denver"),
         doc("b", "Johnson Tires - Dallas"),
@@ -112,14 +111,14 @@ def test_s4_every_query_word_must_match(search: Search) -> None:
 
 
 def test_s4_words_may_match_in_different_fields(search: Search) -> None:
-    """S4 on ALL fields: "john den" also finds a Johnson whose city is Denver."""
+    """Rule S4 on ALL fields: "john den" also finds a Johnson whose city is Denver."""
     documents = [doc("a", "Johnson Tires", city="Denver"), doc("b", "Johnson Tires", city="Reno")]
     assert ids(run(search, documents, "john den")) == ["a"]
     assert run(search, documents, "john den", SearchField.NAME) == []
 
 
 def test_s5_infix_ranks_below_prefix(search: Search) -> None:
-    """S4/S5: "son" inside "Johnson" matches, after the shorter-named prefix hit "Sonic"."""
+    """Rules S4/S5: "son" inside "Johnson" matches, after the shorter-named prefix hit "Sonic"."""
     documents = [doc("a", "Johnson Tires"), doc("b", "Sonic Motors Incorporated")]
     found = run(search, documents, "son")
     assert ids(found) == ["b", "a"]
@@ -127,19 +126,19 @@ def test_s5_infix_ranks_below_prefix(search: Search) -> None:
 
 
 def test_s4_short_query_words_never_match_inside_words(search: Search) -> None:
-    """S4: infix needs 3+ characters; a 2-letter word filters by prefix only."""
+    """Rule S4: infix needs 3+ characters; a 2-letter word filters by prefix only."""
     documents = [doc("a", "Johnson Tires"), doc("b", "Johnson Onyx Tires")]
     assert ids(run(search, documents, "johnson on")) == ["b"]
 
 
 def test_s4_infix_is_a_contiguous_run(search: Search) -> None:
-    """S4: "bcde" is not inside "Xbcdcde", which holds "bcd" and "cde" apart."""
+    """Rule S4: "bcde" is not inside "Xbcdcde", which holds "bcd" and "cde" apart."""
     documents = [doc("a", "Xbcdcde Co"), doc("b", "Xbcdef Co")]
     assert ids(run(search, documents, "bcde")) == ["b"]
 
 
 def test_s4_fuzzy_allows_two_typos_from_eight_characters(search: Search) -> None:
-    """S4: fuzzy matching allows 1 typo below 8 characters, 2 from 8 on."""
+    """Rule S4: fuzzy matching allows 1 typo below 8 characters, 2 from 8 on."""
     documents = [doc("a", "Johnson Tires")]
     assert ids(run(search, documents, "jonhsonn", fuzzy=True)) == ["a"]  # 2 typos, 8 chars
     assert ids(run(search, documents, "jonhsn", fuzzy=True)) == []  # 2 typos, 6 chars
@@ -148,7 +147,7 @@ def test_s4_fuzzy_allows_two_typos_from_eight_characters(search: Search) -> None
 
 
 def test_s5_exact_ranks_above_prefix(search: Search) -> None:
-    """S5: an exact word beats a prefix even when the prefix hit has a shorter name."""
+    """Rule S5: an exact word beats a prefix even when the prefix hit has a shorter name."""
     documents = [doc("a", "Johnson"), doc("b", "John Deere Equipment Company")]
     found = run(search, documents, "john")
     assert ids(found) == ["b", "a"]
@@ -156,7 +155,7 @@ def test_s5_exact_ranks_above_prefix(search: Search) -> None:
 
 
 def test_s5_name_ranks_above_other_fields(search: Search) -> None:
-    """S5: at equal strength a NAME hit beats a CITY hit, which reports its field."""
+    """Rule S5: at equal strength a NAME hit beats a CITY hit, which reports its field."""
     documents = [doc("a", "Acme", city="Denver"), doc("b", "Denver Tire Service Center")]
     found = run(search, documents, "denver")
     assert ids(found) == ["b", "a"]
@@ -165,7 +164,7 @@ def test_s5_name_ranks_above_other_fields(search: Search) -> None:
 
 
 def test_s5_shorter_name_then_name_then_id(search: Search) -> None:
-    """S5: ties break by shorter folded name, then folded name, then id."""
+    """Rule S5: ties break by shorter folded name, then folded name, then id."""
     documents = [
         doc("z", "Johnson Tires"),
         doc("y", "Ace Tires"),
@@ -176,14 +175,14 @@ def test_s5_shorter_name_then_name_then_id(search: Search) -> None:
 
 
 def test_s5_weakest_word_decides(search: Search) -> None:
-    """S5: a hit ranks by its weakest query word."""
+    """Rule S5: a hit ranks by its weakest query word."""
     documents = [doc("a", "Smith Tires"), doc("b", "Smith Tire")]
     # "smith tire": a is exact + prefix (PREFIX), b is exact + exact (EXACT).
     assert ids(run(search, documents, "smith tire")) == ["b", "a"]
 
 
 def test_s2_apostrophes_join(search: Search) -> None:
-    """S2: "O'Brien" is found by "obrien" and by "o'brien"."""
+    """Rule S2: "O'Brien" is found by "obrien" and by "o'brien"."""
     documents = [doc("a", "O'Brien Hauling"), doc("b", "Brien Hauling")]
     assert ids(run(search, documents, "obrien")) == ["a"]
     assert ids(run(search, documents, "o'brien")) == ["a"]
@@ -191,13 +190,13 @@ def test_s2_apostrophes_join(search: Search) -> None:
 
 @pytest.mark.parametrize("text", ["smith", "jones", "smithjones", "smith-jones"])
 def test_s2_hyphenated_parts_and_joined(search: Search, text: str) -> None:
-    """S2: "Smith-Jones" is found by smith, jones and smithjones."""
+    """Rule S2: "Smith-Jones" is found by smith, jones and smithjones."""
     documents = [doc("a", "Smith-Jones Farms"), doc("b", "Farms Unlimited")]
     assert ids(run(search, documents, text)) == ["a"]
 
 
 def test_s2_accents_and_case_folded(search: Search) -> None:
-    """S2: "école" finds "ÉCOLE" and "Ecole"."""
+    """Rule S2: "école" finds "ÉCOLE" and "Ecole"."""
     documents = [doc("a", "ÉCOLE DE CONDUITE"), doc("b", "Ecole Auto"), doc("c", "Collège")]
     assert sorted(ids(run(search, documents, "école"))) == ["a", "b"]
 
@@ -209,7 +208,7 @@ def test_s2_accents_and_case_folded(search: Search) -> None:
 def test_s4_regex_metacharacters_are_literal(
     search: Search, text: str, expected: list[str]
 ) -> None:
-    """S4: regex metacharacters only separate words ("tir.s" is "tir" and "s"): "Tires Plus"
+    """Rule S4: regex metacharacters only separate words ("tir.s" is "tir" and "s"): "Tires Plus"
     has no word starting with "s", so only "Tiresome Supply" is found."""
     documents = [doc("a", "Tires Plus"), doc("b", "Tiresome Supply")]
     assert ids(run(search, documents, text)) == expected
@@ -217,13 +216,13 @@ def test_s4_regex_metacharacters_are_literal(
 
 @pytest.mark.parametrize("text", ["%", "_", "%%%", "_%_", "' OR '1'='1", "a%b", ".*"])
 def test_s3_wildcards_alone_are_too_short(text: str) -> None:
-    """S3/S4: SQL wildcards are not words: they never turn into "match everything"."""
+    """Rules S3/S4: SQL wildcards are not words: they never turn into "match everything"."""
     with pytest.raises(QueryTooShort):
         parse_query(text)
 
 
 def test_s4_sql_fragments_matched_literally(search: Search) -> None:
-    """S4: a query that looks like SQL only finds the words it contains."""
+    """Rule S4: a query that looks like SQL only finds the words it contains."""
     documents = [
         doc("a", "Acme Tires"),
         doc("b", "Drop Table Customers Inc"),
@@ -235,7 +234,7 @@ def test_s4_sql_fragments_matched_literally(search: Search) -> None:
 
 
 def test_s3_two_letter_state_code_on_state_field(search: Search) -> None:
-    """S3: a 2-letter exact state code works on the STATE field (whole words only)."""
+    """Rule S3: a 2-letter exact state code works on the STATE field (whole words only)."""
     documents = [
         doc("a", "Acme", state="CO"),
         doc("b", "Bolt", state="Colorado"),
@@ -247,7 +246,7 @@ def test_s3_two_letter_state_code_on_state_field(search: Search) -> None:
 
 
 def test_s3_query_too_short() -> None:
-    """S3: "jo" is too short; a longer word lets short words filter."""
+    """Rule S3: "jo" is too short; a longer word lets short words filter."""
     with pytest.raises(QueryTooShort):
         parse_query("jo")
     with pytest.raises(QueryTooShort):
@@ -256,7 +255,7 @@ def test_s3_query_too_short() -> None:
 
 
 def test_s4_fuzzy_typos_rank_lowest(search: Search) -> None:
-    """S4/S5: with fuzzy, "jonson" finds "Johnson" after every stronger hit; not without."""
+    """Rules S4/S5: with fuzzy, "jonson" finds "Johnson" after every stronger hit; not without."""
     documents = [doc("a", "Johnson Tires"), doc("b", "Jonsonville Auto Body Repair Shop")]
     found = run(search, documents, "jonson", fuzzy=True)
     assert ids(found) == ["b", "a"]
@@ -265,13 +264,13 @@ def test_s4_fuzzy_typos_rank_lowest(search: Search) -> None:
 
 
 def test_s1_scoped_to_location(search: Search) -> None:
-    """S1: only the searched location's customers are found."""
+    """Rule S1: only the searched location's customers are found."""
     documents = [doc("a", "Johnson"), doc("b", "Johnson", location="loc-2")]
     assert ids(run(search, documents, "johnson")) == ["a"]
 
 
 def test_s1_fields_searched_separately(search: Search) -> None:
-    """S1: a field search looks at that field only and reports it."""
+    """Rule S1: a field search looks at that field only and reports it."""
     documents = [
         doc("a", "Denver Tires", city="Austin"),
         doc("b", "Acme", city="Denver"),
@@ -285,14 +284,14 @@ def test_s1_fields_searched_separately(search: Search) -> None:
 
 
 def test_s5_field_reported_as_all_when_words_split(search: Search) -> None:
-    """S5: a hit whose words match in different non-NAME fields reports ALL."""
+    """Rule S5: a hit whose words match in different non-NAME fields reports ALL."""
     documents = [doc("a", "Acme", city="Denver", number="C-77123")]
     found = run(search, documents, "denver 77123")
     assert [hit.field for hit in found] == [SearchField.ALL]
 
 
 def test_limit_cuts_the_ranked_list(search: Search) -> None:
-    """S5: the limit keeps the best hits."""
+    """Rule S5: the limit keeps the best hits."""
     documents = [doc(f"c{i}", f"Tires {'x' * i}") for i in range(10)]
     assert ids(run(search, documents, "tires", limit=3)) == ["c0", "c1", "c2"]
 
@@ -301,7 +300,7 @@ def test_limit_cuts_the_ranked_list(search: Search) -> None:
 
 
 def test_index_upsert_replaces_and_remove_forgets() -> None:
-    """S1: updates are visible at once; removed and replaced records never appear."""
+    """Rule S1: updates are visible at once; removed and replaced records never appear."""
     index = MemorySearchIndex()
     index.bulk_load([doc("a", "Johnson Tires"), doc("b", "Smith Tires")])
     index.upsert(doc("a", "Jones Tires"))
@@ -314,7 +313,7 @@ def test_index_upsert_replaces_and_remove_forgets() -> None:
 
 
 def test_index_moving_a_document_to_another_location() -> None:
-    """S1: a document upserted with a new location leaves the old one."""
+    """Rule S1: a document upserted with a new location leaves the old one."""
     index = MemorySearchIndex()
     index.bulk_load([doc("a", "Johnson Tires")])
     index.upsert(doc("a", "Johnson Tires", location="loc-2"))
@@ -358,7 +357,7 @@ def test_index_bulk_load_last_duplicate_wins() -> None:
 
 @given(st.text(st.characters(exclude_categories=("Cs",)), max_size=40))
 def test_s2_fast_tokeniser_agrees_with_text_words(text: str) -> None:
-    """S2: the ASCII tokeniser gives exactly what the general path of ``text.words`` gives."""
+    """Rule S2: the ASCII tokeniser gives exactly what the general path of ``text.words`` gives."""
     assert words(text) == text_module._general_words(text)
 
 
@@ -372,16 +371,16 @@ def test_s2_fast_tokeniser_agrees_on_ascii_edge_cases(text: str) -> None:
     st.text("abc1", min_size=4, max_size=12),
 )
 def test_s4_typo_search_finds_exactly_the_oracles_typos(vocabulary: list[str], text: str) -> None:
-    """S4: the index's vocabulary walk finds the words the oracle calls typos, and no others
+    """Rule S4: the index's vocabulary walk finds the words the oracle calls typos, and no others
     (1 edit below 8 characters, 2 from 8 on, on the whole word or its start)."""
-    found = index_module._Vocabulary(sorted(vocabulary)).fuzzy_ids(text)
+    found = _vocabulary.Vocabulary(sorted(vocabulary)).fuzzy_ids(text)
     expected = [at for at, word in enumerate(sorted(vocabulary)) if is_fuzzy_match(text, word)]
     assert sorted(found.tolist()) == expected
 
 
 @given(st.lists(st.text(alphabet="aZ09-'` _\n\u00e9", max_size=12), max_size=8))
 def test_s2_batch_tokeniser_agrees_with_text_words(texts: list[str]) -> None:
-    """S2: tokenising many texts at once gives each text's ``text.words`` (repeats aside)."""
+    """Rule S2: tokenising many texts at once gives each text's ``text.words`` (repeats aside)."""
     found, counts = words_of_texts(texts)
     assert len(counts) == len(texts)
     at = 0
@@ -394,7 +393,7 @@ def test_s2_batch_tokeniser_agrees_with_text_words(texts: list[str]) -> None:
 # --- Differential properties: index == oracle ------------------------------------------------
 
 # Few letters so words collide, share prefixes and sit inside each other; hyphens, apostrophes,
-# accents, case and digits exercise S2.
+# accents, case and digits exercise rule S2.
 TEXTS = st.text(alphabet="abcAB1-' \u00e9\u00c9", max_size=10)
 QUERY_TEXTS = st.text(alphabet="abcB1-' \u00e9", min_size=1, max_size=8)
 DOCUMENT_IDS = st.sampled_from([f"c{i}" for i in range(40)])
@@ -417,7 +416,7 @@ def documents(draw: st.DrawFn) -> SearchDocument:
 
 @st.composite
 def queries(draw: st.DrawFn) -> SearchQuery:
-    """Any query the index must answer, including ones parse_query would refuse (S3)."""
+    """Any query the index must answer, including ones parse_query would refuse (rule S3)."""
     found = query_words(draw(QUERY_TEXTS))
     exact_only = draw(st.booleans()) and draw(st.booleans())
     return SearchQuery(
@@ -446,14 +445,10 @@ def tiny_constants(tiny: bool) -> Iterator[None]:
     if not tiny:
         yield
         return
-    with mock.patch.multiple(
-        index_module,
-        _PENDING_LIMIT=2,
-        _MERGE_RATIO=2,
-        _FIRST_CHUNK=0,
-        _SAMPLE_STEP=2,
-        _SPARSE=1000,
-        _FILTER_RATIO=1000,
+    with (
+        mock.patch.multiple(_location, _PENDING_LIMIT=2, _MERGE_RATIO=2),
+        mock.patch.multiple(_buckets, _FIRST_CHUNK=0, _SPARSE=1000, _FILTER_RATIO=1000),
+        mock.patch.object(_vocabulary, "_SAMPLE_STEP", 2),
     ):
         yield
 
@@ -487,7 +482,7 @@ def apply(
 def test_s5_index_equals_oracle_after_any_changes(
     tiny: bool, operations: list[tuple[str, object]], query_list: list[SearchQuery]
 ) -> None:
-    """S5: after any upserts, removals, bulk loads and rebuilds, the index returns exactly
+    """Rule S5: after any upserts, removals, bulk loads and rebuilds, the index returns exactly
     the oracle's hits in the oracle's order, for every location, field set and limit."""
     with tiny_constants(tiny):
         index = MemorySearchIndex()
@@ -510,7 +505,7 @@ def test_s5_index_equals_oracle_after_any_changes(
 def test_s4_hits_are_exactly_the_matching_records(
     document_list: list[SearchDocument], query: SearchQuery
 ) -> None:
-    """S4, checked naively: a record is a hit iff every query word starts a word of a
+    """Rule S4, checked naively: a record is a hit iff every query word starts a word of a
     searched field, or (3+ characters) sits inside one."""
 
     def matches(document: SearchDocument) -> bool:
@@ -535,7 +530,7 @@ def test_s4_hits_are_exactly_the_matching_records(
 def test_s5_order_follows_the_rank_key(
     document_list: list[SearchDocument], query: SearchQuery
 ) -> None:
-    """S5, checked from the outside: scores never rise; within a score, shorter folded
+    """Rule S5, checked from the outside: scores never rise; within a score, shorter folded
     name, then name, then id; the same query twice gives the same list."""
     index = MemorySearchIndex()
     index.bulk_load(document_list)
@@ -552,7 +547,7 @@ def test_s5_order_follows_the_rank_key(
 
 @pytest.mark.parametrize("seed", range(4))
 def test_s5_index_equals_oracle_on_a_larger_book(seed: int) -> None:
-    """S5: hundreds of records over a two-letter alphabet ("abab" holds "ab" as prefix and
+    """Rule S5: hundreds of records over a two-letter alphabet ("abab" holds "ab" as prefix and
     infix; one word often sits in two fields), read in chunks of one, after every kind of
     change: still exactly the oracle's lists."""
     rng = random.Random(seed)
@@ -590,10 +585,10 @@ def test_s5_index_equals_oracle_on_a_larger_book(seed: int) -> None:
 
 
 def test_s5_index_equals_oracle_with_a_huge_alphabet() -> None:
-    """S5: the slow trigram path (used when packed trigrams would not fit) agrees too."""
+    """Rule S5: the slow trigram path (used when packed trigrams would not fit) agrees too."""
     documents_ = [doc(f"c{i}", f"x{chr(0x4E00 + i)}{chr(0x4E01 + i)}yz {i}") for i in range(40)]
     query = SearchQuery(words=(f"{chr(0x4E05)}{chr(0x4E06)}y",), fields=ALL_FIELDS)
-    with mock.patch.object(index_module, "_PACKED_BITS", 0):
+    with mock.patch.object(_vocabulary, "_PACKED_BITS", 0):
         index = MemorySearchIndex()
         index.bulk_load(documents_)
         assert index.search(LOCATION, query, limit=20) == oracle_search(

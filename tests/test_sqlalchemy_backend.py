@@ -562,7 +562,7 @@ def test_external_user_email_unique_among_live_external_users(store: SqlStore) -
         uow.commit()
 
 
-# -- optimistic concurrency (decision 3, C5) ----------------------------------------------------
+# -- optimistic concurrency (decision 3, rule C5) --------------------------------------------------
 
 
 def test_stale_version_is_refused(store: SqlStore) -> None:
@@ -633,7 +633,7 @@ def test_created_since_lists_live_customers(store: SqlStore) -> None:
         assert uow.customers.created_since("loc-1", NOW - timedelta(days=30)) == [new]
 
 
-# -- search: anchors and equality with the oracle (S1-S5) ---------------------------------------
+# -- search: anchors and equality with the oracle (rules S1-S5) ------------------------------------
 
 
 def _satisfies(anchor: Anchor, word: str) -> bool:
@@ -734,14 +734,14 @@ def _query_text(data: st.DataObject, documents: list[dict[str, Any]]) -> str:
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_search_equals_the_oracle(store: SqlStore, data: st.DataObject) -> None:
-    """S1-S5: same hits, same scores, same fields, same order as ``oracle_search``."""
+    """Rules S1-S5: same hits, same scores, same fields, same order as ``oracle_search``."""
     location = uuid.uuid4().hex  # a fresh location per example: examples never see each other
     drafts = data.draw(st.lists(document, min_size=1, max_size=25))
     customers, docs = [], []
     for i, draft in enumerate(drafts):
         status = RecordStatus.ACTIVE if draft["live"] else RecordStatus.DELETED
         customer = make_customer(
-            f"q{i}q {draft['number']}",  # a unique first word keeps numbers unique (C2)
+            f"q{i}q {draft['number']}",  # a unique first word keeps numbers unique (rule C2)
             location_id=location,
             company_name=draft["name"],
             city=draft["city"],
@@ -863,7 +863,7 @@ def test_search_equals_the_oracle_through_ties_and_pages(
     fuzzy: bool,
     limit: int,
 ) -> None:
-    """S5 on the rank-order index: pages of one or two rows, keysets inside runs of customers
+    """Rule S5 on the rank-order index: pages of one or two rows, keysets inside runs of customers
     tied on (tier, field, name length), buckets read as merged word lists or one condition,
     other words checked by probe, by window or in Python: still the oracle's hits and order."""
     location = uuid.uuid4().hex
@@ -891,7 +891,7 @@ def test_search_equals_the_oracle_through_ties_and_pages(
 
 
 def test_search_ties_on_name_length_are_broken_by_name_then_id(store: SqlStore) -> None:
-    """S5: thirty customers tied on tier, field and name length; every page size from one
+    """Rule S5: thirty customers tied on tier, field and name length; every page size from one
     gives the oracle's order (folded name, then id), read through the keyset."""
     names = [f"{a}{b}{c} Tires" for a in "zyx" for b in "ab" for c in "qrstu"]
     customers = [make_customer(f"t{i}", company_name=name) for i, name in enumerate(names)]
@@ -1162,7 +1162,7 @@ def test_t21_sqlite_and_postgresql_schemas_agree(
 
 
 def test_t15_database_refuses_a_username_change_by_raw_sql(url: str) -> None:
-    """T15, U1: past the API (``ImmutableField``), the database itself refuses to change a set
+    """T15, rule U1: past the API (``ImmutableField``), the database itself refuses to change a set
     username, by any UPDATE; other columns of the row still change, and a blank one can be set."""
     store = SqlStore(url)
     try:

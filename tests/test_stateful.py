@@ -88,7 +88,7 @@ FIRST = strategies.FIRST_NAMES
 LAST = strategies.LAST_NAMES
 EXTERNAL_IDS = ["P-1", "P-2", "P-3"]
 
-#: Fixed searches whose hits and order are checked after every step (S4, S5): ``QUERIES``.
+#: Fixed searches whose hits and order are checked after every step (rules S4, S5): ``QUERIES``.
 RECENT_TEXT = "tires"
 SOURCE_QUERY = "tire"
 
@@ -100,7 +100,7 @@ ALTERNATES = ("alternate_emails", "alternate_phones")
 
 
 def _alternates(name: str, kept: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """M3: the emails (phones) of the merged records other than the kept one, each once."""
+    """Rule M3: the emails (phones) of the merged records other than the kept one, each once."""
 
     def key(value: str) -> str:  # the machine's vocabulary differs only in case or in digits
         return value.casefold() if name == "email" else "".join(filter(str.isdigit, value))
@@ -141,7 +141,7 @@ class Refused(Exception):
 
 
 def number_key(number: str) -> str:
-    """C2's comparison: case and separators ignored (enough for this vocabulary)."""
+    """Rule C2's comparison: case and separators ignored (enough for this vocabulary)."""
     return "".join(ch for ch in number.casefold() if ch.isalnum())
 
 
@@ -427,7 +427,7 @@ class Model:
             raise Refused(ck.ValidationError)
         customer = self.live_customer(customer_id)
         by_fleet = actor.role is ck.Role.FLEET_USER
-        if by_fleet:  # P1: a fleet user adds contacts to its own fleet customer only
+        if by_fleet:  # Rule P1: a fleet user adds contacts to its own fleet customer only
             self.require_own_fleet(actor, customer)
         else:
             self.require(actor, ck.Role.STAFF, customer["location_id"])
@@ -437,7 +437,7 @@ class Model:
             **{name: draft[name] for name in CONTACT_FIELDS},
             "alternate_emails": (),
             "alternate_phones": (),
-            "managed_by": "FLEET" if by_fleet else "PROVIDER",  # K1: fleet-added is fleet-managed
+            "managed_by": "FLEET" if by_fleet else "PROVIDER",  # Rule K1: the fleet manages it
             "status": "ACTIVE",
             "merged_into": None,
             "version": 1,
@@ -461,12 +461,12 @@ class Model:
         customer = self.live_customer(current["customer_id"])
         if actor.location_id != customer["location_id"]:
             raise Refused(ck.PermissionDenied)
-        if actor.role is ck.Role.FLEET_USER:  # P1: its own fleet's fleet-managed contacts only
+        if actor.role is ck.Role.FLEET_USER:  # Rule P1: its own fleet's fleet-managed contacts only
             self.require_own_fleet(actor, customer)
             if current["managed_by"] != "FLEET":
                 raise Refused(ck.PermissionDenied)
             return current
-        if current["managed_by"] == "FLEET":  # K1: only the fleet's users change them
+        if current["managed_by"] == "FLEET":  # Rule K1: only the fleet's users change them
             raise Refused(ck.PermissionDenied)
         self.require(actor, ck.Role.STAFF, customer["location_id"])
         return current
@@ -510,7 +510,7 @@ class Model:
                 raise Refused(ck.NotFound)
             customer = self.live_customer(contact["customer_id"])
             self.require(actor, ck.Role.SERVICE_ADVISOR, customer["location_id"])
-            if contact["managed_by"] == "FLEET":  # K1: in bulk as singly, the fleet's own
+            if contact["managed_by"] == "FLEET":  # Rule K1: in bulk as singly, the fleet's own
                 raise Refused(ck.PermissionDenied)
         for contact_id in sorted(ids):  # deleted (and in history) in id order
             self._tombstone_contact(self.contacts[contact_id], actor)
@@ -534,10 +534,10 @@ class Model:
 
     # merges -----------------------------------------------------------------------------------
 
-    def merge(  # noqa: PLR0912 - the checks of M3 in the order the SPEC lists them
+    def merge(  # noqa: PLR0912 - the checks of rule M3 in the order the SPEC lists them
         self, kind: str, main_id: str, other_ids: list[str], actor: ck.Actor, dry_run: bool
     ) -> dict[str, Any]:
-        """A merge of either kind (M3); returns what the ``MergeResult`` must say."""
+        """A merge of either kind (rule M3); returns what the ``MergeResult`` must say."""
         table = self.contacts if kind == "contact" else self.customers
         others = list(dict.fromkeys(other_ids))
         if not others or main_id in others:
@@ -681,7 +681,7 @@ class Model:
         owner = tombstone["customer_id"] if kind == "contact" else tombstone["id"]
         self.log(owner, kind, tombstone["id"], "repointed", actor, changes)
 
-    def unmerge(  # noqa: PLR0912 - the checks of M4, in order
+    def unmerge(  # noqa: PLR0912 - the checks of rule M4, in order
         self, kind: str, merge_id: str, actor: ck.Actor
     ) -> dict[str, Any]:
         table = self.contacts if kind == "contact" else self.customers
@@ -872,7 +872,7 @@ class Model:
     # reads ------------------------------------------------------------------------------------
 
     def search(self, location_id: str, query: str, limit: int = 20) -> list[tuple[Any, ...]]:
-        """S2-S5 from the SPEC, by brute force over the live customers of a location."""
+        """Rules S2-S5 from the SPEC, by brute force over the live customers of a location."""
         wanted = query_words(query)
         ranked = []
         fields = (
@@ -910,7 +910,7 @@ class Model:
         return [hit for _, hit in ranked[:limit]]
 
 
-#: Every customer fill field of M3 (the provenance of a customer merge names them all).
+#: Every customer fill field of rule M3 (the provenance of a customer merge names them all).
 _CUSTOMER_FILL_ALL = (
     "customer_number",
     "address_line1",
@@ -1363,7 +1363,7 @@ class BookMachine(RuleBasedStateMachine):
             lambda: self.book.contacts.delete(contact_id, actor=actor),
         )
 
-    # rules: a fleet user of the seed fleet (K1: it manages the contacts it adds) -------------
+    # rules: a fleet user of the seed fleet (rule K1: it manages the contacts it adds) -------------
 
     def fleet_user(self) -> ck.Actor:
         return ck.Actor(
@@ -1670,7 +1670,7 @@ class BookMachine(RuleBasedStateMachine):
             if expected is None:
                 with pytest.raises(ck.NotFound):
                     self.book.contacts.get(contact_id, actor=reader)
-            else:  # merged ids resolve to their live main (M3)
+            else:  # merged ids resolve to their live main (rule M3)
                 got = self.book.contacts.get(contact_id, actor=reader)
                 assert contact_view(got) == expected
                 assert got.status is ck.RecordStatus.ACTIVE
@@ -1767,7 +1767,7 @@ class BookMachine(RuleBasedStateMachine):
         for hit in book.sources.search("dms", SOURCE_QUERY, actor=STAFF):
             holder = m.source_holder(hit.record.external_id)
             expected_id = holder["id"] if holder and holder["location_id"] == "loc-1" else None
-            assert hit.customer_id == expected_id, "D3: the hit says whether it is a customer"
+            assert hit.customer_id == expected_id, "rule D3: the hit says whether it is a customer"
 
 
 def _backend(request: pytest.FixtureRequest) -> str:
@@ -1814,7 +1814,7 @@ def test_regression_dry_run_of_done_merge(make_book: Callable[[FakeClock], ck.Bo
 
 
 def test_regression_unmerge_after_number_fill(make_book: Callable[[FakeClock], ck.Book]) -> None:
-    """M4: a customer merge that filled the main's blank number can be undone."""
+    """Rule M4: a customer merge that filled the main's blank number can be undone."""
     book = make_book(FakeClock())
     fleet = book.customers.create(
         ck.NewCustomer(company_name="Acme Fleet", kind=ck.CustomerKind.FLEET), actor=ADMIN
@@ -1833,7 +1833,7 @@ def test_regression_unmerge_after_number_fill(make_book: Callable[[FakeClock], c
 def test_regression_contact_unmerge_after_customer_merge(
     make_book: Callable[[FakeClock], ck.Book],
 ) -> None:
-    """M4 + no dangling references: every contact an unmerge restores can be read again."""
+    """Rule M4 + no dangling references: every contact an unmerge restores can be read again."""
     book = make_book(FakeClock())
     old, a, b = _two_contacts(book)
     contact_merge = book.contacts.merge(a.id, [b.id], actor=ADMIN)

@@ -178,7 +178,7 @@ def test_contacts_per_customer_and_valid() -> None:
 def test_contacts_near_duplicates_are_never_external_users() -> None:
     rows = list(synth.contacts(500, seed=3, duplicate_share=0.5, external_share=0.5))
     external = [k.email.lower() for _, k in rows if k.external_user]
-    assert len(external) == len(set(external))  # K3 holds when loading them all
+    assert len(external) == len(set(external))  # Rule K3 holds when loading them all
     assert len(rows) > 500 * 4 * 1.3  # copies came on top of the 2-6 people each
 
 

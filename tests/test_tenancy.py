@@ -1,4 +1,4 @@
-"""P2 (T14): no call by an actor of one location returns or changes another location's data.
+"""Rule P2 (T14): no call by an actor of one location returns or changes another location's data.
 
 A "victim" location holds customers (local, fleet, imported, merged, deleted), contacts (merged,
 external users, fleet-managed), history, merges and users. An "attacker" location holds look-alike
@@ -36,7 +36,7 @@ VICTIM = ck.Actor(user_id="vadmin", role=ck.Role.DEALER_ADMIN, location_id="loc-
 ATTACKER_ADMIN = ck.Actor(user_id="aadmin", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
 #: Text only the victim's records hold: finding it anywhere in an answer is a leak.
 VICTIM_MARK = "1 Victim Way"
-#: The victim's external user's email: the attacker tries it (K3 is book-wide), so it is no secret.
+#: The victim's external user's email: the attacker tries it (rule K3 is book-wide): no secret.
 SECRET_EMAIL = "ann@victim.example"
 #: An email only the victim knows.
 VICTIM_EMAIL = "bob@victim.example"
@@ -385,7 +385,7 @@ EXAMPLES = {"memory": None, "sqlite": 50, "postgresql": 25}
 def test_p2_no_call_crosses_locations(
     make_book: Callable[[FakeClock], ck.Book], request: pytest.FixtureRequest
 ) -> None:
-    """P2: random calls by another location's actors never read or change the victim's data."""
+    """Rule P2: random calls by another location's actors never read or change the victim's data."""
     examples = EXAMPLES.get(_backend(request))
     overrides: dict[str, Any] = {
         "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -408,7 +408,7 @@ def test_p2_no_call_crosses_locations(
 def test_p2_every_call_against_every_victim_record(
     make_book: Callable[[FakeClock], ck.Book],
 ) -> None:
-    """P2, exhaustively: every call, by an admin and by a fleet user naming the victim's fleet,
+    """Rule P2, exhaustively: every call, by an admin and by a fleet user naming the victim's fleet,
     on every victim customer and contact id (one world: the attacker's own changes pile up)."""
     w = build(make_book)
     picks = range(max(len(w.victim_customers), len(w.victim_contacts)))
@@ -425,7 +425,7 @@ def test_p2_every_call_against_every_victim_record(
 def test_regression_import_leaks_other_locations_customer(
     make_book: Callable[[FakeClock], ck.Book],
 ) -> None:
-    """D4 + P2: a source record imported at one location does not exist for another one."""
+    """Rules D4, P2: a source record imported at one location does not exist for another one."""
     w = build(make_book)
     try:
         w.book.sources.import_customer("dms", "P-1", actor=ATTACKER_ADMIN)
@@ -436,7 +436,7 @@ def test_regression_import_leaks_other_locations_customer(
 def test_regression_external_user_leaks_other_locations_contact(
     make_book: Callable[[FakeClock], ck.Book],
 ) -> None:
-    """K3 + P2: the external-user clash may be refused, but without naming the victim's id."""
+    """Rules K3, P2: the external-user clash may be refused, but without naming the victim's id."""
     w = build(make_book)
     draft = ck.NewContact(first_name="Eve", last_name="Ill", email=SECRET_EMAIL, external_user=True)
     with pytest.raises(ck.DuplicateExternalUser) as caught:
@@ -448,7 +448,7 @@ def test_regression_external_user_leaks_other_locations_contact(
 def test_regression_merge_error_leaks_where_a_record_was_merged(
     make_book: Callable[[FakeClock], ck.Book], kind: str
 ) -> None:
-    """P2: naming another location's merged record as "other" tells nothing about it."""
+    """Rule P2: naming another location's merged record as "other" tells nothing about it."""
     w = build(make_book)
     if kind == "contact":
         merged, main, service = w.victim_contacts[1], w.attacker_contacts[0], w.book.contacts

@@ -1,4 +1,4 @@
-"""S2: folding and tokenising, shared by search, usernames and matching."""
+"""Rule S2: folding and tokenising, shared by search, usernames and matching."""
 
 from __future__ import annotations
 

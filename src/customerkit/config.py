@@ -24,12 +24,12 @@ class BookConfig:
     """Settings of a book; every threshold the rules leave configurable.
 
     Attributes:
-        phone_region: Region for phone numbers typed without a country code (U4).
+        phone_region: Region for phone numbers typed without a country code.
         unused_after_months: Calendar months without communication that make a contact unused.
-        unused_prompt_threshold: How many unused contacts make ``should_prompt`` true (K5).
-        unused_prompt_role: The lowest role that is prompted to clean up (K5).
-        recent_window: Default window of ``customers.recent()`` (C8).
-        max_merge_size: Most records one merge may take (M4: no small cap, but a limit).
+        unused_prompt_threshold: How many unused contacts make ``should_prompt`` true.
+        unused_prompt_role: The lowest role that is prompted to clean up.
+        recent_window: Default window of ``customers.recent()``.
+        max_merge_size: Most records one merge may take (no small cap, but a limit).
         survivorship: Per field, how a merge picks the surviving value (``MAIN`` unless
             given: ``{"phone": Survivorship.MOST_RECENT}``).
         match: How ``find_duplicates`` and ``find_similar`` compare, score and group
@@ -39,12 +39,12 @@ class BookConfig:
         customer_match: Replaces ``match`` for customers.
     """
 
-    phone_region: str = "US"
+    phone_region: str = "US"  # rule U4
     unused_after_months: int = 6
-    unused_prompt_threshold: int = 30
-    unused_prompt_role: Role = Role.SERVICE_ADVISOR
-    recent_window: timedelta = timedelta(days=30)
-    max_merge_size: int = 1000
+    unused_prompt_threshold: int = 30  # rule K5
+    unused_prompt_role: Role = Role.SERVICE_ADVISOR  # rule K5
+    recent_window: timedelta = timedelta(days=30)  # rule C8
+    max_merge_size: int = 1000  # rule M4
     survivorship: Mapping[str, Survivorship] = attrs.field(factory=dict)
     match: MatchConfig = attrs.field(default=MatchConfig())
     contact_match: MatchConfig | None = attrs.field(default=None)

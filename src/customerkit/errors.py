@@ -45,8 +45,8 @@ class ValidationError(CustomerKitError, ValueError):
         return self.message
 
 
-class QueryTooShort(ValidationError):
-    """A search query has no word of at least three characters (rule S3)."""
+class QueryTooShort(ValidationError):  # rule S3
+    """A search query has no word of at least three characters."""
 
     def __init__(self, message: str = "type at least 3 characters of one word") -> None:
         super().__init__({"query": message})
@@ -64,27 +64,27 @@ class NotFound(CustomerKitError, LookupError):
         self.entity_id = entity_id
 
 
-class PermissionDenied(CustomerKitError, PermissionError):
-    """The actor's role or location does not allow this operation (rules P1, P2)."""
+class PermissionDenied(CustomerKitError, PermissionError):  # rules P1, P2
+    """The actor's role or location does not allow this operation."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field)
 
 
-class ReadOnlyCustomer(CustomerKitError, PermissionError):
-    """The fields came from an external source; change them there and refresh (rule D4)."""
+class ReadOnlyCustomer(CustomerKitError, PermissionError):  # rule D4
+    """The fields came from an external source; change them there and refresh."""
 
 
-class ImmutableField(CustomerKitError, ValueError):
-    """The field can never change once set (usernames U1, contact emails K2)."""
+class ImmutableField(CustomerKitError, ValueError):  # rules U1 (usernames), K2 (contact emails)
+    """The field can never change once set (usernames, contact emails)."""
 
 
 class ConflictError(CustomerKitError, ValueError):
     """Base class of errors about a value another record already holds."""
 
 
-class DuplicateUsername(ConflictError):
-    """Another customer already holds this username, compared canonically (rule U1)."""
+class DuplicateUsername(ConflictError):  # rule U1
+    """Another customer already holds this username, compared canonically."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -94,8 +94,8 @@ class DuplicateUsername(ConflictError):
         )
 
 
-class DuplicateCustomerNumber(ConflictError):
-    """Another live customer of the location has this number (rule C2)."""
+class DuplicateCustomerNumber(ConflictError):  # rule C2
+    """Another live customer of the location has this number."""
 
     def __init__(self, existing_id: str) -> None:
         super().__init__(
@@ -106,8 +106,8 @@ class DuplicateCustomerNumber(ConflictError):
         self.existing_id = existing_id
 
 
-class DuplicateExternalUser(ConflictError):
-    """Another external-user contact already has this email (rule K3)."""
+class DuplicateExternalUser(ConflictError):  # rule K3
+    """Another external-user contact already has this email."""
 
     def __init__(self, existing_id: str | None) -> None:
         holder = "another contact" if existing_id is None else f"contact {existing_id}"
@@ -116,12 +116,12 @@ class DuplicateExternalUser(ConflictError):
             "an external user's email is unique across the book",
             field="email",
         )
-        #: The holder's id, or ``None`` when it belongs to another location (P2).
+        #: The holder's id, or ``None`` when it belongs to another location (rule P2).
         self.existing_id = existing_id
 
 
-class AlreadyImported(ConflictError):
-    """The source record is already a customer; refresh it instead (rule D4)."""
+class AlreadyImported(ConflictError):  # rule D4
+    """The source record is already a customer; refresh it instead."""
 
     def __init__(self, existing_id: str | None) -> None:
         where = (
@@ -130,12 +130,12 @@ class AlreadyImported(ConflictError):
             else f"customer {existing_id}; use refresh_customer() to apply the source's data"
         )
         super().__init__(f"this source record is already {where}", field="external_id")
-        #: The existing customer's id, or ``None`` when it belongs to another location (P2).
+        #: The existing customer's id, or ``None`` when it belongs to another location (rule P2).
         self.existing_id = existing_id
 
 
-class ConcurrentModification(CustomerKitError, RuntimeError):
-    """The record changed since it was read; reload it and apply the change again (rule C5)."""
+class ConcurrentModification(CustomerKitError, RuntimeError):  # rule C5
+    """The record changed since it was read; reload it and apply the change again."""
 
     def __init__(self, entity: str, entity_id: str | None = None) -> None:
         what = entity if entity_id is None else f"{entity} {entity_id}"
@@ -192,8 +192,8 @@ class BookBusy(StorageError, TimeoutError):
         )
 
 
-class MergeError(CustomerKitError, ValueError):
-    """A merge or unmerge cannot be carried out as asked (rules M3, M4)."""
+class MergeError(CustomerKitError, ValueError):  # rules M3, M4
+    """A merge or unmerge cannot be carried out as asked."""
 
 
 class DismissError(CustomerKitError, ValueError):
@@ -204,8 +204,8 @@ class DismissError(CustomerKitError, ValueError):
     """
 
 
-class SourceError(CustomerKitError, RuntimeError):
-    """An external customer source is unknown, disabled, or gave unusable data (D1-D4)."""
+class SourceError(CustomerKitError, RuntimeError):  # rules D1-D4
+    """An external customer source is unknown, disabled, or gave unusable data."""
 
 
 class CsvError(SourceError, ValueError):

@@ -1,4 +1,4 @@
-"""Streaming customer export to CSV or JSON Lines (rule C8).
+"""Streaming customer export to CSV or JSON Lines.
 
 Rows are written as they are read, so memory stays flat at any size. In CSV, a cell starting
 with ``= + - @``, a tab, CR or LF gets a leading apostrophe so no spreadsheet runs it as a
@@ -11,6 +11,8 @@ database backend can fill them straight from its rows without building a ``Custo
 `record_of()` makes one from a customer and its contacts. A million customers make 30
 million cells, so the per-cell work here is kept to C-level calls (see ``_CsvWriter``).
 """
+
+# Rule C8: the export every backend streams.
 
 from __future__ import annotations
 

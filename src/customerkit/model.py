@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 
-class Role(enum.IntEnum):
-    """Roles in ascending order of power (rule P1)."""
+class Role(enum.IntEnum):  # rule P1
+    """Roles in ascending order of power."""
 
     FLEET_USER = 10
     STAFF = 20
@@ -30,8 +30,8 @@ class CustomerKind(enum.Enum):
     FLEET = "FLEET"
 
 
-class SearchField(enum.Enum):
-    """Which fields a customer search looks at (rule S1)."""
+class SearchField(enum.Enum):  # rule S1
+    """Which fields a customer search looks at."""
 
     NAME = "NAME"
     CITY = "CITY"
@@ -48,13 +48,13 @@ class RecordStatus(enum.Enum):
     DELETED = "DELETED"
 
 
-class Survivorship(enum.Enum):
+class Survivorship(enum.Enum):  # rule K2 for the contact's email
     """How a merge picks a field's surviving value; configure per field in ``BookConfig``.
 
     ``MAIN`` (the default): the main's value, or when blank the first non-blank value of the
     others in the order given. ``MOST_RECENT``: the non-blank value of the most recently updated
     record. ``LONGEST``: the longest non-blank value. Blank values never win over non-blank
-    ones, and a contact's email always follows ``MAIN`` (K2 lets a merge only fill a blank).
+    ones, and a contact's email always follows ``MAIN`` (a merge only fills a blank email).
     Whatever rule picks the email and the phone, the union of the values that did not survive
     is kept in ``alternate_emails`` and ``alternate_phones`` (one per address or number).
     """
@@ -64,8 +64,8 @@ class Survivorship(enum.Enum):
     LONGEST = "longest"
 
 
-class ManagedBy(enum.Enum):
-    """Who manages a contact (rule K1)."""
+class ManagedBy(enum.Enum):  # rule K1
+    """Who manages a contact."""
 
     PROVIDER = "PROVIDER"
     FLEET = "FLEET"
@@ -176,8 +176,8 @@ class Actor:
 
 
 @attrs.frozen(kw_only=True)
-class NewCustomer:
-    """What a caller supplies to create a customer (rule C1)."""
+class NewCustomer:  # rule C1
+    """What a caller supplies to create a customer."""
 
     company_name: str
     customer_number: str = ""
@@ -213,8 +213,8 @@ class NewContact:
 
 
 @attrs.frozen(kw_only=True)
-class SourceLink:
-    """Where an imported customer came from (rule D4)."""
+class SourceLink:  # rule D4
+    """Where an imported customer came from."""
 
     source: str
     external_id: str
@@ -243,7 +243,7 @@ class Customer:
     phone_extension: str = ""
     fax: str = ""
     #: Emails and phones the customer had besides the current ones: a merge keeps the values
-    #: that did not survive here, so none is lost (M3).
+    #: that did not survive here, so none is lost (rule M3).
     alternate_emails: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     alternate_phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     company_type: str | None = None
@@ -278,7 +278,7 @@ CUSTOMER_ADDRESS_FIELDS: tuple[str, ...] = (
 CUSTOMER_REACH_FIELDS: tuple[str, ...] = ("email", "phone", "phone_extension", "fax")
 #: The customer fields that name reference data (rule C4).
 CUSTOMER_REFERENCE_FIELDS: tuple[str, ...] = ("company_type", "category")
-#: Customer fields a merge fills from the merged records where the main has none (M3).
+#: Customer fields a merge fills from the merged records where the main has none (rule M3).
 CUSTOMER_FILL_FIELDS: tuple[str, ...] = (
     "customer_number",
     *CUSTOMER_ADDRESS_FIELDS,
@@ -305,7 +305,7 @@ class Contact:
     last_name: str
     email: str = ""
     phone: str = ""
-    #: Emails and phones kept from contacts merged into this one (M3); never recipients.
+    #: Emails and phones kept from contacts merged into this one (rule M3); never recipients.
     alternate_emails: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     alternate_phones: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     title: str = ""
@@ -331,7 +331,7 @@ class Contact:
         return f"{self.first_name} {self.last_name}".strip()
 
 
-#: Contact fields a caller may set through ``update`` (the email is not among them: K2).
+#: Contact fields a caller may set through ``update`` (the email is not among them: rule K2).
 CONTACT_EDITABLE_FIELDS: tuple[str, ...] = ("first_name", "last_name", "phone", "title")
 
 
@@ -392,15 +392,15 @@ class Dismissal:
 
 
 @attrs.frozen(kw_only=True)
-class CompanyType:
-    """Reference data: a kind of company a customer can be (rule C4)."""
+class CompanyType:  # rule C4
+    """Reference data: a kind of company a customer can be."""
 
     name: str
 
 
 @attrs.frozen(kw_only=True)
-class Category:
-    """Reference data: a customer category, possibly requiring extra fields (rule C4)."""
+class Category:  # rule C4
+    """Reference data: a customer category, possibly requiring extra fields."""
 
     name: str
     required_fields: tuple[str, ...] = ()
@@ -424,8 +424,8 @@ class CaseRef:
 
 
 @attrs.frozen(kw_only=True)
-class Recipient:
-    """Someone a case note can be sent to: a contact or a fleet user (rule K4)."""
+class Recipient:  # rule K4
+    """Someone a case note can be sent to: a contact or a fleet user."""
 
     email: str
     name: str
@@ -434,8 +434,8 @@ class Recipient:
 
 
 @attrs.frozen(kw_only=True)
-class UnusedContacts:
-    """Contacts nobody talked to lately, and whether to prompt the actor to clean up (K5)."""
+class UnusedContacts:  # rule K5
+    """Contacts nobody talked to lately, and whether to prompt the actor to clean up."""
 
     contacts: tuple[Contact, ...]
     should_prompt: bool
@@ -466,8 +466,8 @@ Merged = TypeVar("Merged", bound=Contact | Customer)
 
 
 @attrs.frozen(kw_only=True)
-class MergeResult(Generic[Merged]):
-    """What a merge did, or (with ``merge_id=None``) what a dry run would do (M3, M4).
+class MergeResult(Generic[Merged]):  # rules M3, M4
+    """What a merge did, or (with ``merge_id=None``) what a dry run would do.
 
     ``main`` is the merged main record (a ``Contact`` or a ``Customer``, as merged).
     ``provenance`` maps each field of the resulting main record to the id of the record its

@@ -63,7 +63,7 @@ class Policy(Protocol):
         """Return if allowed; raise [`PermissionDenied`][customerkit.PermissionDenied] otherwise."""
 
 
-#: The lowest role allowed for each action (P1). An action absent here is denied.
+#: The lowest role allowed for each action (rule P1). An action absent here is denied.
 DEFAULT_MINIMUM_ROLE: Mapping[Action, Role] = {
     Action.CUSTOMER_READ: Role.STAFF,
     Action.CUSTOMER_CREATE: Role.STAFF,
@@ -85,7 +85,7 @@ DEFAULT_MINIMUM_ROLE: Mapping[Action, Role] = {
 }
 
 #: Actions that change or delete an existing contact: refused to provider staff on a contact
-#: its fleet manages (K1), whether singly or in bulk.
+#: its fleet manages (rule K1), whether singly or in bulk.
 CONTACT_CHANGES: frozenset[Action] = frozenset({Action.CONTACT_WRITE, Action.CONTACT_DELETE_MANY})
 
 #: What a fleet user may do, and only on its own fleet customer.
@@ -95,17 +95,17 @@ FLEET_USER_ACTIONS: frozenset[Action] = frozenset(
 
 
 @attrs.frozen
-class RolePolicy:
+class RolePolicy:  # rules K1, P2
     """The default policy: a minimum role per action, tenancy by location and fleet.
 
     Rules it applies, in order:
 
     * an unknown action or role is denied;
     * a fleet user acts only on its own fleet customer, may only read it and its contacts, and
-      change only contacts its fleet manages (K1);
-    * staff act only on their own location's customers (P2) and need the action's minimum role;
+      change only contacts its fleet manages;
+    * staff act only on their own location's customers and need the action's minimum role;
     * a contact managed by a fleet (one its users added) is changed or deleted, singly or in
-      bulk, only by that fleet's users (K1).
+      bulk, only by that fleet's users.
     """
 
     minimum_role: Mapping[Action, Role] = DEFAULT_MINIMUM_ROLE

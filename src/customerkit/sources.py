@@ -54,8 +54,8 @@ def _document(record: SourceRecord) -> SearchDocument:
     )
 
 
-class InMemorySource:
-    """A source holding its records in memory; search works like the book's search (S2-S5)."""
+class InMemorySource:  # rules S2-S5
+    """A source holding its records in memory; search works like the book's search."""
 
     def __init__(self, name: str, records: Iterable[SourceRecord]) -> None:
         self._name = name

@@ -173,7 +173,7 @@ def query_words(text: str) -> tuple[str, ...]:
 
 
 def ascii_fold(text: str) -> str:
-    """Fold and keep only ASCII letters and digits (for generated usernames, U2).
+    """Fold and keep only ASCII letters and digits (for generated usernames, rule U2).
 
     >>> ascii_fold("García-López Søstergaard")
     'garcialopezsostergaard'

@@ -1,9 +1,9 @@
 """Field validation shared by every service: trim, refuse what no field may hold, check lengths.
 
 Rule U4: surrounding whitespace is trimmed from every text field before validation and storage.
-A ``FieldErrors`` collects the problems of one call so they are reported together (C1).
-Messages name the field and never repeat its value. The cleaning of a whole customer (C1, C4,
-U1) and of a contact (K1) lives here too, so creating, updating and importing clean alike.
+A ``FieldErrors`` collects the problems of one call so they are reported together (rule C1).
+Messages name the field and never repeat its value. The cleaning of a whole customer (rules C1, C4,
+U1) and of a contact (rule K1) lives here too, so creating, updating and importing clean alike.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _bad_character(value: str) -> str | None:
 
 
 def clean_text(value: Any, field: str, *, multiline: bool = False) -> str:
-    """Trim a text field and refuse values no field may hold (U4).
+    """Trim a text field and refuse values no field may hold (rule U4).
 
     Raises:
         ValidationError: not a string, a NUL, a lone surrogate, a control character (line breaks
@@ -167,12 +167,12 @@ def clean_optional(value: Any, field: str) -> str | None:
 
 
 def clean_email_field(value: Any, field: str = "email") -> str:
-    """Trim and validate an email (U4); blank stays blank."""
+    """Trim and validate an email (rule U4); blank stays blank."""
     return identity.clean_email(clean_text(value, field), field=field)
 
 
 def clean_phone_field(value: Any, field: str = "phone") -> str:
-    """Trim and validate a phone number (U4); blank stays blank."""
+    """Trim and validate a phone number (rule U4); blank stays blank."""
     return identity.clean_phone(clean_text(value, field), field=field)
 
 
@@ -214,7 +214,7 @@ def _clean_extra(value: Any, errors: FieldErrors) -> dict[str, str]:
 def clean_customer_values(
     values: Mapping[str, Any], kind: CustomerKind, uow: UnitOfWork, region: str
 ) -> dict[str, Any]:
-    """Validate every customer field at once (C1, C4, U1, U4); raise all errors together.
+    """Validate every customer field at once (rules C1, C4, U1, U4); raise all errors together.
 
     Returns the cleaned values to store; ``password`` stays in clear text for the caller to
     hash and is ``None`` when not given.
@@ -348,7 +348,7 @@ def checked_draft(draft: Any, reference: ReferenceLookup) -> dict[str, Any]:
 
 
 def clean_contact_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a contact's names, title, email and phone at once (K1, U4).
+    """Validate a contact's names, title, email and phone at once (rules K1, U4).
 
     Raises:
         ValidationError: with every invalid field at once; a contact needs a first or last name.

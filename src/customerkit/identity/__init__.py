@@ -1,6 +1,6 @@
 """Identity fields: usernames, emails, phones and passwords (rules U1-U4).
 
-Pure functions, no storage. Each field has a ``clean_*`` function that trims the value (U4),
+Pure functions, no storage. Each field has a ``clean_*`` function that trims the value (rule U4),
 validates it and returns what to store as typed, and a ``*_key`` function that computes the
 canonical form used for uniqueness and matching. Keys are computed here, in Python, never by a
 database's ``lower()``, so every backend agrees. Emails and phones also have a lenient key for

@@ -13,7 +13,7 @@ def refuse(field: str, message: str) -> ValidationError:
 
 
 def checked_as_typed(value: str, field: str, check: Callable[[str, str], object]) -> str:
-    """``value`` trimmed (U4) and otherwise as typed, once ``check(trimmed, field)`` accepts it.
+    """``value`` trimmed (rule U4), else as typed, once ``check(trimmed, field)`` accepts it.
 
     The empty string means "no value" and is not checked.
     """

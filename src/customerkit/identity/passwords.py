@@ -30,10 +30,10 @@ OWASP_MINIMUM: Final = argon2.Parameters(
 )
 
 
-def check_password(value: str, *, field: str = "password") -> None:
-    """Validate a new password (rule U3): 8 to 256 characters, no NUL or unpaired surrogates.
+def check_password(value: str, *, field: str = "password") -> None:  # rule U3
+    """Validate a new password: 8 to 256 characters, no NUL or unpaired surrogates.
 
-    Passwords are not trimmed (unlike other text, U4): spaces are part of them. They are
+    Passwords are not trimmed (unlike other text, rule U4): spaces are part of them. They are
     NFC-normalised before hashing, so the length counts NFC code points.
 
     Args:
@@ -65,8 +65,8 @@ def _below_minimum(parameters: argon2.Parameters) -> bool:
     )
 
 
-class PasswordHasher:
-    """Hash and verify passwords with argon2id (rule U3).
+class PasswordHasher:  # rule U3
+    """Hash and verify passwords with argon2id.
 
     The default parameters are argon2-cffi's ``RFC_9106_LOW_MEMORY`` profile (64 MiB, t=3,
     p=4), above OWASP's minimum. Parameters below `OWASP_MINIMUM`, or another argon2

@@ -1,6 +1,6 @@
 """Usernames: the canonical key, validation and suggestions (rules U1, U2, U4).
 
-The key is RFC 8265 *UsernameCaseMapped* (``precis-i18n``) plus the checks U1 adds: length,
+The key is RFC 8265 *UsernameCaseMapped* (``precis-i18n``) plus the checks rule U1 adds: length,
 one script, nothing reserved or looking like it.
 """
 
@@ -17,7 +17,7 @@ from customerkit.identity._common import refuse
 from customerkit.identity.phones import split_extension, width_map
 from customerkit.text import ascii_fold, digits
 
-#: Longest username, in code points of its canonical key (U1).
+#: Longest username, in code points of its canonical key (rule U1).
 MAX_USERNAME_LENGTH: Final = 64
 # Inputs longer than this are refused before canonicalisation: NFC composes at most four code
 # points into one, so they can never fit MAX_USERNAME_LENGTH, and it bounds the work done.
@@ -161,7 +161,7 @@ def username_key(username: str, *, field: str = "username") -> str:
     r"""The canonical key of a username, for uniqueness (rule U1).
 
     The key is RFC 8265 *UsernameCaseMapped* (via ``precis-i18n``): surrounding whitespace
-    trimmed (U4), full-width characters width-mapped, lower-cased, NFC. ``"Kevin"``, the same
+    trimmed (rule U4), full-width characters width-mapped, lower-cased, NFC. ``"Kevin"``, the same
     with U+212A KELVIN SIGN, and with a full-width K (U+FF2B) share the key ``"kevin"``;
     ``"Straße"`` and ``"strasse"`` do not (no case folding of ß). The key is idempotent:
     ``username_key(username_key(x)) == username_key(x)`` for every accepted ``x``.
@@ -216,7 +216,7 @@ def _precis_message(exc: UnicodeEncodeError) -> str:
 
 
 def _check_username_key(key: str, field: str) -> None:
-    """The checks U1 adds to the PRECIS profile, made on the canonical key."""
+    """The checks rule U1 adds to the PRECIS profile, made on the canonical key."""
     if len(key) > MAX_USERNAME_LENGTH:
         raise refuse(field, f"use at most {MAX_USERNAME_LENGTH} characters")
     if unicodedata.category(key[0]).startswith("M"):

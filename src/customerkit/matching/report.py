@@ -88,8 +88,8 @@ class DuplicatePair:
 
 
 @attrs.frozen(kw_only=True)
-class DuplicateGroup:
-    """Records that are probably all the same, with the one proposed to keep (rule M2).
+class DuplicateGroup:  # rule M2
+    """Records that are probably all the same, with the one proposed to keep.
 
     Attributes:
         ids: The members, sorted.
@@ -103,8 +103,8 @@ class DuplicateGroup:
 
 
 @attrs.frozen(kw_only=True)
-class SimilarMatch:
-    """A record similar to a new one (rule M6).
+class SimilarMatch:  # rule M6
+    """A record similar to a new one.
 
     Attributes:
         record: The existing record, as it was given to the index.

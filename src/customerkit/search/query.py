@@ -46,7 +46,7 @@ class SearchDocument:
 class SearchQuery:
     """A parsed, validated query: folded words, the fields to search, fuzzy or not.
 
-    ``exact_only`` is set for the one S3 exception: a 2-letter state code on the STATE field,
+    ``exact_only`` is set for the one rule S3 exception: a 2-letter state code on the STATE field,
     which matches whole words only.
     """
 
@@ -90,7 +90,7 @@ def _check_text(text: object) -> str:
 def parse_query(
     text: str, field: SearchField = SearchField.ALL, *, fuzzy: bool = False
 ) -> SearchQuery:
-    """Validate and parse a query (S2, S3).
+    """Validate and parse a query (rules S2, S3).
 
     Raises:
         QueryTooShort: no word has 3 or more characters (a 2-letter state code on the STATE

@@ -27,7 +27,7 @@ from customerkit.model import SearchField
 from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchDocument, SearchQuery
 from customerkit.text import fold, words
 
-# Match strengths, defined by ``word_strength``: a hit ranks by its weakest query word (S5).
+# Match strengths, defined by ``word_strength``: a hit ranks by its weakest query word (rule S5).
 EXACT = 3
 PREFIX = 2
 INFIX = 1
@@ -129,7 +129,7 @@ def match_document(document: SearchDocument, query: SearchQuery) -> tuple[int, S
 
 
 def rank_key(tier: int, field: SearchField, document: SearchDocument) -> RankKey:
-    """The sort key of a hit (S5): stronger tier, NAME hits, shorter name, name, then id."""
+    """The sort key of a hit (rule S5): stronger tier, NAME hits, shorter name, name, then id."""
     name = fold(document.name)
     return (-tier, 0 if field is SearchField.NAME else 1, len(name), name, document.id)
 
@@ -142,7 +142,7 @@ def score(tier: int, field: SearchField) -> float:
 def oracle_search(
     documents: Iterable[SearchDocument], location_id: str, query: SearchQuery, *, limit: int
 ) -> list[RankedMatch]:
-    """Search by reading every document: the definition of S1-S5 results and order.
+    """Search by reading every document: the definition of rules S1-S5 results and order.
 
     Args:
         documents: Candidate documents; those of other locations are ignored.

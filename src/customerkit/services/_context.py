@@ -210,7 +210,7 @@ def record_change(
     changes: Mapping[str, tuple[Any, Any]],
     at: datetime | None = None,
 ) -> ChangeRecord:
-    """Append one history record inside the caller's unit of work (C5)."""
+    """Append one history record inside the caller's unit of work (rule C5)."""
     return uow.history.append(
         ChangeRecord(
             entity=entity,

@@ -17,10 +17,10 @@ class HistoryService:
 
     _ctx: Context
 
-    def for_customer(self, customer_id: str, *, actor: Actor) -> list[ChangeRecord]:
+    def for_customer(self, customer_id: str, *, actor: Actor) -> list[ChangeRecord]:  # rule C6
         """Every change of a customer and its contacts, oldest first.
 
-        A deleted customer's history stays readable while its tombstone exists (C6).
+        A deleted customer's history stays readable while its tombstone exists.
         """
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             customer = uow.customers.get(customer_id) if isinstance(customer_id, str) else None

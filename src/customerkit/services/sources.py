@@ -1,4 +1,4 @@
-"""Searching, importing and refreshing customers from external sources such as a DMS (D1-D4)."""
+"""Searching, importing and refreshing customers from a DMS or another source (rules D1-D4)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class SourceService:
     _sources: dict[str, CustomerSource] = attrs.field(factory=dict)
 
     def register(self, source: CustomerSource) -> None:
-        """Make a source known to the book (each location still has to enable it, D2)."""
+        """Make a source known to the book (each location still has to enable it)."""
         if not isinstance(source, CustomerSource):
             raise SourceError("a source needs name, search() and fetch()", field="source")
         if not isinstance(source.name, str) or not source.name.strip():
@@ -73,9 +73,10 @@ class SourceService:
             raise SourceError(f"a source named {source.name!r} is registered", field="name")
         self._sources[source.name] = source
 
+    # Rule D2.
     @retried
     def enable(self, name: str, *, location_id: str, actor: Actor, enabled: bool = True) -> None:
-        """Enable (or disable) a source for a location: DEALER_ADMIN only (D2)."""
+        """Enable (or disable) a source for a location: DEALER_ADMIN only."""
         self._ctx.authorize(actor, Action.SOURCE_ENABLE, Target(location_id=location_id))
         self._get(name)
         with self._ctx.store.unit_of_work() as uow:
@@ -85,10 +86,10 @@ class SourceService:
             "source %s %s at location %s", name, "enabled" if enabled else "disabled", location_id
         )
 
-    def search(
+    def search(  # rule D3
         self, name: str, query: str, *, actor: Actor, field: SearchField = SearchField.ALL
     ) -> list[SourceHit]:
-        """Search a source; each hit says whether it is a customer already (D3)."""
+        """Search a source; each hit says whether it is a customer already."""
         source = self._enabled(name, actor)
         records = [_as_record(found) for found in source.search(query, field)]
         with self._ctx.store.unit_of_work(read_only=True) as uow:
@@ -132,8 +133,8 @@ class SourceService:
         return self._customers.create_many([draft], actor=actor, source=link)[0]
 
     @retried
-    def refresh_customer(self, customer_id: str, *, actor: Actor) -> Customer:
-        """Apply the source's current data to an imported customer and record the changes (D4).
+    def refresh_customer(self, customer_id: str, *, actor: Actor) -> Customer:  # rule D4
+        """Apply the source's current data to an imported customer and record the changes.
 
         A record gone from the source raises [`SourceError`][customerkit.SourceError] and changes
         nothing.

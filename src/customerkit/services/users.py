@@ -1,4 +1,4 @@
-"""Dealer staff and fleet users (for staff assignment C7, recipients K4, permissions P1)."""
+"""Dealer staff and fleet users (staff assignment, recipients, permissions: rules C7, K4, P1)."""
 
 from __future__ import annotations
 

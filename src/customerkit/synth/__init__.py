@@ -27,9 +27,14 @@ import random
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 
-from customerkit.model import CustomerKind, NewContact, NewCustomer, Role, User
+from customerkit.model import NewContact, NewCustomer, Role, User
 from customerkit.synth._corrupt import Corruption, corrupt_person
-from customerkit.synth._customers import CustomerDraft, CustomerFactory, corrupt_customer
+from customerkit.synth._customers import (
+    CustomerDraft,
+    CustomerFactory,
+    corrupt_customer,
+    new_customer,
+)
 from customerkit.synth._labelled import (
     LabelledData,
     MatchScore,
@@ -73,24 +78,6 @@ def _share(name: str, value: float) -> float:
         msg = f"{name} must be between 0 and 1, got {value!r}"
         raise ValueError(msg)
     return value
-
-
-def _new_customer(fields: dict[str, str]) -> NewCustomer:
-    return NewCustomer(
-        company_name=fields["company_name"],
-        customer_number=fields["customer_number"],
-        kind=CustomerKind.FLEET if fields["kind"] == "FLEET" else CustomerKind.LOCAL,
-        address_line1=fields["address_line1"],
-        address_line2=fields["address_line2"],
-        city=fields["city"],
-        state=fields["state"],
-        postal_code=fields["postal_code"],
-        country=fields["country"],
-        email=fields["email"],
-        phone=fields["phone"],
-        phone_extension=fields["phone_extension"],
-        fax=fields["fax"],
-    )
 
 
 def _new_contact(fields: dict[str, str], *, external: bool) -> NewContact:
@@ -165,7 +152,7 @@ def _customers(
             _, fields = corrupt_customer(original, r, c, None)
             if original.number:
                 fields["customer_number"] = factory.number(original.location)
-            yield locs[original.location], _new_customer(fields)
+            yield locs[original.location], new_customer(fields)
         else:
             draft = factory.new()
             recent.append(draft)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -184,21 +184,26 @@ class CustomerDraft:
 
     def new_customer(self) -> NewCustomer:
         """The draft as a ``customerkit.model.NewCustomer``."""
-        return NewCustomer(
-            company_name=self.company_name(),
-            customer_number=self.number,
-            kind=CustomerKind.FLEET if self.fleet else CustomerKind.LOCAL,
-            address_line1=self.address_line1(),
-            address_line2=self.address_line2(),
-            city=self.city,
-            state=self.state,
-            postal_code=self.postal_code,
-            country=self.country,
-            email=self.email,
-            phone=self.phone,
-            phone_extension=self.extension,
-            fax=self.fax,
-        )
+        return new_customer(self.fields())
+
+
+def new_customer(fields: Mapping[str, str]) -> NewCustomer:
+    """A ``customerkit.model.NewCustomer`` of text fields as ``CustomerDraft.fields`` gives them."""
+    return NewCustomer(
+        company_name=fields["company_name"],
+        customer_number=fields["customer_number"],
+        kind=CustomerKind.FLEET if fields["kind"] == "FLEET" else CustomerKind.LOCAL,
+        address_line1=fields["address_line1"],
+        address_line2=fields["address_line2"],
+        city=fields["city"],
+        state=fields["state"],
+        postal_code=fields["postal_code"],
+        country=fields["country"],
+        email=fields["email"],
+        phone=fields["phone"],
+        phone_extension=fields["phone_extension"],
+        fax=fields["fax"],
+    )
 
 
 def _thresholds(shares: Sequence[float]) -> Words:

@@ -2,6 +2,9 @@
 
 Everything here is plain tuples so that generation is deterministic and needs no files. Lists are
 ordered roughly by frequency (most common first): the generator weights earlier entries higher.
+
+The module is long because it is data, one word a line as the formatter lays it out; the
+code that draws from it lives in the generator's other modules.
 """
 
 from __future__ import annotations

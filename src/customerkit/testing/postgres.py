@@ -28,7 +28,6 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -201,12 +200,18 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _admin(server_url: str) -> Any:
+def _execute(url: str, statement: str) -> None:
+    """Run one statement outside a transaction (databases are created and dropped so)."""
     import sqlalchemy
 
-    return sqlalchemy.create_engine(
-        server_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
+    engine = sqlalchemy.create_engine(
+        url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
     )
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
 
 
 def create_database(server_url: str, name: str | None = None) -> str:
@@ -214,19 +219,9 @@ def create_database(server_url: str, name: str | None = None) -> str:
     import sqlalchemy
 
     name = name or f"ck_{uuid.uuid4().hex[:16]}"
-    engine = _admin(server_url)
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        engine.dispose()
+    _execute(server_url, f'CREATE DATABASE "{name}"')
     url = sqlalchemy.engine.make_url(server_url).set(database=name)
-    engine = _admin(url.render_as_string(hide_password=False))
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    finally:
-        engine.dispose()
+    _execute(url.render_as_string(hide_password=False), "CREATE EXTENSION IF NOT EXISTS pg_trgm")
     return url.render_as_string(hide_password=False)
 
 
@@ -235,12 +230,7 @@ def drop_database(server_url: str, url: str) -> None:
     import sqlalchemy
 
     name = sqlalchemy.engine.make_url(url).database
-    engine = _admin(server_url)
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        engine.dispose()
+    _execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Contacts, recipients and unused contacts (K1-K5)."""
+"""Contacts, recipients and unused contacts (rules K1-K5)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from customerkit.testing.contract._base import (
 
 
 class ContactsContract(ContractBase):
-    """K1-K5."""
+    """Rules K1-K5."""
 
     @staticmethod
     def fleet_setup(book: ck.Book) -> tuple[ck.Customer, ck.Actor]:
@@ -163,7 +163,7 @@ class ContactsContract(ContractBase):
             ck.NewContact(first_name="G", last_name="G", email="g@example.com"),
             actor=fleet_actor,
         )
-        book.contacts.delete(gone.id, actor=fleet_actor)  # K1: the fleet added it
+        book.contacts.delete(gone.id, actor=fleet_actor)  # Rule K1: the fleet added it
         emails = [r.email for r in book.contacts.recipients(fleet.id)]
         assert emails == ["a@example.com", "fran@acme.example"]
         open_case = book.contacts.recipients(fleet.id, case=ck.CaseRef("case-9"))

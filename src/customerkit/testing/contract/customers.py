@@ -1,4 +1,4 @@
-"""Customers: required fields, numbers, history, deletion and reference data (C1-C8)."""
+"""Customers: required fields, numbers, history, deletion and reference data (rules C1-C8)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from customerkit.testing.contract._base import (
 
 
 class CustomersContract(ContractBase):
-    """C1-C8."""
+    """Rules C1-C8."""
 
     def test_c1_requires_name_and_number_and_reports_all_errors(self, book: ck.Book) -> None:
         with pytest.raises(ck.ValidationError) as caught:
@@ -158,7 +158,7 @@ class CustomersContract(ContractBase):
         assert customer(book, "New", "C-2", username="jtires").username == "jtires"
 
     def test_c6_purge_erases_customers_merged_into_it(self, book: ck.Book) -> None:
-        """C6, M3: a purge of a customer that absorbed others by merge erases all of it.
+        """Rules C6, M3: a purge of a customer that absorbed others by merge erases all of it.
 
         ``delete_history=True`` removes everything that resolves to the customer: the absorbed
         tombstones (a chain too), their history, the contacts merged in, and the merge

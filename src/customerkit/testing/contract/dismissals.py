@@ -24,7 +24,7 @@ from customerkit.testing.contract.duplicates import DuplicatesContract
 
 
 class DismissalsContract(ContractBase):
-    """M1, M2 with a person's say: pairs dismissed as "not a duplicate"."""
+    """Rules M1, M2 with a person's say: pairs dismissed as "not a duplicate"."""
 
     @staticmethod
     def three_johnsons(book: ck.Book) -> tuple[ck.Customer, ck.Customer, ck.Customer]:

@@ -1,4 +1,4 @@
-"""Duplicates and merges of contacts and customers (M1-M6)."""
+"""Duplicates and merges of contacts and customers (rules M1-M6)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from customerkit.testing.contract._base import (
 
 
 class DuplicatesContract(ContractBase):
-    """M1-M6 through the book."""
+    """Rules M1-M6 through the book."""
 
     @staticmethod
     def two_anns(book: ck.Book, clock: FakeClock) -> tuple[ck.Customer, ck.Contact, ck.Contact]:
@@ -156,7 +156,7 @@ class DuplicatesContract(ContractBase):
         )
         result = book.contacts.merge(main.id, [newer.id], actor=ADVISOR)
         assert (result.main.phone, result.main.title) == ("303 555 0199", "Chief Executive")
-        assert result.main.email == "a@example.com"  # K2: a merge only fills a blank email
+        assert result.main.email == "a@example.com"  # Rule K2: a merge only fills a blank email
         assert result.provenance["phone"] == result.provenance["title"] == newer.id
         assert result.provenance["email"] == main.id
         assert result.merge_id is not None

@@ -80,7 +80,7 @@ class EntryPointsContract(ContractBase):
     def test_verify_password_refuses_what_is_not_text(
         self, book: ck.Book, username: Any, password: Any
     ) -> None:
-        """U3: a username or password that is not text is ``ValidationError``, not a crash."""
+        """Rule U3: a username or password that is not text is ``ValidationError``, not a crash."""
         customer(book, username="jtires", password="secret-pw")
         with pytest.raises(ck.ValidationError):
             book.customers.verify_password(username, password)

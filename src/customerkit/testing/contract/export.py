@@ -1,4 +1,4 @@
-"""Export: every customer once, from one snapshot, with formulas neutralised (C8)."""
+"""Export: every customer once, from one snapshot, with formulas neutralised (rule C8)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from customerkit.testing.contract._base import (
 
 
 class ExportContract(ContractBase):
-    """C8: streaming export, formula neutralisation."""
+    """Rule C8: streaming export, formula neutralisation."""
 
     def test_c8_csv_export_neutralises_formulas_and_round_trips(self, book: ck.Book) -> None:
         c = customer(

@@ -1,4 +1,4 @@
-"""Permissions: roles, locations and fleets (P1, P2)."""
+"""Permissions: roles, locations and fleets (rules P1, P2)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from customerkit.testing.contract._base import (
 
 
 class PermissionsContract(ContractBase):
-    """P1, P2: deny by default, tenancy by location and fleet."""
+    """Rules P1, P2: deny by default, tenancy by location and fleet."""
 
     def test_p2_other_location_cannot_read_or_change(self, book: ck.Book) -> None:
         c = customer(book)

@@ -1,4 +1,4 @@
-"""Search through the book: same hits in the same order on every backend (S1-S5)."""
+"""Search through the book: same hits in the same order on every backend (rules S1-S5)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from customerkit.testing.contract._base import (
 
 
 class SearchContract(ContractBase):
-    """S1-S5 through the book: same hits in the same order on every backend."""
+    """Rules S1-S5 through the book: same hits in the same order on every backend."""
 
     @pytest.fixture
     def loaded(self, book: ck.Book) -> ck.Book:

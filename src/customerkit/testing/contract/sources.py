@@ -1,4 +1,4 @@
-"""External sources: search, import, refresh and secret columns (D1-D4)."""
+"""External sources: search, import, refresh and secret columns (rules D1-D4)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from customerkit.testing.contract._base import (
 
 
 class SourcesContract(ContractBase):
-    """D1-D4."""
+    """Rules D1-D4."""
 
     @pytest.fixture
     def dms(self) -> ck.InMemorySource:

@@ -1,4 +1,4 @@
-"""Usernames: canonical keys, reserved names, immutability (U1-U4)."""
+"""Usernames: canonical keys, reserved names, immutability (rules U1-U4)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from customerkit.testing.contract._base import (
 
 
 class UsernamesContract(ContractBase):
-    """U1-U3 through the book."""
+    """Rules U1-U3 through the book."""
 
     def test_u1_unique_by_canonical_key(self, book: ck.Book) -> None:
         customer(book, username="BigBird")
