@@ -275,6 +275,19 @@ def test_sqlite_bulk_load_cache_is_for_that_transaction_only(tmp_path: Any) -> N
     book.close()
 
 
+def _check_searchable(url: str, drafts: list[NewCustomer]) -> None:
+    """The book opens, and its customers are found by search (none when it is empty)."""
+    book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
+    try:
+        for draft in drafts[:3]:
+            word = max(words(draft.company_name), key=len)
+            hits = book.customers.search(word, actor=ADMIN, limit=100)
+            assert draft.company_name in {hit.customer.company_name for hit in hits}
+        assert book.customers.search("zzzqqq", actor=ADMIN) == []
+    finally:
+        book.close()
+
+
 # -- a killed load leaves the book as it was ----------------------------------------------------
 
 _LOADER = """
@@ -282,12 +295,15 @@ import sys
 import customerkit as ck
 from customerkit import synth
 
-url, size, location = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+url, size, location, method = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 admin = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id=location)
 book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
 drafts = [d for _, d in synth.customers(size, seed=7, locations=(location,))]
 print("loading", flush=True)
-book.customers.create_many(drafts, actor=admin)
+if method == "load":  # streamed, in chunks, indexes built at commit on an empty book
+    book.customers.load(iter(drafts), actor=admin, chunk_size=2000)
+else:
+    book.customers.create_many(drafts, actor=admin)
 book.close()
 print("loaded", flush=True)
 """
@@ -318,8 +334,14 @@ def _snapshot(path: Any) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> None:
-    """All or nothing: a load process killed (SIGKILL, no clean-up of any kind) at random
+@pytest.mark.parametrize(
+    ("method", "empty"), [("create_many", False), ("load", False), ("load", True)]
+)
+def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(
+    tmp_path: Any, method: str, empty: bool
+) -> None:
+    """All or nothing: a load process (``create_many`` or ``load``, into an empty book, whose
+    secondary indexes it drops and builds again, or not) killed (SIGKILL, no clean-up of any kind) at random
     points, in its validation, its batches, its staged words or its commit, leaves a book
     that opens and holds exactly what it held before, or, once it committed, all of it."""
     import random
@@ -332,13 +354,14 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
     url = f"sqlite:///{path}"
     book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
     first = [d for _, d in synth.customers(30, seed=1, locations=("loc-1",))]
-    book.customers.create_many(first, actor=ADMIN)
+    if not empty:
+        book.customers.create_many(first, actor=ADMIN)
     book.close()
     before = _snapshot(path)
     size, chooser, killed = 20_000, random.Random(16), 0
     for attempt in range(6):
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _LOADER, url, str(size), f"loc-{attempt + 2}"],
+            [sys.executable, "-c", _LOADER, url, str(size), f"loc-{attempt + 2}", method],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -351,6 +374,7 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
         after = _snapshot(path)
         if after == before:
             killed += 1
+            _check_searchable(url, first if not empty else [])
             continue
         # It committed before the kill (maybe killed on its way out): it is all there, then.
         assert after["integrity"] == [("ok",)]

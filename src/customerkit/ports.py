@@ -317,6 +317,14 @@ class UnitOfWork(Protocol):
     def commit(self) -> None:
         """Make every change of this unit of work permanent and visible."""
 
+    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
+        """Add new customers and history records: one chunk of a bulk load.
+
+        The same as ``customers.add`` of each customer, then ``history.append`` of each record
+        (their ``seq`` is allocated here), and the same errors; a backend may write them in
+        batches and build indexes once, when the unit of work commits.
+        """
+
 
 #: What a read-only unit of work says, on every backend, when asked to write or commit.
 READ_ONLY_REFUSAL = "a read-only unit of work cannot write or commit; open one without read_only"

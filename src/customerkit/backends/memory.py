@@ -747,6 +747,13 @@ class MemoryUnitOfWork:
         finally:
             self._store.lock.release()
 
+    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
+        """Add a chunk of a bulk load: each customer, then each record, as one at a time."""
+        for customer in customers:
+            self.customers.add(customer)
+        for record in records:
+            self.history.append(record)
+
     def commit(self) -> None:
         """Keep every change and bring the search index up to date, all or nothing."""
         self._journal.check_writable()

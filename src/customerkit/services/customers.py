@@ -7,7 +7,7 @@ import logging
 import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any, Literal, Protocol
 
 import attrs
@@ -46,7 +46,7 @@ from customerkit.search.query import (
     parse_query,
     search_document,
 )
-from customerkit.services import dismissals
+from customerkit.services import dismissals, loading
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -279,6 +279,49 @@ def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
     return changes
 
 
+def created_customer(
+    draft: NewCustomer,
+    values: dict[str, Any],
+    *,
+    customer_id: str,
+    password_hash: str | None,
+    actor: Actor,
+    source: Any,
+    now: datetime,
+) -> tuple[Customer, ChangeRecord]:
+    """A validated draft as a new customer, with the history record of its creation."""
+    password = values.pop("password")
+    customer = Customer(
+        id=customer_id,
+        location_id=actor.location_id,
+        kind=draft.kind,
+        password_hash=None if password is None else password_hash,
+        source=source,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    changes = created_changes(customer)
+    if password is not None:
+        changes["password"] = ("", PASSWORD_MARKER)
+    # What record_change writes, without its generic conversions (a million times).
+    record = ChangeRecord(
+        entity="customer",
+        entity_id=customer.id,
+        customer_id=customer.id,
+        action="import" if source is not None else "create",
+        actor_id=actor.user_id,
+        at=now,
+        changes=changes,
+    )
+    return customer, record
+
+
+#: For the bulk load (services/loading.py), which validates with the same code.
+ReferenceCache = _ReferenceCache
+checked_draft = _checked_draft
+
+
 @checks_actors
 @attrs.define
 class CustomerService:
@@ -362,35 +405,54 @@ class CustomerService:
         source: Any,
     ) -> Customer:
         """Store a validated draft as a new customer, with its creation in the history."""
-        password = values.pop("password")
-        now = self._ctx.now()
-        customer = Customer(
-            id=customer_id,
-            location_id=actor.location_id,
-            kind=draft.kind,
-            password_hash=None if password is None else password_hash,
+        customer, record = created_customer(
+            draft,
+            values,
+            customer_id=customer_id,
+            password_hash=password_hash,
+            actor=actor,
             source=source,
-            created_at=now,
-            updated_at=now,
-            **values,
+            now=self._ctx.now(),
         )
         uow.customers.add(customer)
-        changes = created_changes(customer)
-        if password is not None:
-            changes["password"] = ("", PASSWORD_MARKER)
-        # What record_change writes, without its generic conversions (a million times).
-        uow.history.append(
-            ChangeRecord(
-                entity="customer",
-                entity_id=customer.id,
-                customer_id=customer.id,
-                action="import" if source is not None else "create",
-                actor_id=actor.user_id,
-                at=now,
-                changes=changes,
-            )
-        )
+        uow.history.append(record)
         return customer
+
+    def load(
+        self,
+        rows: Iterable[NewCustomer],
+        *,
+        actor: Actor,
+        progress: Progress | None = None,
+        total: int | None = None,
+        source: Any = None,
+        chunk_size: int = loading.LOAD_CHUNK,
+    ) -> int:
+        """Create the customers of ``rows``, read chunk by chunk, in one transaction: all or none.
+
+        The same rules as ``create``, with every bad row's errors reported together, keyed
+        ``"[position].field"`` as ``create_many`` does (a row's position counts from 0).
+        Unlike ``create_many`` the rows are streamed, so a million of them never sit in memory
+        as customers at once, and nothing is returned but the count: read the customers back
+        with ``search`` or ``export``. ``progress(done, total)`` follows each chunk.
+
+        Raises:
+            ValidationError: with every invalid field of every row; nothing is stored.
+            DuplicateCustomerNumber: a row's number is held (by the book or an earlier row).
+            DuplicateUsername: a row's username is taken.
+            ConcurrentModification: another writer got in the way; nothing is stored (a load
+                is not retried: its rows may be read only once).
+            PermissionDenied: the actor may not create customers.
+        """
+        return loading.load_customers(
+            self._ctx,
+            rows,
+            actor=actor,
+            progress=progress,
+            total=total,
+            source=source,
+            chunk_size=chunk_size,
+        )
 
     def _prehash(self, password: Any) -> str | None:
         """The hash of a password about to be stored, made before the write begins.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from customerkit.backends.sqlalchemy import convert, index, matching, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
+from customerkit.backends.sqlalchemy.load import BulkLoader
 from customerkit.backends.sqlalchemy.repositories import (
     ContactRepository,
     DismissalRepository,
@@ -41,7 +43,7 @@ from customerkit.errors import (
     StorageError,
     StorageUnavailable,
 )
-from customerkit.model import Customer
+from customerkit.model import ChangeRecord, Customer
 from customerkit.ports import READ_ONLY_REFUSAL
 
 if TYPE_CHECKING:
@@ -239,6 +241,7 @@ class SqlUnitOfWork:
         self.match_keys = matching.MatchKeyWriter()
         self.batch_size = store.batch_size
         self._bulk = _BulkLoad()
+        self._loader = BulkLoader()
         self.customers = CustomerRepository(self)
         self.contacts = ContactRepository(self)
         self.users = UserRepository(self)
@@ -295,6 +298,7 @@ class SqlUnitOfWork:
         self.words.reset()
         self.match_keys.forget()
         self.history.reset_sequence()
+        self._loader.reset()
         try:
             if connection is not None:
                 connection.rollback()
@@ -344,6 +348,22 @@ class SqlUnitOfWork:
         self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
         self.flush_if_full()
 
+    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
+        """Add a chunk of a bulk load in column batches (see ``load.BulkLoader``)."""
+        if self.read_only:
+            raise RuntimeError(READ_ONLY_REFUSAL)
+        self._loader.add(self, customers, records)
+
+    def start_bulk(self) -> None:
+        """Treat this unit of work as a bulk load from now on.
+
+        Its words are staged, an SQLite connection gets a large page cache, and ANALYZE runs
+        before it commits.
+        """
+        if not self._bulk.active:
+            self._bulk.batches = _BULK_AFTER - 1
+            self._bulk.batch_written(self)
+
     def commit(self) -> None:
         """Write what is pending and commit: every change becomes permanent and visible."""
         if self.read_only:
@@ -351,6 +371,7 @@ class SqlUnitOfWork:
         self.flush()
         self.words.settle(self.connection)
         self.match_keys.apply(self.connection)
+        self._loader.finish(self.connection)
         self._bulk.analyze(self.connection)
         self.connection.commit()
         self._bulk.batches = 0
