@@ -246,6 +246,7 @@ def measure_load(
     url: str | None,
     drafts: list[ck.NewCustomer],
     folder: Path,
+    *,
     method: str = "load",
 ) -> None:
     reset_peak_rss()
@@ -284,6 +285,7 @@ def measure(
     pg_url: str | None,
     export_only: bool,
     load_only: bool = False,
+    *,
     method: str = "load",
 ) -> dict[str, Any]:
     """Every figure of one backend at one size (run in a child process)."""
@@ -301,7 +303,7 @@ def measure(
         else:
             url = stack.enter_context(database(backend, folder, pg_url, "bench"))
             book = open_book(url)
-            measure_load(out, book, url, make_drafts(size), folder, method)
+            measure_load(out, book, url, make_drafts(size), folder, method=method)
         stack.callback(book.close)
         if load_only:
             out["load_at_end"] = os.getloadavg()[0]
@@ -321,7 +323,7 @@ def measure(
 
 
 def run_child(
-    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool, method: str
+    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool, *, method: str
 ) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter, so peak memory is this backend's alone."""
     command = [sys.executable, __file__, "--child", backend, "--size", str(size)]
@@ -351,8 +353,9 @@ def rows_of(result: dict[str, Any]) -> list[str]:
     lines = []
     if "load_s" in result:
         load = result["load_s"]
+        method = result.get("method", "create_many")
         lines.append(
-            f"| {backend} | {size:,} | {result.get('method', 'create_many')} | {load:.2f} s | {size / load:,.0f} rows/s "
+            f"| {backend} | {size:,} | {method} | {load:.2f} s | {size / load:,.0f} rows/s "
             f"| baseline {result['base_load_s']:.2f} s (x{load / result['base_load_s']:.1f}) "
             f"| {result['load_cpu_s']:.2f} s ({result['load_cpu_s'] / size * 1e6:.0f} µs/row) "
             f"| {result['load_peak_rss_mib']:,.0f} MiB | {loads} |"
@@ -451,7 +454,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         found = measure(
-            args.child, args.size, args.pg_url, args.export_only, args.load_only, args.method
+            args.child, args.size, args.pg_url, args.export_only, args.load_only, method=args.method
         )
         print(json.dumps(found))
         return
@@ -460,7 +463,7 @@ def main() -> None:
     results = []
     for backend in backends:
         result = run_child(
-            backend, args.size, args.pg_url, args.export_only, args.load_only, args.method
+            backend, args.size, args.pg_url, args.export_only, args.load_only, method=args.method
         )
         results.append(result)
         print(json.dumps(result), flush=True)

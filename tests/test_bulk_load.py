@@ -384,3 +384,33 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(
         reopened.close()
         before = _snapshot(path)
     assert killed >= 2  # the kills did land mid-load (a fast machine may finish some)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_create_many_that_grows_the_table_by_a_large_share_analyses_it(
+    backend: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """The first searches after a create_many too small to be a bulk load are planned with
+    statistics of the table as it is: it analyses when it adds a large share of the rows."""
+    from sqlalchemy import event
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'b.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
+    store: Any = book.store
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(str(args[2])))
+    drafts = [draft for _, draft in synth.customers(4620, seed=4, locations=("loc-1",))]
+
+    def analysed(part: list[NewCustomer]) -> bool:
+        seen.clear()
+        book.customers.create_many(part, actor=ADMIN)
+        return any(statement.startswith("ANALYZE") for statement in seen)
+
+    assert not analysed(drafts[:100])  # too few to matter
+    assert analysed(drafts[100:3100])  # never analysed: 3,000 rows (no bulk load yet)
+    assert not analysed(drafts[3100:3620])  # 520 on top of the 3,100 analysed: a small share
+    assert analysed(drafts[3620:4620])  # 1,000 more: a large share
+    book.close()
