@@ -704,7 +704,10 @@ def import_customers(
         try:
             with _open(db, create=True) as book, _progress("importing") as report:
                 try:
-                    count = book.customers.load(drafts(), actor=_admin(location), progress=report)
+                    count = book.customers.load(
+                        drafts(), actor=_admin(location), progress=report, total=_rows_in(path)
+                    )
+                    report(count, count)  # the estimate counted lines, not rows
                 except ck.ValidationError as error:
                     raise _Failure(_by_line(error, lines)) from error
                 except ck.DuplicateCustomerNumber as error:
@@ -715,6 +718,21 @@ def import_customers(
                     leftover.unlink(missing_ok=True)
             raise
     _note(f"Imported {count} customers.")
+
+
+def _rows_in(path: str) -> int | None:
+    """About how many rows a CSV file has (its lines less the header), for the progress bar.
+
+    Counting bytes is a small share of reading the file; a quoted cell across lines makes it
+    count high, and standard input cannot be read twice: no total then.
+    """
+    if path == "-":
+        return None
+    lines = 0
+    with Path(path).open("rb") as fileobj:
+        for block in iter(lambda: fileobj.read(1 << 20), b""):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)
 
 
 def _number_held(
