@@ -144,6 +144,22 @@ def test_create_many_hands_out_ids_in_ascending_order(backend: str, tmp_path: An
     book.close()
 
 
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_load_hands_out_ids_in_ascending_order_across_chunks(backend: str, tmp_path: Any) -> None:
+    """A load's ids ascend in row order over all its chunks, and look like any other id."""
+    url = None if backend == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+    book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+    drafts = [draft for _, draft in synth.customers(50, seed=3, locations=("loc-1",))]
+    assert book.customers.load(iter(drafts), actor=ADMIN, chunk_size=7) == 50
+    with book.store.unit_of_work(read_only=True) as uow:
+        by_number = {c.customer_number: c.id for c in uow.customers.iter_location("loc-1")}
+    ids = [by_number[draft.customer_number.strip()] for draft in drafts]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    book.close()
+
+
 # -- the memory backend's sorted id set ---------------------------------------------------------
 
 operations = st.lists(
