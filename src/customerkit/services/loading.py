@@ -110,11 +110,11 @@ class _AscendingIds:
     """Ids of the library's kind (32 hex digits), each chunk's above every earlier chunk's.
 
     A load's ids ascend, as ``create_many``'s do, so every index keyed by id (the primary
-    key, history by customer) is appended to instead of written all over: at a million rows
-    random ids make each chunk touch pages across the whole index, which no longer fit the
-    database's cache (measured on PostgreSQL). ``create_many`` sorts the random ids of its
-    whole call; a load does not know its size up front, so each id is a prefix, counting up
-    per chunk from a random start, and random bits below it.
+    key, history by customer) is appended to instead of written all over: with ids sorted
+    per chunk only, each chunk of a million-row load touches pages across the whole index,
+    more than PostgreSQL's default buffer cache holds. ``create_many`` sorts the random ids
+    of its whole call; a load does not know its size up front, so each id is a prefix,
+    counting up per chunk from a random start, and random bits below it.
     """
 
     def __init__(self) -> None:
