@@ -430,3 +430,19 @@ def test_a_create_many_that_grows_the_table_by_a_large_share_analyses_it(
     assert not analysed(drafts[3100:3620])  # 520 on top of the 3,100 analysed: a small share
     assert analysed(drafts[3620:4620])  # 1,000 more: a large share
     book.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_loaded_customers_are_found_by_find_similar(backend: str, tmp_path: Any) -> None:
+    """M6: a location whose matching keys are kept gets the loaded customers' keys too."""
+    url = None if backend == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+    book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+    drafts = [draft for _, draft in synth.customers(40, seed=5, locations=("loc-1",))]
+    book.customers.create_many(drafts[:20], actor=ADMIN)
+    twin = drafts[30]
+    before = book.customers.find_similar(twin, actor=ADMIN)  # builds the keys, before the load
+    assert twin.customer_number.strip() not in {match.record.customer_number for match in before}
+    book.customers.load(iter(drafts[20:]), actor=ADMIN, chunk_size=4)
+    found = book.customers.find_similar(twin, actor=ADMIN)
+    assert twin.customer_number.strip() in {match.record.customer_number for match in found}
+    book.close()
