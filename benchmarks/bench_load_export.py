@@ -1,11 +1,15 @@
-"""Bulk load (`create_many`) and CSV export, beside plain-Python baselines in the same run.
+"""Bulk load (`load` or `create_many`) and CSV export, beside plain baselines in the same run.
 
     python benchmarks/bench_load_export.py --size 100000 [--backend memory|sqlite|postgresql|all]
         [--pg-url postgresql+psycopg://...] [--export-only | --load-only]
+        [--method load|create_many]
 
-Load: `create_many` of N synthetic customers into one location (every rule applied, history
-written) against a baseline that only stores the drafts (a dict insert for memory; for SQLite
-and PostgreSQL, `executemany` of the raw values into a plain table, in one transaction).
+Load: `customers.load` (default; `--method create_many` for that) of N synthetic customers into
+one empty location (every rule applied, history written) against a baseline, the floor, that
+only stores the drafts (a dict insert for memory; `executemany` of the raw values into a plain
+table for SQLite, `COPY` of them for PostgreSQL, in one transaction). The CPU of the load is
+split by part (see `_load_profile.py`): validation and record building timed apart on the same
+drafts, the statements' time read from the driver's cursor, the rest by difference.
 Right after the load, 200 searches typed as users do (a name word, a word's start, a word and
 the start of the city, a number fragment) are timed twice: the first pass shows whether the
 load left the planner what it needs (fresh statistics), the second is the warm reference.
@@ -48,6 +52,7 @@ from typing import Any
 
 import attrs
 from _common import append_section, figure, load_text, peak_rss_mib, percentile, rss_mib
+from _load_profile import parts_per_row, profile_lines, statement_clock
 
 import customerkit as ck
 from customerkit import synth
@@ -112,7 +117,8 @@ def raw_rows(drafts: list[ck.NewCustomer]) -> list[tuple[Any, ...]]:
 
 
 def baseline_load(url: str | None, drafts: list[ck.NewCustomer], folder: Path) -> float:
-    """Wall seconds to store the drafts plainly: a dict, or executemany into a plain table."""
+    """Wall seconds to store the drafts plainly: a dict, executemany (SQLite) or COPY
+    (PostgreSQL) into a plain table."""
     if url is None:
         store: dict[int, ck.NewCustomer] = {}
         return timed(lambda: store.update(enumerate(drafts)))[0]
@@ -132,7 +138,12 @@ def baseline_load(url: str | None, drafts: list[ck.NewCustomer], folder: Path) -
     connection.commit()
 
     def load() -> None:
-        cursor.executemany(f"INSERT INTO baseline VALUES ({marks})", rows)
+        if url.startswith("sqlite"):
+            cursor.executemany(f"INSERT INTO baseline VALUES ({marks})", rows)
+        else:
+            with cursor.copy("COPY baseline FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
         connection.commit()
 
     seconds = timed(load)[0]
@@ -230,14 +241,28 @@ def search_passes(book: ck.Book, texts: list[str]) -> tuple[list[float], list[fl
 
 
 def measure_load(
-    out: dict[str, Any], book: ck.Book, url: str | None, drafts: list[ck.NewCustomer], folder: Path
+    out: dict[str, Any],
+    book: ck.Book,
+    url: str | None,
+    drafts: list[ck.NewCustomer],
+    folder: Path,
+    *,
+    method: str = "load",
 ) -> None:
     reset_peak_rss()
     before = rss_mib()
-    out["load_s"], out["load_cpu_s"] = timed(
-        lambda: book.customers.create_many(drafts, actor=ADMIN)
-    )
+
+    def load() -> None:
+        if method == "load":
+            book.customers.load(iter(drafts), actor=ADMIN)
+        else:
+            book.customers.create_many(drafts, actor=ADMIN)
+
+    with statement_clock(book) as statements:
+        out["load_s"], out["load_cpu_s"] = timed(load)
+    out["method"], out["statements_s"] = method, statements.seconds
     out["load_peak_rss_mib"], out["rss_before_load_mib"] = peak_rss_mib(), before
+    out["parts_us"] = parts_per_row(drafts)
     out["first_search_ms"], out["second_search_ms"] = search_passes(book, search_texts(drafts))
     out["base_load_s"] = baseline_load(url, drafts, folder)
 
@@ -255,7 +280,13 @@ def make_drafts(size: int) -> list[ck.NewCustomer]:
 
 
 def measure(
-    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool = False
+    backend: str,
+    size: int,
+    pg_url: str | None,
+    export_only: bool,
+    load_only: bool = False,
+    *,
+    method: str = "load",
 ) -> dict[str, Any]:
     """Every figure of one backend at one size (run in a child process)."""
     small = max(1, size // 10)
@@ -272,7 +303,7 @@ def measure(
         else:
             url = stack.enter_context(database(backend, folder, pg_url, "bench"))
             book = open_book(url)
-            measure_load(out, book, url, make_drafts(size), folder)
+            measure_load(out, book, url, make_drafts(size), folder, method=method)
         stack.callback(book.close)
         if load_only:
             out["load_at_end"] = os.getloadavg()[0]
@@ -292,10 +323,11 @@ def measure(
 
 
 def run_child(
-    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool
+    backend: str, size: int, pg_url: str | None, export_only: bool, load_only: bool, *, method: str
 ) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter, so peak memory is this backend's alone."""
     command = [sys.executable, __file__, "--child", backend, "--size", str(size)]
+    command += ["--method", method]
     if pg_url:
         command += ["--pg-url", pg_url]
     if export_only:
@@ -321,8 +353,9 @@ def rows_of(result: dict[str, Any]) -> list[str]:
     lines = []
     if "load_s" in result:
         load = result["load_s"]
+        method = result.get("method", "create_many")
         lines.append(
-            f"| {backend} | {size:,} | load | {load:.2f} s | {size / load:,.0f} rows/s "
+            f"| {backend} | {size:,} | {method} | {load:.2f} s | {size / load:,.0f} rows/s "
             f"| baseline {result['base_load_s']:.2f} s (x{load / result['base_load_s']:.1f}) "
             f"| {result['load_cpu_s']:.2f} s ({result['load_cpu_s'] / size * 1e6:.0f} µs/row) "
             f"| {result['load_peak_rss_mib']:,.0f} MiB | {loads} |"
@@ -358,7 +391,7 @@ def figures_of(result: dict[str, Any]) -> list[Any]:
             figure(
                 "load_export",
                 "load",
-                f"customerkit create_many, {backend}",
+                f"customerkit {result.get('method', 'create_many')}, {backend}",
                 size=size,
                 value=result["load_s"],
                 unit="s",
@@ -416,21 +449,27 @@ def main() -> None:
     parser.add_argument(
         "--load-only", action="store_true", help="time the load (and searches after it) only"
     )
+    parser.add_argument("--method", choices=["load", "create_many"], default="load")
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        found = measure(args.child, args.size, args.pg_url, args.export_only, args.load_only)
+        found = measure(
+            args.child, args.size, args.pg_url, args.export_only, args.load_only, method=args.method
+        )
         print(json.dumps(found))
         return
     backends = list(BACKENDS) if args.backend == "all" else [args.backend]
     start = load_text()
     results = []
     for backend in backends:
-        result = run_child(backend, args.size, args.pg_url, args.export_only, args.load_only)
+        result = run_child(
+            backend, args.size, args.pg_url, args.export_only, args.load_only, method=args.method
+        )
         results.append(result)
         print(json.dumps(result), flush=True)
     flags = " --export-only" if args.export_only else ""
     flags += " --load-only" if args.load_only else ""
+    flags += f" --method {args.method}"
     lines = [
         f"Command: `python benchmarks/bench_load_export.py --size {args.size} "
         f"--backend {args.backend}{flags}`; each backend in its own process; {start} at the "
@@ -444,6 +483,8 @@ def main() -> None:
     for result in results:
         lines += rows_of(result)
         figures += figures_of(result)
+    for result in results:
+        lines += profile_lines(result)
     append_section(f"Bulk load and export, {args.size:,} customers", lines, figures=figures)
 
 

@@ -67,6 +67,11 @@ def test_services_detect_each_backends_accelerators(
             "contacts": accelerators.detected(uow.contacts),
         }
     assert found == EXPECTED[backend]
+    with book.store.unit_of_work() as uow:
+        # A SQL unit of work writes a bulk load's chunks in batches; memory adds one at a time.
+        assert accelerators.detected(uow) == (
+            [] if backend in {"memory", "example"} else ["BulkLoad"]
+        )
 
 
 def test_detection_names_every_accelerator_once() -> None:

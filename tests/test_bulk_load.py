@@ -26,7 +26,7 @@ from customerkit.backends.sqlalchemy import convert
 from customerkit.errors import ValidationError
 from customerkit.model import Customer, CustomerKind, NewCustomer
 from customerkit.services._context import changes_between, record_change
-from customerkit.services.customers import HISTORY_FIELDS, created_changes
+from customerkit.services._created import HISTORY_FIELDS, created_changes
 from customerkit.testing import FakeClock
 from customerkit.text import fold, number_key, words
 
@@ -142,6 +142,22 @@ def test_create_many_hands_out_ids_in_ascending_order(backend: str, tmp_path: An
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert [c.company_name for c in created] == [d.company_name.strip() for d in drafts]
+    book.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_load_hands_out_ids_in_ascending_order_across_chunks(backend: str, tmp_path: Any) -> None:
+    """A load's ids ascend in row order over all its chunks, and look like any other id."""
+    url = None if backend == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+    book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+    drafts = [draft for _, draft in synth.customers(50, seed=3, locations=("loc-1",))]
+    assert book.customers.load(iter(drafts), actor=ADMIN, chunk_size=7) == 50
+    with book.store.unit_of_work(read_only=True) as uow:
+        by_number = {c.customer_number: c.id for c in uow.customers.iter_location("loc-1")}
+    ids = [by_number[draft.customer_number.strip()] for draft in drafts]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     book.close()
 
 
@@ -276,6 +292,19 @@ def test_sqlite_bulk_load_cache_is_for_that_transaction_only(tmp_path: Any) -> N
     book.close()
 
 
+def _check_searchable(url: str, drafts: list[NewCustomer]) -> None:
+    """The book opens, and its customers are found by search (none when it is empty)."""
+    book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
+    try:
+        for draft in drafts[:3]:
+            word = max(words(draft.company_name), key=len)
+            hits = book.customers.search(word, actor=ADMIN, limit=100)
+            assert draft.company_name in {hit.customer.company_name for hit in hits}
+        assert book.customers.search("zzzqqq", actor=ADMIN) == []
+    finally:
+        book.close()
+
+
 # -- a killed load leaves the book as it was ----------------------------------------------------
 
 _LOADER = """
@@ -283,12 +312,15 @@ import sys
 import customerkit as ck
 from customerkit import synth
 
-url, size, location = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+url, size, location, method = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 admin = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id=location)
 book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
 drafts = [d for _, d in synth.customers(size, seed=7, locations=(location,))]
 print("loading", flush=True)
-book.customers.create_many(drafts, actor=admin)
+if method == "load":  # streamed, in chunks, indexes built at commit on an empty book
+    book.customers.load(iter(drafts), actor=admin, chunk_size=2000)
+else:
+    book.customers.create_many(drafts, actor=admin)
 book.close()
 print("loaded", flush=True)
 """
@@ -319,8 +351,14 @@ def _snapshot(path: Any) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> None:
-    """All or nothing: a load process killed (SIGKILL, no clean-up of any kind) at random
+@pytest.mark.parametrize(
+    ("method", "empty"), [("create_many", False), ("load", False), ("load", True)]
+)
+def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(
+    tmp_path: Any, method: str, empty: bool
+) -> None:
+    """All or nothing: a load process (``create_many`` or ``load``, into an empty book, whose
+    secondary indexes it drops and builds again, or not) killed (SIGKILL, no clean-up of any kind) at random
     points, in its validation, its batches, its staged words or its commit, leaves a book
     that opens and holds exactly what it held before, or, once it committed, all of it."""
     import random
@@ -333,13 +371,14 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
     url = f"sqlite:///{path}"
     book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
     first = [d for _, d in synth.customers(30, seed=1, locations=("loc-1",))]
-    book.customers.create_many(first, actor=ADMIN)
+    if not empty:
+        book.customers.create_many(first, actor=ADMIN)
     book.close()
     before = _snapshot(path)
     size, chooser, killed = 20_000, random.Random(16), 0
     for attempt in range(6):
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _LOADER, url, str(size), f"loc-{attempt + 2}"],
+            [sys.executable, "-c", _LOADER, url, str(size), f"loc-{attempt + 2}", method],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -352,6 +391,7 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
         after = _snapshot(path)
         if after == before:
             killed += 1
+            _check_searchable(url, first if not empty else [])
             continue
         # It committed before the kill (maybe killed on its way out): it is all there, then.
         assert after["integrity"] == [("ok",)]
@@ -361,3 +401,49 @@ def test_a_load_killed_at_any_point_leaves_the_book_as_it_was(tmp_path: Any) -> 
         reopened.close()
         before = _snapshot(path)
     assert killed >= 2  # the kills did land mid-load (a fast machine may finish some)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_create_many_that_grows_the_table_by_a_large_share_analyses_it(
+    backend: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """The first searches after a create_many too small to be a bulk load are planned with
+    statistics of the table as it is: it analyses when it adds a large share of the rows."""
+    from sqlalchemy import event
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'b.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
+    store: Any = book.store
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(str(args[2])))
+    drafts = [draft for _, draft in synth.customers(4620, seed=4, locations=("loc-1",))]
+
+    def analysed(part: list[NewCustomer]) -> bool:
+        seen.clear()
+        book.customers.create_many(part, actor=ADMIN)
+        return any(statement.startswith("ANALYZE") for statement in seen)
+
+    assert not analysed(drafts[:100])  # too few to matter
+    assert analysed(drafts[100:3100])  # never analysed: 3,000 rows (no bulk load yet)
+    assert not analysed(drafts[3100:3620])  # 520 on top of the 3,100 analysed: a small share
+    assert analysed(drafts[3620:4620])  # 1,000 more: a large share
+    book.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_loaded_customers_are_found_by_find_similar(backend: str, tmp_path: Any) -> None:
+    """M6: a location whose matching keys are kept gets the loaded customers' keys too."""
+    url = None if backend == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+    book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+    drafts = [draft for _, draft in synth.customers(40, seed=5, locations=("loc-1",))]
+    book.customers.create_many(drafts[:20], actor=ADMIN)
+    twin = drafts[30]
+    before = book.customers.find_similar(twin, actor=ADMIN)  # builds the keys, before the load
+    assert twin.customer_number.strip() not in {match.record.customer_number for match in before}
+    book.customers.load(iter(drafts[20:]), actor=ADMIN, chunk_size=4)
+    found = book.customers.find_similar(twin, actor=ADMIN)
+    assert twin.customer_number.strip() in {match.record.customer_number for match in found}
+    book.close()

@@ -315,6 +315,24 @@ def test_import_errors_name_lines_and_import_nothing(in_tmp: Path) -> None:
     assert customers_of("sqlite:///b.db") == []
 
 
+def test_import_failing_after_a_chunk_was_stored_imports_nothing(in_tmp: Path) -> None:
+    """The file is stored as it is read: a bad row after the first chunk of 5,000 undoes
+    them all, and a book file made for the import goes with them."""
+    rows = [
+        {"company_name": f"Co {i}", "customer_number": f"N{i}", "kind": ""} for i in range(5100)
+    ]
+    rows.append({"company_name": "Bad", "customer_number": "B-1", "kind": "PARTNER"})
+    source = write_csv(in_tmp / "x.csv", rows)
+    code, _, err = run("import", str(source), "--db", "new.db")
+    assert code == 1
+    assert "line 5102: kind must be LOCAL or FLEET" in one_line_error(err)
+    assert not (in_tmp / "new.db").exists()
+    kept = write_csv(in_tmp / "k.csv", [{"company_name": "Kept", "customer_number": "K-1"}])
+    assert run("import", str(kept), "--db", "old.db")[0] == 0
+    assert run("import", str(source), "--db", "old.db")[0] == 1
+    assert [c["company_name"] for c in customers_of("sqlite:///old.db")] == ["Kept"]
+
+
 def test_import_without_a_name_column_says_so(in_tmp: Path) -> None:
     source = in_tmp / "x.csv"
     source.write_text("first,last\na,b\n", encoding="utf-8")

@@ -674,7 +674,7 @@ def import_customers(
     """Create customers from a CSV file (an export reads back).
 
     The header names customer fields (company_name, customer_number, city, ...); all rows are
-    created, or none.
+    created, or none. The file is read as it is loaded, so a large file never sits in memory.
     """
     with open_csv(path) as fileobj:
         table = read_csv(fileobj, name=_file_label(path))
@@ -685,42 +685,79 @@ def import_customers(
         ignored = [c for c, f in zip(table.header, fields, strict=True) if f not in IMPORT_FIELDS]
         if ignored:
             _note(f"note: not imported: {', '.join(ignored)}")
-        lines, drafts = [], []
-        for line, row in table.rows:
-            values = {f: restore(v) for f, v in zip(fields, row, strict=True) if f in IMPORT_FIELDS}
-            drafts.append(_draft(values, line))
-            lines.append(line)
-    numbers = _refuse_repeated_numbers(drafts, lines)
-    with _open(db, create=True) as book, _progress("importing") as report:
+        lines: list[int] = []
+        numbers: dict[str, int] = {}
+
+        def drafts() -> Iterator[ck.NewCustomer]:
+            for line, row in table.rows:
+                values = {
+                    f: restore(v) for f, v in zip(fields, row, strict=True) if f in IMPORT_FIELDS
+                }
+                draft = _draft(values, line)
+                _refuse_repeated_number(numbers, draft, line)
+                lines.append(line)
+                yield draft
+
+        # The rows are read as they load, so a bad one may come after the book is made: a file
+        # made for this import goes again when it fails, as if it had been checked first.
+        made = _sqlite_file(book_url(db))
+        made = made if made is not None and not made.exists() else None
         try:
-            created = book.customers.create_many(drafts, actor=_admin(location), progress=report)
-        except ck.ValidationError as error:
-            raise _Failure(_by_line(error, lines)) from error
-        except ck.DuplicateCustomerNumber as error:
-            held = book.customers.get(error.existing_id, actor=_admin(location))
-            taken = numbers.get(number_key(held.customer_number))
-            where = "" if taken is None else f"line {taken}: "
-            raise _Failure(
-                f"{where}customer_number: customer {error.existing_id} of the book has "
-                "this number already (case and separators are ignored); nothing was imported"
-            ) from error
-    _note(f"Imported {len(created)} customers.")
+            with _open(db, create=True) as book, _progress("importing") as report:
+                try:
+                    count = book.customers.load(
+                        drafts(), actor=_admin(location), progress=report, total=_rows_in(path)
+                    )
+                    report(count, count)  # the estimate counted lines, not rows
+                except ck.ValidationError as error:
+                    raise _Failure(_by_line(error, lines)) from error
+                except ck.DuplicateCustomerNumber as error:
+                    raise _number_held(book, error, numbers, location) from error
+        except BaseException:
+            if made is not None:
+                for leftover in (made, Path(f"{made}-wal"), Path(f"{made}-shm")):
+                    leftover.unlink(missing_ok=True)
+            raise
+    _note(f"Imported {count} customers.")
 
 
-def _refuse_repeated_numbers(
-    drafts: Sequence[ck.NewCustomer], lines: Sequence[int]
-) -> dict[str, int]:
-    """The line of each customer number (by its canonical key); a number twice is an error."""
-    numbers: dict[str, int] = {}
-    for draft, line in zip(drafts, lines, strict=True):
-        key = number_key(draft.customer_number)
-        if key and key in numbers:
-            raise _Failure(
-                f"line {line}: customer_number: line {numbers[key]} has this number already "
-                "(case and separators are ignored); nothing was imported"
-            )
-        numbers.setdefault(key, line)
-    return numbers
+def _rows_in(path: str) -> int | None:
+    """About how many rows a CSV file has (its lines less the header), for the progress bar.
+
+    Counting bytes is a small share of reading the file; a quoted cell across lines makes it
+    count high, and standard input cannot be read twice: no total then.
+    """
+    if path == "-":
+        return None
+    lines = 0
+    with Path(path).open("rb") as fileobj:
+        for block in iter(lambda: fileobj.read(1 << 20), b""):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)
+
+
+def _number_held(
+    book: ck.Book, error: ck.DuplicateCustomerNumber, numbers: dict[str, int], location: str
+) -> _Failure:
+    """The import's error for a row whose number a customer of the book holds."""
+    held = book.customers.get(error.existing_id, actor=_admin(location))
+    taken = numbers.get(number_key(held.customer_number))
+    where = "" if taken is None else f"line {taken}: "
+    return _Failure(
+        f"{where}customer_number: customer {error.existing_id} of the book has "
+        "this number already (case and separators are ignored); nothing was imported"
+    )
+
+
+def _refuse_repeated_number(numbers: dict[str, int], draft: ck.NewCustomer, line: int) -> None:
+    """Note the line of a draft's number (by its canonical key); a number twice is an error."""
+    key = number_key(draft.customer_number) if isinstance(draft.customer_number, str) else ""
+    if key and key in numbers:
+        raise _Failure(
+            f"line {line}: customer_number: line {numbers[key]} has this number already "
+            "(case and separators are ignored); nothing was imported"
+        )
+    numbers.setdefault(key, line)
 
 
 def _draft(values: dict[str, str], line: int) -> ck.NewCustomer:

@@ -195,6 +195,19 @@ class BulkMove(Protocol):
         """
 
 
+@runtime_checkable
+class BulkLoad(Protocol):
+    """A unit of work writing a chunk of a bulk load in batches (``book.customers.load``)."""
+
+    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
+        """Add new customers and history records: one chunk of a bulk load.
+
+        The same as ``customers.add`` of each customer, then ``history.append`` of each record
+        (their ``seq`` is allocated here), and the same errors; a backend may write them in
+        batches and build indexes once, when the unit of work commits.
+        """
+
+
 #: Every accelerator, in the order ``customerkit.services.accelerators.detected`` lists them.
 ACCELERATORS: tuple[type, ...] = (
     BulkReads,
@@ -204,6 +217,7 @@ ACCELERATORS: tuple[type, ...] = (
     KeptMatchIndex,
     BulkRepoint,
     BulkMove,
+    BulkLoad,
 )
 
 

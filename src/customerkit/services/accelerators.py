@@ -18,9 +18,10 @@ import attrs
 from customerkit.errors import ConcurrentModification
 from customerkit.export import ExportRecord, record_of
 from customerkit.matching import MatchConfig, MatchIndex
-from customerkit.model import Contact, Customer
+from customerkit.model import ChangeRecord, Contact, Customer
 from customerkit.ports import (
     ACCELERATORS,
+    BulkLoad,
     BulkMove,
     BulkReads,
     BulkRepoint,
@@ -36,6 +37,7 @@ from customerkit.search.query import RankedMatch, SearchQuery, search_document
 from customerkit.search.rules import oracle_search
 
 __all__ = [
+    "bulk_add",
     "contact_match_index",
     "count",
     "created_since",
@@ -231,3 +233,16 @@ def _rewrite_each(
         repository.update(changed, expected_version=stored.version)
         moved.append(changed)
     return moved
+
+
+def bulk_add(
+    uow: UnitOfWork, customers: Sequence[Customer], records: Sequence[ChangeRecord]
+) -> None:
+    """Add a chunk of a bulk load: in batches where the store can, else one at a time."""
+    if implements(uow, BulkLoad):
+        uow.bulk_add(customers, records)
+        return
+    for customer in customers:
+        uow.customers.add(customer)
+    for record in records:
+        uow.history.append(record)

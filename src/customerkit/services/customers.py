@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -23,7 +22,6 @@ from customerkit.merging import CUSTOMER_MERGE
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
     Actor,
-    ChangeRecord,
     Customer,
     CustomerKind,
     Dismissal,
@@ -41,7 +39,7 @@ from customerkit.search.query import (
     check_limit,
     parse_query,
 )
-from customerkit.services import accelerators, dismissals
+from customerkit.services import accelerators, dismissals, loading
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -52,57 +50,19 @@ from customerkit.services._context import (
     save_customer,
     visible_customer,
 )
+from customerkit.services._created import HISTORY_FIELDS, PASSWORD_MARKER, created_customer
 from customerkit.text import number_key, query_words, words
+from customerkit.validation import ReferenceCache as _ReferenceCache
+from customerkit.validation import checked_draft as _checked_draft
 from customerkit.validation import (
-    CUSTOMER_TEXT_FIELDS,
     clean_customer_values,
     clean_text,
 )
-from customerkit.validation import ReferenceCache as _ReferenceCache
-from customerkit.validation import checked_draft as _checked_draft
 
 log = logging.getLogger("customerkit.customers")
 
-#: Fields written to history (the password hash never is; a password change shows as a marker).
-HISTORY_FIELDS = (
-    *CUSTOMER_TEXT_FIELDS,
-    "email",
-    "phone",
-    "fax",
-    "company_type",
-    "category",
-    "username",
-    "assigned_staff",
-    "extra",
-    "status",
-)
-PASSWORD_MARKER = "(changed)"  # noqa: S105 - a history marker, not a password
-_CREATED_FIELDS = ("kind", *HISTORY_FIELDS)
 MAX_STAFF = 2
 _DISMISSAL = dismissals.CUSTOMER_DISMISSAL
-
-
-#: Values a new customer's history leaves out (as ``changes_between`` does for a creation).
-_UNSET: tuple[Any, ...] = ("", (), {}, None, False)
-
-
-def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
-    """The history changes of a new customer: ``changes_between(None, customer, ...)``, plain.
-
-    Every set field as ``(None, value)``; enums by their value, as ``record_change`` stores them.
-    """
-    changes: dict[str, tuple[Any, Any]] = {}
-    for name in _CREATED_FIELDS:
-        value = getattr(customer, name)
-        if type(value) is str:  # most fields: skip the generic checks below
-            if value:
-                changes[name] = (None, value)
-            continue
-        if isinstance(value, Mapping):
-            value = dict(value)
-        if value not in _UNSET:
-            changes[name] = (None, value.value if isinstance(value, enum.Enum) else value)
-    return changes
 
 
 @checks_actors
@@ -188,35 +148,54 @@ class CustomerService:
         source: Any,
     ) -> Customer:
         """Store a validated draft as a new customer, with its creation in the history."""
-        password = values.pop("password")
-        now = self._ctx.now()
-        customer = Customer(
-            id=customer_id,
-            location_id=actor.location_id,
-            kind=draft.kind,
-            password_hash=None if password is None else password_hash,
+        customer, record = created_customer(
+            draft,
+            values,
+            customer_id=customer_id,
+            password_hash=password_hash,
+            actor=actor,
             source=source,
-            created_at=now,
-            updated_at=now,
-            **values,
+            now=self._ctx.now(),
         )
         uow.customers.add(customer)
-        changes = created_changes(customer)
-        if password is not None:
-            changes["password"] = ("", PASSWORD_MARKER)
-        # What record_change writes, without its generic conversions (a million times).
-        uow.history.append(
-            ChangeRecord(
-                entity="customer",
-                entity_id=customer.id,
-                customer_id=customer.id,
-                action="import" if source is not None else "create",
-                actor_id=actor.user_id,
-                at=now,
-                changes=changes,
-            )
-        )
+        uow.history.append(record)
         return customer
+
+    def load(
+        self,
+        rows: Iterable[NewCustomer],
+        *,
+        actor: Actor,
+        progress: Progress | None = None,
+        total: int | None = None,
+        source: Any = None,
+        chunk_size: int = loading.LOAD_CHUNK,
+    ) -> int:
+        """Create the customers of ``rows``, read chunk by chunk, in one transaction: all or none.
+
+        The same rules as ``create``, with every bad row's errors reported together, keyed
+        ``"[position].field"`` as ``create_many`` does (a row's position counts from 0).
+        Unlike ``create_many`` the rows are streamed, so a million of them never sit in memory
+        as customers at once, and nothing is returned but the count: read the customers back
+        with ``search`` or ``export``. ``progress(done, total)`` follows each chunk.
+
+        Raises:
+            ValidationError: with every invalid field of every row; nothing is stored.
+            DuplicateCustomerNumber: a row's number is held (by the book or an earlier row).
+            DuplicateUsername: a row's username is taken.
+            ConcurrentModification: another writer got in the way; nothing is stored (a load
+                is not retried: its rows may be read only once).
+            PermissionDenied: the actor may not create customers.
+        """
+        return loading.load_customers(
+            self._ctx,
+            rows,
+            actor=actor,
+            progress=progress,
+            total=total,
+            source=source,
+            chunk_size=chunk_size,
+        )
 
     def _prehash(self, password: Any) -> str | None:
         """The hash of a password about to be stored, made before the write begins.

@@ -30,7 +30,8 @@ from customerkit.services._context import (
     retried,
     save_customer,
 )
-from customerkit.services.customers import HISTORY_FIELDS, CustomerService
+from customerkit.services._created import HISTORY_FIELDS
+from customerkit.services.customers import CustomerService
 from customerkit.validation import clean_customer_values, is_secret_name
 
 log = logging.getLogger("customerkit.sources")

@@ -275,6 +275,16 @@ class HistoryRepository:
             return seq
         return self._next.pop()
 
+    def allocate(self, count: int) -> list[int]:
+        """Sequence numbers for ``count`` new records, in order (a bulk load's chunk)."""
+        if self._uow.connection.dialect.name == "sqlite":
+            return [self._allocate() for _ in range(count)]
+        # One round trip for the chunk, not blocks of at most _MAX_SEQ_BLOCK.
+        numbers = self._uow.connection.scalars(
+            text("SELECT nextval('history_seq_seq') FROM generate_series(1, :n)"), {"n": count}
+        ).all()
+        return sorted(numbers)
+
     def append(self, record: ChangeRecord) -> ChangeRecord:
         stored = ChangeRecord(
             entity=record.entity,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from customerkit.backends.sqlalchemy import convert, index, matching, schema
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
+from customerkit.backends.sqlalchemy.load import BulkLoader
 from customerkit.backends.sqlalchemy.repositories import (
     ContactRepository,
     DismissalRepository,
@@ -41,7 +43,7 @@ from customerkit.errors import (
     StorageError,
     StorageUnavailable,
 )
-from customerkit.model import Customer
+from customerkit.model import ChangeRecord, Customer
 from customerkit.ports import READ_ONLY_REFUSAL
 
 if TYPE_CHECKING:
@@ -56,6 +58,10 @@ _SQLITE_DEFAULT_CACHE = -2000  # KiB, SQLite's own default page cache
 _BULK_AFTER = 3  # full batches in one unit of work before it counts as a bulk load
 #: Rows of each index SQLite's ANALYZE reads after a bulk load (approximate statistics).
 ANALYZE_LIMIT = 2000
+#: A unit of work adding at least this many customers, and at least this share of the rows the
+#: table had when last analysed, analyses before it commits even if it was no bulk load.
+ANALYZE_MIN_ROWS = 500
+ANALYZE_GROWTH = 0.2
 #: The tables a bulk load grows, analysed on PostgreSQL before it commits.
 _ANALYZED = ("customers", "customer_words", "search_vocab", "history")
 _HISTORY = BulkInsert(schema.history)
@@ -98,6 +104,26 @@ class PendingWrites:
         self.clear()
 
 
+def _analysed_rows(connection: Connection) -> float | None:
+    """The customers table's row count in the planner's statistics; None if never analysed."""
+    if connection.dialect.name == "sqlite":
+        has_stats = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+        ).first()
+        if has_stats is None:
+            return None
+        # Each index's row starts with its number of entries; the primary key's counts all.
+        stats = connection.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'customers'"
+        ).scalars()
+        counts = [int(str(stat).split()[0]) for stat in stats if stat]
+        return float(max(counts)) if counts else None
+    found = connection.exec_driver_sql(
+        "SELECT reltuples FROM pg_class WHERE oid = 'customers'::regclass"
+    ).scalar()
+    return None if found is None or found < 0 else float(found)
+
+
 class _BulkLoad:
     """Settings for a unit of work that writes batch after batch: a bulk load (create_many).
 
@@ -113,6 +139,8 @@ class _BulkLoad:
 
     def __init__(self) -> None:
         self.batches = 0
+        #: Customers this unit of work added (for ``grew``).
+        self.added = 0
         self._cache_before: dict[str, int] = {}
 
     @property
@@ -144,7 +172,7 @@ class _BulkLoad:
         ``ANALYZE_LIMIT`` rows of each index (``analysis_limit``), PostgreSQL samples as
         its ANALYZE always does: seconds, not a read of a million rows.
         """
-        if not self.active:
+        if not self.active and not self.grew(connection):
             return
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql(f"PRAGMA analysis_limit = {ANALYZE_LIMIT}")
@@ -152,9 +180,22 @@ class _BulkLoad:
         else:
             connection.exec_driver_sql(f"ANALYZE {', '.join(_ANALYZED)}")
 
+    def grew(self, connection: Connection) -> bool:
+        """Whether the customers added are a large share of the table's last statistics.
+
+        A ``create_many`` too small to become a bulk load may still double a young book;
+        the planner then works from statistics of a table a fraction of its size (or from
+        none), and the first searches are the slow ones.
+        """
+        if self.added < ANALYZE_MIN_ROWS:
+            return False
+        known = _analysed_rows(connection)
+        return known is None or self.added >= known * ANALYZE_GROWTH
+
     def finish(self, connection: Connection) -> None:
         """Put the connection's cache size back (after the transaction ended)."""
         self.batches = 0
+        self.added = 0
         before, self._cache_before = self._cache_before, {}
         # On the driver connection: through SQLAlchemy the statement would begin a transaction.
         driver = connection.connection.driver_connection
@@ -239,6 +280,7 @@ class SqlUnitOfWork:
         self.match_keys = matching.MatchKeyWriter()
         self.batch_size = store.batch_size
         self._bulk = _BulkLoad()
+        self._loader = BulkLoader()
         self.customers = CustomerRepository(self)
         self.contacts = ContactRepository(self)
         self.users = UserRepository(self)
@@ -295,6 +337,7 @@ class SqlUnitOfWork:
         self.words.reset()
         self.match_keys.forget()
         self.history.reset_sequence()
+        self._loader.reset()
         try:
             if connection is not None:
                 connection.rollback()
@@ -339,10 +382,27 @@ class SqlUnitOfWork:
     def buffer_customer(self, customer: Customer) -> None:
         """Queue a new customer and its search words for the next flush."""
         self.match_keys.changed("customer", customer.id, customer)
+        self._bulk.added += 1
         self.pending.customers.append(customer)
         row = convert.customer_row(customer)
         self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
         self.flush_if_full()
+
+    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
+        """Add a chunk of a bulk load in column batches (see ``load.BulkLoader``)."""
+        if self.read_only:
+            raise RuntimeError(READ_ONLY_REFUSAL)
+        self._loader.add(self, customers, records)
+
+    def start_bulk(self) -> None:
+        """Treat this unit of work as a bulk load from now on.
+
+        Its words are staged, an SQLite connection gets a large page cache, and ANALYZE runs
+        before it commits.
+        """
+        if not self._bulk.active:
+            self._bulk.batches = _BULK_AFTER - 1
+            self._bulk.batch_written(self)
 
     def commit(self) -> None:
         """Write what is pending and commit: every change becomes permanent and visible."""
@@ -351,8 +411,9 @@ class SqlUnitOfWork:
         self.flush()
         self.words.settle(self.connection)
         self.match_keys.apply(self.connection)
+        self._loader.finish(self.connection)
         self._bulk.analyze(self.connection)
         self.connection.commit()
-        self._bulk.batches = 0
+        self._bulk.batches = self._bulk.added = 0
         # The next statement starts a new transaction, where another writer may have been first.
         self.history.reset_sequence()

@@ -275,6 +275,110 @@ class CustomersContract(ContractBase):
             book.customers.create_many(drafts, actor=ADMIN)
         assert book.customers.recent(actor=ADMIN) == []
 
+    def test_load_gives_the_errors_of_create_keyed_by_row(self, book: ck.Book) -> None:
+        """C1, C4, U1: a load checks each row with create's rules, and says the same."""
+        bad = [
+            ck.NewCustomer(company_name="", customer_number="N1"),
+            ck.NewCustomer(company_name="Co", customer_number="--"),
+            ck.NewCustomer(company_name="Co", customer_number="N2", email="not-an-email"),
+            ck.NewCustomer(company_name="Co", customer_number="N3", phone="12"),
+            ck.NewCustomer(company_name="Co", customer_number="N4", company_type="Nope"),
+            ck.NewCustomer(company_name="Co", customer_number="N5", password="secret-pass-1"),
+            ck.NewCustomer(company_name="Co\x00", customer_number="N6", extra={"pin": "1"}),
+        ]
+        for draft in bad:
+            with pytest.raises(ck.ValidationError) as by_create:
+                book.customers.create(draft, actor=ADMIN)
+            good = ck.NewCustomer(company_name="Fine", customer_number="OK-1")
+            with pytest.raises(ck.ValidationError) as by_load:
+                book.customers.load([good, draft], actor=ADMIN)
+            expected = {f"[1].{k}": v for k, v in by_create.value.errors.items()}
+            assert by_load.value.errors == expected
+        assert book.customers.recent(actor=ADMIN) == []
+
+    def test_load_is_all_or_nothing_on_a_bad_row_in_the_middle(self, book: ck.Book) -> None:
+        """C1, C2: a bad row in a later chunk leaves the book as it was; every bad row is said."""
+        kept = customer(book, "Kept Tires", "K-1")
+        drafts = [
+            ck.NewCustomer(company_name=f"Comp {i}", customer_number=f"N{i}") for i in range(10)
+        ]
+        drafts[7] = ck.NewCustomer(company_name=" ", customer_number="N7")
+        drafts[9] = ck.NewCustomer(company_name="Co 9", customer_number="N9", email="x@")
+        with pytest.raises(ck.ValidationError) as caught:
+            book.customers.load(iter(drafts), actor=ADMIN, chunk_size=3)
+        assert set(caught.value.errors) == {"[7].company_name", "[9].email"}
+        assert [c.id for c in book.customers.recent(actor=ADMIN)] == [kept.id]
+        assert book.customers.search("comp", actor=ADMIN) == []
+        # A clash with the book, or with an earlier row of the load, in a later chunk.
+        for number in ("k1", "N-1"):
+            clashing = [
+                *(
+                    ck.NewCustomer(company_name=f"Co {i}", customer_number=f"N{i}")
+                    for i in range(8)
+                ),
+                ck.NewCustomer(company_name="Late", customer_number=number),
+            ]
+            with pytest.raises(ck.DuplicateCustomerNumber) as duplicate:
+                book.customers.load(clashing, actor=ADMIN, chunk_size=3)
+            if number == "k1":
+                assert duplicate.value.existing_id == kept.id
+            assert [c.id for c in book.customers.recent(actor=ADMIN)] == [kept.id]
+        assert len(book.history.for_customer(kept.id, actor=ADMIN)) == 1
+
+    def test_load_results_are_searchable_with_their_history(
+        self, book: ck.Book, clock: FakeClock
+    ) -> None:
+        """C1, S1, H1: loaded customers are there, found by search, their creation recorded."""
+        for round_ in ("alpha", "bravo"):  # an empty book, then one with customers
+            drafts = (
+                ck.NewCustomer(
+                    company_name=f"Loadwell {round_} Garage {i}",
+                    customer_number=f"L{round_}-{i}",
+                    city="Denver",
+                    email=f"ops{i}@loadwell.example",
+                )
+                for i in range(11)
+            )
+            seen: list[tuple[int, int | None]] = []
+            count = book.customers.load(
+                drafts,
+                actor=ADMIN,
+                chunk_size=4,
+                total=11,
+                progress=lambda d, t: seen.append((d, t)),  # noqa: B023
+            )
+            assert count == 11
+            assert seen == [(4, 11), (8, 11), (11, 11)]
+            hits = book.customers.search(f"loadwell {round_}", actor=ADMIN, limit=50)
+            assert len(hits) == 11
+            found = book.customers.search(f"garage {round_}", actor=STAFF, limit=50)
+            assert {h.customer.id for h in found} == {h.customer.id for h in hits}
+            one = next(h.customer for h in hits if h.customer.customer_number == f"L{round_}-3")
+            assert one.company_name == f"Loadwell {round_} Garage 3"
+            assert one.location_id == ADMIN.location_id
+            assert one.created_at == clock()
+            assert book.customers.get(one.id, actor=STAFF) == one
+            [record] = book.history.for_customer(one.id, actor=ADMIN)
+            assert record.action == "create"
+            assert record.actor_id == ADMIN.user_id
+            assert record.changes["company_name"] == (None, one.company_name)
+            assert record.changes["email"] == (None, "ops3@loadwell.example")
+        assert len(book.customers.recent(actor=ADMIN)) == 22
+        # The book still takes one customer at a time after a load.
+        later = customer(book, "After Load Motors", "A-1")
+        assert book.customers.search("after load", actor=STAFF)[0].customer.id == later.id
+
+    def test_load_needs_permission_to_create(self, book: ck.Book) -> None:
+        """P1: an actor who may not create customers may not load them."""
+        fleet = customer(book, "Acme Fleet", "F-1", kind=ck.CustomerKind.FLEET)
+        user = ck.Actor(
+            user_id="f", role=ck.Role.FLEET_USER, location_id="loc-1", fleet_customer_id=fleet.id
+        )
+        drafts = [ck.NewCustomer(company_name="Co", customer_number="N1")]
+        with pytest.raises(ck.PermissionDenied):
+            book.customers.load(drafts, actor=user)
+        assert [c.id for c in book.customers.recent(actor=ADMIN)] == [fleet.id]
+
     def test_read_only_unit_of_work_refuses_writes(self, book: ck.Book) -> None:
         c = customer(book)
 

@@ -35,6 +35,7 @@ class EntryPointsContract(ContractBase):
         calls: dict[str, Callable[[], object]] = {
             "customers.create": lambda: book.customers.create(draft, actor=bad),
             "customers.create_many": lambda: book.customers.create_many([draft], actor=bad),
+            "customers.load": lambda: book.customers.load([draft], actor=bad),
             "customers.get": lambda: book.customers.get(c.id, actor=bad),
             "customers.update": lambda: book.customers.update(c.id, {"city": "X"}, actor=bad),
             "customers.delete": lambda: book.customers.delete(c.id, actor=bad),
