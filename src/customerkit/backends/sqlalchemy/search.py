@@ -478,7 +478,7 @@ class _Candidates:
         self.strengths = bucket.strengths(driver, search.cap, single=single)
         self.after: tuple[int, str] | None = None  # keyset: the last row read
         self.upto: int | None = None  # the longest name length still wanted, when known
-        self.done = not self.codes or not self.strengths
+        self.done = not self.codes or not self.strengths or search.empty(self.codes, bucket.tier)
 
     def page(self, size: int) -> list[Any]:
         """The held rows of the next ``size``, and the page's last row, where it goes on.
@@ -725,6 +725,17 @@ class _Search:
         fields = [] if judge is None else [SEARCH_FIELDS[f][1] for f in words.query.fields]
         #: The customers' columns a hit needs: its name, and the judge's fields.
         self.texts = ["company_name", *fields]
+
+    def empty(self, codes: Sequence[int], tier: int) -> bool:
+        """Whether a counted word has no entry on these fields at ``tier`` or better.
+
+        Then no customer holds it there: the bucket is empty, no statement needed ("c 56718":
+        no name holds the number). Counts are exact below their cap, and count exact and
+        prefix entries: so only for the exact and prefix tiers.
+        """
+        if tier < PREFIX:
+            return False
+        return any(counts.within(codes, tier) == 0 for counts in self.counts.values())
 
     def driver(self, codes: Sequence[int], tier: int) -> _Plan:
         """The plan of the word driving a bucket of these fields and tier."""
