@@ -834,6 +834,9 @@ SMALL_CONSTANTS = st.fixed_dictionaries(
         "MAX_PAGE": st.sampled_from([1, 2, 5120]),
         # 0: a short common word is checked in Python only, in the tiers it reaches by prefix.
         "MAX_CHECKED": st.sampled_from([0, 512]),
+        # 0: other words are never probed, always read in the page's name lengths.
+        "PAGE_PROBES": st.sampled_from([0, 40960]),
+        "PG_PAGE_PROBES": st.sampled_from([0, 1024]),
     }
 )
 

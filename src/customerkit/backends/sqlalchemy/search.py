@@ -16,14 +16,16 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    ``(t, other)`` those with every word matching at ``t`` or better in any field; customers
    of an earlier bucket are skipped. When a word has no exact match in the index, no hit
    ranks above the prefix tier: the tiers are capped there.
-3. The *driver*, the rarest word (that can drive: not a 1-2 character word matching a large
-   share of the index), gives each bucket its candidates: one statement per page reads its
+3. The *driver*, the rarest word on the bucket's fields at its tier (that can drive: not a
+   1-2 character word matching a large share of the index; counted per field, capped), gives
+   each bucket its candidates: one statement per page reads its
    rows in ``(name_length, customer_id)`` order, a merge of one index range per field and
    listed word (SQLite's MERGE (UNION ALL), PostgreSQL's Merge Append), continued by keyset,
    each page 4x larger. The same statement checks the other words, at the bucket's tier and
-   fields: by an index probe on the candidate's full key when their listed words are few,
-   else by reading their rows within the page's name lengths once. Only the customers that
-   hold every word come back, with their stored texts.
+   fields: by an index probe on the candidate's full key when their listed words are few
+   (and, on PostgreSQL, the page small: a seek costs more there), else by reading their rows
+   within the page's name lengths once, a seek per vocabulary word. Only the customers that
+   hold every word come back, with their stored texts, looked up one by one.
 4. A candidate of bucket ``(t, NAME ? 0 : 1)`` with name length ``L`` ranks at best
    ``(-t, 0 or 1, L)``; words the database could not check (a 1-2 character word starting
    too many words) can only make it worse. The candidates are judged with the oracle's rules
@@ -54,6 +56,7 @@ from sqlalchemy import (
     select,
     table,
     union,
+    union_all,
 )
 
 from customerkit.backends.sqlalchemy import schema
@@ -87,16 +90,22 @@ COUNT_CAP = 5000
 MAX_LISTED = 32
 #: Index seeks per candidate (listed words times fields) to check another word by probing.
 MAX_PROBES = 8
-#: Distinct words a short common word may start, at most, to be checked in SQLite.
+#: Index seeks per page, at most, to check another word by probing; past them a page reads the
+#: word's rows in its name lengths once instead. A seek costs some 10 us on PostgreSQL (a whole
+#: descent, buffer pins), 1-2 us on SQLite, against 0.2 us per row read into a hash.
+PAGE_PROBES = 40960
+PG_PAGE_PROBES = 1024
+#: Distinct words a short common word may start, at most, to be checked in the database.
 MAX_CHECKED = 1024
 #: For a search's transaction only (``set_config(..., true)`` is ``SET LOCAL``), in one round
 #: trip. A search reads a few pages of rows: starting parallel workers costs it more (a few ms
 #: each statement, on a busy machine) than they could save. And its statements repeat with
 #: other values: psycopg prepares a statement run five times, and PostgreSQL may then plan it
-#: once for any values (a generic plan), blind to how many rows a word or a LIMIT means.
+#: once for any values (a generic plan), blind to how many rows a word or a LIMIT means. And a
+#: large page's estimated cost passes the JIT threshold: compiling took 33 ms of a 120 ms page.
 _PG_SEARCH_SETTINGS = (
     "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+    "set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
 )
 #: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
 #: up to MAX_PAGE.
@@ -140,10 +149,15 @@ class _Strength(NamedTuple):
     #: Whether candidates may be checked against these rows in the database: not when a
     #: short word starts too many words to seek one by one.
     checkable: bool = True
+    #: PostgreSQL, words not listed: ``condition`` as an array of the vocabulary's words, one
+    #: index seek each (a range on ``word`` would read every name length of the range).
+    seek: _Sql | None = None
 
     def seekable(self) -> _Sql:
         """The words as one condition that keeps the name length a seek (not a range scan)."""
-        return self.condition if self.listed is None else _is_in(self.listed)
+        if self.listed is not None:
+            return _is_in(self.listed)
+        return self.condition if self.seek is None else self.seek
 
     def conditions(self) -> list[_Sql]:
         """One condition per index range to merge, or the one condition."""
@@ -181,10 +195,16 @@ class _Words:
         strengths = [_Strength(EXACT, [word], _Sql("word = ?", (word,)))]
         if not self.query.exact_only:
             following = successor(word)
-            listed = self._listed_range(word, following)
-            strengths.append(_Strength(PREFIX, listed, self._prefix_condition(word, following)))
+            listed, inside = self._listed(word, following)
+            prefix = _Strength(PREFIX, listed, self._prefix_condition(word, following))
+            if not self.sqlite:
+                found = "SELECT word FROM search_vocab WHERE word > ? AND word < ?"
+                prefix = prefix._replace(
+                    seek=_Sql(f"word = ANY(ARRAY({found}))", (word, following))
+                )
+            strengths.append(prefix)
             if len(word) >= MIN_INFIX_LENGTH:
-                strengths.append(self._infix(word, following))
+                strengths.append(self._infix(word, following, inside))
         typos = self.typo_words(word)
         if typos:
             listed = typos if len(typos) <= MAX_LISTED else None
@@ -195,17 +215,14 @@ class _Words:
         """The plan of a short word matching too much to drive: checked on the candidates.
 
         In the database, within each page's name lengths, as long as its words are few
-        enough to seek one by one (SQLite) or listed (PostgreSQL); a word with more is left
-        to Python in the tiers it reaches by prefix.
+        enough to seek one by one; a word with more is left to Python in the tiers it
+        reaches by prefix.
         """
         plan = self.plan(word)
-        if self.sqlite:
-            following = successor(word)
-            found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-            counted = select(func.count()).select_from(found.limit(MAX_CHECKED + 1).subquery())
-            many = (self.connection.scalar(counted) or 0) > MAX_CHECKED
-        else:
-            many = not plan.mergeable()
+        following = successor(word)
+        found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+        counted = select(func.count()).select_from(found.limit(MAX_CHECKED + 1).subquery())
+        many = (self.connection.scalar(counted) or 0) > MAX_CHECKED
         if not many:
             return plan
         return _Plan(word, [s._replace(checkable=s.strength == EXACT) for s in plan.strengths])
@@ -216,21 +233,35 @@ class _Words:
             return _Sql(f"word IN ({found})", (word, following))
         return _Sql("word > ? AND word < ?", (word, following))
 
-    def _listed_range(self, word: str, following: str) -> list[str] | None:
-        """The indexed words above ``word`` and below ``following``, unless too many."""
-        found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-        return self._unless_many(found.order_by(_VOCAB.word))
+    def _listed(self, word: str, following: str) -> tuple[list[str] | None, list[str] | None]:
+        """The indexed words ``word`` starts, and those it is inside of, unless too many.
 
-    def _unless_many(self, statement: Any) -> list[str] | None:
-        found = list(self.connection.scalars(statement.limit(MAX_LISTED + 1)))
-        return found if len(found) <= MAX_LISTED else None
+        Both in one round trip (each one on PostgreSQL). Infixes only for 3+ characters.
+        """
+        ranged = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+        found = [(PREFIX, ranged.order_by(_VOCAB.word))]
+        if len(word) >= MIN_INFIX_LENGTH:  # unordered: the trigram query stops at the limit
+            found.append((INFIX, self._vocabulary_containing(word, (word, following))))
+        parts = []
+        for strength, statement in found:
+            part = statement.limit(MAX_LISTED + 1).subquery()
+            parts.append(select(literal(strength).label("strength"), part.c.word))
+        lists: dict[int, list[str]] = {PREFIX: [], INFIX: []}
+        for strength, listed in self.connection.execute(union_all(*parts)):
+            lists[strength].append(listed)
+        prefixed, inside = (
+            sorted(listed) if len(listed) <= MAX_LISTED else None
+            for listed in (lists[PREFIX], lists[INFIX])
+        )
+        return prefixed, inside
 
-    def _infix(self, word: str, following: str) -> _Strength:
-        """The words containing ``word`` but not starting with it (those are exact or prefix)."""
+    def _infix(self, word: str, following: str, listed: list[str] | None) -> _Strength:
+        """The words containing ``word`` but not starting with it (those are exact or prefix).
+
+        ``listed``: those words, or None when many; then the vocabulary's words, each found
+        by the word table's key.
+        """
         outside = (word, following)
-        found = self._vocabulary_containing(word, outside)
-        listed = self._unless_many(found)  # unordered: the trigram query stops at the limit
-        # Else the vocabulary's words, each then found by the word table's key.
         if self.sqlite:
             containing = (
                 "word IN (SELECT v.word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
@@ -238,12 +269,17 @@ class _Words:
                 "AND (v.word < ? OR v.word >= ?))"
             )
             return _Strength(INFIX, listed, _Sql(containing, (_fts_phrase(word), *outside)))
-        containing = (
-            "word IN (SELECT v.word FROM search_vocab v WHERE v.word LIKE ? ESCAPE '\\' "
-            "AND (v.word < ? OR v.word >= ?))"
+        found = (
+            "SELECT v.word FROM search_vocab v WHERE v.word LIKE ? ESCAPE '\\' "
+            "AND (v.word < ? OR v.word >= ?)"
         )
-        like = f"%{_escape_like(word)}%"
-        return _Strength(INFIX, listed, _Sql(containing, (like, *outside)))
+        parameters = (f"%{_escape_like(word)}%", *outside)
+        return _Strength(
+            INFIX,
+            listed,
+            _Sql(f"word IN ({found})", parameters),
+            seek=_Sql(f"word = ANY(ARRAY({found}))", parameters),
+        )
 
     def _vocabulary_containing(self, text: str, skip: tuple[str, str] | None = None) -> Any:
         """The distinct words containing ``text``, by the vocabulary's trigram index.
@@ -283,28 +319,50 @@ class _Words:
 
     # -- how many rows a query word matches ------------------------------------------------
 
-    def count(self, word: str) -> tuple[int, int]:
-        """Index entries matching ``word`` exactly or as a prefix, and those matching exactly.
+    def count(self, word: str) -> _Counts:
+        """Index entries matching ``word`` exactly and as a prefix, per searched field.
 
-        Each strength is counted up to COUNT_CAP, in one round trip. Infixes are left out:
-        finding them costs more than counting (a number fragment is inside thousands of
-        numbers), and short words have none.
+        Each (field, strength) is counted up to its share of COUNT_CAP, so that counting reads
+        no more than COUNT_CAP rows, in one round trip. Infixes are left out: finding them
+        costs more than counting (a number fragment is inside thousands of numbers), and short
+        words have none.
         """
-        conditions = [_W.word == word]
+        conditions = [(EXACT, _W.word == word)]
         if not self.query.exact_only:
-            conditions.append(and_(_W.word > word, _W.word < successor(word)))
-        counts: list[Any] = []
-        for condition in conditions:
-            capped = select(literal(1)).where(*self.mine, condition).limit(COUNT_CAP).subquery()
-            counts.append(select(func.count()).select_from(capped).scalar_subquery())
-        total = counts[0]
-        for count in counts[1:]:
-            total = total + count
-        found = self.connection.execute(select(total, counts[0])).one()
-        return int(found[0] or 0), int(found[1] or 0)
+            conditions.append((PREFIX, and_(_W.word > word, _W.word < successor(word))))
+        keys, counts = [], []
+        cap = max(1, COUNT_CAP // (len(self.codes) * len(conditions)))
+        for code in self.codes:
+            for strength, condition in conditions:
+                mine = (_W.location_id == self.location_id, _W.field == code)
+                capped = select(literal(1)).where(*mine, condition).limit(cap).subquery()
+                counts.append(select(func.count()).select_from(capped).scalar_subquery())
+                keys.append((code, strength))
+        found = self.connection.execute(select(*counts)).one()
+        return _Counts(dict(zip(keys, (int(n or 0) for n in found), strict=True)), cap)
 
 
-def _indexed_words(words: _Words, query: SearchQuery) -> tuple[list[str], int, dict[str, int]]:
+class _Counts(NamedTuple):
+    """A query word's index entries per (field code, strength), each capped at ``cap``."""
+
+    found: dict[tuple[int, int], int]
+    cap: int
+
+    def many(self) -> bool:
+        """Whether the word has COUNT_CAP entries or more (or so many on one field)."""
+        return sum(self.found.values()) >= COUNT_CAP or max(self.found.values()) >= self.cap
+
+    def exact(self) -> int:
+        return sum(n for (_, strength), n in self.found.items() if strength == EXACT)
+
+    def within(self, codes: Sequence[int], tier: int) -> int:
+        """Entries on these fields matching at ``tier`` or better (infixes not counted)."""
+        return sum(
+            n for (code, strength), n in self.found.items() if code in codes and strength >= tier
+        )
+
+
+def _indexed_words(words: _Words, query: SearchQuery) -> tuple[list[str], int, dict[str, _Counts]]:
     """The query words that may drive the search, a cap on every hit's tier, and row counts.
 
     All words, but short words that match too much. A word of 1-2 characters (prefix only)
@@ -320,28 +378,38 @@ def _indexed_words(words: _Words, query: SearchQuery) -> tuple[list[str], int, d
     indexed = [w for w in query.words if len(w) >= MIN_INFIX_LENGTH or query.exact_only]
     several = len(set(query.words)) > 1
     cap = EXACT
-    counts: dict[str, int] = {}
+    counts: dict[str, _Counts] = {}
     for word in dict.fromkeys(query.words):
         if word in indexed and not several:
             continue
-        total, exact = words.count(word)
-        counts[word] = total
-        if exact == 0:
+        found = counts[word] = words.count(word)
+        if found.exact() == 0:
             cap = PREFIX
-        if word not in indexed and total < COUNT_CAP:
+        if word not in indexed and not found.many():
             indexed.append(word)
     return indexed or sorted(query.words, key=len, reverse=True)[:1], cap, counts
 
 
-def _driver(plans: dict[str, _Plan], counts: dict[str, int]) -> str:
-    """The query word whose rows drive the search: one whose words can be merged, the rarest.
+def _driver(
+    plans: dict[str, _Plan], counts: dict[str, _Counts], codes: Sequence[int], tier: int
+) -> str:
+    """The word whose rows drive a bucket: one whose words can be merged, the rarest there.
 
-    Its candidates most often hold the other words, and a word with too many distinct
-    words to merge is read by sorting its rows.
+    Rarest on the bucket's fields at its tier: a bucket reads its driver's rows until its page
+    is full, all of them when few hold the other words ("tir spr": 30,000 "tires" on NAME,
+    no "spr" on NAME at all). A word with too many distinct words to merge is read by
+    sorting its rows.
     """
     if len(plans) == 1:
         return next(iter(plans))
-    return min(plans, key=lambda word: (not plans[word].mergeable(), counts[word], -len(word)))
+    return min(
+        plans,
+        key=lambda word: (
+            not plans[word].mergeable(),
+            counts[word].within(codes, tier),
+            -len(word),
+        ),
+    )
 
 
 class _Bucket(NamedTuple):
@@ -400,10 +468,12 @@ class _Candidates:
         self.bucket = bucket
         single = search.judge is None
         self.codes = bucket.codes(search.words, single=single)
-        self.strengths = bucket.strengths(search.driver, search.cap, single=single)
+        driver = search.driver(self.codes, bucket.tier)
+        self.others = [plan for plan in search.plans.values() if plan.word != driver.word]
+        self.strengths = bucket.strengths(driver, search.cap, single=single)
         self.after: tuple[int, str] | None = None  # keyset: the last row read
         self.upto: int | None = None  # the longest name length still wanted, when known
-        self.done = not self.codes or not self.strengths
+        self.done = not self.codes or not self.strengths or search.empty(self.codes, bucket.tier)
 
     def page(self, size: int) -> list[Any]:
         """The held rows of the next ``size``, and the page's last row, where it goes on.
@@ -428,14 +498,25 @@ class _Candidates:
         only the page's last row is returned, for the keyset.
         """
         page = self._page(size)
-        held = self._held()
+        held = self._held(size)
         texts = ", ".join(f"customers.{name}" for name in self.search.texts)
+        looked_up = f"customers.id = CASE WHEN {held.text} THEN page.customer_id END"
+        if self.search.words.sqlite:
+            joined = f"LEFT JOIN customers ON {looked_up}"
+        else:
+            columns = ", ".join(f"customers.{name}" for name in dict.fromkeys(self.search.texts))
+            # A lookup per page row, whatever the page's size: joining 5,120 rows, the planner
+            # would rather hash the whole customers table (1M rows, 400 ms) than seek them. The
+            # LIMIT keeps the subquery from being flattened back into that join.
+            joined = (
+                f"LEFT JOIN LATERAL (SELECT customers.id, {columns} FROM customers "  # noqa: S608
+                f"WHERE {looked_up} LIMIT 1) AS customers ON true"
+            )
         return _Sql(
             f"WITH page AS ({page.text}) "  # noqa: S608 - see _Sql
             "SELECT page.customer_id, page.name_length, page.field, page.strength, "
             f"(SELECT count(*) FROM page) AS read, {texts} "
-            "FROM page LEFT JOIN customers "
-            f"ON customers.id = CASE WHEN {held.text} THEN page.customer_id END "
+            f"FROM page {joined} "
             "WHERE customers.id IS NOT NULL OR (page.name_length, page.customer_id) IN "
             "(SELECT name_length, customer_id FROM page "
             "ORDER BY name_length DESC, customer_id DESC LIMIT 1)",
@@ -478,16 +559,16 @@ class _Candidates:
                 found += [(str(code), strength.strength, c) for c in strength.conditions()]
         return found
 
-    def _held(self) -> _Sql:
+    def _held(self, size: int) -> _Sql:
         """Whether a page row's customer holds every other word, at the bucket's strength."""
         found = [_Sql("1 = 1")]
-        for plan in self.search.others:
+        for plan in self.others:
             strengths = self.bucket.strengths(plan, self.search.cap, single=False)
             if not strengths:
                 return _Sql("1 = 0")  # the word never reaches this tier
             if not all(self._checkable(strength) for strength in strengths):
                 continue  # left to Python in this bucket
-            found.append(self._probed(strengths) or self._windowed(strengths))
+            found.append(self._probed(strengths, size) or self._windowed(strengths))
         return _Sql(
             " AND ".join(part.text for part in found),
             tuple(value for part in found for value in part.parameters),
@@ -496,12 +577,9 @@ class _Candidates:
     def _checkable(self, strength: _Strength) -> bool:
         """Whether another word's rows of this strength can be checked in the database.
 
-        Not a short word starting too many words; on PostgreSQL, not words found by a range
-        or a trigram look-up (not listed): their rows cannot be read by name length, so
-        every page would read all of them. The judge checks those in Python.
+        Not a short word starting too many words: the judge checks those in Python.
         """
-        listed = strength.listed is not None
-        return strength.checkable and (listed or self.search.words.sqlite)
+        return strength.checkable
 
     def _mine(self, alias: str = "") -> _Sql:
         codes = ", ".join(str(code) for code in self.codes)
@@ -510,7 +588,7 @@ class _Candidates:
             (self.search.words.location_id,),
         )
 
-    def _probed(self, strengths: Sequence[_Strength]) -> _Sql | None:
+    def _probed(self, strengths: Sequence[_Strength], size: int) -> _Sql | None:
         """A probe per page row on the full key of each listed word and field, when few.
 
         A few seeks per candidate beat reading a common word's rows in the page's window (a
@@ -521,7 +599,9 @@ class _Candidates:
             if strength.listed is None:
                 return None
             listed += strength.listed
-        if len(listed) * len(self.codes) > MAX_PROBES:
+        probes = len(listed) * len(self.codes)
+        budget = PAGE_PROBES if self.search.words.sqlite else PG_PAGE_PROBES
+        if probes > MAX_PROBES or probes * size > budget:
             return None
         mine, words = self._mine("w."), _is_in(listed)
         return _Sql(
@@ -619,19 +699,42 @@ class _Page:
 
 
 class _Search:
-    """What every bucket of one search reads: the driver, the other words, how to judge."""
+    """What every bucket of one search reads: the words, which may drive, how to judge."""
 
     def __init__(
-        self, words: _Words, plans: dict[str, _Plan], driver: str, cap: int, judge: _Judge | None
+        self,
+        words: _Words,
+        plans: dict[str, _Plan],
+        drivers: dict[str, _Plan],
+        counts: dict[str, _Counts],
+        *,
+        cap: int,
+        judge: _Judge | None,
     ) -> None:
         self.words = words
-        self.driver = plans[driver]
-        self.others = [plan for word, plan in plans.items() if word != driver]
+        self.plans = plans
+        self.drivers = drivers
+        self.counts = counts
         self.cap = cap
         self.judge = judge
         fields = [] if judge is None else [SEARCH_FIELDS[f][1] for f in words.query.fields]
         #: The customers' columns a hit needs: its name, and the judge's fields.
         self.texts = ["company_name", *fields]
+
+    def empty(self, codes: Sequence[int], tier: int) -> bool:
+        """Whether a counted word has no entry on these fields at ``tier`` or better.
+
+        Then no customer holds it there: the bucket is empty, no statement needed ("c 56718":
+        no name holds the number). Counts are exact below their cap, and count exact and
+        prefix entries: so only for the exact and prefix tiers.
+        """
+        if tier < PREFIX:
+            return False
+        return any(counts.within(codes, tier) == 0 for counts in self.counts.values())
+
+    def driver(self, codes: Sequence[int], tier: int) -> _Plan:
+        """The plan of the word driving a bucket of these fields and tier."""
+        return self.drivers[_driver(self.drivers, self.counts, codes, tier)]
 
 
 def search(
@@ -645,7 +748,7 @@ def search(
     words = _Words(connection, location_id, query)
     indexed, cap, counts = _indexed_words(words, query)
     plans = {word: words.plan(word) for word in dict.fromkeys(indexed)}
-    driver = _driver(plans, counts)
+    drivers = dict(plans)
     for word in query.words:
         if word not in plans:
             plans[word] = words.common_plan(word)
@@ -653,7 +756,7 @@ def search(
     judge = None
     if len(plans) > 1 or len(set(query.words)) > 1 or cap < EXACT:
         judge = _Judge(query, first=[word for word in query.words if word not in indexed])
-    context = _Search(words, plans, driver, cap, judge)
+    context = _Search(words, plans, drivers, counts, cap=cap, judge=judge)
     page = _Page(location_id, limit)
     for bucket in _buckets(words, list(plans.values()), cap):
         if page.closed_before((-bucket.tier, bucket.not_name)):
