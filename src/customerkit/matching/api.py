@@ -32,10 +32,10 @@ from customerkit.matching.blocking import candidate_pairs, rules_for
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
     em,
+    estimate_parameters,
     fit_labelled,
     frequencies,
     level_patterns,
-    plausible,
     random_pairs,
 )
 from customerkit.matching.groups import group_pairs
@@ -44,7 +44,6 @@ from customerkit.matching.normalize import extra_column, normalize_columns
 from customerkit.matching.report import DuplicatePair, DuplicateReport, Evidence, SimilarMatch
 from customerkit.matching.score import (
     FIELD_OF,
-    TF_COMPARISONS,
     Compared,
     Features,
     Model,
@@ -68,11 +67,6 @@ IntArray = npt.NDArray[np.int64]
 MatchProgress = Callable[[str, int, int], None]
 #: Random pairs drawn to estimate ``u``.
 _RANDOM_PAIRS: Final = 50_000
-#: How strongly estimated ``m`` is held towards the starting ``m``: as if half as many pairs
-#: again as EM counts as duplicates had landed in the starting proportions. Without it, EM
-#: over many non-duplicates that share a town or a company name (branches) splits the pairs
-#: by town or by name instead of into duplicates and the rest.
-_ANCHOR: Final = 0.5
 
 
 class _Values(Mapping[str, Mapping[str, str]]):
@@ -190,12 +184,9 @@ def _estimate(
     u_values = frequencies(level_matrix(chance, prepared.names), sizes)
     u = {name: tuple(v.tolist()) for name, v in zip(prepared.names, u_values, strict=True)}
     patterns, counts = level_patterns(matrix, sizes)
-    fitted = em(patterns, counts, prepared.names, start, u, records=n, anchor=_ANCHOR)
-    if plausible(fitted, start, TF_COMPARISONS[prepared.table.kind]):
-        return fitted
-    # EM found another split of the pairs than duplicates and the rest: keep the starting m,
-    # and estimate u and how many duplicates there are.
-    return em(patterns, counts, prepared.names, start, u, records=n, fixed_m=True)
+    return estimate_parameters(
+        patterns, counts, prepared.names, start, u, records=n, kind=prepared.table.kind
+    )
 
 
 def _parameters(
