@@ -169,3 +169,17 @@ def test_importing_customerkit_spark_does_not_import_pyspark() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_spark_without_duplicates_gives_empty_frames(spark: SparkSession) -> None:
+    from customerkit.spark import find_duplicates_spark
+
+    rows = [
+        {"id": "a", "first_name": "Ann", "last_name": "Lee", "email": "ann@x.com"},
+        {"id": "b", "first_name": "Bob", "last_name": "Stone", "email": "bob@y.com"},
+        {"id": "c", "first_name": "Cy", "last_name": "Young", "email": "cy@z.com"},
+    ]
+    report = find_duplicates_spark(_frame(spark, rows), kind="contact")
+    assert report.pairs.count() == 0
+    assert report.groups.count() == 0
+    assert report.parameters.records == 0  # too few records to estimate from

@@ -71,6 +71,13 @@ def record_fields(kind: str, config: MatchConfig) -> tuple[str, ...]:
     return (*own, *(extra.field for extra in config.comparisons if extra.field not in own))
 
 
+def _objects(values: Sequence[Any]) -> Any:
+    """A pandas column of Python objects (texts, lists): even empty, never float like ``[]``."""
+    import pandas as pd
+
+    return pd.Series(values, dtype=object)
+
+
 def _sizes(names: Sequence[str], config: MatchConfig) -> list[int]:
     return [len(levels_of(name, config)) for name in names]
 
@@ -89,9 +96,9 @@ def normalised(
             frame, kind=kind, scope=None, extras=[extra.field for extra in config.comparisons]
         )
         norm = normalize_columns(kind, table.columns, region=region, extras=extras)
-        out: dict[str, Any] = {"id": table.ids}
+        out: dict[str, Any] = {"id": _objects(table.ids)}
         for at, name in enumerate(names):
-            out[f"k{at}"] = list(norm[name])
+            out[f"k{at}"] = _objects(list(norm[name]))
         for at, field in enumerate(fields):
             out[f"f{at}"] = table.filled(field)
         out["contacted"] = table.last_contacted
@@ -101,7 +108,7 @@ def normalised(
             dict(zip(columns, values, strict=True))
             for values in zip(*columns.values(), strict=True)
         )
-        out["name"] = [name_key_of(kind, row) for row in rows]
+        out["name"] = _objects([name_key_of(kind, row) for row in rows])
         yield pd.DataFrame(out)
 
 
@@ -124,7 +131,9 @@ def block_keys(
                 positions.append(pos)
                 keys.append(key)
                 orders.append(order)
-        yield pd.DataFrame({"pos": positions, "key": keys, "ord": orders})
+        yield pd.DataFrame(
+            {"pos": np.array(positions, np.int64), "key": _objects(keys), "ord": _objects(orders)}
+        )
 
 
 def _features(frame: pd.DataFrame, kind: Kind, config: MatchConfig, named: int) -> Features:
@@ -228,10 +237,10 @@ def scored(
                 "right_id": frame["b_id"].to_numpy(object)[kept],
                 "score": compared.score,
                 "match_weight": compared.weight,
-                "reasons": [
-                    list(reasons(compared, k, features, model, config)) for k in range(kept.size)
-                ],
-                "evidence": evidence,
+                "reasons": _objects(
+                    [list(reasons(compared, k, features, model, config)) for k in range(kept.size)]
+                ),
+                "evidence": _objects(evidence),
             }
         )
 
@@ -273,9 +282,8 @@ def grouped(
     )
     return pd.DataFrame(
         {
-            "main_id": [group.main_id for group in groups],
-            "ids": [list(group.ids) for group in groups],
-            "reasons": [list(group.reasons) for group in groups],
-        },
-        columns=["main_id", "ids", "reasons"],
+            "main_id": _objects([group.main_id for group in groups]),
+            "ids": _objects([list(group.ids) for group in groups]),
+            "reasons": _objects([list(group.reasons) for group in groups]),
+        }
     )
