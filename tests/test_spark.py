@@ -68,7 +68,7 @@ def _in_process(records: list[dict[str, str]], kind: str) -> DuplicateReport:
     return find_duplicates(sorted(records, key=lambda r: r["id"]), kind=kind)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("kind", "size", "seed"), [("contact", 1_200, 7), ("customer", 900, 11)])
+@pytest.mark.parametrize(("kind", "size", "seed"), [("contact", 800, 7), ("customer", 700, 11)])
 def test_spark_gives_the_in_process_pairs_scores_and_groups(
     spark: SparkSession, kind: str, size: int, seed: int
 ) -> None:
@@ -118,7 +118,7 @@ def test_spark_gives_the_in_process_pairs_scores_and_groups(
 def test_spark_without_estimation_scores_with_the_given_parameters(spark: SparkSession) -> None:
     from customerkit.spark import find_duplicates_spark
 
-    data = synth.labelled_contacts(300, seed=5)
+    data = synth.labelled_contacts(200, seed=5)
     config = MatchConfig(estimate=False, threshold=0.3)
     expected = find_duplicates(data.records, kind="contact", config=config)
     report = find_duplicates_spark(_frame(spark, data.records), kind="contact", config=config)

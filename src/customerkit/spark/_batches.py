@@ -248,10 +248,10 @@ def scored(
 def grouped(
     pairs: pd.DataFrame, members: pd.DataFrame, *, total_fields: int, link_fraction: float
 ) -> pd.DataFrame:
-    """One connected component's pairs and records -> its groups, as ``group_pairs`` makes them.
+    """Whole connected components' pairs and records -> their groups, as ``group_pairs`` makes them.
 
     ``group_pairs`` joins pairs best first and only along pairs, so a component's groups do
-    not depend on any other component: running it per component, with the component's pairs
+    not depend on any other component: running it over some whole components, with their pairs
     in report order, gives the groups it gives over all pairs at once.
     """
     import pandas as pd

@@ -123,8 +123,10 @@ def _positioned(normalised: DataFrame) -> DataFrame:
     from pyspark.sql import functions as sf
 
     spark = normalised.sparkSession
+    # Sorting samples its input before sorting it: normalise once, not twice.
     ordered = (
-        normalised.orderBy("id")
+        normalised.localCheckpoint()
+        .orderBy("id")
         .withColumn("_part", sf.spark_partition_id())
         .withColumn("_row", sf.monotonically_increasing_id())
         .localCheckpoint()
@@ -350,9 +352,15 @@ def _groups(
         "created",
     )
     work = partial(_batches.grouped, total_fields=total_fields, link_fraction=config.link_fraction)
-    return (
-        pairs.groupBy("component")
-        .cogroup(members.groupBy("component"))
+    # Components are grouped independently, so one Python call groups a whole bucket of them:
+    # a call per component would cost more than the grouping itself.
+    buckets = max(int(kept.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8), 1)
+    bucket = sf.pmod(sf.hash("component"), sf.lit(buckets))
+    grouped = (
+        pairs.withColumn("bucket", bucket)
+        .groupBy("bucket")
+        .cogroup(members.withColumn("bucket", bucket).groupBy("bucket"))
         .applyInPandas(work, GROUP_SCHEMA)
-        .orderBy("main_id")
+        .persist()  # sorting samples its input first: group once
     )
+    return grouped.orderBy("main_id")
