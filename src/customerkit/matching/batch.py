@@ -64,9 +64,10 @@ def _apart(ids: Sequence[str], dismissed: Iterable[tuple[str, str]]) -> dict[int
     return apart
 
 
-def _evidence(
+def evidence(
     compared: Compared, k: int, names: Sequence[str], model: Model, config: MatchConfig
 ) -> tuple[Evidence, ...]:
+    """What each comparison of pair ``k`` said: its level, weight and values, in field order."""
     out = []
     for name in names:
         level = int(compared.levels[name][k])
@@ -143,7 +144,7 @@ def match_table(
                 score=float(score[k]),
                 match_weight=float(compared.weight[k]),
                 reasons=why,  # type: ignore[arg-type]
-                comparisons=once(_evidence(compared, k, prepared.names, model, config)),  # type: ignore[arg-type]
+                comparisons=once(evidence(compared, k, prepared.names, model, config)),  # type: ignore[arg-type]
             )
         )
     left, right = left[order], right[order]

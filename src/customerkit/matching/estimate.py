@@ -18,9 +18,19 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.matching.comparisons import TF_COMPARISONS
 from customerkit.matching.config import Parameters
 
-__all__ = ["em", "fit_labelled", "frequencies", "level_patterns", "plausible", "random_pairs"]
+__all__ = [
+    "RANDOM_PAIRS",
+    "em",
+    "estimate_parameters",
+    "fit_labelled",
+    "frequencies",
+    "level_patterns",
+    "plausible",
+    "random_pairs",
+]
 
 IntArray = npt.NDArray[np.int64]
 LevelMatrix = npt.NDArray[np.int8]
@@ -30,6 +40,13 @@ _ITERATIONS: Final = 100
 _TOLERANCE: Final = 1e-7
 _LARGEST_PRIOR: Final = 0.999
 _LEAST_ANCHOR: Final = 20.0  # pairs' worth of pull towards the starting m, at the least
+#: How strongly estimated ``m`` is held towards the starting ``m``: as if half as many pairs
+#: again as EM counts as duplicates had landed in the starting proportions. Without it, EM
+#: over many non-duplicates that share a town or a company name (branches) splits the pairs
+#: by town or by name instead of into duplicates and the rest.
+_ANCHOR: Final = 0.5
+#: Random pairs drawn to estimate ``u`` (in-process and on Spark alike).
+RANDOM_PAIRS: Final = 50_000
 
 
 def random_pairs(n: int, count: int, seed: int) -> tuple[IntArray, IntArray]:
@@ -147,6 +164,39 @@ def em(
         u={name: tuple(np.exp(values).tolist()) for name, values in zip(names, log_u, strict=True)},
         records=records,
     )
+
+
+def estimate_parameters(
+    patterns: LevelMatrix,
+    counts: IntArray,
+    names: Sequence[str],
+    start: Parameters,
+    u: Mapping[str, Sequence[float]],
+    *,
+    records: int,
+    kind: str,
+) -> Parameters:
+    """``m``, ``u`` and the prior of batch matching, from the compared pairs' level patterns.
+
+    Anchored EM first; when the duplicates it found are implausible (see ``plausible``), EM
+    again with the starting ``m`` held. The in-process and the Spark matcher both call this on
+    the same pattern counts, so both estimate the same parameters.
+
+    Args:
+        patterns: Distinct level rows of the compared pairs, in ``level_patterns`` order.
+        counts: How many pairs have each row.
+        names: The comparisons, in column order.
+        start: Starting ``m`` and prior.
+        u: Starting ``u`` per comparison (from random pairs).
+        records: How many records the pairs come from.
+        kind: ``"contact"`` or ``"customer"`` (whose name comparisons ``plausible`` checks).
+    """
+    fitted = em(patterns, counts, names, start, u, records=records, anchor=_ANCHOR)
+    if plausible(fitted, start, TF_COMPARISONS[kind]):
+        return fitted
+    # EM found another split of the pairs than duplicates and the rest: keep the starting m,
+    # and estimate u and how many duplicates there are.
+    return em(patterns, counts, names, start, u, records=records, fixed_m=True)
 
 
 def _counts(

@@ -7,7 +7,6 @@ from; the parameters are estimated here (EM over the candidate pairs, ``u`` from
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
 
 import attrs
 import numpy as np
@@ -15,14 +14,19 @@ import numpy.typing as npt
 
 from customerkit.matching.blocking import candidate_pairs, rules_for
 from customerkit.matching.comparisons import (
-    TF_COMPARISONS,
     Model,
     comparisons_of,
     levels_of,
     starting_parameters,
 )
 from customerkit.matching.config import MatchConfig, Parameters
-from customerkit.matching.estimate import em, frequencies, level_patterns, plausible, random_pairs
+from customerkit.matching.estimate import (
+    RANDOM_PAIRS,
+    estimate_parameters,
+    frequencies,
+    level_patterns,
+    random_pairs,
+)
 from customerkit.matching.features import Features, build_features
 from customerkit.matching.normalize import extra_column, normalize_columns
 from customerkit.matching.score import compare, level_matrix
@@ -32,13 +36,6 @@ IntArray = npt.NDArray[np.int64]
 #: ``progress(stage, done, total)``: stages "blocking", "comparing" (pairs), "estimating",
 #: "scoring" and "grouping", in that order; ``total`` is 0 where there is nothing to count.
 MatchProgress = Callable[[str, int, int], None]
-#: Random pairs drawn to estimate ``u``.
-_RANDOM_PAIRS: Final = 50_000
-#: How strongly estimated ``m`` is held towards the starting ``m``: as if half as many pairs
-#: again as EM counts as duplicates had landed in the starting proportions. Without it, EM
-#: over many non-duplicates that share a town or a company name (branches) splits the pairs
-#: by town or by name instead of into duplicates and the rest.
-_ANCHOR: Final = 0.5
 
 
 def _id_rank(ids: Sequence[str]) -> IntArray:
@@ -120,17 +117,14 @@ def _estimate(
     n = len(prepared.table)
     sizes = [len(levels_of(name, config)) for name in prepared.names]
     model = Model.of(start, prepared.names)
-    left, right = random_pairs(n, _RANDOM_PAIRS, config.seed)
+    left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
     chance = compare(prepared.features, left, right, config, model)
     u_values = frequencies(level_matrix(chance, prepared.names), sizes)
     u = {name: tuple(v.tolist()) for name, v in zip(prepared.names, u_values, strict=True)}
     patterns, counts = level_patterns(matrix, sizes)
-    fitted = em(patterns, counts, prepared.names, start, u, records=n, anchor=_ANCHOR)
-    if plausible(fitted, start, TF_COMPARISONS[prepared.table.kind]):
-        return fitted
-    # EM found another split of the pairs than duplicates and the rest: keep the starting m,
-    # and estimate u and how many duplicates there are.
-    return em(patterns, counts, prepared.names, start, u, records=n, fixed_m=True)
+    return estimate_parameters(
+        patterns, counts, prepared.names, start, u, records=n, kind=prepared.table.kind
+    )
 
 
 def parameters_for(

@@ -1,0 +1,289 @@
+"""What the Spark matcher runs inside its workers: the in-process matcher's own code, per batch.
+
+Each function takes and yields pandas DataFrames (Spark's ``mapInPandas`` and
+``applyInPandas``). Nothing here imports pyspark: the functions are plain pandas and numpy,
+and call ``customerkit.matching``'s reading, normalisation, blocking keys, scorer and grouping
+unchanged, so both matchers compute the very same values.
+
+A batch of pairs carries both records of each pair side by side (columns ``a_*`` and ``b_*``);
+the scorer sees them as a table of ``2k`` records whose pair ``j`` is ``(j, k + j)``. Name
+frequencies are counted over all records by Spark and passed in, as ``MatchIndex`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from customerkit.matching.batch import evidence as evidence_of
+from customerkit.matching.blocking import record_keys, rules_for
+from customerkit.matching.comparisons import levels_of
+from customerkit.matching.config import MatchConfig
+from customerkit.matching.groups import group_pairs
+from customerkit.matching.normalize import (
+    CONTACT_KEYS,
+    CUSTOMER_KEYS,
+    extra_column,
+    normalize_columns,
+)
+from customerkit.matching.score import (
+    Features,
+    Model,
+    build_features,
+    compare,
+    comparisons_of,
+    level_matrix,
+    name_key_of,
+    probability,
+    reasons,
+    weigh,
+)
+from customerkit.matching.table import Kind, fields_of, read_records
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "block_keys",
+    "grouped",
+    "key_columns",
+    "level_codes",
+    "normalised",
+    "record_fields",
+    "scored",
+]
+
+IntArray = npt.NDArray[np.int64]
+
+
+def key_columns(kind: str, config: MatchConfig) -> tuple[str, ...]:
+    """The normalised columns of ``kind``, in the order of the Spark columns ``k0``, ``k1``, ..."""
+    keys = CONTACT_KEYS if kind == "contact" else CUSTOMER_KEYS
+    return (*keys, *(extra_column(extra.field) for extra in config.comparisons))
+
+
+def record_fields(kind: str, config: MatchConfig) -> tuple[str, ...]:
+    """The fields read from each record (``read_records``'s order): Spark columns ``f0``, ..."""
+    own = fields_of(kind)
+    return (*own, *(extra.field for extra in config.comparisons if extra.field not in own))
+
+
+def _objects(values: Sequence[Any]) -> Any:
+    """A pandas column of Python objects (texts, lists): even empty, never float like ``[]``."""
+    import pandas as pd
+
+    return pd.Series(values, dtype=object)
+
+
+def _sizes(names: Sequence[str], config: MatchConfig) -> list[int]:
+    return [len(levels_of(name, config)) for name in names]
+
+
+def normalised(
+    batches: Iterator[pd.DataFrame], *, kind: Kind, config: MatchConfig, region: str
+) -> Iterator[pd.DataFrame]:
+    """Records -> id, normalised keys, filled flags, times and the name whose frequency counts."""
+    import pandas as pd
+
+    extras = [(extra.field, extra.method) for extra in config.comparisons]
+    names = key_columns(kind, config)
+    fields = record_fields(kind, config)
+    for frame in batches:
+        table = read_records(
+            frame, kind=kind, scope=None, extras=[extra.field for extra in config.comparisons]
+        )
+        norm = normalize_columns(kind, table.columns, region=region, extras=extras)
+        out: dict[str, Any] = {"id": _objects(table.ids)}
+        for at, name in enumerate(names):
+            out[f"k{at}"] = _objects(list(norm[name]))
+        for at, field in enumerate(fields):
+            out[f"f{at}"] = table.filled(field)
+        out["contacted"] = table.last_contacted
+        out["created"] = table.created
+        columns = {name: list(norm[name]) for name in ("given", "last", "company") if name in norm}
+        rows = (
+            dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)
+        )
+        out["name"] = _objects([name_key_of(kind, row) for row in rows])
+        yield pd.DataFrame(out)
+
+
+def block_keys(
+    batches: Iterator[pd.DataFrame], *, kind: Kind, config: MatchConfig
+) -> Iterator[pd.DataFrame]:
+    """Records (``pos`` and keys) -> one row per blocking key: ``pos``, ``key``, ``ord``."""
+    import pandas as pd
+
+    names = key_columns(kind, config)
+    extras = [(extra_column(extra.field), extra.method) for extra in config.comparisons]
+    rules = rules_for(kind, extras)
+    for frame in batches:
+        positions: list[int] = []
+        keys: list[str] = []
+        orders: list[str] = []
+        texts = [frame[f"k{at}"].tolist() for at in range(len(names))]
+        for pos, values in zip(frame["pos"].tolist(), zip(*texts, strict=True), strict=True):
+            for key, order in record_keys(rules, dict(zip(names, values, strict=True)), None):
+                positions.append(pos)
+                keys.append(key)
+                orders.append(order)
+        yield pd.DataFrame(
+            {"pos": np.array(positions, np.int64), "key": _objects(keys), "ord": _objects(orders)}
+        )
+
+
+def _features(frame: pd.DataFrame, kind: Kind, config: MatchConfig, named: int) -> Features:
+    """Both sides of a batch of pairs as one table: pair ``j`` is records ``j`` and ``k + j``."""
+    names = key_columns(kind, config)
+    norm = {
+        name: frame[f"a_k{at}"].tolist() + frame[f"b_k{at}"].tolist()
+        for at, name in enumerate(names)
+    }
+    counts = np.concatenate(
+        (frame["a_count"].to_numpy(np.int64), frame["b_count"].to_numpy(np.int64))
+    )
+    return build_features(kind, norm, config=config, name_counts=counts, named=named)
+
+
+def _sides(size: int) -> tuple[IntArray, IntArray]:
+    return np.arange(size, dtype=np.int64), np.arange(size, 2 * size, dtype=np.int64)
+
+
+def encode(matrix: npt.NDArray[np.int8], sizes: Sequence[int]) -> IntArray:
+    """One integer per row of a level matrix (``estimate.level_patterns``' numbering)."""
+    code = np.zeros(matrix.shape[0], np.int64)
+    for column, size in enumerate(sizes):
+        code = code * (size + 1) + matrix[:, column]
+    return code
+
+
+def decode(codes: IntArray, sizes: Sequence[int]) -> npt.NDArray[np.int8]:
+    """The level matrix of ``encode``'s integers."""
+    matrix = np.zeros((codes.size, len(sizes)), np.int8)
+    rest = codes.copy()
+    for column in range(len(sizes) - 1, -1, -1):
+        base = sizes[column] + 1
+        matrix[:, column] = rest % base
+        rest //= base
+    return matrix
+
+
+def level_codes(
+    batches: Iterator[pd.DataFrame],
+    *,
+    kind: Kind,
+    config: MatchConfig,
+    model: Model,
+    named: int,
+) -> Iterator[pd.DataFrame]:
+    """Pairs with both records -> ``a``, ``b`` and the pair's level pattern as one integer."""
+    import pandas as pd
+
+    names = comparisons_of(kind, config)
+    sizes = _sizes(names, config)
+    for frame in batches:
+        left, right = _sides(len(frame))
+        compared = compare(_features(frame, kind, config, named), left, right, config, model)
+        yield pd.DataFrame(
+            {
+                "a": frame["a_pos"].to_numpy(np.int64),
+                "b": frame["b_pos"].to_numpy(np.int64),
+                "code": encode(level_matrix(compared, names), sizes),
+            }
+        )
+
+
+def scored(
+    batches: Iterator[pd.DataFrame],
+    *,
+    kind: Kind,
+    config: MatchConfig,
+    model: Model,
+    named: int,
+) -> Iterator[pd.DataFrame]:
+    """Pairs with both records and their level code -> the pairs scoring at least the threshold.
+
+    As ``match_table``: weigh every pair from its levels, keep those at the threshold, compare
+    the kept ones again for their reasons and evidence.
+    """
+    import pandas as pd
+
+    names = comparisons_of(kind, config)
+    sizes = _sizes(names, config)
+    for frame in batches:
+        features = _features(frame, kind, config, named)
+        left, right = _sides(len(frame))
+        matrix = decode(frame["code"].to_numpy(np.int64), sizes)
+        levels = {name: matrix[:, column] for column, name in enumerate(names)}
+        _, weight = weigh(features, left, right, levels, model)
+        kept = np.flatnonzero(probability(weight) >= config.threshold)
+        compared = compare(features, left[kept], right[kept], config, model)
+        evidence = [
+            [
+                {"field": e.field, "level": e.level, "weight": e.weight}
+                for e in evidence_of(compared, k, names, model, config)
+            ]
+            for k in range(kept.size)
+        ]
+        yield pd.DataFrame(
+            {
+                "left_pos": frame["a_pos"].to_numpy(np.int64)[kept],
+                "right_pos": frame["b_pos"].to_numpy(np.int64)[kept],
+                "left_id": frame["a_id"].to_numpy(object)[kept],
+                "right_id": frame["b_id"].to_numpy(object)[kept],
+                "score": compared.score,
+                "match_weight": compared.weight,
+                "reasons": _objects(
+                    [list(reasons(compared, k, features, model, config)) for k in range(kept.size)]
+                ),
+                "evidence": _objects(evidence),
+            }
+        )
+
+
+def grouped(
+    pairs: pd.DataFrame, members: pd.DataFrame, *, total_fields: int, link_fraction: float
+) -> pd.DataFrame:
+    """Whole connected components' pairs and records -> their groups, as ``group_pairs`` makes them.
+
+    ``group_pairs`` joins pairs best first and only along pairs, so a component's groups do
+    not depend on any other component: running it over some whole components, with their pairs
+    in report order, gives the groups it gives over all pairs at once.
+    """
+    import pandas as pd
+
+    members = members.sort_values("pos")
+    local = {pos: at for at, pos in enumerate(members["pos"].tolist())}
+    order = np.lexsort(
+        (
+            pairs["right_pos"].to_numpy(np.int64),
+            pairs["left_pos"].to_numpy(np.int64),
+            -pairs["score"].to_numpy(np.float64),
+        )
+    )
+    left = np.array([local[p] for p in pairs["left_pos"].to_numpy(np.int64)[order]], np.int64)
+    right = np.array([local[p] for p in pairs["right_pos"].to_numpy(np.int64)[order]], np.int64)
+    why = [tuple(r) for r in pairs["reasons"].to_numpy(object)[order]]
+    groups = group_pairs(
+        left,
+        right,
+        why,
+        ids=members["id"].tolist(),
+        id_rank=np.arange(len(members), dtype=np.int64),
+        filled=members["filled"].to_numpy(np.int64),
+        contacted=members["contacted"].to_numpy(np.float64),
+        created=members["created"].to_numpy(np.float64),
+        total_fields=total_fields,
+        link_fraction=link_fraction,
+    )
+    return pd.DataFrame(
+        {
+            "main_id": _objects([group.main_id for group in groups]),
+            "ids": _objects([list(group.ids) for group in groups]),
+            "reasons": _objects([list(group.reasons) for group in groups]),
+        }
+    )
