@@ -23,10 +23,7 @@ FRAGMENTS: dict[str, dict[int, str]] = {
         1: "`url` is the reader's database",
     },
     "docs/contacts.md": {0: "`book`, `customer` and `advisor` come from the reader's app"},
-    "docs/customers.md": {
-        0: "the records and actors come from the reader's app",
-        1: "`book` and `admin` come from the reader's app",
-    },
+    "docs/customers.md": {1: "the records and actors come from the reader's app"},
     "docs/duplicates.md": {
         0: "`book`, `customer` and `advisor` come from the reader's app",
         1: "`a`, `b` and `advisor` come from the reader's app",
@@ -37,6 +34,10 @@ FRAGMENTS: dict[str, dict[int, str]] = {
         6: "`report` comes from the reader's app",
         8: "`book`, `staff` and `customer` come from the reader's app",
         9: "`book`, the ids and the actors come from the reader's app",
+    },
+    "docs/how-to/spark.md": {
+        0: "reads the reader's data on their Spark cluster",
+        1: "`contacts` is the reader's Spark DataFrame",
     },
     "docs/notebook.md": {
         3: "`people` stands for the reader's data with a date of birth",
