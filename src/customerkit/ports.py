@@ -1,6 +1,6 @@
 """Every seam of customerkit in one place: repositories, unit of work, search index, sources, clock.
 
-Services use only these protocols. A backend implements them (``backends/memory.py``,
+Services use only these protocols. A backend implements them (``backends/memory/``,
 ``backends/sqlalchemy/``); ``customerkit.testing`` holds the contract suite any implementation
 can run. Repositories store and find records and enforce uniqueness; every rule about *whether*
 a change is allowed lives in the services.
