@@ -9,26 +9,9 @@ from typing import Annotated, Any, Literal
 import typer
 
 import customerkit as ck
-from customerkit.cli._app import (
-    DEFAULT_DB,
-    DbOption,
-    FormatOption,
-    LocationOption,
-    _flag,
-)
-from customerkit.cli._books import (
-    _admin,
-    _open,
-    _require_location,
-)
-from customerkit.cli._output import (
-    Format,
-    _emit,
-    _note,
-    _progress,
-    _report_merge,
-    _writable,
-)
+from customerkit.cli._app import DEFAULT_DB, DbOption, FormatOption, LocationOption, _flag
+from customerkit.cli._books import _admin, _open, _require_location
+from customerkit.cli._output import Format, _emit, _note, _progress, _report_merge, _writable
 
 _CONTACT_COLUMNS = (
     "id",

@@ -13,25 +13,9 @@ from rich.table import Table
 
 import customerkit as ck
 from customerkit import synth
-from customerkit.cli._app import (
-    DEMO_DB,
-    DEMO_MARK,
-    DEMO_USER,
-    _Failure,
-)
-from customerkit.cli._books import (
-    _admin,
-    _customer_count,
-    _open,
-    _shown,
-    _sqlite_file,
-    book_url,
-)
-from customerkit.cli._output import (
-    _note,
-    _out,
-    _progress,
-)
+from customerkit.cli._app import DEMO_DB, DEMO_MARK, DEMO_USER, _Failure
+from customerkit.cli._books import _admin, _customer_count, _open, _shown, _sqlite_file, book_url
+from customerkit.cli._output import _note, _out, _progress
 
 
 def demo(

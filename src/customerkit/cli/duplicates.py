@@ -9,19 +9,8 @@ from typing import Annotated, Any
 import typer
 
 import customerkit as ck
-from customerkit.cli._app import (
-    FormatOption,
-    _Failure,
-)
-from customerkit.cli._output import (
-    Format,
-    _emit,
-    _file_label,
-    _note,
-    _progress,
-    _stages,
-    _text,
-)
+from customerkit.cli._app import FormatOption, _Failure
+from customerkit.cli._output import Format, _emit, _file_label, _note, _progress, _stages, _text
 from customerkit.csvfile import CsvRows, open_csv, read_csv, refuse_repeated
 from customerkit.export import neutralise, restore
 from customerkit.matching.table import CONTACT_FIELDS, CUSTOMER_FIELDS

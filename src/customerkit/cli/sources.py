@@ -8,19 +8,9 @@ from typing import Annotated
 import typer
 
 import customerkit as ck
-from customerkit.cli._app import (
-    DEFAULT_DB,
-    DbOption,
-    LocationOption,
-)
-from customerkit.cli._books import (
-    _admin,
-    _open,
-)
-from customerkit.cli._output import (
-    _note,
-    _progress,
-)
+from customerkit.cli._app import DEFAULT_DB, DbOption, LocationOption
+from customerkit.cli._books import _admin, _open
+from customerkit.cli._output import _note, _progress
 
 
 def source_import(

@@ -11,26 +11,9 @@ import attrs
 import typer
 
 import customerkit as ck
-from customerkit.cli._app import (
-    DEFAULT_DB,
-    DbOption,
-    LocationOption,
-    _Failure,
-    _summary,
-)
-from customerkit.cli._books import (
-    _admin,
-    _open,
-    _require_location,
-    _sqlite_file,
-    book_url,
-)
-from customerkit.cli._output import (
-    _file_label,
-    _note,
-    _progress,
-    _writable,
-)
+from customerkit.cli._app import DEFAULT_DB, DbOption, LocationOption, _Failure, _summary
+from customerkit.cli._books import _admin, _open, _require_location, _sqlite_file, book_url
+from customerkit.cli._output import _file_label, _note, _progress, _writable
 from customerkit.csvfile import open_csv, read_csv, refuse_repeated
 from customerkit.export import restore
 from customerkit.sources import field_name
