@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import calendar
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -20,13 +19,12 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
-from customerkit.merging import CONTACT_MERGE, follow_merges
+from customerkit.merging import CONTACT_MERGE
 from customerkit.model import (
     CONTACT_EDITABLE_FIELDS,
     Actor,
     CaseRef,
     Contact,
-    Customer,
     CustomerKind,
     Dismissal,
     ManagedBy,
@@ -41,6 +39,12 @@ from customerkit.policy import Action, Target
 from customerkit.ports import UnitOfWork
 from customerkit.services import accelerators, dismissals
 from customerkit.services import merge as merging
+from customerkit.services._contact_lookup import (
+    contact_target,
+    months_before,
+    resolve,
+    resolve_for_write,
+)
 from customerkit.services._context import (
     Context,
     changes_between,
@@ -72,48 +76,6 @@ HISTORY_FIELDS = (
     "status",
     "merged_into",
 )
-
-
-def months_before(moment: datetime, months: int) -> datetime:
-    """The same time ``months`` calendar months earlier, clamped to the month's last day."""
-    month_index = moment.year * 12 + moment.month - 1 - months
-    year, month = divmod(month_index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
-
-
-def contact_target(customer: Customer, contact: Contact | None = None) -> Target:
-    """The policy's view of a contact (or of adding one, when ``contact`` is None)."""
-    return Target(
-        location_id=customer.location_id,
-        customer_id=customer.id,
-        customer_kind=customer.kind,
-        contact_managed_by=None if contact is None else contact.managed_by,
-    )
-
-
-def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
-    """The live contact an id stands for: merged ids resolve to their main (M3)."""
-    found = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
-    contact = follow_merges(found, uow.contacts.get)
-    if contact is None or not contact.is_live:
-        raise NotFound("contact", str(contact_id))
-    return contact
-
-
-def resolve_for_write(uow: UnitOfWork, contact_id: str) -> tuple[Contact, Customer]:
-    """The live contact an id stands for and its live customer, for a change of the contact.
-
-    Reading the customer locks it (PostgreSQL) against a concurrent delete or merge of it; the
-    contact is read again once the customer is held, since such a write may have moved or
-    deleted it meanwhile (then the caller gets ``NotFound`` or ``ConcurrentModification``).
-    """
-    contact = resolve(uow, contact_id)
-    customer = live_customer(uow, contact.customer_id)
-    contact = resolve(uow, contact_id)
-    if contact.customer_id != customer.id:  # merged into another customer meanwhile
-        raise ConcurrentModification("contact", contact.id)
-    return contact, customer
 
 
 @checks_actors
