@@ -34,8 +34,8 @@ def contact_target(customer: Customer, contact: Contact | None = None) -> Target
     )
 
 
-def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
-    """The live contact an id stands for: merged ids resolve to their main (M3)."""
+def resolve(uow: UnitOfWork, contact_id: str) -> Contact:  # rule M3
+    """The live contact an id stands for: merged ids resolve to their main."""
     found = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
     contact = follow_merges(found, uow.contacts.get)
     if contact is None or not contact.is_live:

@@ -45,7 +45,7 @@ def check_changes_allowed(
 
 
 def _check_number_change(ctx: Context, current: Customer, actor: Actor) -> None:
-    # C3: a blank FLEET number may be set by any staff; otherwise SERVICE_MANAGER+.
+    # Rule C3: a blank FLEET number may be set by any staff; otherwise SERVICE_MANAGER+.
     if current.kind is CustomerKind.FLEET and not current.customer_number:
         return
     ctx.authorize(actor, Action.CUSTOMER_NUMBER_CHANGE, customer_target(current))

@@ -63,7 +63,7 @@ def recent(
 def _fleet_search(
     uow: UnitOfWork, fleet_id: str, location_id: str, query: SearchQuery
 ) -> list[RankedMatch]:
-    """A fleet user's search: its one customer, if it matches (P2 before the limit).
+    """A fleet user's search: its one customer, if it matches (rule P2 before the limit).
 
     Filtering a page of the location's hits would lose the fleet's customer whenever others
     rank above it, so the search runs over that one customer, by the reference semantics every

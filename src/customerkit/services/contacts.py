@@ -86,8 +86,8 @@ class ContactService:
     _ctx: Context
 
     @retried
-    def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:
-        """Add a contact to a customer (K1, K3).
+    def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:  # rules K1, K3
+        """Add a contact to a customer.
 
         A contact the fleet's users add is managed by the fleet (``managed_by=FLEET``, the fleet
         icon); one the service provider adds, to a LOCAL or a FLEET customer, is managed by the
@@ -127,15 +127,15 @@ class ContactService:
     def _visible_clash(
         uow: UnitOfWork, clash: DuplicateExternalUser, actor: Actor
     ) -> DuplicateExternalUser:
-        """The clash, naming the holder only when it is of the actor's location (P2)."""
+        """The clash, naming the holder only when it is of the actor's location (rule P2)."""
         holder = uow.contacts.get(clash.existing_id) if clash.existing_id else None
         customer = uow.customers.get(holder.customer_id) if holder else None
         if customer is not None and customer.location_id == actor.location_id:
             return clash
         return DuplicateExternalUser(None)
 
-    def get(self, contact_id: str, *, actor: Actor) -> Contact:
-        """The contact; a merged id resolves to the contact it was merged into (M3)."""
+    def get(self, contact_id: str, *, actor: Actor) -> Contact:  # rule M3
+        """The contact; a merged id resolves to the contact it was merged into."""
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             contact = resolve(uow, contact_id)
             customer = live_customer(uow, contact.customer_id)
@@ -149,7 +149,7 @@ class ContactService:
             return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
 
     @retried
-    def update(
+    def update(  # rules K2, K1
         self,
         contact_id: str,
         changes: Mapping[str, Any],
@@ -157,13 +157,13 @@ class ContactService:
         actor: Actor,
         expected_version: int | None = None,
     ) -> Contact:
-        """Change a contact's name, phone or title; the email never changes (K2).
+        """Change a contact's name, phone or title; the email never changes.
 
         Raises:
             ImmutableField: the change touches the email (delete and re-add instead).
             PermissionDenied: the contact is managed by its fleet (the fleet added it) and the
                 actor is not one of the fleet's users, or the actor is a fleet user and the
-                service provider manages the contact (K1).
+                service provider manages the contact.
         """
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
@@ -203,12 +203,13 @@ class ContactService:
             self._delete(uow, current, actor)
             uow.commit()
 
+    # Rules K5, K1.
     @retried
     def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> builtins.list[str]:
-        """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
+        """Delete a chosen set of contacts atomically: all of them or, on any error, none.
 
         Returns the deleted ids. Every id must be a live contact the actor may change: like
-        ``delete``, provider staff never delete a contact its fleet manages (K1).
+        ``delete``, provider staff never delete a contact its fleet manages.
         """
         if isinstance(contact_ids, str) or not isinstance(contact_ids, Sequence):
             raise ValidationError({"contact_ids": "pass a list of contact ids"})
@@ -242,10 +243,10 @@ class ContactService:
         self._record(uow, deleted, "delete", actor, {"status": ("ACTIVE", "DELETED")})
 
     @retried
-    def record_communication(
+    def record_communication(  # rule K5
         self, contact_id: str, *, at: datetime | None = None, actor: Actor | None = None
     ) -> Contact:
-        """Note that someone talked to the contact; a merged id counts for its main (K5).
+        """Note that someone talked to the contact; a merged id counts for its main.
 
         ``last_communicated_at`` only moves forward.
         """
@@ -269,10 +270,10 @@ class ContactService:
             uow.commit()
         return updated
 
-    def recipients(
+    def recipients(  # rule K4
         self, customer_id: str, *, case: CaseRef | None = None, actor: Actor | None = None
     ) -> builtins.list[Recipient]:
-        """Who a case note can go to (K4), without two recipients sharing an email.
+        """Who a case note can go to, without two recipients sharing an email.
 
         Live contacts with an email; one-time contacts only for their own case while it is
         open; for a FLEET customer also its fleet users, contacts or not.
@@ -305,8 +306,8 @@ class ContactService:
                 )
         return list(found.values())
 
-    def unused(self, customer_id: str, *, actor: Actor) -> UnusedContacts:
-        """Contacts nobody talked to in the last 6 calendar months (K5, configurable).
+    def unused(self, customer_id: str, *, actor: Actor) -> UnusedContacts:  # rule K5
+        """Contacts nobody talked to in the last 6 calendar months (configurable).
 
         Counted from the last communication, or from creation when there was none.
         ``should_prompt`` is true at 30 or more for SERVICE_ADVISOR and above.
@@ -326,7 +327,7 @@ class ContactService:
         )
         return UnusedContacts(contacts=unused, should_prompt=prompt)
 
-    # -- duplicates and merge (M1-M6) -----------------------------------------------------
+    # -- duplicates and merge (rules M1-M6) --------------------------------------------------
 
     def _live_contacts(
         self, uow: UnitOfWork, actor: Actor, customer_id: str | None
@@ -337,8 +338,9 @@ class ContactService:
         self._ctx.authorize(actor, Action.CONTACT_READ, Target(location_id=actor.location_id))
         return accelerators.live_contacts(uow, actor.location_id)
 
+    # Rule M1.
     def find_duplicates(self, *, actor: Actor, customer_id: str | None = None) -> DuplicateReport:
-        """Duplicate contacts of one customer, or of every customer of the actor's location (M1).
+        """Duplicate contacts of one customer, or of every customer of the actor's location.
 
         Only contacts of the same customer are compared: merging works within a customer.
         Pairs dismissed with ``dismiss`` are never reported nor grouped together.
@@ -358,10 +360,10 @@ class ContactService:
         )
 
     @retried
-    def find_similar(
+    def find_similar(  # rule M6
         self, draft: NewContact | Contact, *, actor: Actor, customer_id: str | None = None
     ) -> builtins.list[SimilarMatch]:
-        """Existing contacts like a new one, best first: warn before creating a duplicate (M6).
+        """Existing contacts like a new one, best first: warn before creating a duplicate.
 
         Without ``customer_id`` the draft is compared with every live contact of the actor's
         location, through the backend's matching index. Given a stored contact instead of a
@@ -430,7 +432,7 @@ class ContactService:
         return [d for d in found if d.left_id in mine or d.right_id in mine]
 
     @retried
-    def merge(
+    def merge(  # rules M3, M4, K2
         self,
         main_id: str,
         other_ids: Sequence[str],
@@ -438,10 +440,10 @@ class ContactService:
         actor: Actor,
         dry_run: bool = False,
     ) -> MergeResult[Contact]:
-        """Merge contacts of one customer into a main contact (M3, M4).
+        """Merge contacts of one customer into a main contact.
 
         The main keeps its values and gains the others' where it is blank (a blank email too,
-        the one exception to K2); the latest communication wins; the others become MERGED and
+        the one time an email changes); the latest communication wins; the others become MERGED and
         resolve to the main. Atomic; recorded in history; ``dry_run`` previews without
         writing. Repeating the same merge returns the first result.
         """
@@ -461,8 +463,8 @@ class ContactService:
         )
 
     @retried
-    def unmerge(self, merge_id: str, *, actor: Actor) -> Contact:
-        """Undo a merge: the merged contacts come back and the main gets its old values (M4)."""
+    def unmerge(self, merge_id: str, *, actor: Actor) -> Contact:  # rule M4
+        """Undo a merge: the merged contacts come back and the main gets its old values."""
 
         def authorize(uow: UnitOfWork, main: Contact) -> None:
             customer = live_customer(uow, main.customer_id)

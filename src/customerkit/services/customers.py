@@ -1,4 +1,7 @@
-"""Customers: create, read, update, delete, search, recent, export, staff (C1-C8, S1-S5, U1-U3)."""
+"""Customers: create, read, update, delete, search, recent, export, staff.
+
+Rules C1-C8, S1-S5, U1-U3.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +65,8 @@ class CustomerService:
 
     # -- create ------------------------------------------------------------------------------
 
-    def create(self, draft: NewCustomer, *, actor: Actor) -> Customer:
-        """Create a customer at the actor's location (C1, C2, C4, U1-U4).
+    def create(self, draft: NewCustomer, *, actor: Actor) -> Customer:  # rules C1, C2, C4, U1-U4
+        """Create a customer at the actor's location.
 
         Raises:
             ValidationError: with every invalid field at once.
@@ -192,7 +195,7 @@ class CustomerService:
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             return visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_READ)
 
-    def search(
+    def search(  # rules S1-S5
         self,
         query: str,
         *,
@@ -201,7 +204,7 @@ class CustomerService:
         limit: int = 20,
         fuzzy: bool = False,
     ) -> list[SearchHit]:
-        """Find customers of the actor's location (S1-S5), best first.
+        """Find customers of the actor's location, best first.
 
         Every query word must be the start of a word of the searched fields; words of 3+
         characters also match inside words (ranked lower) and, with ``fuzzy``, with a typo
@@ -215,17 +218,17 @@ class CustomerService:
             self._ctx, query, actor=actor, field=field, limit=limit, fuzzy=fuzzy
         )
 
-    def recent(
+    def recent(  # rule C8
         self, *, actor: Actor, within: timedelta | None = None, text: str | None = None
     ) -> list[Customer]:
-        """Customers created within a window (default 30 days), newest first (C8).
+        """Customers created within a window (default 30 days), newest first.
 
         ``text`` filters like a table filter: every word of it must appear in the name, number,
         city or state (case and accents ignored).
         """
         return customer_search.recent(self._ctx, actor=actor, within=within, text=text)
 
-    def export(
+    def export(  # rule C8
         self,
         fileobj: IO[str],
         *,
@@ -238,7 +241,7 @@ class CustomerService:
 
         Every field but the password hash, plus assigned staff and the contacts' names, emails
         and phones. CSV cells that a spreadsheet would run as a formula get a leading
-        apostrophe (C8). Memory stays flat: rows are written as they are read.
+        apostrophe. Memory stays flat: rows are written as they are read.
         """
         self._ctx.authorize(actor, Action.CUSTOMER_EXPORT, Target(location_id=actor.location_id))
         if format not in ("csv", "jsonl"):
@@ -261,7 +264,7 @@ class CustomerService:
     # -- change ------------------------------------------------------------------------------
 
     @retried
-    def update(
+    def update(  # rules C3, C5, D4, U1
         self,
         customer_id: str,
         changes: Mapping[str, Any],
@@ -269,13 +272,13 @@ class CustomerService:
         actor: Actor,
         expected_version: int | None = None,
     ) -> Customer:
-        """Change fields of a customer (C3, C5, D4, U1).
+        """Change fields of a customer.
 
         Raises:
             ConcurrentModification: ``expected_version`` is not the stored version.
             ImmutableField: the username was set already.
             ReadOnlyCustomer: a field came from an external source.
-            PermissionDenied: e.g. a number change needing SERVICE_MANAGER (C3).
+            PermissionDenied: e.g. a number change needing SERVICE_MANAGER.
         """
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
@@ -307,9 +310,10 @@ class CustomerService:
             uow.commit()
         return updated
 
+    # Rule C7.
     @retried
     def assign_staff(self, customer_id: str, user_ids: Sequence[str], *, actor: Actor) -> Customer:
-        """Set the assigned staff: at most two users of the location with a login (C7)."""
+        """Set the assigned staff: at most two users of the location with a login."""
         if isinstance(user_ids, str) or not isinstance(user_ids, Sequence):
             raise ValidationError({"assigned_staff": "pass a list of user ids"})
         staff = tuple(dict.fromkeys(user_ids))
@@ -345,9 +349,10 @@ class CustomerService:
             uow.commit()
         return updated
 
+    # Rule C6.
     @retried
     def delete(self, customer_id: str, *, actor: Actor, delete_history: bool = False) -> None:
-        """Delete a customer (C6).
+        """Delete a customer.
 
         With ``delete_history=False`` (the default) the history and a tombstone stay: the
         customer leaves search and frees its number, its username stays taken. With ``True``
@@ -366,10 +371,10 @@ class CustomerService:
                 )
             uow.commit()
 
-    # -- duplicates and merge (M1-M6) -----------------------------------------------------
+    # -- duplicates and merge (rules M1-M6) --------------------------------------------------
 
-    def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
-        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2).
+    def find_duplicates(self, *, actor: Actor) -> DuplicateReport:  # rules M1, M2
+        """Duplicate customers of the actor's location, with scores, reasons and groups.
 
         Pairs dismissed with ``dismiss`` are never reported nor grouped together.
         """
@@ -387,9 +392,10 @@ class CustomerService:
             dismissed=apart,
         )
 
+    # Rule M6.
     @retried
     def find_similar(self, draft: NewCustomer | Customer, *, actor: Actor) -> list[SimilarMatch]:
-        """Existing customers like a new one, best first: search before create (M6).
+        """Existing customers like a new one, best first: search before create.
 
         Given a stored customer instead of a draft, it leaves out that customer and the
         customers dismissed with it.
@@ -437,7 +443,7 @@ class CustomerService:
         return dismissals.dismissed(self._ctx, _DISMISSAL, actor=actor)
 
     @retried
-    def merge(
+    def merge(  # rule M3
         self,
         main_id: str,
         other_ids: Sequence[str],
@@ -445,7 +451,7 @@ class CustomerService:
         actor: Actor,
         dry_run: bool = False,
     ) -> MergeResult[Customer]:
-        """Merge customers of one location into a main customer; their contacts move along (M3).
+        """Merge customers of one location into a main customer; their contacts move along.
 
         Refused (``MergeError``) when another record has a username (usernames never move) or
         came from a source (the DMS record can only be the main).
@@ -462,8 +468,8 @@ class CustomerService:
         )
 
     @retried
-    def unmerge(self, merge_id: str, *, actor: Actor) -> Customer:
-        """Undo a customer merge: customers, contacts and the main's old values come back (M4)."""
+    def unmerge(self, merge_id: str, *, actor: Actor) -> Customer:  # rule M4
+        """Undo a customer merge: customers, contacts and the main's old values come back."""
         restored: Customer = merging.unmerge(
             self._ctx,
             CUSTOMER_MERGE,
@@ -476,10 +482,10 @@ class CustomerService:
 
     # -- usernames ---------------------------------------------------------------------------
 
-    def suggest_username(
+    def suggest_username(  # rule U2
         self, first: str, last: str, phone: str, *, actor: Actor | None = None
     ) -> str:
-        """A free username: first initial, last name, last 4 phone digits (U2).
+        """A free username: first initial, last name, last 4 phone digits.
 
         ``suggest_username("José", "García-López", "+1 (303) 555-0142")`` gives
         ``"jgarcialopez0142"``, or ``"jgarcialopez0142-2"`` when that is taken.
@@ -487,8 +493,8 @@ class CustomerService:
         return logins.suggest_username(self._ctx, first, last, phone)
 
     @retried
-    def verify_password(self, username: str, password: str) -> Customer | None:
-        """The live customer whose username and password match, else ``None`` (U3).
+    def verify_password(self, username: str, password: str) -> Customer | None:  # rule U3
+        """The live customer whose username and password match, else ``None``.
 
         The hash is read in a read-only unit of work and checked outside any transaction, so
         a login never holds SQLite's write lock while argon2 runs. An unknown username is

@@ -3,7 +3,7 @@
 Same behaviour and errors as the SQL backend. A unit of work holds the store's lock for its whole
 life, so units of work run one at a time; every write records how to undo itself, and leaving a
 unit of work without committing undoes them in reverse order. The search index is updated at
-commit, from the customers the unit of work touched; so are the matching indexes of M6, which
+commit, from the customers the unit of work touched; so are the matching indexes of rule M6, which
 are built for a location the first time ``find_similar`` needs one.
 """
 
