@@ -1,4 +1,4 @@
-"""The rules of a merge, as pure functions (rules M3, M4).
+"""The rules of a merge, as pure functions.
 
 What a merge of contacts or customers does to the records, decided without reading or writing
 anything: which requests are refused, which value of each field survives, which addresses and
@@ -9,6 +9,8 @@ the records, locking, writing the tombstones, the merge record and history) live
 One mechanism serves both kinds; a ``MergeKind`` says what differs (which fields fill blanks,
 what must be shared, what moves along, what refuses a merge).
 """
+
+# Rules M3, M4.
 
 from __future__ import annotations
 
@@ -193,7 +195,7 @@ def plan(
     changes: dict[str, Any] = {}
     provenance = dict.fromkeys(kind.fill_fields, main.id)
     source = getattr(main, "source", None)
-    locked = set(source.fields) if source is not None else set()  # the DMS wins (D4)
+    locked = set(source.fields) if source is not None else set()  # the DMS wins (rule D4)
     for name in kind.fill_fields:
         if name in locked:
             continue

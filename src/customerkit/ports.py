@@ -1,6 +1,6 @@
 """Every seam of customerkit in one place: repositories, unit of work, search index, sources, clock.
 
-Services use only these protocols. A backend implements them (``backends/memory.py``,
+Services use only these protocols. A backend implements them (``backends/memory/``,
 ``backends/sqlalchemy/``); ``customerkit.testing`` holds the contract suite any implementation
 can run. Repositories store and find records and enforce uniqueness; every rule about *whether*
 a change is allowed lives in the services.
@@ -126,11 +126,12 @@ class LocationQueries(Protocol):
 
 
 @runtime_checkable
-class CustomerSearch(Protocol):
-    """A search index: without one, every search reads the location's customers (S1-S5)."""
+class CustomerSearch(Protocol):  # rules S1-S5
+    """A search index: without one, every search reads the location's customers."""
 
+    # Rule S5 ranks them.
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
-        """Live customers of a location matching the query, ranked as S5 says.
+        """Live customers of a location matching the query, best first.
 
         The results must be exactly those of ``customerkit.search.rules.oracle_search`` over
         the location's live customers (``search_document`` of each).
@@ -141,18 +142,18 @@ class CustomerSearch(Protocol):
 class ExportRows(Protocol):
     """Export rows filled straight from storage, which is what makes a million-row export fast."""
 
-    def export_records(
+    def export_records(  # rule C8
         self, location_id: str, *, ids: Sequence[str] | None = None
     ) -> Iterator[ExportRecord]:
-        """`iter_location()` (only ``ids`` when given) with each customer's contacts (C8).
+        """`iter_location()` (only ``ids`` when given) with each customer's contacts.
 
         Each row is what ``customerkit.export.record_of(customer, contacts)`` makes.
         """
 
 
 @runtime_checkable
-class KeptMatchIndex(Protocol):
-    """A matching index (M6) the backend keeps, or builds from blocks it stores.
+class KeptMatchIndex(Protocol):  # rule M6
+    """A matching index the backend keeps, or builds from blocks it stores.
 
     Customers: of the location's live customers; contacts: of the live contacts of the
     location's live customers. Without one, each ``find_similar`` builds an index in memory.
@@ -249,12 +250,12 @@ class HistoryRepository(Protocol):
     def for_customer(self, customer_id: str) -> list[ChangeRecord]:
         """Every record about a customer or its contacts, oldest first."""
 
-    def remove_for_customer(self, customer_id: str) -> int:
-        """Delete a customer's history (C6 with ``delete_history=True``); return the count."""
+    def remove_for_customer(self, customer_id: str) -> int:  # rule C6
+        """Delete a customer's history (a delete with ``delete_history=True``); return the count."""
 
 
-class ReferenceRepository(Protocol):
-    """Company types and customer categories (rule C4)."""
+class ReferenceRepository(Protocol):  # rule C4
+    """Company types and customer categories."""
 
     def add_company_type(self, company_type: CompanyType) -> None:
         """Store a company type (names are unique)."""
@@ -275,8 +276,8 @@ class ReferenceRepository(Protocol):
         """All categories by name."""
 
 
-class SettingsRepository(Protocol):
-    """Per-location switches, such as which external sources are enabled (rule D2)."""
+class SettingsRepository(Protocol):  # rule D2
+    """Per-location switches, such as which external sources are enabled."""
 
     def source_enabled(self, source: str, location_id: str) -> bool:
         """Whether the source is enabled for the location."""
@@ -285,8 +286,8 @@ class SettingsRepository(Protocol):
         """Enable or disable a source for a location."""
 
 
-class MergeRepository(Protocol):
-    """Merge records, kept so a merge can be repeated idempotently or undone (M3, M4)."""
+class MergeRepository(Protocol):  # rules M3, M4
+    """Merge records, kept so a merge can be repeated idempotently or undone."""
 
     def add(self, merge_id: str, record: Mapping[str, Any]) -> None:
         """Store a merge record."""
@@ -401,8 +402,8 @@ class Store(Protocol):
 
 
 @runtime_checkable
-class CustomerSource(Protocol):
-    """An external customer system, such as a dealer management system (rule D1)."""
+class CustomerSource(Protocol):  # rule D1
+    """An external customer system, such as a dealer management system."""
 
     @property
     def name(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import calendar
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -20,13 +19,12 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
-from customerkit.merging import CONTACT_MERGE, follow_merges
+from customerkit.merging import CONTACT_MERGE
 from customerkit.model import (
     CONTACT_EDITABLE_FIELDS,
     Actor,
     CaseRef,
     Contact,
-    Customer,
     CustomerKind,
     Dismissal,
     ManagedBy,
@@ -41,6 +39,12 @@ from customerkit.policy import Action, Target
 from customerkit.ports import UnitOfWork
 from customerkit.services import accelerators, dismissals
 from customerkit.services import merge as merging
+from customerkit.services._contact_lookup import (
+    contact_target,
+    months_before,
+    resolve,
+    resolve_for_write,
+)
 from customerkit.services._context import (
     Context,
     changes_between,
@@ -74,48 +78,6 @@ HISTORY_FIELDS = (
 )
 
 
-def months_before(moment: datetime, months: int) -> datetime:
-    """The same time ``months`` calendar months earlier, clamped to the month's last day."""
-    month_index = moment.year * 12 + moment.month - 1 - months
-    year, month = divmod(month_index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
-
-
-def contact_target(customer: Customer, contact: Contact | None = None) -> Target:
-    """The policy's view of a contact (or of adding one, when ``contact`` is None)."""
-    return Target(
-        location_id=customer.location_id,
-        customer_id=customer.id,
-        customer_kind=customer.kind,
-        contact_managed_by=None if contact is None else contact.managed_by,
-    )
-
-
-def resolve(uow: UnitOfWork, contact_id: str) -> Contact:
-    """The live contact an id stands for: merged ids resolve to their main (M3)."""
-    found = uow.contacts.get(contact_id) if isinstance(contact_id, str) else None
-    contact = follow_merges(found, uow.contacts.get)
-    if contact is None or not contact.is_live:
-        raise NotFound("contact", str(contact_id))
-    return contact
-
-
-def resolve_for_write(uow: UnitOfWork, contact_id: str) -> tuple[Contact, Customer]:
-    """The live contact an id stands for and its live customer, for a change of the contact.
-
-    Reading the customer locks it (PostgreSQL) against a concurrent delete or merge of it; the
-    contact is read again once the customer is held, since such a write may have moved or
-    deleted it meanwhile (then the caller gets ``NotFound`` or ``ConcurrentModification``).
-    """
-    contact = resolve(uow, contact_id)
-    customer = live_customer(uow, contact.customer_id)
-    contact = resolve(uow, contact_id)
-    if contact.customer_id != customer.id:  # merged into another customer meanwhile
-        raise ConcurrentModification("contact", contact.id)
-    return contact, customer
-
-
 @checks_actors
 @attrs.define
 class ContactService:
@@ -124,8 +86,8 @@ class ContactService:
     _ctx: Context
 
     @retried
-    def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:
-        """Add a contact to a customer (K1, K3).
+    def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:  # rules K1, K3
+        """Add a contact to a customer.
 
         A contact the fleet's users add is managed by the fleet (``managed_by=FLEET``, the fleet
         icon); one the service provider adds, to a LOCAL or a FLEET customer, is managed by the
@@ -165,15 +127,15 @@ class ContactService:
     def _visible_clash(
         uow: UnitOfWork, clash: DuplicateExternalUser, actor: Actor
     ) -> DuplicateExternalUser:
-        """The clash, naming the holder only when it is of the actor's location (P2)."""
+        """The clash, naming the holder only when it is of the actor's location (rule P2)."""
         holder = uow.contacts.get(clash.existing_id) if clash.existing_id else None
         customer = uow.customers.get(holder.customer_id) if holder else None
         if customer is not None and customer.location_id == actor.location_id:
             return clash
         return DuplicateExternalUser(None)
 
-    def get(self, contact_id: str, *, actor: Actor) -> Contact:
-        """The contact; a merged id resolves to the contact it was merged into (M3)."""
+    def get(self, contact_id: str, *, actor: Actor) -> Contact:  # rule M3
+        """The contact; a merged id resolves to the contact it was merged into."""
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             contact = resolve(uow, contact_id)
             customer = live_customer(uow, contact.customer_id)
@@ -187,7 +149,7 @@ class ContactService:
             return [c for c in uow.contacts.for_customer(customer_id) if c.is_live]
 
     @retried
-    def update(
+    def update(  # rules K2, K1
         self,
         contact_id: str,
         changes: Mapping[str, Any],
@@ -195,13 +157,13 @@ class ContactService:
         actor: Actor,
         expected_version: int | None = None,
     ) -> Contact:
-        """Change a contact's name, phone or title; the email never changes (K2).
+        """Change a contact's name, phone or title; the email never changes.
 
         Raises:
             ImmutableField: the change touches the email (delete and re-add instead).
             PermissionDenied: the contact is managed by its fleet (the fleet added it) and the
                 actor is not one of the fleet's users, or the actor is a fleet user and the
-                service provider manages the contact (K1).
+                service provider manages the contact.
         """
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
@@ -241,12 +203,13 @@ class ContactService:
             self._delete(uow, current, actor)
             uow.commit()
 
+    # Rules K5, K1.
     @retried
     def delete_many(self, contact_ids: Sequence[str], *, actor: Actor) -> builtins.list[str]:
-        """Delete a chosen set of contacts atomically: all of them or, on any error, none (K5).
+        """Delete a chosen set of contacts atomically: all of them or, on any error, none.
 
         Returns the deleted ids. Every id must be a live contact the actor may change: like
-        ``delete``, provider staff never delete a contact its fleet manages (K1).
+        ``delete``, provider staff never delete a contact its fleet manages.
         """
         if isinstance(contact_ids, str) or not isinstance(contact_ids, Sequence):
             raise ValidationError({"contact_ids": "pass a list of contact ids"})
@@ -280,10 +243,10 @@ class ContactService:
         self._record(uow, deleted, "delete", actor, {"status": ("ACTIVE", "DELETED")})
 
     @retried
-    def record_communication(
+    def record_communication(  # rule K5
         self, contact_id: str, *, at: datetime | None = None, actor: Actor | None = None
     ) -> Contact:
-        """Note that someone talked to the contact; a merged id counts for its main (K5).
+        """Note that someone talked to the contact; a merged id counts for its main.
 
         ``last_communicated_at`` only moves forward.
         """
@@ -307,10 +270,10 @@ class ContactService:
             uow.commit()
         return updated
 
-    def recipients(
+    def recipients(  # rule K4
         self, customer_id: str, *, case: CaseRef | None = None, actor: Actor | None = None
     ) -> builtins.list[Recipient]:
-        """Who a case note can go to (K4), without two recipients sharing an email.
+        """Who a case note can go to, without two recipients sharing an email.
 
         Live contacts with an email; one-time contacts only for their own case while it is
         open; for a FLEET customer also its fleet users, contacts or not.
@@ -343,8 +306,8 @@ class ContactService:
                 )
         return list(found.values())
 
-    def unused(self, customer_id: str, *, actor: Actor) -> UnusedContacts:
-        """Contacts nobody talked to in the last 6 calendar months (K5, configurable).
+    def unused(self, customer_id: str, *, actor: Actor) -> UnusedContacts:  # rule K5
+        """Contacts nobody talked to in the last 6 calendar months (configurable).
 
         Counted from the last communication, or from creation when there was none.
         ``should_prompt`` is true at 30 or more for SERVICE_ADVISOR and above.
@@ -364,7 +327,7 @@ class ContactService:
         )
         return UnusedContacts(contacts=unused, should_prompt=prompt)
 
-    # -- duplicates and merge (M1-M6) -----------------------------------------------------
+    # -- duplicates and merge (rules M1-M6) --------------------------------------------------
 
     def _live_contacts(
         self, uow: UnitOfWork, actor: Actor, customer_id: str | None
@@ -375,8 +338,9 @@ class ContactService:
         self._ctx.authorize(actor, Action.CONTACT_READ, Target(location_id=actor.location_id))
         return accelerators.live_contacts(uow, actor.location_id)
 
+    # Rule M1.
     def find_duplicates(self, *, actor: Actor, customer_id: str | None = None) -> DuplicateReport:
-        """Duplicate contacts of one customer, or of every customer of the actor's location (M1).
+        """Duplicate contacts of one customer, or of every customer of the actor's location.
 
         Only contacts of the same customer are compared: merging works within a customer.
         Pairs dismissed with ``dismiss`` are never reported nor grouped together.
@@ -396,10 +360,10 @@ class ContactService:
         )
 
     @retried
-    def find_similar(
+    def find_similar(  # rule M6
         self, draft: NewContact | Contact, *, actor: Actor, customer_id: str | None = None
     ) -> builtins.list[SimilarMatch]:
-        """Existing contacts like a new one, best first: warn before creating a duplicate (M6).
+        """Existing contacts like a new one, best first: warn before creating a duplicate.
 
         Without ``customer_id`` the draft is compared with every live contact of the actor's
         location, through the backend's matching index. Given a stored contact instead of a
@@ -468,7 +432,7 @@ class ContactService:
         return [d for d in found if d.left_id in mine or d.right_id in mine]
 
     @retried
-    def merge(
+    def merge(  # rules M3, M4, K2
         self,
         main_id: str,
         other_ids: Sequence[str],
@@ -476,10 +440,10 @@ class ContactService:
         actor: Actor,
         dry_run: bool = False,
     ) -> MergeResult[Contact]:
-        """Merge contacts of one customer into a main contact (M3, M4).
+        """Merge contacts of one customer into a main contact.
 
         The main keeps its values and gains the others' where it is blank (a blank email too,
-        the one exception to K2); the latest communication wins; the others become MERGED and
+        the one time an email changes); the latest communication wins; the others become MERGED and
         resolve to the main. Atomic; recorded in history; ``dry_run`` previews without
         writing. Repeating the same merge returns the first result.
         """
@@ -499,8 +463,8 @@ class ContactService:
         )
 
     @retried
-    def unmerge(self, merge_id: str, *, actor: Actor) -> Contact:
-        """Undo a merge: the merged contacts come back and the main gets its old values (M4)."""
+    def unmerge(self, merge_id: str, *, actor: Actor) -> Contact:  # rule M4
+        """Undo a merge: the merged contacts come back and the main gets its old values."""
 
         def authorize(uow: UnitOfWork, main: Contact) -> None:
             customer = live_customer(uow, main.customer_id)

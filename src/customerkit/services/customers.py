@@ -1,7 +1,11 @@
-"""Customers: create, read, update, delete, search, recent, export, staff (C1-C8, S1-S5, U1-U3)."""
+"""Customers: create, read, update, delete, search, recent, export, staff.
+
+Rules C1-C8, S1-S5, U1-U3.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -9,11 +13,8 @@ from typing import IO, Any, Literal
 
 import attrs
 
-from customerkit import identity
 from customerkit.errors import (
     ConcurrentModification,
-    ImmutableField,
-    ReadOnlyCustomer,
     ValidationError,
 )
 from customerkit.export import write_records
@@ -23,41 +24,31 @@ from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
     Actor,
     Customer,
-    CustomerKind,
     Dismissal,
     MergeResult,
     NewCustomer,
-    RecordStatus,
     SearchField,
     SearchHit,
 )
 from customerkit.policy import Action, Target
 from customerkit.ports import Progress, UnitOfWork
-from customerkit.search.query import (
-    RankedMatch,
-    SearchQuery,
-    check_limit,
-    parse_query,
-)
+from customerkit.services import _customer_changes as changes_of
+from customerkit.services import _customer_logins as logins
+from customerkit.services import _customer_merge as merge_of
+from customerkit.services import _customer_search as customer_search
 from customerkit.services import accelerators, dismissals, loading
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
     changes_between,
     checks_actors,
-    customer_target,
     retried,
     save_customer,
     visible_customer,
 )
 from customerkit.services._created import HISTORY_FIELDS, PASSWORD_MARKER, created_customer
-from customerkit.text import number_key, query_words, words
 from customerkit.validation import ReferenceCache as _ReferenceCache
 from customerkit.validation import checked_draft as _checked_draft
-from customerkit.validation import (
-    clean_customer_values,
-    clean_text,
-)
 
 log = logging.getLogger("customerkit.customers")
 
@@ -74,8 +65,8 @@ class CustomerService:
 
     # -- create ------------------------------------------------------------------------------
 
-    def create(self, draft: NewCustomer, *, actor: Actor) -> Customer:
-        """Create a customer at the actor's location (C1, C2, C4, U1-U4).
+    def create(self, draft: NewCustomer, *, actor: Actor) -> Customer:  # rules C1, C2, C4, U1-U4
+        """Create a customer at the actor's location.
 
         Raises:
             ValidationError: with every invalid field at once.
@@ -104,7 +95,7 @@ class CustomerService:
         # Ids are random; handing them out in ascending order makes a bulk load append to every
         # index keyed by id instead of writing all over it (SQL B-trees, history by customer).
         ids = iter(sorted(self._ctx.new_id() for _ in range(total)))
-        hashes = [self._prehash(getattr(draft, "password", None)) for draft in drafts]
+        hashes = [logins.prehash(self._ctx, getattr(draft, "password", None)) for draft in drafts]
         with self._ctx.store.unit_of_work() as uow:
             reference = _ReferenceCache(uow.reference)
             problems: dict[str, str] = {}
@@ -197,20 +188,6 @@ class CustomerService:
             chunk_size=chunk_size,
         )
 
-    def _prehash(self, password: Any) -> str | None:
-        """The hash of a password about to be stored, made before the write begins.
-
-        Hashing takes a tenth of a second on purpose; inside the write it would hold SQLite's
-        write lock that long. ``None`` when there is no password, or one validation refuses
-        (it reports that with the other fields).
-        """
-        if not isinstance(password, str):
-            return None
-        try:
-            return self._ctx.hasher.hash(password)
-        except ValidationError:
-            return None
-
     # -- read --------------------------------------------------------------------------------
 
     def get(self, customer_id: str, *, actor: Actor) -> Customer:
@@ -218,7 +195,7 @@ class CustomerService:
         with self._ctx.store.unit_of_work(read_only=True) as uow:
             return visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_READ)
 
-    def search(
+    def search(  # rules S1-S5
         self,
         query: str,
         *,
@@ -227,7 +204,7 @@ class CustomerService:
         limit: int = 20,
         fuzzy: bool = False,
     ) -> list[SearchHit]:
-        """Find customers of the actor's location (S1-S5), best first.
+        """Find customers of the actor's location, best first.
 
         Every query word must be the start of a word of the searched fields; words of 3+
         characters also match inside words (ranked lower) and, with ``fuzzy``, with a typo
@@ -237,47 +214,21 @@ class CustomerService:
             QueryTooShort: no query word has 3 characters (a 2-letter state on STATE aside).
             ValidationError: the query is too long or the limit outside 1..500.
         """
-        parsed = parse_query(query, field, fuzzy=fuzzy)
-        check_limit(limit)
-        fleet_id = actor.fleet_customer_id if isinstance(actor, Actor) else None
-        self._ctx.authorize(
-            actor,
-            Action.CUSTOMER_READ,
-            Target(location_id=actor.location_id, customer_id=fleet_id),
+        return customer_search.search(
+            self._ctx, query, actor=actor, field=field, limit=limit, fuzzy=fuzzy
         )
-        with self._ctx.store.unit_of_work(read_only=True) as uow:
-            if fleet_id is None:
-                matches = accelerators.search(uow.customers, actor.location_id, parsed, limit=limit)
-            else:
-                matches = _fleet_search(uow, fleet_id, actor.location_id, parsed)
-            found = accelerators.get_many(uow.customers, [match.customer_id for match in matches])
-            return [
-                SearchHit(customer=customer, score=match.score, field=match.field)
-                for match in matches
-                if (customer := found.get(match.customer_id)) is not None
-            ]
 
-    def recent(
+    def recent(  # rule C8
         self, *, actor: Actor, within: timedelta | None = None, text: str | None = None
     ) -> list[Customer]:
-        """Customers created within a window (default 30 days), newest first (C8).
+        """Customers created within a window (default 30 days), newest first.
 
         ``text`` filters like a table filter: every word of it must appear in the name, number,
         city or state (case and accents ignored).
         """
-        self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        window = self._ctx.config.recent_window if within is None else within
-        if not isinstance(window, timedelta) or window < timedelta(0):
-            raise ValidationError({"within": "must be a positive timedelta"})
-        wanted = query_words(clean_text(text, "text")) if text else ()
-        since = self._ctx.now() - window
-        with self._ctx.store.unit_of_work(read_only=True) as uow:
-            found = accelerators.created_since(uow.customers, actor.location_id, since)
-        if wanted:
-            found = [customer for customer in found if _contains_all(customer, wanted)]
-        return sorted(found, key=lambda c: (c.created_at, c.id), reverse=True)
+        return customer_search.recent(self._ctx, actor=actor, within=within, text=text)
 
-    def export(
+    def export(  # rule C8
         self,
         fileobj: IO[str],
         *,
@@ -290,7 +241,7 @@ class CustomerService:
 
         Every field but the password hash, plus assigned staff and the contacts' names, emails
         and phones. CSV cells that a spreadsheet would run as a formula get a leading
-        apostrophe (C8). Memory stays flat: rows are written as they are read.
+        apostrophe. Memory stays flat: rows are written as they are read.
         """
         self._ctx.authorize(actor, Action.CUSTOMER_EXPORT, Target(location_id=actor.location_id))
         if format not in ("csv", "jsonl"):
@@ -313,7 +264,7 @@ class CustomerService:
     # -- change ------------------------------------------------------------------------------
 
     @retried
-    def update(
+    def update(  # rules C3, C5, D4, U1
         self,
         customer_id: str,
         changes: Mapping[str, Any],
@@ -321,26 +272,26 @@ class CustomerService:
         actor: Actor,
         expected_version: int | None = None,
     ) -> Customer:
-        """Change fields of a customer (C3, C5, D4, U1).
+        """Change fields of a customer.
 
         Raises:
             ConcurrentModification: ``expected_version`` is not the stored version.
             ImmutableField: the username was set already.
             ReadOnlyCustomer: a field came from an external source.
-            PermissionDenied: e.g. a number change needing SERVICE_MANAGER (C3).
+            PermissionDenied: e.g. a number change needing SERVICE_MANAGER.
         """
         if not isinstance(changes, Mapping):
             raise ValidationError({"changes": "pass a mapping of field name to new value"})
         unknown = sorted(set(changes) - set(CUSTOMER_EDITABLE_FIELDS))
         if unknown:
             raise ValidationError(dict.fromkeys(unknown, "is not a field you can change"))
-        password_hash = self._prehash(changes.get("password"))
+        password_hash = logins.prehash(self._ctx, changes.get("password"))
         with self._ctx.store.unit_of_work() as uow:
             current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_UPDATE)
             if expected_version is not None and expected_version != current.version:
                 raise ConcurrentModification("customer", customer_id)
-            self._check_changes_allowed(current, changes, actor)
-            updated = self._apply(uow, current, changes, password_hash)
+            changes_of.check_changes_allowed(self._ctx, current, changes, actor)
+            updated = changes_of.changed(self._ctx, uow, current, changes, password_hash)
             password_changed = "password" in changes and changes["password"] is not None
             diff = changes_between(current, updated, HISTORY_FIELDS)
             if password_changed:
@@ -359,58 +310,10 @@ class CustomerService:
             uow.commit()
         return updated
 
-    def _check_changes_allowed(
-        self, current: Customer, changes: Mapping[str, Any], actor: Actor
-    ) -> None:
-        if current.source is not None:
-            locked = sorted(set(changes) & set(current.source.fields))
-            if locked:
-                raise ReadOnlyCustomer(
-                    f"came from source {current.source.source!r}; change it there and call "
-                    "sources.refresh_customer()",
-                    field=locked[0],
-                )
-        new_username = changes.get("username", current.username)
-        if current.username is not None and new_username != current.username:
-            raise ImmutableField("a username can never change once set", field="username")
-        if "customer_number" in changes:
-            new_key = number_key(clean_text(changes["customer_number"], "customer_number"))
-            if new_key != number_key(current.customer_number):
-                self._check_number_change(current, actor)
-
-    def _check_number_change(self, current: Customer, actor: Actor) -> None:
-        # C3: a blank FLEET number may be set by any staff; otherwise SERVICE_MANAGER+.
-        if current.kind is CustomerKind.FLEET and not current.customer_number:
-            return
-        self._ctx.authorize(actor, Action.CUSTOMER_NUMBER_CHANGE, customer_target(current))
-
-    def _apply(
-        self,
-        uow: UnitOfWork,
-        current: Customer,
-        changes: Mapping[str, Any],
-        password_hash: str | None,
-    ) -> Customer:
-        values: dict[str, Any] = {
-            name: getattr(current, name) for name in CUSTOMER_EDITABLE_FIELDS if name != "password"
-        }
-        values.update(changes)
-        if values.get("username") == current.username:
-            values["username"] = current.username
-        values.setdefault("password", None)
-        if "password" not in changes:
-            values["password"] = None
-        cleaned = clean_customer_values(values, current.kind, uow, self._ctx.config.phone_region)
-        password = cleaned.pop("password")
-        if password is not None:
-            cleaned["password_hash"] = password_hash
-        return attrs.evolve(
-            current, **cleaned, updated_at=self._ctx.now(), version=current.version + 1
-        )
-
+    # Rule C7.
     @retried
     def assign_staff(self, customer_id: str, user_ids: Sequence[str], *, actor: Actor) -> Customer:
-        """Set the assigned staff: at most two users of the location with a login (C7)."""
+        """Set the assigned staff: at most two users of the location with a login."""
         if isinstance(user_ids, str) or not isinstance(user_ids, Sequence):
             raise ValidationError({"assigned_staff": "pass a list of user ids"})
         staff = tuple(dict.fromkeys(user_ids))
@@ -446,9 +349,10 @@ class CustomerService:
             uow.commit()
         return updated
 
+    # Rule C6.
     @retried
     def delete(self, customer_id: str, *, actor: Actor, delete_history: bool = False) -> None:
-        """Delete a customer (C6).
+        """Delete a customer.
 
         With ``delete_history=False`` (the default) the history and a tombstone stay: the
         customer leaves search and frees its number, its username stays taken. With ``True``
@@ -460,64 +364,17 @@ class CustomerService:
         with self._ctx.store.unit_of_work() as uow:
             current = visible_customer(self._ctx, uow, customer_id, actor, Action.CUSTOMER_DELETE)
             if delete_history:
-                self._purge(uow, current)
+                changes_of.purge(uow, current)
             else:
-                self._tombstone(uow, current, uow.contacts.for_customer(current.id), actor)
+                changes_of.tombstone(
+                    self._ctx, uow, current, uow.contacts.for_customer(current.id), actor
+                )
             uow.commit()
 
-    def _purge(self, uow: UnitOfWork, current: Customer) -> None:
-        """Remove a customer, the customers merged into it, and everything of theirs."""
-        absorbed: list[Customer] = []
-        waiting = [current.id]
-        while waiting:  # merges re-point tombstones at the live main; follow chains anyway
-            found = uow.customers.merged_into(waiting.pop())
-            absorbed += found
-            waiting += [customer.id for customer in found]
-        for customer in (*absorbed, current):  # tombstones first: they point at the main
-            contacts = uow.contacts.for_customer(customer.id)
-            history = uow.history.for_customer(customer.id)
-            for merge_id in merging.recorded_merges(uow, history):
-                uow.merges.remove(merge_id)
-            for contact in contacts:
-                uow.contacts.remove(contact.id)
-            uow.history.remove_for_customer(customer.id)
-            uow.customers.remove(customer.id)
-        log.info(
-            "purged customer %s, %d merged into it, and their history", current.id, len(absorbed)
-        )
+    # -- duplicates and merge (rules M1-M6) --------------------------------------------------
 
-    def _tombstone(
-        self, uow: UnitOfWork, current: Customer, contacts: list[Any], actor: Actor
-    ) -> None:
-        now = self._ctx.now()
-        for contact in contacts:
-            if contact.is_live:
-                uow.contacts.update(
-                    attrs.evolve(
-                        contact,
-                        status=RecordStatus.DELETED,
-                        updated_at=now,
-                        version=contact.version + 1,
-                    ),
-                    expected_version=contact.version,
-                )
-        deleted = attrs.evolve(
-            current, status=RecordStatus.DELETED, updated_at=now, version=current.version + 1
-        )
-        save_customer(
-            self._ctx,
-            uow,
-            current,
-            deleted,
-            action="delete",
-            actor=actor,
-            changes={"status": (current.status, deleted.status)},
-        )
-
-    # -- duplicates and merge (M1-M6) -----------------------------------------------------
-
-    def find_duplicates(self, *, actor: Actor) -> DuplicateReport:
-        """Duplicate customers of the actor's location, with scores, reasons and groups (M1, M2).
+    def find_duplicates(self, *, actor: Actor) -> DuplicateReport:  # rules M1, M2
+        """Duplicate customers of the actor's location, with scores, reasons and groups.
 
         Pairs dismissed with ``dismiss`` are never reported nor grouped together.
         """
@@ -535,9 +392,10 @@ class CustomerService:
             dismissed=apart,
         )
 
+    # Rule M6.
     @retried
     def find_similar(self, draft: NewCustomer | Customer, *, actor: Actor) -> list[SimilarMatch]:
-        """Existing customers like a new one, best first: search before create (M6).
+        """Existing customers like a new one, best first: search before create.
 
         Given a stored customer instead of a draft, it leaves out that customer and the
         customers dismissed with it.
@@ -585,7 +443,7 @@ class CustomerService:
         return dismissals.dismissed(self._ctx, _DISMISSAL, actor=actor)
 
     @retried
-    def merge(
+    def merge(  # rule M3
         self,
         main_id: str,
         other_ids: Sequence[str],
@@ -593,7 +451,7 @@ class CustomerService:
         actor: Actor,
         dry_run: bool = False,
     ) -> MergeResult[Customer]:
-        """Merge customers of one location into a main customer; their contacts move along (M3).
+        """Merge customers of one location into a main customer; their contacts move along.
 
         Refused (``MergeError``) when another record has a username (usernames never move) or
         came from a source (the DMS record can only be the main).
@@ -604,71 +462,39 @@ class CustomerService:
             main_id,
             other_ids,
             actor=actor,
-            authorize=self._merge_authorizer(actor),
+            authorize=merge_of.merge_authorizer(self._ctx, actor),
             dry_run=dry_run,
-            move_children=self._move_contacts,
+            move_children=functools.partial(merge_of.move_contacts, self._ctx),
         )
 
     @retried
-    def unmerge(self, merge_id: str, *, actor: Actor) -> Customer:
-        """Undo a customer merge: customers, contacts and the main's old values come back (M4)."""
+    def unmerge(self, merge_id: str, *, actor: Actor) -> Customer:  # rule M4
+        """Undo a customer merge: customers, contacts and the main's old values come back."""
         restored: Customer = merging.unmerge(
             self._ctx,
             CUSTOMER_MERGE,
             merge_id,
             actor=actor,
-            authorize=self._merge_authorizer(actor),
-            move_back=self._move_back,
+            authorize=merge_of.merge_authorizer(self._ctx, actor),
+            move_back=functools.partial(merge_of.move_back, self._ctx),
         )
         return restored
 
-    def _merge_authorizer(self, actor: Actor) -> Any:
-        def authorize(uow: UnitOfWork, main: Customer) -> None:
-            self._ctx.authorize(actor, Action.CUSTOMER_MERGE, customer_target(main))
-
-        return authorize
-
-    def _move_contacts(self, uow: UnitOfWork, other: Customer, main: Customer) -> list[str]:
-        moved = sorted(c.id for c in uow.contacts.for_customer(other.id) if c.is_live)
-        if moved:  # one write for all: a chain of merges gathers many contacts
-            now = self._ctx.now()
-            accelerators.move(
-                uow.contacts, moved, from_customer=other.id, to_customer=main.id, at=now
-            )
-        return moved
-
-    def _move_back(
-        self, uow: UnitOfWork, main: Customer, other: Customer, contact_ids: list[str]
-    ) -> None:
-        recorded = set(contact_ids)  # those still on the main go back; others moved on since
-        back = sorted(c.id for c in uow.contacts.for_customer(main.id) if c.id in recorded)
-        if back:
-            now = self._ctx.now()
-            accelerators.move(
-                uow.contacts, back, from_customer=main.id, to_customer=other.id, at=now
-            )
-
     # -- usernames ---------------------------------------------------------------------------
 
-    def suggest_username(
+    def suggest_username(  # rule U2
         self, first: str, last: str, phone: str, *, actor: Actor | None = None
     ) -> str:
-        """A free username: first initial, last name, last 4 phone digits (U2).
+        """A free username: first initial, last name, last 4 phone digits.
 
         ``suggest_username("José", "García-López", "+1 (303) 555-0142")`` gives
         ``"jgarcialopez0142"``, or ``"jgarcialopez0142-2"`` when that is taken.
         """
-        with self._ctx.store.unit_of_work(read_only=True) as uow:
-
-            def is_taken(candidate: str) -> bool:
-                key = identity.username_key(candidate)
-                return uow.customers.find_by_username(key) is not None
-
-            return identity.suggest_username(first, last, phone, is_taken)
+        return logins.suggest_username(self._ctx, first, last, phone)
 
     @retried
-    def verify_password(self, username: str, password: str) -> Customer | None:
-        """The live customer whose username and password match, else ``None`` (U3).
+    def verify_password(self, username: str, password: str) -> Customer | None:  # rule U3
+        """The live customer whose username and password match, else ``None``.
 
         The hash is read in a read-only unit of work and checked outside any transaction, so
         a login never holds SQLite's write lock while argon2 runs. An unknown username is
@@ -678,61 +504,4 @@ class CustomerService:
         Raises:
             ValidationError: ``username`` or ``password`` is not text.
         """
-        for name, value in (("username", username), ("password", password)):
-            if not isinstance(value, str):
-                raise ValidationError({name: "must be text"})
-        hasher = self._ctx.hasher
-        customer = None
-        try:
-            key = identity.username_key(username)
-        except ValidationError:
-            key = None  # no customer can have it; still spend a verify on it below
-        if key is not None:
-            with self._ctx.store.unit_of_work(read_only=True) as uow:
-                customer = uow.customers.find_by_username(key)
-        if customer is None or not customer.is_live or customer.password_hash is None:
-            hasher.verify(hasher.dummy_hash(), password)
-            return None
-        stored = customer.password_hash
-        if not hasher.verify(stored, password):
-            return None
-        if not hasher.needs_rehash(stored):
-            return customer
-        return self._rehash(customer, hasher.hash(password))
-
-    def _rehash(self, customer: Customer, password_hash: str) -> Customer:
-        """Store a new hash of the password just verified, unless it changed meanwhile."""
-        with self._ctx.store.unit_of_work() as uow:
-            current = uow.customers.get(customer.id)
-            if current is None or current.password_hash != customer.password_hash:
-                return customer
-            rehashed = attrs.evolve(
-                current, password_hash=password_hash, version=current.version + 1
-            )
-            uow.customers.update(rehashed, expected_version=current.version)
-            uow.commit()
-        return rehashed
-
-
-def _fleet_search(
-    uow: UnitOfWork, fleet_id: str, location_id: str, query: SearchQuery
-) -> list[RankedMatch]:
-    """A fleet user's search: its one customer, if it matches (P2 before the limit).
-
-    Filtering a page of the location's hits would lose the fleet's customer whenever others
-    rank above it, so the search runs over that one customer, by the reference semantics every
-    backend's index agrees with.
-    """
-    customer = uow.customers.get(fleet_id)
-    if customer is None or not customer.is_live:
-        return []
-    return accelerators.reference_search([customer], location_id, query, limit=1)
-
-
-def _contains_all(customer: Customer, wanted: tuple[str, ...]) -> bool:
-    haystack = " ".join(
-        words(
-            f"{customer.company_name} {customer.customer_number} {customer.city} {customer.state}"
-        )
-    )
-    return all(word in haystack for word in wanted)
+        return logins.verify_password(self._ctx, username, password)

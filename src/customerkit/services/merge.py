@@ -179,7 +179,7 @@ def merge(
     return result
 
 
-def unmerge(
+def unmerge(  # rule M4
     ctx: Context,
     kind: MergeKind[R],
     merge_id: str,
@@ -188,7 +188,7 @@ def unmerge(
     authorize: Callable[[UnitOfWork, R], None],
     move_back: Callable[[UnitOfWork, R, R, list[str]], None] | None = None,
 ) -> R:
-    """Undo a merge: restore the merged records and the main's previous values (M4)."""
+    """Undo a merge: restore the merged records and the main's previous values."""
     with ctx.store.unit_of_work() as uow:
         record = uow.merges.get(merge_id) if isinstance(merge_id, str) else None
         if record is None or record["kind"] != kind.name:
