@@ -80,3 +80,23 @@ def test_an_unreachable_server_is_storage_unavailable(tmp_path: object) -> None:
     url = f"postgresql+psycopg://nobody@/customerkit?host={tmp_path}"
     with pytest.raises(ck.StorageUnavailable, match="cannot be reached"):
         ck.open_book(url, clock=FakeClock(), hasher=HASHER)
+
+
+def test_search_settings_hold_on_every_connection_even_a_new_one(postgres_url: str) -> None:
+    """The search settings are set when a connection is made (not per search), survive the
+    pool's rollback, and hold again on the connection that replaces a dropped one."""
+    store = SqlStore(postgres_url)
+    show = text("SELECT current_setting('jit'), current_setting('plan_cache_mode')")
+    expected = ("off", "force_custom_plan")
+    try:
+        for _ in range(2):
+            with store.unit_of_work() as uow:
+                assert tuple(uow.connection.execute(show).one()) == expected
+            assert terminate_other_backends(postgres_url) >= 1
+        with store.unit_of_work() as uow:
+            parallel = uow.connection.execute(
+                text("SELECT current_setting('max_parallel_workers_per_gather')")
+            ).scalar_one()
+            assert parallel == "0"
+    finally:
+        store.close()

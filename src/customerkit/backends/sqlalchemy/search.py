@@ -10,6 +10,7 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    those a typo away (fuzzy), listed from the vocabulary of distinct words: a B-tree range for
    prefixes, its trigram index for infixes (FTS5 on SQLite, pg_trgm on PostgreSQL). A list
    too long to read one word at a time stays one condition, whose rows the database sorts.
+   One statement looks up every query word's lists, and the counts of its rows (below).
 2. *Buckets*, in rank order: by tier (exact, prefix, infix, fuzzy), then hits whose every
    word is best on NAME before the others. A hit ranks by its weakest word, so bucket
    ``(t, NAME)`` holds customers with every word matching at ``t`` or better on NAME, and
@@ -48,7 +49,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    String,
     and_,
+    cast,
     column,
     func,
     literal,
@@ -97,20 +100,26 @@ PAGE_PROBES = 40960
 PG_PAGE_PROBES = 1024
 #: Distinct words a short common word may start, at most, to be checked in the database.
 MAX_CHECKED = 1024
-#: For a search's transaction only (``set_config(..., true)`` is ``SET LOCAL``), in one round
-#: trip. A search reads a few pages of rows: starting parallel workers costs it more (a few ms
-#: each statement, on a busy machine) than they could save. And its statements repeat with
-#: other values: psycopg prepares a statement run five times, and PostgreSQL may then plan it
-#: once for any values (a generic plan), blind to how many rows a word or a LIMIT means. And a
-#: large page's estimated cost passes the JIT threshold: compiling took 33 ms of a 120 ms page.
-_PG_SEARCH_SETTINGS = (
-    "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+#: Set once per connection of the store's engine (``configure_postgres_session``), not per
+#: search: a statement per search cost a round trip, a fifth of a warm one-word search. None
+#: of them changes a statement's result, only its plan. A search reads a few pages of rows:
+#: starting parallel workers costs it more (a few ms each statement, on a busy machine) than
+#: they could save; customerkit's other statements read by key, in pages too. Its statements
+#: repeat with other values: psycopg prepares a statement run five times, and PostgreSQL may
+#: then plan it once for any values (a generic plan), blind to how many rows a word or a LIMIT
+#: means. And a large page's estimated cost passes the JIT threshold: compiling took 33 ms of
+#: a 120 ms page; no statement of ours runs long enough to win that back.
+PG_SESSION_SETTINGS = (
+    "SET max_parallel_workers_per_gather = 0",
+    "SET plan_cache_mode = force_custom_plan",
+    "SET jit = off",
 )
 #: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
 #: up to MAX_PAGE.
 FIRST_PAGE = 4
 MAX_PAGE = 5120
+#: Kinds of row of the look-up statement (_Words.look_up).
+_LISTED, _COUNTED, _STARTED = 0, 1, 2
 
 
 def _escape_like(text: str) -> str:
@@ -187,15 +196,20 @@ class _Words:
         self.sqlite = connection.dialect.name == "sqlite"
         self.codes = sorted(SEARCH_FIELDS[field][0] for field in query.fields)
         self.mine = (_W.location_id == location_id, _W.field.in_(self.codes))
+        #: What look_up found, by query word: (kind, key) -> listed words or counts.
+        self.found: dict[str, dict[tuple[int, int], list[Any]]] = {}
 
     # -- the distinct words a query word matches ------------------------------------------
 
     def plan(self, word: str) -> _Plan:
         """The strengths of ``word``: exact, prefix and infix words, then typos."""
-        strengths = [_Strength(EXACT, [word], _Sql("word = ?", (word,)))]
+        exact = _Strength(EXACT, [word], _Sql("word = ?", (word,)))
+        strengths = [exact]
         if not self.query.exact_only:
             following = successor(word)
-            listed, inside = self._listed(word, following)
+            held, listed, inside = self._listed(word)
+            if not held:  # no row holds the word itself: its exact buckets need no statement
+                strengths[0] = exact._replace(listed=[])
             prefix = _Strength(PREFIX, listed, self._prefix_condition(word, following))
             if not self.sqlite:
                 found = "SELECT word FROM search_vocab WHERE word > ? AND word < ?"
@@ -219,11 +233,7 @@ class _Words:
         reaches by prefix.
         """
         plan = self.plan(word)
-        following = successor(word)
-        found = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-        counted = select(func.count()).select_from(found.limit(MAX_CHECKED + 1).subquery())
-        many = (self.connection.scalar(counted) or 0) > MAX_CHECKED
-        if not many:
+        if self._found(word, _STARTED, 0)[0] <= MAX_CHECKED:
             return plan
         return _Plan(word, [s._replace(checkable=s.strength == EXACT) for s in plan.strengths])
 
@@ -233,27 +243,31 @@ class _Words:
             return _Sql(f"word IN ({found})", (word, following))
         return _Sql("word > ? AND word < ?", (word, following))
 
-    def _listed(self, word: str, following: str) -> tuple[list[str] | None, list[str] | None]:
-        """The indexed words ``word`` starts, and those it is inside of, unless too many.
+    def _listed(self, word: str) -> tuple[bool, list[str] | None, list[str] | None]:
+        """Whether ``word`` is indexed, the words it starts, and those it is inside of.
 
-        Both in one round trip (each one on PostgreSQL). Infixes only for 3+ characters.
+        The lists unless too many (see _listed_parts), as look_up found them.
         """
-        ranged = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-        found = [(PREFIX, ranged.order_by(_VOCAB.word))]
-        if len(word) >= MIN_INFIX_LENGTH:  # unordered: the trigram query stops at the limit
-            found.append((INFIX, self._vocabulary_containing(word, (word, following))))
-        parts = []
-        for strength, statement in found:
-            part = statement.limit(MAX_LISTED + 1).subquery()
-            parts.append(select(literal(strength).label("strength"), part.c.word))
-        lists: dict[int, list[str]] = {PREFIX: [], INFIX: []}
-        for strength, listed in self.connection.execute(union_all(*parts)):
-            lists[strength].append(listed)
         prefixed, inside = (
             sorted(listed) if len(listed) <= MAX_LISTED else None
-            for listed in (lists[PREFIX], lists[INFIX])
+            for listed in (self._found(word, _LISTED, s) for s in (PREFIX, INFIX))
         )
-        return prefixed, inside
+        return bool(self._found(word, _LISTED, EXACT)), prefixed, inside
+
+    def _listed_parts(self, word: str, following: str) -> list[tuple[int, Any]]:
+        """(strength, select of words): ``word`` if indexed, the words it starts and contains.
+
+        Each list stops past MAX_LISTED. Infixes only for 3+ characters. The vocabulary holds
+        every word ever indexed, in any location: a word missing from it has no rows, and a
+        prefix or infix query ("rent", "ental") then skips its exact buckets instead of
+        reading them empty, a statement each.
+        """
+        itself = select(_VOCAB.word).where(_VOCAB.word == word)
+        ranged = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
+        found = [(EXACT, itself), (PREFIX, ranged.order_by(_VOCAB.word))]
+        if len(word) >= MIN_INFIX_LENGTH:  # unordered: the trigram query stops at the limit
+            found.append((INFIX, self._vocabulary_containing(word, (word, following))))
+        return [(strength, statement.limit(MAX_LISTED + 1)) for strength, statement in found]
 
     def _infix(self, word: str, following: str, listed: list[str] | None) -> _Strength:
         """The words containing ``word`` but not starting with it (those are exact or prefix).
@@ -319,27 +333,84 @@ class _Words:
 
     # -- how many rows a query word matches ------------------------------------------------
 
-    def count(self, word: str) -> _Counts:
+    def _count_keys(self) -> list[tuple[int, int]]:
+        """The (field code, strength) pairs a word is counted on, in order."""
+        strengths = [EXACT] if self.query.exact_only else [EXACT, PREFIX]
+        return [(code, strength) for code in self.codes for strength in strengths]
+
+    def _count_parts(self, word: str) -> list[Any]:
         """Index entries matching ``word`` exactly and as a prefix, per searched field.
 
-        Each (field, strength) is counted up to its share of COUNT_CAP, so that counting reads
-        no more than COUNT_CAP rows, in one round trip. Infixes are left out: finding them
-        costs more than counting (a number fragment is inside thousands of numbers), and short
-        words have none.
+        One count per _count_keys pair, each up to its share of COUNT_CAP, so that counting
+        reads no more than COUNT_CAP rows. Infixes are left out: finding them costs more than
+        counting (a number fragment is inside thousands of numbers), and short words have none.
         """
-        conditions = [(EXACT, _W.word == word)]
-        if not self.query.exact_only:
-            conditions.append((PREFIX, and_(_W.word > word, _W.word < successor(word))))
-        keys, counts = [], []
-        cap = max(1, COUNT_CAP // (len(self.codes) * len(conditions)))
-        for code in self.codes:
-            for strength, condition in conditions:
-                mine = (_W.location_id == self.location_id, _W.field == code)
-                capped = select(literal(1)).where(*mine, condition).limit(cap).subquery()
-                counts.append(select(func.count()).select_from(capped).scalar_subquery())
-                keys.append((code, strength))
-        found = self.connection.execute(select(*counts)).one()
-        return _Counts(dict(zip(keys, (int(n or 0) for n in found), strict=True)), cap)
+        keys = self._count_keys()
+        cap = max(1, COUNT_CAP // len(keys))
+        found = []
+        for code, strength in keys:
+            if strength == EXACT:
+                condition = _W.word == word
+            else:
+                condition = and_(_W.word > word, _W.word < successor(word))
+            mine = (_W.location_id == self.location_id, _W.field == code)
+            capped = select(literal(1)).where(*mine, condition).limit(cap).subquery()
+            found.append(select(func.count()).select_from(capped).scalar_subquery())
+        return found
+
+    def count(self, word: str) -> _Counts:
+        """The index entries of ``word`` per searched field, as look_up counted them."""
+        keys = self._count_keys()
+        found = {key: int(self._found(word, _COUNTED, n)[0]) for n, key in enumerate(keys)}
+        return _Counts(found, max(1, COUNT_CAP // len(keys)))
+
+    def _found(self, word: str, kind: int, key: int) -> list[Any]:
+        return self.found.get(word, {}).get((kind, key), [])
+
+    def look_up(self) -> None:
+        """What the plans need to know of every query word, in one statement (round trip).
+
+        The lists of words each one matches, if it needs any; counts of its entries, for a
+        query of several words (to pick a driver) or a short word (whether it matches too much
+        to drive); and for a short word, how many words it starts (MAX_CHECKED + 1 at most).
+        Each row: (query word's position, kind of row, key, word or count).
+        """
+        several = len(set(self.query.words)) > 1
+        unique = list(dict.fromkeys(self.query.words))
+        parts: list[Any] = []
+
+        def row(position: int, kind: int, key: int, value: Any) -> Any:
+            return select(
+                literal(position).label("position"),
+                literal(kind).label("kind"),
+                literal(key).label("key"),
+                value.label("value"),
+            )
+
+        for position, word in enumerate(unique):
+            indexed = len(word) >= MIN_INFIX_LENGTH or self.query.exact_only
+            if not self.query.exact_only:
+                for strength, statement in self._listed_parts(word, successor(word)):
+                    listed = statement.subquery()
+                    parts.append(
+                        row(position, _LISTED, strength, listed.c.word).select_from(listed)
+                    )
+            if several or not indexed:
+                for n, count in enumerate(self._count_parts(word)):
+                    parts.append(row(position, _COUNTED, n, cast(count, String)))
+            if not indexed:
+                started = select(_VOCAB.word).where(
+                    _VOCAB.word > word, _VOCAB.word < successor(word)
+                )
+                counted = select(func.count()).select_from(
+                    started.limit(MAX_CHECKED + 1).subquery()
+                )
+                parts.append(row(position, _STARTED, 0, cast(counted.scalar_subquery(), String)))
+        if not parts:
+            return
+        for position, kind, key, value in self.connection.execute(union_all(*parts)):
+            found = self.found.setdefault(unique[position], {}).setdefault((kind, key), [])
+            found.append(value if kind == _LISTED else int(value))
 
 
 class _Counts(NamedTuple):
@@ -737,15 +808,25 @@ class _Search:
         return self.drivers[_driver(self.drivers, self.counts, codes, tier)]
 
 
+def configure_postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Apply PG_SESSION_SETTINGS to a new connection (the engine's ``connect`` event).
+
+    Committed: the pool rolls a connection back when it is returned, which would undo them.
+    """
+    with dbapi_connection.cursor() as cursor:
+        for statement in PG_SESSION_SETTINGS:
+            cursor.execute(statement)
+    dbapi_connection.commit()
+
+
 def search(
     connection: Connection, location_id: str, query: SearchQuery, *, limit: int
 ) -> list[RankedMatch]:
     """The live customers of a location matching ``query``, ranked as ``oracle_search`` does."""
     if not query.words:
         return []
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_PG_SEARCH_SETTINGS)
     words = _Words(connection, location_id, query)
+    words.look_up()
     indexed, cap, counts = _indexed_words(words, query)
     plans = {word: words.plan(word) for word in dict.fromkeys(indexed)}
     drivers = dict(plans)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from customerkit.backends.sqlalchemy import schema
+from customerkit.backends.sqlalchemy import schema, search
 from customerkit.backends.sqlalchemy.repositories import is_transient, transient_sqlstate
 from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork, library_error
 from customerkit.errors import SchemaError, ValidationError
@@ -111,7 +111,9 @@ def _postgres_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     # pool_pre_ping: a pooled connection the server dropped (a restart, an idle timeout) is
     # noticed and replaced before a call uses it, instead of failing that call.
     defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
-    return create_engine(url, **{**_DEFAULTS, **defaults, **options})
+    engine = create_engine(url, **{**_DEFAULTS, **defaults, **options})
+    event.listen(engine, "connect", search.configure_postgres_session)
+    return engine
 
 
 def _create_schema(connection: Connection) -> None:
