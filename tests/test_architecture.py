@@ -93,7 +93,7 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
         # of work name each other (the backend's restructuring takes them apart).
         frozenset(
             {
-                "customerkit.backends.sqlalchemy.customers",
+                "customerkit.backends.sqlalchemy._customers",
                 "customerkit.backends.sqlalchemy.load",
                 "customerkit.backends.sqlalchemy.repositories",
                 "customerkit.backends.sqlalchemy.store",

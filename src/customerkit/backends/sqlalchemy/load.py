@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Index, text
 from sqlalchemy.exc import IntegrityError
 
-from customerkit.backends.sqlalchemy import convert, schema
+from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._customers import find_conflict
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
-from customerkit.backends.sqlalchemy.customers import find_conflict
 from customerkit.model import ChangeRecord, Customer
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class BulkLoader:
         if not self.started:
             self._start(uow, connection)
         customer_rows = [
-            as_tuple(convert.customer_row(customer), _CUSTOMERS.columns) for customer in customers
+            as_tuple(_rows.customer_row(customer), _CUSTOMERS.columns) for customer in customers
         ]
         seqs = uow.history.allocate(len(records))
         history_rows = [
@@ -86,7 +86,7 @@ class BulkLoader:
                 record.action,
                 record.actor_id,
                 record.at,
-                convert.dumps_changes(record.changes),
+                _rows.dumps_changes(record.changes),
             )
             for seq, record in zip(seqs, records, strict=True)
         ]

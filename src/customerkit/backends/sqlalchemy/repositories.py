@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from customerkit.backends.sqlalchemy import convert, schema
+from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
 from customerkit.backends.sqlalchemy.bulk import chunks
-from customerkit.backends.sqlalchemy.matching import ensure_keys, stored_match_index
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
@@ -104,14 +104,14 @@ class ContactRepository:
     def get(self, contact_id: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.id == contact_id)
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.contact_from_row(row)
+        return None if row is None else _rows.contact_from_row(row)
 
     def _write(self, connection: Connection, contact: Contact, statement: Any) -> int:
         try:
             with connection.begin_nested():
                 return int(connection.execute(statement).rowcount)
         except IntegrityError:
-            key = convert.external_key(contact)
+            key = _rows.external_key(contact)
             holder = None if key is None else self.find_external_user(key)
             if holder is None or holder.id == contact.id:
                 raise
@@ -120,12 +120,12 @@ class ContactRepository:
     def add(self, contact: Contact) -> None:
         connection = self._uow.reader()  # the customer may still be buffered
         self._write(
-            connection, contact, schema.contacts.insert().values(convert.contact_row(contact))
+            connection, contact, schema.contacts.insert().values(_rows.contact_row(contact))
         )
         self._uow.match_keys.changed("contact", contact.id, contact)
 
     def update(self, contact: Contact, *, expected_version: int) -> None:
-        values = convert.contact_row(contact)
+        values = _rows.contact_row(contact)
         del values["id"]
         statement = (
             update(schema.contacts)
@@ -156,7 +156,7 @@ class ContactRepository:
             at=at,
             entity="contact",
         )
-        return [convert.contact_from_row(row) for row in rows]
+        return [_rows.contact_from_row(row) for row in rows]
 
     def move(
         self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
@@ -171,7 +171,7 @@ class ContactRepository:
             at=at,
             entity="contact",
         )
-        moved = [convert.contact_from_row(row) for row in rows]
+        moved = [_rows.contact_from_row(row) for row in rows]
         for contact in moved:
             self._uow.match_keys.changed("contact", contact.id, contact)
         return moved
@@ -179,7 +179,7 @@ class ContactRepository:
     def merged_into(self, contact_id: str) -> list[Contact]:
         statement = select(schema.contacts).where(_K.merged_into == contact_id).order_by(_K.id)
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.contact_from_row(row) for row in rows]
+        return [_rows.contact_from_row(row) for row in rows]
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         statement = (
@@ -188,7 +188,7 @@ class ContactRepository:
             .order_by(_K.created_at, _K.id)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.contact_from_row(row) for row in rows]
+        return [_rows.contact_from_row(row) for row in rows]
 
     def match_index(
         self, location_id: str, *, region: str, config: MatchConfig | None = None
@@ -200,7 +200,7 @@ class ContactRepository:
     def find_external_user(self, email_key: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.external_key == email_key)
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.contact_from_row(row)
+        return None if row is None else _rows.contact_from_row(row)
 
 
 class UserRepository:
@@ -212,19 +212,19 @@ class UserRepository:
     def get(self, user_id: str) -> User | None:
         statement = select(schema.users).where(schema.users.c.id == user_id)
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.user_from_row(row)
+        return None if row is None else _rows.user_from_row(row)
 
     def add(self, user: User) -> None:
         _insert_or(
             self._uow.reader(),
-            schema.users.insert().values(convert.user_row(user)),
+            schema.users.insert().values(_rows.user_row(user)),
             ValidationError({"id": "a user with this id exists; choose another id"}),
         )
 
     def _users(self, condition: Any) -> list[User]:
         statement = select(schema.users).where(condition).order_by(schema.users.c.id)
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.user_from_row(row) for row in rows]
+        return [_rows.user_from_row(row) for row in rows]
 
     def for_location(self, location_id: str) -> list[User]:
         return self._users(schema.users.c.location_id == location_id)
@@ -296,7 +296,7 @@ class HistoryRepository:
             changes=record.changes,
             seq=self._allocate(),
         )
-        row = convert.history_row(stored)
+        row = _rows.history_row(stored)
         self._uow.pending.history_rows.append(tuple(row[name] for name in _HISTORY_COLUMNS))
         self._uow.flush_if_full()
         return stored
@@ -308,7 +308,7 @@ class HistoryRepository:
             .order_by(schema.history.c.seq)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.history_from_row(row) for row in rows]
+        return [_rows.history_from_row(row) for row in rows]
 
     def remove_for_customer(self, customer_id: str) -> int:
         statement = delete(schema.history).where(schema.history.c.customer_id == customer_id)
@@ -341,7 +341,7 @@ class ReferenceRepository:
         _insert_or(
             self._uow.reader(),
             schema.categories.insert().values(
-                name=category.name, required_fields=convert.dumps(list(category.required_fields))
+                name=category.name, required_fields=_rows.dumps(list(category.required_fields))
             ),
             ValidationError({"name": "this category exists already"}),
         )
@@ -349,11 +349,11 @@ class ReferenceRepository:
     def get_category(self, name: str) -> Category | None:
         statement = select(schema.categories).where(schema.categories.c.name == name)
         row = self._uow.connection.execute(statement).mappings().first()
-        return None if row is None else convert.category_from_row(row)
+        return None if row is None else _rows.category_from_row(row)
 
     def categories(self) -> list[Category]:
         rows = self._uow.connection.execute(select(schema.categories)).mappings()
-        return sorted(map(convert.category_from_row, rows), key=lambda category: category.name)
+        return sorted(map(_rows.category_from_row, rows), key=lambda category: category.name)
 
 
 class SettingsRepository:
@@ -391,13 +391,13 @@ class MergeRepository:
     def get(self, merge_id: str) -> Mapping[str, Any] | None:
         statement = select(schema.merges.c.record).where(schema.merges.c.merge_id == merge_id)
         found = self._uow.reader().scalar(statement)
-        return None if found is None else dict(convert.loads(found))
+        return None if found is None else dict(_rows.loads(found))
 
     def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
         # Memory replaces the record whether or not it exists; so do we.
         table, connection = schema.merges, self._uow.reader()
         connection.execute(delete(table).where(table.c.merge_id == merge_id))
-        connection.execute(table.insert().values(merge_id=merge_id, record=convert.dumps(record)))
+        connection.execute(table.insert().values(merge_id=merge_id, record=_rows.dumps(record)))
 
     def remove(self, merge_id: str) -> None:
         table = schema.merges
@@ -429,7 +429,7 @@ class DismissalRepository:
         try:
             with connection.begin_nested():
                 connection.execute(
-                    schema.dismissals.insert().values(convert.dismissal_row(dismissal))
+                    schema.dismissals.insert().values(_rows.dismissal_row(dismissal))
                 )
         except IntegrityError:
             # The pair is dismissed already: on PostgreSQL perhaps by a transaction that
@@ -439,7 +439,7 @@ class DismissalRepository:
             row = connection.execute(statement).mappings().first()
             if row is None:
                 raise
-            return convert.dismissal_from_row(row)
+            return _rows.dismissal_from_row(row)
         return None
 
     def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
@@ -454,4 +454,4 @@ class DismissalRepository:
             .order_by(_D.low_id, _D.high_id)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.dismissal_from_row(row) for row in rows]
+        return [_rows.dismissal_from_row(row) for row in rows]

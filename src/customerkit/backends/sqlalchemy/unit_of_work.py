@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from customerkit.backends.sqlalchemy import convert, index, matching, schema
+from customerkit.backends.sqlalchemy import _match_keys, _rows, _words, schema
+from customerkit.backends.sqlalchemy._customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
-from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy.load import BulkLoader
 from customerkit.backends.sqlalchemy.repositories import (
     ContactRepository,
@@ -84,7 +84,7 @@ class PendingWrites:
         self.customer_rows.clear()
         self.history_rows.clear()
 
-    def flush(self, connection: Connection, words: index.WordWriter) -> None:
+    def flush(self, connection: Connection, words: _words.WordWriter) -> None:
         """Write everything pending; a uniqueness clash raises the library's error."""
         if not self:
             return
@@ -276,8 +276,8 @@ class SqlUnitOfWork:
         self.read_only = read_only
         self._connection: Connection | None = None
         self.pending = PendingWrites()
-        self.words = index.WordWriter(store.dialect)
-        self.match_keys = matching.MatchKeyWriter()
+        self.words = _words.WordWriter(store.dialect)
+        self.match_keys = _match_keys.MatchKeyWriter()
         self.batch_size = store.batch_size
         self._bulk = _BulkLoad()
         self._loader = BulkLoader()
@@ -384,7 +384,7 @@ class SqlUnitOfWork:
         self.match_keys.changed("customer", customer.id, customer)
         self._bulk.added += 1
         self.pending.customers.append(customer)
-        row = convert.customer_row(customer)
+        row = _rows.customer_row(customer)
         self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
         self.flush_if_full()
 
