@@ -89,17 +89,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: and so does an entry here once its cycle is gone (delete it then: it must not excuse another).
 KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
     {
-        # Being removed: the SQL backend's customers, bulk load, repositories, store and unit
-        # of work name each other (the backend's restructuring takes them apart).
-        frozenset(
-            {
-                "customerkit.backends.sqlalchemy._customers",
-                "customerkit.backends.sqlalchemy.load",
-                "customerkit.backends.sqlalchemy.repositories",
-                "customerkit.backends.sqlalchemy.store",
-                "customerkit.backends.sqlalchemy.unit_of_work",
-            }
-        ),
         # Being removed: the ports name the export's record type and the export names the
         # ports' progress callback (both for annotations only); one of the two types moves.
         frozenset({"customerkit.export", "customerkit.ports"}),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
 from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._session import Session
 from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
 from customerkit.backends.sqlalchemy.repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
@@ -42,9 +43,6 @@ from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
-
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 
 #: The condition of the live-number unique index, repeated so the planner can use the index.
 HAS_NUMBER = customers.c.customer_number != literal_column("''")
@@ -119,7 +117,7 @@ def find_conflict(connection: Connection, batch: Sequence[Customer]) -> Customer
 class CustomerRepository:
     """Customers of a unit of work (the ``CustomerRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def _one(self, *where: ColumnElement[bool], lock: bool = False) -> Customer | None:

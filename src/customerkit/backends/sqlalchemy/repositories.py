@@ -9,43 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._session import Session
 from customerkit.backends.sqlalchemy.bulk import chunks
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
 
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
-
 _K = schema.contacts.c
-#: SQLSTATEs of a transaction the database gave up on so that a concurrent one could go on:
-#: serialization failure, deadlock. Worth running the whole unit of work again for.
-TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 _HISTORY_COLUMNS = tuple(column.name for column in schema.history.columns)
 #: Largest block of history sequence numbers PostgreSQL hands one unit of work at a time.
 _MAX_SEQ_BLOCK = 1024
-
-
-def transient_sqlstate(error: BaseException) -> str | None:
-    """The SQLSTATE of the serialization failure or deadlock behind ``error``, else ``None``.
-
-    Looks through the ``ConcurrentModification`` a repository raises from one.
-    """
-    cause = error if isinstance(error, DBAPIError) else error.__cause__
-    sqlstate = getattr(getattr(cause, "orig", None), "sqlstate", None)
-    return sqlstate if isinstance(cause, DBAPIError) and sqlstate in TRANSIENT_SQLSTATES else None
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether ``error`` is (or came from) a serialization failure or deadlock worth retrying."""
-    return transient_sqlstate(error) is not None
 
 
 def _insert_or(connection: Connection, statement: Any, error: Exception) -> None:
@@ -98,7 +78,7 @@ def rewrite_rows(
 class ContactRepository:
     """Contacts, tombstones included (the ``ContactRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def get(self, contact_id: str) -> Contact | None:
@@ -206,7 +186,7 @@ class ContactRepository:
 class UserRepository:
     """Dealer staff and fleet users (the ``UserRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def get(self, user_id: str) -> User | None:
@@ -243,7 +223,7 @@ class HistoryRepository:
     leaves gaps where a transaction rolled back but never makes writers wait for each other.
     """
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
         self._next: list[int] = []
         self._block = 1
@@ -297,8 +277,7 @@ class HistoryRepository:
             seq=self._allocate(),
         )
         row = _rows.history_row(stored)
-        self._uow.pending.history_rows.append(tuple(row[name] for name in _HISTORY_COLUMNS))
-        self._uow.flush_if_full()
+        self._uow.buffer_history(tuple(row[name] for name in _HISTORY_COLUMNS))
         return stored
 
     def for_customer(self, customer_id: str) -> list[ChangeRecord]:
@@ -318,7 +297,7 @@ class HistoryRepository:
 class ReferenceRepository:
     """Company types and categories (the ``ReferenceRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def add_company_type(self, company_type: CompanyType) -> None:
@@ -359,7 +338,7 @@ class ReferenceRepository:
 class SettingsRepository:
     """Per-location source switches (the ``SettingsRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def source_enabled(self, source: str, location_id: str) -> bool:
@@ -382,7 +361,7 @@ class SettingsRepository:
 class MergeRepository:
     """Merge records for idempotent repeats and unmerge (the ``MergeRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def add(self, merge_id: str, record: Mapping[str, Any]) -> None:
@@ -421,7 +400,7 @@ def forget_dismissals(connection: Connection, kind: str, record_id: str) -> None
 class DismissalRepository:
     """Pairs decided not to be duplicates (the ``DismissalRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def add(self, dismissal: Dismissal) -> Dismissal | None:

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from customerkit.backends.sqlalchemy import _match_keys, _rows, _words, schema
 from customerkit.backends.sqlalchemy._customers import CustomerRepository, find_conflict
+from customerkit.backends.sqlalchemy._retry import is_transient
 from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy.load import BulkLoader
 from customerkit.backends.sqlalchemy.repositories import (
@@ -34,7 +36,6 @@ from customerkit.backends.sqlalchemy.repositories import (
     ReferenceRepository,
     SettingsRepository,
     UserRepository,
-    is_transient,
 )
 from customerkit.errors import (
     BookBusy,
@@ -45,9 +46,6 @@ from customerkit.errors import (
 )
 from customerkit.model import ChangeRecord, Customer
 from customerkit.ports import READ_ONLY_REFUSAL
-
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.store import SqlStore
 
 _CUSTOMERS = BulkInsert(schema.customers)
 #: A bulk load's page cache per SQLite connection, in KiB (allocated only as pages are used).
@@ -137,7 +135,9 @@ class _BulkLoad:
     back when the unit of work ends.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, largest_batch: int) -> None:
+        #: The size batches grow up to.
+        self.largest_batch = largest_batch
         self.batches = 0
         #: Customers this unit of work added (for ``grew``).
         self.added = 0
@@ -153,7 +153,7 @@ class _BulkLoad:
         if not self.active:
             return
         uow.words.staging = True
-        uow.batch_size = min(uow.batch_size * 2, uow._store.batch_size * BULK_BATCH_FACTOR)
+        uow.batch_size = min(uow.batch_size * 2, self.largest_batch)
         connection = uow.connection
         if not self._cache_before and connection.dialect.name == "sqlite":
             # The temporary database too: the staged words, and the sorts that settle them.
@@ -271,15 +271,25 @@ class SqlUnitOfWork:
     takes no lock.
     """
 
-    def __init__(self, store: SqlStore, *, read_only: bool = False) -> None:
-        self._store = store
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int,
+        lock: threading.RLock | None = None,
+        read_only: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        #: Held for the whole unit of work when the store has one connection to share.
+        self._lock = lock
         self.read_only = read_only
         self._connection: Connection | None = None
         self.pending = PendingWrites()
-        self.words = _words.WordWriter(store.dialect)
+        self.words = _words.WordWriter(self._dialect)
         self.match_keys = _match_keys.MatchKeyWriter()
-        self.batch_size = store.batch_size
-        self._bulk = _BulkLoad()
+        self.batch_size = batch_size
+        self._bulk = _BulkLoad(batch_size * BULK_BATCH_FACTOR)
         self._loader = BulkLoader()
         self.customers = CustomerRepository(self)
         self.contacts = ContactRepository(self)
@@ -291,15 +301,15 @@ class SqlUnitOfWork:
         self.dismissals = DismissalRepository(self)
 
     def __enter__(self) -> Self:
-        if self._store.lock is not None:
-            self._store.lock.acquire()
+        if self._lock is not None:
+            self._lock.acquire()
         try:
-            self._connection = self._store.engine.connect()
+            self._connection = self._engine.connect()
             if self.read_only:
-                self._connection.execution_options(**_read_only_options(self._store.dialect))
+                self._connection.execution_options(**_read_only_options(self._dialect))
         except BaseException as error:
-            if self._store.lock is not None:
-                self._store.lock.release()
+            if self._lock is not None:
+                self._lock.release()
             if isinstance(error, DBAPIError):
                 raise library_error(error, connecting=True) from error
             raise
@@ -344,8 +354,8 @@ class SqlUnitOfWork:
                 self._bulk.finish(connection)
                 connection.close()
         finally:
-            if self._store.lock is not None:
-                self._store.lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     @property
     def locks_reads(self) -> bool:
@@ -353,7 +363,7 @@ class SqlUnitOfWork:
 
         SQLite needs no row locks: ``BEGIN IMMEDIATE`` lets one writer in at a time.
         """
-        return not self.read_only and self._store.dialect == "postgresql"
+        return not self.read_only and self._dialect == "postgresql"
 
     @property
     def connection(self) -> Connection:
@@ -388,11 +398,16 @@ class SqlUnitOfWork:
         self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
         self.flush_if_full()
 
+    def buffer_history(self, row: tuple[Any, ...]) -> None:
+        """Queue a history row (columns in table order) for the next flush."""
+        self.pending.history_rows.append(row)
+        self.flush_if_full()
+
     def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
         """Add a chunk of a bulk load in column batches (see ``load.BulkLoader``)."""
         if self.read_only:
             raise RuntimeError(READ_ONLY_REFUSAL)
-        self._loader.add(self, customers, records)
+        self._loader.add(self, self.history, customers, records)
 
     def start_bulk(self) -> None:
         """Treat this unit of work as a bulk load from now on.
