@@ -27,8 +27,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from customerkit.backends.sqlalchemy import schema
+from customerkit.backends.sqlalchemy._errors import library_error
 from customerkit.backends.sqlalchemy._retry import is_transient, transient_sqlstate
-from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork, library_error
+from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork
 from customerkit.errors import SchemaError, ValidationError
 
 log = logging.getLogger("customerkit.sql")
