@@ -25,10 +25,10 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
+from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
 from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy._session import Session
-from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
-from customerkit.backends.sqlalchemy.repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,

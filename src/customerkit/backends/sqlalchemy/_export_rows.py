@@ -4,7 +4,7 @@ A million-customer export spends most of its time per row, so this path skips wh
 reads do: no ``Customer`` or ``Contact`` objects, no SQLAlchemy result processing. It selects
 the exported columns in ``customerkit.export.ExportRecord`` order through the driver's
 own cursor (in the unit of work's transaction), a page of customers per query by keyset, and
-the live contacts of a page in one more query per ``bulk.IN_CHUNK`` customers. Python only
+the live contacts of a page in one more query per ``_bulk.IN_CHUNK`` customers. Python only
 decodes the JSON lists, ``extra`` and the timestamps, the way ``_rows`` and
 ``schema.UtcDateTime`` do. Measured at 10^6 customers on SQLite: 14 s, of which ~6 s is the
 driver making Python values of the rows.
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _rows
-from customerkit.backends.sqlalchemy.bulk import chunks
+from customerkit.backends.sqlalchemy._bulk import chunks
 from customerkit.export import ExportRecord
 
 #: Customers per keyset query: larger pages measured no faster on SQLite.

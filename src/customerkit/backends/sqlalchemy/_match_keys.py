@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
 
 from customerkit.backends.sqlalchemy import _rows, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert, chunks
+from customerkit.backends.sqlalchemy._bulk import BulkInsert, chunks
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys

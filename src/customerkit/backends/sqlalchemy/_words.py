@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from sqlalchemy import Column, Connection, MetaData, Table, func, select
 
 from customerkit.backends.sqlalchemy import _rows, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert
+from customerkit.backends.sqlalchemy._bulk import BulkInsert
 from customerkit.model import Customer
 
 # Words known to be in search_vocab already; past this many the cache starts over, so a bulk

@@ -25,11 +25,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from customerkit.backends.sqlalchemy import _match_keys, _rows, _words, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy._customers import CustomerRepository, find_conflict
 from customerkit.backends.sqlalchemy._errors import library_error, refused_write
-from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
-from customerkit.backends.sqlalchemy.load import BulkLoader
-from customerkit.backends.sqlalchemy.repositories import (
+from customerkit.backends.sqlalchemy._load import BulkLoader
+from customerkit.backends.sqlalchemy._repositories import (
     ContactRepository,
     DismissalRepository,
     HistoryRepository,
@@ -413,7 +413,7 @@ class SqlUnitOfWork:
         self.flush_if_full()
 
     def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
-        """Add a chunk of a bulk load in column batches (see ``load.BulkLoader``)."""
+        """Add a chunk of a bulk load in column batches (see ``_load.BulkLoader``)."""
         if self.read_only:
             raise RuntimeError(READ_ONLY_REFUSAL)
         self._loader.add(self, self.history, customers, records)

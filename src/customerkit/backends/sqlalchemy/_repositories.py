@@ -15,9 +15,9 @@ from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text,
 from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._bulk import chunks
 from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
 from customerkit.backends.sqlalchemy._session import Session
-from customerkit.backends.sqlalchemy.bulk import chunks
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User

@@ -25,10 +25,10 @@ from sqlalchemy import Connection, Index, text
 from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert, as_tuple
 from customerkit.backends.sqlalchemy._customers import find_conflict
+from customerkit.backends.sqlalchemy._repositories import HistoryRepository
 from customerkit.backends.sqlalchemy._session import Session
-from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
-from customerkit.backends.sqlalchemy.repositories import HistoryRepository
 from customerkit.model import ChangeRecord, Customer
 
 _CUSTOMERS = BulkInsert(schema.customers)
