@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import customerkit as ck
-from customerkit.backends.sqlalchemy import convert, index
+from customerkit.backends.sqlalchemy import _rows, _words
 from customerkit.services import customers as service
 
 _ADMIN = ck.Actor(user_id="bench", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
@@ -96,9 +96,9 @@ def parts_per_row(drafts: list[ck.NewCustomer]) -> dict[str, float]:
             )
 
     customers = _cpu(build)
-    row = _cpu(lambda: [convert.customer_row(c) for c, _ in built])
-    history = _cpu(lambda: [convert.dumps_changes(r.changes) for _, r in built])
-    found = _cpu(lambda: [index.word_rows(c) for c, _ in built])
+    row = _cpu(lambda: [_rows.customer_row(c) for c, _ in built])
+    history = _cpu(lambda: [_rows.dumps_changes(r.changes) for _, r in built])
+    found = _cpu(lambda: [_words.word_rows(c) for c, _ in built])
     per = 1e6 / len(sample)
     return {
         "validation": validation * per,

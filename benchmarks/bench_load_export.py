@@ -63,7 +63,7 @@ BACKENDS = ("memory", "sqlite", "postgresql")
 _RAW_FIELDS = 12  # the baseline stores the drafts' first twelve values
 CACHE = Path(__file__).with_name(".cache")
 #: What a cached book's rows depend on: a change to any of these builds it again.
-_STORAGE_SOURCES = ("schema.py", "convert.py", "bulk.py")
+_STORAGE_SOURCES = ("schema.py", "_rows.py", "_bulk.py")
 
 
 def timed(action: Callable[[], object]) -> tuple[float, float]:

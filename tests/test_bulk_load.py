@@ -22,7 +22,7 @@ import customerkit as ck
 from customerkit import synth, validation
 from customerkit import text as text_module
 from customerkit.backends import memory
-from customerkit.backends.sqlalchemy import convert
+from customerkit.backends.sqlalchemy import _rows
 from customerkit.errors import ValidationError
 from customerkit.model import Customer, CustomerKind, NewCustomer
 from customerkit.services._context import changes_between, record_change
@@ -80,12 +80,12 @@ def test_clean_text_shortcut_gives_what_the_checks_give(value: str, multiline: b
 def test_sql_rows_shortcuts_agree_with_text_functions(value: str) -> None:
     """Number keys, search words and folded names of the SQL rows: ASCII shortcuts agree."""
     assert number_key(value) == text_module._general_number_key(value)
-    assert convert.words_of(value) == words(value)
+    assert _rows.words_of(value) == words(value)
     customer = Customer(
         id="c1", location_id="loc-1", kind=CustomerKind.LOCAL, company_name=value,
         created_at=NOW, updated_at=NOW,
     )  # fmt: skip
-    assert convert.folded_name(customer) == fold(value)
+    assert _rows.folded_name(customer) == fold(value)
 
 
 def _customers() -> list[Customer]:

@@ -441,7 +441,7 @@ def test_exporter_pages_and_progress_match_the_reference(format: str) -> None:  
 @example(moment=WHEN.replace(tzinfo=None, microsecond=1))
 def test_sqlite_timestamps_read_as_text_match_the_parsed_value(moment: datetime) -> None:
     """The SQL export rewrites SQLite's stored timestamp text (naive UTC) instead of parsing it."""
-    from customerkit.backends.sqlalchemy.export import _sqlite_time
+    from customerkit.backends.sqlalchemy._export_rows import _sqlite_time
 
     expected = moment.replace(tzinfo=UTC).isoformat()
     assert _sqlite_time(moment.isoformat(" ", "microseconds")) == expected  # as stored

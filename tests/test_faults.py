@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError
 import customerkit as ck
 from customerkit.backends import memory
 from customerkit.backends.sqlalchemy import SqlStore
-from customerkit.backends.sqlalchemy.repositories import is_transient
+from customerkit.backends.sqlalchemy._retry import is_transient
 from customerkit.backends.sqlalchemy.store import MAX_ATTEMPTS
 from customerkit.services._context import Context
 from customerkit.testing import FakeClock

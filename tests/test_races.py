@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 import customerkit as ck
 from customerkit.backends.sqlalchemy import SqlStore
-from customerkit.backends.sqlalchemy.repositories import is_transient
+from customerkit.backends.sqlalchemy._retry import is_transient
 from customerkit.services import merge as merging
 from customerkit.testing import FakeClock
 

@@ -1,6 +1,6 @@
 """The SQL schema in SQLAlchemy Core: one table per aggregate, plus the search word table.
 
-The domain classes are never mapped; ``.convert`` turns rows into them. Canonical keys
+The domain classes are never mapped; ``._rows`` turns rows into them. Canonical keys
 (``username_key``, ``number_key``, ``external_key``, folded search words) are computed in Python
 and stored next to the raw values, so uniqueness and search behave the same on SQLite and
 PostgreSQL: the databases' own ``lower()``/``LIKE`` fold ASCII only (SQLite) or by locale (PG).
@@ -251,7 +251,7 @@ history = Table(
     Column("action", String(32), nullable=False),
     Column("actor_id", Text),
     Column("at", UtcDateTime, nullable=False),
-    Column("changes", Text, nullable=False),  # tagged JSON, see convert.dumps
+    Column("changes", Text, nullable=False),  # tagged JSON, see _rows.dumps
     sqlite_autoincrement=True,
 )
 Index("ix_history_customer", history.c.customer_id, history.c.seq)
@@ -325,7 +325,7 @@ customer_words = Table(
 #: Blocking keys for matching one new record against a location (M6): one row per (record,
 #: blocking rule that gives it a key). The primary key is the lookup index: a block's members
 #: in sort-key order are a B-tree range. Kept only for locations listed in ``match_ready``
-#: (see matching.py): a location nobody matches against costs its writes nothing.
+#: (see _match_keys.py): a location nobody matches against costs its writes nothing.
 match_keys = Table(
     "match_keys",
     metadata,

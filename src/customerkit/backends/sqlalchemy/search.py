@@ -63,8 +63,8 @@ from sqlalchemy import (
 )
 
 from customerkit.backends.sqlalchemy import schema
+from customerkit.backends.sqlalchemy._rows import SEARCH_FIELDS, words_of
 from customerkit.backends.sqlalchemy.anchors import Anchor, fuzzy_anchors, successor
-from customerkit.backends.sqlalchemy.convert import SEARCH_FIELDS, words_of
 from customerkit.model import SearchField
 from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchDocument, SearchQuery
 from customerkit.search.rules import (

@@ -27,8 +27,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from customerkit.backends.sqlalchemy import schema, search
-from customerkit.backends.sqlalchemy.repositories import is_transient, transient_sqlstate
-from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork, library_error
+from customerkit.backends.sqlalchemy._errors import library_error
+from customerkit.backends.sqlalchemy._retry import is_transient, transient_sqlstate
+from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork
 from customerkit.errors import SchemaError, ValidationError
 
 log = logging.getLogger("customerkit.sql")
@@ -269,7 +270,9 @@ class SqlStore:
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         """A new unit of work (one transaction); use it in a ``with`` block."""
-        return SqlUnitOfWork(self, read_only=read_only)
+        return SqlUnitOfWork(
+            self.engine, batch_size=self.batch_size, lock=self.lock, read_only=read_only
+        )
 
     def run(self, work: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:
         """Run ``work`` with ``retry_transient`` (it must commit its own unit of work)."""

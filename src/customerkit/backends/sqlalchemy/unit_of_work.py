@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Sequence
+from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from customerkit.backends.sqlalchemy import convert, index, matching, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
-from customerkit.backends.sqlalchemy.customers import CustomerRepository, find_conflict
-from customerkit.backends.sqlalchemy.load import BulkLoader
-from customerkit.backends.sqlalchemy.repositories import (
+from customerkit.backends.sqlalchemy import _match_keys, _rows, _words, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert, as_tuple
+from customerkit.backends.sqlalchemy._customers import CustomerRepository, find_conflict
+from customerkit.backends.sqlalchemy._errors import library_error, refused_write
+from customerkit.backends.sqlalchemy._load import BulkLoader
+from customerkit.backends.sqlalchemy._repositories import (
     ContactRepository,
     DismissalRepository,
     HistoryRepository,
@@ -34,20 +37,10 @@ from customerkit.backends.sqlalchemy.repositories import (
     ReferenceRepository,
     SettingsRepository,
     UserRepository,
-    is_transient,
 )
-from customerkit.errors import (
-    BookBusy,
-    ConcurrentModification,
-    CustomerKitError,
-    StorageError,
-    StorageUnavailable,
-)
+from customerkit.errors import CustomerKitError
 from customerkit.model import ChangeRecord, Customer
 from customerkit.ports import READ_ONLY_REFUSAL
-
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.store import SqlStore
 
 _CUSTOMERS = BulkInsert(schema.customers)
 #: A bulk load's page cache per SQLite connection, in KiB (allocated only as pages are used).
@@ -84,7 +77,7 @@ class PendingWrites:
         self.customer_rows.clear()
         self.history_rows.clear()
 
-    def flush(self, connection: Connection, words: index.WordWriter) -> None:
+    def flush(self, connection: Connection, words: _words.WordWriter) -> None:
         """Write everything pending; a uniqueness clash raises the library's error."""
         if not self:
             return
@@ -137,7 +130,9 @@ class _BulkLoad:
     back when the unit of work ends.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, largest_batch: int) -> None:
+        #: The size batches grow up to.
+        self.largest_batch = largest_batch
         self.batches = 0
         #: Customers this unit of work added (for ``grew``).
         self.added = 0
@@ -153,7 +148,7 @@ class _BulkLoad:
         if not self.active:
             return
         uow.words.staging = True
-        uow.batch_size = min(uow.batch_size * 2, uow._store.batch_size * BULK_BATCH_FACTOR)
+        uow.batch_size = min(uow.batch_size * 2, self.largest_batch)
         connection = uow.connection
         if not self._cache_before and connection.dialect.name == "sqlite":
             # The temporary database too: the staged words, and the sorts that settle them.
@@ -204,49 +199,6 @@ class _BulkLoad:
                 driver.execute(f"PRAGMA {name}.cache_size = {size}")  # type: ignore[union-attr]
 
 
-#: PostgreSQL SQLSTATE classes of a lost or refused connection: connection exceptions (08),
-#: the server shutting down or restarting (57P01-57P03).
-_UNAVAILABLE = ("08", "57P01", "57P02", "57P03")
-#: SQLite result codes of a locked database: another connection holds the lock.
-_SQLITE_LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-#: SQLite result codes of a file that is not (or no longer) a readable database.
-_SQLITE_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def library_error(error: DBAPIError, *, connecting: bool = False) -> CustomerKitError:
-    """The library's error for a driver's error, raised in its place with it as the cause.
-
-    The driver's text may quote the rows it was writing (names, emails, hashes), so none of it
-    reaches the message: only the kind of failure and the database's error code.
-    """
-    if is_transient(error):
-        # A deadlock victim or serialization failure: the rule (C5); the cause keeps it
-        # retryable for the store's run.
-        return ConcurrentModification("a record this unit of work read or wrote")
-    orig = error.orig
-    if getattr(orig, "sqlite_errorcode", None) in _SQLITE_LOCKED:
-        return BookBusy()  # another writer kept the lock past the busy timeout
-    if getattr(orig, "sqlite_errorcode", None) in _SQLITE_DAMAGED:
-        return StorageError(
-            "the SQLite file is damaged or is not a database; nothing was written. Restore it "
-            "from a backup, or open another file",
-            code=getattr(orig, "sqlite_errorname", None),
-        )
-    sqlstate = getattr(orig, "sqlstate", None)
-    code = sqlstate or getattr(orig, "sqlite_errorname", None)
-    unavailable = error.connection_invalidated or str(sqlstate or "").startswith(_UNAVAILABLE)
-    if unavailable or (connecting and isinstance(error, OperationalError)):
-        return StorageUnavailable(code=code)
-    return StorageError(code=code)
-
-
-def _refused_write(error: DBAPIError) -> RuntimeError | None:
-    """PostgreSQL refusing a write in a read-only transaction, said as every backend says it."""
-    if getattr(error.orig, "sqlstate", None) == "25006":  # read_only_sql_transaction
-        return RuntimeError(READ_ONLY_REFUSAL)
-    return None
-
-
 #: Execution option marking a read-only unit of work's connection (SQLite begins it deferred).
 READ_ONLY = "customerkit_read_only"
 
@@ -271,35 +223,95 @@ class SqlUnitOfWork:
     takes no lock.
     """
 
-    def __init__(self, store: SqlStore, *, read_only: bool = False) -> None:
-        self._store = store
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int,
+        lock: threading.RLock | None = None,
+        read_only: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        #: Held for the whole unit of work when the store has one connection to share.
+        self._lock = lock
         self.read_only = read_only
         self._connection: Connection | None = None
         self.pending = PendingWrites()
-        self.words = index.WordWriter(store.dialect)
-        self.match_keys = matching.MatchKeyWriter()
-        self.batch_size = store.batch_size
-        self._bulk = _BulkLoad()
-        self._loader = BulkLoader()
-        self.customers = CustomerRepository(self)
-        self.contacts = ContactRepository(self)
-        self.users = UserRepository(self)
-        self.history = HistoryRepository(self)
-        self.reference = ReferenceRepository(self)
-        self.settings = SettingsRepository(self)
-        self.merges = MergeRepository(self)
-        self.dismissals = DismissalRepository(self)
+        self.batch_size = batch_size
+        self._bulk = _BulkLoad(batch_size * BULK_BATCH_FACTOR)
+
+    # The repositories and writers are built on first use: a read-only unit of work that reads
+    # one customer builds the customers repository only, not eight repositories and writers.
+
+    def _built(self, name: str) -> bool:
+        """Whether a part built on first use exists (one never built has nothing to undo)."""
+        return name in self.__dict__
+
+    @cached_property
+    def customers(self) -> CustomerRepository:
+        """The customers of this unit of work."""
+        return CustomerRepository(self)
+
+    @cached_property
+    def contacts(self) -> ContactRepository:
+        """The contacts of this unit of work."""
+        return ContactRepository(self)
+
+    @cached_property
+    def users(self) -> UserRepository:
+        """The users of this unit of work."""
+        return UserRepository(self)
+
+    @cached_property
+    def history(self) -> HistoryRepository:
+        """The history of this unit of work."""
+        return HistoryRepository(self)
+
+    @cached_property
+    def reference(self) -> ReferenceRepository:
+        """The reference data of this unit of work."""
+        return ReferenceRepository(self)
+
+    @cached_property
+    def settings(self) -> SettingsRepository:
+        """The settings of this unit of work."""
+        return SettingsRepository(self)
+
+    @cached_property
+    def merges(self) -> MergeRepository:
+        """The merge records of this unit of work."""
+        return MergeRepository(self)
+
+    @cached_property
+    def dismissals(self) -> DismissalRepository:
+        """The dismissals of this unit of work."""
+        return DismissalRepository(self)
+
+    @cached_property
+    def words(self) -> _words.WordWriter:
+        """The new and changed customers' search words, written or settled before reads."""
+        return _words.WordWriter(self._dialect)
+
+    @cached_property
+    def match_keys(self) -> _match_keys.MatchKeyWriter:
+        """The records whose matching keys are rewritten at commit."""
+        return _match_keys.MatchKeyWriter()
+
+    @cached_property
+    def _loader(self) -> BulkLoader:
+        return BulkLoader()
 
     def __enter__(self) -> Self:
-        if self._store.lock is not None:
-            self._store.lock.acquire()
+        if self._lock is not None:
+            self._lock.acquire()
         try:
-            self._connection = self._store.engine.connect()
+            self._connection = self._engine.connect()
             if self.read_only:
-                self._connection.execution_options(**_read_only_options(self._store.dialect))
+                self._connection.execution_options(**_read_only_options(self._dialect))
         except BaseException as error:
-            if self._store.lock is not None:
-                self._store.lock.release()
+            if self._lock is not None:
+                self._lock.release()
             if isinstance(error, DBAPIError):
                 raise library_error(error, connecting=True) from error
             raise
@@ -320,7 +332,7 @@ class SqlUnitOfWork:
         if conflict is not None:
             raise conflict from None  # the driver's text quotes the clashing value
         if isinstance(exc, DBAPIError):
-            refused = _refused_write(exc)
+            refused = refused_write(exc)
             if refused is not None:
                 raise refused from exc
             raise library_error(exc) from exc
@@ -334,18 +346,22 @@ class SqlUnitOfWork:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         self.pending.clear()
-        self.words.reset()
-        self.match_keys.forget()
-        self.history.reset_sequence()
-        self._loader.reset()
+        if self._built("words"):
+            self.words.reset()
+        if self._built("match_keys"):
+            self.match_keys.forget()
+        if self._built("history"):
+            self.history.reset_sequence()
+        if self._built("_loader"):
+            self._loader.reset()
         try:
             if connection is not None:
                 connection.rollback()
                 self._bulk.finish(connection)
                 connection.close()
         finally:
-            if self._store.lock is not None:
-                self._store.lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     @property
     def locks_reads(self) -> bool:
@@ -353,7 +369,7 @@ class SqlUnitOfWork:
 
         SQLite needs no row locks: ``BEGIN IMMEDIATE`` lets one writer in at a time.
         """
-        return not self.read_only and self._store.dialect == "postgresql"
+        return not self.read_only and self._dialect == "postgresql"
 
     @property
     def connection(self) -> Connection:
@@ -366,12 +382,15 @@ class SqlUnitOfWork:
     def reader(self) -> Connection:
         """The connection, after writing everything pending: for reads and unbuffered writes."""
         self.flush()
-        self.words.settle(self.connection)
+        if self._built("words"):
+            self.words.settle(self.connection)
         return self.connection
 
     def flush(self) -> None:
         """Write the pending inserts now."""
-        self.pending.flush(self.connection, self.words)
+        connection = self.connection
+        if self.pending:  # then the words writer exists: buffering a customer used it
+            self.pending.flush(connection, self.words)
 
     def flush_if_full(self) -> None:
         """Write the pending inserts when a batch is full."""
@@ -384,15 +403,20 @@ class SqlUnitOfWork:
         self.match_keys.changed("customer", customer.id, customer)
         self._bulk.added += 1
         self.pending.customers.append(customer)
-        row = convert.customer_row(customer)
+        row = _rows.customer_row(customer)
         self.pending.customer_rows.append(as_tuple(row, _CUSTOMERS.columns))
         self.flush_if_full()
 
+    def buffer_history(self, row: tuple[Any, ...]) -> None:
+        """Queue a history row (columns in table order) for the next flush."""
+        self.pending.history_rows.append(row)
+        self.flush_if_full()
+
     def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
-        """Add a chunk of a bulk load in column batches (see ``load.BulkLoader``)."""
+        """Add a chunk of a bulk load in column batches (see ``_load.BulkLoader``)."""
         if self.read_only:
             raise RuntimeError(READ_ONLY_REFUSAL)
-        self._loader.add(self, customers, records)
+        self._loader.add(self, self.history, customers, records)
 
     def start_bulk(self) -> None:
         """Treat this unit of work as a bulk load from now on.
@@ -409,11 +433,15 @@ class SqlUnitOfWork:
         if self.read_only:
             raise RuntimeError(READ_ONLY_REFUSAL)
         self.flush()
-        self.words.settle(self.connection)
-        self.match_keys.apply(self.connection)
-        self._loader.finish(self.connection)
+        if self._built("words"):
+            self.words.settle(self.connection)
+        if self._built("match_keys"):
+            self.match_keys.apply(self.connection)
+        if self._built("_loader"):
+            self._loader.finish(self.connection)
         self._bulk.analyze(self.connection)
         self.connection.commit()
         self._bulk.batches = self._bulk.added = 0
         # The next statement starts a new transaction, where another writer may have been first.
-        self.history.reset_sequence()
+        if self._built("history"):
+            self.history.reset_sequence()

@@ -4,8 +4,8 @@ A million-customer export spends most of its time per row, so this path skips wh
 reads do: no ``Customer`` or ``Contact`` objects, no SQLAlchemy result processing. It selects
 the exported columns in ``customerkit.export.ExportRecord`` order through the driver's
 own cursor (in the unit of work's transaction), a page of customers per query by keyset, and
-the live contacts of a page in one more query per ``bulk.IN_CHUNK`` customers. Python only
-decodes the JSON lists, ``extra`` and the timestamps, the way ``convert`` and
+the live contacts of a page in one more query per ``_bulk.IN_CHUNK`` customers. Python only
+decodes the JSON lists, ``extra`` and the timestamps, the way ``_rows`` and
 ``schema.UtcDateTime`` do. Measured at 10^6 customers on SQLite: 14 s, of which ~6 s is the
 driver making Python values of the rows.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from customerkit.backends.sqlalchemy import convert
-from customerkit.backends.sqlalchemy.bulk import chunks
+from customerkit.backends.sqlalchemy import _rows
+from customerkit.backends.sqlalchemy._bulk import chunks
 from customerkit.export import ExportRecord
 
 #: Customers per keyset query: larger pages measured no faster on SQLite.
@@ -32,7 +32,7 @@ _COLUMNS = ", ".join(
         "alternate_emails, alternate_phones",
         "COALESCE(company_type, ''), COALESCE(category, ''), COALESCE(username, '')",
         "extra, assigned_staff",
-        # A customer has a source link exactly when source_name is set (convert.customer_row).
+        # A customer has a source link exactly when source_name is set (_rows.customer_row).
         "COALESCE(source_name, '')",
         "CASE WHEN source_name IS NULL THEN '' ELSE source_external_id END",
         "created_at, updated_at, version",
@@ -153,12 +153,12 @@ class _Reader:
 
 
 def _texts(stored: str) -> list[str]:
-    """A JSON list column (``convert._list``)."""
-    return list(convert.loads(stored))
+    """A JSON list column (``_rows._list``)."""
+    return list(_rows.loads(stored))
 
 
 def _extra(stored: str) -> dict[str, str]:
-    return dict(convert.loads(stored))
+    return dict(_rows.loads(stored))
 
 
 def _sqlite_time(stored: str) -> str:

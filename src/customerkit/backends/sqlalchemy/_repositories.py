@@ -9,43 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
-from customerkit.backends.sqlalchemy import convert, schema
-from customerkit.backends.sqlalchemy.bulk import chunks
-from customerkit.backends.sqlalchemy.matching import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._bulk import chunks
+from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._session import Session
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
 
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
-
 _K = schema.contacts.c
-#: SQLSTATEs of a transaction the database gave up on so that a concurrent one could go on:
-#: serialization failure, deadlock. Worth running the whole unit of work again for.
-TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 _HISTORY_COLUMNS = tuple(column.name for column in schema.history.columns)
 #: Largest block of history sequence numbers PostgreSQL hands one unit of work at a time.
 _MAX_SEQ_BLOCK = 1024
-
-
-def transient_sqlstate(error: BaseException) -> str | None:
-    """The SQLSTATE of the serialization failure or deadlock behind ``error``, else ``None``.
-
-    Looks through the ``ConcurrentModification`` a repository raises from one.
-    """
-    cause = error if isinstance(error, DBAPIError) else error.__cause__
-    sqlstate = getattr(getattr(cause, "orig", None), "sqlstate", None)
-    return sqlstate if isinstance(cause, DBAPIError) and sqlstate in TRANSIENT_SQLSTATES else None
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether ``error`` is (or came from) a serialization failure or deadlock worth retrying."""
-    return transient_sqlstate(error) is not None
 
 
 def _insert_or(connection: Connection, statement: Any, error: Exception) -> None:
@@ -98,20 +78,20 @@ def rewrite_rows(
 class ContactRepository:
     """Contacts, tombstones included (the ``ContactRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def get(self, contact_id: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.id == contact_id)
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.contact_from_row(row)
+        return None if row is None else _rows.contact_from_row(row)
 
     def _write(self, connection: Connection, contact: Contact, statement: Any) -> int:
         try:
             with connection.begin_nested():
                 return int(connection.execute(statement).rowcount)
         except IntegrityError:
-            key = convert.external_key(contact)
+            key = _rows.external_key(contact)
             holder = None if key is None else self.find_external_user(key)
             if holder is None or holder.id == contact.id:
                 raise
@@ -120,12 +100,12 @@ class ContactRepository:
     def add(self, contact: Contact) -> None:
         connection = self._uow.reader()  # the customer may still be buffered
         self._write(
-            connection, contact, schema.contacts.insert().values(convert.contact_row(contact))
+            connection, contact, schema.contacts.insert().values(_rows.contact_row(contact))
         )
         self._uow.match_keys.changed("contact", contact.id, contact)
 
     def update(self, contact: Contact, *, expected_version: int) -> None:
-        values = convert.contact_row(contact)
+        values = _rows.contact_row(contact)
         del values["id"]
         statement = (
             update(schema.contacts)
@@ -156,7 +136,7 @@ class ContactRepository:
             at=at,
             entity="contact",
         )
-        return [convert.contact_from_row(row) for row in rows]
+        return [_rows.contact_from_row(row) for row in rows]
 
     def move(
         self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
@@ -171,7 +151,7 @@ class ContactRepository:
             at=at,
             entity="contact",
         )
-        moved = [convert.contact_from_row(row) for row in rows]
+        moved = [_rows.contact_from_row(row) for row in rows]
         for contact in moved:
             self._uow.match_keys.changed("contact", contact.id, contact)
         return moved
@@ -179,7 +159,7 @@ class ContactRepository:
     def merged_into(self, contact_id: str) -> list[Contact]:
         statement = select(schema.contacts).where(_K.merged_into == contact_id).order_by(_K.id)
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.contact_from_row(row) for row in rows]
+        return [_rows.contact_from_row(row) for row in rows]
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         statement = (
@@ -188,7 +168,7 @@ class ContactRepository:
             .order_by(_K.created_at, _K.id)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.contact_from_row(row) for row in rows]
+        return [_rows.contact_from_row(row) for row in rows]
 
     def match_index(
         self, location_id: str, *, region: str, config: MatchConfig | None = None
@@ -200,31 +180,31 @@ class ContactRepository:
     def find_external_user(self, email_key: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.external_key == email_key)
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.contact_from_row(row)
+        return None if row is None else _rows.contact_from_row(row)
 
 
 class UserRepository:
     """Dealer staff and fleet users (the ``UserRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def get(self, user_id: str) -> User | None:
         statement = select(schema.users).where(schema.users.c.id == user_id)
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.user_from_row(row)
+        return None if row is None else _rows.user_from_row(row)
 
     def add(self, user: User) -> None:
         _insert_or(
             self._uow.reader(),
-            schema.users.insert().values(convert.user_row(user)),
+            schema.users.insert().values(_rows.user_row(user)),
             ValidationError({"id": "a user with this id exists; choose another id"}),
         )
 
     def _users(self, condition: Any) -> list[User]:
         statement = select(schema.users).where(condition).order_by(schema.users.c.id)
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.user_from_row(row) for row in rows]
+        return [_rows.user_from_row(row) for row in rows]
 
     def for_location(self, location_id: str) -> list[User]:
         return self._users(schema.users.c.location_id == location_id)
@@ -243,7 +223,7 @@ class HistoryRepository:
     leaves gaps where a transaction rolled back but never makes writers wait for each other.
     """
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
         self._next: list[int] = []
         self._block = 1
@@ -296,9 +276,8 @@ class HistoryRepository:
             changes=record.changes,
             seq=self._allocate(),
         )
-        row = convert.history_row(stored)
-        self._uow.pending.history_rows.append(tuple(row[name] for name in _HISTORY_COLUMNS))
-        self._uow.flush_if_full()
+        row = _rows.history_row(stored)
+        self._uow.buffer_history(tuple(row[name] for name in _HISTORY_COLUMNS))
         return stored
 
     def for_customer(self, customer_id: str) -> list[ChangeRecord]:
@@ -308,7 +287,7 @@ class HistoryRepository:
             .order_by(schema.history.c.seq)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.history_from_row(row) for row in rows]
+        return [_rows.history_from_row(row) for row in rows]
 
     def remove_for_customer(self, customer_id: str) -> int:
         statement = delete(schema.history).where(schema.history.c.customer_id == customer_id)
@@ -318,7 +297,7 @@ class HistoryRepository:
 class ReferenceRepository:
     """Company types and categories (the ``ReferenceRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def add_company_type(self, company_type: CompanyType) -> None:
@@ -341,7 +320,7 @@ class ReferenceRepository:
         _insert_or(
             self._uow.reader(),
             schema.categories.insert().values(
-                name=category.name, required_fields=convert.dumps(list(category.required_fields))
+                name=category.name, required_fields=_rows.dumps(list(category.required_fields))
             ),
             ValidationError({"name": "this category exists already"}),
         )
@@ -349,17 +328,17 @@ class ReferenceRepository:
     def get_category(self, name: str) -> Category | None:
         statement = select(schema.categories).where(schema.categories.c.name == name)
         row = self._uow.connection.execute(statement).mappings().first()
-        return None if row is None else convert.category_from_row(row)
+        return None if row is None else _rows.category_from_row(row)
 
     def categories(self) -> list[Category]:
         rows = self._uow.connection.execute(select(schema.categories)).mappings()
-        return sorted(map(convert.category_from_row, rows), key=lambda category: category.name)
+        return sorted(map(_rows.category_from_row, rows), key=lambda category: category.name)
 
 
 class SettingsRepository:
     """Per-location source switches (the ``SettingsRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def source_enabled(self, source: str, location_id: str) -> bool:
@@ -382,7 +361,7 @@ class SettingsRepository:
 class MergeRepository:
     """Merge records for idempotent repeats and unmerge (the ``MergeRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def add(self, merge_id: str, record: Mapping[str, Any]) -> None:
@@ -391,13 +370,13 @@ class MergeRepository:
     def get(self, merge_id: str) -> Mapping[str, Any] | None:
         statement = select(schema.merges.c.record).where(schema.merges.c.merge_id == merge_id)
         found = self._uow.reader().scalar(statement)
-        return None if found is None else dict(convert.loads(found))
+        return None if found is None else dict(_rows.loads(found))
 
     def update(self, merge_id: str, record: Mapping[str, Any]) -> None:
         # Memory replaces the record whether or not it exists; so do we.
         table, connection = schema.merges, self._uow.reader()
         connection.execute(delete(table).where(table.c.merge_id == merge_id))
-        connection.execute(table.insert().values(merge_id=merge_id, record=convert.dumps(record)))
+        connection.execute(table.insert().values(merge_id=merge_id, record=_rows.dumps(record)))
 
     def remove(self, merge_id: str) -> None:
         table = schema.merges
@@ -421,7 +400,7 @@ def forget_dismissals(connection: Connection, kind: str, record_id: str) -> None
 class DismissalRepository:
     """Pairs decided not to be duplicates (the ``DismissalRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def add(self, dismissal: Dismissal) -> Dismissal | None:
@@ -429,7 +408,7 @@ class DismissalRepository:
         try:
             with connection.begin_nested():
                 connection.execute(
-                    schema.dismissals.insert().values(convert.dismissal_row(dismissal))
+                    schema.dismissals.insert().values(_rows.dismissal_row(dismissal))
                 )
         except IntegrityError:
             # The pair is dismissed already: on PostgreSQL perhaps by a transaction that
@@ -439,7 +418,7 @@ class DismissalRepository:
             row = connection.execute(statement).mappings().first()
             if row is None:
                 raise
-            return convert.dismissal_from_row(row)
+            return _rows.dismissal_from_row(row)
         return None
 
     def remove(self, location_id: str, kind: str, left_id: str, right_id: str) -> bool:
@@ -454,4 +433,4 @@ class DismissalRepository:
             .order_by(_D.low_id, _D.high_id)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.dismissal_from_row(row) for row in rows]
+        return [_rows.dismissal_from_row(row) for row in rows]

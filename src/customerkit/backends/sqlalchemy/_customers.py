@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -24,10 +24,11 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
-from customerkit.backends.sqlalchemy import convert, export, search
-from customerkit.backends.sqlalchemy.bulk import IN_CHUNK, chunks
-from customerkit.backends.sqlalchemy.matching import ensure_keys, stored_match_index
-from customerkit.backends.sqlalchemy.repositories import forget_dismissals, rewrite_rows
+from customerkit.backends.sqlalchemy import _export_rows, _rows, search
+from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
+from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._repositories import forget_dismissals, rewrite_rows
+from customerkit.backends.sqlalchemy._session import Session
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
     AlreadyImported,
@@ -42,9 +43,6 @@ from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
-
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 
 #: The condition of the live-number unique index, repeated so the planner can use the index.
 HAS_NUMBER = customers.c.customer_number != literal_column("''")
@@ -119,7 +117,7 @@ def find_conflict(connection: Connection, batch: Sequence[Customer]) -> Customer
 class CustomerRepository:
     """Customers of a unit of work (the ``CustomerRepository`` protocol)."""
 
-    def __init__(self, uow: SqlUnitOfWork) -> None:
+    def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def _one(self, *where: ColumnElement[bool], lock: bool = False) -> Customer | None:
@@ -127,7 +125,7 @@ class CustomerRepository:
         if lock:
             statement = statement.with_for_update()
         row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else convert.customer_from_row(row)
+        return None if row is None else _rows.customer_from_row(row)
 
     def get(self, customer_id: str) -> Customer | None:
         """The customer; in a unit of work that may write, locked until it ends (PostgreSQL).
@@ -145,7 +143,7 @@ class CustomerRepository:
         connection = self._uow.reader()
         for part in chunks(sorted(set(customer_ids))):
             rows = connection.execute(_BY_IDS, {"ids": part}).mappings()
-            found.update((row["id"], convert.customer_from_row(row)) for row in rows)
+            found.update((row["id"], _rows.customer_from_row(row)) for row in rows)
         return found
 
     def add(self, customer: Customer) -> None:
@@ -157,7 +155,7 @@ class CustomerRepository:
         if stored is None or stored.version != expected_version:
             raise ConcurrentModification("customer", customer.id)
         connection = self._uow.reader()
-        values = convert.customer_row(customer)
+        values = _rows.customer_row(customer)
         del values["id"]
         statement = (
             sql_update(customers)
@@ -201,12 +199,12 @@ class CustomerRepository:
             at=at,
             entity="customer",
         )
-        return [convert.customer_from_row(row) for row in rows]
+        return [_rows.customer_from_row(row) for row in rows]
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         statement = select(customers).where(_C.merged_into == customer_id).order_by(_C.id)
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.customer_from_row(row) for row in rows]
+        return [_rows.customer_from_row(row) for row in rows]
 
     def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
         return self._one(
@@ -228,7 +226,7 @@ class CustomerRepository:
             .order_by(_C.created_at, _C.id)
         )
         rows = self._uow.reader().execute(statement).mappings()
-        return [convert.customer_from_row(row) for row in rows]
+        return [_rows.customer_from_row(row) for row in rows]
 
     def match_index(
         self, location_id: str, *, region: str, config: MatchConfig | None = None
@@ -249,7 +247,7 @@ class CustomerRepository:
             for part in chunks(sorted(set(ids)), min(batch_size, IN_CHUNK)):
                 statement = select(customers).where(_C.id.in_(part), *mine).order_by(_C.id)
                 rows = self._uow.reader().execute(statement).mappings().all()
-                yield from map(convert.customer_from_row, rows)
+                yield from map(_rows.customer_from_row, rows)
             return
         # Keyset pagination: each batch starts after the last id seen, never with OFFSET.
         after: str | None = None
@@ -258,7 +256,7 @@ class CustomerRepository:
             if after is not None:
                 statement = statement.where(_C.id > after)
             rows = self._uow.reader().execute(statement).mappings().all()
-            yield from map(convert.customer_from_row, rows)
+            yield from map(_rows.customer_from_row, rows)
             if len(rows) < batch_size:
                 return
             after = rows[-1]["id"]
@@ -266,7 +264,7 @@ class CustomerRepository:
     def export_records(
         self, location_id: str, *, ids: Sequence[str] | None = None
     ) -> Iterator[ExportRecord]:
-        return export.export_records(self._uow.reader(), location_id, ids)
+        return _export_rows.export_records(self._uow.reader(), location_id, ids)
 
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         return search.search(self._uow.reader(), location_id, query, limit=limit)

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Column, Connection, MetaData, Table, func, select
 
-from customerkit.backends.sqlalchemy import convert, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert
+from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert
 from customerkit.model import Customer
 
 # Words known to be in search_vocab already; past this many the cache starts over, so a bulk
@@ -46,10 +46,10 @@ WordRow = tuple[str, int, str, str, int]
 
 def word_rows(customer: Customer) -> list[WordRow]:
     """The ``customer_words`` rows of a customer (none unless it is live)."""
-    found = convert.search_words(customer)
+    found = _rows.search_words(customer)
     if not found:
         return []
-    name_length = len(convert.folded_name(customer))
+    name_length = len(_rows.folded_name(customer))
     location_id, customer_id = customer.location_id, customer.id
     return [(location_id, code, word, customer_id, name_length) for code, word in found]
 

@@ -2,7 +2,7 @@
 
 Each chunk of new customers becomes one ``executemany`` (``COPY`` on PostgreSQL) per table:
 the customers' rows, their search words into the unindexed staging table (sorted into the word
-table, the vocabulary and its trigram index once, at commit: see ``index.WordWriter``) and
+table, the vocabulary and its trigram index once, at commit: see ``_words.WordWriter``) and
 their history rows, without the unit of work's per-row buffering.
 
 On an empty book (no customer row at all, tombstones included) the secondary indexes that no
@@ -20,18 +20,16 @@ it is planned with the tables as they are now.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Index, text
 from sqlalchemy.exc import IntegrityError
 
-from customerkit.backends.sqlalchemy import convert, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert, as_tuple
-from customerkit.backends.sqlalchemy.customers import find_conflict
+from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert, as_tuple
+from customerkit.backends.sqlalchemy._customers import find_conflict
+from customerkit.backends.sqlalchemy._repositories import HistoryRepository
+from customerkit.backends.sqlalchemy._session import Session
 from customerkit.model import ChangeRecord, Customer
-
-if TYPE_CHECKING:
-    from customerkit.backends.sqlalchemy.unit_of_work import SqlUnitOfWork
 
 _CUSTOMERS = BulkInsert(schema.customers)
 _HISTORY = BulkInsert(schema.history)
@@ -66,7 +64,11 @@ class BulkLoader:
         self._dropped: list[Index] = []
 
     def add(
-        self, uow: SqlUnitOfWork, customers: Sequence[Customer], records: Sequence[ChangeRecord]
+        self,
+        uow: Session,
+        history: HistoryRepository,
+        customers: Sequence[Customer],
+        records: Sequence[ChangeRecord],
     ) -> None:
         """Write one chunk: customers, their words, their history, their match keys."""
         uow.flush()  # whatever the unit of work buffered before comes first
@@ -74,9 +76,9 @@ class BulkLoader:
         if not self.started:
             self._start(uow, connection)
         customer_rows = [
-            as_tuple(convert.customer_row(customer), _CUSTOMERS.columns) for customer in customers
+            as_tuple(_rows.customer_row(customer), _CUSTOMERS.columns) for customer in customers
         ]
-        seqs = uow.history.allocate(len(records))
+        seqs = history.allocate(len(records))
         history_rows = [
             (
                 seq,
@@ -86,7 +88,7 @@ class BulkLoader:
                 record.action,
                 record.actor_id,
                 record.at,
-                convert.dumps_changes(record.changes),
+                _rows.dumps_changes(record.changes),
             )
             for seq, record in zip(seqs, records, strict=True)
         ]
@@ -107,7 +109,7 @@ class BulkLoader:
             uow.match_keys.changed("customer", customer.id, customer)
         uow.match_keys.apply(connection)  # per chunk: the noted records are not kept
 
-    def _start(self, uow: SqlUnitOfWork, connection: Connection) -> None:
+    def _start(self, uow: Session, connection: Connection) -> None:
         self.started = True
         uow.start_bulk()
         if _is_empty(connection):

@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
 
-from customerkit.backends.sqlalchemy import convert, schema
-from customerkit.backends.sqlalchemy.bulk import BulkInsert, chunks
+from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert, chunks
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys
@@ -244,11 +244,11 @@ class StoredBlocks:
             if self.kind == "customer":
                 statement = select(schema.customers).where(_C.id.in_(part), schema.LIVE_CUSTOMER)
                 rows = self._connection.execute(statement).mappings()
-                found.extend(convert.customer_from_row(row) for row in rows)
+                found.extend(_rows.customer_from_row(row) for row in rows)
             else:
                 statement = _live_contacts().where(_K.id.in_(part))
                 rows = self._connection.execute(statement).mappings()
-                found.extend(convert.contact_from_row(row) for row in rows)
+                found.extend(_rows.contact_from_row(row) for row in rows)
         return found
 
     def count_names(self, names: Sequence[str]) -> Mapping[str, int]:
