@@ -47,8 +47,7 @@ from customerkit.services._context import (
     visible_customer,
 )
 from customerkit.services._created import HISTORY_FIELDS, PASSWORD_MARKER, created_customer
-from customerkit.validation import ReferenceCache as _ReferenceCache
-from customerkit.validation import checked_draft as _checked_draft
+from customerkit.validation import ReferenceCache, checked_draft
 
 log = logging.getLogger("customerkit.customers")
 
@@ -97,11 +96,11 @@ class CustomerService:
         ids = iter(sorted(self._ctx.new_id() for _ in range(total)))
         hashes = [logins.prehash(self._ctx, getattr(draft, "password", None)) for draft in drafts]
         with self._ctx.store.unit_of_work() as uow:
-            reference = _ReferenceCache(uow.reference)
+            reference = ReferenceCache(uow.reference)
             problems: dict[str, str] = {}
             for position, draft in enumerate(drafts):
                 try:
-                    values = _checked_draft(draft, reference)
+                    values = checked_draft(draft, reference)
                 except ValidationError as error:
                     if total == 1:
                         raise
