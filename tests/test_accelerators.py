@@ -152,12 +152,12 @@ def test_every_fallback_answers_as_the_accelerator(
                 accelerators.export_records(uow, "loc-1", ids=ids)
             )
         kinds = [
-            (accelerators.customer_match_index, live[::25]),
-            (accelerators.contact_match_index, accelerators.live_contacts(uow, "loc-1")[::9]),
+            ("customer", live[::25]),
+            ("contact", accelerators.live_contacts(uow, "loc-1")[::9]),
         ]
-        for index_of, probes in kinds:
-            built = index_of(plain, "loc-1", region="US")
-            kept = index_of(uow, "loc-1", region="US")
+        for kind, probes in kinds:
+            built = accelerators.match_index(plain, kind, "loc-1", region="US")
+            kept = accelerators.match_index(uow, kind, "loc-1", region="US")
             assert probes
             for probe in probes:
                 # As drafts, without ids: given a stored record, the SQL books' stored index

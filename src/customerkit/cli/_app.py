@@ -111,6 +111,7 @@ DbOption = Annotated[
     ),
 ]
 LocationOption = Annotated[str, typer.Option("--location", help="Location to act for.")]
+OutArgument = Annotated[str, typer.Argument(help="File to write; - for standard output.")]
 
 
 def _flag(name: str, help: str, **extra: Any) -> Any:  # noqa: A002 - typer's word

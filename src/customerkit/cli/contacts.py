@@ -9,9 +9,15 @@ from typing import Annotated, Any, Literal
 import typer
 
 import customerkit as ck
-from customerkit.cli._app import DEFAULT_DB, DbOption, FormatOption, LocationOption, _flag
-from customerkit.cli._books import _admin, _open, _require_location
-from customerkit.cli._output import Format, _emit, _note, _progress, _report_merge, _writable
+from customerkit.cli._app import DEFAULT_DB, DbOption, LocationOption, OutArgument
+from customerkit.cli._commands import (
+    Table,
+    at_location,
+    customer_table_command,
+    merge_command,
+    unmerge_command,
+)
+from customerkit.cli._output import Format, _emit, _note, _progress, _writable
 
 _CONTACT_COLUMNS = (
     "id",
@@ -37,21 +43,18 @@ def _contact_row(contact: ck.Contact) -> dict[str, Any]:
     }
 
 
-def contacts_list(
-    customer: Annotated[str, typer.Argument(help="Customer id.")],
-    fmt: FormatOption = Format.TABLE,
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """List (or with --format csv, export) a customer's contacts."""
-    with _open(db) as book:
-        _require_location(book, location, db)
-        contacts = book.contacts.list(customer, actor=_admin(location))
-    _emit([_contact_row(c) for c in contacts], _CONTACT_COLUMNS, fmt)
+def _contacts(book: ck.Book, customer: str, admin: ck.Actor, fmt: Format) -> Table:
+    contacts = book.contacts.list(customer, actor=admin)
+    return Table([_contact_row(c) for c in contacts], _CONTACT_COLUMNS)
+
+
+contacts_list = customer_table_command(
+    _contacts, doc="List (or with --format csv, export) a customer's contacts."
+)
 
 
 def contacts_export(
-    out: Annotated[str, typer.Argument(help="File to write; - for standard output.")],
+    out: OutArgument,
     fmt: Annotated[Literal["csv", "json"], typer.Option("--format", help="csv or json")] = "csv",
     db: DbOption = DEFAULT_DB,
     location: LocationOption = "loc-1",
@@ -61,9 +64,7 @@ def contacts_export(
     The file has a customer_id column: find duplicates among them with
     'customerkit duplicates FILE --scope customer_id'.
     """
-    admin = _admin(location)
-    with _open(db) as book:
-        _require_location(book, location, db)
+    with at_location(db, location) as (book, admin):
         ids = _CustomerIds()
         book.customers.export(ids, actor=admin, format="jsonl")  # streams; only ids are kept
         rows = []
@@ -94,41 +95,20 @@ class _CustomerIds(io.StringIO):
         return len(text)
 
 
-def contacts_unused(
-    customer: Annotated[str, typer.Argument(help="Customer id.")],
-    fmt: FormatOption = Format.TABLE,
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """List a customer's unused contacts (no communication in 6 months)."""
-    with _open(db) as book:
-        _require_location(book, location, db)
-        unused = book.contacts.unused(customer, actor=_admin(location))
+def _unused(book: ck.Book, customer: str, admin: ck.Actor, fmt: Format) -> Table:
+    unused = book.contacts.unused(customer, actor=admin)
     rows = [_contact_row(contact) for contact in unused.contacts]
-    _emit(rows, _CONTACT_COLUMNS, fmt, title=f"{len(rows)} unused contacts")
+    return Table(rows, _CONTACT_COLUMNS, title=f"{len(rows)} unused contacts")
 
 
-def contacts_merge(
-    main: Annotated[str, typer.Argument(help="Id of the contact to keep.")],
-    others: Annotated[list[str], typer.Argument(help="Ids of the contacts to merge into it.")],
-    dry_run: Annotated[bool, _flag("--dry-run", "Show what would happen; write nothing.")] = False,
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """Merge contacts of one customer; undo with contacts unmerge."""
-    with _open(db) as book:
-        _require_location(book, location, db)
-        result = book.contacts.merge(main, others, actor=_admin(location), dry_run=dry_run)
-    _report_merge(result, dry_run)
-
-
-def contacts_unmerge(
-    merge_id: Annotated[str, typer.Argument(help="The id contacts merge printed.")],
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """Undo a contact merge."""
-    with _open(db) as book:
-        _require_location(book, location, db)
-        restored = book.contacts.unmerge(merge_id, actor=_admin(location))
-    _note(f"Merge {merge_id} undone; contact {restored.id} has its old values back.")
+contacts_unused = customer_table_command(
+    _unused, doc="List a customer's unused contacts (no communication in 6 months)."
+)
+contacts_merge = merge_command(
+    "contact",
+    lambda book: book.contacts,
+    doc="Merge contacts of one customer; undo with contacts unmerge.",
+)
+contacts_unmerge = unmerge_command(
+    "contact", lambda book: book.contacts, merged_by="contacts merge", doc="Undo a contact merge."
+)

@@ -10,7 +10,8 @@ import typer
 import customerkit as ck
 from customerkit.cli._app import DEFAULT_DB, DbOption, FormatOption, LocationOption, _flag
 from customerkit.cli._books import _admin, _open, _require_location
-from customerkit.cli._output import Format, _emit, _note, _report_merge
+from customerkit.cli._commands import Table, customer_table_command, merge_command, unmerge_command
+from customerkit.cli._output import Format, _emit, _note
 
 
 def search(
@@ -45,48 +46,27 @@ def search(
         _note("no customer matches")
 
 
-def merge(
-    main: Annotated[str, typer.Argument(help="Id of the customer to keep.")],
-    others: Annotated[list[str], typer.Argument(help="Ids of the customers to merge into it.")],
-    dry_run: Annotated[bool, _flag("--dry-run", "Show what would happen; write nothing.")] = False,
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """Merge customers into a main customer; undo with unmerge.
+merge = merge_command(
+    "customer",
+    lambda book: book.customers,
+    doc="""Merge customers into a main customer; undo with unmerge.
 
     Their contacts move along. Prints the merge id.
-    """
-    with _open(db) as book:
-        _require_location(book, location, db)
-        result = book.customers.merge(main, others, actor=_admin(location), dry_run=dry_run)
-    _report_merge(result, dry_run)
-
-
-def unmerge(
-    merge_id: Annotated[str, typer.Argument(help="The id merge printed.")],
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """Undo a customer merge.
+    """,
+)
+unmerge = unmerge_command(
+    "customer",
+    lambda book: book.customers,
+    merged_by="merge",
+    doc="""Undo a customer merge.
 
     The merged customers and their contacts come back.
-    """
-    with _open(db) as book:
-        _require_location(book, location, db)
-        restored = book.customers.unmerge(merge_id, actor=_admin(location))
-    _note(f"Merge {merge_id} undone; customer {restored.id} has its old values back.")
+    """,
+)
 
 
-def history(
-    customer: Annotated[str, typer.Argument(help="Customer id.")],
-    fmt: FormatOption = Format.TABLE,
-    db: DbOption = DEFAULT_DB,
-    location: LocationOption = "loc-1",
-) -> None:
-    """Show a customer's history of changes, oldest first."""
-    with _open(db) as book:
-        _require_location(book, location, db)
-        records = book.history.for_customer(customer, actor=_admin(location))
+def _history(book: ck.Book, customer: str, admin: ck.Actor, fmt: Format) -> Table:
+    records = book.history.for_customer(customer, actor=admin)
     rows = [
         {
             "at": record.at.isoformat(),
@@ -98,7 +78,12 @@ def history(
         }
         for record in records
     ]
-    _emit(rows, ["at", "action", "entity", "entity_id", "actor_id", "changes"], fmt)
+    return Table(rows, ["at", "action", "entity", "entity_id", "actor_id", "changes"])
+
+
+history = customer_table_command(
+    _history, doc="Show a customer's history of changes, oldest first."
+)
 
 
 def _changes(changes: Mapping[str, tuple[Any, Any]], fmt: Format) -> Any:

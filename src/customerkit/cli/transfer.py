@@ -11,8 +11,16 @@ import attrs
 import typer
 
 import customerkit as ck
-from customerkit.cli._app import DEFAULT_DB, DbOption, LocationOption, _Failure, _summary
-from customerkit.cli._books import _admin, _open, _require_location, _sqlite_file, book_url
+from customerkit.cli._app import (
+    DEFAULT_DB,
+    DbOption,
+    LocationOption,
+    OutArgument,
+    _Failure,
+    _summary,
+)
+from customerkit.cli._books import _admin, _open, _sqlite_file, book_url
+from customerkit.cli._commands import at_location
 from customerkit.cli._output import _file_label, _note, _progress, _writable
 from customerkit.csvfile import open_csv, read_csv, refuse_repeated
 from customerkit.export import restore
@@ -21,18 +29,18 @@ from customerkit.text import number_key
 
 
 def export_customers(
-    out: Annotated[str, typer.Argument(help="File to write; - for standard output.")],
+    out: OutArgument,
     fmt: Annotated[Literal["csv", "jsonl"], typer.Option("--format", help="csv or jsonl")] = "csv",
     db: DbOption = DEFAULT_DB,
     location: LocationOption = "loc-1",
 ) -> None:
     """Export the customers of a location to CSV or JSON Lines."""
-    with _open(db) as book:
-        _require_location(book, location, db)
-        with _writable(out) as fileobj, _progress("exporting") as report:
-            count = book.customers.export(
-                fileobj, actor=_admin(location), format=fmt, progress=report
-            )
+    with (
+        at_location(db, location) as (book, admin),
+        _writable(out) as fileobj,
+        _progress("exporting") as report,
+    ):
+        count = book.customers.export(fileobj, actor=admin, format=fmt, progress=report)
     _note(f"Exported {count} customers to {'standard output' if out == '-' else out}.")
 
 

@@ -143,6 +143,21 @@ class Parameters:
 _SAME_DIFF_M = (0.9, 0.1)
 _ADDRESS_M = (0.65, 0.2, 0.15)
 _ADDRESS_U = (0.0005, 0.002, 0.9975)
+# Contacts carry their customer's address, so the place comparisons start alike for both kinds.
+_PLACE_M = {
+    "address": _ADDRESS_M,
+    "address_line2": _ADDRESS_M,
+    "city": (0.8, 0.1, 0.1),
+    "state": _SAME_DIFF_M,
+    "postal": (0.8, 0.1, 0.1),
+}
+_PLACE_U = {
+    "address": _ADDRESS_U,
+    "address_line2": _ADDRESS_U,
+    "city": (0.005, 0.005, 0.99),
+    "state": (0.2, 0.8),
+    "postal": (0.003, 0.02, 0.977),
+}
 #: The shipped parameters, per kind.
 DEFAULT_PARAMETERS: Final[Mapping[str, Parameters]] = {
     "contact": Parameters(
@@ -152,22 +167,14 @@ DEFAULT_PARAMETERS: Final[Mapping[str, Parameters]] = {
             "last": (0.8, 0.1, 0.04, 0.06),
             "email": (0.85, 0.05, 0.1),
             "phone": _SAME_DIFF_M,
-            "address": _ADDRESS_M,
-            "address_line2": _ADDRESS_M,
-            "city": (0.8, 0.1, 0.1),
-            "state": _SAME_DIFF_M,
-            "postal": (0.8, 0.1, 0.1),
+            **_PLACE_M,
         },
         u={
             "first": (0.01, 0.002, 0.01, 0.02, 0.958),
             "last": (0.003, 0.005, 0.02, 0.972),
             "email": (0.0001, 0.005, 0.9949),
             "phone": (0.0001, 0.9999),
-            "address": _ADDRESS_U,
-            "address_line2": _ADDRESS_U,
-            "city": (0.005, 0.005, 0.99),
-            "state": (0.2, 0.8),
-            "postal": (0.003, 0.02, 0.977),
+            **_PLACE_U,
         },
     ),
     "customer": Parameters(
@@ -175,22 +182,14 @@ DEFAULT_PARAMETERS: Final[Mapping[str, Parameters]] = {
         m={
             "company": (0.7, 0.12, 0.08, 0.1),
             "number": (0.6, 0.4),
-            "address": _ADDRESS_M,
-            "address_line2": _ADDRESS_M,
-            "city": (0.8, 0.1, 0.1),
-            "state": _SAME_DIFF_M,
-            "postal": (0.8, 0.1, 0.1),
+            **_PLACE_M,
             "phone": (0.75, 0.25),
             "email": (0.75, 0.05, 0.2),
         },
         u={
             "company": (0.0005, 0.001, 0.01, 0.9885),
             "number": (0.0001, 0.9999),
-            "address": _ADDRESS_U,
-            "address_line2": _ADDRESS_U,
-            "city": (0.005, 0.005, 0.99),
-            "state": (0.2, 0.8),
-            "postal": (0.003, 0.02, 0.977),
+            **_PLACE_U,
             "phone": (0.0001, 0.9999),
             "email": (0.0001, 0.0005, 0.9994),
         },

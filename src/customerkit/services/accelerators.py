@@ -18,6 +18,7 @@ import attrs
 from customerkit.errors import ConcurrentModification
 from customerkit.export import ExportRecord, record_of
 from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.matching.table import Kind
 from customerkit.model import ChangeRecord, Contact, Customer
 from customerkit.ports import (
     ACCELERATORS,
@@ -38,15 +39,14 @@ from customerkit.search.rules import oracle_search
 
 __all__ = [
     "bulk_add",
-    "contact_match_index",
     "count",
     "created_since",
-    "customer_match_index",
     "detected",
     "export_records",
     "get_many",
     "implements",
     "live_contacts",
+    "match_index",
     "move",
     "reference_search",
     "repoint",
@@ -139,17 +139,6 @@ def _export_records(
             yield record_of(customer, uow.contacts.for_customer(customer.id))
 
 
-def customer_match_index(
-    uow: UnitOfWork, location_id: str, *, region: str, config: MatchConfig | None = None
-) -> MatchIndex:
-    """A matching index of the location's live customers (read it, never change it)."""
-    customers = uow.customers
-    if implements(customers, KeptMatchIndex):
-        return customers.match_index(location_id, region=region, config=config)
-    records = list(customers.iter_location(location_id))
-    return MatchIndex.build(records, kind="customer", config=config, region=region)
-
-
 def live_contacts(uow: UnitOfWork, location_id: str) -> list[Contact]:
     """The live contacts of the location's live customers (what contact matching reads)."""
     return [
@@ -160,15 +149,22 @@ def live_contacts(uow: UnitOfWork, location_id: str) -> list[Contact]:
     ]
 
 
-def contact_match_index(
-    uow: UnitOfWork, location_id: str, *, region: str, config: MatchConfig | None = None
+def match_index(
+    uow: UnitOfWork, kind: Kind, location_id: str, *, region: str, config: MatchConfig | None = None
 ) -> MatchIndex:
-    """A matching index of the live contacts of the location's live customers."""
-    contacts = uow.contacts
-    if implements(contacts, KeptMatchIndex):
-        return contacts.match_index(location_id, region=region, config=config)
-    records = live_contacts(uow, location_id)
-    return MatchIndex.build(records, kind="contact", config=config, region=region)
+    """A matching index of the location's live customers, or of their live contacts.
+
+    Read it, never change it.
+    """
+    repository = uow.customers if kind == "customer" else uow.contacts
+    if implements(repository, KeptMatchIndex):
+        return repository.match_index(location_id, region=region, config=config)
+    records: Sequence[Customer | Contact] = (
+        list(uow.customers.iter_location(location_id))
+        if kind == "customer"
+        else live_contacts(uow, location_id)
+    )
+    return MatchIndex.build(records, kind=kind, config=config, region=region)
 
 
 def repoint(

@@ -375,8 +375,9 @@ class ContactService:
                 self._ctx.authorize(
                     actor, Action.CONTACT_READ, Target(location_id=actor.location_id)
                 )
-                index = accelerators.contact_match_index(
+                index = accelerators.match_index(
                     uow,
+                    "contact",
                     actor.location_id,
                     region=config.phone_region,
                     config=config.match_for("contact"),

@@ -31,7 +31,7 @@ from customerkit.model import (
     SearchHit,
 )
 from customerkit.policy import Action, Target
-from customerkit.ports import Progress, UnitOfWork
+from customerkit.ports import Progress
 from customerkit.services import _customer_changes as changes_of
 from customerkit.services import _customer_logins as logins
 from customerkit.services import _customer_merge as merge_of
@@ -106,15 +106,17 @@ class CustomerService:
                         raise
                     problems.update({f"[{position}].{k}": v for k, v in error.errors.items()})
                 else:
-                    customer = self._add_created(
-                        uow,
+                    customer, record = created_customer(
                         draft,
                         values,
                         customer_id=next(ids),
                         password_hash=hashes[position],
                         actor=actor,
                         source=source,
+                        now=self._ctx.now(),
                     )
+                    uow.customers.add(customer)
+                    uow.history.append(record)
                     created.append(customer)
                 if progress is not None and (position + 1) % 1000 == 0:
                     progress(position + 1, total)
@@ -125,31 +127,6 @@ class CustomerService:
             progress(total, total)
         log.info("created %d customers at location %s", total, actor.location_id)
         return created
-
-    def _add_created(
-        self,
-        uow: UnitOfWork,
-        draft: NewCustomer,
-        values: dict[str, Any],
-        *,
-        customer_id: str,
-        password_hash: str | None,
-        actor: Actor,
-        source: Any,
-    ) -> Customer:
-        """Store a validated draft as a new customer, with its creation in the history."""
-        customer, record = created_customer(
-            draft,
-            values,
-            customer_id=customer_id,
-            password_hash=password_hash,
-            actor=actor,
-            source=source,
-            now=self._ctx.now(),
-        )
-        uow.customers.add(customer)
-        uow.history.append(record)
-        return customer
 
     def load(
         self,
@@ -402,8 +379,9 @@ class CustomerService:
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
-            index = accelerators.customer_match_index(
+            index = accelerators.match_index(
                 uow,
+                "customer",
                 actor.location_id,
                 region=config.phone_region,
                 config=config.match_for("customer"),

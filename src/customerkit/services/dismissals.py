@@ -90,17 +90,19 @@ def _checked_pair(
     ctx: Context,
     uow: UnitOfWork,
     kind: DismissalKind,
-    ids: tuple[str, str],
-    actor: Actor,
+    left_id: str,
+    right_id: str,
     *,
+    actor: Actor,
     live: bool,
-) -> tuple[list[tuple[Record, Customer]], str]:
-    """Both records with their customers, and their location; checked and authorized.
+) -> tuple[tuple[str, str], list[tuple[Record, Customer]], str]:
+    """The ordered ids, both records with their customers, and their location; all checked.
 
     ``live`` asks for live records of live customers that are compared with each other
     (dismiss); otherwise any two existing records do (undismiss: a pair may be taken back
     after a merge or a delete).
     """
+    ids = _ordered(left_id, right_id, kind.name)
     found = []
     for record_id in ids:
         record = kind.repository(uow).get(record_id)
@@ -114,7 +116,7 @@ def _checked_pair(
     # even after a customer merge moved one contact of the pair but not its merged partner.
     if live and kind.same_group(left) != kind.same_group(right):
         raise DismissError(kind.apart_message, field="right_id")
-    return found, owner.location_id
+    return ids, found, owner.location_id
 
 
 def _record(
@@ -145,9 +147,10 @@ def dismiss(
     ctx: Context, kind: DismissalKind, left_id: str, right_id: str, *, actor: Actor
 ) -> Dismissal:
     """Record that two live records are not duplicates; repeating it changes nothing."""
-    ids = _ordered(left_id, right_id, kind.name)
     with ctx.store.unit_of_work() as uow:
-        found, location_id = _checked_pair(ctx, uow, kind, ids, actor, live=True)
+        ids, found, location_id = _checked_pair(
+            ctx, uow, kind, left_id, right_id, actor=actor, live=True
+        )
         dismissal = Dismissal(
             kind=kind.name,
             location_id=location_id,
@@ -170,9 +173,10 @@ def undismiss(
     ctx: Context, kind: DismissalKind, left_id: str, right_id: str, *, actor: Actor
 ) -> None:
     """Take a dismissal back; nothing happens when the pair is not dismissed."""
-    ids = _ordered(left_id, right_id, kind.name)
     with ctx.store.unit_of_work() as uow:
-        found, location_id = _checked_pair(ctx, uow, kind, ids, actor, live=False)
+        ids, found, location_id = _checked_pair(
+            ctx, uow, kind, left_id, right_id, actor=actor, live=False
+        )
         if not uow.dismissals.remove(location_id, kind.name, *ids):
             return
         _record(

@@ -1,9 +1,9 @@
 """What the Spark matcher runs inside its workers: the in-process matcher's own code, per batch.
 
-Each function takes and yields pandas DataFrames (Spark's ``mapInPandas`` and
-``applyInPandas``). Nothing here imports pyspark: the functions are plain pandas and numpy,
-and call ``customerkit.matching``'s reading, normalisation, blocking keys, scorer and grouping
-unchanged, so both matchers compute the very same values.
+Each function (and ``PairBatches`` method) takes and yields pandas DataFrames (Spark's
+``mapInPandas`` and ``applyInPandas``). Nothing here imports pyspark: the functions are plain
+pandas and numpy, and call ``customerkit.matching``'s reading, normalisation, blocking keys,
+scorer and grouping unchanged, so both matchers compute the very same values.
 
 A batch of pairs carries both records of each pair side by side (columns ``a_*`` and ``b_*``);
 the scorer sees them as a table of ``2k`` records whose pair ``j`` is ``(j, k + j)``. Name
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -47,13 +48,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "PairBatches",
     "block_keys",
     "grouped",
     "key_columns",
-    "level_codes",
     "normalised",
     "record_fields",
-    "scored",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -172,77 +172,82 @@ def decode(codes: IntArray, sizes: Sequence[int]) -> npt.NDArray[np.int8]:
     return matrix
 
 
-def level_codes(
-    batches: Iterator[pd.DataFrame],
-    *,
-    kind: Kind,
-    config: MatchConfig,
-    model: Model,
-    named: int,
-) -> Iterator[pd.DataFrame]:
-    """Pairs with both records -> ``a``, ``b`` and the pair's level pattern as one integer."""
-    import pandas as pd
+@attrs.frozen(kw_only=True)
+class PairBatches:
+    """The two pair stages, with what both read: the kind, config, model and name count.
 
-    names = comparisons_of(kind, config)
-    sizes = _sizes(names, config)
-    for frame in batches:
-        left, right = _sides(len(frame))
-        compared = compare(_features(frame, kind, config, named), left, right, config, model)
-        yield pd.DataFrame(
-            {
-                "a": frame["a_pos"].to_numpy(np.int64),
-                "b": frame["b_pos"].to_numpy(np.int64),
-                "code": encode(level_matrix(compared, names), sizes),
-            }
-        )
-
-
-def scored(
-    batches: Iterator[pd.DataFrame],
-    *,
-    kind: Kind,
-    config: MatchConfig,
-    model: Model,
-    named: int,
-) -> Iterator[pd.DataFrame]:
-    """Pairs with both records and their level code -> the pairs scoring at least the threshold.
-
-    As ``match_table``: weigh every pair from its levels, keep those at the threshold, compare
-    the kept ones again for their reasons and evidence.
+    ``named`` is how many records the name frequencies were counted over (as ``MatchIndex``).
+    Its bound methods go to ``mapInPandas``; Spark pickles the instance along.
     """
-    import pandas as pd
 
-    names = comparisons_of(kind, config)
-    sizes = _sizes(names, config)
-    for frame in batches:
-        features = _features(frame, kind, config, named)
-        left, right = _sides(len(frame))
-        matrix = decode(frame["code"].to_numpy(np.int64), sizes)
-        levels = {name: matrix[:, column] for column, name in enumerate(names)}
-        _, weight = weigh(features, left, right, levels, model)
-        kept = np.flatnonzero(probability(weight) >= config.threshold)
-        compared = compare(features, left[kept], right[kept], config, model)
-        evidence = [
-            [
-                {"field": e.field, "level": e.level, "weight": e.weight}
-                for e in evidence_of(compared, k, names, model, config)
+    kind: Kind
+    config: MatchConfig
+    model: Model
+    named: int
+
+    def level_codes(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Pairs with both records -> ``a``, ``b`` and the pair's level pattern as one integer."""
+        import pandas as pd
+
+        kind, config, model = self.kind, self.config, self.model
+        names = comparisons_of(kind, config)
+        sizes = _sizes(names, config)
+        for frame in batches:
+            left, right = _sides(len(frame))
+            compared = compare(
+                _features(frame, kind, config, self.named), left, right, config, model
+            )
+            yield pd.DataFrame(
+                {
+                    "a": frame["a_pos"].to_numpy(np.int64),
+                    "b": frame["b_pos"].to_numpy(np.int64),
+                    "code": encode(level_matrix(compared, names), sizes),
+                }
+            )
+
+    def scored(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Pairs with both records and their level code -> the pairs scoring at the threshold.
+
+        As ``match_table``: weigh every pair from its levels, keep those at the threshold (or
+        above), compare the kept ones again for their reasons and evidence.
+        """
+        import pandas as pd
+
+        kind, config, model, named = self.kind, self.config, self.model, self.named
+        names = comparisons_of(kind, config)
+        sizes = _sizes(names, config)
+        for frame in batches:
+            features = _features(frame, kind, config, named)
+            left, right = _sides(len(frame))
+            matrix = decode(frame["code"].to_numpy(np.int64), sizes)
+            levels = {name: matrix[:, column] for column, name in enumerate(names)}
+            _, weight = weigh(features, left, right, levels, model)
+            kept = np.flatnonzero(probability(weight) >= config.threshold)
+            compared = compare(features, left[kept], right[kept], config, model)
+            evidence = [
+                [
+                    {"field": e.field, "level": e.level, "weight": e.weight}
+                    for e in evidence_of(compared, k, names, model, config)
+                ]
+                for k in range(kept.size)
             ]
-            for k in range(kept.size)
-        ]
-        yield pd.DataFrame(
-            {
-                "left_pos": frame["a_pos"].to_numpy(np.int64)[kept],
-                "right_pos": frame["b_pos"].to_numpy(np.int64)[kept],
-                "left_id": frame["a_id"].to_numpy(object)[kept],
-                "right_id": frame["b_id"].to_numpy(object)[kept],
-                "score": compared.score,
-                "match_weight": compared.weight,
-                "reasons": _objects(
-                    [list(reasons(compared, k, features, model, config)) for k in range(kept.size)]
-                ),
-                "evidence": _objects(evidence),
-            }
-        )
+            yield pd.DataFrame(
+                {
+                    "left_pos": frame["a_pos"].to_numpy(np.int64)[kept],
+                    "right_pos": frame["b_pos"].to_numpy(np.int64)[kept],
+                    "left_id": frame["a_id"].to_numpy(object)[kept],
+                    "right_id": frame["b_id"].to_numpy(object)[kept],
+                    "score": compared.score,
+                    "match_weight": compared.weight,
+                    "reasons": _objects(
+                        [
+                            list(reasons(compared, k, features, model, config))
+                            for k in range(kept.size)
+                        ]
+                    ),
+                    "evidence": _objects(evidence),
+                }
+            )
 
 
 def grouped(

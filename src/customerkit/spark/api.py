@@ -240,8 +240,6 @@ def find_duplicates_spark(
     Raises:
         MatchingError: ``kind`` is unknown, or ids are missing, blank or repeated.
     """
-    from functools import partial
-
     from pyspark import StorageLevel
     from pyspark.sql import functions as sf
 
@@ -277,12 +275,13 @@ def find_duplicates_spark(
     sizes = [len(levels_of(name, config)) for name in names]
     start = starting_parameters(kind, config)
     start_model = Model.of(start, names)
+    stages = _batches.PairBatches(kind=kind, config=config, model=start_model, named=named)
     pairs = _candidates(records, kind, config).persist(StorageLevel.MEMORY_AND_DISK)
     compared = pairs.count()
     coded = (
         _with_records(pairs, records, keys)
         .mapInPandas(
-            partial(_batches.level_codes, kind=kind, config=config, model=start_model, named=named),
+            stages.level_codes,
             "a long, b long, code long",
         )
         .persist(StorageLevel.MEMORY_AND_DISK)
@@ -292,7 +291,7 @@ def find_duplicates_spark(
         left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
         drawn = spark.createDataFrame(np.stack((left, right), axis=1).tolist(), "a long, b long")
         chance = _with_records(drawn, records, keys).mapInPandas(
-            partial(_batches.level_codes, kind=kind, config=config, model=start_model, named=named),
+            stages.level_codes,
             "a long, b long, code long",
         )
         chance_patterns, chance_counts = _pattern_counts(chance, sizes)
@@ -306,7 +305,7 @@ def find_duplicates_spark(
     kept = (
         _with_records(coded, records, keys)
         .mapInPandas(
-            partial(_batches.scored, kind=kind, config=config, model=model, named=named),
+            attrs.evolve(stages, model=model).scored,
             PAIR_SCHEMA,
         )
         .persist(StorageLevel.MEMORY_AND_DISK)

@@ -1,21 +1,17 @@
-"""What every part of the contract shares: the actors, ``ContractBase`` and small helpers."""
+"""What every part of the contract shares: ``ContractBase`` and small helpers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import customerkit as ck
 from customerkit.testing import FakeClock
+from customerkit.testing.contract._actors import ADMIN, STAFF
 
 MakeBook = Callable[[FakeClock], ck.Book]
-
-ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
-MANAGER = ck.Actor(user_id="manager", role=ck.Role.SERVICE_MANAGER, location_id="loc-1")
-ADVISOR = ck.Actor(user_id="advisor", role=ck.Role.SERVICE_ADVISOR, location_id="loc-1")
-STAFF = ck.Actor(user_id="staff", role=ck.Role.STAFF, location_id="loc-1")
-OTHER_ADMIN = ck.Actor(user_id="admin2", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
 
 
 class ContractBase:
@@ -58,6 +54,13 @@ def customer(
         ck.NewCustomer(company_name=name, customer_number=number, **kw),  # type: ignore[arg-type]
         actor=actor,
     )
+
+
+def add_contact(
+    book: ck.Book, customer_id: str, *, actor: ck.Actor = STAFF, **fields: Any
+) -> ck.Contact:
+    """Add a contact with these fields to a customer, as staff of loc-1 unless ``actor``."""
+    return book.contacts.add(customer_id, ck.NewContact(**fields), actor=actor)
 
 
 def pair_ids(report: ck.DuplicateReport) -> list[set[str]]:

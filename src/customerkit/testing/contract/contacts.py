@@ -6,14 +6,8 @@ import pytest
 
 import customerkit as ck
 from customerkit.testing import FakeClock
-from customerkit.testing.contract._base import (
-    ADMIN,
-    ADVISOR,
-    OTHER_ADMIN,
-    STAFF,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN, ADVISOR, OTHER_ADMIN, STAFF
+from customerkit.testing.contract._base import ContractBase, add_contact, customer
 
 
 class ContactsContract(ContractBase):
@@ -136,33 +130,15 @@ class ContactsContract(ContractBase):
     def test_k4_recipients(self, book: ck.Book, clock: FakeClock) -> None:
         fleet, fleet_actor = self.fleet_setup(book)
 
-        def add(customer_id: str, draft: ck.NewContact, actor: ck.Actor) -> ck.Contact:
+        def add(actor: ck.Actor = STAFF, **fields: str) -> ck.Contact:
             clock.advance(seconds=1)  # creation order decides which duplicate email wins
-            return book.contacts.add(customer_id, draft, actor=actor)
+            return add_contact(book, fleet.id, actor=actor, **fields)
 
-        a = add(
-            fleet.id,
-            ck.NewContact(first_name="A", last_name="A", email="a@example.com"),
-            actor=STAFF,
-        )
-        add(fleet.id, ck.NewContact(first_name="No", last_name="Mail"), actor=STAFF)
-        add(
-            fleet.id,
-            ck.NewContact(first_name="Dup", last_name="A", email="A@EXAMPLE.com"),
-            actor=STAFF,
-        )
-        one = add(
-            fleet.id,
-            ck.NewContact(
-                first_name="O", last_name="T", email="o@example.com", one_time_case_id="case-9"
-            ),
-            actor=STAFF,
-        )
-        gone = add(
-            fleet.id,
-            ck.NewContact(first_name="G", last_name="G", email="g@example.com"),
-            actor=fleet_actor,
-        )
+        a = add(first_name="A", last_name="A", email="a@example.com")
+        add(first_name="No", last_name="Mail")
+        add(first_name="Dup", last_name="A", email="A@EXAMPLE.com")
+        one = add(first_name="O", last_name="T", email="o@example.com", one_time_case_id="case-9")
+        gone = add(fleet_actor, first_name="G", last_name="G", email="g@example.com")
         book.contacts.delete(gone.id, actor=fleet_actor)  # Rule K1: the fleet added it
         emails = [r.email for r in book.contacts.recipients(fleet.id)]
         assert emails == ["a@example.com", "fran@acme.example"]

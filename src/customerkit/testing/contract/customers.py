@@ -10,15 +10,8 @@ import pytest
 import customerkit as ck
 from customerkit.ports import UnitOfWork
 from customerkit.testing import FakeClock
-from customerkit.testing.contract._base import (
-    ADMIN,
-    ADVISOR,
-    MANAGER,
-    OTHER_ADMIN,
-    STAFF,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN, ADVISOR, MANAGER, OTHER_ADMIN, STAFF
+from customerkit.testing.contract._base import ContractBase, customer
 
 
 class CustomersContract(ContractBase):

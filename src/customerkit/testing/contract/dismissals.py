@@ -9,16 +9,8 @@ import pytest
 import customerkit as ck
 from customerkit.matching import Parameters
 from customerkit.testing import FakeClock
-from customerkit.testing.contract._base import (
-    ADMIN,
-    ADVISOR,
-    MANAGER,
-    OTHER_ADMIN,
-    STAFF,
-    ContractBase,
-    customer,
-    pair_ids,
-)
+from customerkit.testing.contract._actors import ADMIN, ADVISOR, MANAGER, OTHER_ADMIN, STAFF
+from customerkit.testing.contract._base import ContractBase, customer, pair_ids
 from customerkit.testing.contract.contacts import ContactsContract
 from customerkit.testing.contract.duplicates import DuplicatesContract
 

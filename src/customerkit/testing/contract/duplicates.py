@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import customerkit as ck
 from customerkit.testing import FakeClock
+from customerkit.testing.contract._actors import ADMIN, ADVISOR, MANAGER, OTHER_ADMIN, STAFF
 from customerkit.testing.contract._base import (
-    ADMIN,
-    ADVISOR,
-    MANAGER,
-    OTHER_ADMIN,
-    STAFF,
     ContractBase,
+    add_contact,
     attrs_fields,
     customer,
     pointer,
@@ -130,29 +129,18 @@ class DuplicatesContract(ContractBase):
             hasher=ck.PasswordHasher.for_tests(),
         )
         c = customer(book)
-        add = book.contacts.add
-        main = add(
-            c.id,
-            ck.NewContact(
-                first_name="Ann",
-                last_name="Lee",
-                phone="303 555 0100",
-                title="CEO",
-                email="a@example.com",
-            ),
-            actor=STAFF,
+        ann: dict[str, Any] = {"first_name": "Ann", "last_name": "Lee"}
+        main = add_contact(
+            book, c.id, **ann, phone="303 555 0100", title="CEO", email="a@example.com"
         )
         clock.advance(days=1)
-        newer = add(
+        newer = add_contact(
+            book,
             c.id,
-            ck.NewContact(
-                first_name="Ann",
-                last_name="Lee",
-                phone="303 555 0199",
-                title="Chief Executive",
-                email="ann.lee@example.com",
-            ),
-            actor=STAFF,
+            **ann,
+            phone="303 555 0199",
+            title="Chief Executive",
+            email="ann.lee@example.com",
         )
         result = book.contacts.merge(main.id, [newer.id], actor=ADVISOR)
         assert (result.main.phone, result.main.title) == ("303 555 0199", "Chief Executive")
@@ -167,29 +155,11 @@ class DuplicatesContract(ContractBase):
         self, book: ck.Book, clock: FakeClock
     ) -> None:
         c = customer(book)
-        add = book.contacts.add
-        main = add(
-            c.id,
-            ck.NewContact(first_name="Ann", last_name="Lee", email="ann@example.com"),
-            actor=STAFF,
-        )
-        second = add(
-            c.id,
-            ck.NewContact(
-                first_name="Ann", last_name="Lee", email="ann.lee@work.com", phone="303 555 0142"
-            ),
-            actor=STAFF,
-        )
-        third = add(
-            c.id,
-            ck.NewContact(
-                first_name="Ann",
-                last_name="Lee",
-                email="ANN.LEE@WORK.COM",  # the same address as the second's: kept once
-                phone="(720) 555-0199",
-            ),
-            actor=STAFF,
-        )
+        ann: dict[str, Any] = {"first_name": "Ann", "last_name": "Lee"}
+        main = add_contact(book, c.id, **ann, email="ann@example.com")
+        second = add_contact(book, c.id, **ann, email="ann.lee@work.com", phone="303 555 0142")
+        # The same address as the second's: kept once.
+        third = add_contact(book, c.id, **ann, email="ANN.LEE@WORK.COM", phone="(720) 555-0199")
         result = book.contacts.merge(main.id, [second.id, third.id], actor=ADVISOR)
         merged = book.contacts.get(main.id, actor=STAFF)
         assert merged == result.main

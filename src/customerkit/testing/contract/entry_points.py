@@ -8,11 +8,8 @@ from typing import Any
 import pytest
 
 import customerkit as ck
-from customerkit.testing.contract._base import (
-    ADMIN,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN
+from customerkit.testing.contract._base import ContractBase, customer
 
 BAD_ACTORS = {
     "none": None,

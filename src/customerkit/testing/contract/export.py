@@ -10,13 +10,8 @@ import threading
 import pytest
 
 import customerkit as ck
-from customerkit.testing.contract._base import (
-    ADMIN,
-    OTHER_ADMIN,
-    STAFF,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN, OTHER_ADMIN, STAFF
+from customerkit.testing.contract._base import ContractBase, customer
 
 
 class ExportContract(ContractBase):

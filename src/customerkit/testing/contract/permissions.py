@@ -6,12 +6,8 @@ import pytest
 
 import customerkit as ck
 from customerkit.testing import FakeClock
-from customerkit.testing.contract._base import (
-    ADMIN,
-    OTHER_ADMIN,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN, OTHER_ADMIN
+from customerkit.testing.contract._base import ContractBase, customer
 
 
 class PermissionsContract(ContractBase):

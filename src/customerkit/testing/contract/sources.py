@@ -7,13 +7,8 @@ import io
 import pytest
 
 import customerkit as ck
-from customerkit.testing.contract._base import (
-    ADMIN,
-    MANAGER,
-    STAFF,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN, MANAGER, STAFF
+from customerkit.testing.contract._base import ContractBase, customer
 
 
 class SourcesContract(ContractBase):

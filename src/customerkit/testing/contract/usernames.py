@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 
 import customerkit as ck
-from customerkit.testing.contract._base import (
-    ADMIN,
-    STAFF,
-    ContractBase,
-    customer,
-)
+from customerkit.testing.contract._actors import ADMIN, STAFF
+from customerkit.testing.contract._base import ContractBase, customer
 
 
 class UsernamesContract(ContractBase):
