@@ -80,10 +80,11 @@ HISTORY_FIELDS = (
 
 @checks_actors
 @attrs.define
-class ContactService:
+class ContactService(dismissals.Undismissing):
     """``book.contacts``: the people to talk to at each customer."""
 
     _ctx: Context
+    _dismissal = _DISMISSAL
 
     @retried
     def add(self, customer_id: str, draft: NewContact, *, actor: Actor) -> Contact:  # rules K1, K3
@@ -410,15 +411,6 @@ class ContactService:
             PermissionDenied: the actor may not merge these contacts.
         """
         return dismissals.dismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
-
-    @retried
-    def undismiss(self, left_id: str, right_id: str, *, actor: Actor) -> None:
-        """Take back a dismissal: the pair can be reported as duplicates again.
-
-        Nothing happens when the pair is not dismissed. The contacts may have been merged or
-        deleted since; pass the ids as ``dismissed`` lists them.
-        """
-        dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
 
     def dismissed(
         self, *, actor: Actor, customer_id: str | None = None

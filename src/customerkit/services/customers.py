@@ -57,10 +57,11 @@ _DISMISSAL = dismissals.CUSTOMER_DISMISSAL
 
 @checks_actors
 @attrs.define
-class CustomerService:
+class CustomerService(dismissals.Undismissing):
     """``book.customers``: every use-case about customer profiles."""
 
     _ctx: Context
+    _dismissal = _DISMISSAL
 
     # -- create ------------------------------------------------------------------------------
 
@@ -405,15 +406,6 @@ class CustomerService:
             PermissionDenied: the actor may not merge these customers.
         """
         return dismissals.dismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
-
-    @retried
-    def undismiss(self, left_id: str, right_id: str, *, actor: Actor) -> None:
-        """Take back a dismissal: the pair can be reported as duplicates again.
-
-        Nothing happens when the pair is not dismissed. The customers may have been merged or
-        deleted since; pass the ids as ``dismissed`` lists them.
-        """
-        dismissals.undismiss(self._ctx, _DISMISSAL, left_id, right_id, actor=actor)
 
     def dismissed(self, *, actor: Actor) -> list[Dismissal]:
         """The customer pairs of the actor's location dismissed as not duplicates, by ids."""

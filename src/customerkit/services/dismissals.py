@@ -15,7 +15,7 @@ record (merged after all) or for a deleted record no longer applies, and is kept
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
@@ -24,7 +24,13 @@ from customerkit.matching import SimilarMatch
 from customerkit.model import Actor, Customer, Dismissal, RecordStatus
 from customerkit.policy import Action, Target
 from customerkit.ports import UnitOfWork
-from customerkit.services._context import Context, customer_target, record_change
+from customerkit.services._context import (
+    Context,
+    checks_actors,
+    customer_target,
+    record_change,
+    retried,
+)
 
 Record = Any  # Contact | Customer
 
@@ -169,33 +175,49 @@ def dismiss(
     return dismissal
 
 
-def undismiss(
-    ctx: Context, kind: DismissalKind, left_id: str, right_id: str, *, actor: Actor
-) -> None:
-    """Take a dismissal back; nothing happens when the pair is not dismissed."""
-    with ctx.store.unit_of_work() as uow:
-        ids, found, location_id = _checked_pair(
-            ctx, uow, kind, left_id, right_id, actor=actor, live=False
-        )
-        if not uow.dismissals.remove(location_id, kind.name, *ids):
-            return
-        _record(
-            ctx,
-            uow,
-            kind,
-            found,
-            action="undismiss",
-            actor=actor,
-            change=lambda other: (other, None),
-        )
-        uow.commit()
-
-
 def dismissed(ctx: Context, kind: DismissalKind, *, actor: Actor) -> list[Dismissal]:
     """The dismissals of the actor's location, with the ids as they were dismissed."""
     ctx.authorize(actor, kind.read_action, Target(location_id=actor.location_id))
     with ctx.store.unit_of_work(read_only=True) as uow:
         return uow.dismissals.for_location(actor.location_id, kind.name)
+
+
+@checks_actors
+class Undismissing:
+    """``undismiss`` for a service whose records can be dismissed as not duplicates.
+
+    The service names its ``DismissalKind`` in ``_dismissal``; taking a dismissal back reads
+    the same for customers and contacts.
+    """
+
+    __slots__ = ()
+    _ctx: Context
+    _dismissal: ClassVar[DismissalKind]
+
+    @retried
+    def undismiss(self, left_id: str, right_id: str, *, actor: Actor) -> None:
+        """Take back a dismissal: the pair can be reported as duplicates again.
+
+        Nothing happens when the pair is not dismissed. The records may have been merged or
+        deleted since; pass the ids as ``dismissed`` lists them.
+        """
+        kind = self._dismissal
+        with self._ctx.store.unit_of_work() as uow:
+            ids, found, location_id = _checked_pair(
+                self._ctx, uow, kind, left_id, right_id, actor=actor, live=False
+            )
+            if not uow.dismissals.remove(location_id, kind.name, *ids):
+                return
+            _record(
+                self._ctx,
+                uow,
+                kind,
+                found,
+                action="undismiss",
+                actor=actor,
+                change=lambda other: (other, None),
+            )
+            uow.commit()
 
 
 def _stands_for(repository: Any, record_id: str) -> str | None:
