@@ -17,114 +17,21 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.resources import files
 from types import MappingProxyType
 
 from customerkit.text import fold
 
 __all__ = ["NICKNAMES", "NICKNAME_GROUPS", "nicknames_of", "same_given_name"]
 
-#: Groups of interchangeable given names, formal name first, as people type them.
-NICKNAME_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("Robert", "Bob", "Bobby", "Rob", "Robbie", "Bert"),
-    ("William", "Bill", "Billy", "Will", "Willy", "Liam"),
-    ("Elizabeth", "Liz", "Beth", "Betty", "Lizzie", "Eliza", "Libby", "Betsy"),
-    ("James", "Jim", "Jimmy", "Jamie"),
-    ("Katherine", "Kate", "Kathy", "Katie", "Kat", "Kay"),
-    ("Catherine", "Cathy", "Kate", "Katie", "Cat"),
-    ("Kathleen", "Kathy", "Kate", "Katie"),
-    ("Michael", "Mike", "Mikey", "Mick"),
-    ("Richard", "Rick", "Ricky", "Rich", "Richie", "Dick"),
-    ("Thomas", "Tom", "Tommy"),
-    ("Joseph", "Joe", "Joey"),
-    ("Charles", "Charlie", "Chuck", "Chas"),
-    ("Christopher", "Chris", "Kit"),
-    ("Christine", "Chris", "Chrissy", "Tina"),
-    ("Daniel", "Dan", "Danny"),
-    ("Matthew", "Matt"),
-    ("Anthony", "Tony"),
-    ("Andrew", "Andy", "Drew"),
-    ("Steven", "Steve"),
-    ("Stephen", "Steve"),
-    ("Edward", "Ed", "Eddie", "Ted", "Ned"),
-    ("Joshua", "Josh"),
-    ("Kenneth", "Ken", "Kenny"),
-    ("Donald", "Don", "Donnie"),
-    ("Ronald", "Ron", "Ronnie"),
-    ("Timothy", "Tim", "Timmy"),
-    ("Gregory", "Greg"),
-    ("Jeffrey", "Jeff"),
-    ("Benjamin", "Ben", "Benny"),
-    ("Samuel", "Sam", "Sammy"),
-    ("Samantha", "Sam", "Sammy"),
-    ("Patrick", "Pat", "Paddy"),
-    ("Patricia", "Pat", "Patty", "Trish", "Tricia"),
-    ("Margaret", "Maggie", "Meg", "Peggy", "Marge"),
-    ("Jennifer", "Jen", "Jenny"),
-    ("Jessica", "Jess", "Jessie"),
-    ("Susan", "Sue", "Susie"),
-    ("Deborah", "Deb", "Debbie"),
-    ("Barbara", "Barb", "Barbie"),
-    ("Rebecca", "Becky", "Becca"),
-    ("Nicholas", "Nick", "Nicky"),
-    ("Nicole", "Nikki", "Nicky"),
-    ("Alexander", "Alex", "Al", "Xander"),
-    ("Alexandra", "Alex", "Alexa", "Lexi"),
-    ("Albert", "Al", "Bert"),
-    ("Alfred", "Al", "Fred", "Alfie"),
-    ("Frederick", "Fred", "Freddy", "Rick"),
-    ("Gerald", "Jerry", "Gerry"),
-    ("Jerome", "Jerry"),
-    ("Lawrence", "Larry"),
-    ("Leonard", "Len", "Lenny", "Leo"),
-    ("Peter", "Pete"),
-    ("Raymond", "Ray"),
-    ("Douglas", "Doug"),
-    ("Philip", "Phil"),
-    ("Phillip", "Phil"),
-    ("Victoria", "Vicky", "Tori"),
-    ("Jacqueline", "Jackie"),
-    ("John", "Jack", "Johnny", "Jon"),
-    ("Jonathan", "Jon", "Jonny"),
-    ("Nathaniel", "Nate", "Nathan"),
-    ("Zachary", "Zach", "Zack"),
-    ("Theodore", "Ted", "Teddy", "Theo"),
-    ("Abigail", "Abby", "Abbie"),
-    ("Dorothy", "Dot", "Dottie"),
-    ("Pamela", "Pam"),
-    ("Kimberly", "Kim"),
-    ("Cynthia", "Cindy"),
-    ("Judith", "Judy"),
-    ("Valerie", "Val"),
-    ("Walter", "Walt", "Wally"),
-    ("Eugene", "Gene"),
-    ("Harold", "Hal", "Harry"),
-    ("Henry", "Hank", "Harry"),
-    ("Vincent", "Vince", "Vinny"),
-    ("Francis", "Frank"),
-    ("Franklin", "Frank"),
-    ("Frances", "Fran", "Frankie"),
-    ("Gabriel", "Gabe"),
-    ("Randall", "Randy"),
-    ("Terrence", "Terry"),
-    ("Theresa", "Terry", "Tess", "Tessa"),
-    ("Cassandra", "Cassie"),
-    ("Melissa", "Missy", "Mel"),
-    ("Melanie", "Mel"),
-    ("Sandra", "Sandy"),
-    ("Angela", "Angie"),
-    ("Virginia", "Ginny"),
-    ("Allison", "Ally", "Allie"),
-    ("Daniela", "Dani"),
-    ("José", "Pepe"),
-    ("Francisco", "Paco", "Pancho", "Frank"),
-    ("Alejandro", "Alex", "Alejo"),
-    ("Roberto", "Beto"),
-    ("Alberto", "Beto"),
-    ("Manuel", "Manny"),
-    ("Jesús", "Chuy"),
-    ("Ignacio", "Nacho"),
-    ("Eduardo", "Lalo", "Eddie"),
-    ("Guadalupe", "Lupe"),
+#: Groups of interchangeable given names, formal name first, as people type them (the table
+#: is data: it lives in ``nicknames.txt`` beside this module, one group a line).
+NICKNAME_GROUPS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(name.strip() for name in line.split(","))
+    for line in (files("customerkit.data") / "nicknames.txt")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    if line.strip() and not line.startswith("#")
 )
 
 

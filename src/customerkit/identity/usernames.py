@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from importlib.resources import files
 from typing import Final
 
 import precis_i18n
@@ -77,69 +78,24 @@ _PRECIS_MESSAGES: Final[dict[str, str]] = {
 
 _MIXABLE_SCRIPTS: Final = ("LATIN", "CYRILLIC", "GREEK")
 
+
+def _confusables() -> dict[str, str]:
+    """Each look-alike character of ``confusables.txt`` and the Latin text it is read as."""
+    table = {}
+    text = (files("customerkit.identity") / "confusables.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            code, skeleton, _name = line.split(";")
+            table[chr(int(code, 16))] = skeleton.strip()
+    return table
+
+
 # A small confusable skeleton (in the spirit of Unicode TS #39): Cyrillic and Greek letters that
 # look like Latin ones, digits that look like letters, and the look-alike pairs m/rn, d/cl and
-# i/l/1. Applied to a canonical (lower-case) key and to every reserved name; it only decides
-# whether a username imitates a reserved one, so it errs on the side of mapping.
-_SKELETON: Final = str.maketrans(
-    {
-        # Latin look-alikes
-        "0": "o",
-        "1": "l",
-        "i": "l",
-        "|": "l",
-        "\u0131": "l",  # latin small letter dotless i
-        "\u0269": "l",  # latin small letter iota
-        "\u0237": "j",  # latin small letter dotless j
-        "\u0251": "a",  # latin small letter alpha
-        "\u0261": "g",  # latin small letter script g
-        "m": "rn",
-        "d": "cl",
-        # Cyrillic
-        "\u0430": "a",  # cyrillic small letter a
-        "\u0432": "b",  # cyrillic small letter ve
-        "\u0435": "e",  # cyrillic small letter ie
-        "\u04bb": "h",  # cyrillic small letter shha
-        "\u043d": "h",  # cyrillic small letter en
-        "\u0456": "l",  # cyrillic small letter byelorussian-ukrainian i
-        "\u04cf": "l",  # cyrillic small letter palochka
-        "\u0458": "j",  # cyrillic small letter je
-        "\u043a": "k",  # cyrillic small letter ka
-        "\u043c": "rn",  # cyrillic small letter em
-        "\u043e": "o",  # cyrillic small letter o
-        "\u043f": "n",  # cyrillic small letter pe
-        "\u0440": "p",  # cyrillic small letter er
-        "\u0441": "c",  # cyrillic small letter es
-        "\u0442": "t",  # cyrillic small letter te
-        "\u0443": "y",  # cyrillic small letter u
-        "\u04af": "y",  # cyrillic small letter straight u
-        "\u0445": "x",  # cyrillic small letter ha
-        "\u0455": "s",  # cyrillic small letter dze
-        "\u044c": "b",  # cyrillic small letter soft sign
-        "\u0501": "cl",  # cyrillic small letter komi de
-        "\u051b": "q",  # cyrillic small letter qa
-        "\u051d": "w",  # cyrillic small letter we
-        # Greek
-        "\u03b1": "a",  # greek small letter alpha
-        "\u03b2": "b",  # greek small letter beta
-        "\u03b3": "y",  # greek small letter gamma
-        "\u03b5": "e",  # greek small letter epsilon
-        "\u03b7": "n",  # greek small letter eta
-        "\u03b9": "l",  # greek small letter iota
-        "\u03ba": "k",  # greek small letter kappa
-        "\u03bc": "u",  # greek small letter mu
-        "\u03bd": "v",  # greek small letter nu
-        "\u03bf": "o",  # greek small letter omicron
-        "\u03c1": "p",  # greek small letter rho
-        "\u03c2": "c",  # greek small letter final sigma
-        "\u03f2": "c",  # greek lunate sigma symbol
-        "\u03c4": "t",  # greek small letter tau
-        "\u03c5": "u",  # greek small letter upsilon
-        "\u03c7": "x",  # greek small letter chi
-        "\u03c9": "w",  # greek small letter omega
-        "\u03f3": "j",  # greek letter yot
-    }
-)
+# i/l/1, listed in ``confusables.txt`` beside this module. Applied to a canonical (lower-case)
+# key and to every reserved name; it only decides whether a username imitates a reserved one,
+# so it errs on the side of mapping.
+_SKELETON: Final = str.maketrans(_confusables())
 
 
 def _skeleton(key: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping, Sequence
 
+import attrs
 import numpy as np
 
 from customerkit.model import CustomerKind, NewCustomer
@@ -45,34 +46,7 @@ _DIRECTIONS = _data.DIRECTIONS
 _UNITS = _data.UNIT_LABELS
 
 
-_DRAFT_FIELDS = (
-    "location",
-    "fleet",
-    "number",
-    "core",
-    "suffix",
-    "comma",
-    "branch",
-    "street_no",
-    "direction",
-    "short_dir",
-    "street",
-    "street_type",
-    "short_type",
-    "unit",
-    "unit_no",
-    "short_unit",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "email",
-    "phone",
-    "extension",
-    "fax",
-)
-
-
+@attrs.define(eq=False)
 class CustomerDraft:
     """A generated customer: the parts of its fields, so that a near-duplicate can vary them.
 
@@ -80,65 +54,36 @@ class CustomerDraft:
     ``short_*`` flags say whether they are abbreviated.
     """
 
-    __slots__ = _DRAFT_FIELDS
-
-    # Positional on purpose: a keyword call with 24 arguments costs several times as much, and
-    # this runs once per generated customer.
-    def __init__(  # noqa: PLR0917
-        self,
-        location: int,
-        fleet: bool,
-        number: str,
-        core: str,
-        suffix: str,
-        comma: bool,
-        branch: str,
-        street_no: str,
-        direction: int,
-        short_dir: bool,
-        street: str,
-        street_type: int,
-        short_type: bool,
-        unit: int,
-        unit_no: str,
-        short_unit: bool,
-        city: str,
-        state: str,
-        postal_code: str,
-        country: str,
-        email: str,
-        phone: str,
-        extension: str,
-        fax: str,
-    ) -> None:
-        self.location = location
-        self.fleet = fleet
-        self.number = number
-        self.core = core
-        self.suffix = suffix
-        self.comma = comma
-        self.branch = branch
-        self.street_no = street_no
-        self.direction = direction
-        self.short_dir = short_dir
-        self.street = street
-        self.street_type = street_type
-        self.short_type = short_type
-        self.unit = unit
-        self.unit_no = unit_no
-        self.short_unit = short_unit
-        self.city = city
-        self.state = state
-        self.postal_code = postal_code
-        self.country = country
-        self.email = email
-        self.phone = phone
-        self.extension = extension
-        self.fax = fax
+    # Built with positional arguments on purpose (attrs' ``__init__`` takes them in this order):
+    # a keyword call with 24 arguments costs several times as much, once per generated customer.
+    location: int
+    fleet: bool
+    number: str
+    core: str
+    suffix: str
+    comma: bool
+    branch: str
+    street_no: str
+    direction: int
+    short_dir: bool
+    street: str
+    street_type: int
+    short_type: bool
+    unit: int
+    unit_no: str
+    short_unit: bool
+    city: str
+    state: str
+    postal_code: str
+    country: str
+    email: str
+    phone: str
+    extension: str
+    fax: str
 
     def copy(self) -> CustomerDraft:
         """A shallow copy, for building a near-duplicate."""
-        return CustomerDraft(*(getattr(self, name) for name in _DRAFT_FIELDS))
+        return attrs.evolve(self)
 
     def company_name(self) -> str:
         """The company name as typed: core, legal suffix, branch city."""

@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -342,26 +343,17 @@ def email_typo(email: str, r: Rand) -> str:
 # --- people -----------------------------------------------------------------------------------
 
 
+@attrs.define(eq=False)
 class Person:
     """A generated contact person, kept with the parts corruptions need."""
 
-    __slots__ = ("email", "first", "last", "phone", "title", "title_short")
-
-    def __init__(  # noqa: PLR0917 - positional: built once per person, keywords cost more
-        self,
-        first: str,
-        last: str,
-        email: str,
-        phone: str,
-        title: int,
-        title_short: bool,
-    ) -> None:
-        self.first = first
-        self.last = last
-        self.email = email
-        self.phone = phone
-        self.title = title
-        self.title_short = title_short
+    # Positional on purpose: built once per person, keywords cost more.
+    first: str
+    last: str
+    email: str
+    phone: str
+    title: int
+    title_short: bool
 
     def title_text(self, *, short: bool | None = None) -> str:
         """The job title as typed (``short`` forces the abbreviated or the long form)."""
