@@ -81,14 +81,8 @@ def _share(name: str, value: float) -> float:
 
 
 def _new_contact(fields: dict[str, str], *, external: bool) -> NewContact:
-    return NewContact(
-        first_name=fields["first_name"],
-        last_name=fields["last_name"],
-        email=fields["email"],
-        phone=fields["phone"],
-        title=fields["title"],
-        external_user=external,
-    )
+    """A contact draft of a person's fields as typed (``Person.record``, ``corrupt_person``)."""
+    return NewContact(**fields, external_user=external)
 
 
 def customers(

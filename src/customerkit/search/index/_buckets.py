@@ -11,20 +11,11 @@ from typing import Final
 import numpy as np
 
 from customerkit.model import SearchField
+from customerkit.search import rules
 from customerkit.search.index._arrays import Array, expand, sorted_unique, within
 from customerkit.search.index._segment import Segment
 from customerkit.search.index._vocabulary import Vocabulary
 from customerkit.search.query import ALL_FIELDS, SearchQuery
-from customerkit.search.rules import (
-    EXACT,
-    FUZZY,
-    INFIX,
-    MIN_FUZZY_LENGTH,
-    MIN_INFIX_LENGTH,
-    PREFIX,
-    is_fuzzy_match,
-    reported_field,
-)
 
 #: A query word thins the candidates by bitmap when its postings number at most this many
 #: times the candidates otherwise left to check (marking a posting costs about a hundredth of
@@ -45,8 +36,8 @@ class _WordPlan:
         self._lo, self._hi = vocabulary.prefix_range(text)
         self._exact = self._lo < self._hi and vocabulary.word(self._lo) == text
         self._exact_only = query.exact_only
-        self._infix = len(text) >= MIN_INFIX_LENGTH and not query.exact_only
-        self._fuzzy = query.fuzzy and len(text) >= MIN_FUZZY_LENGTH and not query.exact_only
+        self._infix = len(text) >= rules.MIN_INFIX_LENGTH and not query.exact_only
+        self._fuzzy = query.fuzzy and len(text) >= rules.MIN_FUZZY_LENGTH and not query.exact_only
         self._ranges: dict[int, tuple[Array, Array, Array]] = {}
         self._typo_cache: dict[int, bool] = {}
 
@@ -73,20 +64,20 @@ class _WordPlan:
 
         lo, hi = self._lo, self._hi
         if self._exact:
-            add(np.array([lo]), np.array([lo + 1]), EXACT)
+            add(np.array([lo]), np.array([lo + 1]), rules.EXACT)
             lo += 1
-        if tier <= PREFIX and not self._exact_only and lo < hi:
-            add(np.array([lo]), np.array([hi]), PREFIX)
+        if tier <= rules.PREFIX and not self._exact_only and lo < hi:
+            add(np.array([lo]), np.array([hi]), rules.PREFIX)
         infix = None
-        if tier <= INFIX and self._infix:
+        if tier <= rules.INFIX and self._infix:
             infix = self._vocabulary.infix_ids(self.text, self._lo, self._hi)
-            add(infix, infix + 1, INFIX)
-        if tier <= FUZZY and self._fuzzy:
+            add(infix, infix + 1, rules.INFIX)
+        if tier <= rules.FUZZY and self._fuzzy:
             typos = self._vocabulary.fuzzy_ids(self.text)
             typos = typos[(typos < self._lo) | (typos >= self._hi)]
             if infix is not None:
                 typos = typos[~within(typos, infix)]
-            add(typos, typos + 1, FUZZY)
+            add(typos, typos + 1, rules.FUZZY)
         if not starts:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, np.empty(0, dtype=np.int8)
@@ -104,7 +95,7 @@ class _WordPlan:
         For the fuzzy tier the typo check runs only on the words actually seen, so only the
         bucket's driving word pays for a scan of the vocabulary.
         """
-        first, last, strength = self.ranges(max(tier, INFIX))
+        first, last, strength = self.ranges(max(tier, rules.INFIX))
         if not len(first):
             out = np.full(len(word_ids), -1, dtype=np.int8)
         else:
@@ -112,16 +103,18 @@ class _WordPlan:
             clipped = np.maximum(at, 0)
             hit = (at >= 0) & (word_ids < last[clipped])
             out = np.where(hit, strength[clipped], -1).astype(np.int8)
-        if tier == FUZZY and self._fuzzy:
+        if tier == rules.FUZZY and self._fuzzy:
             unknown = sorted_unique(word_ids[out < 0])
             typo = np.array([self._is_typo(int(i)) for i in unknown], dtype=bool)
             if typo.any():
-                out[within(word_ids, unknown[typo])] = FUZZY
+                out[within(word_ids, unknown[typo])] = rules.FUZZY
         return out
 
     def _is_typo(self, word_id: int) -> bool:
         if word_id not in self._typo_cache:
-            self._typo_cache[word_id] = is_fuzzy_match(self.text, self._vocabulary.word(word_id))
+            self._typo_cache[word_id] = rules.is_fuzzy_match(
+                self.text, self._vocabulary.word(word_id)
+            )
         return self._typo_cache[word_id]
 
 
@@ -222,7 +215,7 @@ class SegmentSearch:
         # rest, if a word's postings are few enough to pay for it: marking a posting costs
         # about a hundredth of checking a candidate. Typos are known only per checked word,
         # so the fuzzy tier never filters.
-        others = [] if tier == FUZZY else [at for at in range(len(costs)) if at != driver]
+        others = [] if tier == rules.FUZZY else [at for at in range(len(costs)) if at != driver]
         found: list[Array] = []
         missing = need
         size = _FIRST_CHUNK + need
@@ -246,7 +239,7 @@ class SegmentSearch:
 
     def _cost(self, plan: _WordPlan, tier: int) -> int:
         """How many postings a word has at ``tier`` or above (typos not counted)."""
-        first, last, _ = plan.ranges(max(tier, INFIX))
+        first, last, _ = plan.ranges(max(tier, rules.INFIX))
         if len(first) == 1:
             return int(self.segment.posting_starts[last[0]] - self.segment.posting_starts[first[0]])
         starts = self.segment.posting_starts
@@ -277,7 +270,7 @@ class SegmentSearch:
         word_ids = entries >> 2
         nonempty = counts > 0
         group_starts = (np.cumsum(counts) - counts)[nonempty]
-        tiers = np.full(len(documents), EXACT, dtype=np.int8)
+        tiers = np.full(len(documents), rules.EXACT, dtype=np.int8)
         all_name = np.ones(len(documents), dtype=bool)
         for plan in self._plans:
             strength = plan.strengths(word_ids, tier)
@@ -303,4 +296,4 @@ class SegmentSearch:
                     best[code] = max(best.get(code, -1), value)
             top = max(best.values())
             best_fields.append({ALL_FIELDS[code] for code, value in best.items() if value == top})
-        return reported_field(best_fields)
+        return rules.reported_field(best_fields)
