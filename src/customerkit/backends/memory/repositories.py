@@ -186,10 +186,6 @@ class _Customers(_Repository):
     def merged_into(self, customer_id: str) -> list[Customer]:
         return self._tombstones(self._s.customers, customer_id)
 
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        holder = self._s.numbers.get((location_id, number_key))
-        return None if holder is None else self._s.customers[holder]
-
     def find_by_username(self, username_key: str) -> Customer | None:
         holder = self._s.usernames.get(username_key)
         return None if holder is None else self._s.customers[holder]
@@ -291,10 +287,6 @@ class _Contacts(_Repository):
     def for_customer(self, customer_id: str) -> list[Contact]:
         contacts = [self._s.contacts[i] for i in self._s.contacts_of.get(customer_id, {})]
         return sorted(contacts, key=lambda contact: (contact.created_at, contact.id))
-
-    def find_external_user(self, email_key: str) -> Contact | None:
-        holder = self._s.external_users.get(email_key)
-        return None if holder is None else self._s.contacts[holder]
 
     @staticmethod
     def _external_key(contact: Contact) -> str | None:

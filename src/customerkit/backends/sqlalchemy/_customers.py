@@ -206,11 +206,6 @@ class CustomerRepository:
         rows = self._uow.reader().execute(statement).mappings()
         return [_rows.customer_from_row(row) for row in rows]
 
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        return self._one(
-            _C.location_id == location_id, _C.number_key == number_key, LIVE_CUSTOMER, HAS_NUMBER
-        )
-
     def find_by_username(self, username_key: str) -> Customer | None:
         return self._one(_C.username_key == username_key)
 

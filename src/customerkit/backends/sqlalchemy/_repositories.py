@@ -92,10 +92,15 @@ class ContactRepository:
                 return int(connection.execute(statement).rowcount)
         except IntegrityError:
             key = _rows.external_key(contact)
-            holder = None if key is None else self.find_external_user(key)
-            if holder is None or holder.id == contact.id:
+            holder = None if key is None else self._external_user(connection, key)
+            if holder is None or holder == contact.id:
                 raise
-            raise DuplicateExternalUser(holder.id) from None  # the driver quotes the email
+            raise DuplicateExternalUser(holder) from None  # the driver quotes the email
+
+    @staticmethod
+    def _external_user(connection: Connection, email_key: str) -> str | None:
+        """The id of the live external user holding this canonical email (K3), if any."""
+        return connection.scalar(select(_K.id).where(_K.external_key == email_key))
 
     def add(self, contact: Contact) -> None:
         connection = self._uow.reader()  # the customer may still be buffered
@@ -176,11 +181,6 @@ class ContactRepository:
         connection = self._uow.reader()
         ensure_keys(connection, "contact", location_id, region)
         return stored_match_index(connection, "contact", location_id, region, config=config)
-
-    def find_external_user(self, email_key: str) -> Contact | None:
-        statement = select(schema.contacts).where(_K.external_key == email_key)
-        row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else _rows.contact_from_row(row)
 
 
 class UserRepository:
