@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -266,16 +267,7 @@ class HistoryRepository:
         return sorted(numbers)
 
     def append(self, record: ChangeRecord) -> ChangeRecord:
-        stored = ChangeRecord(
-            entity=record.entity,
-            entity_id=record.entity_id,
-            customer_id=record.customer_id,
-            action=record.action,
-            actor_id=record.actor_id,
-            at=record.at,
-            changes=record.changes,
-            seq=self._allocate(),
-        )
+        stored = attrs.evolve(record, seq=self._allocate())
         row = _rows.history_row(stored)
         self._uow.buffer_history(tuple(row[name] for name in _HISTORY_COLUMNS))
         return stored
