@@ -106,12 +106,9 @@ class _Records(_Repository, Generic[R]):
     """
 
     _kind: Literal["customer", "contact"]
-
-    def _table(self) -> dict[str, R]:
-        raise NotImplementedError
-
-    def _touched_table(self) -> dict[str, R | None]:
-        raise NotImplementedError
+    #: The records by id, and those this unit of work changed as they were before it.
+    _records: dict[str, R]
+    _before: dict[str, R | None]
 
     def _keys(self, record: R) -> list[tuple[dict[Any, str], Any]]:
         """The unique keys a live record holds: (key table, key)."""
@@ -130,24 +127,23 @@ class _Records(_Repository, Generic[R]):
         """Forget a removed record beyond its unique keys."""
 
     def get(self, record_id: str) -> R | None:
-        return self._table().get(record_id)
+        return self._records.get(record_id)
 
     def _touch(self, record_id: str) -> None:
         """Remember the record as it was before this unit of work, for the indexes."""
-        touched = self._touched_table()
-        if record_id not in touched:
-            touched[record_id] = self._table().get(record_id)
+        if record_id not in self._before:
+            self._before[record_id] = self._records.get(record_id)
 
     def add(self, record: R) -> None:
         self._check_unique(record)
         self._touch(record.id)
-        self._j.set(self._table(), record.id, record)
+        self._j.set(self._records, record.id, record)
         self._placed(record)
         self._index_keys(record)
         self._link(record)
 
     def update(self, record: R, *, expected_version: int) -> None:
-        stored = self._table().get(record.id)
+        stored = self._records.get(record.id)
         if stored is None or stored.version != expected_version:
             raise ConcurrentModification(self._kind, record.id)
         self._unindex_keys(stored)
@@ -159,18 +155,18 @@ class _Records(_Repository, Generic[R]):
         self._touch(record.id)
         self._moved(stored, record)
         self._unlink(stored)
-        self._j.set(self._table(), record.id, record)
+        self._j.set(self._records, record.id, record)
         self._index_keys(record)
         self._link(record)
 
     def remove(self, record_id: str) -> None:
-        stored = self._table().get(record_id)
+        stored = self._records.get(record_id)
         if stored is None:
             return
         self._touch(record_id)
         self._unindex_keys(stored)
         self._unlink(stored)
-        self._j.pop(self._table(), record_id)
+        self._j.pop(self._records, record_id)
         self._dropped(stored)
         self._forget_dismissals(self._kind, record_id)
 
@@ -183,7 +179,7 @@ class _Records(_Repository, Generic[R]):
             self._j.pop(table, key)
 
     def merged_into(self, record_id: str) -> list[R]:
-        return self._tombstones(self._table(), record_id)
+        return self._tombstones(self._records, record_id)
 
     def match_index(
         self, location_id: str, *, region: str, config: MatchConfig | None = None
@@ -194,11 +190,9 @@ class _Records(_Repository, Generic[R]):
 class _Customers(_Records[Customer]):
     _kind = "customer"
 
-    def _table(self) -> dict[str, Customer]:
-        return self._s.customers
-
-    def _touched_table(self) -> dict[str, Customer | None]:
-        return self._touched
+    def __init__(self, *parts: Any) -> None:
+        super().__init__(*parts)
+        self._records, self._before = self._s.customers, self._touched
 
     def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         table = self._s.customers
@@ -287,11 +281,9 @@ class _Customers(_Records[Customer]):
 class _Contacts(_Records[Contact]):
     _kind = "contact"
 
-    def _table(self) -> dict[str, Contact]:
-        return self._s.contacts
-
-    def _touched_table(self) -> dict[str, Contact | None]:
-        return self._touched_contacts
+    def __init__(self, *parts: Any) -> None:
+        super().__init__(*parts)
+        self._records, self._before = self._s.contacts, self._touched_contacts
 
     def _placed(self, contact: Contact) -> None:
         self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
