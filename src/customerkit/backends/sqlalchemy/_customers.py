@@ -26,8 +26,8 @@ from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
 from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
-from customerkit.backends.sqlalchemy._match_keys import stored_match_index
 from customerkit.backends.sqlalchemy._repositories import (
+    StoredKeysIndex,
     forget_dismissals,
     read_all,
     read_one,
@@ -44,7 +44,6 @@ from customerkit.errors import (
 )
 from customerkit.export import ExportRecord
 from customerkit.identity import username_key
-from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
@@ -119,8 +118,10 @@ def find_conflict(connection: Connection, batch: Sequence[Customer]) -> Customer
     return None
 
 
-class CustomerRepository:
+class CustomerRepository(StoredKeysIndex):
     """Customers of a unit of work (the ``CustomerRepository`` protocol)."""
+
+    _kind = "customer"
 
     def __init__(self, uow: Session) -> None:
         self._uow = uow
@@ -218,12 +219,6 @@ class CustomerRepository:
             .order_by(_C.created_at, _C.id)
         )
         return read_all(self._uow.reader(), statement, _rows.customer_from_row)
-
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        connection = self._uow.reader()
-        return stored_match_index(connection, "customer", location_id, region, config=config)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

@@ -22,6 +22,7 @@ from customerkit.backends.sqlalchemy._rows import Row
 from customerkit.backends.sqlalchemy._session import Session
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.matching.table import Kind
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
 
 _K = schema.contacts.c
@@ -96,8 +97,23 @@ def rewrite_rows(
     return rows
 
 
-class ContactRepository:
+class StoredKeysIndex:
+    """The customers' and contacts' ``match_index`` (``KeptMatchIndex``): keys kept in tables."""
+
+    _kind: Kind
+    _uow: Session
+
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
+        connection = self._uow.reader()
+        return stored_match_index(connection, self._kind, location_id, region, config=config)
+
+
+class ContactRepository(StoredKeysIndex):
     """Contacts, tombstones included (the ``ContactRepository`` protocol)."""
+
+    _kind = "contact"
 
     def __init__(self, uow: Session) -> None:
         self._uow = uow
@@ -181,12 +197,6 @@ class ContactRepository:
             .order_by(_K.created_at, _K.id)
         )
         return read_all(self._uow.reader(), statement, _rows.contact_from_row)
-
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        connection = self._uow.reader()
-        return stored_match_index(connection, "contact", location_id, region, config=config)
 
 
 class UserRepository:
