@@ -51,7 +51,6 @@ LOCATIONS = ("loc-1", "loc-2")
 #: Searches compared before and after: names, a city a merge fills, imported and new names.
 QUERIES = ("john", "aurora", "hauling", "newco")
 USERNAMES = ("jtires", "newbie", "other")
-NUMBERS = ("C-1", "C-2", "C-3", "C-4", "N-1", "N-2", "N-3", "P-1")
 
 
 class InjectedFault(Exception):
@@ -267,12 +266,6 @@ def snapshot(book: ck.Book, id_count: int, merge_ids: list[str]) -> dict[str, An
                 name: getattr(uow.customers.find_by_username(name), "id", None)
                 for name in USERNAMES
             },
-            "numbers": {
-                number: getattr(
-                    uow.customers.find_by_number("loc-1", number_key(number)), "id", None
-                )
-                for number in NUMBERS
-            },
             "sources": {
                 ext: getattr(uow.customers.find_by_source("dms", ext), "id", None)
                 for ext in ("P-1", "P-2")
@@ -285,12 +278,6 @@ def snapshot(book: ck.Book, id_count: int, merge_ids: list[str]) -> dict[str, An
     seen["recent"] = book.customers.recent(actor=STAFF)
     seen["raw"] = raw_dump(book.store)
     return seen
-
-
-def number_key(number: str) -> str:
-    from customerkit.text import number_key as key
-
-    return key(number)
 
 
 # -- scenarios ------------------------------------------------------------------------------------

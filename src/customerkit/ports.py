@@ -35,6 +35,8 @@ from customerkit.model import (
     Contact,
     Customer,
     Dismissal,
+    SearchField,
+    SourceRecord,
     User,
 )
 from customerkit.search.query import RankedMatch, SearchQuery
@@ -409,8 +411,11 @@ class CustomerSource(Protocol):  # rule D1
     def name(self) -> str:
         """The source's name, unique within a book."""
 
-    def search(self, query: str, field: Any) -> Sequence[Any]:
-        """Source records matching a query on a field (``SearchField``)."""
+    def search(self, query: str, field: SearchField) -> Sequence[SourceRecord | Mapping[str, Any]]:
+        """Source records matching a query on a field.
 
-    def fetch(self, external_id: str) -> Any:
-        """The current data of one record (a ``SourceRecord``), or ``None`` when gone."""
+        Each a ``SourceRecord``, or a mapping with its ``external_id`` and ``data``.
+        """
+
+    def fetch(self, external_id: str) -> SourceRecord | Mapping[str, Any] | None:
+        """The current data of one record (as ``search`` gives it), or ``None`` when gone."""

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import customerkit as ck
 from customerkit.config import BookConfig
+
+
+class DictSource:
+    """A user's own source answering with plain mappings, as the protocol allows."""
+
+    name = "dms"
+
+    def search(self, query: str, field: ck.SearchField) -> list[dict[str, object]]:
+        return [{"external_id": "P-1", "data": {"company_name": query}}]
+
+    def fetch(self, external_id: str) -> Mapping[str, object] | None:
+        return None
+
+
+def sources() -> tuple[ck.CustomerSource, ...]:
+    shipped: ck.CustomerSource = ck.InMemorySource("dms", [])
+    own: ck.CustomerSource = DictSource()
+    return shipped, own
 
 
 def tour() -> tuple[object, ...]:

@@ -208,7 +208,7 @@ class SourceService:
         return record
 
 
-def _as_record(value: Any) -> SourceRecord | None:
+def _as_record(value: object) -> SourceRecord | None:
     """Accept a ``SourceRecord`` or a mapping with ``external_id`` and ``data`` from a source."""
     if value is None or isinstance(value, SourceRecord):
         return value

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
+
+import attrs
 
 from customerkit.backends.memory.state import (
     SortedIds,
@@ -91,23 +93,112 @@ class _Repository:
         return index
 
 
-class _Customers(_Repository):
-    def get(self, customer_id: str) -> Customer | None:
-        return self._s.customers.get(customer_id)
+#: A record with a version, unique keys and merge links: a customer or a contact.
+R = TypeVar("R", Customer, Contact)
+T = TypeVar("T")
+
+
+class _Records(_Repository, Generic[R]):
+    """What the customers and contacts tables share: versioned writes, unique keys, links.
+
+    A subclass names its table and kind, its unique keys, and what else a record's add,
+    update and removal change (``_placed``, ``_moved``, ``_dropped``).
+    """
+
+    _kind: Literal["customer", "contact"]
+    #: The records by id, and those this unit of work changed as they were before it.
+    _records: dict[str, R]
+    _before: dict[str, R | None]
+
+    def _keys(self, record: R) -> list[tuple[dict[Any, str], Any]]:
+        """The unique keys a live record holds: (key table, key)."""
+        raise NotImplementedError
+
+    def _check_unique(self, record: R) -> None:
+        raise NotImplementedError
+
+    def _placed(self, record: R) -> None:
+        """Index a new record beyond its unique keys."""
+
+    def _moved(self, stored: R, record: R) -> None:
+        """Re-index a record an update changes (``stored`` is the version it replaces)."""
+
+    def _dropped(self, stored: R) -> None:
+        """Forget a removed record beyond its unique keys."""
+
+    def get(self, record_id: str) -> R | None:
+        return self._records.get(record_id)
+
+    def _touch(self, record_id: str) -> None:
+        """Remember the record as it was before this unit of work, for the indexes."""
+        if record_id not in self._before:
+            self._before[record_id] = self._records.get(record_id)
+
+    def add(self, record: R) -> None:
+        self._check_unique(record)
+        self._touch(record.id)
+        self._j.set(self._records, record.id, record)
+        self._placed(record)
+        self._index_keys(record)
+        self._link(record)
+
+    def update(self, record: R, *, expected_version: int) -> None:
+        stored = self._records.get(record.id)
+        if stored is None or stored.version != expected_version:
+            raise ConcurrentModification(self._kind, record.id)
+        self._unindex_keys(stored)
+        try:
+            self._check_unique(record)
+        except Exception:
+            self._index_keys(stored)
+            raise
+        self._touch(record.id)
+        self._moved(stored, record)
+        self._unlink(stored)
+        self._j.set(self._records, record.id, record)
+        self._index_keys(record)
+        self._link(record)
+
+    def remove(self, record_id: str) -> None:
+        stored = self._records.get(record_id)
+        if stored is None:
+            return
+        self._touch(record_id)
+        self._unindex_keys(stored)
+        self._unlink(stored)
+        self._j.pop(self._records, record_id)
+        self._dropped(stored)
+        self._forget_dismissals(self._kind, record_id)
+
+    def _index_keys(self, record: R) -> None:
+        for table, key in self._keys(record):
+            self._j.set(table, key, record.id)
+
+    def _unindex_keys(self, record: R) -> None:
+        for table, key in self._keys(record):
+            self._j.pop(table, key)
+
+    def merged_into(self, record_id: str) -> list[R]:
+        return self._tombstones(self._records, record_id)
+
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
+        return self._match_index(self._kind, location_id, region, config)
+
+
+class _Customers(_Records[Customer]):
+    _kind = "customer"
+
+    def __init__(self, *parts: Any) -> None:
+        super().__init__(*parts)
+        self._records, self._before = self._s.customers, self._touched
 
     def get_many(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
         table = self._s.customers
         return {i: table[i] for i in customer_ids if i in table}
 
-    def _touch(self, customer_id: str) -> None:
-        """Remember the customer as it was before this unit of work, for the search index."""
-        if customer_id not in self._touched:
-            self._touched[customer_id] = self._s.customers.get(customer_id)
-
-    def add(self, customer: Customer) -> None:
-        self._check_unique(customer)
-        self._touch(customer.id)
-        self._j.set(self._s.customers, customer.id, customer)
+    def _placed(self, customer: Customer) -> None:
         members = self._s.by_location.setdefault(customer.location_id, {})
         self._j.set(members, customer.id, None)
         ordered = self._s.sorted_ids.get(customer.location_id)
@@ -115,38 +206,12 @@ class _Customers(_Repository):
             ordered = SortedIds()
             self._j.set(self._s.sorted_ids, customer.location_id, ordered)
         self._j.add_id(ordered, customer.id)
-        self._index_keys(customer)
-        self._link(customer)
 
-    def update(self, customer: Customer, *, expected_version: int) -> None:
-        stored = self._s.customers.get(customer.id)
-        if stored is None or stored.version != expected_version:
-            raise ConcurrentModification("customer", customer.id)
-        self._unindex_keys(stored)
-        try:
-            self._check_unique(customer)
-        except Exception:
-            self._index_keys(stored)
-            raise
-        self._touch(customer.id)
-        self._unlink(stored)
-        self._j.set(self._s.customers, customer.id, customer)
-        self._index_keys(customer)
-        self._link(customer)
-
-    def remove(self, customer_id: str) -> None:
-        stored = self._s.customers.get(customer_id)
-        if stored is None:
-            return
-        self._touch(customer_id)
-        self._unindex_keys(stored)
-        self._unlink(stored)
-        self._j.pop(self._s.customers, customer_id)
-        self._j.pop(self._s.by_location.get(stored.location_id, {}), customer_id)
+    def _dropped(self, stored: Customer) -> None:
+        self._j.pop(self._s.by_location.get(stored.location_id, {}), stored.id)
         ordered = self._s.sorted_ids.get(stored.location_id)
         if ordered is not None:
-            self._j.discard_id(ordered, customer_id)
-        self._forget_dismissals("customer", customer_id)
+            self._j.discard_id(ordered, stored.id)
 
     def _check_unique(self, customer: Customer) -> None:
         if customer.username is not None:
@@ -174,21 +239,6 @@ class _Customers(_Repository):
         if customer.is_live and customer.source is not None:
             keys.append((self._s.source_ids, (customer.source.source, customer.source.external_id)))
         return keys
-
-    def _index_keys(self, customer: Customer) -> None:
-        for table, key in self._keys(customer):
-            self._j.set(table, key, customer.id)
-
-    def _unindex_keys(self, customer: Customer) -> None:
-        for table, key in self._keys(customer):
-            self._j.pop(table, key)
-
-    def merged_into(self, customer_id: str) -> list[Customer]:
-        return self._tombstones(self._s.customers, customer_id)
-
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        holder = self._s.numbers.get((location_id, number_key))
-        return None if holder is None else self._s.customers[holder]
 
     def find_by_username(self, username_key: str) -> Customer | None:
         holder = self._s.usernames.get(username_key)
@@ -224,99 +274,43 @@ class _Customers(_Repository):
             people = sorted(map(contacts.__getitem__, held), key=_oldest_first) if held else ()
             yield record_of(customer, people)
 
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        return self._match_index("customer", location_id, region, config)
-
     def search(self, location_id: str, query: SearchQuery, *, limit: int) -> list[RankedMatch]:
         return self._s.index.search(location_id, query, limit=limit)
 
 
-class _Contacts(_Repository):
-    def get(self, contact_id: str) -> Contact | None:
-        return self._s.contacts.get(contact_id)
+class _Contacts(_Records[Contact]):
+    _kind = "contact"
 
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        return self._match_index("contact", location_id, region, config)
+    def __init__(self, *parts: Any) -> None:
+        super().__init__(*parts)
+        self._records, self._before = self._s.contacts, self._touched_contacts
 
-    def _touch(self, contact_id: str) -> None:
-        """Remember the contact as it was before this unit of work, for the matching indexes."""
-        if contact_id not in self._touched_contacts:
-            self._touched_contacts[contact_id] = self._s.contacts.get(contact_id)
-
-    def add(self, contact: Contact) -> None:
-        self._check_unique(contact)
-        self._touch(contact.id)
-        self._j.set(self._s.contacts, contact.id, contact)
+    def _placed(self, contact: Contact) -> None:
         self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
-        self._index(contact)
-        self._link(contact)
 
-    def update(self, contact: Contact, *, expected_version: int) -> None:
-        stored = self._s.contacts.get(contact.id)
-        if stored is None or stored.version != expected_version:
-            raise ConcurrentModification("contact", contact.id)
-        self._touch(contact.id)
-        self._unindex(stored)
-        try:
-            self._check_unique(contact)
-        except Exception:
-            self._index(stored)
-            raise
+    def _moved(self, stored: Contact, contact: Contact) -> None:
         if stored.customer_id != contact.customer_id:
             self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), contact.id)
-            self._j.set(self._s.contacts_of.setdefault(contact.customer_id, {}), contact.id, None)
-        self._unlink(stored)
-        self._j.set(self._s.contacts, contact.id, contact)
-        self._index(contact)
-        self._link(contact)
+            self._placed(contact)
 
-    def remove(self, contact_id: str) -> None:
-        stored = self._s.contacts.get(contact_id)
-        if stored is None:
-            return
-        self._touch(contact_id)
-        self._unindex(stored)
-        self._unlink(stored)
-        self._j.pop(self._s.contacts, contact_id)
-        self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), contact_id)
-        self._forget_dismissals("contact", contact_id)
-
-    def merged_into(self, contact_id: str) -> list[Contact]:
-        return self._tombstones(self._s.contacts, contact_id)
+    def _dropped(self, stored: Contact) -> None:
+        self._j.pop(self._s.contacts_of.get(stored.customer_id, {}), stored.id)
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         contacts = [self._s.contacts[i] for i in self._s.contacts_of.get(customer_id, {})]
         return sorted(contacts, key=lambda contact: (contact.created_at, contact.id))
 
-    def find_external_user(self, email_key: str) -> Contact | None:
-        holder = self._s.external_users.get(email_key)
-        return None if holder is None else self._s.contacts[holder]
-
-    @staticmethod
-    def _external_key(contact: Contact) -> str | None:
+    def _keys(self, contact: Contact) -> list[tuple[dict[Any, str], Any]]:
+        # K3: a live external user's canonical email is unique among live external users.
         if contact.external_user and contact.is_live and contact.email:
-            return email_key(contact.email)
-        return None
+            return [(self._s.external_users, email_key(contact.email))]
+        return []
 
     def _check_unique(self, contact: Contact) -> None:
-        key = self._external_key(contact)
-        holder = None if key is None else self._s.external_users.get(key)
-        if holder is not None and holder != contact.id:
-            raise DuplicateExternalUser(holder)
-
-    def _index(self, contact: Contact) -> None:
-        key = self._external_key(contact)
-        if key is not None:
-            self._j.set(self._s.external_users, key, contact.id)
-
-    def _unindex(self, contact: Contact) -> None:
-        key = self._external_key(contact)
-        if key is not None:
-            self._j.pop(self._s.external_users, key)
+        for table, key in self._keys(contact):
+            holder = table.get(key)
+            if holder is not None and holder != contact.id:
+                raise DuplicateExternalUser(holder)
 
 
 class _Users(_Repository):
@@ -345,16 +339,7 @@ class _History(_Repository):
     def append(self, record: ChangeRecord) -> ChangeRecord:
         seq = self._s.history_seq
         self._j.append(seq, seq[-1] + 1)
-        stored = ChangeRecord(
-            entity=record.entity,
-            entity_id=record.entity_id,
-            customer_id=record.customer_id,
-            action=record.action,
-            actor_id=record.actor_id,
-            at=record.at,
-            changes=record.changes,
-            seq=seq[-1],
-        )
+        stored = attrs.evolve(record, seq=seq[-1])
         if record.customer_id not in self._s.history:
             self._j.set(self._s.history, record.customer_id, [])
         self._j.append(self._s.history[record.customer_id], stored)
@@ -370,27 +355,32 @@ class _History(_Repository):
 
 
 class _Reference(_Repository):
+    def _add_named(self, table: dict[str, Any], item: CompanyType | Category, what: str) -> None:
+        if item.name in table:
+            raise ValidationError({"name": f"this {what} exists already"})
+        self._j.set(table, item.name, item)
+
     def add_company_type(self, company_type: CompanyType) -> None:
-        if company_type.name in self._s.company_types:
-            raise ValidationError({"name": "this company type exists already"})
-        self._j.set(self._s.company_types, company_type.name, company_type)
+        self._add_named(self._s.company_types, company_type, "company type")
 
     def get_company_type(self, name: str) -> CompanyType | None:
         return self._s.company_types.get(name)
 
     def company_types(self) -> list[CompanyType]:
-        return [self._s.company_types[name] for name in sorted(self._s.company_types)]
+        return _by_name(self._s.company_types)
 
     def add_category(self, category: Category) -> None:
-        if category.name in self._s.categories:
-            raise ValidationError({"name": "this category exists already"})
-        self._j.set(self._s.categories, category.name, category)
+        self._add_named(self._s.categories, category, "category")
 
     def get_category(self, name: str) -> Category | None:
         return self._s.categories.get(name)
 
     def categories(self) -> list[Category]:
-        return [self._s.categories[name] for name in sorted(self._s.categories)]
+        return _by_name(self._s.categories)
+
+
+def _by_name(table: dict[str, T]) -> list[T]:
+    return [table[name] for name in sorted(table)]
 
 
 class _Settings(_Repository):

@@ -26,8 +26,13 @@ from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
 from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
-from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
-from customerkit.backends.sqlalchemy._repositories import forget_dismissals, rewrite_rows
+from customerkit.backends.sqlalchemy._repositories import (
+    StoredKeysIndex,
+    forget_dismissals,
+    read_all,
+    read_one,
+    rewrite_rows,
+)
 from customerkit.backends.sqlalchemy._session import Session
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
 from customerkit.errors import (
@@ -39,7 +44,6 @@ from customerkit.errors import (
 )
 from customerkit.export import ExportRecord
 from customerkit.identity import username_key
-from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import Customer
 from customerkit.search.query import RankedMatch, SearchQuery
 from customerkit.text import number_key
@@ -114,8 +118,10 @@ def find_conflict(connection: Connection, batch: Sequence[Customer]) -> Customer
     return None
 
 
-class CustomerRepository:
+class CustomerRepository(StoredKeysIndex):
     """Customers of a unit of work (the ``CustomerRepository`` protocol)."""
+
+    _kind = "customer"
 
     def __init__(self, uow: Session) -> None:
         self._uow = uow
@@ -124,8 +130,7 @@ class CustomerRepository:
         statement = select(customers).where(*where)
         if lock:
             statement = statement.with_for_update()
-        row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else _rows.customer_from_row(row)
+        return read_one(self._uow.reader(), statement, _rows.customer_from_row)
 
     def get(self, customer_id: str) -> Customer | None:
         """The customer; in a unit of work that may write, locked until it ends (PostgreSQL).
@@ -189,27 +194,15 @@ class CustomerRepository:
         self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
     ) -> list[Customer]:
         # Tombstones have no search words or match keys: only the row changes.
+        connection = self._uow.reader()
         rows = rewrite_rows(
-            self._uow.reader(),
-            customers,
-            ids,
-            "merged_into",
-            from_id=from_id,
-            to_id=to_id,
-            at=at,
-            entity="customer",
+            connection, customers, ids, "merged_into", from_id=from_id, to_id=to_id, at=at
         )
         return [_rows.customer_from_row(row) for row in rows]
 
     def merged_into(self, customer_id: str) -> list[Customer]:
         statement = select(customers).where(_C.merged_into == customer_id).order_by(_C.id)
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.customer_from_row(row) for row in rows]
-
-    def find_by_number(self, location_id: str, number_key: str) -> Customer | None:
-        return self._one(
-            _C.location_id == location_id, _C.number_key == number_key, LIVE_CUSTOMER, HAS_NUMBER
-        )
+        return read_all(self._uow.reader(), statement, _rows.customer_from_row)
 
     def find_by_username(self, username_key: str) -> Customer | None:
         return self._one(_C.username_key == username_key)
@@ -225,15 +218,7 @@ class CustomerRepository:
             .where(_C.location_id == location_id, LIVE_CUSTOMER, _C.created_at >= since)
             .order_by(_C.created_at, _C.id)
         )
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.customer_from_row(row) for row in rows]
-
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        connection = self._uow.reader()
-        ensure_keys(connection, "customer", location_id, region)
-        return stored_match_index(connection, "customer", location_id, region, config=config)
+        return read_all(self._uow.reader(), statement, _rows.customer_from_row)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

@@ -197,8 +197,10 @@ def stored_match_index(
 ) -> MatchIndex:
     """A ``MatchIndex`` whose blocks live in ``match_keys``; it loads only candidates.
 
-    Valid inside the unit of work that made it (it reads through that connection).
+    Computes the location's keys first unless they are kept already (``ensure_keys``). Valid
+    inside the unit of work that made it (it reads through that connection).
     """
+    ensure_keys(connection, kind, location_id, region)
     blocks = StoredBlocks(connection, kind, location_id)
     return MatchIndex(kind, config=config, region=region, blocks=blocks)
 

@@ -7,25 +7,47 @@ transaction stays usable after the database refuses one and the clash can be exp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, RowMapping, Table, delete, or_, select, text, update
+import attrs
+from sqlalchemy import Connection, RowMapping, Select, Table, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import chunks
-from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._match_keys import stored_match_index
+from customerkit.backends.sqlalchemy._rows import Row
 from customerkit.backends.sqlalchemy._session import Session
 from customerkit.errors import ConcurrentModification, DuplicateExternalUser, ValidationError
 from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.matching.table import Kind
 from customerkit.model import Category, ChangeRecord, CompanyType, Contact, Dismissal, User
 
 _K = schema.contacts.c
 _HISTORY_COLUMNS = tuple(column.name for column in schema.history.columns)
 #: Largest block of history sequence numbers PostgreSQL hands one unit of work at a time.
 _MAX_SEQ_BLOCK = 1024
+
+
+#: A record type a row converts to.
+T = TypeVar("T")
+
+
+def read_all(
+    connection: Connection, statement: Select[Any], from_row: Callable[[Row], T]
+) -> list[T]:
+    """The records the rows of a query hold, in its order."""
+    return [from_row(row) for row in connection.execute(statement).mappings()]
+
+
+def read_one(
+    connection: Connection, statement: Select[Any], from_row: Callable[[Row], T]
+) -> T | None:
+    """The record the first row of a query holds; ``None`` when there is none."""
+    row = connection.execute(statement).mappings().first()
+    return None if row is None else from_row(row)
 
 
 def _insert_or(connection: Connection, statement: Any, error: Exception) -> None:
@@ -49,13 +71,13 @@ def rewrite_rows(
     from_id: str,
     to_id: str,
     at: datetime,
-    entity: str,
 ) -> list[RowMapping]:
     """``repoint`` and ``move`` of the protocols: one ``UPDATE`` per chunk, then a read back.
 
     Sets ``column`` from ``from_id`` to ``to_id`` on every row of ``ids``. A chain of merges
     re-points every earlier tombstone, and moves every contact gathered so far, at each new
-    main: a statement per row made a chain of 300 merges take minutes.
+    main: a statement per row made a chain of 300 merges take minutes. A row gone or pointing
+    elsewhere raises ``ConcurrentModification`` naming the table's record ("contact").
     """
     wanted = sorted(set(ids))
     written = 0
@@ -67,7 +89,7 @@ def rewrite_rows(
         )
         written += connection.execute(statement).rowcount
     if written != len(wanted):  # one is gone or points elsewhere: changed since it was read
-        raise ConcurrentModification(entity)
+        raise ConcurrentModification(table.name.removesuffix("s"))
     rows: list[RowMapping] = []
     for part in chunks(wanted):
         found = connection.execute(select(table).where(table.c.id.in_(part)).order_by(table.c.id))
@@ -75,16 +97,30 @@ def rewrite_rows(
     return rows
 
 
-class ContactRepository:
+class StoredKeysIndex:
+    """The customers' and contacts' ``match_index`` (``KeptMatchIndex``): keys kept in tables."""
+
+    _kind: Kind
+    _uow: Session
+
+    def match_index(
+        self, location_id: str, *, region: str, config: MatchConfig | None = None
+    ) -> MatchIndex:
+        connection = self._uow.reader()
+        return stored_match_index(connection, self._kind, location_id, region, config=config)
+
+
+class ContactRepository(StoredKeysIndex):
     """Contacts, tombstones included (the ``ContactRepository`` protocol)."""
+
+    _kind = "contact"
 
     def __init__(self, uow: Session) -> None:
         self._uow = uow
 
     def get(self, contact_id: str) -> Contact | None:
         statement = select(schema.contacts).where(_K.id == contact_id)
-        row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else _rows.contact_from_row(row)
+        return read_one(self._uow.reader(), statement, _rows.contact_from_row)
 
     def _write(self, connection: Connection, contact: Contact, statement: Any) -> int:
         try:
@@ -92,10 +128,15 @@ class ContactRepository:
                 return int(connection.execute(statement).rowcount)
         except IntegrityError:
             key = _rows.external_key(contact)
-            holder = None if key is None else self.find_external_user(key)
-            if holder is None or holder.id == contact.id:
+            holder = None if key is None else self._external_user(connection, key)
+            if holder is None or holder == contact.id:
                 raise
-            raise DuplicateExternalUser(holder.id) from None  # the driver quotes the email
+            raise DuplicateExternalUser(holder) from None  # the driver quotes the email
+
+    @staticmethod
+    def _external_user(connection: Connection, email_key: str) -> str | None:
+        """The id of the live external user holding this canonical email (K3), if any."""
+        return connection.scalar(select(_K.id).where(_K.external_key == email_key))
 
     def add(self, contact: Contact) -> None:
         connection = self._uow.reader()  # the customer may still be buffered
@@ -126,40 +167,28 @@ class ContactRepository:
     def repoint(
         self, ids: Sequence[str], *, from_id: str, to_id: str, at: datetime
     ) -> list[Contact]:
-        rows = rewrite_rows(
-            self._uow.reader(),
-            schema.contacts,
-            ids,
-            "merged_into",
-            from_id=from_id,
-            to_id=to_id,
-            at=at,
-            entity="contact",
-        )
-        return [_rows.contact_from_row(row) for row in rows]
+        return self._rewrite(ids, "merged_into", from_id, to_id, at)
 
     def move(
         self, ids: Sequence[str], *, from_customer: str, to_customer: str, at: datetime
     ) -> list[Contact]:
-        rows = rewrite_rows(
-            self._uow.reader(),
-            schema.contacts,
-            ids,
-            "customer_id",
-            from_id=from_customer,
-            to_id=to_customer,
-            at=at,
-            entity="contact",
-        )
-        moved = [_rows.contact_from_row(row) for row in rows]
+        moved = self._rewrite(ids, "customer_id", from_customer, to_customer, at)
         for contact in moved:
             self._uow.match_keys.changed("contact", contact.id, contact)
         return moved
 
+    def _rewrite(
+        self, ids: Sequence[str], column: str, from_id: str, to_id: str, at: datetime
+    ) -> list[Contact]:
+        connection = self._uow.reader()
+        rows = rewrite_rows(
+            connection, schema.contacts, ids, column, from_id=from_id, to_id=to_id, at=at
+        )
+        return [_rows.contact_from_row(row) for row in rows]
+
     def merged_into(self, contact_id: str) -> list[Contact]:
         statement = select(schema.contacts).where(_K.merged_into == contact_id).order_by(_K.id)
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.contact_from_row(row) for row in rows]
+        return read_all(self._uow.reader(), statement, _rows.contact_from_row)
 
     def for_customer(self, customer_id: str) -> list[Contact]:
         statement = (
@@ -167,20 +196,7 @@ class ContactRepository:
             .where(_K.customer_id == customer_id)
             .order_by(_K.created_at, _K.id)
         )
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.contact_from_row(row) for row in rows]
-
-    def match_index(
-        self, location_id: str, *, region: str, config: MatchConfig | None = None
-    ) -> MatchIndex:
-        connection = self._uow.reader()
-        ensure_keys(connection, "contact", location_id, region)
-        return stored_match_index(connection, "contact", location_id, region, config=config)
-
-    def find_external_user(self, email_key: str) -> Contact | None:
-        statement = select(schema.contacts).where(_K.external_key == email_key)
-        row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else _rows.contact_from_row(row)
+        return read_all(self._uow.reader(), statement, _rows.contact_from_row)
 
 
 class UserRepository:
@@ -191,8 +207,7 @@ class UserRepository:
 
     def get(self, user_id: str) -> User | None:
         statement = select(schema.users).where(schema.users.c.id == user_id)
-        row = self._uow.reader().execute(statement).mappings().first()
-        return None if row is None else _rows.user_from_row(row)
+        return read_one(self._uow.reader(), statement, _rows.user_from_row)
 
     def add(self, user: User) -> None:
         _insert_or(
@@ -203,8 +218,7 @@ class UserRepository:
 
     def _users(self, condition: Any) -> list[User]:
         statement = select(schema.users).where(condition).order_by(schema.users.c.id)
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.user_from_row(row) for row in rows]
+        return read_all(self._uow.reader(), statement, _rows.user_from_row)
 
     def for_location(self, location_id: str) -> list[User]:
         return self._users(schema.users.c.location_id == location_id)
@@ -266,16 +280,7 @@ class HistoryRepository:
         return sorted(numbers)
 
     def append(self, record: ChangeRecord) -> ChangeRecord:
-        stored = ChangeRecord(
-            entity=record.entity,
-            entity_id=record.entity_id,
-            customer_id=record.customer_id,
-            action=record.action,
-            actor_id=record.actor_id,
-            at=record.at,
-            changes=record.changes,
-            seq=self._allocate(),
-        )
+        stored = attrs.evolve(record, seq=self._allocate())
         row = _rows.history_row(stored)
         self._uow.buffer_history(tuple(row[name] for name in _HISTORY_COLUMNS))
         return stored
@@ -286,8 +291,7 @@ class HistoryRepository:
             .where(schema.history.c.customer_id == customer_id)
             .order_by(schema.history.c.seq)
         )
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.history_from_row(row) for row in rows]
+        return read_all(self._uow.reader(), statement, _rows.history_from_row)
 
     def remove_for_customer(self, customer_id: str) -> int:
         statement = delete(schema.history).where(schema.history.c.customer_id == customer_id)
@@ -327,8 +331,7 @@ class ReferenceRepository:
 
     def get_category(self, name: str) -> Category | None:
         statement = select(schema.categories).where(schema.categories.c.name == name)
-        row = self._uow.connection.execute(statement).mappings().first()
-        return None if row is None else _rows.category_from_row(row)
+        return read_one(self._uow.connection, statement, _rows.category_from_row)
 
     def categories(self) -> list[Category]:
         rows = self._uow.connection.execute(select(schema.categories)).mappings()
@@ -432,5 +435,4 @@ class DismissalRepository:
             .where(_D.location_id == location_id, _D.kind == kind)
             .order_by(_D.low_id, _D.high_id)
         )
-        rows = self._uow.reader().execute(statement).mappings()
-        return [_rows.dismissal_from_row(row) for row in rows]
+        return read_all(self._uow.reader(), statement, _rows.dismissal_from_row)

@@ -248,45 +248,15 @@ class SqlUnitOfWork:
         """Whether a part built on first use exists (one never built has nothing to undo)."""
         return name in self.__dict__
 
-    @cached_property
-    def customers(self) -> CustomerRepository:
-        """The customers of this unit of work."""
-        return CustomerRepository(self)
-
-    @cached_property
-    def contacts(self) -> ContactRepository:
-        """The contacts of this unit of work."""
-        return ContactRepository(self)
-
-    @cached_property
-    def users(self) -> UserRepository:
-        """The users of this unit of work."""
-        return UserRepository(self)
-
-    @cached_property
-    def history(self) -> HistoryRepository:
-        """The history of this unit of work."""
-        return HistoryRepository(self)
-
-    @cached_property
-    def reference(self) -> ReferenceRepository:
-        """The reference data of this unit of work."""
-        return ReferenceRepository(self)
-
-    @cached_property
-    def settings(self) -> SettingsRepository:
-        """The settings of this unit of work."""
-        return SettingsRepository(self)
-
-    @cached_property
-    def merges(self) -> MergeRepository:
-        """The merge records of this unit of work."""
-        return MergeRepository(self)
-
-    @cached_property
-    def dismissals(self) -> DismissalRepository:
-        """The dismissals of this unit of work."""
-        return DismissalRepository(self)
+    # Each repository takes the unit of work as its one argument (the ``Session`` it needs).
+    customers = cached_property(CustomerRepository)
+    contacts = cached_property(ContactRepository)
+    users = cached_property(UserRepository)
+    history = cached_property(HistoryRepository)
+    reference = cached_property(ReferenceRepository)
+    settings = cached_property(SettingsRepository)
+    merges = cached_property(MergeRepository)
+    dismissals = cached_property(DismissalRepository)
 
     @cached_property
     def words(self) -> _words.WordWriter:
