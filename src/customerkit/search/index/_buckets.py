@@ -19,10 +19,9 @@ from customerkit.search.rules import (
     EXACT,
     FUZZY,
     INFIX,
-    MIN_FUZZY_LENGTH,
-    MIN_INFIX_LENGTH,
     PREFIX,
     is_fuzzy_match,
+    reachable_strengths,
     reported_field,
 )
 
@@ -45,8 +44,9 @@ class _WordPlan:
         self._lo, self._hi = vocabulary.prefix_range(text)
         self._exact = self._lo < self._hi and vocabulary.word(self._lo) == text
         self._exact_only = query.exact_only
-        self._infix = len(text) >= MIN_INFIX_LENGTH and not query.exact_only
-        self._fuzzy = query.fuzzy and len(text) >= MIN_FUZZY_LENGTH and not query.exact_only
+        reachable = reachable_strengths(text, query)
+        self._infix = INFIX in reachable
+        self._fuzzy = FUZZY in reachable
         self._ranges: dict[int, tuple[Array, Array, Array]] = {}
         self._typo_cache: dict[int, bool] = {}
 
