@@ -10,26 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    String,
-    and_,
-    cast,
-    column,
-    func,
-    literal,
-    or_,
-    select,
-    table,
-    union,
-    union_all,
-)
+from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _search_limits as limits
-from customerkit.backends.sqlalchemy import schema
 from customerkit.backends.sqlalchemy._rows import SEARCH_FIELDS
-from customerkit.backends.sqlalchemy._search_plan import Counts, Plan, Sql, Strength, is_in
+from customerkit.backends.sqlalchemy._search_plan import (
+    Counts,
+    Plan,
+    Sql,
+    Strength,
+    execute,
+    is_in,
+    joined,
+    with_ctes,
+)
 from customerkit.backends.sqlalchemy.anchors import Anchor, fuzzy_anchors, successor
 from customerkit.search.query import SearchQuery
 from customerkit.search.rules import (
@@ -43,9 +37,6 @@ from customerkit.search.rules import (
     word_strength,
 )
 
-_W = schema.customer_words.c
-_VOCAB = schema.search_vocab.c
-_FTS = table("search_vocab_fts", column("rowid"), column("word"))
 #: Kinds of row of the look-up statement (WordLookup.look_up).
 _LISTED, _COUNTED, _STARTED = 0, 1, 2
 
@@ -124,7 +115,7 @@ class WordLookup:
         )
         return bool(self._found(word, _LISTED, EXACT)), prefixed, inside
 
-    def _listed_parts(self, word: str, following: str) -> list[tuple[int, Any]]:
+    def _listed_parts(self, word: str, following: str, ctes: list[Sql]) -> list[tuple[int, Sql]]:
         """(strength, select of words): ``word`` if indexed, the words it starts and contains.
 
         Each list stops past MAX_LISTED. Infixes only for 3+ characters. The vocabulary holds
@@ -132,12 +123,20 @@ class WordLookup:
         prefix or infix query ("rent", "ental") then skips its exact buckets instead of
         reading them empty, a statement each.
         """
-        itself = select(_VOCAB.word).where(_VOCAB.word == word)
-        ranged = select(_VOCAB.word).where(_VOCAB.word > word, _VOCAB.word < following)
-        found = [(EXACT, itself), (PREFIX, ranged.order_by(_VOCAB.word))]
+        found = [
+            (EXACT, Sql("SELECT word FROM search_vocab WHERE word = ?", (word,))),
+            (
+                PREFIX,
+                Sql(
+                    "SELECT word FROM search_vocab WHERE word > ? AND word < ? ORDER BY word",
+                    (word, following),
+                ),
+            ),
+        ]
         if INFIX in reachable_strengths(word, self.query):  # unordered: stops at the limit
-            found.append((INFIX, self._vocabulary_containing(word, (word, following))))
-        return [(strength, statement.limit(limits.MAX_LISTED + 1)) for strength, statement in found]
+            found.append((INFIX, self._containing(word, ctes, skip=(word, following))))
+        limit = f" LIMIT {limits.MAX_LISTED + 1:d}"
+        return [(strength, Sql(sql.text + limit, sql.parameters)) for strength, sql in found]
 
     def _infix(self, word: str, following: str, listed: list[str] | None) -> Strength:
         """The words containing ``word`` but not starting with it (those are exact or prefix).
@@ -165,40 +164,56 @@ class WordLookup:
             seek=Sql(f"word = ANY(ARRAY({found}))", parameters),
         )
 
-    def _vocabulary_containing(self, text: str, skip: tuple[str, str] | None = None) -> Any:
-        """The distinct words containing ``text``, by the vocabulary's trigram index.
+    def _containing(
+        self, text: str, ctes: list[Sql], *, skip: tuple[str, str] | None = None
+    ) -> Sql:
+        """A select of the distinct words containing ``text``, by the vocabulary's trigram index.
 
-        SQLite: an FTS5 trigram phrase query; PostgreSQL: ``LIKE`` on the pg_trgm index.
-        Leaves out the words in ``skip`` (a range) before any row of theirs is read.
+        SQLite: an FTS5 trigram phrase query; PostgreSQL: ``LIKE`` on the pg_trgm index, in a
+        common table expression added to ``ctes``. Leaves out the words in ``skip`` (a range)
+        before any row of theirs is read.
         """
         if self.sqlite:
-            ids = select(_FTS.c.rowid).where(_FTS.c.word.op("MATCH")(_fts_phrase(text)))
-            word: ColumnElement[Any] = _VOCAB.word
-            found = select(word.label("word")).where(_VOCAB.id.in_(ids))
+            found = Sql(
+                "SELECT v.word AS word FROM search_vocab v WHERE v.id IN (SELECT rowid FROM "
+                "search_vocab_fts WHERE search_vocab_fts.word MATCH ?)",
+                (_fts_phrase(text),),
+            )
+            joined, column = " AND ", "v.word"
         else:
             # Materialized: under a LIMIT the planner would rather scan the whole vocabulary
             # in the hope of meeting matches early than use the trigram index.
-            like = _VOCAB.word.like(f"%{_escape_like(text)}%", escape="\\")
-            matched = select(_VOCAB.word).where(like).cte().prefix_with("MATERIALIZED")
-            word = matched.c.word
-            found = select(word.label("word"))
-        if skip is not None:
-            found = found.where(or_(word < skip[0], word >= skip[1]))
-        return found
+            name = f"containing_{len(ctes)}"
+            ctes.append(
+                Sql(
+                    f"{name} AS MATERIALIZED (SELECT word FROM search_vocab "  # noqa: S608
+                    "WHERE word LIKE ? ESCAPE '\\')",
+                    (f"%{_escape_like(text)}%",),
+                )
+            )
+            found = Sql(f"SELECT word FROM {name}")  # noqa: S608 - see Sql
+            joined, column = " WHERE ", "word"
+        if skip is None:
+            return found
+        return Sql(
+            f"{found.text}{joined}({column} < ? OR {column} >= ?)", (*found.parameters, *skip)
+        )
 
     def typo_words(self, word: str) -> list[str]:
         """The indexed words that match ``word`` with a typo only (strength FUZZY)."""
         if FUZZY not in reachable_strengths(word, self.query):
             return []
-        looked_up = [self._distinct_words(a) for a in fuzzy_anchors(word, max_typos(word))]
-        found = set(self.connection.scalars(union(*looked_up)))  # one round trip
-        return sorted(w for w in found if word_strength(word, w, fuzzy=True) == FUZZY)
+        ctes: list[Sql] = []
+        looked_up = [self._distinct_words(a, ctes) for a in fuzzy_anchors(word, max_typos(word))]
+        rows = execute(self.connection, with_ctes(ctes, joined(looked_up, " UNION ")))
+        return sorted({w for (w,) in rows if word_strength(word, w, fuzzy=True) == FUZZY})
 
-    def _distinct_words(self, anchor: Anchor) -> Any:
+    def _distinct_words(self, anchor: Anchor, ctes: list[Sql]) -> Sql:
         if anchor.kind == "contains":
-            return self._vocabulary_containing(anchor.text)
-        return select(_VOCAB.word.label("word")).where(
-            _VOCAB.word >= anchor.text, _VOCAB.word < successor(anchor.text)
+            return self._containing(anchor.text, ctes)
+        return Sql(
+            "SELECT word FROM search_vocab WHERE word >= ? AND word < ?",
+            (anchor.text, successor(anchor.text)),
         )
 
     # -- how many rows a query word matches ------------------------------------------------
@@ -208,7 +223,7 @@ class WordLookup:
         strengths = [EXACT] if self.query.exact_only else [EXACT, PREFIX]
         return [(code, strength) for code in self.codes for strength in strengths]
 
-    def _count_parts(self, word: str) -> list[Any]:
+    def _count_parts(self, word: str) -> list[Sql]:
         """Index entries matching ``word`` exactly and as a prefix, per searched field.
 
         One count per _count_keys pair, each up to its share of COUNT_CAP, so that counting
@@ -220,12 +235,17 @@ class WordLookup:
         found = []
         for code, strength in keys:
             if strength == EXACT:
-                condition = _W.word == word
+                condition = Sql("word = ?", (word,))
             else:
-                condition = and_(_W.word > word, _W.word < successor(word))
-            mine = (_W.location_id == self.location_id, _W.field == code)
-            capped = select(literal(1)).where(*mine, condition).limit(cap).subquery()
-            found.append(select(func.count()).select_from(capped).scalar_subquery())
+                condition = Sql("word > ? AND word < ?", (word, successor(word)))
+            found.append(
+                Sql(
+                    "(SELECT count(*) FROM (SELECT 1 FROM customer_words "  # noqa: S608
+                    f"WHERE location_id = ? AND field = {code:d} AND {condition.text} "
+                    f"LIMIT {cap:d}) AS capped)",
+                    (self.location_id, *condition.parameters),
+                )
+            )
         return found
 
     def count(self, word: str) -> Counts:
@@ -247,38 +267,44 @@ class WordLookup:
         """
         several = len(set(self.query.words)) > 1
         unique = list(dict.fromkeys(self.query.words))
-        parts: list[Any] = []
+        ctes: list[Sql] = []
+        parts: list[Sql] = []
 
-        def row(position: int, kind: int, key: int, value: Any) -> Any:
-            return select(
-                literal(position).label("position"),
-                literal(kind).label("kind"),
-                literal(key).label("key"),
-                value.label("value"),
+        def row(position: int, kind: int, key: int, value: Sql, source: str = "") -> None:
+            parts.append(
+                Sql(
+                    f"SELECT {position:d} AS position, {kind:d} AS kind, {key:d} AS key, "
+                    f"{value.text} AS value{source}",
+                    value.parameters,
+                )
             )
 
         for position, word in enumerate(unique):
             indexed = len(word) >= MIN_INFIX_LENGTH or self.query.exact_only
             if not self.query.exact_only:
-                for strength, statement in self._listed_parts(word, successor(word)):
-                    listed = statement.subquery()
-                    parts.append(
-                        row(position, _LISTED, strength, listed.c.word).select_from(listed)
-                    )
+                listed = self._listed_parts(word, successor(word), ctes)
+                for strength, statement in listed:
+                    source = f" FROM ({statement.text}) AS listed"
+                    row(position, _LISTED, strength, Sql("word", statement.parameters), source)
             if several or not indexed:
                 for n, count in enumerate(self._count_parts(word)):
-                    parts.append(row(position, _COUNTED, n, cast(count, String)))
+                    row(
+                        position,
+                        _COUNTED,
+                        n,
+                        Sql(f"CAST({count.text} AS VARCHAR)", count.parameters),
+                    )
             if not indexed:
-                started = select(_VOCAB.word).where(
-                    _VOCAB.word > word, _VOCAB.word < successor(word)
+                started = (
+                    "(SELECT count(*) FROM (SELECT 1 FROM search_vocab WHERE word > ? AND "  # noqa: S608
+                    f"word < ? LIMIT {limits.MAX_CHECKED + 1:d}) AS started)"
                 )
-                counted = select(func.count()).select_from(
-                    started.limit(limits.MAX_CHECKED + 1).subquery()
-                )
-                parts.append(row(position, _STARTED, 0, cast(counted.scalar_subquery(), String)))
+                counted = Sql(f"CAST({started} AS VARCHAR)", (word, successor(word)))
+                row(position, _STARTED, 0, counted)
         if not parts:
             return
-        for position, kind, key, value in self.connection.execute(union_all(*parts)):
+        rows = execute(self.connection, with_ctes(ctes, joined(parts, " UNION ALL ")))
+        for position, kind, key, value in rows:
             found = self.found.setdefault(unique[position], {}).setdefault((kind, key), [])
             found.append(value if kind == _LISTED else int(value))
 

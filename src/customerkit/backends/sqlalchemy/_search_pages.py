@@ -23,6 +23,7 @@ from customerkit.backends.sqlalchemy._search_plan import (
     Plan,
     Sql,
     Strength,
+    execute,
     is_in,
     pick_driver,
 )
@@ -89,10 +90,7 @@ class Candidates:
         Each row: customer id, name length, field code, strength, rows read, texts (None
         unless held). Rows of customers not holding the other words stay in the database.
         """
-        statement = self._statement(size)
-        sql = statement.text if self.search.words.sqlite else statement.text.replace("?", "%s")
-        connection = self.search.words.connection
-        rows = list(connection.exec_driver_sql(sql, statement.parameters).all())
+        rows = execute(self.search.words.connection, self._statement(size))
         rows.sort(key=lambda row: (row[1], row[0], row[2]))  # the statement's order
         if rows:
             self.after = (rows[-1][1], rows[-1][0])

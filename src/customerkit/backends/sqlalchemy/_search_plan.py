@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from sqlalchemy import Connection
+
 from customerkit.backends.sqlalchemy import _search_limits as limits
 from customerkit.backends.sqlalchemy import schema
 from customerkit.search.rules import EXACT
@@ -25,6 +27,30 @@ class Sql(NamedTuple):
 
     text: str
     parameters: tuple[Any, ...] = ()
+
+
+def execute(connection: Connection, statement: Sql) -> list[Any]:
+    """The rows of ``statement`` (``?`` placeholders become psycopg's on PostgreSQL)."""
+    text = statement.text
+    if connection.dialect.name != "sqlite":
+        text = text.replace("?", "%s")
+    return list(connection.exec_driver_sql(text, statement.parameters).all())
+
+
+def joined(parts: Sequence[Sql], separator: str) -> Sql:
+    """The parts' texts joined by ``separator`` (" UNION ALL ", " AND "), parameters in order."""
+    return Sql(
+        separator.join(part.text for part in parts),
+        tuple(value for part in parts for value in part.parameters),
+    )
+
+
+def with_ctes(ctes: Sequence[Sql], statement: Sql) -> Sql:
+    """``statement`` preceded by its common table expressions (``name AS (...)`` each)."""
+    if not ctes:
+        return statement
+    found = joined(ctes, ", ")
+    return Sql(f"WITH {found.text} {statement.text}", (*found.parameters, *statement.parameters))
 
 
 def is_in(words: Sequence[str]) -> Sql:
