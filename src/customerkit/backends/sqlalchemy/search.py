@@ -52,7 +52,6 @@ from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _search_limits as limits
 from customerkit.backends.sqlalchemy import schema
-from customerkit.backends.sqlalchemy._pg_session import configure_postgres_session
 from customerkit.backends.sqlalchemy._rows import SEARCH_FIELDS
 from customerkit.backends.sqlalchemy._search_lookup import WordLookup, indexed_words
 from customerkit.backends.sqlalchemy._search_pages import Candidates, SearchContext
@@ -61,8 +60,6 @@ from customerkit.backends.sqlalchemy._search_rank import BestHits, Judge
 from customerkit.model import SearchField
 from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchQuery
 from customerkit.search.rules import EXACT
-
-__all__ = ["configure_postgres_session", "search"]
 
 _FIELD_OF_CODE = {SEARCH_FIELDS[field][0]: field for field in ALL_FIELDS}
 
