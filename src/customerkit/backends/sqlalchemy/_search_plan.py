@@ -19,10 +19,10 @@ from customerkit.search.rules import EXACT
 class Sql(NamedTuple):
     """A piece of SQL with ``?`` placeholders, and its parameters, in order.
 
-    The page statements are written as text: building them through SQLAlchemy Core cost
-    2-4 ms each in Python, more than the database took to run them. Only our own constants
-    (field codes, strengths, column names) are spliced into the text; every value is a
-    parameter.
+    A search's statements (the look-up, the pages) are written as text: building them
+    through SQLAlchemy Core cost 2-4 ms each in Python (a two-word look-up more), more than
+    the database took to run them. Only our own constants (field codes, strengths, column
+    names, row limits) are spliced into the text; every value is a parameter.
     """
 
     text: str
