@@ -64,26 +64,38 @@ class Judge:
 
 
 class BestHits:
-    """The best hits so far, in rank key order, and whether more could still make them."""
+    """The best ``limit`` hits so far, in rank key order, and whether more could still make them.
+
+    A hit ranking after the ``limit``-th is dropped at once: hits only ever get better, so it
+    could never be returned (a one-word search ranks 100-200 candidates tied on name length).
+    """
 
     def __init__(self, location_id: str, limit: int) -> None:
         self.location_id = location_id
         self.limit = limit
-        self.hits: list[tuple[RankKey, RankedMatch]] = []
+        #: (rank key, tier, field) of the best hits, at most ``limit``.
+        self.hits: list[tuple[RankKey, int, SearchField]] = []
         self.seen: set[str] = set()  # every customer judged, hit or not
 
     def closed_before(self, bound: tuple[int, int, int] | tuple[int, int]) -> bool:
         """Whether the page is full with hits ranking before anyone bounded by ``bound``."""
         if len(self.hits) < self.limit:
             return False
-        return self.hits[self.limit - 1][0][: len(bound)] < bound
+        return self.hits[-1][0][: len(bound)] < bound
 
     def add(self, customer_id: str, name: str, tier: int, field: SearchField) -> None:
-        """Place a hit by its rank key."""
+        """Place a hit by its rank key (keys are unique: they end with the customer's id)."""
         document = SearchDocument(id=customer_id, location_id=self.location_id, name=name)
-        match = RankedMatch(customer_id=customer_id, score=score(tier, field), field=field)
-        bisect.insort(self.hits, (rank_key(tier, field, document), match), key=lambda h: h[0])
+        key = rank_key(tier, field, document)
+        if len(self.hits) >= self.limit:
+            if not self.hits or key >= self.hits[-1][0]:
+                return
+            self.hits.pop()
+        bisect.insort(self.hits, (key, tier, field))
 
     def result(self) -> list[RankedMatch]:
         """The best ``limit`` hits, best first."""
-        return [match for _, match in self.hits[: self.limit]]
+        return [
+            RankedMatch(customer_id=key[-1], score=score(tier, field), field=field)
+            for key, tier, field in self.hits
+        ]
