@@ -1,18 +1,21 @@
 """PostgreSQL connections that the server dropped: a restart, an idle timeout, a killed backend.
 
 After a server restart every pooled connection is dead. The first call used to take one from
-the pool, fail with the driver's error, and only the next call worked. The pool now tests a
-connection before handing it out (``pool_pre_ping``); a connection lost during a call gives
-``StorageUnavailable``; a server that cannot be reached at all gives it at ``open_book``.
+the pool, fail with the driver's error, and only the next call worked. The pool now pings a
+connection before handing it out when it sat idle a while or the server sent it anything (its
+goodbye); a connection lost during a call gives ``StorageUnavailable``; a server that cannot be
+reached at all gives it at ``open_book``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 import customerkit as ck
-from customerkit.backends.sqlalchemy import SqlStore
+from customerkit.backends.sqlalchemy import SqlStore, _pg_session
 from customerkit.testing import FakeClock
 
 pytestmark = pytest.mark.postgres
@@ -98,5 +101,54 @@ def test_search_settings_hold_on_every_connection_even_a_new_one(postgres_url: s
                 text("SELECT current_setting('max_parallel_workers_per_gather')")
             ).scalar_one()
             assert parallel == "0"
+    finally:
+        store.close()
+
+
+def pings(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at each ping of a pooled connection."""
+    seen: list[int] = []
+    do_ping = store.engine.dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        seen.append(1)
+        return do_ping(dbapi_connection)
+
+    monkeypatch.setattr(store.engine.dialect, "do_ping", counted)
+    return seen
+
+
+def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-to-back units of work cost no round trip for a connection check."""
+    store = SqlStore(postgres_url)
+    try:
+        seen = pings(store, monkeypatch)
+        for _ in range(3):
+            with store.unit_of_work() as uow:
+                uow.connection.execute(text("SELECT 1"))
+        assert seen == []
+    finally:
+        store.close()
+
+
+def test_a_connection_idle_a_while_is_pinged_and_replaced_when_dead(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the idle limit a connection is pinged before use; a dead one is replaced."""
+    store = SqlStore(postgres_url)
+    try:
+        seen = pings(store, monkeypatch)
+        with store.unit_of_work() as uow:
+            uow.connection.execute(text("SELECT 1"))
+        monkeypatch.setattr(_pg_session, "PING_AFTER_IDLE_S", 0.0)
+        with store.unit_of_work() as uow:
+            uow.connection.execute(text("SELECT 1"))
+        assert seen == [1]
+        assert terminate_other_backends(postgres_url) >= 1
+        with store.unit_of_work() as uow:
+            assert uow.connection.execute(text("SELECT 1")).scalar_one() == 1
+        assert len(seen) == 2
     finally:
         store.close()

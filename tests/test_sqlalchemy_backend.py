@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 import customerkit as ck
 from customerkit.backends.memory import search_document
 from customerkit.backends.sqlalchemy import SqlStore, retry_transient, schema
-from customerkit.backends.sqlalchemy import search as search_module
+from customerkit.backends.sqlalchemy import _search_limits as search_limits
 from customerkit.backends.sqlalchemy import store as store_module
 from customerkit.backends.sqlalchemy.anchors import Anchor, anchors, successor
 from customerkit.backends.sqlalchemy.store import SQLITE_BUSY_TIMEOUT_MS, is_transient
@@ -879,7 +879,7 @@ def test_search_equals_the_oracle_through_ties_and_pages(
     ]
     add(store, *customers)
     docs = [search_document(c) for c in customers]
-    with mock.patch.multiple(search_module, **constants):
+    with mock.patch.multiple(search_limits, **constants):
         for text_ in texts:
             try:
                 query = parse_query(text_, field, fuzzy=fuzzy)
@@ -899,7 +899,7 @@ def test_search_ties_on_name_length_are_broken_by_name_then_id(store: SqlStore) 
     docs = [SearchDocument(id=c.id, location_id="loc-1", name=c.company_name) for c in customers]
     query = parse_query("tires")
     for limit in (1, 2, 7, 29, 30, 31):
-        small_pages = mock.patch.multiple(search_module, FIRST_PAGE=1, MAX_PAGE=2)
+        small_pages = mock.patch.multiple(search_limits, FIRST_PAGE=1, MAX_PAGE=2)
         with small_pages, store.unit_of_work() as uow:
             found = uow.customers.search("loc-1", query, limit=limit)
         assert found == oracle_search(docs, "loc-1", query, limit=limit)

@@ -75,12 +75,40 @@ def word_strength(query_word: str, word: str, *, fuzzy: bool = False) -> int | N
     return None
 
 
+def reachable_strengths(query_word: str, query: SearchQuery) -> tuple[int, ...]:
+    """The strengths ``query_word`` can match with in ``query``, strongest first.
+
+    Only EXACT for an exact-only query; else PREFIX too, INFIX from MIN_INFIX_LENGTH
+    characters on, and FUZZY in a fuzzy query from MIN_FUZZY_LENGTH on. An index need look
+    up no other.
+
+    >>> reachable_strengths("jo", SearchQuery(words=("jo",), fields=ALL_FIELDS)) == (EXACT, PREFIX)
+    True
+    """
+    if query.exact_only:
+        return (EXACT,)
+    found = [EXACT, PREFIX]
+    if len(query_word) >= MIN_INFIX_LENGTH:
+        found.append(INFIX)
+    if query.fuzzy and len(query_word) >= MIN_FUZZY_LENGTH:
+        found.append(FUZZY)
+    return tuple(found)
+
+
+def query_strength(query_word: str, word: str, query: SearchQuery) -> int | None:
+    """``word_strength`` within ``query``: under an exact-only query, EXACT or ``None``."""
+    strength = word_strength(query_word, word, fuzzy=query.fuzzy)
+    if strength is None or (query.exact_only and strength != EXACT):
+        return None
+    return strength
+
+
 def field_strength(query_word: str, field_words: Iterable[str], query: SearchQuery) -> int | None:
     """The best strength of a query word over the indexed words of one field, or ``None``."""
     best: int | None = None
     for word in field_words:
-        strength = word_strength(query_word, word, fuzzy=query.fuzzy)
-        if strength is None or (query.exact_only and strength != EXACT):
+        strength = query_strength(query_word, word, query)
+        if strength is None:
             continue
         if best is None or strength > best:
             best = strength

@@ -26,8 +26,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from customerkit.backends.sqlalchemy import schema, search
+from customerkit.backends.sqlalchemy import schema
 from customerkit.backends.sqlalchemy._errors import library_error
+from customerkit.backends.sqlalchemy._pg_session import (
+    check_pooled_connections,
+    configure_postgres_session,
+)
 from customerkit.backends.sqlalchemy._retry import is_transient, transient_sqlstate
 from customerkit.backends.sqlalchemy.unit_of_work import READ_ONLY, SqlUnitOfWork
 from customerkit.errors import SchemaError, ValidationError
@@ -109,11 +113,13 @@ def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
 
 
 def _postgres_engine(url: URL, options: Mapping[str, Any]) -> Engine:
-    # pool_pre_ping: a pooled connection the server dropped (a restart, an idle timeout) is
-    # noticed and replaced before a call uses it, instead of failing that call.
-    defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+    defaults: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
     engine = create_engine(url, **{**_DEFAULTS, **defaults, **options})
-    event.listen(engine, "connect", search.configure_postgres_session)
+    event.listen(engine, "connect", configure_postgres_session)
+    # A pooled connection the server dropped (a restart, an idle timeout) is noticed and
+    # replaced before a call uses it, instead of failing that call; without pool_pre_ping's
+    # round trip on every checkout.
+    check_pooled_connections(engine)
     return engine
 
 

@@ -36,8 +36,9 @@ class _WordPlan:
         self._lo, self._hi = vocabulary.prefix_range(text)
         self._exact = self._lo < self._hi and vocabulary.word(self._lo) == text
         self._exact_only = query.exact_only
-        self._infix = len(text) >= rules.MIN_INFIX_LENGTH and not query.exact_only
-        self._fuzzy = query.fuzzy and len(text) >= rules.MIN_FUZZY_LENGTH and not query.exact_only
+        reachable = rules.reachable_strengths(text, query)
+        self._infix = rules.INFIX in reachable
+        self._fuzzy = rules.FUZZY in reachable
         self._ranges: dict[int, tuple[Array, Array, Array]] = {}
         self._typo_cache: dict[int, bool] = {}
 

@@ -1,0 +1,27 @@
+"""How much a database search reads at a time: its page sizes, list lengths and probe budgets.
+
+Tuning only: every value gives the same results, only other statements. The modules of the
+search read them from here at run time (``_search_limits.MAX_PAGE``), so that the tests can
+force them down and run every path on small data.
+"""
+
+from __future__ import annotations
+
+#: Index entries a short query word may match and still be indexed (see ``indexed_words``).
+COUNT_CAP = 5000
+#: Distinct indexed words read one index range each; more are read as one condition, whose
+#: rows the database sorts.
+MAX_LISTED = 32
+#: Index seeks per candidate (listed words times fields) to check another word by probing.
+MAX_PROBES = 8
+#: Index seeks per page, at most, to check another word by probing; past them a page reads the
+#: word's rows in its name lengths once instead. A seek costs some 10 us on PostgreSQL (a whole
+#: descent, buffer pins), 1-2 us on SQLite, against 0.2 us per row read into a hash.
+PAGE_PROBES = 40960
+PG_PAGE_PROBES = 1024
+#: Distinct words a short common word may start, at most, to be checked in the database.
+MAX_CHECKED = 1024
+#: Candidates of a class's first page, as a multiple of the limit; each next page is 4x larger,
+#: up to MAX_PAGE.
+FIRST_PAGE = 4
+MAX_PAGE = 5120
