@@ -246,6 +246,7 @@ SQL_BACKEND_ORDER = (
     "store",
     "unit_of_work",
     "_load",
+    "_load_rows",
     "_customers",
     "_repositories",
     "_session",

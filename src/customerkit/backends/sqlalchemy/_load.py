@@ -19,17 +19,15 @@ it is planned with the tables as they are now.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import Connection, Index, text
+from sqlalchemy import Connection, Index, select, text
 from sqlalchemy.exc import IntegrityError
 
-from customerkit.backends.sqlalchemy import _rows, schema
-from customerkit.backends.sqlalchemy._bulk import BulkInsert, as_tuple
+from customerkit.backends.sqlalchemy import _load_rows, schema
+from customerkit.backends.sqlalchemy._bulk import BulkInsert
 from customerkit.backends.sqlalchemy._customers import find_conflict
 from customerkit.backends.sqlalchemy._repositories import HistoryRepository
 from customerkit.backends.sqlalchemy._session import Session
-from customerkit.model import ChangeRecord, Customer
+from customerkit.ports import NewCustomers
 
 _CUSTOMERS = BulkInsert(schema.customers)
 _HISTORY = BulkInsert(schema.history)
@@ -52,6 +50,19 @@ def _deferred() -> list[Index]:
     return sorted(found, key=lambda index: str(index.name))
 
 
+def _keeps_match_keys(connection: Connection, location_id: str) -> bool:
+    """Whether the location's matching keys are kept (then each new customer needs its own).
+
+    Read after the chunk's rows are written, as ``MatchKeyWriter.apply`` reads it: on
+    PostgreSQL that waits for, and sees, a build of the keys running concurrently.
+    """
+    ready = schema.match_ready.c
+    found = connection.execute(
+        select(ready.kind).where(ready.kind == "customer", ready.location_id == location_id)
+    ).first()
+    return found is not None
+
+
 def _is_empty(connection: Connection) -> bool:
     return connection.execute(text("SELECT 1 FROM customers LIMIT 1")).first() is None
 
@@ -63,51 +74,31 @@ class BulkLoader:
         self.started = False
         self._dropped: list[Index] = []
 
-    def add(
-        self,
-        uow: Session,
-        history: HistoryRepository,
-        customers: Sequence[Customer],
-        records: Sequence[ChangeRecord],
-    ) -> None:
+    def add(self, uow: Session, history: HistoryRepository, chunk: NewCustomers) -> None:
         """Write one chunk: customers, their words, their history, their match keys."""
         uow.flush()  # whatever the unit of work buffered before comes first
         connection = uow.connection
         if not self.started:
             self._start(uow, connection)
-        customer_rows = [
-            as_tuple(_rows.customer_row(customer), _CUSTOMERS.columns) for customer in customers
-        ]
-        seqs = history.allocate(len(records))
-        history_rows = [
-            (
-                seq,
-                record.entity,
-                record.entity_id,
-                record.customer_id,
-                record.action,
-                record.actor_id,
-                record.at,
-                _rows.dumps_changes(record.changes),
-            )
-            for seq, record in zip(seqs, records, strict=True)
-        ]
+        customer_rows = _load_rows.customer_rows(connection, chunk, _CUSTOMERS.columns)
+        history_rows = _load_rows.history_rows(connection, chunk, history.allocate(len(chunk)))
         savepoint = connection.begin_nested()
         try:
-            _CUSTOMERS.run(connection, customer_rows)
-            uow.words.insert(connection, customers)
-            _HISTORY.run(connection, history_rows)
+            _CUSTOMERS.run(connection, customer_rows, converted=True)
+            uow.words.insert_rows(connection, _load_rows.word_rows(chunk))
+            _HISTORY.run(connection, history_rows, converted=True)
         except IntegrityError:
             savepoint.rollback()
             uow.words.forget()
-            conflict = find_conflict(connection, customers)
+            conflict = find_conflict(connection, chunk.customers())
             if conflict is None:
                 raise
             raise conflict from None  # the driver's text quotes the clashing value
         savepoint.commit()
-        for customer in customers:
-            uow.match_keys.changed("customer", customer.id, customer)
-        uow.match_keys.apply(connection)  # per chunk: the noted records are not kept
+        if _keeps_match_keys(connection, chunk.location_id):
+            for customer in chunk.customers():
+                uow.match_keys.changed("customer", customer.id, customer)
+            uow.match_keys.apply(connection)  # per chunk: the noted records are not kept
 
     def _start(self, uow: Session, connection: Connection) -> None:
         self.started = True
