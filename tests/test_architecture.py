@@ -247,6 +247,7 @@ SQL_BACKEND_ORDER = (
     "unit_of_work",
     "_load",
     "_load_rows",
+    "_load_words",
     "_customers",
     "_repositories",
     "_session",

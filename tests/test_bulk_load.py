@@ -506,7 +506,7 @@ def test_load_rows_are_the_rows_of_the_customers_create_would_make(sourced: bool
     its ``Customer`` and ``ChangeRecord`` objects (what create_many writes)."""
     from sqlalchemy import create_engine
 
-    from customerkit.backends.sqlalchemy import _bulk, _load_rows, _words, schema
+    from customerkit.backends.sqlalchemy import _bulk, _load_rows, schema
     from customerkit.services._created import created_customer
 
     source = ck.SourceLink(source="dms", external_id="x-1", last_synced_at=NOW, fields=("city",))
@@ -545,9 +545,6 @@ def test_load_rows_are_the_rows_of_the_customers_create_would_make(sourced: bool
             for seq, record in zip(seqs, records, strict=True)
         ]
         assert _load_rows.history_rows(connection, chunk, seqs) == expected
-    assert _load_rows.word_rows(chunk) == [
-        row for customer in customers for row in _words.word_rows(customer)
-    ]
     engine.dispose()
 
 

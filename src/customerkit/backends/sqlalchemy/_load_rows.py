@@ -1,10 +1,10 @@
 """A bulk load's rows, column by column, from a chunk's validated values.
 
-``_rows.customer_row``, ``_rows.history_row`` and ``_words.word_rows`` say what the rows of a
-customer are, from a ``Customer``; a load of a million customers builds the same rows here
-straight from ``NewCustomers``, without a ``Customer`` or ``ChangeRecord`` per row: each column
-in one pass over the chunk, and what the whole chunk shares (location, actor, the moment,
-the source) converted once. ``tests/test_bulk_load.py`` compares both ways row for row.
+``_rows.customer_row`` and ``_rows.history_row`` say what the rows of a customer are, from a
+``Customer``; a load of a million customers builds the same rows here straight from
+``NewCustomers``, without a ``Customer`` or ``ChangeRecord`` per row: each column in one pass
+over the chunk, and what the whole chunk shares (location, actor, the moment, the source)
+converted once. ``tests/test_bulk_load.py`` compares both ways row for row.
 """
 
 from __future__ import annotations
@@ -18,17 +18,14 @@ from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _rows
 from customerkit.backends.sqlalchemy._bulk import db_datetime
-from customerkit.backends.sqlalchemy._words import WordRow
 from customerkit.identity import username_key
 from customerkit.model import RecordStatus
 from customerkit.ports import NewCustomers
-from customerkit.text import fold, number_key
+from customerkit.text import number_key
 
 _LIVE = RecordStatus.ACTIVE.value
 #: A new customer's version (the model's default; the row tests compare).
 _FIRST_VERSION = 1
-#: Word-table code and value name of each searchable field.
-_SEARCHED = tuple(_rows.SEARCH_FIELDS.values())
 
 
 def customer_rows(
@@ -111,18 +108,3 @@ def changes_text(changes: Mapping[str, tuple[Any, Any]]) -> str:
             prefix = _NEW_VALUE_PREFIX[name] = f"{encode_basestring(name)}:[null,"
         parts.append(prefix + encode_basestring(new) + "]")
     return "{" + ",".join(parts) + "}"
-
-
-def word_rows(chunk: NewCustomers) -> list[WordRow]:
-    """The chunk's ``customer_words`` rows (every new customer is live)."""
-    location_id = chunk.location_id
-    words_of = _rows.words_of
-    rows: list[WordRow] = []
-    for customer_id, values in zip(chunk.ids, chunk.values, strict=True):
-        name_length = len(fold(values["company_name"]))
-        rows.extend(
-            (location_id, code, word, customer_id, name_length)
-            for code, name in _SEARCHED
-            for word in words_of(values[name])
-        )
-    return rows

@@ -103,10 +103,7 @@ class WordWriter:
 
     def insert(self, connection: Connection, customers: Iterable[Customer]) -> None:
         """Index the words of new customers."""
-        self.insert_rows(connection, [row for customer in customers for row in word_rows(customer)])
-
-    def insert_rows(self, connection: Connection, rows: list[WordRow]) -> None:
-        """Index new customers' words, given as their ``customer_words`` rows."""
+        rows = [row for customer in customers for row in word_rows(customer)]
         if self.staging and rows:
             # Every time: a savepoint rolled back may have taken the table with it.
             connection.exec_driver_sql(_STAGE_DDL[connection.dialect.name])
