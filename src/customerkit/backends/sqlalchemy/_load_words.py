@@ -83,7 +83,14 @@ class WordStage:
 
     def add(self, connection: Connection, chunk: NewCustomers) -> None:
         """Stage the words of the chunk's customers (every new customer is live)."""
-        dialect = connection.dialect.name
+        rows = self.staged_rows(chunk, connection.dialect.name)
+        # Every time: a savepoint rolled back may have taken the table with it.
+        connection.exec_driver_sql(_DDL[connection.dialect.name])
+        self.staged = True
+        _STAGED.run(connection, rows)
+
+    def staged_rows(self, chunk: NewCustomers, dialect: str) -> list[tuple[Any, ...]]:
+        """The chunk's staged rows, one per customer; their words are noted as seen."""
         words_of = _rows.words_of
         pack: Any = _json_array if dialect == "sqlite" else list
         location_id = chunk.location_id
@@ -95,10 +102,7 @@ class WordStage:
                 distinct.update(words)
             packed = pack([code + word for code, words in found for word in words])
             rows.append((location_id, customer_id, len(fold(values["company_name"])), packed))
-        # Every time: a savepoint rolled back may have taken the table with it.
-        connection.exec_driver_sql(_DDL[dialect])
-        self.staged = True
-        _STAGED.run(connection, rows)
+        return rows
 
     def settle(self, connection: Connection) -> None:
         """Spread the staged words into the word table and the vocabulary, in key order."""
