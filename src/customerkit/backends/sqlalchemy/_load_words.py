@@ -2,10 +2,12 @@
 
 A customer has ~8 ``customer_words`` rows; written from Python, each costs the driver a row
 of five parameters (measured at 10^5 customers on SQLite: 11 µs a customer to stage them).
-A load stages one row per customer instead, its words in one value (a JSON array on SQLite,
-a ``text[]`` on PostgreSQL), each word prefixed with its one-digit field code; at commit the
-database spreads them (``json_each``, ``unnest``) into the word table in key order, and adds
-the new ones to the vocabulary and its trigram index, in one statement each.
+A load stages one row per customer instead, its words in one value (a JSON array on SQLite;
+on PostgreSQL separated by spaces, which no word holds, since psycopg dumps a Python list to
+an array in Python), each word prefixed with its one-digit field code; at commit the database
+spreads them (``json_each``, ``string_to_array``) into the word table in key order. The load's
+distinct words, noted while staging, join the vocabulary and its trigram index in one
+sorted insert.
 
 The staging table is temporary and lives in the load's transaction: a rollback or a killed
 process takes it away with everything else.
@@ -17,7 +19,6 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, func, select
-from sqlalchemy.dialects import postgresql
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import BulkInsert
@@ -32,14 +33,14 @@ _STAGED = BulkInsert(
         Column("location_id", Text),
         Column("customer_id", Text),
         Column("name_length", Integer),
-        Column("words", Text().with_variant(postgresql.ARRAY(Text), "postgresql")),
+        Column("words", Text),
     )
 )
 _DDL = {
     "sqlite": f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
     "(location_id TEXT, customer_id TEXT, name_length INTEGER, words TEXT)",
     "postgresql": f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(location_id text, customer_id text, name_length integer, words text[]) ON COMMIT DROP",
+    "(location_id text, customer_id text, name_length integer, words text) ON COMMIT DROP",
 }
 #: The staged words spread into the word table, in its key order: each staged word is
 #: (field code, word), the code its first character. The location is one for the whole load,
@@ -53,7 +54,8 @@ _SETTLE = {
     "postgresql": "INSERT INTO customer_words (location_id, field, word, customer_id, name_length) "
     "SELECT s.location_id, CAST(substr(w, 1, 1) AS smallint), substr(w, 2) "
     'COLLATE "C", s.customer_id COLLATE "C", s.name_length '
-    "FROM customer_words_loaded AS s, unnest(s.words) AS w ORDER BY 2, 3, 5, 4",
+    "FROM customer_words_loaded AS s, unnest(string_to_array(s.words, ' ')) AS w "
+    "ORDER BY 2, 3, 5, 4",
 }
 _VOCABULARY = BulkInsert(schema.search_vocab, columns=["word"], prefix="OR IGNORE")
 #: A word another transaction added first is skipped (after waiting for it to end).
@@ -92,7 +94,7 @@ class WordStage:
     def staged_rows(self, chunk: NewCustomers, dialect: str) -> list[tuple[Any, ...]]:
         """The chunk's staged rows, one per customer; their words are noted as seen."""
         words_of = _rows.words_of
-        pack: Any = _json_array if dialect == "sqlite" else list
+        pack: Any = _json_array if dialect == "sqlite" else " ".join
         location_id = chunk.location_id
         rows = []
         distinct = self._distinct
