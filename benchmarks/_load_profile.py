@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import customerkit as ck
@@ -72,8 +73,10 @@ def _cpu(action: Any) -> float:
     return time.process_time() - start
 
 
-def parts_per_row(drafts: list[ck.NewCustomer]) -> dict[str, float]:
+def parts_per_row(drafts: list[ck.NewCustomer], method: str = "load") -> dict[str, float]:
     """CPU µs per customer of validation and of each record the load builds."""
+    if method == "load":
+        return _load_parts_per_row(drafts)
     sample = drafts[:_SAMPLE]
     reference = service.ReferenceCache(_AnyReference())
     values: list[dict[str, Any]] = []
@@ -109,6 +112,51 @@ def parts_per_row(drafts: list[ck.NewCustomer]) -> dict[str, float]:
     }
 
 
+def _load_parts_per_row(drafts: list[ck.NewCustomer]) -> dict[str, float]:
+    """``parts_per_row`` of ``load``: the chunk's columns and the rows built from them."""
+    from customerkit.backends.sqlalchemy import _load_rows, _load_words, schema
+    from customerkit.ports import NewCustomers
+    from customerkit.services._created import new_changes
+
+    sample = drafts[:_SAMPLE]
+    reference = service.ReferenceCache(_AnyReference())
+    values: list[dict[str, Any]] = []
+    validation = _cpu(lambda: values.extend(service.checked_draft(d, reference) for d in sample))
+    changes: list[dict[str, Any]] = []
+
+    def columns() -> None:
+        for draft, cleaned in zip(sample, values, strict=True):
+            password = cleaned.pop("password")
+            changes.append(new_changes(draft.kind, cleaned, password=password is not None))
+
+    chunk_s = _cpu(columns)
+    chunk = NewCustomers(
+        location_id=_ADMIN.location_id,
+        actor_id=_ADMIN.user_id,
+        action="create",
+        source=None,
+        at=datetime.now(UTC),
+        ids=[f"{i:032x}" for i in range(len(sample))],
+        kinds=[d.kind for d in sample],
+        values=values,
+        password_hashes=[None] * len(sample),
+        changes=changes,
+    )
+    sqlite: Any = SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
+    names = tuple(column.name for column in schema.customers.columns)
+    row = _cpu(lambda: _load_rows.customer_rows(sqlite, chunk, names))
+    history = _cpu(lambda: _load_rows.history_rows(sqlite, chunk, range(len(sample))))
+    found = _cpu(lambda: _load_words.WordStage().staged_rows(chunk, "sqlite"))
+    per = 1e6 / len(sample)
+    return {
+        "validation": validation * per,
+        "customer": chunk_s * per,
+        "row": row * per,
+        "history": history * per,
+        "words": found * per,
+    }
+
+
 def profile_lines(result: dict[str, Any]) -> list[str]:
     """The CPU-per-customer table of one backend's load."""
     parts = result.get("parts_us")
@@ -117,6 +165,12 @@ def profile_lines(result: dict[str, Any]) -> list[str]:
     size = result["size"]
     total = result["load_cpu_s"] / size * 1e6
     records = parts["customer"] + parts["row"] + parts["history"] + parts["words"]
+    names = (
+        ("the chunk's columns (values, history changes)", "customer rows", "history rows",
+         "staged search words")
+        if result.get("method", "create_many") == "load"
+        else ("`Customer` and its history record", "its row", "history JSON", "search words")
+    )  # fmt: skip
     statements = result.get("statements_s", 0.0) / size * 1e6
     rest = total - parts["validation"] - records - statements
     floor = result["base_load_s"] / size * 1e6
@@ -130,9 +184,8 @@ def profile_lines(result: dict[str, Any]) -> list[str]:
         "| part | µs per customer |",
         "| --- | ---: |",
         f"| validation, every rule of `create` | {parts['validation']:.1f} |",
-        f"| records: `Customer` and its history record {parts['customer']:.1f}, its row "
-        f"{parts['row']:.1f}, history JSON {parts['history']:.1f}, search words "
-        f"{parts['words']:.1f} | {records:.1f} |",
+        f"| records: {names[0]} {parts['customer']:.1f}, {names[1]} {parts['row']:.1f}, "
+        f"{names[2]} {parts['history']:.1f}, {names[3]} {parts['words']:.1f} | {records:.1f} |",
         f"| SQL statements (CPU inside execute, {where}) | {statements:.1f} |",
         f"| the rest: unit of work, COPY, driver, by difference | {rest:.1f} |",
         f"| **all** (load CPU) | {total:.1f} |",

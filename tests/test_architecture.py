@@ -246,6 +246,8 @@ SQL_BACKEND_ORDER = (
     "store",
     "unit_of_work",
     "_load",
+    "_load_rows",
+    "_load_words",
     "_customers",
     "_repositories",
     "_session",

@@ -447,3 +447,178 @@ def test_loaded_customers_are_found_by_find_similar(backend: str, tmp_path: Any)
     found = book.customers.find_similar(twin, actor=ADMIN)
     assert twin.customer_number.strip() in {match.record.customer_number for match in found}
     book.close()
+
+
+# -- a load builds its rows column by column: the same rows as create_many's -------------------
+
+
+def _load_drafts() -> list[NewCustomer]:
+    """Synthetic drafts and the values the column builders treat apart."""
+    drafts = [draft for _, draft in synth.customers(200, seed=8, locations=("loc-1",))]
+    base = drafts[0]
+    return [
+        *drafts,
+        attrs.evolve(
+            base, username="Some.One", password="long-enough-pass-1", customer_number="U1"
+        ),
+        attrs.evolve(base, extra={"po": "17", "$tag": "x"}, customer_number="E1"),
+        attrs.evolve(base, company_name='Ãlvarez-Søren "Garage" \\ 東京', customer_number="Ü-2"),
+        attrs.evolve(base, kind=CustomerKind.FLEET, customer_number="", city="São Paulo"),
+        attrs.evolve(base, email="", phone="", fax="", company_type=None, customer_number="B1"),
+    ]
+
+
+def _chunk(drafts: list[NewCustomer], source: ck.SourceLink | None = None) -> Any:
+    """A load's chunk of ``drafts``, made as ``loading.load_customers`` makes it."""
+    from customerkit.ports import NewCustomers
+    from customerkit.services._created import new_changes
+
+    values = [validation.checked_draft(d, _AnyReference()) for d in drafts]
+    passwords = [v.pop("password") for v in values]
+    return NewCustomers(
+        location_id="loc-1",
+        actor_id="admin",
+        action="create" if source is None else "import",
+        source=source,
+        at=NOW,
+        ids=[f"{i:032x}" for i in range(len(drafts))],
+        kinds=[d.kind for d in drafts],
+        values=values,
+        password_hashes=[None if p is None else f"hash-{p}" for p in passwords],
+        changes=[
+            new_changes(d.kind, v, password=p is not None)
+            for d, v, p in zip(drafts, values, passwords, strict=True)
+        ],
+    )
+
+
+class _AnyReference:
+    def get_company_type(self, name: str) -> Any:
+        return ck.CompanyType(name=name)
+
+    def get_category(self, name: str) -> Any:
+        return None
+
+
+@pytest.mark.parametrize("sourced", [False, True])
+def test_load_rows_are_the_rows_of_the_customers_create_would_make(sourced: bool) -> None:
+    """Customer, history and word rows built from a chunk's columns equal those built from
+    its ``Customer`` and ``ChangeRecord`` objects (what create_many writes)."""
+    from sqlalchemy import create_engine
+
+    from customerkit.backends.sqlalchemy import _bulk, _load_rows, schema
+    from customerkit.services._created import created_customer
+
+    source = ck.SourceLink(source="dms", external_id="x-1", last_synced_at=NOW, fields=("city",))
+    drafts = _load_drafts()
+    chunk = _chunk(drafts, source if sourced else None)
+    customers, records = chunk.customers(), chunk.records()
+    for draft, customer, record, password_hash in zip(
+        drafts, customers, records, chunk.password_hashes, strict=True
+    ):
+        values = validation.checked_draft(draft, _AnyReference())
+        made, made_record = created_customer(
+            draft, values, customer_id=customer.id, password_hash=password_hash,
+            actor=ADMIN, source=chunk.source, now=NOW,
+        )  # fmt: skip
+        assert (made, made_record) == (customer, record)
+        assert dict(created_changes(customer)) | (
+            {"password": ("", "(changed)")} if draft.password else {}
+        ) == dict(record.changes)
+    columns = tuple(column.name for column in schema.customers.columns)
+    engine = create_engine("sqlite://")
+    with engine.connect() as connection:
+
+        def stored(row: dict[str, Any], names: tuple[str, ...] = columns) -> tuple[Any, ...]:
+            return tuple(
+                _bulk.db_datetime(connection, value) if isinstance(value, datetime) else value
+                for value in _bulk.as_tuple(row, names)
+            )
+
+        assert _load_rows.customer_rows(connection, chunk, columns) == [
+            stored(_rows.customer_row(customer)) for customer in customers
+        ]
+        seqs = list(range(7, 7 + len(records)))
+        history_columns = tuple(column.name for column in schema.history.columns)
+        expected = [
+            stored(_rows.history_row(attrs.evolve(record, seq=seq)), history_columns)
+            for seq, record in zip(seqs, records, strict=True)
+        ]
+        assert _load_rows.history_rows(connection, chunk, seqs) == expected
+    engine.dispose()
+
+
+@given(st.dictionaries(st.sampled_from(["company_name", "city", "email"]), tricky_text))
+def test_changes_text_is_what_dumps_changes_writes(texts: dict[str, str]) -> None:
+    """The history JSON written by hand equals json's, whatever the text holds."""
+    from customerkit.backends.sqlalchemy import _load_rows
+
+    changes: dict[str, tuple[Any, Any]] = {name: (None, value) for name, value in texts.items()}
+    changes["extra"] = (None, {"$x": "1"}) if "email" in texts else (None, "plain")
+    assert _load_rows.changes_text(changes) == _rows.dumps_changes(changes)
+    del changes["extra"]
+    assert _load_rows.changes_text(changes) == _rows.dumps_changes(changes)
+
+
+def _stored_by_number(book: ck.Book) -> dict[str, Any]:
+    """What a book holds, keyed by customer number instead of its random ids."""
+    with book.store.unit_of_work(read_only=True) as uow:
+        customers = list(uow.customers.iter_location("loc-1"))
+        number = {c.id: c.customer_number or c.company_name for c in customers}
+        found: dict[str, Any] = {
+            number[c.id]: attrs.evolve(c, id="", password_hash=bool(c.password_hash))
+            for c in customers
+        }
+        history = {
+            number[c.id]: [(r.action, r.actor_id, r.at, dict(r.changes)) for r in
+                           uow.history.for_customer(c.id)]
+            for c in customers
+        }  # fmt: skip
+        words = None
+        if hasattr(uow, "connection"):
+            rows = uow.connection.exec_driver_sql(
+                "SELECT location_id, field, word, customer_id, name_length FROM customer_words"
+            ).all()
+            words = sorted((r[0], r[1], r[2], number[r[3]], r[4]) for r in rows)
+    return {"customers": found, "history": history, "words": words}
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgresql"])
+def test_load_and_create_many_store_the_same_book(
+    backend: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """The same drafts through ``load`` and through ``create_many``: the same customers,
+    history, search words and search results (ids aside, which are random)."""
+    drafts = [d for d in _load_drafts() if d.customer_number]  # numbers name the customers
+    drafts = [attrs.evolve(d, customer_number=f"{d.customer_number}-{i}") for i, d in
+              enumerate(drafts)]  # fmt: skip
+    books = []
+    for name in ("loaded", "created"):
+        if backend == "memory":
+            url = None
+        elif backend == "sqlite":
+            url = f"sqlite:///{tmp_path / name}.db"
+        else:
+            from customerkit.testing.postgres import create_database
+
+            url = create_database(request.getfixturevalue("postgres_server_url"))
+        book = ck.open_book(url, clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
+        if name == "loaded":
+            book.customers.load(iter(drafts), actor=ADMIN, chunk_size=64)
+        else:
+            book.customers.create_many(drafts, actor=ADMIN)
+        books.append(book)
+    loaded, created = (_stored_by_number(book) for book in books)
+    assert loaded == created
+    assert len(loaded["customers"]) == len(drafts)
+    numbers = [max(words(d.customer_number), key=len) for d in (drafts[3], drafts[-2])]
+    for text in ("garage", "alvarez", "sao", "motor", "corp co", "gar", *numbers):
+        # All hits (ties are ordered by id, and ids are random): the same, with the same scores.
+        hits = [
+            sorted((h.customer.customer_number, h.score, h.field) for h in book.customers.search(
+                text, actor=ADMIN, limit=len(drafts)))
+            for book in books
+        ]  # fmt: skip
+        assert hits[0] == hits[1]
+    for book in books:
+        book.close()

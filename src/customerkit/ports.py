@@ -27,6 +27,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, runtime_checkable
 
+import attrs
+
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.model import (
     Category,
@@ -34,8 +36,10 @@ from customerkit.model import (
     CompanyType,
     Contact,
     Customer,
+    CustomerKind,
     Dismissal,
     SearchField,
+    SourceLink,
     SourceRecord,
     User,
 )
@@ -198,16 +202,77 @@ class BulkMove(Protocol):
         """
 
 
+@attrs.frozen(kw_only=True)
+class NewCustomers:
+    """One chunk of a bulk load: new customers checked by ``create``'s rules, column by column.
+
+    All were made at one location by one actor at one moment; customer ``i`` has id
+    ``ids[i]``, kind ``kinds[i]``, the cleaned values ``values[i]`` (what validation returned,
+    the password taken out), ``password_hashes[i]`` and the history ``changes[i]`` of its
+    creation. A store may write the columns as they are, without a ``Customer`` per row;
+    ``customers`` and ``records`` give what ``create`` would have built.
+    """
+
+    location_id: str
+    actor_id: str
+    #: The history action: ``"create"``, or ``"import"`` for customers from a source.
+    action: str
+    source: SourceLink | None
+    at: datetime
+    ids: Sequence[str]
+    kinds: Sequence[CustomerKind]
+    values: Sequence[Mapping[str, Any]]
+    password_hashes: Sequence[str | None]
+    changes: Sequence[Mapping[str, tuple[Any, Any]]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def customers(self) -> list[Customer]:
+        """The chunk's customers, as ``create`` makes them."""
+        return [
+            Customer(
+                id=customer_id,
+                location_id=self.location_id,
+                kind=kind,
+                password_hash=password_hash,
+                source=self.source,
+                created_at=self.at,
+                updated_at=self.at,
+                **values,
+            )
+            for customer_id, kind, values, password_hash in zip(
+                self.ids, self.kinds, self.values, self.password_hashes, strict=True
+            )
+        ]
+
+    def records(self) -> list[ChangeRecord]:
+        """The history records of the chunk's creation (no ``seq`` yet)."""
+        return [
+            ChangeRecord(
+                entity="customer",
+                entity_id=customer_id,
+                customer_id=customer_id,
+                action=self.action,
+                actor_id=self.actor_id,
+                at=self.at,
+                changes=changes,
+            )
+            for customer_id, changes in zip(self.ids, self.changes, strict=True)
+        ]
+
+
 @runtime_checkable
 class BulkLoad(Protocol):
     """A unit of work writing a chunk of a bulk load in batches (``book.customers.load``)."""
 
-    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
-        """Add new customers and history records: one chunk of a bulk load.
+    def bulk_add(self, chunk: NewCustomers) -> None:
+        """Add a chunk's new customers and their creation records.
 
-        The same as ``customers.add`` of each customer, then ``history.append`` of each record
-        (their ``seq`` is allocated here), and the same errors; a backend may write them in
-        batches and build indexes once, when the unit of work commits.
+        The same as ``customers.add`` of each of ``chunk.customers()``, then
+        ``history.append`` of each of ``chunk.records()`` (their ``seq`` is allocated here),
+        and the same errors; a backend may write the columns in batches and build indexes
+        once, when the unit of work commits.
         """
 
 

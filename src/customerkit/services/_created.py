@@ -11,10 +11,23 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from customerkit.model import Actor, ChangeRecord, Customer, NewCustomer
+from customerkit.model import (
+    Actor,
+    ChangeRecord,
+    Customer,
+    CustomerKind,
+    NewCustomer,
+    RecordStatus,
+)
 from customerkit.validation import CUSTOMER_TEXT_FIELDS
 
-__all__ = ["HISTORY_FIELDS", "PASSWORD_MARKER", "created_changes", "created_customer"]
+__all__ = [
+    "HISTORY_FIELDS",
+    "PASSWORD_MARKER",
+    "created_changes",
+    "created_customer",
+    "new_changes",
+]
 
 #: Fields written to history (the password hash never is; a password change shows as a marker).
 HISTORY_FIELDS = (
@@ -53,6 +66,31 @@ def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
             value = dict(value)
         if value not in _UNSET:
             changes[name] = (None, value.value if isinstance(value, enum.Enum) else value)
+    return changes
+
+
+#: The fields of a new customer's history that validation's values hold, in history order
+#: (``assigned_staff`` is always empty and ``status`` always live for a new customer).
+_VALUE_FIELDS = tuple(name for name in HISTORY_FIELDS if name not in ("assigned_staff", "status"))
+_LIVE = (None, RecordStatus.ACTIVE.value)
+
+
+def new_changes(
+    kind: CustomerKind, values: Mapping[str, Any], *, password: bool
+) -> dict[str, tuple[Any, Any]]:
+    """``created_changes`` of the customer ``created_customer`` makes, from its values alone.
+
+    A bulk load builds no ``Customer`` per row; validation's values are plain strings (or
+    ``None``) and the ``extra`` dict, so "set" is their truth value.
+    """
+    changes: dict[str, tuple[Any, Any]] = {"kind": (None, kind.value)}
+    for name in _VALUE_FIELDS:
+        value = values[name]
+        if value:
+            changes[name] = (None, dict(value) if name == "extra" else value)
+    changes["status"] = _LIVE
+    if password:
+        changes["password"] = ("", PASSWORD_MARKER)
     return changes
 
 

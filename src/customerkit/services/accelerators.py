@@ -19,7 +19,7 @@ from customerkit.errors import ConcurrentModification
 from customerkit.export import ExportRecord, record_of
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.table import Kind
-from customerkit.model import ChangeRecord, Contact, Customer
+from customerkit.model import Contact, Customer
 from customerkit.ports import (
     ACCELERATORS,
     BulkLoad,
@@ -32,6 +32,7 @@ from customerkit.ports import (
     ExportRows,
     KeptMatchIndex,
     LocationQueries,
+    NewCustomers,
     UnitOfWork,
 )
 from customerkit.search.query import RankedMatch, SearchQuery, search_document
@@ -231,14 +232,12 @@ def _rewrite_each(
     return moved
 
 
-def bulk_add(
-    uow: UnitOfWork, customers: Sequence[Customer], records: Sequence[ChangeRecord]
-) -> None:
+def bulk_add(uow: UnitOfWork, chunk: NewCustomers) -> None:
     """Add a chunk of a bulk load: in batches where the store can, else one at a time."""
     if implements(uow, BulkLoad):
-        uow.bulk_add(customers, records)
+        uow.bulk_add(chunk)
         return
-    for customer in customers:
+    for customer in chunk.customers():
         uow.customers.add(customer)
-    for record in records:
+    for record in chunk.records():
         uow.history.append(record)

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from customerkit.errors import ValidationError
-from customerkit.model import Actor, ChangeRecord, Customer, NewCustomer
+from customerkit.model import Actor, CustomerKind, NewCustomer
 from customerkit.policy import Action, Target
-from customerkit.ports import Progress
+from customerkit.ports import NewCustomers, Progress
 from customerkit.services import accelerators
 from customerkit.services._context import Context
-from customerkit.services._created import created_customer
+from customerkit.services._created import new_changes
 from customerkit.validation import ReferenceCache, checked_draft
 
 log = logging.getLogger("customerkit.customers")
@@ -68,13 +68,14 @@ def load_customers(
     problems: dict[str, str] = {}
     done = 0
     ids = _AscendingIds()
+    action = "import" if source is not None else "create"
     with ctx.store.unit_of_work() as uow:
         reference = ReferenceCache(uow.reference)
         for chunk in _chunks(rows, chunk_size):
-            new: list[Customer] = []
-            records: list[ChangeRecord] = []
-            chunk_ids = iter(ids.next_chunk(len(chunk)))
-            now = ctx.now()
+            kinds: list[CustomerKind] = []
+            cleaned: list[dict[str, Any]] = []
+            hashes: list[str | None] = []
+            changes: list[dict[str, tuple[Any, Any]]] = []
             for position, draft in enumerate(chunk, start=done):
                 try:
                     values = checked_draft(draft, reference)
@@ -83,19 +84,25 @@ def load_customers(
                     continue
                 if problems:
                     continue  # nothing more is written; the rest is only checked
-                customer, record = created_customer(
-                    draft,
-                    values,
-                    customer_id=next(chunk_ids),
-                    password_hash=_hash(ctx, values.get("password")),
-                    actor=actor,
+                password = values.pop("password")
+                kinds.append(draft.kind)
+                cleaned.append(values)
+                hashes.append(_hash(ctx, password))
+                changes.append(new_changes(draft.kind, values, password=password is not None))
+            if cleaned and not problems:
+                new = NewCustomers(
+                    location_id=actor.location_id,
+                    actor_id=actor.user_id,
+                    action=action,
                     source=source,
-                    now=now,
+                    at=ctx.now(),
+                    ids=ids.next_chunk(len(cleaned)),
+                    kinds=kinds,
+                    values=cleaned,
+                    password_hashes=hashes,
+                    changes=changes,
                 )
-                new.append(customer)
-                records.append(record)
-            if new and not problems:
-                accelerators.bulk_add(uow, new, records)
+                accelerators.bulk_add(uow, new)
             done += len(chunk)
             if progress is not None:
                 progress(done, total)

@@ -84,19 +84,25 @@ class BulkInsert:
             self._compiled[name] = (str(compiled), shape)
         return self._compiled[name]
 
-    def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows``, each a tuple of values in ``columns`` order."""
+    def run(
+        self, connection: Connection, rows: Sequence[Sequence[Any]], *, converted: bool = False
+    ) -> None:
+        """Insert ``rows``, each a tuple of values in ``columns`` order.
+
+        ``converted``: the rows' datetimes are stored values already (see ``db_datetime``), as
+        a bulk load makes them, once for all its rows.
+        """
         if not rows:
             return
         if connection.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-            self._copy(connection, rows)
+            self._copy(connection, rows, converted=converted)
             return
         sql, shape = self._statement(connection)
-        if self._datetimes:
+        if self._datetimes and not converted:
             to_db = _sqlite_datetime if connection.dialect.name == "sqlite" else _postgres_datetime
             # A new row's created_at and updated_at are one value: convert it once.
             seen: dict[datetime, Any] = {}
-            converted = []
+            stored = []
             for row in rows:
                 values = list(row)
                 for i in self._datetimes:
@@ -106,11 +112,13 @@ class BulkInsert:
                         if found is None:
                             found = seen[value] = to_db(value)
                         values[i] = found
-                converted.append(values)
-            rows = converted
+                stored.append(values)
+            rows = stored
         connection.exec_driver_sql(sql, [shape(row) for row in rows])
 
-    def _copy(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    def _copy(
+        self, connection: Connection, rows: Sequence[Sequence[Any]], *, converted: bool
+    ) -> None:
         """PostgreSQL: the rows through ``COPY ... FROM STDIN`` (psycopg 3), in this transaction.
 
         A constraint the rows break raises SQLAlchemy's ``IntegrityError``, as an insert would.
@@ -122,13 +130,21 @@ class BulkInsert:
         driver = connection.connection.driver_connection
         try:
             with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+                checked = () if converted else self._datetimes
                 for row in rows:
-                    for i in self._datetimes:
+                    for i in checked:
                         if row[i] is not None:
                             _aware(row[i])
                     copy.write_row(row)
         except psycopg.errors.IntegrityError as error:
             raise IntegrityError(statement, None, error) from error
+
+
+def db_datetime(connection: Connection, value: datetime) -> Any:
+    """An aware datetime as ``BulkInsert`` stores it on this connection's database."""
+    if connection.dialect.name == "sqlite":
+        return _sqlite_datetime(value)
+    return _postgres_datetime(value)
 
 
 def as_tuple(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Self
@@ -39,8 +38,8 @@ from customerkit.backends.sqlalchemy._repositories import (
     UserRepository,
 )
 from customerkit.errors import CustomerKitError
-from customerkit.model import ChangeRecord, Customer
-from customerkit.ports import READ_ONLY_REFUSAL
+from customerkit.model import Customer
+from customerkit.ports import READ_ONLY_REFUSAL, NewCustomers
 
 _CUSTOMERS = BulkInsert(schema.customers)
 #: A bulk load's page cache per SQLite connection, in KiB (allocated only as pages are used).
@@ -382,11 +381,11 @@ class SqlUnitOfWork:
         self.pending.history_rows.append(row)
         self.flush_if_full()
 
-    def bulk_add(self, customers: Sequence[Customer], records: Sequence[ChangeRecord]) -> None:
+    def bulk_add(self, chunk: NewCustomers) -> None:
         """Add a chunk of a bulk load in column batches (see ``_load.BulkLoader``)."""
         if self.read_only:
             raise RuntimeError(READ_ONLY_REFUSAL)
-        self._loader.add(self, self.history, customers, records)
+        self._loader.add(self, self.history, chunk)
 
     def start_bulk(self) -> None:
         """Treat this unit of work as a bulk load from now on.
