@@ -622,3 +622,26 @@ def test_load_and_create_many_store_the_same_book(
         assert hits[0] == hits[1]
     for book in books:
         book.close()
+
+
+def test_a_postgresql_load_leaves_its_pages_all_visible(postgres_url: str) -> None:
+    """Index-only scans of the first searches after a load read no table rows: the load's
+    pages are VACUUMed (marked all-visible) once it committed, not whenever autovacuum comes."""
+    from sqlalchemy import text
+
+    book = ck.open_book(postgres_url, hasher=ck.PasswordHasher.for_tests())
+    drafts = [draft for _, draft in synth.customers(2000, seed=5, locations=("loc-1",))]
+    assert book.customers.load(drafts, actor=ADMIN) == 2000
+    store: Any = book.store
+    with store.engine.connect() as connection:
+        pages = connection.execute(
+            text(
+                "SELECT relname, relpages, relallvisible FROM pg_class"
+                " WHERE relname IN ('customers', 'customer_words')"
+            )
+        ).all()
+    assert len(pages) == 2
+    for name, total, visible in pages:
+        assert total > 0, name
+        assert visible == total, name
+    book.close()

@@ -14,6 +14,7 @@ would have raised at ``add`` wins over whatever came later.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from functools import cached_property
@@ -40,6 +41,8 @@ from customerkit.backends.sqlalchemy._repositories import (
 from customerkit.errors import CustomerKitError
 from customerkit.model import Customer
 from customerkit.ports import READ_ONLY_REFUSAL, NewCustomers
+
+_log = logging.getLogger(__name__)
 
 _CUSTOMERS = BulkInsert(schema.customers)
 #: A bulk load's page cache per SQLite connection, in KiB (allocated only as pages are used).
@@ -135,6 +138,8 @@ class _BulkLoad:
         self.batches = 0
         #: Customers this unit of work added (for ``grew``).
         self.added = 0
+        #: A PostgreSQL bulk load to VACUUM once committed (see ``vacuum``).
+        self.vacuum_due = False
         self._cache_before: dict[str, int] = {}
 
     @property
@@ -166,6 +171,7 @@ class _BulkLoad:
         ``ANALYZE_LIMIT`` rows of each index (``analysis_limit``), PostgreSQL samples as
         its ANALYZE always does: seconds, not a read of a million rows.
         """
+        self.vacuum_due = False
         if not self.active and not self.grew(connection):
             return
         if connection.dialect.name == "sqlite":
@@ -173,6 +179,27 @@ class _BulkLoad:
             connection.exec_driver_sql("ANALYZE")
         else:
             connection.exec_driver_sql(f"ANALYZE {', '.join(_ANALYZED)}")
+            self.vacuum_due = self.active
+
+    def vacuum(self, connection: Connection) -> None:
+        """VACUUM what a PostgreSQL bulk load wrote, once it has committed.
+
+        A freshly written page is not marked all-visible until a VACUUM, so until autovacuum
+        comes by every index-only scan of the search also reads each row from its table
+        (p50 of the first searches at 10^6: 16 ms, 11 ms after a VACUUM of about a second).
+        VACUUM cannot run in a transaction, so it runs in autocommit after the commit; the
+        load is already permanent then, so a failure here is only logged.
+        """
+        self.vacuum_due = False
+        driver: Any = connection.connection.driver_connection
+        try:
+            driver.autocommit = True
+            try:
+                driver.execute(f"VACUUM {', '.join(_ANALYZED)}")
+            finally:
+                driver.autocommit = False
+        except Exception:  # the load stands; autovacuum will do this later
+            _log.warning("VACUUM after a bulk load failed", exc_info=True)
 
     def grew(self, connection: Connection) -> bool:
         """Whether the customers added are a large share of the table's last statistics.
@@ -410,6 +437,8 @@ class SqlUnitOfWork:
             self._loader.finish(self.connection)
         self._bulk.analyze(self.connection)
         self.connection.commit()
+        if self._bulk.vacuum_due:
+            self._bulk.vacuum(self.connection)
         self._bulk.batches = self._bulk.added = 0
         # The next statement starts a new transaction, where another writer may have been first.
         if self._built("history"):
