@@ -21,6 +21,7 @@ FRAGMENTS: dict[str, dict[int, str]] = {
     "docs/backends.md": {
         0: "opens the reader's PostgreSQL server",
         1: "`url` is the reader's database",
+        2: "`url` is the reader's database",
     },
     "docs/contacts.md": {0: "`book`, `customer` and `advisor` come from the reader's app"},
     "docs/customers.md": {1: "the records and actors come from the reader's app"},
