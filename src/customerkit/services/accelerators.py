@@ -18,6 +18,7 @@ import attrs
 from customerkit.errors import ConcurrentModification
 from customerkit.export import ExportRecord, record_of
 from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.matching.kept import KeptBlocks
 from customerkit.model import ChangeRecord, Contact, Customer
 from customerkit.ports import (
     ACCELERATORS,
@@ -29,6 +30,7 @@ from customerkit.ports import (
     CustomerRepository,
     CustomerSearch,
     ExportRows,
+    KeptBlockReads,
     KeptMatchIndex,
     LocationQueries,
     UnitOfWork,
@@ -46,6 +48,8 @@ __all__ = [
     "export_records",
     "get_many",
     "implements",
+    "keep_blocks",
+    "kept_blocks",
     "live_contacts",
     "move",
     "reference_search",
@@ -148,6 +152,25 @@ def customer_match_index(
         return customers.match_index(location_id, region=region, config=config)
     records = list(customers.iter_location(location_id))
     return MatchIndex.build(records, kind="customer", config=config, region=region)
+
+
+def keep_blocks(uow: UnitOfWork, location_id: str, *, region: str, config: MatchConfig) -> bool:
+    """Have the backend keep the location's customer blocking keys; whether it does.
+
+    False when the customers repository keeps none (``KeptBlockReads``), or when the matching
+    settings add comparisons, whose keys are not kept: the duplicates are then found in memory.
+    """
+    customers = uow.customers
+    if config.comparisons or not implements(customers, KeptBlockReads):
+        return False
+    customers.keep_blocks(location_id, region=region)
+    return True
+
+
+def kept_blocks(uow: UnitOfWork, location_id: str) -> KeptBlocks | None:
+    """The location's kept customer blocks (after ``keep_blocks`` said True), or None."""
+    customers = uow.customers
+    return customers.kept_blocks(location_id) if implements(customers, KeptBlockReads) else None
 
 
 def live_contacts(uow: UnitOfWork, location_id: str) -> list[Contact]:

@@ -19,6 +19,7 @@ from customerkit.errors import (
 )
 from customerkit.export import write_records
 from customerkit.matching import DuplicateReport, SimilarMatch, find_duplicates
+from customerkit.matching.kept import CHUNK_SIZE, find_kept_duplicates
 from customerkit.merging import CUSTOMER_MERGE
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -372,21 +373,47 @@ class CustomerService:
 
     # -- duplicates and merge (rules M1-M6) --------------------------------------------------
 
-    def find_duplicates(self, *, actor: Actor) -> DuplicateReport:  # rules M1, M2
+    @retried
+    def find_duplicates(  # rules M1, M2
+        self, *, actor: Actor, workers: int | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> DuplicateReport:
         """Duplicate customers of the actor's location, with scores, reasons and groups.
 
-        Pairs dismissed with ``dismiss`` are never reported nor grouped together.
+        Pairs dismissed with ``dismiss`` are never reported nor grouped together. A backend
+        that keeps blocking keys (the SQL books) reads the location ``chunk_size`` records,
+        keys or pairs at a time and scores them in ``workers`` processes (None: every core;
+        processes start only for more than one chunk of customers); the report is the same.
+        The first call keeps the location's blocking keys from then on, as ``find_similar``.
         """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        with self._ctx.store.unit_of_work(read_only=True) as uow:
-            customers = list(uow.customers.iter_location(actor.location_id))
-            live = {customer.id for customer in customers}
-            apart = dismissals.pairs_in_force(uow, _DISMISSAL, actor.location_id, live)
         config = self._ctx.config
+        match = config.match_for("customer")
+        location_id = actor.location_id
+        with self._ctx.store.unit_of_work() as uow:
+            kept = accelerators.keep_blocks(
+                uow, location_id, region=config.phone_region, config=match
+            )
+            uow.commit()  # the keys are kept from now on
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
+            blocks = accelerators.kept_blocks(uow, location_id) if kept else None
+            if blocks is not None:
+                apart = dismissals.pairs_in_force(uow, _DISMISSAL, location_id)
+                return find_kept_duplicates(
+                    blocks,
+                    kind="customer",
+                    config=match,
+                    region=config.phone_region,
+                    dismissed=apart,
+                    workers=workers,
+                    chunk_size=chunk_size,
+                )
+            customers = list(uow.customers.iter_location(location_id))
+            live = {customer.id for customer in customers}
+            apart = dismissals.pairs_in_force(uow, _DISMISSAL, location_id, live)
         return find_duplicates(
             customers,
             kind="customer",
-            config=config.match_for("customer"),
+            config=match,
             region=config.phone_region,
             dismissed=apart,
         )

@@ -34,6 +34,7 @@ from customerkit.matching.comparisons import Model, comparisons_of, levels_of, s
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
     RANDOM_PAIRS,
+    decode_patterns,
     estimate_parameters,
     frequencies,
     random_pairs,
@@ -210,7 +211,7 @@ def _pattern_counts(coded: DataFrame, sizes: list[int]) -> tuple[Any, Any]:
     rows = sorted((row["code"], row["count"]) for row in coded.groupBy("code").count().collect())
     codes = np.array([code for code, _ in rows], np.int64)
     counts = np.array([count for _, count in rows], np.int64)
-    return _batches.decode(codes, sizes), counts
+    return decode_patterns(codes, sizes), counts
 
 
 def find_duplicates_spark(

@@ -26,7 +26,11 @@ from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
 from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
-from customerkit.backends.sqlalchemy._match_keys import ensure_keys, stored_match_index
+from customerkit.backends.sqlalchemy._match_keys import (
+    StoredBlocks,
+    ensure_keys,
+    stored_match_index,
+)
 from customerkit.backends.sqlalchemy._repositories import forget_dismissals, rewrite_rows
 from customerkit.backends.sqlalchemy._session import Session
 from customerkit.backends.sqlalchemy.schema import LIVE_CUSTOMER, customers
@@ -234,6 +238,12 @@ class CustomerRepository:
         connection = self._uow.reader()
         ensure_keys(connection, "customer", location_id, region)
         return stored_match_index(connection, "customer", location_id, region, config=config)
+
+    def keep_blocks(self, location_id: str, *, region: str) -> None:
+        ensure_keys(self._uow.reader(), "customer", location_id, region)
+
+    def kept_blocks(self, location_id: str) -> StoredBlocks:
+        return StoredBlocks(self._uow.reader(), "customer", location_id)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

@@ -19,10 +19,10 @@ writes, so it sees a build that committed before them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
+from sqlalchemy import Connection, and_, delete, func, insert, literal, not_, or_, select, tuple_
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import BulkInsert, chunks
@@ -237,6 +237,47 @@ class StoredBlocks:
         above = self._connection.execute(upper.limit(window - 1)).all()
         return [(row.sort_key, row.record_id) for row in (*reversed(below), *above)]
 
+    def records(self, batch_size: int) -> Iterator[list[Record]]:
+        """Every live record of the location (contacts: of a live customer), in id order.
+
+        Keyset pages of ``batch_size``: each starts after the last id of the one before.
+        """
+        convert: Callable[[Mapping[str, Any]], Record]
+        if self.kind == "customer":
+            table, convert = schema.customers, _rows.customer_from_row
+            mine = select(schema.customers).where(
+                _C.location_id == self._location_id, schema.LIVE_CUSTOMER
+            )
+        else:
+            table, convert = schema.contacts, _rows.contact_from_row
+            mine = _live_contacts().where(_C.location_id == self._location_id)
+        after: str | None = None
+        while True:
+            page = mine.order_by(table.c.id).limit(batch_size)
+            if after is not None:
+                page = page.where(table.c.id > after)
+            rows = self._connection.execute(page).mappings().all()
+            if rows:
+                yield [convert(row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            after = rows[-1]["id"]
+
+    def rows(self, batch_size: int) -> Iterator[list[tuple[str, str, str]]]:
+        """Every kept key of the location as ``(block, sort key, id)``, in that order, in pages."""
+        key = (_M.block, _M.sort_key, _M.record_id)
+        after: tuple[str, str, str] | None = None
+        while True:
+            page = select(*key).where(*self._mine()).order_by(*key).limit(batch_size)
+            if after is not None:
+                page = page.where(tuple_(*key) > tuple_(*(literal(v) for v in after)))
+            found = [(row[0], row[1], row[2]) for row in self._connection.execute(page)]
+            if found:
+                yield found
+            if len(found) < batch_size:
+                return
+            after = found[-1]
+
     def load(self, ids: Sequence[str]) -> list[Record]:
         """The live records (contacts: of a live customer) with these ids."""
         found: list[Record] = []
@@ -258,13 +299,15 @@ class StoredBlocks:
         if not wanted:
             return counts
         blocks = {name_block(self.kind, name): name for name in wanted}
-        statement = (
-            select(_M.block, func.count())
-            .where(*self._mine(), _M.block.in_(sorted(blocks)))
-            .group_by(_M.block)
-        )
-        for block, count in self._connection.execute(statement):
-            counts[blocks[block]] = count
+        # In parts: a location's duplicates ask for a whole chunk of records' names at once.
+        for part in chunks(sorted(blocks)):
+            statement = (
+                select(_M.block, func.count())
+                .where(*self._mine(), _M.block.in_(part))
+                .group_by(_M.block)
+            )
+            for block, count in self._connection.execute(statement):
+                counts[blocks[block]] = count
         return counts
 
     def count_named(self) -> int:

@@ -1,0 +1,173 @@
+"""What ``find_kept_duplicates``' worker processes run: the in-process matcher's code, per chunk.
+
+Each task takes plain records and arrays (picklable, for processes started with ``spawn``)
+and calls ``customerkit.matching``'s reading, normalisation, scorer and explanations
+unchanged, so a chunk's values are those ``find_duplicates`` computes for the same pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from customerkit.matching.batch import evidence as evidence_of
+from customerkit.matching.comparisons import Model, comparisons_of, levels_of
+from customerkit.matching.config import MatchConfig
+from customerkit.matching.estimate import decode_patterns, encode_patterns
+from customerkit.matching.features import Features, build_features, name_key_of
+from customerkit.matching.normalize import normalize_columns
+from customerkit.matching.reasons import reasons
+from customerkit.matching.score import compare, level_matrix, probability, weigh
+from customerkit.matching.table import Kind, RecordTable, read_records
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+def stack(parts: Sequence[Any], dtype: Any) -> Any:
+    """The arrays one after another (an empty array of ``dtype`` for none)."""
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
+@attrs.frozen(kw_only=True)
+class Setup:
+    """What every task needs to read and score records as ``find_duplicates`` does."""
+
+    kind: Kind
+    config: MatchConfig
+    region: str
+    named: int = 0
+
+    @property
+    def extras(self) -> list[str]:
+        return [extra.field for extra in self.config.comparisons]
+
+    def table(self, records: Sequence[object]) -> RecordTable:
+        return read_records(records, kind=self.kind, scope=None, extras=self.extras)
+
+    def normalised(self, table: RecordTable) -> dict[str, Any]:
+        extras = [(extra.field, extra.method) for extra in self.config.comparisons]
+        return normalize_columns(self.kind, table.columns, region=self.region, extras=extras)
+
+
+@attrs.frozen(kw_only=True)
+class Summary:
+    """Step 1's answer for a batch of records."""
+
+    ids: list[str]
+    names: list[str]
+    fields: tuple[str, ...]
+    filled: npt.NDArray[np.bool_]  # records x fields
+    contacted: FloatArray
+    created: FloatArray
+
+
+def summarise(setup: Setup, records: Sequence[object]) -> Summary:
+    """Ids, names, filled fields and dates of a batch of records (a task)."""
+    table = setup.table(records)
+    norm = setup.normalised(table)
+    columns = [norm[name] for name in ("given", "last", "company") if name in norm]
+    keys = [name for name in ("given", "last", "company") if name in norm]
+    names = [
+        name_key_of(setup.kind, dict(zip(keys, values, strict=True)))
+        for values in zip(*columns, strict=True)
+    ]
+    fields = tuple(table.columns)
+    filled = np.zeros((len(table), len(fields)), np.bool_)
+    for at, field in enumerate(fields):
+        filled[:, at] = table.filled(field)
+    return Summary(
+        ids=list(table.ids),
+        names=names,
+        fields=fields,
+        filled=filled,
+        contacted=np.asarray(table.last_contacted, np.float64),
+        created=np.asarray(table.created, np.float64),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Pairs:
+    """A chunk of pairs with their records: pair ``k`` is records ``left[k]`` and ``right[k]``."""
+
+    records: list[object]
+    counts: IntArray  # per record: how many records of the location share its name
+    left: IntArray
+    right: IntArray
+    codes: IntArray | None = None  # the pairs' level patterns, once known
+
+
+def _features(setup: Setup, pairs: Pairs) -> Features:
+    """The chunk's records as the scorer reads them, names counted over the whole location."""
+    norm = setup.normalised(setup.table(pairs.records))
+    return build_features(
+        setup.kind, norm, config=setup.config, name_counts=pairs.counts, named=setup.named
+    )
+
+
+def codes(setup: Setup, pairs: Pairs, model: Model) -> IntArray:
+    """Each pair's level pattern as one integer (a task)."""
+    names = comparisons_of(setup.kind, setup.config)
+    compared = compare(_features(setup, pairs), pairs.left, pairs.right, setup.config, model)
+    return encode_patterns(level_matrix(compared, names), sizes(setup))
+
+
+@attrs.frozen(kw_only=True)
+class Kept:
+    """Step 4's answer for a chunk: the pairs at the threshold, what they scored and why."""
+
+    at: IntArray  # indices into the chunk's pairs
+    score: FloatArray
+    weight: FloatArray
+    reasons: list[tuple[str, ...]]
+    evidence: list[tuple[Any, ...]]
+
+    def where(self, mask: npt.NDArray[np.bool_]) -> Kept:
+        """The pairs ``mask`` keeps."""
+        keep = mask.tolist()
+        return Kept(
+            at=self.at[mask],
+            score=self.score[mask],
+            weight=self.weight[mask],
+            reasons=[r for r, k in zip(self.reasons, keep, strict=True) if k],
+            evidence=[e for e, k in zip(self.evidence, keep, strict=True) if k],
+        )
+
+    @classmethod
+    def joined(cls, parts: Sequence[Kept]) -> Kept:
+        """The chunks' pairs one after another."""
+        return cls(
+            at=stack([p.at for p in parts], np.int64),
+            score=stack([p.score for p in parts], np.float64),
+            weight=stack([p.weight for p in parts], np.float64),
+            reasons=[r for p in parts for r in p.reasons],
+            evidence=[e for p in parts for e in p.evidence],
+        )
+
+
+def scored(setup: Setup, pairs: Pairs, model: Model) -> Kept:
+    """The chunk's pairs at the threshold, as ``match_table`` keeps and explains them (a task)."""
+    assert pairs.codes is not None  # noqa: S101 - step 3 coded every pair
+    config = setup.config
+    names = comparisons_of(setup.kind, config)
+    features = _features(setup, pairs)
+    matrix = decode_patterns(pairs.codes, sizes(setup))
+    levels = {name: matrix[:, column] for column, name in enumerate(names)}
+    _, weight = weigh(features, pairs.left, pairs.right, levels, model)
+    kept = np.flatnonzero(probability(weight) >= config.threshold)
+    compared = compare(features, pairs.left[kept], pairs.right[kept], config, model)
+    return Kept(
+        at=kept.astype(np.int64),
+        score=np.asarray(compared.score, np.float64),
+        weight=np.asarray(compared.weight, np.float64),
+        reasons=[reasons(compared, k, features, model, config) for k in range(kept.size)],
+        evidence=[evidence_of(compared, k, names, model, config) for k in range(kept.size)],
+    )
+
+
+def sizes(setup: Setup) -> list[int]:
+    return [len(levels_of(name, setup.config)) for name in comparisons_of(setup.kind, setup.config)]
