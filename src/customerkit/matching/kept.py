@@ -72,16 +72,20 @@ class KeptBlocks(Protocol):
     the backend; ids sort by code point (as Python sorts strings).
     """
 
-    def records(self, batch_size: int) -> Iterator[Sequence[object]]:
-        """Every record, in batches of at most ``batch_size``, in id order."""
+    def records(self, batch_size: int) -> Iterator[Sequence[Mapping[str, Any]]]:
+        """Every record, in batches of at most ``batch_size``, in id order.
+
+        As mappings of the fields the matcher reads (``id``, ``table.fields_of(kind)`` and
+        ``table.TIME_FIELDS``, those the records have).
+        """
         ...
 
     def rows(self, batch_size: int) -> Iterator[Sequence[tuple[str, str, str]]]:
         """Every kept key as ``(block, sort key, id)``, in that order, in batches."""
         ...
 
-    def load(self, ids: Sequence[str]) -> Sequence[object]:
-        """The records with these ids, in any order."""
+    def load_rows(self, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
+        """The records with these ids (as ``records`` gives them), in any order."""
         ...
 
     def count_names(self, names: Sequence[str]) -> Mapping[str, int]:
@@ -214,7 +218,7 @@ class _Chunker:
     def chunk(self, left: IntArray, right: IntArray, codes: IntArray | None = None) -> _tasks.Pairs:
         involved = np.unique(np.concatenate((left, right)))
         wanted = [self.ids[p] for p in involved.tolist()]
-        found = {str(_id_of(record)): record for record in self.blocks.load(wanted)}
+        found = {str(row["id"]): row for row in self.blocks.load_rows(wanted)}
         missing = [record_id for record_id in wanted if record_id not in found]
         if missing:
             msg = f"records changed while their duplicates were found: {missing[:3]}"
@@ -235,10 +239,6 @@ class _Chunker:
             yield self.chunk(
                 left[start:stop], right[start:stop], None if codes is None else codes[start:stop]
             )
-
-
-def _id_of(record: object) -> object:
-    return record["id"] if isinstance(record, Mapping) else getattr(record, "id", None)
 
 
 def find_kept_duplicates(

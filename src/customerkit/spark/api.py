@@ -39,7 +39,7 @@ from customerkit.matching.estimate import (
     frequencies,
     random_pairs,
 )
-from customerkit.matching.table import Kind, fields_of
+from customerkit.matching.table import TIME_FIELDS, Kind, fields_of
 from customerkit.spark import _batches
 from customerkit.spark.components import connected_components
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SparkMatchReport", "find_duplicates_spark"]
 
-_TIME_FIELDS = ("last_communicated_at", "created_at")
 PAIR_SCHEMA = (
     "left_pos long, right_pos long, left_id string, right_id string, score double, "
     "match_weight double, reasons array<string>, "
@@ -104,7 +103,7 @@ def _check_ids(frame: DataFrame) -> None:
 def _normalised(frame: DataFrame, kind: Kind, config: MatchConfig, region: str) -> DataFrame:
     from functools import partial
 
-    wanted = {*_batches.record_fields(kind, config), *_TIME_FIELDS, "id"}
+    wanted = {*_batches.record_fields(kind, config), *TIME_FIELDS, "id"}
     schema = ", ".join(
         [
             "id string",

@@ -19,7 +19,7 @@ writes, so it sees a build that committed before them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, literal, not_, or_, select, tuple_
@@ -29,7 +29,7 @@ from customerkit.backends.sqlalchemy._bulk import BulkInsert, chunks
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys
-from customerkit.matching.table import Kind, fields_of
+from customerkit.matching.table import TIME_FIELDS, Kind, fields_of
 from customerkit.model import Contact, Customer, RecordStatus
 
 __all__ = ["MatchKeyWriter", "StoredBlocks", "ensure_keys", "stored_match_index"]
@@ -237,31 +237,42 @@ class StoredBlocks:
         above = self._connection.execute(upper.limit(window - 1)).all()
         return [(row.sort_key, row.record_id) for row in (*reversed(below), *above)]
 
-    def records(self, batch_size: int) -> Iterator[list[Record]]:
+    def _matched(self, *where: Any) -> Any:
+        """The live records' columns the matcher reads, as plain rows (no records built)."""
+        table = schema.customers if self.kind == "customer" else schema.contacts
+        wanted = ("id", *fields_of(self.kind), *TIME_FIELDS)
+        columns = [table.c[name] for name in wanted if name in table.c]
+        if self.kind == "customer":
+            return select(*columns).where(*where, schema.LIVE_CUSTOMER), table
+        return _live_contacts(*columns).where(*where), table
+
+    def records(self, batch_size: int) -> Iterator[list[dict[str, Any]]]:
         """Every live record of the location (contacts: of a live customer), in id order.
 
-        Keyset pages of ``batch_size``: each starts after the last id of the one before.
+        As mappings of the columns the matcher reads (what ``load_rows`` gives), in keyset
+        pages of ``batch_size``: each starts after the last id of the one before.
         """
-        convert: Callable[[Mapping[str, Any]], Record]
-        if self.kind == "customer":
-            table, convert = schema.customers, _rows.customer_from_row
-            mine = select(schema.customers).where(
-                _C.location_id == self._location_id, schema.LIVE_CUSTOMER
-            )
-        else:
-            table, convert = schema.contacts, _rows.contact_from_row
-            mine = _live_contacts().where(_C.location_id == self._location_id)
+        mine, table = self._matched(_C.location_id == self._location_id)
         after: str | None = None
         while True:
             page = mine.order_by(table.c.id).limit(batch_size)
             if after is not None:
                 page = page.where(table.c.id > after)
-            rows = self._connection.execute(page).mappings().all()
+            rows = [dict(row) for row in self._connection.execute(page).mappings()]
             if rows:
-                yield [convert(row) for row in rows]
+                yield rows
             if len(rows) < batch_size:
                 return
             after = rows[-1]["id"]
+
+    def load_rows(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The matcher's columns of the live records with these ids, in any order."""
+        found: list[dict[str, Any]] = []
+        table = schema.customers if self.kind == "customer" else schema.contacts
+        for part in chunks(sorted(ids)):
+            statement, _ = self._matched(table.c.id.in_(part))
+            found.extend(dict(row) for row in self._connection.execute(statement).mappings())
+        return found
 
     def rows(self, batch_size: int) -> Iterator[list[tuple[str, str, str]]]:
         """Every kept key of the location as ``(block, sort key, id)``, in that order, in pages."""
