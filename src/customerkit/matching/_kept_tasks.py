@@ -21,7 +21,7 @@ from customerkit.matching.estimate import decode_patterns, encode_patterns
 from customerkit.matching.features import Features, build_features, name_key_of
 from customerkit.matching.normalize import normalize_columns
 from customerkit.matching.reasons import reasons
-from customerkit.matching.score import compare, level_matrix, probability, weigh
+from customerkit.matching.score import compare, level_matrix, weigh
 from customerkit.matching.table import Kind, RecordTable, read_records
 
 IntArray = npt.NDArray[np.int64]
@@ -98,7 +98,6 @@ class Pairs:
     counts: IntArray  # per record: how many records of the location share its name
     left: IntArray
     right: IntArray
-    codes: IntArray | None = None  # the pairs' level patterns, once known
 
 
 def _features(setup: Setup, pairs: Pairs) -> Features:
@@ -109,39 +108,76 @@ def _features(setup: Setup, pairs: Pairs) -> Features:
     )
 
 
-def codes(setup: Setup, pairs: Pairs, model: Model) -> IntArray:
-    """Each pair's level pattern as one integer (a task)."""
+@attrs.frozen(kw_only=True)
+class Coded:
+    """What comparing a chunk of pairs tells about each: its level pattern, whether names agree."""
+
+    codes: IntArray
+    same_name: npt.NDArray[np.bool_]
+
+    @classmethod
+    def joined(cls, parts: Sequence[Coded]) -> Coded:
+        """The chunks' pairs one after another."""
+        return cls(
+            codes=stack([p.codes for p in parts], np.int64),
+            same_name=stack([p.same_name for p in parts], np.bool_),
+        )
+
+
+def codes(setup: Setup, pairs: Pairs, model: Model) -> Coded:
+    """Each pair's level pattern as one integer, and whether its names agree (a task)."""
     names = comparisons_of(setup.kind, setup.config)
-    compared = compare(_features(setup, pairs), pairs.left, pairs.right, setup.config, model)
-    return encode_patterns(level_matrix(compared, names), sizes(setup))
+    features = _features(setup, pairs)
+    compared = compare(features, pairs.left, pairs.right, setup.config, model)
+    name = features.codes["name"]
+    left, right = name[pairs.left], name[pairs.right]
+    return Coded(
+        codes=encode_patterns(level_matrix(compared, names), sizes(setup)),
+        same_name=(left >= 0) & (right >= 0) & (left == right),
+    )
+
+
+def weights(setup: Setup, coded: Coded, left_counts: IntArray, model: Model) -> FloatArray:
+    """The match weights of coded pairs, by the scorer's own ``weigh``, without their records.
+
+    A weight needs only each pair's levels, whether its names agree and how many records
+    share the left record's name; ``weigh`` reads them from features of the pairs' two sides
+    (pair ``j`` is ``j`` and ``k + j``) holding just that.
+    """
+    k = coded.codes.size
+    names = comparisons_of(setup.kind, setup.config)
+    matrix = decode_patterns(coded.codes, sizes(setup))
+    sides = Features(
+        kind=setup.kind,
+        text={},
+        codes={
+            "name": np.concatenate(
+                (np.zeros(k, np.int64), np.where(coded.same_name, 0, 1).astype(np.int64))
+            ),
+            "name_count": np.concatenate((left_counts, np.zeros(k, np.int64))),
+        },
+        named=setup.named,
+        extras={},
+    )
+    levels = {name: matrix[:, column] for column, name in enumerate(names)}
+    left = np.arange(k, dtype=np.int64)
+    _, weight = weigh(sides, left, left + k, levels, model)
+    return weight
 
 
 @attrs.frozen(kw_only=True)
 class Kept:
-    """Step 4's answer for a chunk: the pairs at the threshold, what they scored and why."""
+    """What the pairs at the threshold scored, and why."""
 
-    at: IntArray  # indices into the chunk's pairs
     score: FloatArray
     weight: FloatArray
     reasons: list[tuple[str, ...]]
     evidence: list[tuple[Any, ...]]
 
-    def where(self, mask: npt.NDArray[np.bool_]) -> Kept:
-        """The pairs ``mask`` keeps."""
-        keep = mask.tolist()
-        return Kept(
-            at=self.at[mask],
-            score=self.score[mask],
-            weight=self.weight[mask],
-            reasons=[r for r, k in zip(self.reasons, keep, strict=True) if k],
-            evidence=[e for e, k in zip(self.evidence, keep, strict=True) if k],
-        )
-
     @classmethod
     def joined(cls, parts: Sequence[Kept]) -> Kept:
         """The chunks' pairs one after another."""
         return cls(
-            at=stack([p.at for p in parts], np.int64),
             score=stack([p.score for p in parts], np.float64),
             weight=stack([p.weight for p in parts], np.float64),
             reasons=[r for p in parts for r in p.reasons],
@@ -149,23 +185,17 @@ class Kept:
         )
 
 
-def scored(setup: Setup, pairs: Pairs, model: Model) -> Kept:
-    """The chunk's pairs at the threshold, as ``match_table`` keeps and explains them (a task)."""
-    assert pairs.codes is not None  # noqa: S101 - step 3 coded every pair
+def explained(setup: Setup, pairs: Pairs, model: Model) -> Kept:
+    """Pairs at the threshold compared again for their scores, reasons and evidence (a task)."""
     config = setup.config
     names = comparisons_of(setup.kind, config)
     features = _features(setup, pairs)
-    matrix = decode_patterns(pairs.codes, sizes(setup))
-    levels = {name: matrix[:, column] for column, name in enumerate(names)}
-    _, weight = weigh(features, pairs.left, pairs.right, levels, model)
-    kept = np.flatnonzero(probability(weight) >= config.threshold)
-    compared = compare(features, pairs.left[kept], pairs.right[kept], config, model)
+    compared = compare(features, pairs.left, pairs.right, config, model)
     return Kept(
-        at=kept.astype(np.int64),
         score=np.asarray(compared.score, np.float64),
         weight=np.asarray(compared.weight, np.float64),
-        reasons=[reasons(compared, k, features, model, config) for k in range(kept.size)],
-        evidence=[evidence_of(compared, k, names, model, config) for k in range(kept.size)],
+        reasons=[reasons(compared, k, features, model, config) for k in range(pairs.left.size)],
+        evidence=[evidence_of(compared, k, names, model, config) for k in range(pairs.left.size)],
     )
 
 

@@ -52,6 +52,7 @@ from customerkit.matching.estimate import (
 )
 from customerkit.matching.groups import group_pairs
 from customerkit.matching.report import DuplicatePair, DuplicateReport
+from customerkit.matching.score import probability
 from customerkit.matching.table import Kind, RecordTable
 
 __all__ = ["KeptBlocks", "find_kept_duplicates"]
@@ -215,7 +216,7 @@ class _Chunker:
     def __init__(self, blocks: KeptBlocks, ids: Sequence[str], counts: IntArray) -> None:
         self.blocks, self.ids, self.counts = blocks, ids, counts
 
-    def chunk(self, left: IntArray, right: IntArray, codes: IntArray | None = None) -> _tasks.Pairs:
+    def chunk(self, left: IntArray, right: IntArray) -> _tasks.Pairs:
         involved = np.unique(np.concatenate((left, right)))
         wanted = [self.ids[p] for p in involved.tolist()]
         found = {str(row["id"]): row for row in self.blocks.load_rows(wanted)}
@@ -228,17 +229,11 @@ class _Chunker:
             counts=self.counts[involved],
             left=np.searchsorted(involved, left).astype(np.int64),
             right=np.searchsorted(involved, right).astype(np.int64),
-            codes=codes,
         )
 
-    def chunks(
-        self, left: IntArray, right: IntArray, size: int, codes: IntArray | None = None
-    ) -> Iterator[_tasks.Pairs]:
+    def chunks(self, left: IntArray, right: IntArray, size: int) -> Iterator[_tasks.Pairs]:
         for start in range(0, left.size, size):
-            stop = start + size
-            yield self.chunk(
-                left[start:stop], right[start:stop], None if codes is None else codes[start:stop]
-            )
+            yield self.chunk(left[start : start + size], right[start : start + size])
 
 
 def find_kept_duplicates(
@@ -322,11 +317,14 @@ class _Run:
         """``work`` of each task, in order, in the workers when there are any."""
         return _in_order(self.executor, work, tasks, self.ahead)
 
-    def codes(self, chunker: _Chunker, left: IntArray, right: IntArray, model: Model) -> IntArray:
-        """The level pattern codes of pairs, compared a chunk at a time."""
+    def codes(
+        self, chunker: _Chunker, left: IntArray, right: IntArray, model: Model
+    ) -> _tasks.Coded:
+        """The level patterns of pairs (and whether their names agree), a chunk at a time."""
         coding = _Call(_tasks.codes, self.setup, model)
-        parts = list(self.map(coding, chunker.chunks(left, right, self.chunk_size)))
-        return _tasks.stack(parts, np.int64)  # type: ignore[no-any-return]
+        return _tasks.Coded.joined(
+            list(self.map(coding, chunker.chunks(left, right, self.chunk_size)))
+        )
 
     def estimated(
         self, chunker: _Chunker, codes: IntArray, start: Parameters, model: Model
@@ -337,7 +335,7 @@ class _Run:
         sizes = _tasks.sizes(setup)
         n = len(self.location.ids)
         chance = self.codes(chunker, *random_pairs(n, RANDOM_PAIRS, setup.config.seed), model)
-        chance_codes, chance_counts = np.unique(chance, return_counts=True)
+        chance_codes, chance_counts = np.unique(chance.codes, return_counts=True)
         u_values = frequencies(
             decode_patterns(chance_codes, sizes), sizes, chance_counts.astype(np.float64)
         )
@@ -356,26 +354,30 @@ class _Run:
     def kept(
         self,
         chunker: _Chunker,
-        pairs: tuple[IntArray, IntArray, IntArray],
+        pairs: tuple[IntArray, IntArray, _tasks.Coded],
         model: Model,
         apart: Mapping[int, set[int]],
     ) -> tuple[IntArray, IntArray, _tasks.Kept]:
-        """The pairs at the threshold and not dismissed: positions and what they scored."""
-        left, right, codes = pairs
-        found: list[tuple[IntArray, IntArray, _tasks.Kept]] = []
-        chunks = chunker.chunks(left, right, self.chunk_size, codes)
-        starts = range(0, left.size, self.chunk_size)
-        scoring = _Call(_tasks.scored, self.setup, model)
-        for start, kept in zip(starts, self.map(scoring, chunks), strict=True):
-            a, b = left[start + kept.at], right[start + kept.at]
-            keep = [y not in apart.get(x, ()) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
-            mask = np.array(keep, np.bool_)
-            found.append((a[mask], b[mask], kept.where(mask)))
-        return (
-            _tasks.stack([a for a, _, _ in found], np.int64),
-            _tasks.stack([b for _, b, _ in found], np.int64),
-            _tasks.Kept.joined([k for _, _, k in found]),
-        )
+        """The pairs at the threshold and not dismissed: positions and what they scored.
+
+        As ``match_table``: every pair is weighed from its levels (here, with no record
+        read), and only those at the threshold are compared again for their explanations.
+        """
+        left, right, coded = pairs
+        at: list[IntArray] = []
+        for start in range(0, left.size, self.chunk_size):
+            part = slice(start, start + self.chunk_size)
+            chunk = _tasks.Coded(codes=coded.codes[part], same_name=coded.same_name[part])
+            weight = _tasks.weights(self.setup, chunk, chunker.counts[left[part]], model)
+            at.append(start + np.flatnonzero(probability(weight) >= self.config.threshold))
+        kept = _tasks.stack(at, np.int64)
+        a, b = left[kept], right[kept]
+        keep = [y not in apart.get(x, ()) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+        mask = np.array(keep, np.bool_)
+        a, b = a[mask], b[mask]
+        explaining = _Call(_tasks.explained, self.setup, model)
+        found = list(self.map(explaining, chunker.chunks(a, b, self.chunk_size)))
+        return a, b, _tasks.Kept.joined(found)
 
     def report(self, dismissed: Iterable[tuple[str, str]]) -> DuplicateReport:
         """Steps 2 to 4 and the report, once every record is summarised."""
@@ -390,12 +392,12 @@ class _Run:
         names = comparisons_of(kind, config)
         start = starting_parameters(kind, config)
         start_model = Model.of(start, names)
-        codes = self.codes(chunker, left, right, start_model)
+        coded = self.codes(chunker, left, right, start_model)
         parameters = start
-        if config.estimate and n >= config.min_records and codes.size:
-            parameters = self.estimated(chunker, codes, start, start_model)
+        if config.estimate and n >= config.min_records and coded.codes.size:
+            parameters = self.estimated(chunker, coded.codes, start, start_model)
         apart = _apart(ids, dismissed)
-        a, b, kept = self.kept(chunker, (left, right, codes), Model.of(parameters, names), apart)
+        a, b, kept = self.kept(chunker, (left, right, coded), Model.of(parameters, names), apart)
         # Positions are id ranks: the left of each pair is its smaller id already.
         order = np.lexsort((b, a, -kept.score))
         interned: dict[object, Any] = {}
