@@ -45,6 +45,7 @@ FRAGMENTS: dict[str, dict[int, str]] = {
         3: "`people` stands for the reader's data with a date of birth",
         4: "`known_pairs` stands for duplicates the reader knows",
     },
+    "docs/scale.md": {0: "`book` and `admin` come from the reader's app"},
     "docs/search.md": {0: "`book` and `actor` come from the reader's app"},
     "docs/sources.md": {0: "`book` comes from the reader's app"},
     # The kit's guide is run by tests/test_testing_kit.py, as a third party would run it.

@@ -92,13 +92,31 @@ def test_chunked_workers_report_what_in_process_reports(
         (p.left_id, p.right_id) for p in got.pairs
     }
     # One process, other chunks: the same again.
-    _same(book.customers.find_duplicates(actor=ADMIN, workers=1, chunk_size=1000), expected)
+    _same(book.customers.find_duplicates(actor=ADMIN, workers=1, chunk_size=200), expected)
     assert pools == [2]
+    # A location within one chunk is matched in memory at once: the same again.
+    _same(book.customers.find_duplicates(actor=ADMIN, chunk_size=10_000), expected)
+    assert pools == [2]
+
+
+@pytest.mark.parametrize("make_book", ["sqlite"], indirect=True)
+def test_bad_workers_and_chunk_sizes_are_refused(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    book = make_book(FakeClock())
+    for options, field in (
+        ({"workers": 0}, "workers"),
+        ({"chunk_size": 1}, "chunk_size"),
+        ({"workers": True}, "workers"),
+    ):
+        with pytest.raises(ck.ValidationError) as raised:
+            book.customers.find_duplicates(actor=ADMIN, **options)  # type: ignore[arg-type]
+        assert field in raised.value.errors
 
 
 def test_extra_comparisons_and_tiny_chunks_are_refused() -> None:
     extra = MatchConfig(comparisons=(ExtraComparison(field="vin", method="exact"),))
-    with pytest.raises(ValueError, match="standard rules"):
+    with pytest.raises(ck.MatchingError, match="standard rules"):
         find_kept_duplicates(None, kind="customer", config=extra)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="chunk_size"):
+    with pytest.raises(ck.MatchingError, match="chunk_size"):
         find_kept_duplicates(None, kind="customer", chunk_size=1)  # type: ignore[arg-type]

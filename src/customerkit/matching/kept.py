@@ -15,14 +15,15 @@ a time, as ``find_duplicates`` would over the whole location, and gives the same
 3. The candidate pairs are compared a chunk at a time, each chunk's records loaded by id and
    normalised by the worker that compares them; estimation needs only the counts of the
    pairs' level patterns, as on Spark.
-4. The pairs are weighed under the estimated model and those at the threshold compared again
-   for their reasons, chunk by chunk; the kept pairs are grouped as in-process.
+4. Every pair is weighed under the estimated model from its level pattern alone (with the
+   scorer's own ``weigh``: no record is read); only the pairs at the threshold are read and
+   compared again for their reasons. The kept pairs are grouped as in-process.
 
 Chunks of steps 1, 3 and 4 run in worker processes (``workers``, all cores by default); each
 worker runs ``customerkit.matching``'s own reading, normalisation and scorer, so the values
 are the very same. The main process holds, per record, its id and a few numbers (about 150
-bytes), and per candidate pair two integers: not the records' fields, their normalised values
-or their features.
+bytes), and per candidate pair its two positions, its level pattern and whether its names
+agree (25 bytes): not the records' fields, their normalised values or their features.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from customerkit.errors import MatchingError
 from customerkit.matching import _kept_tasks as _tasks
 from customerkit.matching.comparisons import Model, comparisons_of, starting_parameters
 from customerkit.matching.config import MatchConfig, Parameters
@@ -266,15 +268,15 @@ def find_kept_duplicates(
         The report.
 
     Raises:
-        ValueError: ``config`` has extra comparisons, or ``chunk_size`` is below 2.
+        MatchingError: ``config`` has extra comparisons, or ``chunk_size`` is below 2.
     """
     config = config or MatchConfig()
     if config.comparisons:
         msg = "kept blocks hold the standard rules' keys only; use find_duplicates"
-        raise ValueError(msg)
+        raise MatchingError(msg, field="config")
     if chunk_size < 2:
         msg = "chunk_size must be at least 2"
-        raise ValueError(msg)
+        raise MatchingError(msg, field="chunk_size")
     workers = (os.cpu_count() or 1) if workers is None else max(workers, 1)
     # Each process compares on one thread: the processes already use every core.
     task_config = attrs.evolve(config, workers=1) if workers > 1 else config

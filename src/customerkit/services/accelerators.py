@@ -49,6 +49,7 @@ __all__ = [
     "get_many",
     "implements",
     "keep_blocks",
+    "keeps_blocks",
     "kept_blocks",
     "live_contacts",
     "move",
@@ -154,23 +155,32 @@ def customer_match_index(
     return MatchIndex.build(records, kind="customer", config=config, region=region)
 
 
-def keep_blocks(uow: UnitOfWork, location_id: str, *, region: str, config: MatchConfig) -> bool:
-    """Have the backend keep the location's customer blocking keys; whether it does.
+def keeps_blocks(uow: UnitOfWork, config: MatchConfig) -> bool:
+    """Whether the backend can keep the customers' blocking keys for a location's duplicates.
 
     False when the customers repository keeps none (``KeptBlockReads``), or when the matching
     settings add comparisons, whose keys are not kept: the duplicates are then found in memory.
     """
+    return not config.comparisons and implements(uow.customers, KeptBlockReads)
+
+
+def keep_blocks(uow: UnitOfWork, location_id: str, *, region: str) -> None:
+    """Have the backend keep the location's customer blocking keys (after ``keeps_blocks``)."""
     customers = uow.customers
-    if config.comparisons or not implements(customers, KeptBlockReads):
-        return False
+    if not implements(customers, KeptBlockReads):
+        raise TypeError(_NO_KEPT_BLOCKS)
     customers.keep_blocks(location_id, region=region)
-    return True
 
 
-def kept_blocks(uow: UnitOfWork, location_id: str) -> KeptBlocks | None:
-    """The location's kept customer blocks (after ``keep_blocks`` said True), or None."""
+def kept_blocks(uow: UnitOfWork, location_id: str) -> KeptBlocks:
+    """The location's kept customer blocks (after ``keep_blocks``), read through ``uow``."""
     customers = uow.customers
-    return customers.kept_blocks(location_id) if implements(customers, KeptBlockReads) else None
+    if not implements(customers, KeptBlockReads):
+        raise TypeError(_NO_KEPT_BLOCKS)
+    return customers.kept_blocks(location_id)
+
+
+_NO_KEPT_BLOCKS = "the customers repository keeps no blocks; ask keeps_blocks first"
 
 
 def live_contacts(uow: UnitOfWork, location_id: str) -> list[Contact]:

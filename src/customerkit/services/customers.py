@@ -379,44 +379,53 @@ class CustomerService:
     ) -> DuplicateReport:
         """Duplicate customers of the actor's location, with scores, reasons and groups.
 
-        Pairs dismissed with ``dismiss`` are never reported nor grouped together. A backend
-        that keeps blocking keys (the SQL books) reads the location ``chunk_size`` records,
-        keys or pairs at a time and scores them in ``workers`` processes (None: every core;
-        processes start only for more than one chunk of customers); the report is the same.
-        The first call keeps the location's blocking keys from then on, as ``find_similar``.
+        Pairs dismissed with ``dismiss`` are never reported nor grouped together. A location
+        of more than ``chunk_size`` customers on a backend that keeps blocking keys (the SQL
+        books) is read ``chunk_size`` customers, keys or pairs at a time and scored in
+        ``workers`` processes (None: every core); smaller ones are matched in memory at once.
+        Either way the report is the same. The first chunked call keeps the location's
+        blocking keys from then on, as ``find_similar`` does.
+
+        Raises:
+            ValidationError: ``workers`` is below 1 or ``chunk_size`` below 2.
         """
+        if workers is not None and (isinstance(workers, bool) or workers < 1):
+            raise ValidationError({"workers": "give 1 or more worker processes, or None"})
+        if isinstance(chunk_size, bool) or chunk_size < 2:
+            raise ValidationError({"chunk_size": "give a chunk size of 2 or more"})
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
         config = self._ctx.config
         match = config.match_for("customer")
         location_id = actor.location_id
-        with self._ctx.store.unit_of_work() as uow:
-            kept = accelerators.keep_blocks(
-                uow, location_id, region=config.phone_region, config=match
+        with self._ctx.store.unit_of_work(read_only=True) as uow:
+            chunked = accelerators.keeps_blocks(uow, match) and (
+                accelerators.count(uow.customers, location_id) > chunk_size
             )
+            if not chunked:
+                customers = list(uow.customers.iter_location(location_id))
+                live = {customer.id for customer in customers}
+                apart = dismissals.pairs_in_force(uow, _DISMISSAL, location_id, live)
+        if not chunked:
+            return find_duplicates(
+                customers,
+                kind="customer",
+                config=match,
+                region=config.phone_region,
+                dismissed=apart,
+            )
+        with self._ctx.store.unit_of_work() as uow:
+            accelerators.keep_blocks(uow, location_id, region=config.phone_region)
             uow.commit()  # the keys are kept from now on
         with self._ctx.store.unit_of_work(read_only=True) as uow:
-            blocks = accelerators.kept_blocks(uow, location_id) if kept else None
-            if blocks is not None:
-                apart = dismissals.pairs_in_force(uow, _DISMISSAL, location_id)
-                return find_kept_duplicates(
-                    blocks,
-                    kind="customer",
-                    config=match,
-                    region=config.phone_region,
-                    dismissed=apart,
-                    workers=workers,
-                    chunk_size=chunk_size,
-                )
-            customers = list(uow.customers.iter_location(location_id))
-            live = {customer.id for customer in customers}
-            apart = dismissals.pairs_in_force(uow, _DISMISSAL, location_id, live)
-        return find_duplicates(
-            customers,
-            kind="customer",
-            config=match,
-            region=config.phone_region,
-            dismissed=apart,
-        )
+            return find_kept_duplicates(
+                accelerators.kept_blocks(uow, location_id),
+                kind="customer",
+                config=match,
+                region=config.phone_region,
+                dismissed=dismissals.pairs_in_force(uow, _DISMISSAL, location_id),
+                workers=workers,
+                chunk_size=chunk_size,
+            )
 
     # Rule M6.
     @retried
