@@ -110,6 +110,9 @@ def test_locations_spread_over_partitions_and_stay_apart(
         assert len(found) == 2
         report = book.customers.find_duplicates(actor=staff)
         assert len(report.pairs) == 1
+        # Read from the partitioned blocking keys two customers at a time: the same report.
+        chunked = book.customers.find_duplicates(actor=staff, workers=1, chunk_size=2)
+        assert (chunked.pairs, chunked.groups) == (report.pairs, report.groups)
         pair = report.pairs[0]
         merged = book.customers.merge(pair.left_id, [pair.right_id], actor=staff)
         assert merged.main.id == pair.left_id
