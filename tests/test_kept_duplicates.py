@@ -37,6 +37,17 @@ def _fill(book: ck.Book, n: int) -> None:
             if row["location_id"] == actor.location_id
         ]
         book.customers.create_many(drafts, actor=actor)
+    # A common company name, so that how many records share a name changes the scores.
+    common = [
+        ck.NewCustomer(
+            company_name="Miller Trucking",
+            customer_number=f"MT-{at}",
+            city=("Denver", "Boulder", "Aurora")[at % 3],
+            phone=f"303-555-{at // 2:04d}",
+        )
+        for at in range(30)
+    ]
+    book.customers.create_many(common, actor=ADMIN)
 
 
 def _expected(book: ck.Book) -> ck.DuplicateReport:
@@ -77,7 +88,7 @@ def test_chunked_workers_report_what_in_process_reports(
     monkeypatch.setattr(kept, "ProcessPoolExecutor", CountedPool)
     book = make_book(FakeClock())
     book = ck.Book(book.store, clock=FakeClock(), config=ck.BookConfig(customer_match=MATCH))
-    _fill(book, 900)
+    _fill(book, 300)
     first = book.customers.find_duplicates(actor=ADMIN)
     assert first.pairs
     assert first.groups
@@ -87,6 +98,8 @@ def test_chunked_workers_report_what_in_process_reports(
     expected = _expected(book)
     got = book.customers.find_duplicates(actor=ADMIN, workers=2, chunk_size=97)
     assert pools == [2]  # the report came from two worker processes
+    # Pairs of the common name are reported: their scores depend on how many share it.
+    assert any(got.values[p.left_id]["company_name"] == "Miller Trucking" for p in got.pairs)
     _same(got, expected)
     assert (first.pairs[0].left_id, first.pairs[0].right_id) not in {
         (p.left_id, p.right_id) for p in got.pairs

@@ -18,7 +18,7 @@ from customerkit.matching.batch import evidence as evidence_of
 from customerkit.matching.comparisons import Model, comparisons_of, levels_of
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import decode_patterns, encode_patterns
-from customerkit.matching.features import Features, build_features, name_key_of
+from customerkit.matching.features import Features, build_features
 from customerkit.matching.normalize import normalize_columns
 from customerkit.matching.reasons import reasons
 from customerkit.matching.score import compare, level_matrix, weigh
@@ -59,7 +59,6 @@ class Summary:
     """Step 1's answer for a batch of records."""
 
     ids: list[str]
-    names: list[str]
     fields: tuple[str, ...]
     filled: npt.NDArray[np.bool_]  # records x fields
     contacted: FloatArray
@@ -67,22 +66,14 @@ class Summary:
 
 
 def summarise(setup: Setup, records: Sequence[object]) -> Summary:
-    """Ids, names, filled fields and dates of a batch of records (a task)."""
+    """Ids, filled fields and dates of a batch of records (a task; nothing is normalised)."""
     table = setup.table(records)
-    norm = setup.normalised(table)
-    columns = [norm[name] for name in ("given", "last", "company") if name in norm]
-    keys = [name for name in ("given", "last", "company") if name in norm]
-    names = [
-        name_key_of(setup.kind, dict(zip(keys, values, strict=True)))
-        for values in zip(*columns, strict=True)
-    ]
     fields = tuple(table.columns)
     filled = np.zeros((len(table), len(fields)), np.bool_)
     for at, field in enumerate(fields):
         filled[:, at] = table.filled(field)
     return Summary(
         ids=list(table.ids),
-        names=names,
         fields=fields,
         filled=filled,
         contacted=np.asarray(table.last_contacted, np.float64),

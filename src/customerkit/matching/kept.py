@@ -7,8 +7,7 @@ order, and the records of some ids on demand. ``find_kept_duplicates`` then work
 a time, as ``find_duplicates`` would over the whole location, and gives the same report:
 
 1. The records stream past once, a chunk at a time, for what the report needs of every one:
-   its id, which fields it fills, its dates, and how many records share its name (counted from
-   the kept name blocks, as ``MatchIndex`` counts them).
+   its id, which fields it fills and its dates.
 2. The kept keys stream past in block order; each block's pairs are proposed as
    ``customerkit.matching.blocking.candidate_pairs`` proposes them (every pair within the cap,
    else each member with its ``window - 1`` followers in (sort key, id) order).
@@ -43,6 +42,7 @@ import numpy.typing as npt
 
 from customerkit.errors import MatchingError
 from customerkit.matching import _kept_tasks as _tasks
+from customerkit.matching.blocking import name_block
 from customerkit.matching.comparisons import Model, comparisons_of, starting_parameters
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
@@ -89,10 +89,6 @@ class KeptBlocks(Protocol):
 
     def load_rows(self, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
         """The records with these ids (as ``records`` gives them), in any order."""
-        ...
-
-    def count_names(self, names: Sequence[str]) -> Mapping[str, int]:
-        """How many records have each of these name keys."""
         ...
 
     def count_named(self) -> int:
@@ -148,9 +144,17 @@ def _block_pairs(
 
 
 def _candidates(
-    blocks: KeptBlocks, position: Mapping[str, int], config: MatchConfig, chunk_size: int
+    blocks: KeptBlocks,
+    position: Mapping[str, int],
+    config: MatchConfig,
+    chunk_size: int,
+    names: tuple[str, IntArray],
 ) -> tuple[IntArray, IntArray]:
-    """Every pair of positions some kept block proposes, each once, sorted."""
+    """Every pair of positions some kept block proposes, each once, sorted.
+
+    Fills ``names``' counts on the way (see ``_count_names``; its text is the name blocks'
+    prefix).
+    """
     n = max(len(position), 1)
     parts: list[IntArray] = []
     carried: list[tuple[str, str, str]] = []  # the last block of a batch may go on in the next
@@ -161,8 +165,8 @@ def _candidates(
         while cut and rows[cut - 1][0] == last:
             cut -= 1
         whole, carried = rows[:cut], rows[cut:]
-        parts.append(_pairs_of_rows(whole, position, n, config))
-    parts.append(_pairs_of_rows(carried, position, n, config))
+        parts.append(_pairs_of_rows(whole, position, config, names))
+    parts.append(_pairs_of_rows(carried, position, config, names))
     codes = np.concatenate(parts) if parts else np.empty(0, np.int64)
     codes.sort()
     if codes.size:
@@ -171,11 +175,15 @@ def _candidates(
 
 
 def _pairs_of_rows(
-    rows: Sequence[tuple[str, str, str]], position: Mapping[str, int], n: int, config: MatchConfig
+    rows: Sequence[tuple[str, str, str]],
+    position: Mapping[str, int],
+    config: MatchConfig,
+    names: tuple[str, IntArray],
 ) -> IntArray:
-    """The pairs of whole blocks, given as their sorted kept-key rows."""
+    """The pairs of whole blocks, given as their sorted kept-key rows (counting names)."""
     if not rows:
         return np.empty(0, np.int64)
+    n = max(len(position), 1)
     starts = np.flatnonzero(
         np.fromiter(
             (at == 0 or rows[at][0] != rows[at - 1][0] for at in range(len(rows))),
@@ -184,7 +192,27 @@ def _pairs_of_rows(
         )
     )
     positions = np.fromiter((position[row[2]] for row in rows), np.int64, len(rows))
+    _count_names(rows, starts, positions, names)
     return _block_pairs(positions, starts, n, cap=config.block_cap, window=config.window)
+
+
+def _count_names(
+    rows: Sequence[tuple[str, str, str]],
+    starts: IntArray,
+    positions: IntArray,
+    names: tuple[str, IntArray],
+) -> None:
+    """Each member of a whole name block gets the block's size as its name count.
+
+    A record's name block (``blocking.name_block``, whose keys start with ``names[0]``) holds
+    every record of its name, so its size is how many records share the name: what
+    ``MatchIndex`` counts too. Records without a name are in no such block and count 0.
+    """
+    prefix, counts = names
+    lengths = np.diff(np.r_[starts, positions.size])
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        if rows[start][0].startswith(prefix):
+            counts[positions[start : start + length]] = length
 
 
 @attrs.define
@@ -192,20 +220,16 @@ class _Location:
     """What step 1 keeps of every record: by position, its records in id order."""
 
     ids: list[str] = attrs.Factory(list)
-    counts: list[IntArray] = attrs.Factory(list)
     filled: list[npt.NDArray[np.bool_]] = attrs.Factory(list)
     contacted: list[FloatArray] = attrs.Factory(list)
     created: list[FloatArray] = attrs.Factory(list)
     fields: tuple[str, ...] = ()
 
-    def add(self, summary: _tasks.Summary, counts: Mapping[str, int]) -> None:
+    def add(self, summary: _tasks.Summary) -> None:
         if self.ids and summary.ids and summary.ids[0] <= self.ids[-1]:
             msg = "the kept blocks' records must come in id order"
             raise RuntimeError(msg)
         self.ids.extend(summary.ids)
-        self.counts.append(
-            np.fromiter((counts.get(name, 0) if name else 0 for name in summary.names), np.int64)
-        )
         self.filled.append(summary.filled)
         self.contacted.append(summary.contacted)
         self.created.append(summary.created)
@@ -292,7 +316,7 @@ def find_kept_duplicates(
         run = _Run(blocks, setup, config, executor, chunk_size, 2 * workers)
         read = chain([] if first is None else [first], [] if second is None else [second], batches)
         for summary in run.map(_Call(_tasks.summarise, setup), read):
-            run.location.add(summary, blocks.count_names(sorted(set(summary.names) - {""})))
+            run.location.add(summary)
         return run.report(dismissed)
     finally:
         if executor is not None:
@@ -388,9 +412,11 @@ class _Run:
         n = len(ids)
         self.setup = attrs.evolve(self.setup, named=self.blocks.count_named())
         position = {record_id: at for at, record_id in enumerate(ids)}
-        left, right = _candidates(self.blocks, position, config, self.chunk_size)
+        counts = np.zeros(n, np.int64)
+        name_counts = (name_block(kind, ""), counts)
+        left, right = _candidates(self.blocks, position, config, self.chunk_size, name_counts)
         del position
-        chunker = _Chunker(self.blocks, ids, _tasks.stack(location.counts, np.int64))
+        chunker = _Chunker(self.blocks, ids, counts)
         names = comparisons_of(kind, config)
         start = starting_parameters(kind, config)
         start_model = Model.of(start, names)
