@@ -34,6 +34,7 @@ TITLES = {
     "search": "Search: ranked top 20",
     "load_export": "Bulk load and CSV export",
     "find_similar": "find_similar: search before create",
+    "scale": "A location's customer duplicates on an SQL book",
 }
 # SPEC §6 bars at 10^6 records, drawn as dotted lines: (benchmark, panel prefix) -> lines
 TARGETS = {

@@ -46,6 +46,7 @@ EXPECTED = {
             "CustomerSearch",
             "ExportRows",
             "KeptMatchIndex",
+            "KeptBlockReads",
             "BulkRepoint",
         ],
         "contacts": ["KeptMatchIndex", "BulkRepoint", "BulkMove"],

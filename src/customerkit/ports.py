@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, runtime_checkabl
 import attrs
 
 from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.matching.kept import KeptBlocks
 from customerkit.model import (
     Category,
     ChangeRecord,
@@ -177,6 +178,24 @@ class KeptMatchIndex(Protocol):  # rule M6
 
 
 @runtime_checkable
+class KeptBlockReads(Protocol):  # rules M1, M2
+    """Blocking keys the backend keeps, read a chunk at a time for a location's duplicates.
+
+    Customers only. Without it, ``find_duplicates`` reads the location's customers into
+    memory and blocks them there.
+    """
+
+    def keep_blocks(self, location_id: str, *, region: str) -> None:
+        """Compute and keep the location's blocking keys unless they are kept (in ``region``).
+
+        May write: commit the unit of work to keep them.
+        """
+
+    def kept_blocks(self, location_id: str) -> KeptBlocks:
+        """The location's live records and kept keys, read through this unit of work."""
+
+
+@runtime_checkable
 class BulkRepoint(Protocol):
     """Tombstones re-pointed in one write (a merge of records that absorbed others)."""
 
@@ -283,6 +302,7 @@ ACCELERATORS: tuple[type, ...] = (
     CustomerSearch,
     ExportRows,
     KeptMatchIndex,
+    KeptBlockReads,
     BulkRepoint,
     BulkMove,
     BulkLoad,

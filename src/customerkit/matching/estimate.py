@@ -23,7 +23,9 @@ from customerkit.matching.config import Parameters
 
 __all__ = [
     "RANDOM_PAIRS",
+    "decode_patterns",
     "em",
+    "encode_patterns",
     "estimate_parameters",
     "fit_labelled",
     "frequencies",
@@ -67,13 +69,34 @@ def random_pairs(n: int, count: int, seed: int) -> tuple[IntArray, IntArray]:
     return codes // n, codes % n
 
 
+def encode_patterns(matrix: LevelMatrix, sizes: Sequence[int]) -> IntArray:
+    """One integer per row of a level matrix (``level_patterns``' numbering).
+
+    Pairs compared apart (in chunks, processes or Spark tasks) bring back only these codes;
+    counting them is all estimation needs.
+    """
+    code = np.zeros(matrix.shape[0], np.int64)
+    for column, size in enumerate(sizes):
+        code = code * (size + 1) + matrix[:, column]
+    return code
+
+
+def decode_patterns(codes: IntArray, sizes: Sequence[int]) -> LevelMatrix:
+    """The level matrix of ``encode_patterns``' integers."""
+    matrix = np.zeros((codes.size, len(sizes)), np.int8)
+    rest = codes.copy()
+    for column in range(len(sizes) - 1, -1, -1):
+        base = sizes[column] + 1
+        matrix[:, column] = rest % base
+        rest //= base
+    return matrix
+
+
 def level_patterns(matrix: LevelMatrix, sizes: Sequence[int]) -> tuple[LevelMatrix, IntArray]:
     """The distinct rows of a level matrix and how often each occurs."""
     if matrix.shape[0] == 0:
         return matrix, np.empty(0, np.int64)
-    code = np.zeros(matrix.shape[0], np.int64)
-    for column, size in enumerate(sizes):
-        code = code * (size + 1) + matrix[:, column]
+    code = encode_patterns(matrix, sizes)
     distinct, first_at, counts = np.unique(code, return_index=True, return_counts=True)
     del distinct
     return matrix[first_at], counts.astype(np.int64)

@@ -29,6 +29,7 @@ __all__ = [
     "CONTACT_FIELDS",
     "CUSTOMER_FIELDS",
     "DISTINCT_FIELDS",
+    "TIME_FIELDS",
     "Kind",
     "RecordTable",
     "UnknownColumnsWarning",
@@ -54,7 +55,8 @@ CUSTOMER_FIELDS: Final = (
     "email",
     "phone",
 )
-_TIME_FIELDS: Final = ("last_communicated_at", "created_at")
+#: Time fields the matcher reads (to propose a group's main record).
+TIME_FIELDS: Final = ("last_communicated_at", "created_at")
 #: Fields whose values are mostly distinct: numbering their raw text first would cost more than
 #: it saves, so they stay plain lists and are normalised record by record.
 DISTINCT_FIELDS: Final = frozenset({"email", "phone", "customer_number", "address_line1"})
@@ -305,7 +307,7 @@ def read_records(
         MatchingError: Two records have the same id, or ``records`` is not records.
     """
     fields = (*fields_of(kind), *(name for name in extras if name not in fields_of(kind)))
-    wanted = (*fields, *_TIME_FIELDS, "id", *((scope,) if scope else ()))
+    wanted = (*fields, *TIME_FIELDS, "id", *((scope,) if scope else ()))
     raw: dict[str, list[object]]
     if _is_dataframe(records):
         size = len(records)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import attrs
 from customerkit.errors import ConcurrentModification
 from customerkit.export import ExportRecord, record_of
 from customerkit.matching import MatchConfig, MatchIndex
+from customerkit.matching.kept import KeptBlocks
 from customerkit.matching.table import Kind
 from customerkit.model import Contact, Customer
 from customerkit.ports import (
@@ -30,6 +31,7 @@ from customerkit.ports import (
     CustomerRepository,
     CustomerSearch,
     ExportRows,
+    KeptBlockReads,
     KeptMatchIndex,
     LocationQueries,
     NewCustomers,
@@ -46,6 +48,9 @@ __all__ = [
     "export_records",
     "get_many",
     "implements",
+    "keep_blocks",
+    "keeps_blocks",
+    "kept_blocks",
     "live_contacts",
     "match_index",
     "move",
@@ -138,6 +143,34 @@ def _export_records(
     for customer in chosen:
         if customer.is_live:
             yield record_of(customer, uow.contacts.for_customer(customer.id))
+
+
+def keeps_blocks(uow: UnitOfWork, config: MatchConfig) -> bool:
+    """Whether the backend can keep the customers' blocking keys for a location's duplicates.
+
+    False when the customers repository keeps none (``KeptBlockReads``), or when the matching
+    settings add comparisons, whose keys are not kept: the duplicates are then found in memory.
+    """
+    return not config.comparisons and implements(uow.customers, KeptBlockReads)
+
+
+def keep_blocks(uow: UnitOfWork, location_id: str, *, region: str) -> None:
+    """Have the backend keep the location's customer blocking keys (after ``keeps_blocks``)."""
+    customers = uow.customers
+    if not implements(customers, KeptBlockReads):
+        raise TypeError(_NO_KEPT_BLOCKS)
+    customers.keep_blocks(location_id, region=region)
+
+
+def kept_blocks(uow: UnitOfWork, location_id: str) -> KeptBlocks:
+    """The location's kept customer blocks (after ``keep_blocks``), read through ``uow``."""
+    customers = uow.customers
+    if not implements(customers, KeptBlockReads):
+        raise TypeError(_NO_KEPT_BLOCKS)
+    return customers.kept_blocks(location_id)
+
+
+_NO_KEPT_BLOCKS = "the customers repository keeps no blocks; ask keeps_blocks first"
 
 
 def live_contacts(uow: UnitOfWork, location_id: str) -> list[Contact]:

@@ -23,6 +23,7 @@ from customerkit.matching.batch import evidence as evidence_of
 from customerkit.matching.blocking import record_keys, rules_for
 from customerkit.matching.comparisons import levels_of
 from customerkit.matching.config import MatchConfig
+from customerkit.matching.estimate import decode_patterns, encode_patterns
 from customerkit.matching.groups import group_pairs
 from customerkit.matching.normalize import (
     CONTACT_KEYS,
@@ -153,25 +154,6 @@ def _sides(size: int) -> tuple[IntArray, IntArray]:
     return np.arange(size, dtype=np.int64), np.arange(size, 2 * size, dtype=np.int64)
 
 
-def encode(matrix: npt.NDArray[np.int8], sizes: Sequence[int]) -> IntArray:
-    """One integer per row of a level matrix (``estimate.level_patterns``' numbering)."""
-    code = np.zeros(matrix.shape[0], np.int64)
-    for column, size in enumerate(sizes):
-        code = code * (size + 1) + matrix[:, column]
-    return code
-
-
-def decode(codes: IntArray, sizes: Sequence[int]) -> npt.NDArray[np.int8]:
-    """The level matrix of ``encode``'s integers."""
-    matrix = np.zeros((codes.size, len(sizes)), np.int8)
-    rest = codes.copy()
-    for column in range(len(sizes) - 1, -1, -1):
-        base = sizes[column] + 1
-        matrix[:, column] = rest % base
-        rest //= base
-    return matrix
-
-
 @attrs.frozen(kw_only=True)
 class PairBatches:
     """The two pair stages, with what both read: the kind, config, model and name count.
@@ -201,7 +183,7 @@ class PairBatches:
                 {
                     "a": frame["a_pos"].to_numpy(np.int64),
                     "b": frame["b_pos"].to_numpy(np.int64),
-                    "code": encode(level_matrix(compared, names), sizes),
+                    "code": encode_patterns(level_matrix(compared, names), sizes),
                 }
             )
 
@@ -219,7 +201,7 @@ class PairBatches:
         for frame in batches:
             features = _features(frame, kind, config, named)
             left, right = _sides(len(frame))
-            matrix = decode(frame["code"].to_numpy(np.int64), sizes)
+            matrix = decode_patterns(frame["code"].to_numpy(np.int64), sizes)
             levels = {name: matrix[:, column] for column, name in enumerate(names)}
             _, weight = weigh(features, left, right, levels, model)
             kept = np.flatnonzero(probability(weight) >= config.threshold)

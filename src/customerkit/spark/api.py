@@ -34,11 +34,12 @@ from customerkit.matching.comparisons import Model, comparisons_of, levels_of, s
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
     RANDOM_PAIRS,
+    decode_patterns,
     estimate_parameters,
     frequencies,
     random_pairs,
 )
-from customerkit.matching.table import Kind, fields_of
+from customerkit.matching.table import TIME_FIELDS, Kind, fields_of
 from customerkit.spark import _batches
 from customerkit.spark.components import connected_components
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SparkMatchReport", "find_duplicates_spark"]
 
-_TIME_FIELDS = ("last_communicated_at", "created_at")
 PAIR_SCHEMA = (
     "left_pos long, right_pos long, left_id string, right_id string, score double, "
     "match_weight double, reasons array<string>, "
@@ -103,7 +103,7 @@ def _check_ids(frame: DataFrame) -> None:
 def _normalised(frame: DataFrame, kind: Kind, config: MatchConfig, region: str) -> DataFrame:
     from functools import partial
 
-    wanted = {*_batches.record_fields(kind, config), *_TIME_FIELDS, "id"}
+    wanted = {*_batches.record_fields(kind, config), *TIME_FIELDS, "id"}
     schema = ", ".join(
         [
             "id string",
@@ -210,7 +210,7 @@ def _pattern_counts(coded: DataFrame, sizes: list[int]) -> tuple[Any, Any]:
     rows = sorted((row["code"], row["count"]) for row in coded.groupBy("code").count().collect())
     codes = np.array([code for code, _ in rows], np.int64)
     counts = np.array([count for _, count in rows], np.int64)
-    return _batches.decode(codes, sizes), counts
+    return decode_patterns(codes, sizes), counts
 
 
 def find_duplicates_spark(

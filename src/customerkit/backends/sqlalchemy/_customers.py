@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
 from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
+from customerkit.backends.sqlalchemy._match_keys import StoredBlocks, ensure_keys
 from customerkit.backends.sqlalchemy._repositories import (
     StoredKeysIndex,
     forget_dismissals,
@@ -219,6 +220,12 @@ class CustomerRepository(StoredKeysIndex):
             .order_by(_C.created_at, _C.id)
         )
         return read_all(self._uow.reader(), statement, _rows.customer_from_row)
+
+    def keep_blocks(self, location_id: str, *, region: str) -> None:
+        ensure_keys(self._uow.reader(), "customer", location_id, region)
+
+    def kept_blocks(self, location_id: str) -> StoredBlocks:
+        return StoredBlocks(self._uow.reader(), "customer", location_id)
 
     def count(self, location_id: str) -> int:
         statement = select(func.count()).where(_C.location_id == location_id, LIVE_CUSTOMER)

@@ -19,17 +19,32 @@ writes, so it sees a build that committed before them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select
+from sqlalchemy import (
+    Connection,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import BulkInsert, chunks
 from customerkit.matching import MatchConfig, MatchIndex
 from customerkit.matching.blocking import name_block
 from customerkit.matching.index import blocking_keys
-from customerkit.matching.table import Kind, fields_of
+from customerkit.matching.table import TIME_FIELDS, Kind, fields_of
 from customerkit.model import Contact, Customer, RecordStatus
 
 __all__ = ["MatchKeyWriter", "StoredBlocks", "ensure_keys", "stored_match_index"]
@@ -39,6 +54,7 @@ _C = schema.customers.c
 _K = schema.contacts.c
 _KEYS = BulkInsert(schema.match_keys)
 _BUILD_BATCH = 20_000
+_ARRAY_CHUNK = 10_000
 _LIVE = RecordStatus.ACTIVE.value
 
 Record = Customer | Contact
@@ -239,6 +255,67 @@ class StoredBlocks:
         above = self._connection.execute(upper.limit(window - 1)).all()
         return [(row.sort_key, row.record_id) for row in (*reversed(below), *above)]
 
+    def _matched(self, *where: Any) -> Any:
+        """The live records' columns the matcher reads, as plain rows (no records built)."""
+        table = schema.customers if self.kind == "customer" else schema.contacts
+        wanted = ("id", *fields_of(self.kind), *TIME_FIELDS)
+        columns = [table.c[name] for name in wanted if name in table.c]
+        if self.kind == "customer":
+            return select(*columns).where(*where, schema.LIVE_CUSTOMER), table
+        return _live_contacts(*columns).where(*where), table
+
+    def records(self, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+        """Every live record of the location (contacts: of a live customer), in id order.
+
+        As mappings of the columns the matcher reads (what ``load_rows`` gives), in keyset
+        pages of ``batch_size``: each starts after the last id of the one before.
+        """
+        mine, table = self._matched(_C.location_id == self._location_id)
+        after: str | None = None
+        while True:
+            page = mine.order_by(table.c.id).limit(batch_size)
+            if after is not None:
+                page = page.where(table.c.id > after)
+            rows = [dict(row) for row in self._connection.execute(page).mappings()]
+            if rows:
+                yield rows
+            if len(rows) < batch_size:
+                return
+            after = rows[-1]["id"]
+
+    def load_rows(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The matcher's columns of the live records with these ids, in any order."""
+        found: list[dict[str, Any]] = []
+        table = schema.customers if self.kind == "customer" else schema.contacts
+        if self._connection.dialect.name == "postgresql":
+            # One array parameter per many ids: an IN list of hundreds costs its parsing and a
+            # round trip per few hundred ids, and a chunk of pairs reads thousands.
+            wanted = bindparam("ids", type_=postgresql.ARRAY(Text))
+            statement, _ = self._matched(table.c.id == any_(wanted))
+            for part in chunks(sorted(ids), _ARRAY_CHUNK):
+                rows = self._connection.execute(statement, {"ids": list(part)}).mappings()
+                found.extend(dict(row) for row in rows)
+            return found
+        for part in chunks(sorted(ids)):
+            statement, _ = self._matched(table.c.id.in_(part))
+            found.extend(dict(row) for row in self._connection.execute(statement).mappings())
+        return found
+
+    def rows(self, batch_size: int) -> Iterator[list[tuple[str, str, str]]]:
+        """Every kept key of the location as ``(block, sort key, id)``, in that order, in pages."""
+        key = (_M.block, _M.sort_key, _M.record_id)
+        after: tuple[str, str, str] | None = None
+        while True:
+            page = select(*key).where(*self._mine()).order_by(*key).limit(batch_size)
+            if after is not None:
+                page = page.where(tuple_(*key) > tuple_(*(literal(v) for v in after)))
+            found = [(row[0], row[1], row[2]) for row in self._connection.execute(page)]
+            if found:
+                yield found
+            if len(found) < batch_size:
+                return
+            after = found[-1]
+
     def load(self, ids: Sequence[str]) -> list[Record]:
         """The live records (contacts: of a live customer) with these ids."""
         found: list[Record] = []
@@ -260,13 +337,15 @@ class StoredBlocks:
         if not wanted:
             return counts
         blocks = {name_block(self.kind, name): name for name in wanted}
-        statement = (
-            select(_M.block, func.count())
-            .where(*self._mine(), _M.block.in_(sorted(blocks)))
-            .group_by(_M.block)
-        )
-        for block, count in self._connection.execute(statement):
-            counts[blocks[block]] = count
+        # In parts: a location's duplicates ask for a whole chunk of records' names at once.
+        for part in chunks(sorted(blocks)):
+            statement = (
+                select(_M.block, func.count())
+                .where(*self._mine(), _M.block.in_(part))
+                .group_by(_M.block)
+            )
+            for block, count in self._connection.execute(statement):
+                counts[blocks[block]] = count
         return counts
 
     def count_named(self) -> int:

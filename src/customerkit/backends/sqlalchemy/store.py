@@ -123,7 +123,7 @@ def _postgres_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     return engine
 
 
-def _create_schema(connection: Connection) -> None:
+def _create_schema(connection: Connection, partitions: int = 0) -> None:
     if connection.dialect.name == "postgresql":
         try:
             with connection.begin_nested():
@@ -134,7 +134,12 @@ def _create_schema(connection: Connection) -> None:
                 "contrib package (e.g. apt-get install postgresql-contrib) and run "
                 "CREATE EXTENSION pg_trgm as a database owner"
             ) from error
-    schema.metadata.create_all(connection)
+    if partitions:
+        schema.partitioned_metadata().create_all(connection)
+        for statement in schema.partition_ddl(partitions):
+            connection.exec_driver_sql(statement)
+    else:
+        schema.metadata.create_all(connection)
     for statement in schema.USERNAME_GUARD_DDL[connection.dialect.name]:
         connection.exec_driver_sql(statement)
     if connection.dialect.name == "sqlite":
@@ -144,7 +149,7 @@ def _create_schema(connection: Connection) -> None:
     log.info("created customerkit schema version %d", schema.SCHEMA_VERSION)
 
 
-def ensure_schema(engine: Engine, *, share: bool = False) -> int:
+def ensure_schema(engine: Engine, *, share: bool = False, partitions: int = 0) -> int:
     """Create the schema in an empty database, or check the one found; return its version.
 
     An existing book is only read, in a read-only transaction: opening it takes no write
@@ -154,6 +159,8 @@ def ensure_schema(engine: Engine, *, share: bool = False) -> int:
     Args:
         engine: The book's engine.
         share: Accept an SQLite file that holds another application's tables.
+        partitions: PostgreSQL: hash-partition the location-keyed tables into this many
+            partitions when the schema is created (0: plain tables).
 
     Raises:
         SchemaError: the database holds a schema version this release does not know, tables
@@ -164,7 +171,7 @@ def ensure_schema(engine: Engine, *, share: bool = False) -> int:
         connection.execution_options(**{READ_ONLY: True})  # SQLite: a deferred BEGIN
         version = _stored_version(connection, share=share)
     if version is None:
-        version = _create_schema_once(engine, share=share)
+        version = _create_schema_once(engine, share=share, partitions=partitions)
     if version != schema.SCHEMA_VERSION:
         raise SchemaError(
             f"the database has customerkit schema version {version}, this release knows "
@@ -196,7 +203,7 @@ def _stored_version(connection: Connection, *, share: bool) -> int | None:
     return None
 
 
-def _create_schema_once(engine: Engine, *, share: bool) -> int:
+def _create_schema_once(engine: Engine, *, share: bool, partitions: int) -> int:
     """Create the schema unless another process did since we looked; return the version."""
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite" and not _is_memory_sqlite(engine.url):
@@ -211,7 +218,7 @@ def _create_schema_once(engine: Engine, *, share: bool) -> int:
         version = _stored_version(connection, share=share)  # under the write lock now
         if version is not None:
             return version
-        _create_schema(connection)
+        _create_schema(connection, partitions)
         connection.commit()
     return schema.SCHEMA_VERSION
 
@@ -229,6 +236,10 @@ class SqlStore:
             one ``executemany`` (bulk loads); reads always see buffered rows.
         share: SQLite only: accept a file holding another application's tables and add the
             book's tables beside them; without it such a file is refused, untouched.
+        partitions: PostgreSQL only: when the book is created, split its location-keyed
+            tables (the search words and the blocking keys, ``schema.PARTITIONED_TABLES``)
+            into this many partitions by a hash of ``location_id``. 0 (the default) keeps
+            plain tables. A book that exists is opened as it is.
 
     Raises:
         SchemaError: the database holds a schema this release does not know.
@@ -242,12 +253,17 @@ class SqlStore:
         engine_options: Mapping[str, Any] | None = None,
         batch_size: int = 2000,
         share: bool = False,
+        partitions: int = 0,
     ) -> None:
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         backend = parsed.get_backend_name()
         options = dict(engine_options or {})
+        if partitions and backend != "postgresql":
+            raise ValidationError({"partitions": "only PostgreSQL books are partitioned"})
+        if not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 0:
+            raise ValidationError({"partitions": "give a whole number of partitions, 0 or more"})
         if backend == "sqlite":
             self.engine = _sqlite_engine(parsed, options)
         elif backend == "postgresql":
@@ -262,7 +278,7 @@ class SqlStore:
         )
         self.batch_size = batch_size
         try:
-            self.schema_version = ensure_schema(self.engine, share=share)
+            self.schema_version = ensure_schema(self.engine, share=share, partitions=partitions)
         except BaseException as error:
             self.engine.dispose()
             if isinstance(error, DBAPIError):

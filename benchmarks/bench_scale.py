@@ -1,0 +1,233 @@
+"""Benchmark: one location's customer duplicates on an SQL book, in memory and chunked in processes.
+
+The parent loads ``--size`` labelled synthetic customers (:mod:`customerkit.synth`, seeded) of
+one location into a new book (an SQLite file, or with ``--engine postgresql`` a throwaway
+PostgreSQL server started from the local binaries) and keeps the location's blocking keys
+(timed apart: the first ``find_duplicates`` or ``find_similar`` of a location does it once).
+Freshly spawned processes then each time one way of finding the location's duplicates:
+
+* ``in memory``: the customers read with ``iter_location`` and ``customerkit.find_duplicates``
+  over them (the book's path before it read kept keys, and the memory book's);
+* ``chunked, N workers``: ``book.customers.find_duplicates(actor=..., workers=N)``, which reads
+  customers, kept keys and candidate pairs ``--chunk-size`` at a time and scores them in N
+  worker processes.
+
+Peak RSS is per process: the main process's own high-water mark (VmHWM), and the largest of
+its workers' (sampled every 50 ms while it runs). The parent checks that every run reported the
+same pairs, scores and groups. Results are appended to ``benchmarks/RESULTS.md`` and
+``benchmarks/results.json`` (``python benchmarks/plot.py`` draws ``scale.png``).
+
+    python benchmarks/bench_scale.py --size 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from _common import append_section, figure, load_average, load_text, peak_rss_mib
+
+
+def _actor() -> Any:
+    import customerkit as ck
+
+    return ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+
+
+class _WorkerPeaks:
+    """The largest resident set of this process's children, sampled while it runs."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import os
+
+        me = str(os.getpid())
+        while not self._stop.wait(0.05):
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = (entry / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+                    if fields[1] != me:
+                        continue
+                    for line in (entry / "status").read_text(encoding="ascii").splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak = max(self.peak, int(line.split()[1]) / 1024)
+
+    def __enter__(self) -> _WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _digest(report: Any) -> str:
+    """A fingerprint of a report's pairs, scores and groups."""
+    text = json.dumps(
+        [
+            [(p.left_id, p.right_id, round(p.score, 12), list(p.reasons)) for p in report.pairs],
+            [(g.main_id, list(g.ids)) for g in report.groups],
+            report.compared,
+        ]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _child(url: str, which: str, chunk_size: int) -> dict[str, Any]:
+    import customerkit as ck
+
+    book = ck.open_book(url)
+    actor = _actor()
+    start = time.perf_counter()
+    with _WorkerPeaks() as workers:
+        if which == "in memory":
+            with book.store.unit_of_work(read_only=True) as uow:
+                customers = list(uow.customers.iter_location("loc-1"))
+            report = ck.find_duplicates(
+                customers,
+                kind="customer",
+                config=book.config.match_for("customer"),
+                region=book.config.phone_region,
+            )
+        else:
+            count = int(which.split()[1])
+            report = book.customers.find_duplicates(
+                actor=actor, workers=count, chunk_size=chunk_size
+            )
+    wall = time.perf_counter() - start
+    book.close()
+    return {
+        "wall": wall,
+        "peak": peak_rss_mib(),
+        "worker_peak": workers.peak,
+        "compared": report.compared,
+        "pairs": len(report.pairs),
+        "digest": _digest(report),
+    }
+
+
+def _spawn(url: str, which: str, chunk_size: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", which, "--url", url]
+    command += ["--chunk-size", str(chunk_size)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - this script
+    if done.returncode:
+        sys.exit(f"the {which} run failed:\n{done.stderr[-3000:]}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+@contextlib.contextmanager
+def _database(engine: str, folder: Path) -> Iterator[str]:
+    if engine == "sqlite":
+        yield f"sqlite:///{folder / 'book.db'}"
+        return
+    from customerkit.testing.postgres import create_database, postgres_server
+
+    with postgres_server() as server:
+        yield create_database(server)
+
+
+def _fill(url: str, size: int, seed: int) -> tuple[float, float]:
+    """Load the customers and keep their blocking keys; the seconds each took."""
+    import customerkit as ck
+    from customerkit import synth
+
+    data = synth.labelled_customers(size, seed=seed, locations=("loc-1",))
+    drafts = [
+        synth.new_customer({k: v for k, v in row.items() if k not in {"id", "location_id"}})
+        for row in data.records
+    ]
+    del data
+    book = ck.open_book(url)
+    start = time.perf_counter()
+    book.customers.create_many(drafts, actor=_actor())
+    loaded = time.perf_counter() - start
+    start = time.perf_counter()
+    with book.store.unit_of_work() as uow:
+        uow.customers.keep_blocks("loc-1", region=book.config.phone_region)  # type: ignore[attr-defined]
+        uow.commit()
+    kept = time.perf_counter() - start
+    book.close()
+    return loaded, kept
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--chunk-size", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = _child(args.url, args.child, args.chunk_size)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    runs = ("in memory", "chunked 1 worker", "chunked 2 workers")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp,
+        _database(args.engine, Path(tmp)) as url,
+    ):
+        loaded, kept = _fill(url, args.size, args.seed)
+        load_before = load_average()
+        results = {which: _spawn(url, which, args.chunk_size) for which in runs}
+    digests = {r["digest"] for r in results.values()}
+    verdict = "identical" if len(digests) == 1 else f"DIFFERENT ({len(digests)} reports)"
+    base = results["in memory"]["wall"]
+    lines = [
+        f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine {args.engine} "
+        f"--chunk-size {args.chunk_size}`; seed {args.seed}; one location; load before the "
+        f"runs: {load_text(load_before)}.",
+        "",
+        f"Loading the customers (`create_many`): {loaded:.1f} s; keeping their blocking keys "
+        f"(once per location): {kept:.1f} s.",
+        "",
+        "| run | wall s | vs in memory | main peak MiB | worker peak MiB | pairs compared |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {which} | {r['wall']:.1f} | x{r['wall'] / base:.2f} | {r['peak']:.0f} | "
+            f"{r['worker_peak']:.0f} | {r['compared']:,} |"
+            for which, r in results.items()
+        ),
+        "",
+        f"Reports (pairs, scores, groups): {verdict}; {results['in memory']['pairs']:,} pairs.",
+    ]
+    append_section(
+        f"a location's customer duplicates on {args.engine}, {args.size:,} customers",
+        lines,
+        figures=[
+            figure(
+                "scale",
+                f"{args.engine}: duplicates of one location",
+                which if which == "in memory" else f"customerkit {which}",
+                size=args.size,
+                value=r["wall"],
+                unit="s",
+                peak=r["peak"],
+                worker_peak=r["worker_peak"],
+            )
+            for which, r in results.items()
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""A location's duplicates on an SQL book, read from the kept blocking keys in chunks and scored
+in worker processes, against the in-process matcher over the same customers (rules M1, M2).
+
+The book reads its customers, kept keys and candidate pairs ``chunk_size`` at a time (small
+here, so every step takes many chunks, and oversized blocks are windowed) in two worker
+processes; ``find_duplicates`` over the location's customers in id order must give the very
+same report: pairs, scores, reasons, evidence, groups, parameters, fields and values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pytest
+
+import customerkit as ck
+from customerkit import synth
+from customerkit.matching import ExtraComparison, MatchConfig, kept
+from customerkit.matching.kept import find_kept_duplicates
+from customerkit.services import dismissals
+from customerkit.testing import FakeClock
+
+ADMIN = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+OTHER = ck.Actor(user_id="admin2", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
+#: Small blocks and windows, so that common names make oversized, windowed blocks.
+MATCH = MatchConfig(block_cap=4, window=3, min_records=100)
+
+
+def _fill(book: ck.Book, n: int) -> None:
+    data = synth.labelled_customers(n, seed=11, locations=("loc-1", "loc-2"), dup_rate=0.3)
+    for actor in (ADMIN, OTHER):
+        drafts = [
+            synth.new_customer({k: v for k, v in row.items() if k not in {"id", "location_id"}})
+            for row in data.records
+            if row["location_id"] == actor.location_id
+        ]
+        book.customers.create_many(drafts, actor=actor)
+    # A common company name, so that how many records share a name changes the scores.
+    common = [
+        ck.NewCustomer(
+            company_name="Miller Trucking",
+            customer_number=f"MT-{at}",
+            city=("Denver", "Boulder", "Aurora")[at % 3],
+            phone=f"303-555-{at // 2:04d}",
+        )
+        for at in range(30)
+    ]
+    book.customers.create_many(common, actor=ADMIN)
+
+
+def _expected(book: ck.Book) -> ck.DuplicateReport:
+    """The in-process matcher over the location's live customers, in id order."""
+    with book.store.unit_of_work(read_only=True) as uow:
+        customers = list(uow.customers.iter_location("loc-1"))
+    assert [c.id for c in customers] == sorted(c.id for c in customers)
+    with book.store.unit_of_work(read_only=True) as uow:
+        apart = dismissals.pairs_in_force(
+            uow, dismissals.CUSTOMER_DISMISSAL, "loc-1", {c.id for c in customers}
+        )
+    return ck.find_duplicates(customers, kind="customer", config=MATCH, dismissed=apart)
+
+
+def _same(got: ck.DuplicateReport, expected: ck.DuplicateReport) -> None:
+    assert got.compared == expected.compared
+    assert got.config == expected.config
+    assert got.fields == expected.fields
+    assert got.pairs == expected.pairs
+    assert got.groups == expected.groups
+    assert {k: dict(v) for k, v in got.values.items()} == {
+        k: dict(v) for k, v in expected.values.items()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_book", ["sqlite", "postgresql"], indirect=True)
+def test_chunked_workers_report_what_in_process_reports(
+    make_book: Callable[[FakeClock], ck.Book], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[int] = []
+
+    class CountedPool(ProcessPoolExecutor):
+        def __init__(self, workers: int, **options: Any) -> None:
+            pools.append(workers)
+            super().__init__(workers, **options)
+
+    monkeypatch.setattr(kept, "ProcessPoolExecutor", CountedPool)
+    book = make_book(FakeClock())
+    book = ck.Book(book.store, clock=FakeClock(), config=ck.BookConfig(customer_match=MATCH))
+    _fill(book, 300)
+    first = book.customers.find_duplicates(actor=ADMIN)
+    assert first.pairs
+    assert first.groups
+    assert first.compared > len(first.pairs)
+    # A dismissed pair is left out (and apart) on both paths.
+    book.customers.dismiss(first.pairs[0].left_id, first.pairs[0].right_id, actor=ADMIN)
+    expected = _expected(book)
+    got = book.customers.find_duplicates(actor=ADMIN, workers=2, chunk_size=97)
+    assert pools == [2]  # the report came from two worker processes
+    # Pairs of the common name are reported: their scores depend on how many share it.
+    assert any(got.values[p.left_id]["company_name"] == "Miller Trucking" for p in got.pairs)
+    _same(got, expected)
+    assert (first.pairs[0].left_id, first.pairs[0].right_id) not in {
+        (p.left_id, p.right_id) for p in got.pairs
+    }
+    # One process, other chunks: the same again.
+    _same(book.customers.find_duplicates(actor=ADMIN, workers=1, chunk_size=200), expected)
+    assert pools == [2]
+    # A location within one chunk is matched in memory at once: the same again.
+    _same(book.customers.find_duplicates(actor=ADMIN, chunk_size=10_000), expected)
+    assert pools == [2]
+    # Without a chunk size nothing is chunked, workers or not: in memory is the default.
+    _same(book.customers.find_duplicates(actor=ADMIN, workers=2), expected)
+    assert pools == [2]
+
+
+@pytest.mark.parametrize("make_book", ["sqlite"], indirect=True)
+def test_bad_workers_and_chunk_sizes_are_refused(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    book = make_book(FakeClock())
+    for options, field in (
+        ({"workers": 0}, "workers"),
+        ({"chunk_size": 1}, "chunk_size"),
+        ({"workers": True}, "workers"),
+    ):
+        with pytest.raises(ck.ValidationError) as raised:
+            book.customers.find_duplicates(actor=ADMIN, **options)  # type: ignore[arg-type]
+        assert field in raised.value.errors
+
+
+def test_extra_comparisons_and_tiny_chunks_are_refused() -> None:
+    extra = MatchConfig(comparisons=(ExtraComparison(field="vin", method="exact"),))
+    with pytest.raises(ck.MatchingError, match="standard rules"):
+        find_kept_duplicates(None, kind="customer", config=extra)  # type: ignore[arg-type]
+    with pytest.raises(ck.MatchingError, match="chunk_size"):
+        find_kept_duplicates(None, kind="customer", chunk_size=1)  # type: ignore[arg-type]
