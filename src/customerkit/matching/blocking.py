@@ -392,9 +392,21 @@ def _rule_pairs(
     sorted_entries = by_id[np.argsort(block_then_order, kind="stable")]
     order, block = positions[sorted_entries], codes[sorted_entries]
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
-    lengths = np.diff(np.r_[starts, block.size])
+    return block_pairs(order, starts, n, cap=cap, window=window)
+
+
+def block_pairs(order: IntArray, starts: IntArray, n: int, *, cap: int, window: int) -> IntArray:
+    """Pair codes (``low * n + high``) of sorted blocks, one block after another in ``order``.
+
+    Each block begins at one of ``starts``. A block of at most ``cap`` records pairs every two
+    of them; a larger one pairs each record with the next ``window - 1`` in its order (a
+    sorted neighbourhood).
+    """
+    if order.size == 0:
+        return np.empty(0, np.int64)
+    lengths = np.diff(np.r_[starts, order.size])
     ends = np.repeat(starts + lengths, lengths)
-    at = np.arange(block.size)
+    at = np.arange(order.size)
     limit = np.where(np.repeat(lengths, lengths) <= cap, ends, np.minimum(ends, at + window))
     out = []
     active = at[limit - at > 1]

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from customerkit.errors import MatchingError
 from customerkit.matching import _kept_tasks as _tasks
-from customerkit.matching.blocking import name_block
+from customerkit.matching.blocking import block_pairs, name_block
 from customerkit.matching.comparisons import Model, comparisons_of, starting_parameters
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
@@ -122,27 +122,6 @@ class _Call:
         return self.function(self.setup, task, *self.rest)
 
 
-def _block_pairs(
-    positions: IntArray, starts: IntArray, n: int, *, cap: int, window: int
-) -> IntArray:
-    """Pair codes (``low * n + high``) of whole sorted blocks, as ``blocking._rule_pairs``."""
-    if positions.size == 0:
-        return np.empty(0, np.int64)
-    lengths = np.diff(np.r_[starts, positions.size])
-    ends = np.repeat(starts + lengths, lengths)
-    at = np.arange(positions.size)
-    limit = np.where(np.repeat(lengths, lengths) <= cap, ends, np.minimum(ends, at + window))
-    out = []
-    active = at[limit - at > 1]
-    step = 1
-    while active.size:
-        a, b = positions[active], positions[active + step]
-        out.append(np.minimum(a, b) * n + np.maximum(a, b))
-        step += 1
-        active = active[limit[active] - active > step]
-    return np.concatenate(out) if out else np.empty(0, np.int64)
-
-
 def _candidates(
     blocks: KeptBlocks,
     position: Mapping[str, int],
@@ -193,7 +172,7 @@ def _pairs_of_rows(
     )
     positions = np.fromiter((position[row[2]] for row in rows), np.int64, len(rows))
     _count_names(rows, starts, positions, names)
-    return _block_pairs(positions, starts, n, cap=config.block_cap, window=config.window)
+    return block_pairs(positions, starts, n, cap=config.block_cap, window=config.window)
 
 
 def _count_names(
