@@ -50,7 +50,7 @@ from customerkit.services._context import (
     changes_between,
     checks_actors,
     live_customer,
-    record_change,
+    record_history,
     retried,
     visible_customer,
 )
@@ -462,13 +462,4 @@ class ContactService(dismissals.Undismissing):
         actor: Actor | None,
         changes: Mapping[str, tuple[Any, Any]],
     ) -> None:
-        record_change(
-            self._ctx,
-            uow,
-            entity="contact",
-            entity_id=contact.id,
-            customer_id=contact.customer_id,
-            action=action,
-            actor=actor,
-            changes=changes,
-        )
+        record_history(self._ctx, uow, contact, action=action, actor=actor, changes=changes)
