@@ -138,45 +138,50 @@ customers = Table(
 #: index only when the query's condition matches the index's condition textually.
 LIVE_CUSTOMER = customers.c.status == literal_column("'ACTIVE'")
 
+
+def _partial_index(name: str, *columns: Column[Any], where: str, unique: bool = False) -> Index:
+    """An index of the rows matching ``where`` alone, on SQLite and PostgreSQL alike.
+
+    SQLAlchemy takes the condition once per dialect; written once here, the two never drift.
+    """
+    condition = text(where)
+    return Index(name, *columns, unique=unique, sqlite_where=condition, postgresql_where=condition)
+
+
 # C2: numbers are unique per location among live customers; blank numbers never clash.
-Index(
+_partial_index(
     "uq_customers_live_number",
     customers.c.location_id,
     customers.c.number_key,
     unique=True,
-    sqlite_where=text("status = 'ACTIVE' AND customer_number <> ''"),
-    postgresql_where=text("status = 'ACTIVE' AND customer_number <> ''"),
+    where="status = 'ACTIVE' AND customer_number <> ''",
 )
 # D4: a source record is imported once (among live customers).
-Index(
+_partial_index(
     "uq_customers_live_source",
     customers.c.source_name,
     customers.c.source_external_id,
     unique=True,
-    sqlite_where=text("status = 'ACTIVE' AND source_name IS NOT NULL"),
-    postgresql_where=text("status = 'ACTIVE' AND source_name IS NOT NULL"),
+    where="status = 'ACTIVE' AND source_name IS NOT NULL",
 )
 # Keyset pagination (iter_location), count() and created_since() over live customers.
-Index(
+_partial_index(
     "ix_customers_live_location",
     customers.c.location_id,
     customers.c.id,
-    sqlite_where=text("status = 'ACTIVE'"),
-    postgresql_where=text("status = 'ACTIVE'"),
+    where="status = 'ACTIVE'",
 )
-Index(
+_partial_index(
     "ix_customers_live_created",
     customers.c.location_id,
     customers.c.created_at,
-    sqlite_where=text("status = 'ACTIVE'"),
-    postgresql_where=text("status = 'ACTIVE'"),
+    where="status = 'ACTIVE'",
 )
 # A merge re-points the tombstones merged into its other records (RELIABILITY d6, version 3).
-Index(
+_partial_index(
     "ix_customers_merged_into",
     customers.c.merged_into,
-    sqlite_where=text("merged_into IS NOT NULL"),
-    postgresql_where=text("merged_into IS NOT NULL"),
+    where="merged_into IS NOT NULL",
 )
 
 contacts = Table(
@@ -204,19 +209,17 @@ contacts = Table(
     Column("status", String(16), nullable=False),
     Column("merged_into", Key),
 )
-Index(
+_partial_index(
     "uq_contacts_external_user",
     contacts.c.external_key,
     unique=True,
-    sqlite_where=text("external_key IS NOT NULL"),
-    postgresql_where=text("external_key IS NOT NULL"),
+    where="external_key IS NOT NULL",
 )
 Index("ix_contacts_customer", contacts.c.customer_id, contacts.c.created_at, contacts.c.id)
-Index(
+_partial_index(
     "ix_contacts_merged_into",
     contacts.c.merged_into,
-    sqlite_where=text("merged_into IS NOT NULL"),
-    postgresql_where=text("merged_into IS NOT NULL"),
+    where="merged_into IS NOT NULL",
 )
 
 users = Table(
