@@ -25,7 +25,7 @@ from customerkit.backends import memory
 from customerkit.backends.sqlalchemy import _rows
 from customerkit.errors import ValidationError
 from customerkit.model import Customer, CustomerKind, NewCustomer
-from customerkit.services._context import changes_between, record_change
+from customerkit.services._context import changes_between, record_history
 from customerkit.services._created import HISTORY_FIELDS, created_changes
 from customerkit.testing import FakeClock
 from customerkit.text import fold, number_key, words
@@ -110,19 +110,17 @@ def _customers() -> list[Customer]:
     ]
 
 
-def test_created_changes_are_what_record_change_stores() -> None:
+def test_created_changes_are_what_record_history_stores() -> None:
     """A creation's history without the generic helpers equals what they would write."""
     book = ck.open_book(clock=FakeClock(NOW), hasher=ck.PasswordHasher.for_tests())
     ctx = book.customers._ctx
     for customer in _customers():
         generic = changes_between(None, customer, ("kind", *HISTORY_FIELDS))
         with ctx.store.unit_of_work() as uow:
-            stored = record_change(
+            stored = record_history(
                 ctx,
                 uow,
-                entity="customer",
-                entity_id=customer.id,
-                customer_id=customer.id,
+                customer,
                 action="create",
                 actor=ADMIN,
                 changes=generic,

@@ -16,6 +16,7 @@ import attrs
 from customerkit.config import BookConfig
 from customerkit.errors import NotFound, ValidationError
 from customerkit.identity import PasswordHasher
+from customerkit.merging import CONTACT_MERGE, CUSTOMER_MERGE, MergeKind
 from customerkit.model import Actor, ChangeRecord, Contact, Customer, Role
 from customerkit.policy import Action, Policy, Target
 from customerkit.ports import Clock, Store, UnitOfWork
@@ -198,24 +199,26 @@ def changes_between(
     return changes
 
 
-def record_change(
+def record_history(
     ctx: Context,
     uow: UnitOfWork,
+    record: Customer | Contact,
     *,
-    entity: str,
-    entity_id: str,
-    customer_id: str,
     action: str,
     actor: Actor | None,
     changes: Mapping[str, tuple[Any, Any]],
     at: datetime | None = None,
 ) -> ChangeRecord:
-    """Append one history record inside the caller's unit of work (rule C5)."""
+    """Append the history entry of a change to one customer or contact (rule C5).
+
+    The entry is filed under the record's customer, inside the caller's unit of work.
+    """
+    kind: MergeKind[Any] = CONTACT_MERGE if isinstance(record, Contact) else CUSTOMER_MERGE
     return uow.history.append(
         ChangeRecord(
-            entity=entity,
-            entity_id=entity_id,
-            customer_id=customer_id,
+            entity=kind.name,
+            entity_id=record.id,
+            customer_id=kind.customer_of(record),
             action=action,
             actor_id=None if actor is None else actor.user_id,
             at=at or ctx.now(),
@@ -241,12 +244,10 @@ def save_customer(
 ) -> None:
     """Write a changed customer (version-guarded) and its history entry in one unit of work."""
     uow.customers.update(updated, expected_version=current.version)
-    record_change(
+    record_history(
         ctx,
         uow,
-        entity="customer",
-        entity_id=current.id,
-        customer_id=current.id,
+        updated,
         action=action,
         actor=actor,
         changes=changes,

@@ -53,7 +53,7 @@ _UNSET: tuple[Any, ...] = ("", (), {}, None, False)
 def created_changes(customer: Customer) -> dict[str, tuple[Any, Any]]:
     """The history changes of a new customer: ``changes_between(None, customer, ...)``, plain.
 
-    Every set field as ``(None, value)``; enums by their value, as ``record_change`` stores them.
+    Every set field as ``(None, value)``; enums by their value, as ``record_history`` stores them.
     """
     changes: dict[str, tuple[Any, Any]] = {}
     for name in _CREATED_FIELDS:
@@ -119,7 +119,7 @@ def created_customer(
     changes = created_changes(customer)
     if password is not None:
         changes["password"] = ("", PASSWORD_MARKER)
-    # What record_change writes, without its generic conversions (a million times).
+    # What record_history writes, without its generic conversions (a million times).
     record = ChangeRecord(
         entity="customer",
         entity_id=customer.id,

@@ -18,7 +18,7 @@ from customerkit.errors import (
     NotFound,
     ValidationError,
 )
-from customerkit.matching import DuplicateReport, MatchIndex, SimilarMatch, find_duplicates
+from customerkit.matching import DuplicateReport, SimilarMatch, find_duplicates
 from customerkit.merging import CONTACT_MERGE
 from customerkit.model import (
     CONTACT_EDITABLE_FIELDS,
@@ -50,10 +50,11 @@ from customerkit.services._context import (
     changes_between,
     checks_actors,
     live_customer,
-    record_change,
+    record_history,
     retried,
     visible_customer,
 )
+from customerkit.services._similar import similar
 from customerkit.validation import (
     clean_contact_fields,
     clean_optional,
@@ -370,30 +371,15 @@ class ContactService(dismissals.Undismissing):
         location, through the backend's matching index. Given a stored contact instead of a
         draft, it leaves out that contact and the contacts dismissed with it.
         """
-        config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
+            contacts = None
             if customer_id is None:
                 self._ctx.authorize(
                     actor, Action.CONTACT_READ, Target(location_id=actor.location_id)
                 )
-                index = accelerators.match_index(
-                    uow,
-                    "contact",
-                    actor.location_id,
-                    region=config.phone_region,
-                    config=config.match_for("contact"),
-                )
             else:
                 contacts = self._live_contacts(uow, actor, customer_id)
-                index = MatchIndex.build(
-                    contacts,
-                    kind="contact",
-                    config=config.match_for("contact"),
-                    region=config.phone_region,
-                )
-            found = dismissals.without_dismissed(
-                uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)
-            )
+            found = similar(self._ctx, uow, _DISMISSAL, draft, actor.location_id, records=contacts)
             uow.commit()  # a backend may have built and kept its index: keep it
         return found
 
@@ -476,13 +462,4 @@ class ContactService(dismissals.Undismissing):
         actor: Actor | None,
         changes: Mapping[str, tuple[Any, Any]],
     ) -> None:
-        record_change(
-            self._ctx,
-            uow,
-            entity="contact",
-            entity_id=contact.id,
-            customer_id=contact.customer_id,
-            action=action,
-            actor=actor,
-            changes=changes,
-        )
+        record_history(self._ctx, uow, contact, action=action, actor=actor, changes=changes)

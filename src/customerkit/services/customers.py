@@ -48,6 +48,7 @@ from customerkit.services._context import (
     visible_customer,
 )
 from customerkit.services._created import HISTORY_FIELDS, PASSWORD_MARKER, created_customer
+from customerkit.services._similar import similar
 from customerkit.validation import ReferenceCache, checked_draft
 
 log = logging.getLogger("customerkit.customers")
@@ -414,18 +415,8 @@ class CustomerService(dismissals.Undismissing):
         customers dismissed with it.
         """
         self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        config = self._ctx.config
         with self._ctx.store.unit_of_work() as uow:
-            index = accelerators.match_index(
-                uow,
-                "customer",
-                actor.location_id,
-                region=config.phone_region,
-                config=config.match_for("customer"),
-            )
-            found = dismissals.without_dismissed(
-                uow, _DISMISSAL, actor.location_id, draft, index.find_similar(draft)
-            )
+            found = similar(self._ctx, uow, _DISMISSAL, draft, actor.location_id)
             uow.commit()  # a backend may have built and kept its index: keep it
         return found
 

@@ -28,7 +28,7 @@ from customerkit.services._context import (
     Context,
     checks_actors,
     customer_target,
-    record_change,
+    record_history,
     retried,
 )
 
@@ -128,7 +128,6 @@ def _checked_pair(
 def _record(
     ctx: Context,
     uow: UnitOfWork,
-    kind: DismissalKind,
     found: Sequence[tuple[Record, Customer]],
     *,
     action: str,
@@ -136,13 +135,11 @@ def _record(
     change: Callable[[str], tuple[str | None, str | None]],
 ) -> None:
     """One history entry per record, naming the other: each customer's history reads whole."""
-    for (record, owner), (other, _) in zip(found, reversed(found), strict=True):
-        record_change(
+    for (record, _), (other, _) in zip(found, reversed(found), strict=True):
+        record_history(
             ctx,
             uow,
-            entity=kind.name,
-            entity_id=record.id,
-            customer_id=owner.id,
+            record,
             action=action,
             actor=actor,
             changes={"not_duplicate_of": change(other.id)},
@@ -168,9 +165,7 @@ def dismiss(
         stored = uow.dismissals.add(dismissal)
         if stored is not None:  # dismissed already (perhaps by a racing call): a repeat
             return stored
-        _record(
-            ctx, uow, kind, found, action="dismiss", actor=actor, change=lambda other: (None, other)
-        )
+        _record(ctx, uow, found, action="dismiss", actor=actor, change=lambda other: (None, other))
         uow.commit()
     return dismissal
 
@@ -211,7 +206,6 @@ class Undismissing:
             _record(
                 self._ctx,
                 uow,
-                kind,
                 found,
                 action="undismiss",
                 actor=actor,

@@ -31,7 +31,7 @@ from customerkit.merging import (
 from customerkit.model import Actor, ChangeRecord, MergeResult, RecordStatus
 from customerkit.ports import UnitOfWork
 from customerkit.services import accelerators
-from customerkit.services._context import Context, record_change
+from customerkit.services._context import Context, record_history
 
 
 def _repository(uow: UnitOfWork, kind: MergeKind[Any]) -> Any:
@@ -128,8 +128,8 @@ def merge(
                 continue
             if other.status is RecordStatus.MERGED:
                 changes = {"merged_into": (other.merged_into, main.id)}
-                _history(
-                    ctx, uow, kind, other, action="repointed", actor=actor, changes=changes, at=now
+                record_history(
+                    ctx, uow, other, action="repointed", actor=actor, changes=changes, at=now
                 )
                 continue
             tombstone = attrs.evolve(
@@ -142,10 +142,9 @@ def merge(
             repo.update(tombstone, expected_version=other.version)
             if move_children is not None:
                 moved[other.id] = move_children(uow, other, main)
-            _history(
+            record_history(
                 ctx,
                 uow,
-                kind,
                 other,
                 action="merged",
                 actor=actor,
@@ -159,7 +158,7 @@ def merge(
             if hasattr(main, name) and getattr(main, name) != getattr(merged, name)
         }
         changes = {**filled, "merged_ids": ((), result.merged_ids)}
-        _history(ctx, uow, kind, merged, action="merge", actor=actor, changes=changes, at=now)
+        record_history(ctx, uow, merged, action="merge", actor=actor, changes=changes, at=now)
         uow.merges.add(
             merge_id,
             {
@@ -245,10 +244,9 @@ def unmerge(  # rule M4
             )
             if move_back is not None:
                 move_back(uow, main, restored, record["moved"].get(other.id, []))
-            _history(
+            record_history(
                 ctx,
                 uow,
-                kind,
                 restored,
                 action="unmerged",
                 actor=actor,
@@ -258,8 +256,8 @@ def unmerge(  # rule M4
         changes = {name: (new, old) for name, (old, new) in record["filled"].items()} | {
             "merged_ids": (tuple(record["merged_ids"]), ())
         }
-        _history(
-            ctx, uow, kind, restored_main, action="unmerge", actor=actor, changes=changes, at=now
+        record_history(
+            ctx, uow, restored_main, action="unmerge", actor=actor, changes=changes, at=now
         )
         uow.merges.update(merge_id, {**record, "undone": True})
         uow.commit()
@@ -346,28 +344,4 @@ def _point_back(  # noqa: PLR0917 - the unmerge's state, in its order
         ) from None
     changes = {"merged_into": (main.id, restored.id)}
     for tombstone in moved:
-        _history(ctx, uow, kind, tombstone, action="repointed", actor=actor, changes=changes, at=at)
-
-
-def _history(
-    ctx: Context,
-    uow: UnitOfWork,
-    kind: MergeKind[R],
-    record: R,
-    *,
-    action: str,
-    actor: Actor,
-    changes: dict[str, tuple[Any, Any]],
-    at: datetime,
-) -> None:
-    record_change(
-        ctx,
-        uow,
-        entity=kind.name,
-        entity_id=record.id,
-        customer_id=kind.customer_of(record),
-        action=action,
-        actor=actor,
-        changes=changes,
-        at=at,
-    )
+        record_history(ctx, uow, tombstone, action="repointed", actor=actor, changes=changes, at=at)
