@@ -18,8 +18,7 @@ from customerkit.errors import (
     ValidationError,
 )
 from customerkit.export import write_records
-from customerkit.matching import DuplicateReport, MatchConfig, SimilarMatch, find_duplicates
-from customerkit.matching.kept import find_kept_duplicates
+from customerkit.matching import DuplicateReport, SimilarMatch
 from customerkit.merging import CUSTOMER_MERGE
 from customerkit.model import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -32,12 +31,12 @@ from customerkit.model import (
     SearchHit,
 )
 from customerkit.policy import Action, Target
-from customerkit.ports import Progress, UnitOfWork
+from customerkit.ports import Progress
 from customerkit.services import _customer_changes as changes_of
+from customerkit.services import _customer_duplicates, accelerators, dismissals, loading
 from customerkit.services import _customer_logins as logins
 from customerkit.services import _customer_merge as merge_of
 from customerkit.services import _customer_search as customer_search
-from customerkit.services import accelerators, dismissals, loading
 from customerkit.services import merge as merging
 from customerkit.services._context import (
     Context,
@@ -370,41 +369,9 @@ class CustomerService(dismissals.Undismissing):
         Raises:
             ValidationError: ``workers`` is below 1 or ``chunk_size`` below 2.
         """
-        if workers is not None and (isinstance(workers, bool) or workers < 1):
-            raise ValidationError({"workers": "give 1 or more worker processes, or None"})
-        if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 2):
-            raise ValidationError({"chunk_size": "give a chunk size of 2 or more"})
-        self._ctx.authorize(actor, Action.CUSTOMER_READ, Target(location_id=actor.location_id))
-        config = self._ctx.config
-        match = config.match_for("customer")
-        location_id = actor.location_id
-        with self._ctx.store.unit_of_work(read_only=True) as uow:
-            chunks = _chunks(uow, match, location_id, chunk_size)
-            if chunks is None:
-                customers = list(uow.customers.iter_location(location_id))
-                live = {customer.id for customer in customers}
-                apart = dismissals.pairs_in_force(uow, _DISMISSAL, location_id, live)
-        if chunks is None:
-            return find_duplicates(
-                customers,
-                kind="customer",
-                config=match,
-                region=config.phone_region,
-                dismissed=apart,
-            )
-        with self._ctx.store.unit_of_work() as uow:
-            accelerators.keep_blocks(uow, location_id, region=config.phone_region)
-            uow.commit()  # the keys are kept from now on
-        with self._ctx.store.unit_of_work(read_only=True) as uow:
-            return find_kept_duplicates(
-                accelerators.kept_blocks(uow, location_id),
-                kind="customer",
-                config=match,
-                region=config.phone_region,
-                dismissed=dismissals.pairs_in_force(uow, _DISMISSAL, location_id),
-                workers=workers,
-                chunk_size=chunks,
-            )
+        return _customer_duplicates.find(
+            self._ctx, actor=actor, workers=workers, chunk_size=chunk_size
+        )
 
     # Rule M6.
     @retried
@@ -501,16 +468,3 @@ class CustomerService(dismissals.Undismissing):
             ValidationError: ``username`` or ``password`` is not text.
         """
         return logins.verify_password(self._ctx, username, password)
-
-
-def _chunks(
-    uow: UnitOfWork, match: MatchConfig, location_id: str, chunk_size: int | None
-) -> int | None:
-    """The chunk size to read the location's duplicates in, or None to match it in memory.
-
-    Chunks only when asked for, on a backend that keeps the blocking keys, and for a location
-    larger than one chunk: in memory is faster whenever the customers fit.
-    """
-    if chunk_size is None or not accelerators.keeps_blocks(uow, match):
-        return None
-    return chunk_size if accelerators.count(uow.customers, location_id) > chunk_size else None
