@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -300,3 +301,21 @@ def _load_export_figures(rows: list[list[str]]) -> list[Figure]:
             seconds = float(base.group(1))
             out.append(figure("load_export", what, plain, size=size, value=seconds, unit="s"))
     return out
+
+
+def report_child_result(result: dict[str, Any]) -> None:
+    """Hand a child run's figures to ``run_child`` (one ``RESULT`` line of JSON on stdout)."""
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(command: Sequence[str], which: str) -> dict[str, Any]:
+    """Run one measured run in its own process (so its peak memory is its own); its figures.
+
+    Exits with the child's last stderr when it fails.
+    """
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - our own scripts
+    if done.returncode:
+        sys.exit(f"the {which} run failed:\n{done.stderr[-3000:]}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return result

@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import append_section, figure, load_average, load_text, peak_rss_mib
+from _common import (
+    append_section,
+    figure,
+    load_average,
+    load_text,
+    peak_rss_mib,
+    report_child_result,
+    run_child,
+)
 
 
 def _actor() -> Any:
@@ -125,12 +132,7 @@ def _child(url: str, which: str, chunk_size: int) -> dict[str, Any]:
 def _spawn(url: str, which: str, chunk_size: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", which, "--url", url]
     command += ["--chunk-size", str(chunk_size)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - this script
-    if done.returncode:
-        sys.exit(f"the {which} run failed:\n{done.stderr[-3000:]}")
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return result
+    return run_child(command, which)
 
 
 @contextlib.contextmanager
@@ -179,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         result = _child(args.url, args.child, args.chunk_size)
-        print("RESULT " + json.dumps(result), flush=True)
+        report_child_result(result)
         return
     runs = ("in memory", "chunked 1 worker", "chunked 2 workers")
     with (

@@ -19,16 +19,22 @@ Results are appended to ``benchmarks/RESULTS.md`` and ``benchmarks/results.json`
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import append_section, figure, load_average, load_text, peak_rss_mib
+from _common import (
+    append_section,
+    figure,
+    load_average,
+    load_text,
+    peak_rss_mib,
+    report_child_result,
+    run_child,
+)
 
 _TOLERANCE = 1e-9
 
@@ -113,7 +119,7 @@ def _run_spark(source: Path, out: Path, kind: str) -> dict[str, Any]:
 def _child(args: argparse.Namespace) -> None:
     run = _run_spark if args.child == "spark" else _run_in_process
     result = run(Path(args.source), Path(args.out), args.kind)
-    print("RESULT " + json.dumps(result), flush=True)
+    report_child_result(result)
 
 
 def _spawn(which: str, source: Path, out: Path, kind: str) -> dict[str, Any]:
@@ -130,12 +136,7 @@ def _spawn(which: str, source: Path, out: Path, kind: str) -> dict[str, Any]:
         "--out",
         str(out),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - this script
-    if done.returncode:
-        sys.exit(f"the {which} run failed:\n{done.stderr[-3000:]}")
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return result
+    return run_child(command, which)
 
 
 def _same_results(folder: Path) -> str:
