@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.matching.batch import evidence as evidence_of
-from customerkit.matching.comparisons import Model, comparisons_of, levels_of
+from customerkit.matching.comparisons import Model, comparisons_of, level_sizes
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import decode_patterns, encode_patterns
 from customerkit.matching.features import Features, build_features
@@ -191,4 +191,4 @@ def explained(setup: Setup, pairs: Pairs, model: Model) -> Kept:
 
 
 def sizes(setup: Setup) -> list[int]:
-    return [len(levels_of(name, setup.config)) for name in comparisons_of(setup.kind, setup.config)]
+    return level_sizes(comparisons_of(setup.kind, setup.config), setup.config)

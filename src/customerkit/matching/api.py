@@ -27,7 +27,7 @@ import numpy as np
 
 from customerkit.errors import MatchingError
 from customerkit.matching.batch import match_table
-from customerkit.matching.comparisons import Model, levels_of, starting_parameters
+from customerkit.matching.comparisons import Model, level_sizes, starting_parameters
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import em, fit_labelled, level_patterns
 from customerkit.matching.index import MatchIndex
@@ -174,7 +174,7 @@ def fit(
     left = np.array([position[a] for a, _, _ in triples], np.int64)
     right = np.array([position[b] for _, b, _ in triples], np.int64)
     compared = compare(prepared.features, left, right, config, model)
-    sizes = [len(levels_of(name, config)) for name in names]
+    sizes = level_sizes(names, config)
     fitted = fit_labelled(level_matrix(compared, names), is_match, names, sizes, records=len(table))
     # The labelled share of duplicates says how the pairs were picked, not how many of the
     # compared pairs are duplicates: estimate that over the records' compared pairs.

@@ -89,6 +89,11 @@ def levels_of(name: str, config: MatchConfig) -> tuple[str, ...]:
     return EXTRA_LEVELS[_extra(name, config).method]
 
 
+def level_sizes(names: Sequence[str], config: MatchConfig) -> list[int]:
+    """How many levels each of the comparisons ``names`` has (how level patterns are coded)."""
+    return [len(levels_of(name, config)) for name in names]
+
+
 def _extra(name: str, config: MatchConfig) -> ExtraComparison:
     return next(extra for extra in config.comparisons if extra.name == name)
 

@@ -16,7 +16,7 @@ from customerkit.matching.blocking import candidate_pairs, rules_for
 from customerkit.matching.comparisons import (
     Model,
     comparisons_of,
-    levels_of,
+    level_sizes,
     starting_parameters,
 )
 from customerkit.matching.config import MatchConfig, Parameters
@@ -115,7 +115,7 @@ def _estimate(
 ) -> Parameters:
     """``u`` started from random pairs, then ``m``, ``u`` and the prior by EM over candidates."""
     n = len(prepared.table)
-    sizes = [len(levels_of(name, config)) for name in prepared.names]
+    sizes = level_sizes(prepared.names, config)
     model = Model.of(start, prepared.names)
     left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
     chance = compare(prepared.features, left, right, config, model)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from customerkit.matching.batch import evidence as evidence_of
 from customerkit.matching.blocking import record_keys, rules_for
-from customerkit.matching.comparisons import levels_of
+from customerkit.matching.comparisons import level_sizes
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import decode_patterns, encode_patterns
 from customerkit.matching.groups import group_pairs
@@ -77,10 +77,6 @@ def _objects(values: Sequence[Any]) -> Any:
     import pandas as pd
 
     return pd.Series(values, dtype=object)
-
-
-def _sizes(names: Sequence[str], config: MatchConfig) -> list[int]:
-    return [len(levels_of(name, config)) for name in names]
 
 
 def normalised(
@@ -173,7 +169,7 @@ class PairBatches:
 
         kind, config, model = self.kind, self.config, self.model
         names = comparisons_of(kind, config)
-        sizes = _sizes(names, config)
+        sizes = level_sizes(names, config)
         for frame in batches:
             left, right = _sides(len(frame))
             compared = compare(
@@ -197,7 +193,7 @@ class PairBatches:
 
         kind, config, model, named = self.kind, self.config, self.model, self.named
         names = comparisons_of(kind, config)
-        sizes = _sizes(names, config)
+        sizes = level_sizes(names, config)
         for frame in batches:
             features = _features(frame, kind, config, named)
             left, right = _sides(len(frame))

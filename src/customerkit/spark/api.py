@@ -30,7 +30,12 @@ import attrs
 import numpy as np
 
 from customerkit.errors import MatchingError
-from customerkit.matching.comparisons import Model, comparisons_of, levels_of, starting_parameters
+from customerkit.matching.comparisons import (
+    Model,
+    comparisons_of,
+    level_sizes,
+    starting_parameters,
+)
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
     RANDOM_PAIRS,
@@ -272,7 +277,7 @@ def find_duplicates_spark(
     records = records.withColumn("filled", filled)
 
     names = comparisons_of(kind, config)
-    sizes = [len(levels_of(name, config)) for name in names]
+    sizes = level_sizes(names, config)
     start = starting_parameters(kind, config)
     start_model = Model.of(start, names)
     stages = _batches.PairBatches(kind=kind, config=config, model=start_model, named=named)
