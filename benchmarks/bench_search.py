@@ -305,7 +305,7 @@ def main() -> None:
         [
             f"Command: `python benchmarks/bench_search.py --size {args.size}`"
             f" (seed {args.seed}); ranked top {LIMIT}, queries of 3-12 characters; load average"
-            f" {load:.1f} at the start (other jobs shared the machine).",
+            f" {load:.1f} at the start.",
             "",
             "| measure | value |",
             "| --- | --- |",

@@ -392,8 +392,7 @@ def report(
     lines = [
         f"Command: `python benchmarks/bench_sql_search.py --size {args.size}` (seed {args.seed},"
         f" {len(texts)} queries of 3-12 characters, ranked top {LIMIT}, each search in its own"
-        f" unit of work; results checked equal to the memory index); {load_avg} at the start"
-        " (other jobs shared the machine).",
+        f" unit of work; results checked equal to the memory index); {load_avg} at the start.",
         "",
         "p50 / p95 in ms per query class, first pass (best of 3 passes per query in brackets"
         " for the overall row):",

@@ -20,7 +20,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, inspect, text, update
+from sqlalchemy import create_engine, event, inspect, text, update
 from sqlalchemy.exc import DBAPIError
 
 import customerkit as ck
@@ -285,7 +285,7 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
     store = SqlStore(url)
     with store.engine.connect() as connection:
         version = connection.scalar(text("SELECT version FROM schema_version"))
-        assert version == schema.SCHEMA_VERSION == 4
+        assert version == schema.SCHEMA_VERSION == 5
         assert store.schema_version == schema.SCHEMA_VERSION
         connection.execute(update(schema.schema_version).values(version=999))
         connection.commit()
@@ -294,7 +294,7 @@ def test_schema_version_is_recorded_and_checked(url: str) -> None:
         SqlStore(url)
 
 
-@pytest.mark.parametrize("old", [2, 3])
+@pytest.mark.parametrize("old", [2, 3, 4])
 def test_an_older_version_database_is_refused(url: str, old: int) -> None:
     """Version 3 keys the search words in rank order; version 4 folds them with transliteration
     ("soren" finds "Søren"), adds dismissals and a vocabulary on PostgreSQL: an older file
@@ -305,8 +305,44 @@ def test_an_older_version_database_is_refused(url: str, old: int) -> None:
         connection.execute(update(schema.schema_version).values(version=old))
         connection.commit()
     store.close()
-    with pytest.raises(ck.SchemaError, match=f"version {old}, this release knows version 4"):
+    with pytest.raises(ck.SchemaError, match=f"version {old}, this release knows version 5"):
         SqlStore(url)
+
+
+def test_a_version_4_database_upgraded_as_the_docs_say_opens_and_searches(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/backends.md: version 5 adds only the forward index, so a version 4 book moves up
+    with the two statements given there (and is refused until it does)."""
+    store = SqlStore(url)
+    add(
+        store,
+        make_customer("C-1", id="c-1", company_name="Brown Cedar Farms"),
+        make_customer("C-2"),
+    )
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_customer_words_customer")
+        connection.execute(update(schema.schema_version).values(version=4))
+    store.close()
+    with pytest.raises(ck.SchemaError, match="version 4, this release knows version 5"):
+        SqlStore(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE INDEX ix_customer_words_customer ON customer_words (customer_id, field, word)"
+        )
+        connection.exec_driver_sql("UPDATE schema_version SET version = 5 WHERE id = 1")
+    engine.dispose()
+    monkeypatch.setattr(search_limits, "MAX_CHECKED", 0)  # "c" checked through the new index
+    store = SqlStore(url)
+    try:
+        with store.unit_of_work() as uow:
+            found = uow.customers.search("loc-1", parse_query("brow c"), limit=5)
+        assert [hit.customer_id for hit in found] == ["c-1"]
+        indexes = {index["name"] for index in inspect(store.engine).get_indexes("customer_words")}
+        assert "ix_customer_words_customer" in indexes
+    finally:
+        store.close()
 
 
 def test_reopening_keeps_data(url: str) -> None:
@@ -829,7 +865,8 @@ SMALL_CONSTANTS = st.fixed_dictionaries(
         "MAX_LISTED": st.sampled_from([0, 1, 32]),
         "FIRST_PAGE": st.sampled_from([1, 4]),
         "MAX_PAGE": st.sampled_from([1, 2, 5120]),
-        # 0: a short common word is checked in Python only, in the tiers it reaches by prefix.
+        # 0: a short common word is checked through the forward index, in the tiers it reaches
+        # by prefix.
         "MAX_CHECKED": st.sampled_from([0, 512]),
         # 0: other words are never probed, always read in the page's name lengths.
         "PAGE_PROBES": st.sampled_from([0, 40960]),

@@ -41,6 +41,7 @@ _HISTORY = BulkInsert(schema.history)
 DEFERRED_INDEXES = (
     "ix_customers_live_location",
     "ix_customers_live_created",
+    "ix_customer_words_customer",
     "ix_history_customer",
 )
 #: PostgreSQL's too: the vocabulary's trigram index (GIN), which takes new words one by one
@@ -54,7 +55,7 @@ def _deferred(dialect: str) -> list[Index]:
         names += DEFERRED_POSTGRESQL_INDEXES
     found = [
         index
-        for table in (schema.customers, schema.history, schema.search_vocab)
+        for table in (schema.customers, schema.customer_words, schema.history, schema.search_vocab)
         for index in table.indexes
         if index.name in names
     ]

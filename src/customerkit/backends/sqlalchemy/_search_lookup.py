@@ -90,8 +90,8 @@ class WordLookup:
         """The plan of a short word matching too much to drive: checked on the candidates.
 
         In the database, within each page's name lengths, as long as its words are few
-        enough to seek one by one; a word with more is left to Python in the tiers it
-        reaches by prefix.
+        enough to seek one by one; a word with more is checked on each candidate's own words
+        (the forward index) in the tiers it reaches by prefix.
         """
         plan = self.plan(word)
         if self._found(word, _STARTED, 0)[0] <= limits.MAX_CHECKED:
