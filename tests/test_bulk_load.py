@@ -9,6 +9,7 @@ shortcut promises (ids in ascending order, export memory that does not grow with
 from __future__ import annotations
 
 import itertools
+import threading
 import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
@@ -643,3 +644,59 @@ def test_a_postgresql_load_leaves_its_pages_all_visible(postgres_url: str) -> No
         assert total > 0, name
         assert visible == total, name
     book.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_load_returns_when_another_session_blocks_its_vacuum(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The VACUUM after the commit is an optimisation: a session that takes a lock it conflicts
+    with (another VACUUM, ANALYZE or ALTER) between the load's commit and its VACUUM makes it
+    give up after its lock timeout, logged, rather than keep the committed load from returning.
+    The other session queues for the lock while the load still holds it (its ANALYZE), so it
+    is granted the lock at the commit, ahead of the VACUUM."""
+    from sqlalchemy import create_engine, event
+
+    from customerkit.backends.sqlalchemy import unit_of_work
+
+    monkeypatch.setattr(unit_of_work, "VACUUM_LOCK_TIMEOUT", "200ms")
+    book = ck.open_book(postgres_url, hasher=ck.PasswordHasher.for_tests())
+    store: Any = book.store
+    other = create_engine(postgres_url)
+    holding = other.connect()
+    watching = other.connect()
+    holder_pid = holding.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    holding.commit()
+    queued = threading.Thread(
+        target=lambda: holding.exec_driver_sql("LOCK TABLE history IN SHARE UPDATE EXCLUSIVE MODE")
+    )
+
+    def queue_for_the_lock(_: Any) -> None:
+        queued.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE pid = %(pid)s AND NOT granted"
+        while not watching.exec_driver_sql(waiting, {"pid": holder_pid}).scalar_one():
+            watching.rollback()
+        watching.rollback()
+
+    drafts = [draft for _, draft in synth.customers(300, seed=6, locations=("loc-1",))]
+    outcome: list[object] = []
+    loading = threading.Thread(
+        target=lambda: outcome.append(book.customers.load(drafts, actor=ADMIN))
+    )
+    event.listen(store.engine, "commit", queue_for_the_lock, once=True)
+    try:
+        with caplog.at_level("WARNING", logger="customerkit"):
+            loading.start()
+            loading.join(timeout=120)
+            assert not loading.is_alive(), "the committed load waited for its VACUUM"
+        queued.join(timeout=120)
+        assert outcome == [300]
+        assert "VACUUM after a bulk load failed" in caplog.text
+        holding.rollback()
+        count = watching.exec_driver_sql("SELECT count(*) FROM customers").scalar_one()
+        assert count == 300
+    finally:
+        holding.close()
+        watching.close()
+        other.dispose()
+        book.close()

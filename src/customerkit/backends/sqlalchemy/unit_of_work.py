@@ -59,6 +59,8 @@ ANALYZE_MIN_ROWS = 500
 ANALYZE_GROWTH = 0.2
 #: The tables a bulk load grows, analysed on PostgreSQL before it commits.
 _ANALYZED = ("customers", "customer_words", "search_vocab", "history")
+#: How long the VACUUM after a PostgreSQL bulk load waits for its lock before giving up.
+VACUUM_LOCK_TIMEOUT = "5s"
 _HISTORY = BulkInsert(schema.history)
 
 
@@ -188,15 +190,19 @@ class _BulkLoad:
         comes by every index-only scan of the search also reads each row from its table
         (p50 of the first searches at 10^6: 16 ms, 11 ms after a VACUUM of about a second).
         VACUUM cannot run in a transaction, so it runs in autocommit after the commit; the
-        load is already permanent then, so a failure here is only logged.
+        load is already permanent then, so a failure here is only logged. It waits at most
+        ``VACUUM_LOCK_TIMEOUT`` for its lock: another session vacuuming, analysing or altering
+        one of these tables would otherwise keep the committed load from returning.
         """
         self.vacuum_due = False
         driver: Any = connection.connection.driver_connection
         try:
             driver.autocommit = True
             try:
+                driver.execute(f"SET lock_timeout = '{VACUUM_LOCK_TIMEOUT}'")
                 driver.execute(f"VACUUM {', '.join(_ANALYZED)}")
             finally:
+                driver.execute("RESET lock_timeout")
                 driver.autocommit = False
         except Exception:  # the load stands; autovacuum will do this later
             _log.warning("VACUUM after a bulk load failed", exc_info=True)
