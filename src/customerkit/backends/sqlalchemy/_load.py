@@ -55,7 +55,7 @@ def _deferred(dialect: str) -> list[Index]:
         names += DEFERRED_POSTGRESQL_INDEXES
     found = [
         index
-        for table in (schema.customers, schema.customer_words, schema.history, schema.search_vocab)
+        for table in schema.metadata.sorted_tables
         for index in table.indexes
         if index.name in names
     ]

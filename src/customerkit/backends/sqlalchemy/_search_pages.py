@@ -26,6 +26,7 @@ from customerkit.backends.sqlalchemy._search_plan import (
     Strength,
     execute,
     is_in,
+    joined,
     pick_driver,
 )
 from customerkit.backends.sqlalchemy._search_rank import Judge
@@ -110,13 +111,13 @@ class Candidates:
         texts = ", ".join(f"customers.{name}" for name in self.search.texts)
         looked_up = f"customers.id = CASE WHEN {held.text} THEN page.customer_id END"
         if self.search.words.sqlite:
-            joined = f"LEFT JOIN customers ON {looked_up}"
+            join = f"LEFT JOIN customers ON {looked_up}"
         else:
             columns = ", ".join(f"customers.{name}" for name in dict.fromkeys(self.search.texts))
             # A lookup per page row, whatever the page's size: joining 5,120 rows, the planner
             # would rather hash the whole customers table (1M rows, 400 ms) than seek them. The
             # LIMIT keeps the subquery from being flattened back into that join.
-            joined = (
+            join = (
                 f"LEFT JOIN LATERAL (SELECT customers.id, {columns} FROM customers "  # noqa: S608
                 f"WHERE {looked_up} LIMIT 1) AS customers ON true"
             )
@@ -124,7 +125,7 @@ class Candidates:
             f"WITH page AS ({page.text}) "  # noqa: S608 - see Sql
             "SELECT page.customer_id, page.name_length, page.field, page.strength, "
             f"(SELECT count(*) FROM page) AS read, {texts} "
-            f"FROM page {joined} "
+            f"FROM page {join} "
             "WHERE customers.id IS NOT NULL OR (page.name_length, page.customer_id) IN "
             "(SELECT name_length, customer_id FROM page "
             "ORDER BY name_length DESC, customer_id DESC LIMIT 1)",
@@ -178,10 +179,7 @@ class Candidates:
                 found.append(self._probed(strengths, size) or self._windowed(strengths))
             else:
                 found.append(self._forward(plan.word, strengths))
-        return Sql(
-            " AND ".join(part.text for part in found),
-            tuple(value for part in found for value in part.parameters),
-        )
+        return joined(found, " AND ")
 
     def _checkable(self, strength: Strength) -> bool:
         """Whether another word's rows of this strength can be read by probe or window.
@@ -238,10 +236,7 @@ class Candidates:
         else:
             conditions = []
         conditions += [s.condition for s in strengths if s.strength == FUZZY]
-        either = Sql(
-            " OR ".join(f"({c.text})" for c in conditions),
-            tuple(value for c in conditions for value in c.parameters),
-        )
+        either = joined([Sql(f"({c.text})", c.parameters) for c in conditions], " OR ")
         mine = self._mine("w.")
         return Sql(
             f"EXISTS (SELECT 1 FROM customer_words w WHERE w.customer_id = page.customer_id "  # noqa: S608
