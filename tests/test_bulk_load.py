@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -700,3 +701,29 @@ def test_a_postgresql_load_returns_when_another_session_blocks_its_vacuum(
         watching.close()
         other.dispose()
         book.close()
+
+
+def test_a_refused_username_names_the_username_refused(
+    make_book: Callable[[FakeClock], ck.Book],
+) -> None:
+    """The error carries the username the caller gave, so a bulk call can find its row."""
+    book = make_book(FakeClock())
+    book.customers.create(
+        ck.NewCustomer(company_name="A", customer_number="A-1", username="bob"), actor=ADMIN
+    )
+    with pytest.raises(ck.DuplicateUsername) as one:
+        book.customers.create(
+            ck.NewCustomer(company_name="B", customer_number="B-1", username="BOB"), actor=ADMIN
+        )
+    assert one.value.username == "BOB"
+    drafts = [
+        ck.NewCustomer(company_name=f"C{at}", customer_number=f"C-{at}", username=f"c{at}")
+        for at in range(7)
+    ]
+    drafts[5] = attrs.evolve(drafts[5], username="Bob")
+    with pytest.raises(ck.DuplicateUsername) as loaded:
+        book.customers.load(drafts, actor=ADMIN, chunk_size=3)
+    assert loaded.value.username == "Bob"
+    with pytest.raises(ck.DuplicateUsername) as many:
+        book.customers.create_many(drafts, actor=ADMIN)
+    assert many.value.username == "Bob"

@@ -560,3 +560,29 @@ def test_import_names_the_line_of_a_number_taken(in_tmp: Path) -> None:
     assert "line 3: customer_number: line 2 has this number" in one_line_error(err)
     assert not (in_tmp / "c.db").exists()
     assert len(customers_of("sqlite:///b.db")) == 2
+
+
+def test_import_names_the_line_of_a_username_taken(in_tmp: Path) -> None:
+    rows = [
+        {"company_name": "A Co", "customer_number": "A-1", "username": "alice"},
+        {"company_name": "B Co", "customer_number": "B-1", "username": "bob"},
+    ]
+    source = write_csv(in_tmp / "x.csv", rows)
+    assert run("import", str(source), "--db", "b.db")[0] == 0
+    # Held by a customer of the book: the row that brings it is named, whatever its case.
+    rows = [
+        {"company_name": "C Co", "customer_number": "C-1", "username": "carol"},
+        {"company_name": "D Co", "customer_number": "D-1", "username": "BOB"},
+    ]
+    write_csv(source, rows)
+    code, _, err = run("import", str(source), "--db", "b.db")
+    assert code == 1
+    assert one_line_error(err).startswith("error: line 3: username: a customer of the book")
+    # Twice in the file: both lines are named, before anything is written.
+    rows[0]["username"] = "Bob"
+    write_csv(source, rows)
+    code, _, err = run("import", str(source), "--db", "c.db")
+    assert code == 1
+    assert "line 3: username: line 2 has this username already" in one_line_error(err)
+    assert not (in_tmp / "c.db").exists()
+    assert len(customers_of("sqlite:///b.db")) == 2

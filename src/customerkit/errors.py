@@ -86,12 +86,15 @@ class ConflictError(CustomerKitError, ValueError):
 class DuplicateUsername(ConflictError):  # rule U1
     """Another customer already holds this username, compared canonically."""
 
-    def __init__(self) -> None:
+    def __init__(self, username: str | None = None) -> None:
         super().__init__(
             "this username is taken (compared ignoring case and width); choose another, "
             "for example with suggest_username()",
             field="username",
         )
+        #: The username that was refused, as the caller gave it (never the holder's), or
+        #: ``None`` when the store does not say: a bulk call finds its row by it.
+        self.username = username
 
 
 class DuplicateCustomerNumber(ConflictError):  # rule C2

@@ -24,6 +24,7 @@ from customerkit.cli._commands import at_location
 from customerkit.cli._output import _file_label, _note, _progress, _writable
 from customerkit.csvfile import open_csv, read_csv, refuse_repeated
 from customerkit.export import restore
+from customerkit.identity import username_key
 from customerkit.sources import field_name
 from customerkit.text import number_key
 
@@ -69,6 +70,7 @@ def import_customers(
             _note(f"note: not imported: {', '.join(ignored)}")
         lines: list[int] = []
         numbers: dict[str, int] = {}
+        usernames: dict[str, int] = {}
 
         def drafts() -> Iterator[ck.NewCustomer]:
             for line, row in table.rows:
@@ -77,6 +79,7 @@ def import_customers(
                 }
                 draft = _draft(values, line)
                 _refuse_repeated_number(numbers, draft, line)
+                _refuse_repeated_username(usernames, draft, line)
                 lines.append(line)
                 yield draft
 
@@ -95,6 +98,8 @@ def import_customers(
                     raise _Failure(_by_line(error, lines)) from error
                 except ck.DuplicateCustomerNumber as error:
                     raise _number_held(book, error, numbers, location) from error
+                except ck.DuplicateUsername as error:
+                    raise _username_held(error, usernames) from error
         except BaseException:
             if made is not None:
                 for leftover in (made, Path(f"{made}-wal"), Path(f"{made}-shm")):
@@ -140,6 +145,41 @@ def _refuse_repeated_number(numbers: dict[str, int], draft: ck.NewCustomer, line
             "(case and separators are ignored); nothing was imported"
         )
     numbers.setdefault(key, line)
+
+
+def _refuse_repeated_username(usernames: dict[str, int], draft: ck.NewCustomer, line: int) -> None:
+    """Note the line of a draft's username (by its canonical key); a username twice is an error.
+
+    A username that is not valid is left to the load, which names its line.
+    """
+    key = _username_key(draft.username)
+    if key is None:
+        return
+    if key in usernames:
+        raise _Failure(
+            f"line {line}: username: line {usernames[key]} has this username already "
+            "(case and width are ignored); nothing was imported"
+        )
+    usernames[key] = line
+
+
+def _username_held(error: ck.DuplicateUsername, usernames: dict[str, int]) -> _Failure:
+    """The import's error for a row whose username a customer of the book holds."""
+    key = _username_key(error.username)
+    where = f"line {usernames[key]}: " if key in usernames else ""
+    return _Failure(
+        f"{where}username: a customer of the book has this username already (case and width "
+        "are ignored); nothing was imported"
+    )
+
+
+def _username_key(username: object) -> str | None:
+    if not isinstance(username, str) or not username.strip():
+        return None
+    try:
+        return username_key(username)
+    except ck.CustomerKitError:
+        return None
 
 
 def _draft(values: dict[str, str], line: int) -> ck.NewCustomer:

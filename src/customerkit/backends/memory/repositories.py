@@ -217,7 +217,7 @@ class _Customers(_Records[Customer]):
         if customer.username is not None:
             holder = self._s.usernames.get(username_key(customer.username))
             if holder is not None and holder != customer.id:
-                raise DuplicateUsername
+                raise DuplicateUsername(customer.username)
         if customer.is_live and customer.customer_number:
             key = (customer.location_id, number_key(customer.customer_number))
             holder = self._s.numbers.get(key)

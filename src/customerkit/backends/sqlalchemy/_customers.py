@@ -106,7 +106,7 @@ def find_conflict(connection: Connection, batch: Sequence[Customer]) -> Customer
     for customer, (username, number, source) in zip(batch, keys, strict=True):
         holder = usernames.get(username)
         if username is not None and holder not in (None, customer.id):
-            return DuplicateUsername()
+            return DuplicateUsername(customer.username)
         holder = numbers.get(number)
         if number is not None and holder is not None and holder != customer.id:
             return DuplicateCustomerNumber(holder)
