@@ -17,6 +17,9 @@ load (each result checked against the memory index, itself tested against the or
 two more. Baselines run in the same process on the same data: SQLite FTS5
 ``trigram`` (first 20 substring matches of the query's longest word), PostgreSQL ``pg_trgm``
 (first 20 ILIKE matches; ranked ``similarity`` top 20), and the memory backend.
+``--other-locations K`` loads K more locations of N customers each into the same book (other
+seeds) before the searches, which still search the first location: the layout of a dealer
+group's book, where a search reads its own location's rows of a larger book.
 
 The SQLite database is built once per size, seed and index format and kept in
 ``benchmarks/.cache`` (its load time is stored beside it and reported); ``--no-cache`` builds a
@@ -46,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import bench_search
 from _common import Figure, append_section, figure, load_text, percentile
 
@@ -89,7 +93,7 @@ def timed(run: Callable[[], object]) -> float:
 def as_customer(document: SearchDocument, now: datetime) -> Customer:
     return Customer(
         id=document.id,
-        location_id=LOCATION,
+        location_id=document.location_id,
         kind=CustomerKind.LOCAL,
         company_name=document.name,
         city=document.city,
@@ -136,12 +140,18 @@ def format_key() -> str:
     return digest.hexdigest()[:12]
 
 
-def load(store: SqlStore, documents: Sequence[SearchDocument]) -> float:
+def load(
+    store: SqlStore, documents: Sequence[SearchDocument], *, other_locations: int = 0, seed: int = 0
+) -> float:
     now = datetime.now(UTC)
     start = time.perf_counter()
     with store.unit_of_work() as uow:  # a bulk load: it ends with ANALYZE itself
         for document in documents:
             uow.customers.add(as_customer(document, now))
+        for other in range(other_locations):  # generated one location at a time
+            location = f"loc-{other + 2}"
+            for document in bench_search.customers(len(documents), seed + 1000 + other):
+                uow.customers.add(as_customer(attrs.evolve(document, location_id=location), now))
         uow.commit()
     return time.perf_counter() - start
 
@@ -151,7 +161,7 @@ def loaded(
     backend: str, args: argparse.Namespace, documents: Sequence[SearchDocument]
 ) -> Iterator[tuple[SqlStore, float, str]]:
     """A store holding the documents: (store, load seconds, how it was loaded)."""
-    if backend == "sqlite" and not args.no_cache:
+    if backend == "sqlite" and not args.no_cache and not args.other_locations:
         CACHE.mkdir(exist_ok=True)
         (CACHE / ".gitignore").write_text("*\n", encoding="ascii")  # never commit the cache
         path = CACHE / f"sqlite-{args.size}-{args.seed}-{format_key()}.db"
@@ -185,7 +195,7 @@ def loaded(
             url = create_database(stack.enter_context(postgres_server()))
         store = SqlStore(url, batch_size=5000)
         stack.callback(store.close)
-        seconds = load(store, documents)
+        seconds = load(store, documents, other_locations=args.other_locations, seed=args.seed)
         yield store, seconds, "loaded in this run"
 
 
@@ -389,8 +399,12 @@ def report(
     load_avg: str,
 ) -> tuple[list[str], list[Figure]]:
     backends = list(runs)
+    others = f" --other-locations {args.other_locations}" if args.other_locations else ""
+    book = args.size * (args.other_locations + 1)
+    series = f", one location of {args.size:,}" if args.other_locations else ""
     lines = [
-        f"Command: `python benchmarks/bench_sql_search.py --size {args.size}` (seed {args.seed},"
+        f"Command: `python benchmarks/bench_sql_search.py --size {args.size}{others}` (seed"
+        f" {args.seed},"
         f" {len(texts)} queries of 3-12 characters, ranked top {LIMIT}, each search in its own"
         f" unit of work; results checked equal to the memory index); {load_avg} at the start.",
         "",
@@ -434,8 +448,8 @@ def report(
             figure(
                 "search",
                 "ranked top 20, p50",
-                f"customerkit {name}",
-                size=args.size,
+                f"customerkit {name}{series}",
+                size=book,
                 value=p50,
                 unit="ms",
                 p95_ms=percentile(run["first"], 95),
@@ -445,8 +459,8 @@ def report(
             figure(
                 "search",
                 "index build",
-                f"customerkit {name} load",
-                size=args.size,
+                f"customerkit {name} load{series}",
+                size=book,
                 value=run["build"],
                 unit="s",
                 how=run["how"],
@@ -479,6 +493,9 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true", help="load SQLite afresh")
     parser.add_argument("--profile", action="store_true", help="plans + cProfile, slowest")
     parser.add_argument("--no-results", action="store_true", help="do not append RESULTS.md")
+    parser.add_argument(
+        "--other-locations", type=int, default=0, help="more locations of --size in the book"
+    )
     args = parser.parse_args()
 
     load_avg = load_text()
@@ -515,9 +532,11 @@ def main() -> None:
     if args.no_results:
         print("\n".join(lines))
         return
-    append_section(
-        f"Search, SQL backend, {args.size:,} customers in one location", lines, figures=figures
-    )
+    where = f"{args.size:,} customers in one location"
+    if args.other_locations:
+        total = args.size * (args.other_locations + 1)
+        where += f" of a book of {total:,} in {args.other_locations + 1} locations"
+    append_section(f"Search, SQL backend, {where}", lines, figures=figures)
 
 
 if __name__ == "__main__":
