@@ -151,7 +151,7 @@ class CustomerService(dismissals.Undismissing):
         Raises:
             ValidationError: with every invalid field of every row; nothing is stored.
             DuplicateCustomerNumber: a row's number is held (by the book or an earlier row).
-            DuplicateUsername: a row's username is taken.
+            DuplicateUsername: a row's username is taken (the error's ``username`` names it).
             ConcurrentModification: another writer got in the way; nothing is stored (a load
                 is not retried: its rows may be read only once).
             PermissionDenied: the actor may not create customers.
