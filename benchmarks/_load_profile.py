@@ -75,7 +75,7 @@ def _cpu(action: Any) -> float:
 
 def parts_per_row(drafts: list[ck.NewCustomer], method: str = "load") -> dict[str, float]:
     """CPU µs per customer of validation and of each record the load builds."""
-    if method == "load":
+    if method.startswith("load"):
         return _load_parts_per_row(drafts)
     sample = drafts[:_SAMPLE]
     reference = service.ReferenceCache(_AnyReference())
@@ -168,7 +168,7 @@ def profile_lines(result: dict[str, Any]) -> list[str]:
     names = (
         ("the chunk's columns (values, history changes)", "customer rows", "history rows",
          "staged search words")
-        if result.get("method", "create_many") == "load"
+        if result.get("method", "create_many").startswith("load")
         else ("`Customer` and its history record", "its row", "history JSON", "search words")
     )  # fmt: skip
     statements = result.get("statements_s", 0.0) / size * 1e6

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_load_export.py --size 100000 [--backend memory|sqlite|postgresql|all]
         [--pg-url postgresql+psycopg://...] [--export-only | --load-only]
-        [--method load|create_many]
+        [--method load|create_many|load-into-populated]
 
 Load: `customers.load` (default; `--method create_many` for that) of N synthetic customers into
 one empty location (every rule applied, history written) against a baseline, the floor, that
@@ -10,6 +10,9 @@ only stores the drafts (a dict insert for memory; `executemany` of the raw value
 table for SQLite, `COPY` of them for PostgreSQL, in one transaction). The CPU of the load is
 split by part (see `_load_profile.py`): validation and record building timed apart on the same
 drafts, the statements' time read from the driver's cursor, the rest by difference.
+``--method load-into-populated`` loads another location of N customers first (timed apart),
+then times the load of the first location into that book: a group's book taking on a dealer,
+where the indexes stay in place during the load.
 Right after the load, 200 searches typed as users do (a name word, a word's start, a word and
 the start of the city, a number fragment) are timed twice: the first pass shows whether the
 load left the planner what it needs (fresh statistics), the second is the warm reference.
@@ -59,6 +62,8 @@ from customerkit import synth
 from customerkit.text import words
 
 ADMIN = ck.Actor(user_id="bench", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+#: Another location's admin: ``--method load-into-populated`` fills the book with it first.
+OTHER = ck.Actor(user_id="bench", role=ck.Role.DEALER_ADMIN, location_id="loc-2")
 BACKENDS = ("memory", "sqlite", "postgresql")
 _RAW_FIELDS = 12  # the baseline stores the drafts' first twelve values
 CACHE = Path(__file__).with_name(".cache")
@@ -253,7 +258,7 @@ def measure_load(
     before = rss_mib()
 
     def load() -> None:
-        if method == "load":
+        if method.startswith("load"):
             book.customers.load(iter(drafts), actor=ADMIN)
         else:
             book.customers.create_many(drafts, actor=ADMIN)
@@ -303,6 +308,11 @@ def measure(
         else:
             url = stack.enter_context(database(backend, folder, pg_url, "bench"))
             book = open_book(url)
+            if method == "load-into-populated":
+                # A group's book gets a new location: another location's customers come first.
+                others = synth.customers(size, seed=12, locations=(OTHER.location_id,))
+                drafts = (draft for _, draft in others)
+                out["populate_s"] = timed(lambda: book.customers.load(drafts, actor=OTHER))[0]
             measure_load(out, book, url, make_drafts(size), folder, method=method)
         stack.callback(book.close)
         if load_only:
@@ -354,6 +364,11 @@ def rows_of(result: dict[str, Any]) -> list[str]:
     if "load_s" in result:
         load = result["load_s"]
         method = result.get("method", "create_many")
+        if "populate_s" in result:
+            method = (
+                f"load into a book holding another location of {size:,} "
+                f"(whose own load took {result['populate_s']:.2f} s)"
+            )
         lines.append(
             f"| {backend} | {size:,} | {method} | {load:.2f} s | {size / load:,.0f} rows/s "
             f"| baseline {result['base_load_s']:.2f} s (x{load / result['base_load_s']:.1f}) "
@@ -449,7 +464,12 @@ def main() -> None:
     parser.add_argument(
         "--load-only", action="store_true", help="time the load (and searches after it) only"
     )
-    parser.add_argument("--method", choices=["load", "create_many"], default="load")
+    parser.add_argument(
+        "--method",
+        choices=["load", "create_many", "load-into-populated"],
+        default="load",
+        help="load-into-populated: load into a book already holding another location of --size",
+    )
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
