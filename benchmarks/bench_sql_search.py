@@ -382,6 +382,11 @@ def bench(
     }
 
 
+def book_size(args: argparse.Namespace) -> int:
+    """Customers in the book: the searched location's and the other locations'."""
+    return args.size * (args.other_locations + 1)
+
+
 def per_class(times: Sequence[float], classes: Sequence[str], name: str) -> str:
     picked = [t for t, c in zip(times, classes, strict=True) if c == name]
     if not picked:
@@ -400,7 +405,7 @@ def report(
 ) -> tuple[list[str], list[Figure]]:
     backends = list(runs)
     others = f" --other-locations {args.other_locations}" if args.other_locations else ""
-    book = args.size * (args.other_locations + 1)
+    book = book_size(args)
     series = f", one location of {args.size:,}" if args.other_locations else ""
     lines = [
         f"Command: `python benchmarks/bench_sql_search.py --size {args.size}{others}` (seed"
@@ -534,8 +539,7 @@ def main() -> None:
         return
     where = f"{args.size:,} customers in one location"
     if args.other_locations:
-        total = args.size * (args.other_locations + 1)
-        where += f" of a book of {total:,} in {args.other_locations + 1} locations"
+        where += f" of a book of {book_size(args):,} in {args.other_locations + 1} locations"
     append_section(f"Search, SQL backend, {where}", lines, figures=figures)
 
 

@@ -78,8 +78,10 @@ def import_customers(
                     f: restore(v) for f, v in zip(fields, row, strict=True) if f in IMPORT_FIELDS
                 }
                 draft = _draft(values, line)
-                _refuse_repeated_number(numbers, draft, line)
-                _refuse_repeated_username(usernames, draft, line)
+                number = draft.customer_number
+                number_seen = number_key(number) if isinstance(number, str) else None
+                _refuse_repeated(numbers, number_seen, line, "customer_number")
+                _refuse_repeated(usernames, _username_key(draft.username), line, "username")
                 lines.append(line)
                 yield draft
 
@@ -136,31 +138,27 @@ def _number_held(
     )
 
 
-def _refuse_repeated_number(numbers: dict[str, int], draft: ck.NewCustomer, line: int) -> None:
-    """Note the line of a draft's number (by its canonical key); a number twice is an error."""
-    key = number_key(draft.customer_number) if isinstance(draft.customer_number, str) else ""
-    if key and key in numbers:
-        raise _Failure(
-            f"line {line}: customer_number: line {numbers[key]} has this number already "
-            "(case and separators are ignored); nothing was imported"
-        )
-    numbers.setdefault(key, line)
+#: A key field of an import row: what its message calls the value, and what its key ignores.
+_KEYED = {
+    "customer_number": ("number", "case and separators"),
+    "username": ("username", "case and width"),
+}
 
 
-def _refuse_repeated_username(usernames: dict[str, int], draft: ck.NewCustomer, line: int) -> None:
-    """Note the line of a draft's username (by its canonical key); a username twice is an error.
+def _refuse_repeated(seen: dict[str, int], key: str | None, line: int, field: str) -> None:
+    """Note the line of a draft's canonical ``key``; a key an earlier line has is an error.
 
-    A username that is not valid is left to the load, which names its line.
+    No key (a blank, or a value the load will refuse and name the line of) notes nothing.
     """
-    key = _username_key(draft.username)
-    if key is None:
+    if not key:
         return
-    if key in usernames:
+    if key in seen:
+        noun, ignoring = _KEYED[field]
         raise _Failure(
-            f"line {line}: username: line {usernames[key]} has this username already "
-            "(case and width are ignored); nothing was imported"
+            f"line {line}: {field}: line {seen[key]} has this {noun} already "
+            f"({ignoring} are ignored); nothing was imported"
         )
-    usernames[key] = line
+    seen[key] = line
 
 
 def _username_held(error: ck.DuplicateUsername, usernames: dict[str, int]) -> _Failure:
@@ -174,7 +172,8 @@ def _username_held(error: ck.DuplicateUsername, usernames: dict[str, int]) -> _F
 
 
 def _username_key(username: object) -> str | None:
-    if not isinstance(username, str) or not username.strip():
+    """The canonical key of a username, or None for none or one the load will refuse."""
+    if not isinstance(username, str):
         return None
     try:
         return username_key(username)
