@@ -10,10 +10,18 @@ the matching, up to the results written to Parquet:
 
 Peak RSS is per process: the in-process run's own; for Spark the sum of the peaks of the
 driver, its JVM and the Python workers (a sum of peaks, so an upper bound of the peak of the
-sum). The parent then checks that both wrote the same pairs, scores (to 1e-9) and groups.
-Results are appended to ``benchmarks/RESULTS.md`` and ``benchmarks/results.json``.
+sum), and the largest single one. The parent then checks that both wrote the same pairs, scores
+(to 1e-9) and groups. Results are appended to ``benchmarks/RESULTS.md`` and
+``benchmarks/results.json``.
+
+Records are generated and written in parts of ``--part`` records (10^6 by default), so the
+parent never holds more than one part: part ``i`` is its own seeded data set, its ids and
+customer ids prefixed with ``i``. Duplicates therefore never span two parts, and two people of
+different parts may share an email address or phone number, which one data set never has.
+``--spark-only`` skips the in-process run (at 10^7 it would need about 17 GiB).
 
     python benchmarks/bench_spark.py --size 100000 --kind contact
+    python benchmarks/bench_spark.py --size 10000000 --spark-only
 """
 
 from __future__ import annotations
@@ -39,8 +47,8 @@ from _common import (
 _TOLERANCE = 1e-9
 
 
-def _tree_peak_mib(root: int) -> float:
-    """The summed peak RSS (VmHWM) of ``root`` and every process below it, in MiB."""
+def _tree_peak_mib(root: int) -> tuple[float, float]:
+    """The summed and the largest peak RSS (VmHWM) of ``root`` and every process below it, MiB."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -50,17 +58,17 @@ def _tree_peak_mib(root: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0.0, [root]
+    peaks, todo = [0.0], [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
             for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
                 if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
+                    peaks.append(int(line.split()[1]) / 1024)
         except OSError:
             continue
-    return total
+    return sum(peaks), max(peaks)
 
 
 def _run_in_process(source: Path, out: Path, kind: str) -> dict[str, Any]:
@@ -85,10 +93,11 @@ def _run_in_process(source: Path, out: Path, kind: str) -> dict[str, Any]:
         }
     ).to_parquet(out / "groups.parquet")
     wall = time.perf_counter() - start
-    return {"wall": wall, "peak": peak_rss_mib(), "compared": report.compared}
+    peak = peak_rss_mib()
+    return {"wall": wall, "peak": peak, "largest": peak, "compared": report.compared}
 
 
-def _run_spark(source: Path, out: Path, kind: str) -> dict[str, Any]:
+def _run_spark(source: Path, out: Path, kind: str, partitions: int) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
     from customerkit.spark import find_duplicates_spark
@@ -97,8 +106,9 @@ def _run_spark(source: Path, out: Path, kind: str) -> dict[str, Any]:
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.driver.memory", "4g")
-        # Few partitions for two cores: each task costs a Python worker round trip.
-        .config("spark.sql.shuffle.partitions", "8")
+        # Few partitions for two cores (each task costs a Python worker round trip), yet small
+        # enough that a worker's pandas batch stays well below the memory bar.
+        .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
@@ -111,32 +121,50 @@ def _run_spark(source: Path, out: Path, kind: str) -> dict[str, Any]:
     report.pairs.select("left_id", "right_id", "score").write.parquet(str(out / "pairs"))
     report.groups.select("main_id", "ids").write.parquet(str(out / "groups"))
     wall = time.perf_counter() - start
-    peak = _tree_peak_mib(os.getpid())
+    peak, largest = _tree_peak_mib(os.getpid())
     spark.stop()
-    return {"wall": wall, "peak": peak, "compared": report.compared}
+    return {"wall": wall, "peak": peak, "largest": largest, "compared": report.compared}
 
 
 def _child(args: argparse.Namespace) -> None:
-    run = _run_spark if args.child == "spark" else _run_in_process
-    result = run(Path(args.source), Path(args.out), args.kind)
+    source, out = Path(args.source), Path(args.out)
+    if args.child == "spark":
+        result = _run_spark(source, out, args.kind, _partitions(args.size))
+    else:
+        result = _run_in_process(source, out, args.kind)
     report_child_result(result)
 
 
-def _spawn(which: str, source: Path, out: Path, kind: str) -> dict[str, Any]:
+def _partitions(size: int) -> int:
+    """Shuffle partitions: 8 up to 10^6 records, then one per 125,000."""
+    return max(8, size // 125_000)
+
+
+def _spawn(which: str, source: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir()
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        which,
-        "--kind",
-        kind,
-        "--source",
-        str(source),
-        "--out",
-        str(out),
-    ]
+    command = [sys.executable, __file__, "--child", which, "--kind", args.kind]
+    command += ["--size", str(args.size), "--source", str(source), "--out", str(out)]
     return run_child(command, which)
+
+
+def _write_records(args: argparse.Namespace, folder: Path) -> None:
+    """Generate the records part by part into ``folder``, each part sorted by id."""
+    import pandas as pd
+
+    from customerkit import synth
+
+    make = synth.labelled_contacts if args.kind == "contact" else synth.labelled_customers
+    folder.mkdir()
+    parts = -(-args.size // args.part)
+    for i in range(parts):
+        size = min(args.part, args.size - i * args.part)
+        frame = pd.DataFrame(make(size, seed=args.seed + 7919 * i).records)
+        if parts > 1:
+            frame["id"] = f"p{i:03d}" + frame["id"]
+            if "customer_id" in frame:
+                frame["customer_id"] = f"p{i:03d}-" + frame["customer_id"]
+        # In id order: Spark draws estimation's random pairs over records in id order.
+        frame.sort_values("id", ignore_index=True).to_parquet(folder / f"part-{i:03d}.parquet")
 
 
 def _same_results(folder: Path) -> str:
@@ -169,6 +197,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--kind", choices=("contact", "customer"), default="contact")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--part", type=int, default=1_000_000, help="records generated at once")
+    parser.add_argument("--spark-only", action="store_true", help="no in-process run")
     parser.add_argument("--child", choices=("spark", "in-process"), help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -176,45 +206,49 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    import pandas as pd
-
-    from customerkit import synth
-
-    make = synth.labelled_contacts if args.kind == "contact" else synth.labelled_customers
-    data = make(args.size, seed=args.seed)
+    runs = ("spark",) if args.spark_only else ("in-process", "spark")
     with tempfile.TemporaryDirectory(prefix="bench_spark_") as tmp:
         folder = Path(tmp)
-        source = folder / "records.parquet"
-        # In id order: Spark draws estimation's random pairs over records in id order.
-        pd.DataFrame(sorted(data.records, key=lambda r: r["id"])).to_parquet(source)
-        del data
+        source = folder / "records"
+        _write_records(args, source)
         load_before = load_average()
-        results = {
-            which: _spawn(which, source, folder / which, args.kind)
-            for which in ("in-process", "spark")
-        }
-        verdict = _same_results(folder)
-    ratio = results["spark"]["wall"] / results["in-process"]["wall"]
+        results = {which: _spawn(which, source, folder / which, args) for which in runs}
+        verdict = "" if args.spark_only else _same_results(folder)
+    command = f"python benchmarks/bench_spark.py --size {args.size} --kind {args.kind}"
+    command += " --spark-only" if args.spark_only else ""
     lines = [
-        f"Command: `python benchmarks/bench_spark.py --size {args.size} --kind {args.kind}`; "
-        f"seed {args.seed}; load before the runs: {load_text(load_before)}.",
+        f"Command: `{command}`; seed {args.seed}, generated in parts of {args.part:,}; "
+        f"{_partitions(args.size)} shuffle partitions; load before the runs: "
+        f"{load_text(load_before)}.",
         "",
-        "| run | wall s | peak RSS MiB | pairs compared |",
-        "| --- | ---: | ---: | ---: |",
+        "| run | wall s | peak RSS MiB (sum) | largest process MiB | pairs compared |",
+        "| --- | ---: | ---: | ---: | ---: |",
         *(
-            f"| {which} | {r['wall']:.1f} | {r['peak']:.0f} | {r['compared']:,} |"
+            f"| {which} | {r['wall']:.1f} | {r['peak']:.0f} | {r['largest']:.0f} "
+            f"| {r['compared']:,} |"
             for which, r in results.items()
         ),
         "",
-        f"Spark local[2] / in-process wall time: x{ratio:.2f}. Results: {verdict}.",
         "Spark's peak RSS sums the driver, its JVM and the Python workers.",
     ]
+    if not args.spark_only:
+        ratio = results["spark"]["wall"] / results["in-process"]["wall"]
+        lines.append(f"Spark local[2] / in-process wall time: x{ratio:.2f}. Results: {verdict}.")
     panel = "contacts" if args.kind == "contact" else "customers"
     append_section(
         f"find_duplicates_spark vs find_duplicates, {args.size:,} {panel}",
         lines,
         figures=[
-            figure("spark", panel, which, size=args.size, value=r["wall"], unit="s", peak=r["peak"])
+            figure(
+                "spark",
+                panel,
+                which,
+                size=args.size,
+                value=r["wall"],
+                unit="s",
+                peak=r["peak"],
+                largest=r["largest"],
+            )
             for which, r in results.items()
         ],
     )

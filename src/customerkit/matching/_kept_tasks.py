@@ -21,7 +21,7 @@ from customerkit.matching.estimate import decode_patterns, encode_patterns
 from customerkit.matching.features import Features, build_features
 from customerkit.matching.normalize import normalize_columns
 from customerkit.matching.reasons import reasons
-from customerkit.matching.score import compare, level_matrix, weigh
+from customerkit.matching.score import compare, level_matrix, weigh_levels
 from customerkit.matching.table import Kind, RecordTable, read_records
 
 IntArray = npt.NDArray[np.int64]
@@ -129,31 +129,13 @@ def codes(setup: Setup, pairs: Pairs, model: Model) -> Coded:
 
 
 def weights(setup: Setup, coded: Coded, left_counts: IntArray, model: Model) -> FloatArray:
-    """The match weights of coded pairs, by the scorer's own ``weigh``, without their records.
-
-    A weight needs only each pair's levels, whether its names agree and how many records
-    share the left record's name; ``weigh`` reads them from features of the pairs' two sides
-    (pair ``j`` is ``j`` and ``k + j``) holding just that.
-    """
-    k = coded.codes.size
+    """The match weights of coded pairs, by the scorer's own ``weigh``, without their records."""
     names = comparisons_of(setup.kind, setup.config)
     matrix = decode_patterns(coded.codes, sizes(setup))
-    sides = Features(
-        kind=setup.kind,
-        text={},
-        codes={
-            "name": np.concatenate(
-                (np.zeros(k, np.int64), np.where(coded.same_name, 0, 1).astype(np.int64))
-            ),
-            "name_count": np.concatenate((left_counts, np.zeros(k, np.int64))),
-        },
-        named=setup.named,
-        extras={},
-    )
     levels = {name: matrix[:, column] for column, name in enumerate(names)}
-    left = np.arange(k, dtype=np.int64)
-    _, weight = weigh(sides, left, left + k, levels, model)
-    return weight
+    return weigh_levels(
+        levels, coded.same_name, left_counts, model, kind=setup.kind, named=setup.named
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -50,6 +50,7 @@ __all__ = [
     "reasons",
     "starting_parameters",
     "weigh",
+    "weigh_levels",
 ]
 
 _TF_LIMIT: Final = 2.0  # bits a rare name may add to its agreement's weight
@@ -128,6 +129,38 @@ def weigh(
     for name in model.names:
         weight += model.weights[name][levels[name]]
     return tf, weight
+
+
+def weigh_levels(
+    levels: Mapping[str, LevelArray],
+    same_name: npt.NDArray[np.bool_],
+    name_count: IntArray,
+    model: Model,
+    *,
+    kind: str,
+    named: int,
+) -> FloatArray:
+    """Match weights of pairs from what comparing them told, with no record at hand.
+
+    A weight needs only a pair's levels, whether its names agree and how many records share
+    its left record's name (``name_count``, of the ``named`` records with a name); ``weigh``
+    reads them from features of the pairs' two sides (pair ``j`` is ``j`` and ``k + j``) that
+    hold just that.
+    """
+    k = same_name.size
+    sides = Features(
+        kind=kind,
+        text={},
+        codes={
+            "name": np.concatenate((np.zeros(k, np.int64), np.where(same_name, 0, 1))),
+            "name_count": np.concatenate((name_count, np.zeros(k, np.int64))),
+        },
+        named=named,
+        extras={},
+    )
+    left = np.arange(k, dtype=np.int64)
+    _, weight = weigh(sides, left, left + k, levels, model)
+    return weight
 
 
 def probability(weight: FloatArray) -> FloatArray:

@@ -41,7 +41,7 @@ from customerkit.matching.score import (
     name_key_of,
     probability,
     reasons,
-    weigh,
+    weigh_levels,
 )
 from customerkit.matching.table import Kind, fields_of, read_records
 
@@ -164,7 +164,11 @@ class PairBatches:
     named: int
 
     def level_codes(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Pairs with both records -> ``a``, ``b`` and the pair's level pattern as one integer."""
+        """Pairs with both records -> ``a``, ``b`` and the level pattern as one integer.
+
+        Also what weighing the pair needs besides its pattern: ``a_count`` and whether the
+        names agree (``same_name``).
+        """
         import pandas as pd
 
         kind, config, model = self.kind, self.config, self.model
@@ -172,55 +176,75 @@ class PairBatches:
         sizes = level_sizes(names, config)
         for frame in batches:
             left, right = _sides(len(frame))
-            compared = compare(
-                _features(frame, kind, config, self.named), left, right, config, model
-            )
+            features = _features(frame, kind, config, self.named)
+            compared = compare(features, left, right, config, model)
+            name = features.codes["name"]
             yield pd.DataFrame(
                 {
                     "a": frame["a_pos"].to_numpy(np.int64),
                     "b": frame["b_pos"].to_numpy(np.int64),
                     "code": encode_patterns(level_matrix(compared, names), sizes),
+                    "a_count": frame["a_count"].to_numpy(np.int64),
+                    "same_name": (name[left] >= 0) & (name[left] == name[right]),
                 }
             )
 
-    def scored(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Pairs with both records and their level code -> the pairs scoring at the threshold.
+    def at_threshold(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Coded pairs -> ``a``, ``b`` of those scoring at the threshold, no record read.
 
-        As ``match_table``: weigh every pair from its levels, keep those at the threshold (or
-        above), compare the kept ones again for their reasons and evidence.
+        As ``match_table``: every pair is weighed from its levels; only those kept are
+        compared again (``scored``) for their reasons and evidence.
         """
+        import pandas as pd
+
+        kind, config, model = self.kind, self.config, self.model
+        names = comparisons_of(kind, config)
+        sizes = level_sizes(names, config)
+        for frame in batches:
+            matrix = decode_patterns(frame["code"].to_numpy(np.int64), sizes)
+            levels = {name: matrix[:, column] for column, name in enumerate(names)}
+            weight = weigh_levels(
+                levels,
+                frame["same_name"].to_numpy(np.bool_),
+                frame["a_count"].to_numpy(np.int64),
+                model,
+                kind=kind,
+                named=self.named,
+            )
+            kept = probability(weight) >= config.threshold
+            yield pd.DataFrame(
+                {"a": frame["a"].to_numpy(np.int64)[kept], "b": frame["b"].to_numpy(np.int64)[kept]}
+            )
+
+    def scored(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Pairs at the threshold with both records -> their scores, reasons and evidence."""
         import pandas as pd
 
         kind, config, model, named = self.kind, self.config, self.model, self.named
         names = comparisons_of(kind, config)
-        sizes = level_sizes(names, config)
         for frame in batches:
             features = _features(frame, kind, config, named)
             left, right = _sides(len(frame))
-            matrix = decode_patterns(frame["code"].to_numpy(np.int64), sizes)
-            levels = {name: matrix[:, column] for column, name in enumerate(names)}
-            _, weight = weigh(features, left, right, levels, model)
-            kept = np.flatnonzero(probability(weight) >= config.threshold)
-            compared = compare(features, left[kept], right[kept], config, model)
+            compared = compare(features, left, right, config, model)
             evidence = [
                 [
                     {"field": e.field, "level": e.level, "weight": e.weight}
                     for e in evidence_of(compared, k, names, model, config)
                 ]
-                for k in range(kept.size)
+                for k in range(left.size)
             ]
             yield pd.DataFrame(
                 {
-                    "left_pos": frame["a_pos"].to_numpy(np.int64)[kept],
-                    "right_pos": frame["b_pos"].to_numpy(np.int64)[kept],
-                    "left_id": frame["a_id"].to_numpy(object)[kept],
-                    "right_id": frame["b_id"].to_numpy(object)[kept],
+                    "left_pos": frame["a_pos"].to_numpy(np.int64),
+                    "right_pos": frame["b_pos"].to_numpy(np.int64),
+                    "left_id": frame["a_id"].to_numpy(object),
+                    "right_id": frame["b_id"].to_numpy(object),
                     "score": compared.score,
                     "match_weight": compared.weight,
                     "reasons": _objects(
                         [
                             list(reasons(compared, k, features, model, config))
-                            for k in range(kept.size)
+                            for k in range(left.size)
                         ]
                     ),
                     "evidence": _objects(evidence),

@@ -13,8 +13,10 @@ The steps are ``find_duplicates``' own, each done where the data is:
 4. Estimation needs only counts per level pattern: Spark counts the candidates' patterns and
    the patterns of the random pairs (drawn over positions as in-process), and the driver runs
    the same EM on those counts.
-5. Pairs are weighed from their patterns under the estimated model and those at the
-   threshold compared again for their reasons and evidence.
+5. Pairs are weighed under the estimated model from their patterns alone (with whether their
+   names agree and how common the name is, kept beside the pattern): no record is joined to
+   them again. Only those at the threshold are joined to their records and compared again
+   for their reasons and evidence.
 6. Groups: the kept pairs' connected components in Spark (``components``), then the
    in-process grouping per component, which never joins records of two components.
 
@@ -58,6 +60,7 @@ PAIR_SCHEMA = (
     "match_weight double, reasons array<string>, "
     "evidence array<struct<field: string, level: string, weight: double>>"
 )
+CODED_SCHEMA = "a long, b long, code long, a_count long, same_name boolean"
 GROUP_SCHEMA = "main_id string, ids array<string>, reasons array<string>"
 
 
@@ -285,20 +288,14 @@ def find_duplicates_spark(
     compared = pairs.count()
     coded = (
         _with_records(pairs, records, keys)
-        .mapInPandas(
-            stages.level_codes,
-            "a long, b long, code long",
-        )
+        .mapInPandas(stages.level_codes, CODED_SCHEMA)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     parameters = start
     if config.estimate and n >= config.min_records and compared:
         left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
         drawn = spark.createDataFrame(np.stack((left, right), axis=1).tolist(), "a long, b long")
-        chance = _with_records(drawn, records, keys).mapInPandas(
-            stages.level_codes,
-            "a long, b long, code long",
-        )
+        chance = _with_records(drawn, records, keys).mapInPandas(stages.level_codes, CODED_SCHEMA)
         chance_patterns, chance_counts = _pattern_counts(chance, sizes)
         u_values = frequencies(chance_patterns, sizes, chance_counts.astype(np.float64))
         u = {name: tuple(v.tolist()) for name, v in zip(names, u_values, strict=True)}
@@ -306,13 +303,11 @@ def find_duplicates_spark(
         parameters = estimate_parameters(
             patterns, pattern_counts, names, start, u, records=n, kind=kind
         )
-    model = Model.of(parameters, names)
+    stages = attrs.evolve(stages, model=Model.of(parameters, names))
+    at_threshold = coded.mapInPandas(stages.at_threshold, "a long, b long")
     kept = (
-        _with_records(coded, records, keys)
-        .mapInPandas(
-            attrs.evolve(stages, model=model).scored,
-            PAIR_SCHEMA,
-        )
+        _with_records(at_threshold, records, keys)
+        .mapInPandas(stages.scored, PAIR_SCHEMA)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     groups = _groups(kept, records, len(used), config)
