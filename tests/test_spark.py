@@ -66,21 +66,32 @@ def _frame(spark: SparkSession, records: list[dict[str, str]]) -> Any:
     return spark.createDataFrame(pd.DataFrame(records))
 
 
-def _in_process(records: list[dict[str, str]], kind: str) -> DuplicateReport:
+def _in_process(
+    records: list[dict[str, str]], kind: str, config: MatchConfig | None = None
+) -> DuplicateReport:
     # Estimation draws its random pairs over record positions; on Spark positions are id order.
-    return find_duplicates(sorted(records, key=lambda r: r["id"]), kind=kind)  # type: ignore[arg-type]
+    ordered = sorted(records, key=lambda r: r["id"])
+    return find_duplicates(ordered, kind=kind, config=config)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("kind", "size", "seed"), [("contact", 800, 7), ("customer", 700, 11)])
+#: Tiny blocks: most blocks are oversized and paired by sorted neighbourhood.
+WINDOWED = MatchConfig(block_cap=3, window=3)
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "seed", "config"),
+    [("contact", 800, 7, None), ("customer", 700, 11, None), ("contact", 600, 5, WINDOWED)],
+)
 def test_spark_gives_the_in_process_pairs_scores_and_groups(
-    spark: SparkSession, kind: str, size: int, seed: int
+    spark: SparkSession, kind: str, size: int, seed: int, config: MatchConfig | None
 ) -> None:
     from customerkit.spark import find_duplicates_spark
 
     make = synth.labelled_contacts if kind == "contact" else synth.labelled_customers
     data = make(size, seed=seed)
-    expected = _in_process(data.records, kind)
-    report = find_duplicates_spark(_frame(spark, data.records), kind=kind)  # type: ignore[arg-type]
+    expected = _in_process(data.records, kind, config)
+    frame = _frame(spark, data.records)
+    report = find_duplicates_spark(frame, kind=kind, config=config)  # type: ignore[arg-type]
 
     # Estimation ran on both sides and found the same model.
     assert expected.config is not None

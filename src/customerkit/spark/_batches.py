@@ -12,7 +12,7 @@ frequencies are counted over all records by Spark and passed in, as ``MatchIndex
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.matching.batch import evidence as evidence_of
-from customerkit.matching.blocking import record_keys, rules_for
+from customerkit.matching.blocking import block_pairs, record_keys, rules_for
 from customerkit.matching.comparisons import level_sizes
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import decode_patterns, encode_patterns
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PairBatches",
     "block_keys",
+    "blocks_comparer",
     "grouped",
     "key_columns",
     "normalised",
@@ -189,6 +190,59 @@ class PairBatches:
                 }
             )
 
+    def blocks_compared(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Whole blocks -> their candidate pairs, each once, coded as ``level_codes`` codes them.
+
+        ``rows`` holds every member of some blocks: one row per ``(pos, key, ord)`` with the
+        member's normalised keys ``k0``, ... and name count. Each block is ordered and paired
+        as ``blocking.candidate_pairs`` does it (by order value, then position), and each
+        member's features are built once for all its pairs in these blocks. A pair two of
+        these blocks propose is compared once; one that blocks of other calls propose too
+        comes out of each (the caller keeps one: equal records compare equal).
+        """
+        import pandas as pd
+
+        kind, config, model = self.kind, self.config, self.model
+        rows = rows.sort_values(["key", "ord", "pos"], ignore_index=True)
+        keys = rows["key"].to_numpy(object)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else keys
+        members, slot = np.unique(rows["pos"].to_numpy(np.int64), return_inverse=True)
+        m = max(members.size, 1)
+        codes = np.unique(
+            block_pairs(
+                slot.reshape(-1).astype(np.int64),
+                np.asarray(starts, np.int64),
+                m,
+                cap=config.block_cap,
+                window=config.window,
+            )
+        )
+        left, right = codes // m, codes % m
+        first = np.unique(slot, return_index=True)[1]
+        records = rows.iloc[first]
+        names = key_columns(kind, config)
+        features = build_features(
+            kind,
+            {name: records[f"k{at}"].tolist() for at, name in enumerate(names)},
+            config=config,
+            name_counts=records["count"].to_numpy(np.int64),
+            named=self.named,
+        )
+        compared = compare(features, left, right, config, model)
+        comparisons = comparisons_of(kind, config)
+        name = features.codes["name"]
+        return pd.DataFrame(
+            {
+                "a": members[left],
+                "b": members[right],
+                "code": encode_patterns(
+                    level_matrix(compared, comparisons), level_sizes(comparisons, config)
+                ),
+                "a_count": records["count"].to_numpy(np.int64)[left],
+                "same_name": (name[left] >= 0) & (name[left] == name[right]),
+            }
+        )
+
     def at_threshold(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Coded pairs -> ``a``, ``b`` of those scoring at the threshold, no record read.
 
@@ -250,6 +304,19 @@ class PairBatches:
                     "evidence": _objects(evidence),
                 }
             )
+
+
+def blocks_comparer(stages: PairBatches) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``stages.blocks_compared`` as a function of the rows alone, for ``applyInPandas``.
+
+    ``applyInPandas`` counts a bound method's ``self`` among its arguments (and would pass the
+    group's key first) and cannot read a partial's type hints.
+    """
+
+    def compared(rows: pd.DataFrame) -> pd.DataFrame:
+        return stages.blocks_compared(rows)
+
+    return compared
 
 
 def grouped(

@@ -4,12 +4,15 @@ The steps are ``find_duplicates``' own, each done where the data is:
 
 1. Records are read and normalised per partition (``mapInPandas``) by the in-process code;
    each record gets its position: its rank in id order.
-2. Blocking keys are computed per record with the in-process rules; a block within
-   ``block_cap`` pairs all its members, a larger one each member with its ``window - 1``
-   followers in (order value, id) order: a self-join on (key, row number in the block). The
-   pairs of every rule are made distinct.
-3. Both records of each candidate pair are joined to it and compared per batch by the
-   in-process vectorised scorer; each pair's level pattern is kept as one integer.
+2. Blocking keys are computed per record with the in-process rules. The members of every
+   block of two or more are joined to their records and shuffled by block, a bucket of whole
+   blocks to each Python call.
+3. Each call pairs its blocks as in-process (a block within ``block_cap`` pairs all its
+   members, a larger one each member with its ``window - 1`` followers in (order value, id)
+   order), builds each member's features once and compares the pairs with the in-process
+   vectorised scorer; each pair's level pattern is kept as one integer. A pair two buckets
+   propose is kept once. (Joining both records to every candidate pair instead would build
+   a record's features once per pair it is in.)
 4. Estimation needs only counts per level pattern: Spark counts the candidates' patterns and
    the patterns of the random pairs (drawn over positions as in-process), and the driver runs
    the same EM on those counts.
@@ -165,39 +168,38 @@ def _positioned(normalised: DataFrame) -> DataFrame:
     )
 
 
-def _candidates(records: DataFrame, kind: Kind, config: MatchConfig) -> DataFrame:
-    """Candidate pairs ``(a, b)``, ``a < b``, as ``blocking.candidate_pairs`` proposes them."""
+def _coded(records: DataFrame, stages: _batches.PairBatches) -> DataFrame:
+    """Every candidate pair ``(a, b)``, ``a < b``, once, with its level code (``CODED_SCHEMA``).
+
+    Each record's blocking keys are computed with the in-process rules; the members of every
+    block of two or more are joined to their records and sent, a bucket of whole blocks at a
+    time, to ``PairBatches.blocks_compared``, which pairs and compares them as in-process. A
+    pair proposed in two buckets is compared in both and kept once.
+    """
     from functools import partial
 
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
+    kind, config = stages.kind, stages.config
     key_names = [f"k{at}" for at in range(len(_batches.key_columns(kind, config)))]
     work = partial(_batches.block_keys, kind=kind, config=config)
     keys = records.select("pos", *key_names).mapInPandas(work, "pos long, key string, ord string")
-    keyed = (
-        keys.withColumn("rn", sf.row_number().over(Window.partitionBy("key").orderBy("ord", "pos")))
-        .withColumn("size", sf.count("*").over(Window.partitionBy("key")))
+    shared = (
+        keys.withColumn("size", sf.count("*").over(Window.partitionBy("key")))
         .filter("size >= 2")
-        .select("key", "pos", "rn", "size")
-        .localCheckpoint()
+        .drop("size")
     )
-    # Within the cap every later member; beyond it the window - 1 following ones.
-    reach = sf.when(sf.col("size") <= config.block_cap, sf.col("size")).otherwise(config.window)
-    last = sf.least(reach - 1, sf.col("size") - sf.col("rn"))
-    sources = (
-        keyed.filter(sf.col("rn") < sf.col("size"))
-        .select(
-            "key",
-            sf.col("pos").alias("a"),
-            "rn",
-            sf.explode(sf.sequence(sf.lit(1), last)).alias("step"),
-        )
-        .select("key", "a", (sf.col("rn") + sf.col("step")).alias("rn"))
+    members = shared.join(records.select("pos", "count", *key_names), "pos")
+    # Whole blocks per Python call, a bucket of them: a call per block would cost more than
+    # comparing its pairs.
+    buckets = max(int(records.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8), 1)
+    return (
+        members.withColumn("bucket", sf.pmod(sf.hash("key"), sf.lit(buckets)))
+        .groupBy("bucket")
+        .applyInPandas(_batches.blocks_comparer(stages), CODED_SCHEMA)
+        .dropDuplicates(["a", "b"])
     )
-    targets = keyed.select("key", "rn", sf.col("pos").alias("b"))
-    pairs = sources.join(targets, ["key", "rn"]).filter(sf.col("a") != sf.col("b"))
-    return pairs.select(sf.least("a", "b").alias("a"), sf.greatest("a", "b").alias("b")).distinct()
 
 
 def _with_records(pairs: DataFrame, records: DataFrame, names: int) -> DataFrame:
@@ -284,13 +286,8 @@ def find_duplicates_spark(
     start = starting_parameters(kind, config)
     start_model = Model.of(start, names)
     stages = _batches.PairBatches(kind=kind, config=config, model=start_model, named=named)
-    pairs = _candidates(records, kind, config).persist(StorageLevel.MEMORY_AND_DISK)
-    compared = pairs.count()
-    coded = (
-        _with_records(pairs, records, keys)
-        .mapInPandas(stages.level_codes, CODED_SCHEMA)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    coded = _coded(records, stages).persist(StorageLevel.MEMORY_AND_DISK)
+    compared = coded.count()
     parameters = start
     if config.estimate and n >= config.min_records and compared:
         left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
