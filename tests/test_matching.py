@@ -28,7 +28,7 @@ from customerkit.matching import (
     find_duplicates,
     find_similar,
 )
-from customerkit.matching.blocking import record_keys, rules_for
+from customerkit.matching.blocking import column_keys, record_keys, rules_for
 from customerkit.matching.column import Column, combine
 from customerkit.matching.normalize import (
     address_key,
@@ -634,6 +634,32 @@ def test_m5_blocking_finds_every_pair_brute_force_finds(case: tuple[str, list[An
     found = {(p.left_id, p.right_id): p.score for p in report.pairs}
     oracle = _brute_force(records, kind, config)
     assert oracle.items() <= found.items()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        contact_lists().map(lambda r: ("contact", r)),
+        customer_lists().map(lambda r: ("customer", r)),
+    ),
+    st.lists(st.sampled_from(["", "loc-1", "loc-2"]), min_size=40, max_size=40),
+)
+def test_column_keys_are_each_records_keys(case: tuple[str, list[Any]], scopes: list[str]) -> None:
+    """Keys of whole columns (once per distinct value) are those of each record, in order."""
+    kind, records = case
+    table = read_records(records, kind=kind, scope=None)  # type: ignore[arg-type]
+    norm = normalize_columns(kind, table.columns)
+    rules = rules_for(kind)
+    for scoped in (None, scopes[: len(table)]):
+        expected = [
+            (i, block, order)
+            for i in range(len(table))
+            for block, order in record_keys(
+                rules, {k: v[i] for k, v in norm.items()}, None if scoped is None else scoped[i]
+            )
+        ]
+        at, blocks, orders = column_keys(rules, norm, scoped)
+        assert list(zip(at.tolist(), blocks, orders, strict=True)) == expected
 
 
 @settings(max_examples=60, deadline=None)

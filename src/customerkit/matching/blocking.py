@@ -35,6 +35,7 @@ __all__ = [
     "NAME_RULES",
     "BlockingRule",
     "candidate_pairs",
+    "column_keys",
     "name_block",
     "neighbours",
     "record_keys",
@@ -254,6 +255,68 @@ def record_keys(
         order = rule.order_of(row)
         out.extend((f"{rule.name}{_SEP}{scoped(key, scope)}", order) for key in rule.keys_of(row))
     return out
+
+
+def column_keys(
+    rules: Sequence[BlockingRule],
+    norm: Mapping[str, Sequence[str]],
+    scopes: Sequence[str | None] | None = None,
+) -> tuple[IntArray, list[str], list[str]]:
+    """``record_keys`` of every record of normalised columns at once.
+
+    Each rule's keys and sort keys are computed once per distinct combination of the fields
+    they read (names, streets and towns repeat thousands of times), not once per record.
+
+    Args:
+        rules: The blocking rules.
+        norm: Normalised columns, one value per record.
+        scopes: Each record's scope value, or None when matching is not scoped.
+
+    Returns:
+        ``(record, block, sort key)`` of every key, as three sequences: records in order, and
+        each record's keys in the order ``record_keys`` gives them.
+    """
+    columns = _Columns(norm)
+    n = len(next(iter(norm.values()), ()))
+    every = np.arange(n, dtype=np.int64)
+    records: list[IntArray] = []
+    blocks: list[str] = []
+    orders: list[str] = []
+    for rule in rules:
+        at, keys = _rule_keys(rule, columns, every)
+        distinct, inverse = columns.apply(rule.order, _join, at)
+        orders.extend(distinct[i] for i in inverse.tolist())
+        prefix = f"{rule.name}{_SEP}"
+        if scopes is None:
+            blocks.extend(prefix + key for key in keys)
+        else:
+            blocks.extend(
+                prefix + scoped(key, scopes[r]) for key, r in zip(keys, at.tolist(), strict=True)
+            )
+        records.append(at)
+    record = np.concatenate(records) if records else every
+    # By record; within a record by rule, as each rule's keys were appended (a stable sort).
+    order = np.argsort(record, kind="stable")
+    picked = order.tolist()
+    return record[order], [blocks[i] for i in picked], [orders[i] for i in picked]
+
+
+def _rule_keys(
+    rule: BlockingRule, columns: _Columns, every: IntArray
+) -> tuple[IntArray, list[str]]:
+    """(record, key) of every key one rule gives the records, as ``BlockingRule.keys_of``."""
+    if rule.key is None:
+        column = columns.column(rule.fields[0])
+        at = np.flatnonzero(column.codes >= 0)
+        return at, column.texts_at(at)
+    distinct, inverse = columns.apply(rule.fields, rule.key, every)
+    if rule.multi:
+        counts = np.fromiter(map(len, distinct), np.int64, len(distinct))[inverse]
+        keys = [key for d in inverse.tolist() for key in distinct[d]]
+        return np.repeat(every, counts), keys
+    has_key = np.fromiter(map(bool, distinct), np.bool_, len(distinct))
+    at = np.flatnonzero(has_key[inverse]) if inverse.size else every
+    return at, [distinct[i] for i in inverse[at].tolist()]
 
 
 def neighbours(

@@ -19,7 +19,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from customerkit.matching.blocking import neighbours, record_keys, rules_for, scoped
+from customerkit.matching.blocking import (
+    column_keys,
+    neighbours,
+    record_keys,
+    rules_for,
+    scoped,
+)
+from customerkit.matching.column import Column
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.normalize import extra_column, normalize_columns
 from customerkit.matching.report import SimilarMatch
@@ -67,11 +74,14 @@ def blocking_keys(
         Record id -> its keys (empty for a record no rule gives a key).
     """
     config = config or MatchConfig()
-    rules = _rules(kind, config)
-    return {
-        record_id: record_keys(rules, row, record_scope)
-        for _, record_id, row, record_scope in _normalised(records, kind, region, scope, config)
-    }
+    if not records:
+        return {}
+    ids, columns, scopes = _columns(records, kind, region, scope, config)
+    keys: dict[str, list[tuple[str, str]]] = {record_id: [] for record_id in ids}
+    at, blocks, orders = column_keys(_rules(kind, config), columns, scopes)
+    for position, block, order in zip(at.tolist(), blocks, orders, strict=True):
+        keys[ids[position]].append((block, order))
+    return keys
 
 
 def _extras(config: MatchConfig) -> list[tuple[str, str]]:
@@ -82,19 +92,27 @@ def _rules(kind: Kind, config: MatchConfig) -> tuple[Any, ...]:
     return rules_for(kind, [(extra_column(field), method) for field, method in _extras(config)])
 
 
+def _columns(
+    records: Sequence[object], kind: Kind, region: str, scope: str | None, config: MatchConfig
+) -> tuple[Sequence[str], Mapping[str, Column], list[str] | None]:
+    """The records' ids, normalised columns and scope values (None when not scoped)."""
+    extras = _extras(config)
+    table = read_records(records, kind=kind, scope=scope, extras=[f for f, _ in extras])
+    columns = normalize_columns(kind, table.columns, region=region, extras=extras)
+    scopes = table.scopes.tolist() if table.scopes is not None else None
+    return table.ids, columns, scopes
+
+
 def _normalised(
     records: Sequence[object], kind: Kind, region: str, scope: str | None, config: MatchConfig
 ) -> Iterator[tuple[int, str, dict[str, str], str | None]]:
     """(position, id, normalised row, scope value) of each record, normalised in one batch."""
     if not records:
         return
-    extras = _extras(config)
-    table = read_records(records, kind=kind, scope=scope, extras=[f for f, _ in extras])
+    ids, columns, scopes = _columns(records, kind, region, scope, config)
     # Plain lists: indexing a list is cheaper than looking a code up per value.
-    columns = normalize_columns(kind, table.columns, region=region, extras=extras)
     norm = {name: column.tolist() for name, column in columns.items()}
-    scopes = table.scopes.tolist() if table.scopes is not None else None
-    for position, record_id in enumerate(table.ids):
+    for position, record_id in enumerate(ids):
         row = {name: values[position] for name, values in norm.items()}
         yield position, record_id, row, scopes[position] if scopes is not None else None
 

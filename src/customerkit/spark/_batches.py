@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.matching.batch import evidence as evidence_of
-from customerkit.matching.blocking import block_pairs, record_keys, rules_for
+from customerkit.matching.blocking import block_pairs, column_keys, rules_for
 from customerkit.matching.comparisons import level_sizes
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import decode_patterns, encode_patterns
@@ -120,17 +120,14 @@ def block_keys(
     extras = [(extra_column(extra.field), extra.method) for extra in config.comparisons]
     rules = rules_for(kind, extras)
     for frame in batches:
-        positions: list[int] = []
-        keys: list[str] = []
-        orders: list[str] = []
-        texts = [frame[f"k{at}"].tolist() for at in range(len(names))]
-        for pos, values in zip(frame["pos"].tolist(), zip(*texts, strict=True), strict=True):
-            for key, order in record_keys(rules, dict(zip(names, values, strict=True)), None):
-                positions.append(pos)
-                keys.append(key)
-                orders.append(order)
+        norm = {name: frame[f"k{at}"].tolist() for at, name in enumerate(names)}
+        at, keys, orders = column_keys(rules, norm)
         yield pd.DataFrame(
-            {"pos": np.array(positions, np.int64), "key": _objects(keys), "ord": _objects(orders)}
+            {
+                "pos": frame["pos"].to_numpy(np.int64)[at],
+                "key": _objects(keys),
+                "ord": _objects(orders),
+            }
         )
 
 
