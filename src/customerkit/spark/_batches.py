@@ -203,19 +203,17 @@ class PairBatches:
         rows = rows.sort_values(["key", "ord", "pos"], ignore_index=True)
         keys = rows["key"].to_numpy(object)
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else keys
-        members, slot = np.unique(rows["pos"].to_numpy(np.int64), return_inverse=True)
-        m = max(members.size, 1)
-        codes = np.unique(
-            block_pairs(
-                slot.reshape(-1).astype(np.int64),
-                np.asarray(starts, np.int64),
-                m,
-                cap=config.block_cap,
-                window=config.window,
-            )
+        # Members by position: ``slot`` numbers each row's record, ``first`` is a row of each.
+        members, first, slot = np.unique(
+            rows["pos"].to_numpy(np.int64), return_index=True, return_inverse=True
         )
+        m = max(members.size, 1)
+        slots = slot.reshape(-1).astype(np.int64)
+        proposed = block_pairs(
+            slots, starts.astype(np.int64), m, cap=config.block_cap, window=config.window
+        )
+        codes = np.unique(proposed)
         left, right = codes // m, codes % m
-        first = np.unique(slot, return_index=True)[1]
         records = rows.iloc[first]
         names = key_columns(kind, config)
         features = build_features(
