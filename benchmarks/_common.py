@@ -315,7 +315,10 @@ def run_child(command: Sequence[str], which: str) -> dict[str, Any]:
     """
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - our own scripts
     if done.returncode:
-        sys.exit(f"the {which} run failed:\n{done.stderr[-3000:]}")
+        log = HERE / ".cache" / f"failed-{which.replace(' ', '-')}.log"
+        log.parent.mkdir(exist_ok=True)
+        log.write_text(done.stderr, encoding="utf-8")
+        sys.exit(f"the {which} run failed (its whole stderr: {log}):\n{done.stderr[-3000:]}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
     return result

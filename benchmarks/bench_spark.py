@@ -136,8 +136,8 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _partitions(size: int) -> int:
-    """Shuffle partitions: 8 up to 10^6 records, then one per 125,000."""
-    return max(8, size // 125_000)
+    """Shuffle partitions: 8 up to 10^6 records, then one per 62,500."""
+    return max(8, size // 62_500)
 
 
 def _spawn(which: str, source: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
