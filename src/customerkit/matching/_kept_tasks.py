@@ -21,7 +21,7 @@ from customerkit.matching.estimate import decode_patterns, encode_patterns
 from customerkit.matching.features import Features, build_features
 from customerkit.matching.normalize import normalize_columns
 from customerkit.matching.reasons import reasons
-from customerkit.matching.score import compare, level_matrix, weigh_levels
+from customerkit.matching.score import compare, level_matrix, names_agree, weigh_levels
 from customerkit.matching.table import Kind, RecordTable, read_records
 
 IntArray = npt.NDArray[np.int64]
@@ -120,11 +120,9 @@ def codes(setup: Setup, pairs: Pairs, model: Model) -> Coded:
     names = comparisons_of(setup.kind, setup.config)
     features = _features(setup, pairs)
     compared = compare(features, pairs.left, pairs.right, setup.config, model)
-    name = features.codes["name"]
-    left, right = name[pairs.left], name[pairs.right]
     return Coded(
         codes=encode_patterns(level_matrix(compared, names), sizes(setup)),
-        same_name=(left >= 0) & (right >= 0) & (left == right),
+        same_name=names_agree(features, pairs.left, pairs.right),
     )
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "compare",
     "comparisons_of",
     "name_key_of",
+    "names_agree",
     "reasons",
     "starting_parameters",
     "weigh",
@@ -129,6 +130,12 @@ def weigh(
     for name in model.names:
         weight += model.weights[name][levels[name]]
     return tf, weight
+
+
+def names_agree(features: Features, left: IntArray, right: IntArray) -> npt.NDArray[np.bool_]:
+    """Whether each pair's two records have the same name (what ``weigh_levels`` needs)."""
+    _, same = Pairs(features, left, right, 1).codes("name")
+    return same
 
 
 def weigh_levels(

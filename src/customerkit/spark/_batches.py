@@ -39,6 +39,7 @@ from customerkit.matching.score import (
     comparisons_of,
     level_matrix,
     name_key_of,
+    names_agree,
     probability,
     reasons,
     weigh_levels,
@@ -167,25 +168,32 @@ class PairBatches:
         Also what weighing the pair needs besides its pattern: ``a_count`` and whether the
         names agree (``same_name``).
         """
-        import pandas as pd
-
-        kind, config, model = self.kind, self.config, self.model
-        names = comparisons_of(kind, config)
-        sizes = level_sizes(names, config)
         for frame in batches:
             left, right = _sides(len(frame))
-            features = _features(frame, kind, config, self.named)
-            compared = compare(features, left, right, config, model)
-            name = features.codes["name"]
-            yield pd.DataFrame(
-                {
-                    "a": frame["a_pos"].to_numpy(np.int64),
-                    "b": frame["b_pos"].to_numpy(np.int64),
-                    "code": encode_patterns(level_matrix(compared, names), sizes),
-                    "a_count": frame["a_count"].to_numpy(np.int64),
-                    "same_name": (name[left] >= 0) & (name[left] == name[right]),
-                }
+            features = _features(frame, self.kind, self.config, self.named)
+            yield self._coded(features, left, right).assign(
+                a=frame["a_pos"].to_numpy(np.int64),
+                b=frame["b_pos"].to_numpy(np.int64),
+                a_count=frame["a_count"].to_numpy(np.int64),
             )
+
+    def _coded(self, features: Features, left: IntArray, right: IntArray) -> pd.DataFrame:
+        """``code`` and ``same_name`` of pairs; the caller adds ``a``, ``b`` and ``a_count``.
+
+        Spark reads the columns by name, so their order does not matter.
+        """
+        import pandas as pd
+
+        names = comparisons_of(self.kind, self.config)
+        compared = compare(features, left, right, self.config, self.model)
+        return pd.DataFrame(
+            {
+                "code": encode_patterns(
+                    level_matrix(compared, names), level_sizes(names, self.config)
+                ),
+                "same_name": names_agree(features, left, right),
+            }
+        )
 
     def blocks_compared(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Whole blocks -> their candidate pairs, each once, coded as ``level_codes`` codes them.
@@ -197,9 +205,7 @@ class PairBatches:
         these blocks propose is compared once; one that blocks of other calls propose too
         comes out of each (the caller keeps one: equal records compare equal).
         """
-        import pandas as pd
-
-        kind, config, model = self.kind, self.config, self.model
+        kind, config = self.kind, self.config
         rows = rows.sort_values(["key", "ord", "pos"], ignore_index=True)
         keys = rows["key"].to_numpy(object)
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else keys
@@ -223,19 +229,10 @@ class PairBatches:
             name_counts=records["count"].to_numpy(np.int64),
             named=self.named,
         )
-        compared = compare(features, left, right, config, model)
-        comparisons = comparisons_of(kind, config)
-        name = features.codes["name"]
-        return pd.DataFrame(
-            {
-                "a": members[left],
-                "b": members[right],
-                "code": encode_patterns(
-                    level_matrix(compared, comparisons), level_sizes(comparisons, config)
-                ),
-                "a_count": records["count"].to_numpy(np.int64)[left],
-                "same_name": (name[left] >= 0) & (name[left] == name[right]),
-            }
+        return self._coded(features, left, right).assign(
+            a=members[left],
+            b=members[right],
+            a_count=records["count"].to_numpy(np.int64)[left],
         )
 
     def at_threshold(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
