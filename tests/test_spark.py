@@ -167,6 +167,11 @@ def test_spark_records_need_unique_ids(spark: SparkSession) -> None:
     with pytest.raises(MatchingError) as repeated:
         find_duplicates_spark(_frame(spark, rows), kind="contact")
     assert repeated.value.field == "id"
+    # Repeated within one batch of a Python worker too: the error is still ours, not Spark's.
+    many = [{"id": "1", "first_name": name} for name in ("Ann", "Bob", "Cy", "Dee", "Eve")]
+    with pytest.raises(MatchingError) as batched:
+        find_duplicates_spark(_frame(spark, many).coalesce(1), kind="contact")
+    assert batched.value.field == "id"
     without = spark.createDataFrame([("Ann",), ("Bob",)], "first_name string")
     with pytest.raises(MatchingError) as missing:
         find_duplicates_spark(without, kind="contact")

@@ -340,7 +340,7 @@ def neighbours(
     return block[max(0, at - window + 1) : at + window - 1]
 
 
-def _rank(values: Sequence[str]) -> IntArray:
+def rank_values(values: Sequence[str]) -> IntArray:
     """Each value's rank in sorted order (equal values share a rank)."""
     order = {value: rank for rank, value in enumerate(sorted(set(values)))}
     return np.fromiter(map(order.__getitem__, values), np.int64, len(values))
@@ -433,22 +433,43 @@ def _rule_pairs(
     window: int,
 ) -> IntArray:
     """Pair codes (``low * n + high`` over positions) that one rule proposes."""
-    n = id_rank.size
     positions, codes = _entries(rule, columns, scopes)
+
+    def order_ranks(entries: IntArray) -> IntArray:
+        distinct, inverse = columns.apply(rule.order, _join, positions[entries])
+        return rank_values(distinct)[inverse]
+
+    return entry_pairs(positions, codes, id_rank, order_ranks, cap=cap, window=window)
+
+
+def entry_pairs(
+    positions: IntArray,
+    codes: IntArray,
+    id_rank: IntArray,
+    order_ranks: Callable[[IntArray], IntArray],
+    *,
+    cap: int,
+    window: int,
+) -> IntArray:
+    """Pair codes (``low * n + high``, ``n`` records) of the blocks some entries make.
+
+    Entry ``i`` puts record ``positions[i]`` in block ``codes[i]``. Blocks of one are dropped.
+    A block of more than ``cap`` is ordered by its entries' order values, ranked by
+    ``order_ranks(entries)`` (asked only for those entries), then by ``id_rank``.
+    """
+    n = id_rank.size
     if codes.size == 0:
         return np.empty(0, np.int64)
-    sizes = np.bincount(codes)
-    size_of = sizes[codes]
-    keep = size_of >= 2
-    positions, codes, size_of = positions[keep], codes[keep], size_of[keep]
+    size_of = np.bincount(codes)[codes]
+    kept = np.flatnonzero(size_of >= 2)
+    positions, codes, size_of = positions[kept], codes[kept], size_of[kept]
     if positions.size == 0:
         return np.empty(0, np.int64)
     secondary = np.zeros(positions.size, np.int64)
     big = np.flatnonzero(size_of > cap)
     if big.size:
         # Oversized blocks are ordered by the rule's order value, then the id.
-        distinct, inverse = columns.apply(rule.order, _join, positions[big])
-        secondary[big] = _rank(distinct)[inverse]
+        secondary[big] = order_ranks(kept[big])
     # By block, then order value, then id: a stable sort of entries already in id order.
     by_id = np.argsort(id_rank[positions], kind="stable")
     block_then_order = codes[by_id] * (int(secondary.max()) + 1) + secondary[by_id]
@@ -517,11 +538,11 @@ def candidate_pairs(
     parts = [
         _rule_pairs(rule, columns, scope_codes, id_rank, cap=cap, window=window) for rule in rules
     ]
-    pairs = _distinct(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    pairs = distinct_codes(np.concatenate(parts)) if parts else np.empty(0, np.int64)
     return pairs // n, pairs % n
 
 
-def _distinct(values: IntArray) -> IntArray:
+def distinct_codes(values: IntArray) -> IntArray:
     """Sorted distinct values (a sort beats ``np.unique``'s hashing on tens of millions)."""
     values.sort()
     if values.size == 0:

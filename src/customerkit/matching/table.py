@@ -290,6 +290,7 @@ def read_records(
     scope: str | None,
     extras: Sequence[str] = (),
     warn: bool = False,
+    unique_ids: bool = True,
 ) -> RecordTable:
     """Read mappings, attrs records or a DataFrame into a ``RecordTable``.
 
@@ -299,6 +300,8 @@ def read_records(
         scope: A field whose value partitions the records (``"customer_id"``), or None.
         extras: Further columns to read (those of extra comparisons).
         warn: Warn (``UnknownColumnsWarning``) about columns that are not read.
+        unique_ids: Refuse two records with one id. Off for a part of the records (a Spark
+            batch), whose caller checks the ids of the whole.
 
     Returns:
         The columns of the records.
@@ -327,7 +330,7 @@ def read_records(
         raw = {name: _record_column(rows, name, plain=plain) for name in wanted}
     ids = _ids(raw["id"])
     originals = None if all(type(v) is str for v in raw["id"]) else _originals(raw["id"], ids)
-    if len(set(ids)) != len(ids):
+    if unique_ids and len(set(ids)) != len(ids):
         msg = "records have duplicate ids; give each record a unique id (or none at all)"
         raise MatchingError(msg, field="id")
     return RecordTable(

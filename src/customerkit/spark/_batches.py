@@ -20,7 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from customerkit.matching.batch import evidence as evidence_of
-from customerkit.matching.blocking import block_pairs, column_keys, rules_for
+from customerkit.matching.blocking import (
+    column_keys,
+    distinct_codes,
+    entry_pairs,
+    rank_values,
+    rules_for,
+)
 from customerkit.matching.comparisons import level_sizes
 from customerkit.matching.config import MatchConfig
 from customerkit.matching.estimate import decode_patterns, encode_patterns
@@ -92,7 +98,11 @@ def normalised(
     fields = record_fields(kind, config)
     for frame in batches:
         table = read_records(
-            frame, kind=kind, scope=None, extras=[extra.field for extra in config.comparisons]
+            frame,
+            kind=kind,
+            scope=None,
+            extras=[extra.field for extra in config.comparisons],
+            unique_ids=False,  # a batch of the records: the ids are checked in Spark, over all
         )
         norm = normalize_columns(kind, table.columns, region=region, extras=extras)
         out: dict[str, Any] = {"id": _objects(table.ids)}
@@ -114,7 +124,11 @@ def normalised(
 def block_keys(
     batches: Iterator[pd.DataFrame], *, kind: Kind, config: MatchConfig
 ) -> Iterator[pd.DataFrame]:
-    """Records (``pos`` and keys) -> one row per blocking key: ``pos``, ``key``, ``ord``."""
+    """Records -> one row per blocking key: ``key``, ``ord`` and the record's own columns.
+
+    The record (``pos``, ``count``, ``k0``, ...) rides along with each of its keys, so the
+    blocks can be compared where they are gathered, without joining the records back.
+    """
     import pandas as pd
 
     names = key_columns(kind, config)
@@ -123,12 +137,9 @@ def block_keys(
     for frame in batches:
         norm = {name: frame[f"k{at}"].tolist() for at, name in enumerate(names)}
         at, keys, orders = column_keys(rules, norm)
-        yield pd.DataFrame(
-            {
-                "pos": frame["pos"].to_numpy(np.int64)[at],
-                "key": _objects(keys),
-                "ord": _objects(orders),
-            }
+        members = frame.iloc[at].reset_index(drop=True)
+        yield pd.concat(
+            [pd.DataFrame({"key": _objects(keys), "ord": _objects(orders)}), members], axis=1
         )
 
 
@@ -199,28 +210,35 @@ class PairBatches:
         """Whole blocks -> their candidate pairs, each once, coded as ``level_codes`` codes them.
 
         ``rows`` holds every member of some blocks: one row per ``(pos, key, ord)`` with the
-        member's normalised keys ``k0``, ... and name count. Each block is ordered and paired
-        as ``blocking.candidate_pairs`` does it (by order value, then position), and each
-        member's features are built once for all its pairs in these blocks. A pair two of
-        these blocks propose is compared once; one that blocks of other calls propose too
-        comes out of each (the caller keeps one: equal records compare equal).
+        member's normalised keys ``k0``, ... and name count. The blocks are paired by
+        ``blocking.entry_pairs``, as in-process (an oversized one by order value, then
+        position), and each member's features are built once for all its pairs in these
+        blocks. A pair two of these blocks propose is compared once; one that blocks of other
+        calls propose too comes out of each (the caller keeps one: equal records compare equal).
         """
+        import pandas as pd
+
         kind, config = self.kind, self.config
-        rows = rows.sort_values(["key", "ord", "pos"], ignore_index=True)
-        keys = rows["key"].to_numpy(object)
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else keys
-        # Members by position: ``slot`` numbers each row's record, ``first`` is a row of each.
+        blocks = pd.factorize(rows["key"].to_numpy(object))[0].astype(np.int64)
+        # Most keys are a block of one (a record's own email): no pairs, no features needed.
+        shared = np.flatnonzero(np.bincount(blocks)[blocks] >= 2)
+        # Members by position: ``slot`` numbers each entry's record, ``first`` is an entry of each.
         members, first, slot = np.unique(
-            rows["pos"].to_numpy(np.int64), return_index=True, return_inverse=True
+            rows["pos"].to_numpy(np.int64)[shared], return_index=True, return_inverse=True
         )
         m = max(members.size, 1)
-        slots = slot.reshape(-1).astype(np.int64)
-        proposed = block_pairs(
-            slots, starts.astype(np.int64), m, cap=config.block_cap, window=config.window
+        orders = rows["ord"].to_numpy(object)[shared]
+        proposed = entry_pairs(
+            slot.reshape(-1).astype(np.int64),
+            blocks[shared],
+            np.arange(m, dtype=np.int64),  # members are in position order, the ids' order
+            lambda entries: rank_values(orders[entries].tolist()),
+            cap=config.block_cap,
+            window=config.window,
         )
-        codes = np.unique(proposed)
+        codes = distinct_codes(proposed)
         left, right = codes // m, codes % m
-        records = rows.iloc[first]
+        records = rows.iloc[shared[first]]
         names = key_columns(kind, config)
         features = build_features(
             kind,

@@ -125,7 +125,13 @@ def _normalised(frame: DataFrame, kind: Kind, config: MatchConfig, region: str) 
     )
     columns = [name for name in frame.columns if name in wanted]
     work = partial(_batches.normalised, kind=kind, config=config, region=region)
-    return frame.select(*columns).mapInPandas(work, schema)
+    selected = frame.select(*columns)
+    # Normalising is the heaviest Python step per record: a frame read from one file is one
+    # partition, and would normalise on one core.
+    cores = frame.sparkSession.sparkContext.defaultParallelism
+    if selected.rdd.getNumPartitions() < cores:
+        selected = selected.repartition(cores)
+    return selected.mapInPandas(work, schema)
 
 
 def _positioned(normalised: DataFrame) -> DataFrame:
@@ -171,26 +177,24 @@ def _positioned(normalised: DataFrame) -> DataFrame:
 def _coded(records: DataFrame, stages: _batches.PairBatches) -> DataFrame:
     """Every candidate pair ``(a, b)``, ``a < b``, once, with its level code (``CODED_SCHEMA``).
 
-    Each record's blocking keys are computed with the in-process rules; the members of every
-    block of two or more are joined to their records and sent, a bucket of whole blocks at a
-    time, to ``PairBatches.blocks_compared``, which pairs and compares them as in-process. A
-    pair proposed in two buckets is compared in both and kept once.
+    Each record's blocking keys are computed with the in-process rules, each key row carrying
+    its record; the rows are sent, a bucket of whole blocks at a time, to
+    ``PairBatches.blocks_compared``, which pairs and compares them as in-process. A pair
+    proposed in two buckets is compared in both and kept once. Carrying the record costs one
+    shuffle of wide rows, where counting the blocks first and joining the records of the shared
+    keys cost three shuffles and a join (a quarter of the keys are blocks of one).
     """
     from functools import partial
 
-    from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
     kind, config = stages.kind, stages.config
     key_names = [f"k{at}" for at in range(len(_batches.key_columns(kind, config)))]
     work = partial(_batches.block_keys, kind=kind, config=config)
-    keys = records.select("pos", *key_names).mapInPandas(work, "pos long, key string, ord string")
-    shared = (
-        keys.withColumn("size", sf.count("*").over(Window.partitionBy("key")))
-        .filter("size >= 2")
-        .drop("size")
+    schema = ", ".join(
+        ["key string, ord string, pos long, count long", *(f"{name} string" for name in key_names)]
     )
-    members = shared.join(records.select("pos", "count", *key_names), "pos")
+    members = records.select("pos", "count", *key_names).mapInPandas(work, schema)
     # Whole blocks per Python call, a bucket of them: a call per block would cost more than
     # comparing its pairs.
     buckets = max(int(records.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8), 1)
