@@ -206,17 +206,23 @@ def _coded(records: DataFrame, stages: _batches.PairBatches) -> DataFrame:
     )
 
 
-def _with_records(pairs: DataFrame, records: DataFrame, names: int) -> DataFrame:
-    """Each pair ``(a, b)`` with both records' id, keys and name count (``a_*``, ``b_*``)."""
+def _with_records(
+    pairs: DataFrame, records: DataFrame, names: int, *, few: bool = False
+) -> DataFrame:
+    """Each pair ``(a, b)`` with both records' id, keys and name count (``a_*``, ``b_*``).
+
+    ``few``: the pairs are few whatever the records (estimation's random ones), so they are
+    sent to every task of the records, which are then read in place instead of shuffled.
+    """
     from pyspark.sql import functions as sf
 
     columns = ["pos", "id", "count", *(f"k{at}" for at in range(names))]
     sides = [
         records.select(*(sf.col(c).alias(f"{side}_{c}") for c in columns)) for side in ("a", "b")
     ]
-    return pairs.join(sides[0], pairs["a"] == sides[0]["a_pos"]).join(
-        sides[1], pairs["b"] == sides[1]["b_pos"]
-    )
+    spread = sf.broadcast if few else (lambda frame: frame)
+    with_a = spread(pairs).join(sides[0], pairs["a"] == sides[0]["a_pos"])
+    return spread(with_a).join(sides[1], with_a["b"] == sides[1]["b_pos"])
 
 
 def _pattern_counts(coded: DataFrame, sizes: list[int]) -> tuple[Any, Any]:
@@ -296,7 +302,9 @@ def find_duplicates_spark(
     if config.estimate and n >= config.min_records and compared:
         left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
         drawn = spark.createDataFrame(np.stack((left, right), axis=1).tolist(), "a long, b long")
-        chance = _with_records(drawn, records, keys).mapInPandas(stages.level_codes, CODED_SCHEMA)
+        chance = _with_records(drawn, records, keys, few=True).mapInPandas(
+            stages.level_codes, CODED_SCHEMA
+        )
         chance_patterns, chance_counts = _pattern_counts(chance, sizes)
         u_values = frequencies(chance_patterns, sizes, chance_counts.astype(np.float64))
         u = {name: tuple(v.tolist()) for name, v in zip(names, u_values, strict=True)}
