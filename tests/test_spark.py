@@ -202,3 +202,12 @@ def test_spark_without_duplicates_gives_empty_frames(spark: SparkSession) -> Non
     assert report.pairs.count() == 0
     assert report.groups.count() == 0
     assert report.parameters.records == 0  # too few records to estimate from
+
+
+def test_spark_normalises_a_one_partition_frame_on_every_core(spark: SparkSession) -> None:
+    from customerkit.spark.api import _over_every_core
+
+    cores = spark.sparkContext.defaultParallelism
+    assert _over_every_core(spark.range(100).coalesce(1)).rdd.getNumPartitions() == cores
+    many = spark.range(100).repartition(cores + 1)
+    assert _over_every_core(many).rdd.getNumPartitions() == cores + 1

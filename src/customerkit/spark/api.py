@@ -125,13 +125,24 @@ def _normalised(frame: DataFrame, kind: Kind, config: MatchConfig, region: str) 
     )
     columns = [name for name in frame.columns if name in wanted]
     work = partial(_batches.normalised, kind=kind, config=config, region=region)
-    selected = frame.select(*columns)
-    # Normalising is the heaviest Python step per record: a frame read from one file is one
-    # partition, and would normalise on one core.
-    cores = frame.sparkSession.sparkContext.defaultParallelism
-    if selected.rdd.getNumPartitions() < cores:
-        selected = selected.repartition(cores)
-    return selected.mapInPandas(work, schema)
+    return _over_every_core(frame.select(*columns)).mapInPandas(work, schema)
+
+
+def _over_every_core(frame: DataFrame) -> DataFrame:
+    """``frame`` in at least as many partitions as Spark has cores.
+
+    Normalising is the heaviest Python step per record: a frame read from one file is one
+    partition, and would be normalised on one core. Spark Connect tells neither the cores nor
+    the partitions: there the frame is left as it is.
+    """
+    from pyspark.errors import PySparkNotImplementedError
+
+    try:
+        cores = frame.sparkSession.sparkContext.defaultParallelism
+        partitions = frame.rdd.getNumPartitions()
+    except (AttributeError, PySparkNotImplementedError):
+        return frame
+    return frame.repartition(cores) if partitions < cores else frame
 
 
 def _positioned(normalised: DataFrame) -> DataFrame:
