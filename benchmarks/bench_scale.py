@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--chunk-size", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, choices=(1, 2), default=2, help="chunked runs with 1 to N workers"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -183,7 +186,7 @@ def main() -> None:
         result = _child(args.url, args.child, args.chunk_size)
         report_child_result(result)
         return
-    runs = ("in memory", "chunked 1 worker", "chunked 2 workers")
+    runs = ("in memory", "chunked 1 worker", "chunked 2 workers")[: 1 + args.workers]
     with (
         tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp,
         _database(args.engine, Path(tmp)) as url,
@@ -196,8 +199,8 @@ def main() -> None:
     base = results["in memory"]["wall"]
     lines = [
         f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine {args.engine} "
-        f"--chunk-size {args.chunk_size}`; seed {args.seed}; one location; load before the "
-        f"runs: {load_text(load_before)}.",
+        f"--chunk-size {args.chunk_size} --workers {args.workers}`; seed {args.seed}; one "
+        f"location; load before the runs: {load_text(load_before)}.",
         "",
         f"Loading the customers (`create_many`): {loaded:.1f} s; keeping their blocking keys "
         f"(once per location): {kept:.1f} s.",

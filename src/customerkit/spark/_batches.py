@@ -1,7 +1,8 @@
 """What the Spark matcher runs inside its workers: the in-process matcher's own code, per batch.
 
 Each function (and ``PairBatches`` method) takes and yields pandas DataFrames (Spark's
-``mapInPandas`` and ``applyInPandas``). Nothing here imports pyspark: the functions are plain
+``mapInPandas`` and ``applyInPandas``; ``at_threshold`` runs on the driver, over the kinds of
+pair Spark counted). Nothing here imports pyspark: the functions are plain
 pandas and numpy, and call ``customerkit.matching``'s reading, normalisation, blocking keys,
 scorer and grouping unchanged, so both matchers compute the very same values.
 
@@ -253,32 +254,27 @@ class PairBatches:
             a_count=records["count"].to_numpy(np.int64)[left],
         )
 
-    def at_threshold(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Coded pairs -> ``a``, ``b`` of those scoring at the threshold, no record read.
+    def at_threshold(self, kinds: pd.DataFrame) -> pd.DataFrame:
+        """Kinds of coded pair (``code``, ``same_name``, ``a_count``) -> those at the threshold.
 
-        As ``match_table``: every pair is weighed from its levels; only those kept are
-        compared again (``scored``) for their reasons and evidence.
+        As ``match_table``: every pair is weighed from its levels, whether its names agree and
+        its left record's name count, and nothing else; so pairs of one kind weigh the same, and
+        each kind is weighed once. Only the pairs kept are compared again (``scored``) for
+        their reasons and evidence.
         """
-        import pandas as pd
-
         kind, config, model = self.kind, self.config, self.model
         names = comparisons_of(kind, config)
-        sizes = level_sizes(names, config)
-        for frame in batches:
-            matrix = decode_patterns(frame["code"].to_numpy(np.int64), sizes)
-            levels = {name: matrix[:, column] for column, name in enumerate(names)}
-            weight = weigh_levels(
-                levels,
-                frame["same_name"].to_numpy(np.bool_),
-                frame["a_count"].to_numpy(np.int64),
-                model,
-                kind=kind,
-                named=self.named,
-            )
-            kept = probability(weight) >= config.threshold
-            yield pd.DataFrame(
-                {"a": frame["a"].to_numpy(np.int64)[kept], "b": frame["b"].to_numpy(np.int64)[kept]}
-            )
+        matrix = decode_patterns(kinds["code"].to_numpy(np.int64), level_sizes(names, config))
+        levels = {name: matrix[:, column] for column, name in enumerate(names)}
+        weight = weigh_levels(
+            levels,
+            kinds["same_name"].to_numpy(np.bool_),
+            kinds["a_count"].to_numpy(np.int64),
+            model,
+            kind=kind,
+            named=self.named,
+        )
+        return kinds[probability(weight) >= config.threshold]
 
     def scored(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Pairs at the threshold with both records -> their scores, reasons and evidence."""

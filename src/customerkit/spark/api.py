@@ -16,15 +16,17 @@ The steps are ``find_duplicates``' own, each done where the data is:
 4. Estimation needs only counts per level pattern: Spark counts the candidates' patterns and
    the patterns of the random pairs (drawn over positions as in-process), and the driver runs
    the same EM on those counts.
-5. Pairs are weighed under the estimated model from their patterns alone (with whether their
-   names agree and how common the name is, kept beside the pattern): no record is joined to
-   them again. Only those at the threshold are joined to their records and compared again
-   for their reasons and evidence.
+5. A pair's weight under the estimated model depends on its pattern, whether the names agree
+   and how common the left record's name is, and on nothing else: Spark counts the pairs of
+   each such kind (the counts estimation reads), the driver weighs each kind once, and a
+   broadcast join keeps the pairs of the kinds at the threshold. No record is joined to the
+   pairs until then; only those kept are joined to their records and compared again for their
+   reasons and evidence.
 6. Groups: the kept pairs' connected components in Spark (``components``), then the
    in-process grouping per component, which never joins records of two components.
 
-Only the level-pattern counts and a few sizes come back to the driver; pairs and groups stay
-Spark DataFrames.
+Only the counts of each kind of pair and a few sizes come back to the driver; pairs and groups
+stay Spark DataFrames.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from customerkit.spark import _batches
 from customerkit.spark.components import connected_components
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["SparkMatchReport", "find_duplicates_spark"]
@@ -64,6 +67,8 @@ PAIR_SCHEMA = (
     "evidence array<struct<field: string, level: string, weight: double>>"
 )
 CODED_SCHEMA = "a long, b long, code long, a_count long, same_name boolean"
+#: The columns a coded pair's weight depends on (``weigh_levels``).
+_KIND = ("code", "same_name", "a_count")
 GROUP_SCHEMA = "main_id string, ids array<string>, reasons array<string>"
 
 
@@ -236,12 +241,30 @@ def _with_records(
     return spread(with_a).join(sides[1], with_a["b"] == sides[1]["b_pos"])
 
 
-def _pattern_counts(coded: DataFrame, sizes: list[int]) -> tuple[Any, Any]:
+def _kinds(coded: DataFrame) -> pd.DataFrame:
+    """How many coded pairs share each ``(code, same_name, a_count)``: all a weight depends on.
+
+    Their number is bounded by the level patterns and the distinct name frequencies, whatever
+    the records; the driver reads them, not the pairs.
+    """
+    import pandas as pd
+
+    rows = coded.groupBy(*_KIND).count().collect()
+    return pd.DataFrame(
+        {
+            "code": np.array([row["code"] for row in rows], np.int64),
+            "same_name": np.array([row["same_name"] for row in rows], np.bool_),
+            "a_count": np.array([row["a_count"] for row in rows], np.int64),
+            "count": np.array([row["count"] for row in rows], np.int64),
+        }
+    )
+
+
+def _pattern_counts(kinds: pd.DataFrame, sizes: list[int]) -> tuple[Any, Any]:
     """(patterns, counts) of coded pairs, as ``level_patterns`` gives them (by code)."""
-    rows = sorted((row["code"], row["count"]) for row in coded.groupBy("code").count().collect())
-    codes = np.array([code for code, _ in rows], np.int64)
-    counts = np.array([count for _, count in rows], np.int64)
-    return decode_patterns(codes, sizes), counts
+    codes, at = np.unique(kinds["code"].to_numpy(np.int64), return_inverse=True)
+    counts = np.bincount(at.reshape(-1), weights=kinds["count"].to_numpy(np.int64))
+    return decode_patterns(codes, sizes), counts.astype(np.int64)
 
 
 def find_duplicates_spark(
@@ -308,7 +331,8 @@ def find_duplicates_spark(
     start_model = Model.of(start, names)
     stages = _batches.PairBatches(kind=kind, config=config, model=start_model, named=named)
     coded = _coded(records, stages).persist(StorageLevel.MEMORY_AND_DISK)
-    compared = coded.count()
+    kinds = _kinds(coded)
+    compared = int(kinds["count"].sum())
     parameters = start
     if config.estimate and n >= config.min_records and compared:
         left, right = random_pairs(n, RANDOM_PAIRS, config.seed)
@@ -316,15 +340,21 @@ def find_duplicates_spark(
         chance = _with_records(drawn, records, keys, few=True).mapInPandas(
             stages.level_codes, CODED_SCHEMA
         )
-        chance_patterns, chance_counts = _pattern_counts(chance, sizes)
+        chance_patterns, chance_counts = _pattern_counts(_kinds(chance), sizes)
         u_values = frequencies(chance_patterns, sizes, chance_counts.astype(np.float64))
         u = {name: tuple(v.tolist()) for name, v in zip(names, u_values, strict=True)}
-        patterns, pattern_counts = _pattern_counts(coded, sizes)
+        patterns, pattern_counts = _pattern_counts(kinds, sizes)
         parameters = estimate_parameters(
             patterns, pattern_counts, names, start, u, records=n, kind=kind
         )
     stages = attrs.evolve(stages, model=Model.of(parameters, names))
-    at_threshold = coded.mapInPandas(stages.at_threshold, "a long, b long")
+    # Weighed once per kind of pair, on the driver; Spark keeps the pairs of the kinds kept.
+    kept_kinds = stages.at_threshold(kinds)
+    chosen = spark.createDataFrame(
+        list(zip(*(kept_kinds[column].tolist() for column in _KIND), strict=True)),
+        "code long, same_name boolean, a_count long",
+    )
+    at_threshold = coded.join(sf.broadcast(chosen), list(_KIND)).select("a", "b")
     kept = (
         _with_records(at_threshold, records, keys)
         .mapInPandas(stages.scored, PAIR_SCHEMA)
