@@ -868,6 +868,8 @@ SMALL_CONSTANTS = st.fixed_dictionaries(
         # 0: a short common word is checked through the forward index, in the tiers it reaches
         # by prefix.
         "MAX_CHECKED": st.sampled_from([0, 512]),
+        # 1: counting again tells no more than the first count.
+        "RECOUNT_CAP": st.sampled_from([1, 16384]),
         # 0: other words are never probed, always read in the page's name lengths.
         "PAGE_PROBES": st.sampled_from([0, 40960]),
         "PG_PAGE_PROBES": st.sampled_from([0, 1024]),
@@ -940,6 +942,29 @@ def test_search_ties_on_name_length_are_broken_by_name_then_id(store: SqlStore) 
         with small_pages, store.unit_of_work() as uow:
             found = uow.customers.search("loc-1", query, limit=limit)
         assert found == oracle_search(docs, "loc-1", query, limit=limit)
+
+
+def test_search_drives_by_the_rarer_word_when_both_counts_are_capped(store: SqlStore) -> None:
+    """Two words that both reach their count cap are counted again before one drives the
+    bucket: capped alike, the common prefix "mar" (40 customers) looked rarer than "moore"
+    (1 count each on "moore" and "moores" against 1 on "mar...") and read every customer."""
+    moore = [f"Moore {w}" for w in ("Farms", "Tires", "Group", "Hauling", "Feed")]
+    moores = [f"Moores {w}" for w in ("Farms", "Tires", "Group")]
+    mar = [f"{m} Supply {i}" for m in ("Marine", "Market", "Martin", "Marsh") for i in range(10)]
+    names = [*moore, *moores, *mar, "Moore Marine"]
+    customers = [make_customer(f"m{i}", company_name=name) for i, name in enumerate(names)]
+    add(store, *customers)
+    docs = [search_document(c) for c in customers]
+    query = parse_query("moore mar")
+    parameters: list[Any] = []
+    seen = statements(store, parameters)
+    # 8 counts (4 fields, exact and prefix) of 1 each: every word's counts are capped at once.
+    with mock.patch.multiple(search_limits, COUNT_CAP=8), store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", query, limit=1)
+    assert found == oracle_search(docs, "loc-1", query, limit=1)
+    pages = [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    assert pages
+    assert pages[0][1] == "moore"  # the driver's first index range: location, then its word
 
 
 def test_search_treats_input_literally(store: SqlStore) -> None:

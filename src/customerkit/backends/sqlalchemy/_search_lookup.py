@@ -8,6 +8,7 @@ field. ``WordLookup.plan`` turns that into a ``Plan``; a typo's words take one m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -232,21 +233,26 @@ class WordLookup:
         """
         keys = self._count_keys()
         cap = max(1, limits.COUNT_CAP // len(keys))
-        found = []
-        for code, strength in keys:
-            if strength == EXACT:
-                condition = Sql("word = ?", (word,))
-            else:
-                condition = Sql("word > ? AND word < ?", (word, successor(word)))
-            found.append(
-                Sql(
-                    "(SELECT count(*) FROM (SELECT 1 FROM customer_words "  # noqa: S608
-                    f"WHERE location_id = ? AND field = {code:d} AND {condition.text} "
-                    f"LIMIT {cap:d}) AS capped)",
-                    (self.location_id, *condition.parameters),
-                )
-            )
-        return found
+        return [self._counted(word, code, strength, cap) for code, strength in keys]
+
+    def _counted(self, word: str, code: int, strength: int, cap: int) -> Sql:
+        """The entries of ``word`` on one field at one strength (EXACT or PREFIX), up to ``cap``."""
+        if strength == EXACT:
+            condition = Sql("word = ?", (word,))
+        else:
+            condition = Sql("word > ? AND word < ?", (word, successor(word)))
+        return Sql(
+            "(SELECT count(*) FROM (SELECT 1 FROM customer_words "  # noqa: S608
+            f"WHERE location_id = ? AND field = {code:d} AND {condition.text} "
+            f"LIMIT {cap:d}) AS capped)",
+            (self.location_id, *condition.parameters),
+        )
+
+    def recount(self, keys: Sequence[tuple[str, int, int]]) -> list[int]:
+        """The entries of each ``(word, field code, strength)``, up to RECOUNT_CAP, at once."""
+        counted = joined([self._counted(*key, limits.RECOUNT_CAP) for key in keys], ", ")
+        (row,) = execute(self.connection, Sql(f"SELECT {counted.text}", counted.parameters))
+        return [int(value) for value in row]
 
     def count(self, word: str) -> Counts:
         """The index entries of ``word`` per searched field, as look_up counted them."""

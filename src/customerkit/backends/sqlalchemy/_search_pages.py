@@ -44,6 +44,8 @@ class SearchContext:
     counts: dict[str, Counts]
     cap: int
     judge: Judge | None
+    #: (word, field code, strength) counted again up to RECOUNT_CAP (see ``driver``).
+    recounted: set[tuple[str, int, int]] = attrs.field(factory=set)
 
     @property
     def texts(self) -> list[str]:
@@ -64,8 +66,37 @@ class SearchContext:
         return any(counts.within(codes, tier) == 0 for counts in self.counts.values())
 
     def driver(self, codes: Sequence[int], tier: int) -> Plan:
-        """The plan of the word driving a bucket of these fields and tier."""
-        return self.drivers[pick_driver(self.drivers, self.counts, codes, tier)]
+        """The plan of the word driving a bucket of these fields and tier.
+
+        When the word picked and another that could drive as well both reached their counts'
+        cap here, their capped counts are taken again, up to RECOUNT_CAP, and the pick made
+        again on them: unless the word picked starts with the other ("catt cat"), which then
+        has at least as many entries.
+        """
+        word = pick_driver(self.drivers, self.counts, codes, tier)
+        mergeable = self.drivers[word].mergeable()
+        capped = {
+            rival: keys
+            for rival in self.drivers
+            if self.drivers[rival].mergeable() == mergeable
+            # A word starting with the rival has no more entries up to the prefix tier.
+            and (rival == word or tier > PREFIX or not word.startswith(rival))
+            and (keys := self._capped(rival, codes, tier))
+        }
+        if word in capped and len(capped) > 1:
+            wanted = [(rival, *key) for rival, keys in capped.items() for key in keys]
+            for (rival, *key), found in zip(wanted, self.words.recount(wanted), strict=True):
+                self.counts[rival].found[(key[0], key[1])] = found
+            self.recounted.update(wanted)
+            word = pick_driver(self.drivers, self.counts, codes, tier)
+        return self.drivers[word]
+
+    def _capped(self, word: str, codes: Sequence[int], tier: int) -> list[tuple[int, int]]:
+        """The keys of a word's counts at their cap here and not counted again yet."""
+        counts = self.counts.get(word)
+        if counts is None:
+            return []
+        return [key for key in counts.capped(codes, tier) if (word, *key) not in self.recounted]
 
 
 class Candidates:

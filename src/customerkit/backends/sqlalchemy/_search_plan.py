@@ -117,6 +117,14 @@ class Counts(NamedTuple):
             n for (code, strength), n in self.found.items() if code in codes and strength >= tier
         )
 
+    def capped(self, codes: Sequence[int], tier: int) -> list[tuple[int, int]]:
+        """The (field code, strength) pairs of ``within`` whose count reached the cap."""
+        return [
+            key
+            for key, n in self.found.items()
+            if key[0] in codes and key[1] >= tier and n >= self.cap
+        ]
+
 
 class Bucket(NamedTuple):
     """One rank class of hits: a tier and whether NAME attains every word's best strength."""
