@@ -571,6 +571,17 @@ def test_m1_m2_report_does_not_depend_on_input_order(
     )
 
 
+def test_m1_a_pair_matched_on_close_and_fair_names_says_so() -> None:
+    """Close first names and fair last names (no other field) score past the threshold; the
+    pair's reasons say which names, where they once came out empty (found by hypothesis)."""
+    records = [
+        {"id": "r00", "customer_id": "c1", "first_name": "Ann", "last_name": "Smith"},
+        {"id": "r01", "customer_id": "c1", "first_name": "Anne", "last_name": "Smyth"},
+    ]
+    (pair,) = find_duplicates(records, kind="contact").pairs
+    assert pair.reasons == ("first names similar 0.86", "last names similar 0.80")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.one_of(

@@ -10,6 +10,8 @@ from customerkit.matching.config import MatchConfig
 from customerkit.matching.features import Features
 
 _LABELS: Final[Mapping[str, str]] = {
+    "first": "first name",
+    "last": "last name",
     "company": "company name",
     "number": "customer number",
     "email": "email",
@@ -21,6 +23,8 @@ _LABELS: Final[Mapping[str, str]] = {
     "postal": "postal code",
 }
 _PLURAL: Final[Mapping[str, str]] = {
+    "first": "first names",
+    "last": "last names",
     "company": "company names",
     "email": "emails",
     "address": "addresses",
@@ -46,7 +50,10 @@ def _level_reason(name: str, level: str, sim: float) -> str:
     return f"{_label(name)} {level}"
 
 
-def _name_reasons(compared: Compared, k: int, features: Features) -> list[str]:
+def _name_reasons(
+    compared: Compared, k: int, features: Features, model: Model, config: MatchConfig
+) -> list[str]:
+    """The names' reasons: the usual combinations in a few words, else each name's own level."""
     levels, sim = compared.levels, compared.similarity
     first, last = levels["first"][k], levels["last"][k]
     if compared.swapped[k]:
@@ -69,6 +76,22 @@ def _name_reasons(compared: Compared, k: int, features: Features) -> list[str]:
         out.append(f"last names similar {sim['last'][k]:.2f}")
     elif first == SAME:
         out.append("same first name")
+    # A pair may score on names at levels none of the above reads ("ann smith" and "anne
+    # smyth": close first names, fair last names): then each name that carries weight.
+    return out or _weighed_reasons(("first", "last"), compared, k, model, config)
+
+
+def _weighed_reasons(
+    names: tuple[str, ...], compared: Compared, k: int, model: Model, config: MatchConfig
+) -> list[str]:
+    """Each of these comparisons whose level carries a positive weight, in words."""
+    out = []
+    for name in names:
+        level = int(compared.levels[name][k])
+        if level == MISSING or model.weights[name][level] <= 0:
+            continue
+        sim = float(compared.similarity[name][k]) if name in compared.similarity else 1.0
+        out.append(_level_reason(name, levels_of(name, config)[level - 1], sim))
     return out
 
 
@@ -84,13 +107,7 @@ def reasons(
     out: list[str] = []
     for name in sorted(model.names, key=lambda name: _REASON_ORDER.get(name, 0)):
         if name == "last":
-            out.extend(_name_reasons(compared, k, features))
-            continue
-        if name == "first":
-            continue
-        level = int(compared.levels[name][k])
-        if level == MISSING or model.weights[name][level] <= 0:
-            continue
-        sim = float(compared.similarity[name][k]) if name in compared.similarity else 1.0
-        out.append(_level_reason(name, levels_of(name, config)[level - 1], sim))
+            out.extend(_name_reasons(compared, k, features, model, config))
+        elif name != "first":
+            out.extend(_weighed_reasons((name,), compared, k, model, config))
     return tuple(out)
