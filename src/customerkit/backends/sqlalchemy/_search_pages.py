@@ -68,23 +68,23 @@ class SearchContext:
     def driver(self, codes: Sequence[int], tier: int) -> Plan:
         """The plan of the word driving a bucket of these fields and tier.
 
-        When the word picked and another that could drive as well both reached their counts'
-        cap here, their capped counts are taken again, up to RECOUNT_CAP, and the pick made
-        again on them: unless the word picked starts with the other ("catt cat"), which then
-        has at least as many entries.
+        When the word picked reached its count's cap here, its count is only a floor, and may
+        hide a word commoner than another that could drive as well: the capped counts of both
+        are taken again, up to RECOUNT_CAP, and the pick made again on them. Not against a word
+        the picked one starts with ("catt cat"), which has at least as many entries.
         """
         word = pick_driver(self.drivers, self.counts, codes, tier)
         mergeable = self.drivers[word].mergeable()
-        capped = {
-            rival: keys
+        rivals = [
+            rival
             for rival in self.drivers
-            if self.drivers[rival].mergeable() == mergeable
+            if rival != word
+            and self.drivers[rival].mergeable() == mergeable
             # A word starting with the rival has no more entries up to the prefix tier.
-            and (rival == word or tier > PREFIX or not word.startswith(rival))
-            and (keys := self._capped(rival, codes, tier))
-        }
-        if word in capped and len(capped) > 1:
-            wanted = [(rival, *key) for rival, keys in capped.items() for key in keys]
+            and (tier > PREFIX or not word.startswith(rival))
+        ]
+        if rivals and self._capped(word, codes, tier):
+            wanted = [(w, *key) for w in (word, *rivals) for key in self._capped(w, codes, tier)]
             for (rival, *key), found in zip(wanted, self.words.recount(wanted), strict=True):
                 self.counts[rival].found[(key[0], key[1])] = found
             self.recounted.update(wanted)
