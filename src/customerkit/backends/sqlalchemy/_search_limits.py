@@ -9,11 +9,11 @@ from __future__ import annotations
 
 #: Index entries a short query word may match and still be indexed (see ``indexed_words``).
 COUNT_CAP = 5000
-#: Index entries per field and strength a word's count is taken up to when two words that may
-#: drive a bucket both reach their share of COUNT_CAP there: capped alike, the counts cannot
-#: tell which is rarer ("moore mar" on NAME: 9,687 against 39,687 entries, both counted as
-#: 625 or more, and the common word drove, 50 ms). Counting 16,384 entries costs about 1 ms
-#: from a warm index.
+#: Index entries per field and strength a word's count is taken up to again when the word
+#: picked to drive a bucket reached its share of COUNT_CAP there, and another could drive: a
+#: capped count is a floor, and cannot tell which word is rarer ("moore mar" on NAME: 9,687
+#: against 39,687 entries, both counted as 625 or more, and the common word drove, 50 ms).
+#: Counting 16,384 entries costs about 1 ms from a warm index.
 RECOUNT_CAP = 16384
 #: Distinct indexed words read one index range each; more are read as one condition, whose
 #: rows the database sorts.
