@@ -945,8 +945,8 @@ def test_search_ties_on_name_length_are_broken_by_name_then_id(store: SqlStore) 
 
 
 def test_search_drives_by_the_rarer_word_when_both_counts_are_capped(store: SqlStore) -> None:
-    """Two words that both reach their count cap are counted again before one drives the
-    bucket: capped alike, the common prefix "mar" (40 customers) looked rarer than "moore"
+    """A word picked to drive a bucket on a capped count is counted again, with the others
+    that could drive: capped, the common prefix "mar" (40 customers) looked rarer than "moore"
     (1 count each on "moore" and "moores" against 1 on "mar...") and read every customer."""
     moore = [f"Moore {w}" for w in ("Farms", "Tires", "Group", "Hauling", "Feed")]
     moores = [f"Moores {w}" for w in ("Farms", "Tires", "Group")]

@@ -19,8 +19,8 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    ranks above the prefix tier: the tiers are capped there.
 3. The *driver*, the rarest word on the bucket's fields at its tier (that can drive: not a
    1-2 character word matching a large share of the index; counted per field, capped, and
-   counted again further when two that may drive are capped alike), gives each bucket its
-   candidates: one statement per page reads its rows in ``(name_length, customer_id)``
+   counted again further when the word picked is capped and another could drive), gives each
+   bucket its candidates: one statement per page reads its rows in ``(name_length, customer_id)``
    order, a merge of one index range per field and listed word (SQLite's MERGE (UNION ALL),
    PostgreSQL's Merge Append), continued by keyset, each page 4x larger. The same statement
    checks the other words, at the bucket's tier and fields: by an index probe on the
