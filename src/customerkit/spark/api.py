@@ -250,13 +250,9 @@ def _kinds(coded: DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     rows = coded.groupBy(*_KIND).count().collect()
-    return pd.DataFrame(
-        {
-            "code": np.array([row["code"] for row in rows], np.int64),
-            "same_name": np.array([row["same_name"] for row in rows], np.bool_),
-            "a_count": np.array([row["a_count"] for row in rows], np.int64),
-            "count": np.array([row["count"] for row in rows], np.int64),
-        }
+    frame = pd.DataFrame(rows, columns=[*_KIND, "count"])
+    return frame.astype(
+        {"code": np.int64, "same_name": np.bool_, "a_count": np.int64, "count": np.int64}
     )
 
 
@@ -351,8 +347,7 @@ def find_duplicates_spark(
     # Weighed once per kind of pair, on the driver; Spark keeps the pairs of the kinds kept.
     kept_kinds = stages.at_threshold(kinds)
     chosen = spark.createDataFrame(
-        list(zip(*(kept_kinds[column].tolist() for column in _KIND), strict=True)),
-        "code long, same_name boolean, a_count long",
+        kept_kinds[list(_KIND)], "code long, same_name boolean, a_count long"
     )
     at_threshold = coded.join(sf.broadcast(chosen), list(_KIND)).select("a", "b")
     kept = (

@@ -85,8 +85,8 @@ class SearchContext:
         ]
         if rivals and self._capped(word, codes, tier):
             wanted = [(w, *key) for w in (word, *rivals) for key in self._capped(w, codes, tier)]
-            for (rival, *key), found in zip(wanted, self.words.recount(wanted), strict=True):
-                self.counts[rival].found[(key[0], key[1])] = found
+            for (w, code, strength), found in zip(wanted, self.words.recount(wanted), strict=True):
+                self.counts[w].found[(code, strength)] = found
             self.recounted.update(wanted)
             word = pick_driver(self.drivers, self.counts, codes, tier)
         return self.drivers[word]
