@@ -142,3 +142,41 @@ def test_extra_comparisons_and_tiny_chunks_are_refused() -> None:
         find_kept_duplicates(None, kind="customer", config=extra)  # type: ignore[arg-type]
     with pytest.raises(ck.MatchingError, match="chunk_size"):
         find_kept_duplicates(None, kind="customer", chunk_size=1)  # type: ignore[arg-type]
+
+
+class _SpreadBlocks:
+    """40 customers in 10 kept blocks of 4, each block's members far apart in id order."""
+
+    def __init__(self) -> None:
+        records = synth.labelled_customers(40, seed=5, locations=("loc-1",)).records
+        self.records_by_id = {row["id"]: row for row in records}
+        ids = sorted(self.records_by_id)
+        self.keys = sorted((f"spread:{at % 10}", "", record_id) for at, record_id in enumerate(ids))
+        self.loads: list[int] = []
+
+    def records(self, batch_size: int) -> Any:
+        ids = sorted(self.records_by_id)
+        for start in range(0, len(ids), batch_size):
+            yield [self.records_by_id[i] for i in ids[start : start + batch_size]]
+
+    def rows(self, batch_size: int) -> Any:
+        for start in range(0, len(self.keys), batch_size):
+            yield self.keys[start : start + batch_size]
+
+    def load_rows(self, ids: Any) -> list[Any]:
+        self.loads.append(len(ids))
+        return [self.records_by_id[i] for i in ids]
+
+    def count_named(self) -> int:
+        return len(self.records_by_id)
+
+
+def test_a_chunk_of_pairs_reads_the_records_of_its_blocks_only() -> None:
+    # Pairs in id order would mix blocks: the first six, (0, 10), (0, 20), (0, 30), (1, 11),
+    # ..., need eight records; a block's six pairs need its four.
+    blocks = _SpreadBlocks()
+    report = find_kept_duplicates(
+        blocks, kind="customer", config=MatchConfig(estimate=False), workers=1, chunk_size=6
+    )
+    assert report.compared == 60
+    assert blocks.loads[:10] == [4] * 10

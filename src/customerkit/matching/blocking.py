@@ -17,7 +17,7 @@ the same pairs.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
@@ -486,23 +486,44 @@ def block_pairs(order: IntArray, starts: IntArray, n: int, *, cap: int, window: 
     of them; a larger one pairs each record with the next ``window - 1`` in its order (a
     sorted neighbourhood).
     """
+    codes = [
+        np.minimum(a, b) * n + np.maximum(a, b)
+        for _, a, b in _block_steps(order, starts, cap=cap, window=window)
+    ]
+    return np.concatenate(codes) if codes else np.empty(0, np.int64)
+
+
+def pairs_by_block(
+    order: IntArray, starts: IntArray, n: int, *, cap: int, window: int
+) -> tuple[IntArray, IntArray]:
+    """``block_pairs``' codes, and the block (its index in ``starts``) proposing each."""
+    codes, blocks = [], []
+    for entries, a, b in _block_steps(order, starts, cap=cap, window=window):
+        codes.append(np.minimum(a, b) * n + np.maximum(a, b))
+        blocks.append(np.searchsorted(starts, entries, side="right") - 1)
+    if not codes:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(codes), np.concatenate(blocks).astype(np.int64)
+
+
+def _block_steps(
+    order: IntArray, starts: IntArray, *, cap: int, window: int
+) -> Iterator[tuple[IntArray, IntArray, IntArray]]:
+    """Per step ``s``: each entry paired with the entry ``s`` after it, and both records."""
     if order.size == 0:
-        return np.empty(0, np.int64)
+        return
     lengths = np.diff(np.r_[starts, order.size])
     ends = np.repeat(starts + lengths, lengths)
     at = np.arange(order.size)
     limit = np.where(np.repeat(lengths, lengths) <= cap, ends, np.minimum(ends, at + window))
-    out = []
     active = at[limit - at > 1]
     step = 1
     while active.size:
         a, b = order[active], order[active + step]
         distinct_records = a != b  # a multi-key rule may put one record twice in a block
-        a, b = a[distinct_records], b[distinct_records]
-        out.append(np.minimum(a, b) * n + np.maximum(a, b))
+        yield active[distinct_records], a[distinct_records], b[distinct_records]
         step += 1
         active = active[limit[active] - active > step]
-    return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def candidate_pairs(

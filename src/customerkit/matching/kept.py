@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from customerkit.errors import MatchingError
 from customerkit.matching import _kept_tasks as _tasks
-from customerkit.matching.blocking import block_pairs, name_block
+from customerkit.matching.blocking import name_block, pairs_by_block
 from customerkit.matching.comparisons import Model, comparisons_of, starting_parameters
 from customerkit.matching.config import MatchConfig, Parameters
 from customerkit.matching.estimate import (
@@ -129,28 +129,37 @@ def _candidates(
     chunk_size: int,
     names: tuple[str, IntArray],
 ) -> tuple[IntArray, IntArray]:
-    """Every pair of positions some kept block proposes, each once, sorted.
+    """Every pair of positions some kept block proposes, each once, block by block.
 
-    Fills ``names``' counts on the way (see ``_count_names``; its text is the name blocks'
-    prefix).
+    Each pair goes with the first block that proposes it, and the pairs come in their blocks'
+    order: a chunk of consecutive pairs then needs the records of a few blocks, where pairs in
+    position order spread over the whole location (a chunk of 50,000 read some 50,000
+    records). Fills ``names``' counts on the way (see ``_count_names``; its text is the name
+    blocks' prefix).
     """
     n = max(len(position), 1)
-    parts: list[IntArray] = []
+    codes: list[IntArray] = []
+    proposers: list[IntArray] = []
+    seen = 0  # the blocks of the batches before
     carried: list[tuple[str, str, str]] = []  # the last block of a batch may go on in the next
-    for batch in blocks.rows(chunk_size):
+    # The last batch, empty, takes what is carried.
+    for batch in chain(blocks.rows(chunk_size), [()]):
         rows = [*carried, *batch]
-        last = rows[-1][0]
         cut = len(rows)
-        while cut and rows[cut - 1][0] == last:
+        while batch and cut and rows[cut - 1][0] == rows[-1][0]:
             cut -= 1
         whole, carried = rows[:cut], rows[cut:]
-        parts.append(_pairs_of_rows(whole, position, config, names))
-    parts.append(_pairs_of_rows(carried, position, config, names))
-    codes = np.concatenate(parts) if parts else np.empty(0, np.int64)
-    codes.sort()
-    if codes.size:
-        codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
-    return codes // n, codes % n
+        pairs, proposer, count = _pairs_of_rows(whole, position, config, names)
+        codes.append(pairs)
+        proposers.append(proposer + seen)
+        seen += count
+    code, proposer = np.concatenate(codes), np.concatenate(proposers)
+    del codes, proposers
+    order = np.lexsort((proposer, code))
+    code, proposer = code[order], proposer[order]
+    first = np.r_[True, code[1:] != code[:-1]] if code.size else np.empty(0, np.bool_)
+    code = code[first][np.argsort(proposer[first], kind="stable")]
+    return code // n, code % n
 
 
 def _pairs_of_rows(
@@ -158,10 +167,14 @@ def _pairs_of_rows(
     position: Mapping[str, int],
     config: MatchConfig,
     names: tuple[str, IntArray],
-) -> IntArray:
-    """The pairs of whole blocks, given as their sorted kept-key rows (counting names)."""
+) -> tuple[IntArray, IntArray, int]:
+    """The pairs of whole blocks, given as their sorted kept-key rows (counting names).
+
+    Returns each pair's code, the block proposing it (numbered from 0 here) and how many
+    blocks there are.
+    """
     if not rows:
-        return np.empty(0, np.int64)
+        return np.empty(0, np.int64), np.empty(0, np.int64), 0
     n = max(len(position), 1)
     starts = np.flatnonzero(
         np.fromiter(
@@ -172,7 +185,10 @@ def _pairs_of_rows(
     )
     positions = np.fromiter((position[row[2]] for row in rows), np.int64, len(rows))
     _count_names(rows, starts, positions, names)
-    return block_pairs(positions, starts, n, cap=config.block_cap, window=config.window)
+    codes, proposers = pairs_by_block(
+        positions, starts, n, cap=config.block_cap, window=config.window
+    )
+    return codes, proposers, int(starts.size)
 
 
 def _count_names(
