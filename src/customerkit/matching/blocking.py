@@ -493,17 +493,15 @@ def block_pairs(order: IntArray, starts: IntArray, n: int, *, cap: int, window: 
     return np.concatenate(codes) if codes else np.empty(0, np.int64)
 
 
-def pairs_by_block(
-    order: IntArray, starts: IntArray, n: int, *, cap: int, window: int
-) -> tuple[IntArray, IntArray]:
-    """``block_pairs``' codes, and the block (its index in ``starts``) proposing each."""
+def pairs_by_block(order: IntArray, starts: IntArray, n: int, *, cap: int, window: int) -> IntArray:
+    """``block_pairs``' codes, one block's after another's, blocks in the order of ``starts``."""
     codes, blocks = [], []
     for entries, a, b in _block_steps(order, starts, cap=cap, window=window):
         codes.append(np.minimum(a, b) * n + np.maximum(a, b))
-        blocks.append(np.searchsorted(starts, entries, side="right") - 1)
+        blocks.append(np.searchsorted(starts, entries, side="right"))
     if not codes:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(codes), np.concatenate(blocks).astype(np.int64)
+        return np.empty(0, np.int64)
+    return np.concatenate(codes)[np.argsort(np.concatenate(blocks), kind="stable")]
 
 
 def _block_steps(

@@ -138,28 +138,24 @@ def _candidates(
     blocks' prefix).
     """
     n = max(len(position), 1)
-    codes: list[IntArray] = []
-    proposers: list[IntArray] = []
-    seen = 0  # the blocks of the batches before
+    parts: list[IntArray] = []
     carried: list[tuple[str, str, str]] = []  # the last block of a batch may go on in the next
-    # The last batch, empty, takes what is carried.
-    for batch in chain(blocks.rows(chunk_size), [()]):
+    for batch in blocks.rows(chunk_size):
         rows = [*carried, *batch]
+        last = rows[-1][0]
         cut = len(rows)
-        while batch and cut and rows[cut - 1][0] == rows[-1][0]:
+        while cut and rows[cut - 1][0] == last:
             cut -= 1
         whole, carried = rows[:cut], rows[cut:]
-        pairs, proposer, count = _pairs_of_rows(whole, position, config, names)
-        codes.append(pairs)
-        proposers.append(proposer + seen)
-        seen += count
-    code, proposer = np.concatenate(codes), np.concatenate(proposers)
-    del codes, proposers
-    order = np.lexsort((proposer, code))
-    code, proposer = code[order], proposer[order]
-    first = np.r_[True, code[1:] != code[:-1]] if code.size else np.empty(0, np.bool_)
-    code = code[first][np.argsort(proposer[first], kind="stable")]
-    return code // n, code % n
+        parts.append(_pairs_of_rows(whole, position, config, names))
+    parts.append(_pairs_of_rows(carried, position, config, names))
+    codes = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    del parts
+    # The pairs are in their blocks' order: keep each where it first comes.
+    first = np.unique(codes, return_index=True)[1]
+    first.sort()
+    codes = codes[first]
+    return codes // n, codes % n
 
 
 def _pairs_of_rows(
@@ -167,14 +163,13 @@ def _pairs_of_rows(
     position: Mapping[str, int],
     config: MatchConfig,
     names: tuple[str, IntArray],
-) -> tuple[IntArray, IntArray, int]:
-    """The pairs of whole blocks, given as their sorted kept-key rows (counting names).
+) -> IntArray:
+    """The pairs of whole blocks, block by block, given as their sorted kept-key rows.
 
-    Returns each pair's code, the block proposing it (numbered from 0 here) and how many
-    blocks there are.
+    Counts names on the way.
     """
     if not rows:
-        return np.empty(0, np.int64), np.empty(0, np.int64), 0
+        return np.empty(0, np.int64)
     n = max(len(position), 1)
     starts = np.flatnonzero(
         np.fromiter(
@@ -185,10 +180,7 @@ def _pairs_of_rows(
     )
     positions = np.fromiter((position[row[2]] for row in rows), np.int64, len(rows))
     _count_names(rows, starts, positions, names)
-    codes, proposers = pairs_by_block(
-        positions, starts, n, cap=config.block_cap, window=config.window
-    )
-    return codes, proposers, int(starts.size)
+    return pairs_by_block(positions, starts, n, cap=config.block_cap, window=config.window)
 
 
 def _count_names(
