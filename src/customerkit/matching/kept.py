@@ -133,7 +133,7 @@ def _candidates(
 
     Each pair goes with the first block that proposes it, and the pairs come in their blocks'
     order: a chunk of consecutive pairs then needs the records of a few blocks, where pairs in
-    position order spread over the whole location (a chunk of 50,000 read some 50,000
+    position order spread over the whole location (a chunk of pairs read nearly as many
     records). Fills ``names``' counts on the way (see ``_count_names``; its text is the name
     blocks' prefix).
     """
