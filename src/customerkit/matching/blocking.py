@@ -494,14 +494,17 @@ def block_pairs(order: IntArray, starts: IntArray, n: int, *, cap: int, window: 
 
 
 def pairs_by_block(order: IntArray, starts: IntArray, n: int, *, cap: int, window: int) -> IntArray:
-    """``block_pairs``' codes, one block's after another's, blocks in the order of ``starts``."""
-    codes, blocks = [], []
+    """``block_pairs``' codes, one block's after another's, blocks in the order of ``starts``.
+
+    A block is a run of entries, so ordering the pairs by their first entry orders them by block.
+    """
+    codes, firsts = [], []
     for entries, a, b in _block_steps(order, starts, cap=cap, window=window):
         codes.append(np.minimum(a, b) * n + np.maximum(a, b))
-        blocks.append(np.searchsorted(starts, entries, side="right"))
+        firsts.append(entries)
     if not codes:
         return np.empty(0, np.int64)
-    return np.concatenate(codes)[np.argsort(np.concatenate(blocks), kind="stable")]
+    return np.concatenate(codes)[np.argsort(np.concatenate(firsts), kind="stable")]
 
 
 def _block_steps(
