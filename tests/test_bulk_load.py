@@ -24,7 +24,7 @@ import customerkit as ck
 from customerkit import synth, validation
 from customerkit import text as text_module
 from customerkit.backends import memory
-from customerkit.backends.sqlalchemy import _rows
+from customerkit.backends.sqlalchemy import _rows, unit_of_work
 from customerkit.errors import ValidationError
 from customerkit.model import Customer, CustomerKind, NewCustomer
 from customerkit.services._context import changes_between, record_history
@@ -268,7 +268,8 @@ def test_memory_rollback_forgets_the_sorted_ids_it_added() -> None:
 
 
 def test_sqlite_bulk_load_cache_is_for_that_transaction_only(tmp_path: Any) -> None:
-    """A bulk load grows its batches and its page cache; the connection gets its cache back."""
+    """A bulk load grows its batches and its page cache and lets its sorts use threads; the
+    connection gets its settings back."""
     from sqlalchemy import event
 
     book = ck.open_book(f"sqlite:///{tmp_path / 'b.db'}", hasher=ck.PasswordHasher.for_tests())
@@ -281,11 +282,13 @@ def test_sqlite_bulk_load_cache_is_for_that_transaction_only(tmp_path: Any) -> N
     assert len(created) == 300
     assert any(statement.startswith("PRAGMA main.cache_size = -") for statement in seen)
     assert any(statement.startswith("PRAGMA temp.cache_size = -") for statement in seen)
+    assert f"PRAGMA threads = {unit_of_work.BULK_SORT_THREADS}" in seen
     inserts = [s for s in seen if s.startswith("INSERT INTO customers")]
     assert len(inserts) < 300 * 2 // 10  # batches grew past the store's 10 rows
     with store.unit_of_work() as uow:
         assert uow.connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
         assert uow.connection.exec_driver_sql("PRAGMA temp.cache_size").scalar_one() == -2000
+        assert uow.connection.exec_driver_sql("PRAGMA threads").scalar_one() == 0
     word = drafts[0].company_name.split()[0]
     hits = book.customers.search(word, actor=ADMIN, limit=500)
     assert created[0].id in {hit.customer.id for hit in hits}
@@ -622,6 +625,50 @@ def test_load_and_create_many_store_the_same_book(
         assert hits[0] == hits[1]
     for book in books:
         book.close()
+
+
+_DEFINITIONS = {
+    "sqlite": "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%' ORDER BY type, name",
+    "postgresql": (
+        "SELECT 'index', indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = current_schema() UNION ALL "
+        "SELECT 'key', conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = CAST(current_schema() AS regnamespace) ORDER BY 1, 2"
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_load_into_an_empty_book_leaves_its_keys_and_indexes_as_they_were(
+    backend: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """A load into an empty book drops indexes and keys and builds them after its rows: every
+    one is back, as defined, and the vocabulary holds each word once, the word a purged
+    customer left there (the vocabulary keeps its words) included."""
+    from sqlalchemy import text
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'b.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
+    store: Any = book.store
+    with store.engine.begin() as connection:
+        before = connection.execute(text(_DEFINITIONS[backend])).all()
+        connection.execute(text("INSERT INTO search_vocab (word) VALUES ('garage')"))
+        if backend == "sqlite":  # its trigram index, kept by the library, not by a trigger
+            fill = "INSERT INTO search_vocab_fts (rowid, word) SELECT id, word FROM search_vocab"
+            connection.execute(text(fill))
+    drafts = [draft for _, draft in synth.customers(300, seed=6, locations=("loc-1",))]
+    drafts[0] = attrs.evolve(drafts[0], company_name="Garage Est")
+    assert book.customers.load(iter(drafts), actor=ADMIN, chunk_size=100) == 300
+    with store.engine.connect() as connection:
+        assert connection.execute(text(_DEFINITIONS[backend])).all() == before
+        counted = "SELECT word, count(*) FROM search_vocab GROUP BY word HAVING count(*) > 1"
+        assert connection.execute(text(counted)).all() == []
+    assert [hit.customer.company_name for hit in book.customers.search("arage e", actor=ADMIN)] \
+        == ["Garage Est"]  # fmt: skip
+    book.close()
 
 
 def test_a_postgresql_load_leaves_its_pages_all_visible(postgres_url: str) -> None:

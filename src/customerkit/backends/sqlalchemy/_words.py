@@ -25,10 +25,13 @@ from customerkit.model import Customer
 _KNOWN_WORDS_CAP = 200_000
 _WORDS = BulkInsert(schema.customer_words)
 _VOCABULARY = BulkInsert(schema.search_vocab, columns=["word"], prefix="OR IGNORE")
-#: PostgreSQL: new words in one statement, an array parameter; a word another transaction
-#: added first is skipped (after waiting for it to commit or roll back).
-_PG_VOCABULARY = (
-    "INSERT INTO search_vocab(word) SELECT unnest(CAST(%s AS text[])) ON CONFLICT DO NOTHING"
+#: PostgreSQL: new words in one statement, an array parameter. Words the vocabulary holds are
+#: skipped before they are inserted (a probe of its index; or one pass over it where a bulk
+#: load into an empty book dropped its keys: see ``_load``); a word another transaction adds
+#: meanwhile is skipped after waiting for it to commit or roll back.
+PG_NEW_WORDS = (
+    "INSERT INTO search_vocab(word) SELECT w FROM unnest(CAST(%s AS text[])) AS w "
+    "WHERE NOT EXISTS (SELECT 1 FROM search_vocab AS v WHERE v.word = w) ON CONFLICT DO NOTHING"
 )
 _DELETE = (
     "DELETE FROM customer_words WHERE location_id = ? AND field = ? AND word = ? "
@@ -140,7 +143,7 @@ class WordWriter:
         if not new:
             return
         if not self._sqlite:
-            connection.exec_driver_sql(_PG_VOCABULARY, (sorted(new),))
+            connection.exec_driver_sql(PG_NEW_WORDS, (sorted(new),))
             self._remember(new)
             return
         # Ids only grow (INTEGER PRIMARY KEY, never deleted) and we hold the write lock, so the
