@@ -148,7 +148,7 @@ class CustomerRepository(StoredKeysIndex):
         found: dict[str, Customer] = {}
         connection = self._uow.reader()
         for part in chunks(sorted(set(customer_ids))):
-            rows = connection.execute(_BY_IDS, {"ids": part}).mappings()
+            rows = connection.execute(_BY_IDS, {"ids": part}).mappings().all()  # one fetch
             found.update((row["id"], _rows.customer_from_row(row)) for row in rows)
         return found
 
