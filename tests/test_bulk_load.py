@@ -638,23 +638,27 @@ _DEFINITIONS = {
 }
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "postgresql, partitioned"])
 def test_a_load_into_an_empty_book_leaves_its_keys_and_indexes_as_they_were(
     backend: str, tmp_path: Any, request: pytest.FixtureRequest
 ) -> None:
     """A load into an empty book drops indexes and keys and builds them after its rows: every
-    one is back, as defined, and the vocabulary holds each word once, the word a purged
-    customer left there (the vocabulary keeps its words) included."""
+    one is back, as defined (on a book partitioned by location too), and the vocabulary holds
+    each word once, the word a purged customer left there (the vocabulary keeps its words)
+    included."""
     from sqlalchemy import text
+
+    from customerkit.backends.sqlalchemy import SqlStore
 
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'b.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    book = ck.open_book(url, hasher=ck.PasswordHasher.for_tests())
-    store: Any = book.store
+    partitions = 4 if backend.endswith("partitioned") else 0
+    store: Any = SqlStore(url, partitions=partitions)
+    book = ck.Book(store, hasher=ck.PasswordHasher.for_tests())
     with store.engine.begin() as connection:
-        before = connection.execute(text(_DEFINITIONS[backend])).all()
+        before = connection.execute(text(_DEFINITIONS[store.engine.dialect.name])).all()
         connection.execute(text("INSERT INTO search_vocab (word) VALUES ('garage')"))
         if backend == "sqlite":  # its trigram index, kept by the library, not by a trigger
             fill = "INSERT INTO search_vocab_fts (rowid, word) SELECT id, word FROM search_vocab"
@@ -663,7 +667,7 @@ def test_a_load_into_an_empty_book_leaves_its_keys_and_indexes_as_they_were(
     drafts[0] = attrs.evolve(drafts[0], company_name="Garage Est")
     assert book.customers.load(iter(drafts), actor=ADMIN, chunk_size=100) == 300
     with store.engine.connect() as connection:
-        assert connection.execute(text(_DEFINITIONS[backend])).all() == before
+        assert connection.execute(text(_DEFINITIONS[store.engine.dialect.name])).all() == before
         counted = "SELECT word, count(*) FROM search_vocab GROUP BY word HAVING count(*) > 1"
         assert connection.execute(text(counted)).all() == []
     assert [hit.customer.company_name for hit in book.customers.search("arage e", actor=ADMIN)] \
