@@ -18,11 +18,11 @@ from __future__ import annotations
 from json.encoder import encode_basestring
 from typing import Any
 
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, func, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text
 
-from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy import _rows
 from customerkit.backends.sqlalchemy._bulk import BulkInsert
-from customerkit.backends.sqlalchemy._words import PG_NEW_WORDS
+from customerkit.backends.sqlalchemy._words import add_words
 from customerkit.ports import NewCustomers
 from customerkit.text import fold
 
@@ -61,10 +61,6 @@ _SETTLE = {
     "ORDER BY (w || chr(1) || lpad(CAST(s.name_length AS text), 10, '0') || chr(1) "
     '|| s.customer_id) COLLATE "C"',
 }
-_VOCABULARY = BulkInsert(schema.search_vocab, columns=["word"], prefix="OR IGNORE")
-_FTS_FILL = (
-    "INSERT INTO search_vocab_fts(rowid, word) SELECT id, word FROM search_vocab WHERE id > ?"
-)
 _CODES = tuple((str(code), name) for code, name in _rows.SEARCH_FIELDS.values())
 assert all(len(code) == 1 for code, _ in _CODES)  # noqa: S101 - the spreading reads one digit
 
@@ -114,15 +110,8 @@ class WordStage:
         dialect = connection.dialect.name
         connection.exec_driver_sql(_DDL[dialect])
         connection.exec_driver_sql(_SETTLE[dialect])
-        # In the vocabulary's order (binary on both databases), so its B-tree fills in order.
         words, self._distinct = sorted(self._distinct), set()
-        if dialect == "sqlite":
-            largest = func.coalesce(func.max(schema.search_vocab.c.id), 0)
-            before = connection.scalar(select(largest))
-            _VOCABULARY.run(connection, [(word,) for word in words])
-            connection.exec_driver_sql(_FTS_FILL, (before,))
-        else:
-            connection.exec_driver_sql(PG_NEW_WORDS, (words,))
+        add_words(connection, words)
         connection.exec_driver_sql("DROP TABLE customer_words_loaded")
 
     def reset(self) -> None:

@@ -12,6 +12,7 @@ no rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from sqlalchemy import Column, Connection, MetaData, Table, func, select
@@ -24,15 +25,17 @@ from customerkit.model import Customer
 # load's memory stays flat (INSERT OR IGNORE makes a forgotten word merely cost a lookup).
 _KNOWN_WORDS_CAP = 200_000
 _WORDS = BulkInsert(schema.customer_words)
-_VOCABULARY = BulkInsert(schema.search_vocab, columns=["word"], prefix="OR IGNORE")
 #: PostgreSQL: new words in one statement, an array parameter. Words the vocabulary holds are
 #: skipped before they are inserted (a probe of its index; or one pass over it where a bulk
 #: load into an empty book dropped its keys: see ``_load``); a word another transaction adds
 #: meanwhile is skipped after waiting for it to commit or roll back.
-PG_NEW_WORDS = (
+_PG_NEW_WORDS = (
     "INSERT INTO search_vocab(word) SELECT w FROM unnest(CAST(%s AS text[])) AS w "
     "WHERE NOT EXISTS (SELECT 1 FROM search_vocab AS v WHERE v.word = w) ON CONFLICT DO NOTHING"
 )
+#: SQLite: new words in one statement, a JSON array parameter (at 10^6 customers' 1.2 million
+#: words: 0.7 s, where an ``executemany`` of one row per word took 1.9-2.5 s).
+_SQLITE_NEW_WORDS = "INSERT OR IGNORE INTO search_vocab(word) SELECT value FROM json_each(?)"
 _DELETE = (
     "DELETE FROM customer_words WHERE location_id = ? AND field = ? AND word = ? "
     "AND customer_id = ? AND name_length = ?"
@@ -140,18 +143,9 @@ class WordWriter:
 
     def _add_vocabulary(self, connection: Connection, found: set[str]) -> None:
         new = found - self._known
-        if not new:
-            return
-        if not self._sqlite:
-            connection.exec_driver_sql(PG_NEW_WORDS, (sorted(new),))
+        if new:
+            add_words(connection, sorted(new))
             self._remember(new)
-            return
-        # Ids only grow (INTEGER PRIMARY KEY, never deleted) and we hold the write lock, so the
-        # words added now are exactly those above the current largest id.
-        before = connection.scalar(select(func.coalesce(func.max(schema.search_vocab.c.id), 0)))
-        _VOCABULARY.run(connection, [(word,) for word in sorted(new)])
-        connection.exec_driver_sql(_FTS_FILL, (before,))
-        self._remember(new)
 
     def _remember(self, new: set[str]) -> None:
         if len(self._known) + len(new) > _KNOWN_WORDS_CAP:
@@ -188,3 +182,18 @@ class WordWriter:
             return
         self._delete_rows(connection, before)
         self._insert_rows(connection, after)
+
+
+def add_words(connection: Connection, words: list[str]) -> None:
+    """Add ``words`` to the vocabulary (and SQLite's trigram index), skipping those it holds.
+
+    In the vocabulary's order (binary on both databases), its B-tree fills in order.
+    """
+    if connection.dialect.name != "sqlite":
+        connection.exec_driver_sql(_PG_NEW_WORDS, (words,))
+        return
+    # Ids only grow (INTEGER PRIMARY KEY, never deleted) and we hold the write lock, so the
+    # words added now are exactly those above the current largest id.
+    before = connection.scalar(select(func.coalesce(func.max(schema.search_vocab.c.id), 0)))
+    connection.exec_driver_sql(_SQLITE_NEW_WORDS, (json.dumps(words),))
+    connection.exec_driver_sql(_FTS_FILL, (before,))
