@@ -110,8 +110,8 @@ class WordStage:
         dialect = connection.dialect.name
         connection.exec_driver_sql(_DDL[dialect])
         connection.exec_driver_sql(_SETTLE[dialect])
-        words, self._distinct = sorted(self._distinct), set()
-        add_words(connection, words)
+        add_words(connection, self._distinct)
+        self._distinct = set()
         connection.exec_driver_sql("DROP TABLE customer_words_loaded")
 
     def reset(self) -> None:

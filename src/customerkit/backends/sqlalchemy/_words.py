@@ -144,7 +144,7 @@ class WordWriter:
     def _add_vocabulary(self, connection: Connection, found: set[str]) -> None:
         new = found - self._known
         if new:
-            add_words(connection, sorted(new))
+            add_words(connection, new)
             self._remember(new)
 
     def _remember(self, new: set[str]) -> None:
@@ -184,11 +184,12 @@ class WordWriter:
         self._insert_rows(connection, after)
 
 
-def add_words(connection: Connection, words: list[str]) -> None:
-    """Add ``words`` to the vocabulary (and SQLite's trigram index), skipping those it holds.
+def add_words(connection: Connection, found: Iterable[str]) -> None:
+    """Add words to the vocabulary (and SQLite's trigram index), skipping those it holds.
 
-    In the vocabulary's order (binary on both databases), its B-tree fills in order.
+    In the vocabulary's order (binary on both databases), so its B-tree fills in order.
     """
+    words = sorted(found)
     if connection.dialect.name != "sqlite":
         connection.exec_driver_sql(_PG_NEW_WORDS, (words,))
         return
