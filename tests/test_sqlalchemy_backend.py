@@ -6,6 +6,7 @@ SQL backend has (RELIABILITY decisions 1-5, T1, T6, T10) and its repositories di
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -873,6 +874,12 @@ SMALL_CONSTANTS = st.fixed_dictionaries(
         # 0: other words are never probed, always read in the page's name lengths.
         "PAGE_PROBES": st.sampled_from([0, 40960]),
         "PG_PAGE_PROBES": st.sampled_from([0, 1024]),
+        # 0: another word is checked through the forward index whenever it can be counted;
+        # 10**9: read in the page's name lengths unless too common to count.
+        "FORWARD_ROWS": st.sampled_from([0, 4, 10**9]),
+        # 0: PostgreSQL reads another word's range in the page's name lengths; 10**9: checks
+        # it through the forward index whenever it is a range.
+        "PG_FORWARD_PAGE": st.sampled_from([0, 320, 10**9]),
     }
 )
 
@@ -940,6 +947,24 @@ def test_search_ties_on_name_length_are_broken_by_name_then_id(store: SqlStore) 
     for limit in (1, 2, 7, 29, 30, 31):
         small_pages = mock.patch.multiple(search_limits, FIRST_PAGE=1, MAX_PAGE=2)
         with small_pages, store.unit_of_work() as uow:
+            found = uow.customers.search("loc-1", query, limit=limit)
+        assert found == oracle_search(docs, "loc-1", query, limit=limit)
+
+
+def test_search_stops_inside_a_page_only_after_its_best_rows(store: SqlStore) -> None:
+    """Rule S5: a page holding many more hits than the limit, read in one statement; the
+    search stops reading it once the best are found (on SQLite, before the rest are checked),
+    which is right only if its rows come in the page's order: shortest names first."""
+    rng = random.Random(7)
+    lengths = list(range(60))
+    rng.shuffle(lengths)  # written in no particular order
+    names = [f"Abc D{'x' * n}" for n in lengths]
+    customers = [make_customer(f"p{i}", company_name=name) for i, name in enumerate(names)]
+    add(store, *customers)
+    docs = [search_document(c) for c in customers]
+    query = parse_query("abc d")
+    for limit in (1, 5, 17):
+        with mock.patch.multiple(search_limits, FIRST_PAGE=100), store.unit_of_work() as uow:
             found = uow.customers.search("loc-1", query, limit=limit)
         assert found == oracle_search(docs, "loc-1", query, limit=limit)
 

@@ -10,10 +10,11 @@ the customers that hold them all. Written as text: see ``Sql``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
+from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _search_limits as limits
 from customerkit.backends.sqlalchemy._rows import SEARCH_FIELDS
@@ -31,7 +32,7 @@ from customerkit.backends.sqlalchemy._search_plan import (
 )
 from customerkit.backends.sqlalchemy._search_rank import Judge
 from customerkit.backends.sqlalchemy.anchors import successor
-from customerkit.search.rules import EXACT, FUZZY, INFIX, PREFIX
+from customerkit.search.rules import EXACT, FUZZY, INFIX, MIN_INFIX_LENGTH, PREFIX
 
 
 @attrs.frozen(kw_only=True)
@@ -84,12 +85,36 @@ class SearchContext:
             and (tier > PREFIX or not word.startswith(rival))
         ]
         if rivals and self._capped(word, codes, tier):
-            wanted = [(w, *key) for w in (word, *rivals) for key in self._capped(w, codes, tier)]
-            for (w, code, strength), found in zip(wanted, self.words.recount(wanted), strict=True):
-                self.counts[w].found[(code, strength)] = found
-            self.recounted.update(wanted)
+            self._recount(
+                [(w, *key) for w in (word, *rivals) for key in self._capped(w, codes, tier)]
+            )
             word = pick_driver(self.drivers, self.counts, codes, tier)
         return self.drivers[word]
+
+    def rows_within(
+        self, words: Sequence[str], codes: Sequence[int], tier: int
+    ) -> list[int | None]:
+        """Each word's entries on these fields at ``tier`` or better, None when too many.
+
+        Capped counts are taken again up to RECOUNT_CAP first, in one statement; None when one
+        is still there (or the word was not counted).
+        """
+        self._recount([(w, *key) for w in words for key in self._capped(w, codes, tier)])
+        found: list[int | None] = []
+        for word in words:
+            counts = self.counts.get(word)
+            rows = [] if counts is None else counts.within_each(codes, tier)
+            capped = counts is None or any(n >= limits.RECOUNT_CAP for n in rows)
+            found.append(None if capped else sum(rows))
+        return found
+
+    def _recount(self, wanted: list[tuple[str, int, int]]) -> None:
+        """Count these (word, field code, strength) again, up to RECOUNT_CAP."""
+        if not wanted:
+            return
+        for (w, code, strength), found in zip(wanted, self.words.recount(wanted), strict=True):
+            self.counts[w].found[(code, strength)] = found
+        self.recounted.update(wanted)
 
     def _capped(self, word: str, codes: Sequence[int], tier: int) -> list[tuple[int, int]]:
         """The keys of a word's counts at their cap here and not counted again yet."""
@@ -111,25 +136,26 @@ class Candidates:
         self.bucket = bucket
         single = search.judge is None
         self.codes = bucket.codes(search.words.codes, single=single)
-        driver = search.driver(self.codes, bucket.tier)
+        driver = self.driver = search.driver(self.codes, bucket.tier)
         self.others = [plan for plan in search.plans.values() if plan.word != driver.word]
         self.strengths = bucket.strengths(driver, search.cap, single=single)
         self.after: tuple[int, str] | None = None  # keyset: the last row read
         self.upto: int | None = None  # the longest name length still wanted, when known
         self.done = not self.codes or not self.strengths or search.empty(self.codes, bucket.tier)
 
-    def page(self, size: int) -> list[Any]:
+    def page(self, size: int) -> Iterator[Any]:
         """The held rows of the next ``size``, and the page's last row, where it goes on.
 
         Each row: customer id, name length, field code, strength, rows read, texts (None
         unless held). Rows of customers not holding the other words stay in the database.
         """
-        rows = execute(self.search.words.connection, self._statement(size))
-        rows.sort(key=lambda row: (row[1], row[0], row[2]))  # the statement's order
-        if rows:
-            self.after = (rows[-1][1], rows[-1][0])
-        self.done = not rows or rows[0].read < size
-        return rows
+        last, read = None, 0
+        for row in _in_page_order(self.search.words.connection, self._statement(size)):
+            last, read = row, row.read
+            yield row
+        if last is not None:
+            self.after = (last[1], last[0])
+        self.done = last is None or read < size
 
     def _statement(self, size: int) -> Sql:
         """The page (a merge of index ranges), each row held or not, its texts if held.
@@ -206,10 +232,12 @@ class Candidates:
             strengths = self.bucket.strengths(plan, self.search.cap, single=False)
             if not strengths:
                 return Sql("1 = 0")  # the word never reaches this tier
+            check = None
             if all(self._checkable(strength) for strength in strengths):
-                found.append(self._probed(strengths, size) or self._windowed(strengths))
-            else:
-                found.append(self._forward(plan.word, strengths))
+                check = self._probed(strengths, size)
+                if check is None and not self._window_costs_more(plan.word, strengths, size):
+                    check = self._windowed(strengths)
+            found.append(check or self._forward(plan.word, strengths))
         return joined(found, " AND ")
 
     def _checkable(self, strength: Strength) -> bool:
@@ -219,10 +247,46 @@ class Candidates:
         """
         return strength.checkable
 
-    def _mine(self, alias: str = "") -> Sql:
+    def _window_costs_more(self, word: str, strengths: Sequence[Strength], size: int) -> bool:
+        """Whether reading a word's rows in the page's window costs more than the forward index.
+
+        The forward index costs a seek per candidate (and on SQLite stops with the page).
+        On SQLite the window holds about the word's share of rows at the page's name lengths,
+        the page's share of the driver's, each read into a list, and a range not listed is
+        read at every name length to find them: a seek costs about FORWARD_ROWS such rows.
+        Weighing needs both words counted (counting again costs 1-3 ms): for a range, or a
+        page large enough. A word too common to count goes to the forward index when its
+        range would be read whole ("comp s": 239,000 "s" words on NAME read for 320
+        candidates, 14 ms) or the driver could be counted, the rarer ("hughes i": 69,000 "i"
+        words on NAME against 8,750 "hughes", 44 ms against 5 ms); when neither can be
+        counted, or infixes are wanted (not counted), the window, as before.
+        """
+        ranged = not all(s.listed is not None for s in strengths)
+        if not self.search.words.sqlite:
+            # A range is an array of the vocabulary's words there, a seek each: hundreds for a
+            # 1-2 character word ("mo": 434), tens for a longer one; a candidate's seek costs
+            # about a third of one ("comp s": 23 -> 8 ms with pages of 320 so checked).
+            short = len(word) < MIN_INFIX_LENGTH
+            return ranged and size <= limits.PG_FORWARD_PAGE // (1 if short else 4)
+        small = size * limits.FORWARD_ROWS < limits.RECOUNT_CAP
+        if self.bucket.tier < PREFIX or (small and not ranged):
+            return False
+        rows, driven = self.search.rows_within(
+            [word, self.driver.word], self.codes, self.bucket.tier
+        )
+        if rows is None and (ranged or driven is not None):
+            return True
+        floor = limits.RECOUNT_CAP  # what an uncounted word has at least
+        window = (rows or floor) * min(1.0, size / max(1, driven or floor))
+        if ranged:
+            window += (rows or floor) / limits.RANGE_ROWS_PER_ROW  # the range read for them
+        return window > size * limits.FORWARD_ROWS
+
+    def _mine(self, alias: str = "", *, field_seek: bool = True) -> Sql:
         codes = ", ".join(str(code) for code in self.codes)
+        field = f"{alias}field" if field_seek else f"{alias}field + 0"
         return Sql(
-            f"{alias}location_id = ? AND {alias}field IN ({codes})",
+            f"{alias}location_id = ? AND {field} IN ({codes})",
             (self.search.words.location_id,),
         )
 
@@ -268,7 +332,10 @@ class Candidates:
             conditions = []
         conditions += [s.condition for s in strengths if s.strength == FUZZY]
         either = joined([Sql(f"({c.text})", c.parameters) for c in conditions], " OR ")
-        mine = self._mine("w.")
+        # On PostgreSQL the field is no seek (``+ 0``): with it, the word table's key looked
+        # cheaper to the planner, and read a word's whole range for every candidate ("inc
+        # jack": 1.5 ms each, estimated one row).
+        mine = self._mine("w.", field_seek=self.search.words.sqlite)
         return Sql(
             f"EXISTS (SELECT 1 FROM customer_words w WHERE w.customer_id = page.customer_id "  # noqa: S608
             f"AND {mine.text} AND ({either.text}))",
@@ -294,3 +361,24 @@ class Candidates:
             )
             parameters += [*mine.parameters, *condition.parameters]
         return Sql(f"page.customer_id IN ({' UNION ALL '.join(selects)})", tuple(parameters))
+
+
+def _in_page_order(connection: Connection, statement: Sql) -> Iterator[Any]:
+    """The rows of a page statement, in the page's order, as the caller reads them.
+
+    SQLite checks a row's other words only when it is fetched: a caller that stops once
+    its page is full leaves the rest unchecked. Its outer select scans the materialised page
+    in the order it was written (an ORDER BY there would sort, so check, every row first);
+    the property tests, with pages of one or two rows, stop inside pages. PostgreSQL's rows
+    are all computed before the first arrives, and sorted here.
+    """
+    if connection.dialect.name != "sqlite":
+        rows = execute(connection, statement)
+        rows.sort(key=lambda row: (row[1], row[0], row[2]))  # the statement's order
+        yield from rows
+        return
+    result = connection.exec_driver_sql(statement.text, statement.parameters)
+    try:
+        yield from result
+    finally:
+        result.close()

@@ -113,9 +113,13 @@ class Counts(NamedTuple):
 
     def within(self, codes: Sequence[int], tier: int) -> int:
         """Entries on these fields matching at ``tier`` or better (infixes not counted)."""
-        return sum(
+        return sum(self.within_each(codes, tier))
+
+    def within_each(self, codes: Sequence[int], tier: int) -> list[int]:
+        """The counts ``within`` adds up."""
+        return [
             n for (code, strength), n in self.found.items() if code in codes and strength >= tier
-        )
+        ]
 
     def capped(self, codes: Sequence[int], tier: int) -> list[tuple[int, int]]:
         """The (field code, strength) pairs of ``within`` whose count reached the cap."""
