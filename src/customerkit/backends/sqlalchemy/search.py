@@ -26,8 +26,10 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    checks the other words, at the bucket's tier and fields: by an index probe on the
    candidate's full key when their listed words are few (and, on PostgreSQL, the page small:
    a seek costs more there), else by reading their rows within the page's name lengths once,
-   a seek per vocabulary word. Only the customers that hold every word come back, with
-   their stored texts, looked up one by one.
+   a seek per vocabulary word, or, where that reads more (weighed on the words' counts on
+   SQLite; a range on PostgreSQL's small pages), by a seek on each candidate's own words.
+   Only the customers that hold every word come back, with their stored texts, looked up
+   one by one; SQLite checks a row only when it is fetched, so a full page stops early.
 4. A candidate of bucket ``(t, NAME ? 0 : 1)`` with name length ``L`` ranks at best
    ``(-t, 0 or 1, L)``; words the database could not check (a 1-2 character word starting
    too many words) can only make it worse. The candidates are judged with the oracle's rules
