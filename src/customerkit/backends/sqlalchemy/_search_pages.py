@@ -264,8 +264,9 @@ class Candidates:
         ranged = not all(s.listed is not None for s in strengths)
         if not self.search.words.sqlite:
             # A range is an array of the vocabulary's words there, a seek each: hundreds for a
-            # 1-2 character word ("mo": 434), tens for a longer one; a candidate's seek costs
-            # about a third of one ("comp s": 23 -> 8 ms with pages of 320 so checked).
+            # 1-2 character word ("mo": 434), tens for a longer one, while a seek per
+            # candidate costs about a third as much each ("comp s": 23 -> 8 ms with pages of
+            # up to 320 checked that way).
             short = len(word) < MIN_INFIX_LENGTH
             return ranged and size <= limits.PG_FORWARD_PAGE // (1 if short else 4)
         small = size * limits.FORWARD_ROWS < limits.RECOUNT_CAP
@@ -277,9 +278,10 @@ class Candidates:
         if rows is None and (ranged or driven is not None):
             return True
         floor = limits.RECOUNT_CAP  # what an uncounted word has at least
-        window = (rows or floor) * min(1.0, size / max(1, driven or floor))
+        rows = floor if rows is None else rows
+        window = rows * min(1.0, size / max(1, floor if driven is None else driven))
         if ranged:
-            window += (rows or floor) / limits.RANGE_ROWS_PER_ROW  # the range read for them
+            window += rows / limits.RANGE_ROWS_PER_ROW  # the range read for them
         return window > size * limits.FORWARD_ROWS
 
     def _mine(self, alias: str = "", *, field_seek: bool = True) -> Sql:
