@@ -73,10 +73,12 @@ def _cpu(action: Any) -> float:
     return time.process_time() - start
 
 
-def parts_per_row(drafts: list[ck.NewCustomer], method: str = "load") -> dict[str, float]:
+def parts_per_row(
+    drafts: list[ck.NewCustomer], method: str = "load", backend: str = "sqlite"
+) -> dict[str, float]:
     """CPU µs per customer of validation and of each record the load builds."""
     if method.startswith("load"):
-        return _load_parts_per_row(drafts)
+        return _load_parts_per_row(drafts, backend)
     sample = drafts[:_SAMPLE]
     reference = service.ReferenceCache(_AnyReference())
     values: list[dict[str, Any]] = []
@@ -112,8 +114,12 @@ def parts_per_row(drafts: list[ck.NewCustomer], method: str = "load") -> dict[st
     }
 
 
-def _load_parts_per_row(drafts: list[ck.NewCustomer]) -> dict[str, float]:
-    """``parts_per_row`` of ``load``: the chunk's columns and the rows built from them."""
+def _load_parts_per_row(drafts: list[ck.NewCustomer], backend: str) -> dict[str, float]:
+    """``parts_per_row`` of ``load``: the chunk's columns and the rows built from them.
+
+    The search words as ``backend``'s load writes them: a row per word on PostgreSQL, one
+    staged row per customer on SQLite.
+    """
     from customerkit.backends.sqlalchemy import _load_rows, _load_words, schema
     from customerkit.ports import NewCustomers
     from customerkit.services._created import new_changes
@@ -146,7 +152,9 @@ def _load_parts_per_row(drafts: list[ck.NewCustomer]) -> dict[str, float]:
     names = tuple(column.name for column in schema.customers.columns)
     row = _cpu(lambda: _load_rows.customer_rows(sqlite, chunk, names))
     history = _cpu(lambda: _load_rows.history_rows(sqlite, chunk, range(len(sample))))
-    found = _cpu(lambda: _load_words.WordStage().staged_rows(chunk, "sqlite"))
+    stage = _load_words.WordStage()
+    words = stage.word_rows if backend == "postgresql" else stage.staged_rows
+    found = _cpu(lambda: words(chunk))
     per = 1e6 / len(sample)
     return {
         "validation": validation * per,
@@ -167,7 +175,7 @@ def profile_lines(result: dict[str, Any]) -> list[str]:
     records = parts["customer"] + parts["row"] + parts["history"] + parts["words"]
     names = (
         ("the chunk's columns (values, history changes)", "customer rows", "history rows",
-         "staged search words")
+         "search words (staged on SQLite)")
         if result.get("method", "create_many").startswith("load")
         else ("`Customer` and its history record", "its row", "history JSON", "search words")
     )  # fmt: skip

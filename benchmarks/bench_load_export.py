@@ -267,7 +267,7 @@ def measure_load(
         out["load_s"], out["load_cpu_s"] = timed(load)
     out["method"], out["statements_s"] = method, statements.seconds
     out["load_peak_rss_mib"], out["rss_before_load_mib"] = peak_rss_mib(), before
-    out["parts_us"] = parts_per_row(drafts, method)
+    out["parts_us"] = parts_per_row(drafts, method, out["backend"])
     out["first_search_ms"], out["second_search_ms"] = search_passes(book, search_texts(drafts))
     out["base_load_s"] = baseline_load(url, drafts, folder)
 

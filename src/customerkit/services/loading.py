@@ -9,7 +9,7 @@ its rows chunk by chunk, so a million customers never sit in memory as records a
 2. the chunk's customers and their creation records go to the store in one call
    (``customerkit.ports.BulkLoad``), which writes them in column batches (the SQL backend: one
    ``executemany`` or ``COPY`` per table and chunk, search words staged and sorted in at the
-   end, secondary indexes built after the rows on an empty book);
+   end on SQLite, secondary indexes built after the rows on an empty book);
 3. after the last chunk, the unit of work commits: all rows, or, on any error or a killed
    process, none.
 

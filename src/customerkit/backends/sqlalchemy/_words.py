@@ -24,7 +24,8 @@ from customerkit.model import Customer
 # Words known to be in search_vocab already; past this many the cache starts over, so a bulk
 # load's memory stays flat (INSERT OR IGNORE makes a forgotten word merely cost a lookup).
 _KNOWN_WORDS_CAP = 200_000
-_WORDS = BulkInsert(schema.customer_words)
+#: ``customer_words`` rows, ``WordRow`` tuples (``COPY`` on PostgreSQL).
+WORDS = BulkInsert(schema.customer_words)
 #: PostgreSQL: new words in one statement, an array parameter. Words the vocabulary holds are
 #: skipped before they are inserted (a probe of its index; or one pass over it where a bulk
 #: load into an empty book dropped its keys: see ``_load``); a word another transaction adds
@@ -138,7 +139,7 @@ class WordWriter:
             return
         # In key order, consecutive rows land on the same B-tree pages.
         rows.sort(key=_key_order)
-        _WORDS.run(connection, rows)
+        WORDS.run(connection, rows)
         self._add_vocabulary(connection, {row[2] for row in rows})
 
     def _add_vocabulary(self, connection: Connection, found: set[str]) -> None:
