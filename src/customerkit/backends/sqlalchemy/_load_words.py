@@ -21,6 +21,7 @@ load's transaction: a rollback or a killed process takes it away with everything
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -56,11 +57,11 @@ _SETTLE = (
     "s.customer_id, s.name_length FROM customer_words_loaded AS s, json_each(s.words) AS w "
     "ORDER BY 2, 3, 5, 4"
 )
-#: (field code, value name) of each searchable field.
-_FIELDS = tuple(_rows.SEARCH_FIELDS.values())
-#: SQLite's staged words carry their field code as one leading digit.
-_CODES = tuple((str(code), name) for code, name in _FIELDS)
-assert all(len(code) == 1 for code, _ in _CODES)  # noqa: S101 - the spreading reads one digit
+#: (field code, the code as the one leading digit of SQLite's staged words, value name) of
+#: each searchable field.
+_FIELDS = tuple((code, str(code), name) for code, name in _rows.SEARCH_FIELDS.values())
+# The spreading reads one digit.
+assert all(len(digit) == 1 for _, digit, _ in _FIELDS)  # noqa: S101
 
 
 def _json_array(words: list[str]) -> str:
@@ -90,31 +91,38 @@ class WordStage:
 
     def word_rows(self, chunk: NewCustomers) -> list[WordRow]:
         """The chunk's ``customer_words`` rows; their words are noted as seen."""
-        words_of = _rows.words_of
         location_id = chunk.location_id
-        distinct = self._distinct
-        rows: list[WordRow] = []
-        for customer_id, values in zip(chunk.ids, chunk.values, strict=True):
-            name_length = len(fold(values["company_name"]))
-            for code, name in _FIELDS:
-                words = words_of(values[name])
-                distinct.update(words)
-                rows.extend((location_id, code, word, customer_id, name_length) for word in words)
-        return rows
+        return [
+            (location_id, code, word, customer_id, name_length)
+            for customer_id, name_length, found in self._words(chunk)
+            for code, _, words in found
+            for word in words
+        ]
 
     def staged_rows(self, chunk: NewCustomers) -> list[tuple[Any, ...]]:
         """SQLite: the chunk's staged rows, one per customer; their words are noted as seen."""
-        words_of = _rows.words_of
         location_id = chunk.location_id
-        rows = []
+        return [
+            (
+                location_id,
+                customer_id,
+                name_length,
+                _json_array([digit + word for _, digit, words in found for word in words]),
+            )
+            for customer_id, name_length, found in self._words(chunk)
+        ]
+
+    def _words(
+        self, chunk: NewCustomers
+    ) -> Iterator[tuple[str, int, list[tuple[int, str, tuple[str, ...]]]]]:
+        """Per customer: its id, name length and (field code, its digit, words) per field."""
+        words_of = _rows.words_of
         distinct = self._distinct
         for customer_id, values in zip(chunk.ids, chunk.values, strict=True):
-            found = [(code, words_of(values[name])) for code, name in _CODES]
-            for _, words in found:
+            found = [(code, digit, words_of(values[name])) for code, digit, name in _FIELDS]
+            for _, _, words in found:
                 distinct.update(words)
-            packed = _json_array([code + word for code, words in found for word in words])
-            rows.append((location_id, customer_id, len(fold(values["company_name"])), packed))
-        return rows
+            yield customer_id, len(fold(values["company_name"])), found
 
     def settle(self, connection: Connection) -> None:
         """Add the load's new words to the vocabulary (SQLite: spread the staged words first)."""

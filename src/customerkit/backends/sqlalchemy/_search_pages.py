@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _search_limits as limits
 from customerkit.backends.sqlalchemy._rows import SEARCH_FIELDS
@@ -150,7 +149,7 @@ class Candidates:
         unless held). Rows of customers not holding the other words stay in the database.
         """
         last, read = None, 0
-        for row in _in_page_order(self.search.words.connection, self._statement(size)):
+        for row in _in_page_order(self.search.words, self._statement(size)):
             last, read = row, row.read
             yield row
         if last is not None:
@@ -365,7 +364,7 @@ class Candidates:
         return Sql(f"page.customer_id IN ({' UNION ALL '.join(selects)})", tuple(parameters))
 
 
-def _in_page_order(connection: Connection, statement: Sql) -> Iterator[Any]:
+def _in_page_order(words: WordLookup, statement: Sql) -> Iterator[Any]:
     """The rows of a page statement, in the page's order, as the caller reads them.
 
     SQLite checks a row's other words only when it is fetched: a caller that stops once
@@ -374,12 +373,12 @@ def _in_page_order(connection: Connection, statement: Sql) -> Iterator[Any]:
     the property tests, with pages of one or two rows, stop inside pages. PostgreSQL's rows
     are all computed before the first arrives, and sorted here.
     """
-    if connection.dialect.name != "sqlite":
-        rows = execute(connection, statement)
+    if not words.sqlite:
+        rows = execute(words.connection, statement)
         rows.sort(key=lambda row: (row[1], row[0], row[2]))  # the statement's order
         yield from rows
         return
-    result = connection.exec_driver_sql(statement.text, statement.parameters)
+    result = words.connection.exec_driver_sql(statement.text, statement.parameters)
     try:
         yield from result
     finally:
