@@ -330,7 +330,8 @@ def test_attrs_records_and_their_ids() -> None:
 
 
 def test_dataframe_input_with_missing_values() -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # the test extras install it: a missing pandas fails here, not skips
+
     frame = pd.DataFrame(
         {
             "id": ["x", "y", "z"],
