@@ -2,8 +2,11 @@
 
 The parent loads ``--size`` labelled synthetic customers (:mod:`customerkit.synth`, seeded) of
 one location into a new book (an SQLite file, or with ``--engine postgresql`` a throwaway
-PostgreSQL server started from the local binaries) and keeps the location's blocking keys
-(timed apart: the first ``find_duplicates`` or ``find_similar`` of a location does it once).
+PostgreSQL server started from the local binaries) with ``book.customers.load``; with
+``--book-size`` larger than ``--size``, the rest of the book's customers follow, spread evenly
+over ``--other-locations`` other locations (each its own load), so the location searched is
+the largest of a large book. The parent then keeps the location's blocking keys (timed apart:
+the first ``find_duplicates`` or ``find_similar`` of a location does it once).
 Freshly spawned processes then each time one way of finding the location's duplicates:
 
 * ``in memory``: the customers read with ``iter_location`` and ``customerkit.find_duplicates``
@@ -146,8 +149,11 @@ def _database(engine: str, folder: Path) -> Iterator[str]:
         yield create_database(server)
 
 
-def _fill(url: str, size: int, seed: int) -> tuple[float, float]:
-    """Load the customers and keep their blocking keys; the seconds each took."""
+def _fill(
+    url: str, size: int, seed: int, others: int, locations: int
+) -> tuple[float, float, float]:
+    """Load the location, then ``others`` customers of other locations, and keep the location's
+    blocking keys; the seconds each of the three took."""
     import customerkit as ck
     from customerkit import synth
 
@@ -159,15 +165,24 @@ def _fill(url: str, size: int, seed: int) -> tuple[float, float]:
     del data
     book = ck.open_book(url)
     start = time.perf_counter()
-    book.customers.create_many(drafts, actor=_actor())
+    book.customers.load(drafts, actor=_actor())
     loaded = time.perf_counter() - start
+    del drafts
+    start = time.perf_counter()
+    for at in range(locations if others else 0):
+        location = f"loc-{at + 2}"
+        share = others // locations + (at < others % locations)
+        rows = synth.customers(share, seed=seed + 1 + at, locations=(location,))
+        admin = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id=location)
+        book.customers.load((draft for _, draft in rows), actor=admin)
+    filled = time.perf_counter() - start
     start = time.perf_counter()
     with book.store.unit_of_work() as uow:
         uow.customers.keep_blocks("loc-1", region=book.config.phone_region)  # type: ignore[attr-defined]
         uow.commit()
     kept = time.perf_counter() - start
     book.close()
-    return loaded, kept
+    return loaded, filled, kept
 
 
 def main() -> None:
@@ -176,6 +191,10 @@ def main() -> None:
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--chunk-size", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--book-size", type=int, help="customers in the whole book (default: --size, one location)"
+    )
+    parser.add_argument("--other-locations", type=int, default=9)
     parser.add_argument(
         "--workers", type=int, choices=(1, 2), default=2, help="chunked runs with 1 to N workers"
     )
@@ -187,11 +206,20 @@ def main() -> None:
         report_child_result(result)
         return
     runs = ("in memory", "chunked 1 worker", "chunked 2 workers")[: 1 + args.workers]
+    book_size = max(args.book_size or args.size, args.size)
+    others = book_size - args.size
+    if others and args.other_locations < 1:
+        parser.error("--other-locations must be at least 1 when the book holds others")
+    book_text = (
+        "one location"
+        if not others
+        else f"the largest of {args.other_locations + 1} locations, {book_size:,} customers in all"
+    )
     with (
         tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp,
         _database(args.engine, Path(tmp)) as url,
     ):
-        loaded, kept = _fill(url, args.size, args.seed)
+        loaded, filled, kept = _fill(url, args.size, args.seed, others, args.other_locations)
         load_before = load_average()
         results = {which: _spawn(url, which, args.chunk_size) for which in runs}
     digests = {r["digest"] for r in results.values()}
@@ -199,11 +227,13 @@ def main() -> None:
     base = results["in memory"]["wall"]
     lines = [
         f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine {args.engine} "
-        f"--chunk-size {args.chunk_size} --workers {args.workers}`; seed {args.seed}; one "
-        f"location; load before the runs: {load_text(load_before)}.",
+        f"--chunk-size {args.chunk_size} --workers {args.workers}"
+        + (f" --book-size {book_size} --other-locations {args.other_locations}" if others else "")
+        + f"`; seed {args.seed}; {book_text}; load before the runs: {load_text(load_before)}.",
         "",
-        f"Loading the customers (`create_many`): {loaded:.1f} s; keeping their blocking keys "
-        f"(once per location): {kept:.1f} s.",
+        f"Loading the location's customers (`load`): {loaded:.1f} s"
+        + (f"; the other locations' {others:,} (one `load` each): {filled:.1f} s" if others else "")
+        + f"; keeping the location's blocking keys (once per location): {kept:.1f} s.",
         "",
         "| run | wall s | vs in memory | main peak MiB | worker peak MiB | pairs compared |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -215,19 +245,21 @@ def main() -> None:
         "",
         f"Reports (pairs, scores, groups): {verdict}; {results['in memory']['pairs']:,} pairs.",
     ]
+    in_book = f" in a book of {book_size:,}" if others else ""
     append_section(
-        f"a location's customer duplicates on {args.engine}, {args.size:,} customers",
+        f"a location's customer duplicates on {args.engine}, {args.size:,} customers{in_book}",
         lines,
         figures=[
             figure(
                 "scale",
                 f"{args.engine}: duplicates of one location",
-                which if which == "in memory" else f"customerkit {which}",
+                (which if which == "in memory" else f"customerkit {which}") + in_book,
                 size=args.size,
                 value=r["wall"],
                 unit="s",
                 peak=r["peak"],
                 worker_peak=r["worker_peak"],
+                book_size=book_size,
             )
             for which, r in results.items()
         ],
