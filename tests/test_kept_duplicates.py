@@ -9,8 +9,14 @@ same report: pairs, scores, reasons, evidence, groups, parameters, fields and va
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,3 +186,69 @@ def test_a_chunk_of_pairs_reads_the_records_of_its_blocks_only() -> None:
     )
     assert report.compared == 60
     assert blocks.loads[:10] == [4] * 10
+
+
+_FINDER = """
+import sys
+import customerkit as ck
+
+book = ck.open_book(sys.argv[1])
+admin = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id="loc-1")
+print("finding", flush=True)
+while True:  # until killed
+    book.customers.find_duplicates(actor=admin, workers=2, chunk_size=50)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (read from Linux's ``/proc``)."""
+    found = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _running(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie waiting to be reaped has ended)."""
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.add(pid)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_workers_end_when_their_process_is_killed(tmp_path: Any) -> None:
+    """A process killed outright (SIGKILL) cannot stop its pool: its workers stop themselves
+    within a second or so, instead of waiting for work forever."""
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    book = ck.open_book(url, clock=FakeClock(), config=ck.BookConfig(customer_match=MATCH))
+    _fill(book, 300)
+    book.close()
+    finder = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _FINDER, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert finder.stdout is not None
+        assert finder.stdout.readline().strip() == "finding"
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = _running(_children(finder.pid))
+        assert len(workers) >= 2
+        finder.send_signal(signal.SIGKILL)
+        finder.wait()
+        deadline = time.monotonic() + 10
+        while _running(workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(workers)
+    finally:
+        finder.kill()
+        finder.wait()
+        if finder.stdout is not None:
+            finder.stdout.close()

@@ -7,6 +7,9 @@ unchanged, so a chunk's values are those ``find_duplicates`` computes for the sa
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +29,25 @@ from customerkit.matching.table import Kind, RecordTable, read_records
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+
+
+#: Seconds between a worker's checks that the process that started it is still there.
+ORPHAN_CHECK = 0.5
+
+
+def stop_when_orphaned(parent: int) -> None:
+    """A worker's initializer: end this process once ``parent`` is no longer its parent.
+
+    A parent killed outright (``SIGKILL``, out of memory) cannot shut its pool down, and its
+    workers would wait for work forever.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK)
+        os._exit(1)  # nothing to clean up: the work was the parent's, and it is gone
+
+    threading.Thread(target=watch, name="customerkit-orphan-watch", daemon=True).start()
 
 
 def stack(parts: Sequence[Any], dtype: Any) -> Any:

@@ -298,7 +298,12 @@ def find_kept_duplicates(
     executor: ProcessPoolExecutor | None = None
     if second is not None and workers > 1:
         # Processes cost a second or so to start: only for more than one chunk of records.
-        executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        executor = ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=_tasks.stop_when_orphaned,
+            initargs=(os.getpid(),),
+        )
     try:
         run = _Run(blocks, setup, config, executor, chunk_size, 2 * workers)
         read = chain([] if first is None else [first], [] if second is None else [second], batches)
