@@ -5,8 +5,11 @@ one location into a new book (an SQLite file, or with ``--engine postgresql`` a 
 PostgreSQL server started from the local binaries) with ``book.customers.load``; with
 ``--book-size`` larger than ``--size``, the rest of the book's customers follow, spread evenly
 over ``--other-locations`` other locations (each its own load), so the location searched is
-the largest of a large book. The parent then keeps the location's blocking keys (timed apart:
-the first ``find_duplicates`` or ``find_similar`` of a location does it once).
+the largest of a large book. With ``--search`` the parent then times 200 searches of the
+location (``bench_load_export``'s, typed as users type them; a first pass right after the
+loads, then a second), and with ``--search-only`` it stops there. Otherwise it keeps the
+location's blocking keys (timed apart: the first ``find_duplicates`` or ``find_similar`` of a
+location does it once).
 Freshly spawned processes then each time one way of finding the location's duplicates:
 
 * ``in memory``: the customers read with ``iter_location`` and ``customerkit.find_duplicates``
@@ -29,6 +32,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -43,6 +47,7 @@ from _common import (
     load_average,
     load_text,
     peak_rss_mib,
+    percentile,
     report_child_result,
     run_child,
 )
@@ -149,11 +154,14 @@ def _database(engine: str, folder: Path) -> Iterator[str]:
         yield create_database(server)
 
 
-def _fill(
-    url: str, size: int, seed: int, others: int, locations: int
-) -> tuple[float, float, float]:
-    """Load the location, then ``others`` customers of other locations, and keep the location's
-    blocking keys; the seconds each of the three took."""
+def _fill(  # noqa: PLR0917 - the command line's settings
+    url: str, size: int, seed: int, others: int, locations: int, search: bool, keep: bool
+) -> dict[str, Any]:
+    """Load the location, then ``others`` customers of other locations; time the location's
+    searches (``search``) and keeping its blocking keys (``keep``). The seconds of each step,
+    and each search's milliseconds."""
+    from bench_load_export import search_passes, search_texts
+
     import customerkit as ck
     from customerkit import synth
 
@@ -163,10 +171,12 @@ def _fill(
         for row in data.records
     ]
     del data
+    texts = search_texts(drafts)
     book = ck.open_book(url)
+    found: dict[str, Any] = {}
     start = time.perf_counter()
     book.customers.load(drafts, actor=_actor())
-    loaded = time.perf_counter() - start
+    found["loaded"] = time.perf_counter() - start
     del drafts
     start = time.perf_counter()
     for at in range(locations if others else 0):
@@ -175,14 +185,22 @@ def _fill(
         rows = synth.customers(share, seed=seed + 1 + at, locations=(location,))
         admin = ck.Actor(user_id="admin", role=ck.Role.DEALER_ADMIN, location_id=location)
         book.customers.load((draft for _, draft in rows), actor=admin)
-    filled = time.perf_counter() - start
-    start = time.perf_counter()
-    with book.store.unit_of_work() as uow:
-        uow.customers.keep_blocks("loc-1", region=book.config.phone_region)  # type: ignore[attr-defined]
-        uow.commit()
-    kept = time.perf_counter() - start
+    found["filled"] = time.perf_counter() - start
+    if search:
+        found["load_before_search"] = load_average()
+        found["first"], found["second"] = search_passes(book, texts)
+    if keep:
+        start = time.perf_counter()
+        with book.store.unit_of_work() as uow:
+            uow.customers.keep_blocks("loc-1", region=book.config.phone_region)  # type: ignore[attr-defined]
+            uow.commit()
+        found["kept"] = time.perf_counter() - start
     book.close()
-    return loaded, filled, kept
+    return found
+
+
+def _latency(times: list[float]) -> str:
+    return f"p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms"
 
 
 def main() -> None:
@@ -197,6 +215,10 @@ def main() -> None:
     parser.add_argument("--other-locations", type=int, default=9)
     parser.add_argument(
         "--workers", type=int, choices=(1, 2), default=2, help="chunked runs with 1 to N workers"
+    )
+    parser.add_argument("--search", action="store_true", help="time 200 searches after the loads")
+    parser.add_argument(
+        "--search-only", action="store_true", help="time the searches, not the duplicates"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -219,17 +241,49 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp,
         _database(args.engine, Path(tmp)) as url,
     ):
-        loaded, filled, kept = _fill(url, args.size, args.seed, others, args.other_locations)
+        search = args.search or args.search_only
+        steps = _fill(
+            url, args.size, args.seed, others, args.other_locations, search, not args.search_only
+        )
         load_before = load_average()
-        results = {which: _spawn(url, which, args.chunk_size) for which in runs}
+        results = {} if args.search_only else {w: _spawn(url, w, args.chunk_size) for w in runs}
+    loaded, filled = steps["loaded"], steps["filled"]
+    searched: list[str] = []
+    if search:
+        searched = [
+            f"200 searches of the location right after the loads (load before them: "
+            f"{load_text(steps['load_before_search'])}): first pass {_latency(steps['first'])}, "
+            f"second pass {_latency(steps['second'])}."
+        ]
+    flags = f" --book-size {book_size} --other-locations {args.other_locations}" if others else ""
+    flags += " --search-only" if args.search_only else " --search" if args.search else ""
+    in_book = f" in a book of {book_size:,}" if others else ""
+    if args.search_only:
+        append_section(
+            f"searches of a location on {args.engine}, {args.size:,} customers{in_book}",
+            [
+                f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine "
+                f"{args.engine}{flags}`; seed {args.seed}; {book_text}.",
+                "",
+                f"Loading the location's customers (`load`): {loaded:.1f} s"
+                + (
+                    f"; the other locations' {others:,} (one `load` each): {filled:.1f} s."
+                    if others
+                    else "."
+                ),
+                "",
+                *searched,
+            ],
+        )
+        return
+    kept = steps["kept"]
     digests = {r["digest"] for r in results.values()}
     verdict = "identical" if len(digests) == 1 else f"DIFFERENT ({len(digests)} reports)"
     base = results["in memory"]["wall"]
     lines = [
         f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine {args.engine} "
-        f"--chunk-size {args.chunk_size} --workers {args.workers}"
-        + (f" --book-size {book_size} --other-locations {args.other_locations}" if others else "")
-        + f"`; seed {args.seed}; {book_text}; load before the runs: {load_text(load_before)}.",
+        f"--chunk-size {args.chunk_size} --workers {args.workers}{flags}`; seed {args.seed}; "
+        f"{book_text}; load before the runs: {load_text(load_before)}.",
         "",
         f"Loading the location's customers (`load`): {loaded:.1f} s"
         + (f"; the other locations' {others:,} (one `load` each): {filled:.1f} s" if others else "")
@@ -244,8 +298,8 @@ def main() -> None:
         ),
         "",
         f"Reports (pairs, scores, groups): {verdict}; {results['in memory']['pairs']:,} pairs.",
+        *(["", *searched] if searched else []),
     ]
-    in_book = f" in a book of {book_size:,}" if others else ""
     append_section(
         f"a location's customer duplicates on {args.engine}, {args.size:,} customers{in_book}",
         lines,
