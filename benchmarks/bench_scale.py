@@ -171,7 +171,7 @@ def _fill(  # noqa: PLR0917 - the command line's settings
         for row in data.records
     ]
     del data
-    texts = search_texts(drafts)
+    texts = search_texts(drafts) if search else []
     book = ck.open_book(url)
     found: dict[str, Any] = {}
     start = time.perf_counter()
@@ -255,22 +255,23 @@ def main() -> None:
             f"{load_text(steps['load_before_search'])}): first pass {_latency(steps['first'])}, "
             f"second pass {_latency(steps['second'])}."
         ]
-    flags = f" --book-size {book_size} --other-locations {args.other_locations}" if others else ""
-    flags += " --search-only" if args.search_only else " --search" if args.search else ""
+    command = f"python benchmarks/bench_scale.py --size {args.size} --engine {args.engine}"
+    if not args.search_only:
+        command += f" --chunk-size {args.chunk_size} --workers {args.workers}"
+    if others:
+        command += f" --book-size {book_size} --other-locations {args.other_locations}"
+    command += " --search-only" if args.search_only else " --search" if args.search else ""
+    loading = f"Loading the location's customers (`load`): {loaded:.1f} s" + (
+        f"; the other locations' {others:,} (one `load` each): {filled:.1f} s" if others else ""
+    )
     in_book = f" in a book of {book_size:,}" if others else ""
     if args.search_only:
         append_section(
             f"searches of a location on {args.engine}, {args.size:,} customers{in_book}",
             [
-                f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine "
-                f"{args.engine}{flags}`; seed {args.seed}; {book_text}.",
+                f"Command: `{command}`; seed {args.seed}; {book_text}.",
                 "",
-                f"Loading the location's customers (`load`): {loaded:.1f} s"
-                + (
-                    f"; the other locations' {others:,} (one `load` each): {filled:.1f} s."
-                    if others
-                    else "."
-                ),
+                f"{loading}.",
                 "",
                 *searched,
             ],
@@ -281,13 +282,10 @@ def main() -> None:
     verdict = "identical" if len(digests) == 1 else f"DIFFERENT ({len(digests)} reports)"
     base = results["in memory"]["wall"]
     lines = [
-        f"Command: `python benchmarks/bench_scale.py --size {args.size} --engine {args.engine} "
-        f"--chunk-size {args.chunk_size} --workers {args.workers}{flags}`; seed {args.seed}; "
-        f"{book_text}; load before the runs: {load_text(load_before)}.",
+        f"Command: `{command}`; seed {args.seed}; {book_text}; load before the runs: "
+        f"{load_text(load_before)}.",
         "",
-        f"Loading the location's customers (`load`): {loaded:.1f} s"
-        + (f"; the other locations' {others:,} (one `load` each): {filled:.1f} s" if others else "")
-        + f"; keeping the location's blocking keys (once per location): {kept:.1f} s.",
+        f"{loading}; keeping the location's blocking keys (once per location): {kept:.1f} s.",
         "",
         "| run | wall s | vs in memory | main peak MiB | worker peak MiB | pairs compared |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
