@@ -18,11 +18,12 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    of an earlier bucket are skipped. When a word has no exact match in the index, no hit
    ranks above the prefix tier: the tiers are capped there.
 3. The *driver*, the rarest word on the bucket's fields at its tier (that can drive: not a
-   1-2 character word matching a large share of the index; counted per field, capped, and
-   counted again further when the word picked is capped and another could drive), gives each
-   bucket its candidates: one statement per page reads its rows in ``(name_length, customer_id)``
-   order, a merge of one index range per field and listed word (SQLite's MERGE (UNION ALL),
-   PostgreSQL's Merge Append), continued by keyset, each page 4x larger. The same statement
+   1-2 character word matching a large share of the index, unless its own entries there are
+   few and listed; counted per field, capped, and counted again further when the word
+   picked is capped and another could drive), gives each bucket its candidates: one
+   statement per page reads its rows in ``(name_length, customer_id)`` order, a merge of one
+   index range per field and listed word (SQLite's MERGE (UNION ALL), PostgreSQL's Merge
+   Append), continued by keyset, each page 4x larger. The same statement
    checks the other words, at the bucket's tier and fields: by an index probe on the
    candidate's full key when their listed words are few (and, on PostgreSQL, the page small:
    a seek costs more there), else by reading their rows within the page's name lengths once,
