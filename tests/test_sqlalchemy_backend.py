@@ -1018,6 +1018,54 @@ def test_search_drives_by_a_short_word_where_it_is_rare(store: SqlStore) -> None
     assert pages[0][1] == "lo"  # the driver's first index range: location, then its word
 
 
+def test_search_looks_up_infixes_only_for_an_infix_bucket(store: SqlStore) -> None:
+    """The words a query word is inside of are listed only when a search reaches its infix
+    tier: a page full of exact hits never needs them (on PostgreSQL, listing the words holding
+    a 3-letter word's trigram was most of a one-word search)."""
+    names = [*(f"Tires Plus {i}" for i in range(10)), "Retires Ltd", "Bigtires Co"]
+    customers = [make_customer(f"t{i}", company_name=name) for i, name in enumerate(names)]
+    add(store, *customers)
+    docs = [search_document(c) for c in customers]
+
+    def infix_look_ups(limit: int) -> int:
+        parameters: list[Any] = []
+        statements(store, parameters)
+        query = parse_query("tires")
+        with store.unit_of_work() as uow:
+            found = uow.customers.search("loc-1", query, limit=limit)
+        assert found == oracle_search(docs, "loc-1", query, limit=limit)
+        flat = [v for p in parameters for v in (p.values() if isinstance(p, dict) else p)]
+        return sum(v in ("%tires%", '"tires"') for v in flat)
+
+    assert infix_look_ups(5) == 0  # ten exact hits fill the page
+    assert infix_look_ups(12) == 1  # two hits hold "tires" inside a word: looked up once
+
+
+def test_search_counts_infixes_to_pick_the_driver_of_an_infix_bucket(store: SqlStore) -> None:
+    """The look-up counts exact and prefix entries only: "eri" (5 names start with it) drove
+    the infix buckets of "jimenez eri", though 60 names hold a word it is inside of."""
+    names = [
+        *(f"Jimenez Supply {i}" for i in range(30)),
+        *(f"Eric Tools {i}" for i in range(5)),
+        *(f"{w} Parts {i}" for w in ("America", "American") for i in range(30)),
+        "Jimenez America",
+        "Jimenez American Feed",
+    ]
+    customers = [make_customer(f"j{i}", company_name=name) for i, name in enumerate(names)]
+    add(store, *customers)
+    docs = [search_document(c) for c in customers]
+    query = parse_query("jimenez eri")
+    parameters: list[Any] = []
+    seen = statements(store, parameters)
+    with store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", query, limit=5)
+    assert found == oracle_search(docs, "loc-1", query, limit=5)
+    assert len(found) == 2
+    pages = [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    assert pages[0][1] == "eric"  # the prefix buckets: "eri" is the rarer there
+    assert pages[-1][1] == "jimenez"  # the infix buckets: "jimenez" is
+
+
 @pytest.mark.postgres
 def test_postgres_reads_a_page_of_several_ranges_in_rank_order(postgres_url: str) -> None:  # noqa: F811
     """A page merging several index ranges reads about a page of rows from each, not every

@@ -61,6 +61,8 @@ class WordLookup:
         self.codes = sorted(SEARCH_FIELDS[field][0] for field in query.fields)
         #: What look_up found, by query word: (kind, key) -> listed words or counts.
         self.found: dict[str, dict[tuple[int, int], list[Any]]] = {}
+        #: Whether the words each query word is inside of were listed (look_up_infixes).
+        self.infixes_found = False
 
     # -- the distinct words a query word matches ------------------------------------------
 
@@ -108,22 +110,43 @@ class WordLookup:
     def _listed(self, word: str) -> tuple[bool, list[str] | None, list[str] | None]:
         """Whether ``word`` is indexed, the words it starts, and those it is inside of.
 
-        The lists unless too many (see _listed_parts), as look_up found them.
+        The lists unless too many (see _listed_parts), as look_up found them; the words it is
+        inside of None until look_up_infixes listed them.
         """
         prefixed, inside = (
             sorted(listed) if len(listed) <= limits.MAX_LISTED else None
             for listed in (self._found(word, _LISTED, s) for s in (PREFIX, INFIX))
         )
+        if not self.infixes_found:
+            inside = None
         return bool(self._found(word, _LISTED, EXACT)), prefixed, inside
 
-    def _listed_parts(self, word: str, following: str, ctes: list[Sql]) -> list[tuple[int, Sql]]:
+    def with_infixes(self, plan: Plan) -> Plan:
+        """``plan`` with the words its query word is inside of, as look_up_infixes listed them."""
+        word = plan.word
+        inside = self._listed(word)[2]
+        strengths = [
+            self._infix(word, successor(word), inside) if s.strength == INFIX else s
+            for s in plan.strengths
+        ]
+        return plan._replace(strengths=strengths)
+
+    def _listed_parts(
+        self, word: str, following: str, ctes: list[Sql], *, infix: bool = False
+    ) -> list[tuple[int, Sql]]:
         """(strength, select of words): ``word`` if indexed, the words it starts and contains.
 
-        Each list stops past MAX_LISTED. Infixes only for 3+ characters. The vocabulary holds
-        every word ever indexed, in any location: a word missing from it has no rows, and a
-        prefix or infix query ("rent", "ental") then skips its exact buckets instead of
-        reading them empty, a statement each.
+        Each list stops past MAX_LISTED. Infixes only for 3+ characters, and only once asked
+        for (``infix``). The vocabulary holds every word ever indexed, in any location: a word
+        missing from it has no rows, and a prefix or infix query ("rent", "ental") then skips
+        its exact buckets instead of reading them empty, a statement each.
         """
+        limit = f" LIMIT {limits.MAX_LISTED + 1:d}"
+        if infix:
+            if INFIX not in reachable_strengths(word, self.query):  # unordered: stops at limit
+                return []
+            inside = self._containing(word, ctes, skip=(word, following))
+            return [(INFIX, Sql(inside.text + limit, inside.parameters))]
         found = [
             (EXACT, Sql("SELECT word FROM search_vocab WHERE word = ?", (word,))),
             (
@@ -134,9 +157,6 @@ class WordLookup:
                 ),
             ),
         ]
-        if INFIX in reachable_strengths(word, self.query):  # unordered: stops at the limit
-            found.append((INFIX, self._containing(word, ctes, skip=(word, following))))
-        limit = f" LIMIT {limits.MAX_LISTED + 1:d}"
         return [(strength, Sql(sql.text + limit, sql.parameters)) for strength, sql in found]
 
     def _infix(self, word: str, following: str, listed: list[str] | None) -> Strength:
@@ -236,11 +256,20 @@ class WordLookup:
         return [self._counted(word, code, strength, cap) for code, strength in keys]
 
     def _counted(self, word: str, code: int, strength: int, cap: int) -> Sql:
-        """The entries of ``word`` on one field at one strength (EXACT or PREFIX), up to ``cap``."""
+        """The entries of ``word`` on one field at one strength, up to ``cap``.
+
+        EXACT or PREFIX; or INFIX, when the words it is inside of are listed.
+        """
         if strength == EXACT:
             condition = Sql("word = ?", (word,))
-        else:
+        elif strength == PREFIX:
             condition = Sql("word > ? AND word < ?", (word, successor(word)))
+        else:
+            inside = self._listed(word)[2]
+            if not inside:
+                msg = f"the words {word!r} is inside of are not listed: they cannot be counted"
+                raise ValueError(msg)
+            condition = is_in(inside)
         return Sql(
             "(SELECT count(*) FROM (SELECT 1 FROM customer_words "  # noqa: S608
             f"WHERE location_id = ? AND field = {code:d} AND {condition.text} "
@@ -272,47 +301,79 @@ class WordLookup:
         Each row: (query word's position, kind of row, key, word or count).
         """
         several = len(set(self.query.words)) > 1
-        unique = list(dict.fromkeys(self.query.words))
         ctes: list[Sql] = []
         parts: list[Sql] = []
-
-        def row(position: int, kind: int, key: int, value: Sql, source: str = "") -> None:
-            parts.append(
-                Sql(
-                    f"SELECT {position:d} AS position, {kind:d} AS kind, {key:d} AS key, "
-                    f"{value.text} AS value{source}",
-                    value.parameters,
-                )
-            )
-
-        for position, word in enumerate(unique):
+        for position, word in enumerate(self._unique):
             indexed = len(word) >= MIN_INFIX_LENGTH or self.query.exact_only
             if not self.query.exact_only:
-                listed = self._listed_parts(word, successor(word), ctes)
-                for strength, statement in listed:
-                    source = f" FROM ({statement.text}) AS listed"
-                    row(position, _LISTED, strength, Sql("word", statement.parameters), source)
+                parts += _listed_rows(position, self._listed_parts(word, successor(word), ctes))
             if several or not indexed:
                 for n, count in enumerate(self._count_parts(word)):
-                    row(
-                        position,
-                        _COUNTED,
-                        n,
-                        Sql(f"CAST({count.text} AS VARCHAR)", count.parameters),
-                    )
+                    value = Sql(f"CAST({count.text} AS VARCHAR)", count.parameters)
+                    parts.append(_row(position, _COUNTED, n, value))
             if not indexed:
                 started = (
                     "(SELECT count(*) FROM (SELECT 1 FROM search_vocab WHERE word > ? AND "  # noqa: S608
                     f"word < ? LIMIT {limits.MAX_CHECKED + 1:d}) AS started)"
                 )
                 counted = Sql(f"CAST({started} AS VARCHAR)", (word, successor(word)))
-                row(position, _STARTED, 0, counted)
+                parts.append(_row(position, _STARTED, 0, counted))
+        self._run(ctes, parts)
+
+    def look_up_infixes(self) -> None:
+        """The words each query word is inside of, in one statement, once.
+
+        Left out of look_up: finding them is most of its cost on PostgreSQL, where a 3-letter
+        word's trigram is in thousands of the vocabulary's words, and a search that fills its
+        page before the infix tier never needs them.
+        """
+        if self.infixes_found or self.query.exact_only:
+            self.infixes_found = True
+            return
+        ctes: list[Sql] = []
+        parts: list[Sql] = []
+        for position, word in enumerate(self._unique):
+            infixes = self._listed_parts(word, successor(word), ctes, infix=True)
+            parts += _listed_rows(position, infixes)
+        self._run(ctes, parts)
+        self.infixes_found = True
+
+    @property
+    def _unique(self) -> list[str]:
+        return list(dict.fromkeys(self.query.words))
+
+    def _run(self, ctes: list[Sql], parts: list[Sql]) -> None:
+        """Run the look-up rows ``parts`` as one statement and keep what they found."""
         if not parts:
             return
+        unique = self._unique
         rows = execute(self.connection, with_ctes(ctes, joined(parts, " UNION ALL ")))
         for position, kind, key, value in rows:
             found = self.found.setdefault(unique[position], {}).setdefault((kind, key), [])
             found.append(value if kind == _LISTED else int(value))
+
+
+def _row(position: int, kind: int, key: int, value: Sql, source: str = "") -> Sql:
+    """One row of a look-up statement: (query word's position, kind of row, key, value)."""
+    return Sql(
+        f"SELECT {position:d} AS position, {kind:d} AS kind, {key:d} AS key, "
+        f"{value.text} AS value{source}",
+        value.parameters,
+    )
+
+
+def _listed_rows(position: int, listed: list[tuple[int, Sql]]) -> list[Sql]:
+    """The look-up rows of a query word's lists of words (see WordLookup._listed_parts)."""
+    return [
+        _row(
+            position,
+            _LISTED,
+            strength,
+            Sql("word", sql.parameters),
+            f" FROM ({sql.text}) AS listed",
+        )
+        for strength, sql in listed
+    ]
 
 
 def indexed_words(

@@ -54,6 +54,16 @@ class SearchContext:
             return ["company_name"]
         return ["company_name", *(SEARCH_FIELDS[f][1] for f in self.words.query.fields)]
 
+    def look_up_infixes(self) -> None:
+        """List the words each query word is inside of, for the first infix bucket (once)."""
+        if self.words.infixes_found:
+            return
+        self.words.look_up_infixes()
+        for word, plan in self.plans.items():
+            self.plans[word] = self.words.with_infixes(plan)
+        for word in self.drivers:
+            self.drivers[word] = self.plans[word]
+
     def empty(self, codes: Sequence[int], tier: int) -> bool:
         """Whether a counted word has no entry on these fields at ``tier`` or better.
 
@@ -74,13 +84,15 @@ class SearchContext:
         the picked one starts with ("catt cat"), which has at least as many entries.
         """
         drivers = {**self.drivers, **self._rare_here(codes, tier)}
+        if tier <= INFIX and len(drivers) > 1:
+            self._count_infixes(drivers, codes)
         word = pick_driver(drivers, self.counts, codes, tier)
-        mergeable = drivers[word].mergeable()
+        mergeable = drivers[word].mergeable(tier)
         rivals = [
             rival
             for rival in drivers
             if rival != word
-            and drivers[rival].mergeable() == mergeable
+            and drivers[rival].mergeable(tier) == mergeable
             # A word starting with the rival has no more entries up to the prefix tier.
             and (tier > PREFIX or not word.startswith(rival))
         ]
@@ -91,24 +103,49 @@ class SearchContext:
             word = pick_driver(drivers, self.counts, codes, tier)
         return drivers[word]
 
+    def _count_infixes(self, drivers: dict[str, Plan], codes: Sequence[int]) -> None:
+        """Count the infix entries of the words that may drive an infix bucket, in one statement.
+
+        The look-up counts exact and prefix entries only, which says nothing of the words a
+        word is inside of: "jimenez eri" let "eri" drive its infix buckets, counted by its few
+        "eric" and "erie" while "america" and "american" hold far more (171 ms). A word
+        inside too many words to list counts as RECOUNT_CAP.
+        """
+        wanted = []
+        for word, plan in drivers.items():
+            counts = self.counts.get(word)
+            inside = [s for s in plan.strengths if s.strength == INFIX]
+            if counts is None or not inside:
+                continue
+            for code in codes:
+                key = (code, INFIX)
+                if key in counts.found:
+                    continue
+                if inside[0].listed is None:
+                    counts.found[key] = limits.RECOUNT_CAP
+                    self.recounted.add((word, *key))
+                elif not inside[0].listed:
+                    counts.found[key] = 0
+                else:
+                    wanted.append((word, *key))
+        self._recount(wanted)
+
     def _rare_here(self, codes: Sequence[int], tier: int) -> dict[str, Plan]:
         """Short words too common to drive the search, but few here: they may drive here.
 
         A 1-2 character word starts too many words to be read as a driver, yet the word
         itself may be rare: "inc lo" has 24 "lo" names against 59,000 "inc", whose exact
         buckets read every "inc" row to find them. Such a word drives a bucket where its
-        count is exact (not capped) and its words reaching the tier are listed, as the plan
-        of those strengths alone.
+        count is exact (not capped) and its words reaching the tier are listed.
         """
-        found = {}
-        for word, plan in self.plans.items():
-            counts = self.counts.get(word)
-            if word in self.drivers or counts is None or counts.capped(codes, tier):
-                continue
-            reaching = [s for s in plan.strengths if s.strength >= tier]
-            if reaching and all(s.listed is not None for s in reaching):
-                found[word] = plan._replace(strengths=reaching)
-        return found
+        return {
+            word: plan
+            for word, plan in self.plans.items()
+            if word not in self.drivers
+            and (counts := self.counts.get(word)) is not None
+            and not counts.capped(codes, tier)
+            and plan.mergeable(tier)
+        }
 
     def rows_within(
         self, words: Sequence[str], codes: Sequence[int], tier: int

@@ -92,9 +92,9 @@ class Plan(NamedTuple):
     word: str
     strengths: list[Strength]
 
-    def mergeable(self) -> bool:
-        """Whether every strength listed its words (each then read as its own range)."""
-        return all(strength.listed is not None for strength in self.strengths)
+    def mergeable(self, tier: int) -> bool:
+        """Whether every strength reaching ``tier`` listed its words (each read as a range)."""
+        return all(s.listed is not None for s in self.strengths if s.strength >= tier)
 
 
 class Counts(NamedTuple):
@@ -112,7 +112,7 @@ class Counts(NamedTuple):
         return sum(n for (_, strength), n in self.found.items() if strength == EXACT)
 
     def within(self, codes: Sequence[int], tier: int) -> int:
-        """Entries on these fields matching at ``tier`` or better (infixes not counted)."""
+        """Entries on these fields matching at ``tier`` or better (infixes once counted)."""
         return sum(self.within_each(codes, tier))
 
     def within_each(self, codes: Sequence[int], tier: int) -> list[int]:
@@ -191,7 +191,7 @@ def pick_driver(
     return min(
         plans,
         key=lambda word: (
-            not plans[word].mergeable(),
+            not plans[word].mergeable(tier),
             counts[word].within(codes, tier),
             -len(word),
         ),

@@ -10,7 +10,8 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    those a typo away (fuzzy), listed from the vocabulary of distinct words: a B-tree range for
    prefixes, its trigram index for infixes (FTS5 on SQLite, pg_trgm on PostgreSQL). A list
    too long to read one word at a time stays one condition, whose rows the database sorts.
-   One statement looks up every query word's lists, and the counts of its rows (below).
+   One statement looks up every query word's lists, and the counts of its rows (below);
+   the infix lists come from a second one, when the first infix bucket is reached.
 2. *Buckets*, in rank order: by tier (exact, prefix, infix, fuzzy), then hits whose every
    word is best on NAME before the others. A hit ranks by its weakest word, so bucket
    ``(t, NAME)`` holds customers with every word matching at ``t`` or better on NAME, and
@@ -63,7 +64,7 @@ from customerkit.backends.sqlalchemy._search_plan import buckets
 from customerkit.backends.sqlalchemy._search_rank import BestHits, Judge
 from customerkit.model import SearchField
 from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchQuery
-from customerkit.search.rules import EXACT
+from customerkit.search.rules import EXACT, INFIX
 
 _FIELD_OF_CODE = {SEARCH_FIELDS[field][0]: field for field in ALL_FIELDS}
 
@@ -93,6 +94,8 @@ def search(
     for bucket in buckets(words.codes, list(plans.values()), cap):
         if best.closed_before((-bucket.tier, bucket.not_name)):
             break  # this bucket and every later one rank after the page
+        if bucket.tier <= INFIX:
+            context.look_up_infixes()
         if _read_bucket(Candidates(context, bucket), best):
             break
     return best.result()
