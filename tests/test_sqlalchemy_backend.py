@@ -1023,22 +1023,32 @@ def test_search_looks_up_infixes_only_for_an_infix_bucket(store: SqlStore) -> No
     tier: a page full of exact hits never needs them (on PostgreSQL, listing the words holding
     a 3-letter word's trigram was most of a one-word search)."""
     names = [*(f"Tires Plus {i}" for i in range(10)), "Retires Ltd", "Bigtires Co"]
-    customers = [make_customer(f"t{i}", company_name=name) for i, name in enumerate(names)]
+    customers = [make_customer(f"C-{i}45678", company_name=name) for i, name in enumerate(names)]
     add(store, *customers)
     docs = [search_document(c) for c in customers]
 
-    def infix_look_ups(limit: int) -> int:
+    def infix_look_ups(text_: str, limit: int) -> list[int]:
+        """The statements (by position) that looked up the words ``text_`` is inside of."""
         parameters: list[Any] = []
-        statements(store, parameters)
-        query = parse_query("tires")
+        seen = statements(store, parameters)
+        query = parse_query(text_)
         with store.unit_of_work() as uow:
             found = uow.customers.search("loc-1", query, limit=limit)
         assert found == oracle_search(docs, "loc-1", query, limit=limit)
-        flat = [v for p in parameters for v in (p.values() if isinstance(p, dict) else p)]
-        return sum(v in ("%tires%", '"tires"') for v in flat)
+        inside = (f"%{text_}%", f'"{text_}"')
+        reads = [
+            p for s, p in zip(seen, parameters, strict=True) if s.startswith(("SELECT", "WITH"))
+        ]
+        return [
+            at
+            for at, p in enumerate(reads)
+            if any(v in inside for v in (p.values() if isinstance(p, dict) else p))
+        ]
 
-    assert infix_look_ups(5) == 0  # ten exact hits fill the page
-    assert infix_look_ups(12) == 1  # two hits hold "tires" inside a word: looked up once
+    assert infix_look_ups("tires", 5) == []  # ten exact hits fill the page
+    assert len(infix_look_ups("tires", 12)) == 1  # two hold "tires" inside a word: once
+    # A number fragment matches inside numbers as a rule: listed with the rest, at once.
+    assert infix_look_ups("4567", 5) == [0]
 
 
 def test_search_counts_infixes_to_pick_the_driver_of_an_infix_bucket(store: SqlStore) -> None:

@@ -61,8 +61,8 @@ class WordLookup:
         self.codes = sorted(SEARCH_FIELDS[field][0] for field in query.fields)
         #: What look_up found, by query word: (kind, key) -> listed words or counts.
         self.found: dict[str, dict[tuple[int, int], list[Any]]] = {}
-        #: Whether the words each query word is inside of were listed (look_up_infixes).
-        self.infixes_found = False
+        #: The query words whose infixes (the words each is inside of) were looked up.
+        self.infixes_listed: set[str] = set()
 
     # -- the distinct words a query word matches ------------------------------------------
 
@@ -117,7 +117,7 @@ class WordLookup:
             sorted(listed) if len(listed) <= limits.MAX_LISTED else None
             for listed in (self._found(word, _LISTED, s) for s in (PREFIX, INFIX))
         )
-        if not self.infixes_found:
+        if word not in self.infixes_listed:
             inside = None
         return bool(self._found(word, _LISTED, EXACT)), prefixed, inside
 
@@ -307,6 +307,9 @@ class WordLookup:
             indexed = len(word) >= MIN_INFIX_LENGTH or self.query.exact_only
             if not self.query.exact_only:
                 parts += _listed_rows(position, self._listed_parts(word, successor(word), ctes))
+                if _infixes_first(word):
+                    infixes = self._listed_parts(word, successor(word), ctes, infix=True)
+                    parts += _listed_rows(position, infixes)
             if several or not indexed:
                 for n, count in enumerate(self._count_parts(word)):
                     value = Sql(f"CAST({count.text} AS VARCHAR)", count.parameters)
@@ -319,24 +322,31 @@ class WordLookup:
                 counted = Sql(f"CAST({started} AS VARCHAR)", (word, successor(word)))
                 parts.append(_row(position, _STARTED, 0, counted))
         self._run(ctes, parts)
+        if not self.query.exact_only:
+            self.infixes_listed.update(w for w in self._unique if _infixes_first(w))
+
+    @property
+    def infixes_found(self) -> bool:
+        """Whether every query word's infixes were looked up (none are, for an exact query)."""
+        return self.query.exact_only or self.infixes_listed.issuperset(self._unique)
 
     def look_up_infixes(self) -> None:
-        """The words each query word is inside of, in one statement, once.
+        """The words each query word is inside of, in one statement, if not looked up yet.
 
-        Left out of look_up: finding them is most of its cost on PostgreSQL, where a 3-letter
-        word's trigram is in thousands of the vocabulary's words, and a search that fills its
-        page before the infix tier never needs them.
+        Left out of look_up for words of letters: a search that fills its page before the
+        infix tier never needs them, and finding them was a third of the look-up's time on
+        PostgreSQL, where a 3-letter word's trigram is in thousands of the vocabulary's words.
         """
-        if self.infixes_found or self.query.exact_only:
-            self.infixes_found = True
+        if self.infixes_found:
             return
         ctes: list[Sql] = []
         parts: list[Sql] = []
         for position, word in enumerate(self._unique):
-            infixes = self._listed_parts(word, successor(word), ctes, infix=True)
-            parts += _listed_rows(position, infixes)
+            if word not in self.infixes_listed:
+                infixes = self._listed_parts(word, successor(word), ctes, infix=True)
+                parts += _listed_rows(position, infixes)
         self._run(ctes, parts)
-        self.infixes_found = True
+        self.infixes_listed.update(self._unique)
 
     @property
     def _unique(self) -> list[str]:
@@ -351,6 +361,15 @@ class WordLookup:
         for position, kind, key, value in rows:
             found = self.found.setdefault(unique[position], {}).setdefault((kind, key), [])
             found.append(value if kind == _LISTED else int(value))
+
+
+def _infixes_first(word: str) -> bool:
+    """Whether the first look-up lists the words ``word`` is inside of, rather than later.
+
+    A word holding a digit: a customer-number fragment matches inside numbers as a rule, and
+    waiting would cost it a statement more.
+    """
+    return any(character.isdigit() for character in word)
 
 
 def _row(position: int, kind: int, key: int, value: Sql, source: str = "") -> Sql:
