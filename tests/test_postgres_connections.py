@@ -9,6 +9,7 @@ reached at all gives it at ``open_book``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -25,18 +26,30 @@ HASHER = ck.PasswordHasher.for_tests()
 
 
 def terminate_other_backends(url: str) -> int:
-    """What a server restart does to a database's connections: kill every other session."""
+    """What a server restart does to a database's connections: end every other session.
+
+    Waits until those sessions have ended: ``pg_terminate_backend`` only signals a backend,
+    which says goodbye to its client a moment later. A call made in that moment runs on a
+    session still alive, about to end; a restart's calls come after its sessions ended.
+    """
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    others = "datname = current_database() AND pid <> pg_backend_pid()"
     try:
         with engine.connect() as admin:
-            killed = admin.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
+            pids = admin.execute(text(f"SELECT pid FROM pg_stat_activity WHERE {others}")).all()
+            ended = [pid for (pid,) in pids]
+            for pid in ended:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             admin.commit()
-            return int(killed)
+            deadline = time.monotonic() + 10
+            while admin.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                {"pids": ended},
+            ).scalar_one():
+                admin.rollback()  # a fresh snapshot of the activity view
+                assert time.monotonic() < deadline, "the terminated sessions did not end"
+                time.sleep(0.01)
+            return len(ended)
     finally:
         engine.dispose()
 
