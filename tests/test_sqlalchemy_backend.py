@@ -6,6 +6,7 @@ SQL backend has (RELIABILITY decisions 1-5, T1, T6, T10) and its repositories di
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import threading
@@ -44,7 +45,7 @@ from customerkit.model import (
     SourceLink,
     User,
 )
-from customerkit.search.query import SearchDocument, SearchQuery, parse_query
+from customerkit.search.query import RankedMatch, SearchDocument, SearchQuery, parse_query
 from customerkit.search.rules import oracle_search, word_strength
 from customerkit.testing import FakeClock
 from customerkit.testing.postgres import postgres_server_url, postgres_url  # noqa: F401
@@ -969,6 +970,25 @@ def test_search_stops_inside_a_page_only_after_its_best_rows(store: SqlStore) ->
         assert found == oracle_search(docs, "loc-1", query, limit=limit)
 
 
+def searched_pages(
+    store: SqlStore, names: list[str], text_: str, *, limit: int, **patched: int
+) -> tuple[list[RankedMatch], list[tuple[Any, ...]]]:
+    """Search ``text_`` among new customers of these names, with these search limits patched:
+    the hits (checked equal to the oracle's) and each page statement's parameters, in order
+    (a page's first index range: the location, then the driving word)."""
+    customers = [make_customer(f"N-{i}", company_name=name) for i, name in enumerate(names)]
+    add(store, *customers)
+    docs = [search_document(c) for c in customers]
+    query = parse_query(text_)
+    parameters: list[Any] = []
+    seen = statements(store, parameters)
+    limits = mock.patch.multiple(search_limits, **patched) if patched else contextlib.nullcontext()
+    with limits, store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", query, limit=limit)
+    assert found == oracle_search(docs, "loc-1", query, limit=limit)
+    return found, [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+
+
 def test_search_drives_by_the_rarer_word_when_both_counts_are_capped(store: SqlStore) -> None:
     """A word picked to drive a bucket on a capped count is counted again, with the others
     that could drive: capped, the common prefix "mar" (40 customers) looked rarer than "moore"
@@ -977,19 +997,9 @@ def test_search_drives_by_the_rarer_word_when_both_counts_are_capped(store: SqlS
     moores = [f"Moores {w}" for w in ("Farms", "Tires", "Group")]
     mar = [f"{m} Supply {i}" for m in ("Marine", "Market", "Martin", "Marsh") for i in range(10)]
     names = [*moore, *moores, *mar, "Moore Marine"]
-    customers = [make_customer(f"m{i}", company_name=name) for i, name in enumerate(names)]
-    add(store, *customers)
-    docs = [search_document(c) for c in customers]
-    query = parse_query("moore mar")
-    parameters: list[Any] = []
-    seen = statements(store, parameters)
     # 8 counts (4 fields, exact and prefix) of 1 each: every word's counts are capped at once.
-    with mock.patch.multiple(search_limits, COUNT_CAP=8), store.unit_of_work() as uow:
-        found = uow.customers.search("loc-1", query, limit=1)
-    assert found == oracle_search(docs, "loc-1", query, limit=1)
-    pages = [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
-    assert pages
-    assert pages[0][1] == "moore"  # the driver's first index range: location, then its word
+    _, pages = searched_pages(store, names, "moore mar", limit=1, COUNT_CAP=8)
+    assert pages[0][1] == "moore"
 
 
 def test_search_drives_by_a_short_word_where_it_is_rare(store: SqlStore) -> None:
@@ -1002,20 +1012,10 @@ def test_search_drives_by_a_short_word_where_it_is_rare(store: SqlStore) -> None
         "Lo Inc",
         "Lo Brothers Inc",
     ]
-    customers = [make_customer(f"n{i}", company_name=name) for i, name in enumerate(names)]
-    add(store, *customers)
-    docs = [search_document(c) for c in customers]
-    query = parse_query("inc lo")
-    parameters: list[Any] = []
-    seen = statements(store, parameters)
     # Counts capped at 10 per field and strength: "lo" starts 20 names (too many to drive),
     # is 2 names itself; "inc" is 42 (capped).
-    with mock.patch.multiple(search_limits, COUNT_CAP=80), store.unit_of_work() as uow:
-        found = uow.customers.search("loc-1", query, limit=2)
-    assert found == oracle_search(docs, "loc-1", query, limit=2)
-    pages = [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
-    assert pages
-    assert pages[0][1] == "lo"  # the driver's first index range: location, then its word
+    _, pages = searched_pages(store, names, "inc lo", limit=2, COUNT_CAP=80)
+    assert pages[0][1] == "lo"
 
 
 def test_search_looks_up_infixes_only_for_an_infix_bucket(store: SqlStore) -> None:
@@ -1061,17 +1061,8 @@ def test_search_counts_infixes_to_pick_the_driver_of_an_infix_bucket(store: SqlS
         "Jimenez America",
         "Jimenez American Feed",
     ]
-    customers = [make_customer(f"j{i}", company_name=name) for i, name in enumerate(names)]
-    add(store, *customers)
-    docs = [search_document(c) for c in customers]
-    query = parse_query("jimenez eri")
-    parameters: list[Any] = []
-    seen = statements(store, parameters)
-    with store.unit_of_work() as uow:
-        found = uow.customers.search("loc-1", query, limit=5)
-    assert found == oracle_search(docs, "loc-1", query, limit=5)
+    found, pages = searched_pages(store, names, "jimenez eri", limit=5)
     assert len(found) == 2
-    pages = [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
     assert pages[0][1] == "eric"  # the prefix buckets: "eri" is the rarer there
     assert pages[-1][1] == "jimenez"  # the infix buckets: "jimenez" is
 
