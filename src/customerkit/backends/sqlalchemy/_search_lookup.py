@@ -61,6 +61,8 @@ class WordLookup:
         self.codes = sorted(SEARCH_FIELDS[field][0] for field in query.fields)
         #: What look_up found, by query word: (kind, key) -> listed words or counts.
         self.found: dict[str, dict[tuple[int, int], list[Any]]] = {}
+        #: The distinct query words, in the query's order (a look-up row names one by position).
+        self._unique = list(dict.fromkeys(query.words))
         #: The query words whose infixes (the words each is inside of) were looked up.
         self.infixes_listed: set[str] = set()
 
@@ -300,7 +302,7 @@ class WordLookup:
         to drive); and for a short word, how many words it starts (MAX_CHECKED + 1 at most).
         Each row: (query word's position, kind of row, key, word or count).
         """
-        several = len(set(self.query.words)) > 1
+        several = len(self._unique) > 1
         ctes: list[Sql] = []
         parts: list[Sql] = []
         for position, word in enumerate(self._unique):
@@ -348,18 +350,13 @@ class WordLookup:
         self._run(ctes, parts)
         self.infixes_listed.update(self._unique)
 
-    @property
-    def _unique(self) -> list[str]:
-        return list(dict.fromkeys(self.query.words))
-
     def _run(self, ctes: list[Sql], parts: list[Sql]) -> None:
         """Run the look-up rows ``parts`` as one statement and keep what they found."""
         if not parts:
             return
-        unique = self._unique
         rows = execute(self.connection, with_ctes(ctes, joined(parts, " UNION ALL ")))
         for position, kind, key, value in rows:
-            found = self.found.setdefault(unique[position], {}).setdefault((kind, key), [])
+            found = self.found.setdefault(self._unique[position], {}).setdefault((kind, key), [])
             found.append(value if kind == _LISTED else int(value))
 
 

@@ -40,7 +40,8 @@ class SearchContext:
 
     words: WordLookup
     plans: dict[str, Plan]
-    drivers: dict[str, Plan]
+    #: The words whose plans may drive any bucket (the others only where they are rare).
+    drivers: frozenset[str]
     counts: dict[str, Counts]
     cap: int
     judge: Judge | None
@@ -61,8 +62,6 @@ class SearchContext:
         self.words.look_up_infixes()
         for word, plan in self.plans.items():
             self.plans[word] = self.words.with_infixes(plan)
-        for word in self.drivers:
-            self.drivers[word] = self.plans[word]
 
     def empty(self, codes: Sequence[int], tier: int) -> bool:
         """Whether a counted word has no entry on these fields at ``tier`` or better.
@@ -83,7 +82,8 @@ class SearchContext:
         are taken again, up to RECOUNT_CAP, and the pick made again on them. Not against a word
         the picked one starts with ("catt cat"), which has at least as many entries.
         """
-        drivers = {**self.drivers, **self._rare_here(codes, tier)}
+        rare = self._rare_here(codes, tier)
+        drivers = {w: plan for w, plan in self.plans.items() if w in self.drivers or w in rare}
         if tier <= INFIX and len(drivers) > 1:
             self._count_infixes(drivers, codes)
         word = pick_driver(drivers, self.counts, codes, tier)
@@ -130,7 +130,7 @@ class SearchContext:
                     wanted.append((word, *key))
         self._recount(wanted)
 
-    def _rare_here(self, codes: Sequence[int], tier: int) -> dict[str, Plan]:
+    def _rare_here(self, codes: Sequence[int], tier: int) -> set[str]:
         """Short words too common to drive the search, but few here: they may drive here.
 
         A 1-2 character word starts too many words to be read as a driver, yet the word
@@ -139,7 +139,7 @@ class SearchContext:
         count is exact (not capped) and its words reaching the tier are listed.
         """
         return {
-            word: plan
+            word
             for word, plan in self.plans.items()
             if word not in self.drivers
             and (counts := self.counts.get(word)) is not None

@@ -79,7 +79,7 @@ def search(
     words.look_up()
     indexed, cap, counts = indexed_words(words, query)
     plans = {word: words.plan(word) for word in dict.fromkeys(indexed)}
-    drivers = dict(plans)
+    drivers = frozenset(plans)
     for word in query.words:
         if word not in plans:
             plans[word] = words.common_plan(word)
