@@ -1067,6 +1067,34 @@ def test_search_counts_infixes_to_pick_the_driver_of_an_infix_bucket(store: SqlS
     assert pages[-1][1] == "jimenez"  # the infix buckets: "jimenez" is
 
 
+def scans_of_first_page(store: SqlStore, text_: str, limit: int) -> list[tuple[int, int]]:
+    """(rows, loops) of each scan of the word table in a search's first page statement.
+
+    PostgreSQL only: runs the page statement again under ``EXPLAIN ANALYZE``.
+    """
+    parameters: list[Any] = []
+    seen = statements(store, parameters)
+    with store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", parse_query(text_), limit=limit)
+    assert len(found) == limit
+    pages = [(s, p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    statement, values = pages[0]
+    with store.engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, values
+        ).scalar_one()
+    scanned = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Scan" in node["Node Type"] and node.get("Relation Name") == "customer_words":
+            scanned.append((node["Actual Rows"], node["Actual Loops"]))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return scanned
+
+
 @pytest.mark.postgres
 def test_postgres_reads_a_page_of_several_ranges_in_rank_order(postgres_url: str) -> None:  # noqa: F811
     """A page merging several index ranges reads about a page of rows from each, not every
@@ -1076,29 +1104,46 @@ def test_postgres_reads_a_page_of_several_ranges_in_rank_order(postgres_url: str
     try:
         names = [f"Acme {i} Group" for i in range(300)] + [f"Acme {i} Groups" for i in range(300)]
         add(store, *(make_customer(f"g{i}", company_name=n) for i, n in enumerate(names)))
-        parameters: list[Any] = []
-        seen = statements(store, parameters)
-        with store.unit_of_work() as uow:
-            found = uow.customers.search("loc-1", parse_query("grou"), limit=5)
-        assert len(found) == 5
-        pages = [(s, p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
-        statement, values = pages[0]
-        with store.engine.connect() as connection:
-            plan = connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, values
-            ).scalar_one()
-        scanned = []
-
-        def walk(node: dict[str, Any]) -> None:
-            if "Scan" in node["Node Type"] and node.get("Relation Name") == "customer_words":
-                scanned.append(node["Actual Rows"] * node["Actual Loops"])
-            for child in node.get("Plans", []):
-                walk(child)
-
-        walk(plan[0]["Plan"])
+        scanned = [rows * loops for rows, loops in scans_of_first_page(store, "grou", 5)]
         size = search_limits.FIRST_PAGE * 5
         assert len(scanned) >= 2  # "group" and "groups", each its own range
         assert sum(scanned) <= len(scanned) * (size + 1), scanned  # 600 before
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_reads_a_prefix_of_too_many_words_word_by_word(
+    postgres_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prefix starting more words than are listed reads at most a page of each word's rows,
+    not its whole range, sorted: the range's rows are mostly one word's."""
+    monkeypatch.setattr(search_limits, "MAX_LISTED", 2)
+    store = SqlStore(postgres_url)
+    try:
+        names = [f"Acme {i} Services" for i in range(300)]
+        names += [f"Acme Servic{letter}" for letter in "wxyz"]  # rare words: 5 in all
+        add(store, *(make_customer(f"s{i}", company_name=n) for i, n in enumerate(names)))
+        scanned = scans_of_first_page(store, "serv", 5)
+        size = search_limits.FIRST_PAGE * 5
+        assert sum(rows * loops for rows, loops in scanned) <= 5 * (size + 1), scanned  # 304
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_reads_a_number_prefix_as_one_range(
+    postgres_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Numbers do not repeat: a number fragment starting many numbers reads their range once,
+    not a seek per number."""
+    monkeypatch.setattr(search_limits, "MAX_LISTED", 2)
+    store = SqlStore(postgres_url)
+    try:
+        add(store, *(make_customer(f"N-0661{i:03d}", company_name="Acme") for i in range(50)))
+        assert [loops for _, loops in scans_of_first_page(store, "0661", 5)] == [1]
     finally:
         store.close()
 

@@ -81,7 +81,7 @@ class WordLookup:
             prefix = Strength(PREFIX, listed, self._prefix_condition(word, following))
             if not self.sqlite:
                 found = "SELECT word FROM search_vocab WHERE word > ? AND word < ?"
-                prefix = prefix._replace(seek=Sql(f"word = ANY(ARRAY({found}))", (word, following)))
+                prefix = prefix._replace(vocabulary=Sql(found, (word, following)))
             strengths.append(prefix)
             if INFIX in reachable:
                 strengths.append(self._infix(word, following, inside))
@@ -184,7 +184,7 @@ class WordLookup:
             INFIX,
             listed,
             Sql(f"word IN ({found})", parameters),
-            seek=Sql(f"word = ANY(ARRAY({found}))", parameters),
+            vocabulary=Sql(found, parameters),
         )
 
     def _containing(

@@ -69,15 +69,21 @@ class Strength(NamedTuple):
     #: Whether candidates may be checked against these rows in the database: not when a
     #: short word starts too many words to seek one by one.
     checkable: bool = True
-    #: PostgreSQL, words not listed: ``condition`` as an array of the vocabulary's words, one
-    #: index seek each (a range on ``word`` would read every name length of the range).
-    seek: Sql | None = None
+    #: PostgreSQL, words not listed: the select of the vocabulary's words ``condition``
+    #: finds (one column, ``word``), to read the word table word by word.
+    vocabulary: Sql | None = None
 
     def seekable(self) -> Sql:
-        """The words as one condition that keeps the name length a seek (not a range scan)."""
+        """The words as one condition that keeps the name length a seek (not a range scan).
+
+        On PostgreSQL, words not listed become an array of the vocabulary's words, an index
+        seek each: a range on ``word`` would read every name length of the range.
+        """
         if self.listed is not None:
             return is_in(self.listed)
-        return self.condition if self.seek is None else self.seek
+        if self.vocabulary is None:
+            return self.condition
+        return Sql(f"word = ANY(ARRAY({self.vocabulary.text}))", self.vocabulary.parameters)
 
     def conditions(self) -> list[Sql]:
         """One condition per index range to merge, or the one condition."""
