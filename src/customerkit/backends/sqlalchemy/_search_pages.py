@@ -292,9 +292,9 @@ class Candidates:
         """(fields, strength, condition, vocabulary) of each arm of the page's merge.
 
         One index range per field and listed word. For words not listed, one arm over all
-        the fields, whose rows are sorted; on PostgreSQL, for a prefix with many rows, the arm
-        reads the vocabulary's words instead, each word and field its own range, at most a
-        page from each (see ``_word_by_word``).
+        the fields, whose rows are sorted; on PostgreSQL, for a prefix of text, the arm reads
+        the vocabulary's words instead, each word and field its own range, at most a page
+        from each (see ``_word_by_word``).
         """
         found = []
         for strength in self.strengths:
@@ -314,8 +314,8 @@ class Candidates:
         "services", "service" and 307 rarer words, 304 ms for a page of 80 (6 ms word by word).
         Words of text repeat, so the rows of a prefix sit in a few common words. Numbers do
         not: "0661" starts thousands of customer numbers of a row each, where a seek per word
-        costs more than sorting their rows (number fragments 15.6 -> 23.5 ms at p50 when read
-        word by word); nor do infixes, inside thousands of words.
+        costs more than sorting their rows (at 10^7, number fragments went from 15.6 to 23.5
+        ms at p50 read word by word); nor do infixes, inside thousands of words.
         """
         return (
             strength.vocabulary is not None
