@@ -309,7 +309,7 @@ class WordLookup:
             indexed = len(word) >= MIN_INFIX_LENGTH or self.query.exact_only
             if not self.query.exact_only:
                 parts += _listed_rows(position, self._listed_parts(word, successor(word), ctes))
-                if _infixes_first(word):
+                if is_number_fragment(word):
                     infixes = self._listed_parts(word, successor(word), ctes, infix=True)
                     parts += _listed_rows(position, infixes)
             if several or not indexed:
@@ -325,7 +325,7 @@ class WordLookup:
                 parts.append(_row(position, _STARTED, 0, counted))
         self._run(ctes, parts)
         if not self.query.exact_only:
-            self.infixes_listed.update(w for w in self._unique if _infixes_first(w))
+            self.infixes_listed.update(w for w in self._unique if is_number_fragment(w))
 
     @property
     def infixes_found(self) -> bool:
@@ -360,11 +360,12 @@ class WordLookup:
             found.append(value if kind == _LISTED else int(value))
 
 
-def _infixes_first(word: str) -> bool:
-    """Whether the first look-up lists the words ``word`` is inside of, rather than later.
+def is_number_fragment(word: str) -> bool:
+    """Whether a query word is read as (part of) a customer number: it holds a digit.
 
-    A word holding a digit: a customer-number fragment matches inside numbers as a rule, and
-    waiting would cost it a statement more.
+    Numbers do not repeat and match inside one another as a rule: such a word gets its infix
+    list in the first look-up (waiting would cost it a statement more), and a prefix of it is
+    read as one range, not word by word (``Candidates._word_by_word``).
     """
     return any(character.isdigit() for character in word)
 

@@ -17,7 +17,7 @@ import attrs
 
 from customerkit.backends.sqlalchemy import _search_limits as limits
 from customerkit.backends.sqlalchemy._rows import SEARCH_FIELDS
-from customerkit.backends.sqlalchemy._search_lookup import WordLookup
+from customerkit.backends.sqlalchemy._search_lookup import WordLookup, is_number_fragment
 from customerkit.backends.sqlalchemy._search_plan import (
     Bucket,
     Counts,
@@ -320,7 +320,7 @@ class Candidates:
         return (
             strength.vocabulary is not None
             and strength.strength == PREFIX
-            and not any(character.isdigit() for character in self.driver.word)
+            and not is_number_fragment(self.driver.word)
         )
 
     def _held(self, size: int) -> Sql:
