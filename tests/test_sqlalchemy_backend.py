@@ -1210,6 +1210,42 @@ def test_get_many_returns_stored_customers_by_id(store: SqlStore) -> None:
     assert found == {c.id: c for c in (*live, gone)}
 
 
+def test_get_many_reads_every_field_as_get_does(store: SqlStore) -> None:
+    """The hits' read (the driver's own rows) decodes each column as the other reads do."""
+    changed = make_customer(
+        "C-1",
+        updated_at=NOW + timedelta(days=2, microseconds=7),
+        source=SourceLink(
+            source="dms",
+            external_id="X-1",
+            # Aware in another zone: read back in UTC, the same moment.
+            last_synced_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+            fields=("company_name", "city"),
+        ),
+        alternate_emails=("old@example.com",),
+        alternate_phones=("+13035550100",),
+        assigned_staff=("staff-1", "staff-2"),
+        extra={"note": 'O\'Brien \\ "quoted"', "tier": "gold"},
+        username="ann.lee",
+        password_hash="$argon2id$stub",
+        company_type="Fleet",
+        category="Gold",
+        kind=CustomerKind.FLEET,
+        version=3,
+    )
+    plain = make_customer("C-2", updated_at=NOW.replace(microsecond=0))
+    add(store, changed, plain)
+    with store.unit_of_work(read_only=True) as uow:
+        found = uow.customers.get_many([changed.id, plain.id])
+        one_by_one = {c.id: uow.customers.get(c.id) for c in (changed, plain)}
+    assert found == one_by_one == {changed.id: changed, plain.id: plain}
+    for customer in found.values():
+        assert customer.created_at.tzinfo is UTC
+        assert customer.updated_at.tzinfo is UTC
+    assert found[changed.id].source is not None
+    assert found[changed.id].source.last_synced_at.tzinfo is UTC
+
+
 # -- concurrency: unique usernames (T6) and transient PostgreSQL errors (decision 5) -------------
 
 

@@ -31,6 +31,15 @@ def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any
         yield values[start : start + size]
 
 
+#: The DB-API placeholder of each ``paramstyle`` the backend's drivers use.
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def placeholders(connection: Connection, count: int) -> str:
+    """``count`` of the driver's placeholders, comma-separated, for hand-written SQL."""
+    return ", ".join([_PLACEHOLDERS[connection.dialect.paramstyle]] * count)
+
+
 def _aware(value: datetime) -> datetime:
     if value.utcoffset() is None:
         msg = "customerkit stores timezone-aware datetimes only"

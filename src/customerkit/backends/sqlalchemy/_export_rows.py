@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from customerkit.backends.sqlalchemy import _rows
-from customerkit.backends.sqlalchemy._bulk import chunks
+from customerkit.backends.sqlalchemy._bulk import chunks, placeholders
 from customerkit.export import ExportRecord
 
 #: Customers per keyset query: larger pages measured no faster on SQLite.
@@ -53,8 +53,6 @@ _CONTACTS = (
 )
 _NOBODY: tuple[str, ...] = ()
 _NO_CONTACTS = (_NOBODY, _NOBODY, _NOBODY)
-#: The DB-API placeholder of each ``paramstyle`` the backend's drivers use.
-_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 Row = Sequence[Any]
 
@@ -80,7 +78,8 @@ class _Reader:
             # What a first read through SQLAlchemy would do: the driver cursor below reads
             # in the unit of work's transaction, so every page comes from one snapshot.
             connection.begin()
-        self._p = _PLACEHOLDERS[connection.dialect.paramstyle]
+        self._connection = connection
+        self._p = placeholders(connection, 1)
         self._cursor = connection.connection.cursor()
         self._time = _sqlite_time if connection.dialect.name == "sqlite" else _aware_time
 
@@ -92,7 +91,7 @@ class _Reader:
         return list(self._cursor.fetchall())  # a list already, for SQLite and psycopg
 
     def _marks(self, count: int) -> str:
-        return ", ".join([self._p] * count)
+        return placeholders(self._connection, count)
 
     def all_pages(self, location_id: str) -> Iterator[list[Row]]:
         # Keyset pagination: each page starts after the last id seen, never with OFFSET.

@@ -8,7 +8,7 @@ datetimes stay aware datetimes, as they do in the memory backend.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter, itemgetter
@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from customerkit.backends.sqlalchemy import schema
+from customerkit.backends.sqlalchemy.schema import as_utc
 from customerkit.identity import email_key, username_key
 from customerkit.model import (
     Category,
@@ -124,22 +125,27 @@ class _Copied:
     literals, which does not show beside the statement that reads or writes the row.
     """
 
-    def __init__(self, cls: type, converted: str) -> None:
-        """``converted``: the fields the table converts, space-separated (as in ``namedtuple``)."""
+    def __init__(self, cls: type, converted: str, *, columns: Sequence[str] = ()) -> None:
+        """``converted``: the fields the table converts, space-separated (as in ``namedtuple``).
+
+        ``columns``: the table's columns in order, when its rows are read by position.
+        """
         skip = converted.split()
         self.names = tuple(f.name for f in attrs.fields(cls) if f.name not in skip)
         if len(self.names) < 2:  # the getters of one name give a value, not a tuple
             msg = f"{cls.__name__} copies fewer than two fields; write its row by hand"
             raise ValueError(msg)
         self._of_record = attrgetter(*self.names)
-        self._of_row = itemgetter(*self.names)
+        self._of_row = itemgetter(
+            *(columns.index(n) for n in self.names) if columns else self.names
+        )
 
     def row(self, record: object) -> dict[str, Any]:
         """The copied columns of a record."""
         return dict(zip(self.names, self._of_record(record), strict=False))
 
-    def fields(self, row: Row) -> dict[str, Any]:
-        """The copied fields a row holds."""
+    def fields(self, row: Row | Sequence[Any]) -> dict[str, Any]:
+        """The copied fields a row holds (by position when the columns were given)."""
         return dict(zip(self.names, self._of_row(row), strict=False))
 
 
@@ -150,8 +156,15 @@ def _list(values: tuple[str, ...]) -> str:
     return dumps(list(values)) if values else "[]"
 
 
+#: A ``customers`` row's columns in table order, as ``customer_from_values`` reads them.
+CUSTOMER_COLUMNS = tuple(column.name for column in schema.customers.columns)
+_CUSTOMER_AT = {name: i for i, name in enumerate(CUSTOMER_COLUMNS)}
+_CUSTOMER_VALUES = itemgetter(*CUSTOMER_COLUMNS)
 _CUSTOMER = _Copied(
-    Customer, "kind alternate_emails alternate_phones assigned_staff source extra status"
+    Customer,
+    "kind alternate_emails alternate_phones assigned_staff source extra status "
+    "created_at updated_at",
+    columns=CUSTOMER_COLUMNS,
 )
 
 
@@ -172,29 +185,46 @@ def customer_row(customer: Customer) -> dict[str, Any]:
         source_fields=None if source is None else dumps(list(source.fields)),
         extra=dumps(dict(customer.extra)) if customer.extra else "{}",
         status=customer.status.value,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
     )
     return row
 
 
 def customer_from_row(row: Row) -> Customer:
     """The customer a ``customers`` row holds."""
+    return customer_from_values(_CUSTOMER_VALUES(row))
+
+
+def customer_from_values(values: Sequence[Any]) -> Customer:
+    """The customer a ``customers`` row holds, its values in ``CUSTOMER_COLUMNS`` order.
+
+    The values may be the driver's own (``exec_driver_sql``): timestamps are read as
+    ``schema.UtcDateTime`` reads them.
+    """
+    at = _CUSTOMER_AT
     source = None
-    if row["source_name"] is not None:
+    if values[at["source_name"]] is not None:
         source = SourceLink(
-            source=row["source_name"],
-            external_id=row["source_external_id"],
-            last_synced_at=row["source_last_synced_at"],
-            fields=tuple(loads(row["source_fields"] or "[]")),
+            source=values[at["source_name"]],
+            external_id=values[at["source_external_id"]],
+            last_synced_at=as_utc(values[at["source_last_synced_at"]]),
+            fields=tuple(loads(values[at["source_fields"]] or "[]")),
         )
+    created_at = as_utc(values[at["created_at"]])
+    updated_at = values[at["updated_at"]]
     return Customer(
-        **_CUSTOMER.fields(row),
-        kind=CustomerKind(row["kind"]),
-        alternate_emails=loads(row["alternate_emails"]),
-        alternate_phones=loads(row["alternate_phones"]),
-        assigned_staff=tuple(loads(row["assigned_staff"])),
+        **_CUSTOMER.fields(values),
+        kind=CustomerKind(values[at["kind"]]),
+        alternate_emails=loads(values[at["alternate_emails"]]),
+        alternate_phones=loads(values[at["alternate_phones"]]),
+        assigned_staff=tuple(loads(values[at["assigned_staff"]])),
         source=source,
-        extra=loads(row["extra"]),
-        status=RecordStatus(row["status"]),
+        extra=loads(values[at["extra"]]),
+        status=RecordStatus(values[at["status"]]),
+        created_at=created_at,
+        # Most customers were never changed: one timestamp read twice.
+        updated_at=created_at if updated_at == values[at["created_at"]] else as_utc(updated_at),
     )
 
 

@@ -76,13 +76,22 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):  # raw SQLite text, e.g. from a hand-written query
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
-        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+        return None if value is None else as_utc(value)
+
+
+def as_utc(value: Any) -> dt.datetime:
+    """A stored ``UtcDateTime`` (not null) as read: aware, in UTC.
+
+    Takes what a driver returns (SQLite's naive UTC text or ``datetime``, PostgreSQL's
+    ``timestamptz`` in the session's zone) and what SQLAlchemy returns (aware UTC already).
+    """
+    if type(value) is str:  # raw SQLite text, e.g. from a hand-written query
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is dt.UTC:
+        return value  # type: ignore[no-any-return]
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+    return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
 metadata = MetaData()
