@@ -246,19 +246,45 @@ class WordLookup:
         strengths = [EXACT] if self.query.exact_only else [EXACT, PREFIX]
         return [(code, strength) for code in self.codes for strength in strengths]
 
-    def _count_parts(self, word: str) -> list[Sql]:
-        """Index entries matching ``word`` exactly and as a prefix, per searched field.
+    def _count_parts(self, counted: Sequence[tuple[int, str]]) -> list[Sql]:
+        """Look-up rows: the index entries of each (position, word) exactly and as a prefix.
 
         One count per _count_keys pair, each up to its share of COUNT_CAP, so that counting
         reads no more than COUNT_CAP rows. Infixes are left out: finding them costs more than
         counting (a number fragment is inside thousands of numbers), and short words have none.
+        The counts of one strength are one select over a ``VALUES`` list of (position, key,
+        field code, bounds), which PostgreSQL plans once: a count each, as before, took longer
+        to plan than to run (two words' 16 counts: 0.69 ms of planning, 0.11 ms this way).
         """
         keys = self._count_keys()
         cap = max(1, limits.COUNT_CAP // len(keys))
-        return [self._counted(word, code, strength, cap) for code, strength in keys]
+        bounds: dict[int, list[tuple[int, int, int, tuple[str, ...]]]] = {EXACT: [], PREFIX: []}
+        for position, word in counted:
+            for key, (code, strength) in enumerate(keys):
+                found = (word,) if strength == EXACT else (word, successor(word))
+                bounds[strength].append((position, key, code, found))
+        conditions = {EXACT: "word = k.column4", PREFIX: "word > k.column4 AND word < k.column5"}
+        parts: list[Sql] = []
+        for strength, rows in bounds.items():
+            if not rows:
+                continue
+            values = ", ".join(
+                f"({position:d}, {key:d}, {code:d}, {', '.join('?' * len(found))})"
+                for position, key, code, found in rows
+            )
+            parts.append(
+                Sql(
+                    f"SELECT k.column1 AS position, {_COUNTED:d} AS kind, k.column2 AS key, "  # noqa: S608
+                    "CAST((SELECT count(*) FROM (SELECT 1 FROM customer_words "
+                    f"WHERE location_id = ? AND field = k.column3 AND {conditions[strength]} "
+                    f"LIMIT {cap:d}) AS capped) AS VARCHAR) AS value FROM (VALUES {values}) AS k",
+                    (self.location_id, *(word for *_, found in rows for word in found)),
+                )
+            )
+        return parts
 
     def _counted(self, word: str, code: int, strength: int, cap: int) -> Sql:
-        """The entries of ``word`` on one field at one strength, up to ``cap``.
+        """The entries of ``word`` on one field at one strength, up to ``cap`` (a recount).
 
         EXACT or PREFIX; or INFIX, when the words it is inside of are listed.
         """
@@ -305,6 +331,7 @@ class WordLookup:
         several = len(self._unique) > 1
         ctes: list[Sql] = []
         parts: list[Sql] = []
+        counted: list[tuple[int, str]] = []
         for position, word in enumerate(self._unique):
             indexed = len(word) >= MIN_INFIX_LENGTH or self.query.exact_only
             if not self.query.exact_only:
@@ -313,17 +340,15 @@ class WordLookup:
                     infixes = self._listed_parts(word, successor(word), ctes, infix=True)
                     parts += _listed_rows(position, infixes)
             if several or not indexed:
-                for n, count in enumerate(self._count_parts(word)):
-                    value = Sql(f"CAST({count.text} AS VARCHAR)", count.parameters)
-                    parts.append(_row(position, _COUNTED, n, value))
+                counted.append((position, word))
             if not indexed:
                 started = (
                     "(SELECT count(*) FROM (SELECT 1 FROM search_vocab WHERE word > ? AND "  # noqa: S608
                     f"word < ? LIMIT {limits.MAX_CHECKED + 1:d}) AS started)"
                 )
-                counted = Sql(f"CAST({started} AS VARCHAR)", (word, successor(word)))
-                parts.append(_row(position, _STARTED, 0, counted))
-        self._run(ctes, parts)
+                started_words = Sql(f"CAST({started} AS VARCHAR)", (word, successor(word)))
+                parts.append(_row(position, _STARTED, 0, started_words))
+        self._run(ctes, parts + self._count_parts(counted))
         if not self.query.exact_only:
             self.infixes_listed.update(w for w in self._unique if is_number_fragment(w))
 
