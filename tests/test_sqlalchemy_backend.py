@@ -881,6 +881,9 @@ SMALL_CONSTANTS = st.fixed_dictionaries(
         # 0: PostgreSQL reads another word's range in the page's name lengths; 10**9: checks
         # it through the forward index whenever it is a range.
         "PG_FORWARD_PAGE": st.sampled_from([0, 320, 10**9]),
+        # 0: PostgreSQL reads every list of numbers ("n1": the customer numbers n1, n10, ...)
+        # word by word in one arm.
+        "MAX_NUMBER_ARMS": st.sampled_from([0, 8]),
     }
 )
 
@@ -891,7 +894,9 @@ SMALL_CONSTANTS = st.fixed_dictionaries(
     constants=SMALL_CONSTANTS,
     texts=st.lists(
         st.lists(
-            st.sampled_from([*TIED_WORDS, "a", "c", "ca", "bc", "abca"]), min_size=1, max_size=3
+            st.sampled_from([*TIED_WORDS, "a", "c", "ca", "bc", "abca", "n1", "n12"]),
+            min_size=1,
+            max_size=3,
         ).map(" ".join),
         min_size=1,
         max_size=3,
@@ -1067,6 +1072,7 @@ def test_search_counts_every_word_and_field_in_one_subquery_per_strength(store: 
     look_up = next(s for s in seen if "search_vocab" in s and "WITH page AS" not in s)
     assert look_up.count("FROM customer_words") == 2, look_up
 
+
 def test_search_counts_infixes_to_pick_the_driver_of_an_infix_bucket(store: SqlStore) -> None:
     """The look-up counts exact and prefix entries only: "eri" (5 names start with it) drove
     the infix buckets of "jimenez eri", though 60 names hold a word it is inside of."""
@@ -1160,6 +1166,20 @@ def test_postgres_reads_a_number_prefix_as_one_range(
     try:
         add(store, *(make_customer(f"N-0661{i:03d}", company_name="Acme") for i in range(50)))
         assert [loops for _, loops in scans_of_first_page(store, "0661", 5)] == [1]
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_reads_many_listed_numbers_in_one_arm(postgres_url: str) -> None:  # noqa: F811
+    """Ten numbers start with "0661": a page reads them in one arm, word by word, which
+    PostgreSQL plans once, where an arm per number and field made ten subqueries to plan."""
+    store = SqlStore(postgres_url)
+    try:
+        add(store, *(make_customer(f"N-0661{i:03d}", company_name="Acme") for i in range(10)))
+        scans = scans_of_first_page(store, "0661", 5)
+        assert len(scans) == 1, scans
+        assert scans[0][1] == 10  # a seek per listed number on the page's one field
     finally:
         store.close()
 

@@ -27,6 +27,7 @@ from customerkit.backends.sqlalchemy._search_plan import (
     execute,
     is_in,
     joined,
+    listed,
     pick_driver,
 )
 from customerkit.backends.sqlalchemy._search_rank import Judge
@@ -294,7 +295,8 @@ class Candidates:
         One index range per field and listed word. For words not listed, one arm over all
         the fields, whose rows are sorted; on PostgreSQL, for a prefix of text, the arm reads
         the vocabulary's words instead, each word and field its own range, at most a page
-        from each (see ``_word_by_word``).
+        from each (see ``_word_by_word``), as it reads many listed numbers (see
+        ``_numbers_word_by_word``).
         """
         found = []
         for strength in self.strengths:
@@ -303,9 +305,30 @@ class Candidates:
                 vocabulary = strength.vocabulary if self._word_by_word(strength) else None
                 found.append((codes, strength.strength, strength.condition, vocabulary))
                 continue
+            if self._numbers_word_by_word(strength.listed):
+                codes = ", ".join(str(code) for code in self.codes)
+                found.append(
+                    (codes, strength.strength, strength.condition, listed(strength.listed))
+                )
+                continue
             for code in self.codes:
                 found += [(str(code), strength.strength, c, None) for c in strength.conditions()]
         return found
+
+    def _numbers_word_by_word(self, words: list[str]) -> bool:
+        """PostgreSQL: whether to read listed numbers in one arm, word by word.
+
+        Each arm of the merge is a subquery PostgreSQL plans again on every page: a number
+        fragment starting or inside 7 to 12 numbers made 28 to 48 arms, 1.2-2 ms to plan
+        against 0.5-1 ms to run (at 10^6 customers). Numbers do not repeat, so each word's
+        rows are a few, and sorting them costs nothing; words of text keep their merge, which
+        stops reading when the page is full.
+        """
+        return (
+            not self.search.words.sqlite
+            and is_number_fragment(self.driver.word)
+            and len(words) * len(self.codes) > limits.MAX_NUMBER_ARMS
+        )
 
     def _word_by_word(self, strength: Strength) -> bool:
         """Whether to read a prefix's words one range each rather than its range, sorted.

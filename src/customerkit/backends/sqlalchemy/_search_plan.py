@@ -58,6 +58,11 @@ def is_in(words: Sequence[str]) -> Sql:
     return Sql(f"word IN ({', '.join('?' * len(words))})", tuple(words))
 
 
+def listed(words: Sequence[str]) -> Sql:
+    """PostgreSQL: a select of ``words`` (one column, ``word``), as ``Strength.vocabulary``."""
+    return Sql(f"SELECT unnest(ARRAY[{', '.join('?' * len(words))}]) AS word", tuple(words))
+
+
 class Strength(NamedTuple):
     """The indexed words matching a query word with one strength."""
 
