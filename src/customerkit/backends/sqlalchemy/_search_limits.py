@@ -20,7 +20,7 @@ RECOUNT_CAP = 16384
 MAX_LISTED = 32
 #: PostgreSQL: index ranges (listed words times fields) a page merges as arms of its own, at
 #: most, when the words are numbers; more are read word by word in one arm (see
-#: ``Candidates._numbers_word_by_word``).
+#: ``Candidates._word_by_word``).
 MAX_NUMBER_ARMS = 8
 #: Index seeks per candidate (listed words times fields) to check another word by probing.
 MAX_PROBES = 8

@@ -389,8 +389,9 @@ def is_number_fragment(word: str) -> bool:
     """Whether a query word is read as (part of) a customer number: it holds a digit.
 
     Numbers do not repeat and match inside one another as a rule: such a word gets its infix
-    list in the first look-up (waiting would cost it a statement more), and a prefix of it is
-    read as one range, not word by word (``Candidates._word_by_word``).
+    list in the first look-up (waiting would cost it a statement more); on PostgreSQL its
+    words not listed are read as one range, and many listed ones word by word in one arm
+    (``Candidates._word_by_word``).
     """
     return any(character.isdigit() for character in word)
 

@@ -293,58 +293,46 @@ class Candidates:
         """(fields, strength, condition, vocabulary) of each arm of the page's merge.
 
         One index range per field and listed word. For words not listed, one arm over all
-        the fields, whose rows are sorted; on PostgreSQL, for a prefix of text, the arm reads
-        the vocabulary's words instead, each word and field its own range, at most a page
-        from each (see ``_word_by_word``), as it reads many listed numbers (see
-        ``_numbers_word_by_word``).
+        the fields, whose rows are sorted; on PostgreSQL some words are read in one arm word
+        by word instead, each word and field its own range, at most a page from each (see
+        ``_word_by_word``).
         """
         found = []
         for strength in self.strengths:
-            if strength.listed is None:
+            vocabulary = self._word_by_word(strength)
+            if strength.listed is None or vocabulary is not None:
                 codes = ", ".join(str(code) for code in self.codes)
-                vocabulary = strength.vocabulary if self._word_by_word(strength) else None
                 found.append((codes, strength.strength, strength.condition, vocabulary))
-                continue
-            if self._numbers_word_by_word(strength.listed):
-                codes = ", ".join(str(code) for code in self.codes)
-                found.append(
-                    (codes, strength.strength, strength.condition, listed(strength.listed))
-                )
                 continue
             for code in self.codes:
                 found += [(str(code), strength.strength, c, None) for c in strength.conditions()]
         return found
 
-    def _numbers_word_by_word(self, words: list[str]) -> bool:
-        """PostgreSQL: whether to read listed numbers in one arm, word by word.
+    def _word_by_word(self, strength: Strength) -> Sql | None:
+        """PostgreSQL: the words to read one range each in one arm, or None to read as before.
 
-        Each arm of the merge is a subquery PostgreSQL plans again on every page: a number
-        fragment starting or inside 7 to 12 numbers made 28 to 48 arms, 1.2-2 ms to plan
-        against 0.5-1 ms to run (at 10^6 customers). Numbers do not repeat, so each word's
-        rows are a few, and sorting them costs nothing; words of text keep their merge, which
-        stops reading when the page is full.
+        A prefix of text not listed: sorting its range reads all of it ("serv" at 10^7
+        customers, 957,192 name rows of "services", "service" and 307 rarer words, 304 ms for
+        a page of 80; 6 ms word by word). Words of text repeat, so the rows of a prefix sit in
+        a few common words. Numbers do not: "0661" starts thousands of customer numbers of a
+        row each, where a seek per word costs more than sorting their rows (at 10^7, number
+        fragments went from 15.6 to 23.5 ms at p50 read word by word); nor do infixes, inside
+        thousands of words.
+
+        Listed numbers, more than MAX_NUMBER_ARMS ranges of them: each range merged is an arm
+        PostgreSQL plans again on every page, and a fragment starting or inside 7 to 12
+        numbers made 28 to 48 arms, 1.2-2 ms to plan against 0.5-1 ms to run (at 10^6). Each
+        number has a row or two, so sorting them costs nothing; listed words of text keep
+        their merge, which stops reading when the page is full.
         """
-        return (
-            not self.search.words.sqlite
-            and is_number_fragment(self.driver.word)
-            and len(words) * len(self.codes) > limits.MAX_NUMBER_ARMS
-        )
-
-    def _word_by_word(self, strength: Strength) -> bool:
-        """Whether to read a prefix's words one range each rather than its range, sorted.
-
-        Sorting reads the whole range: "serv" at 10^7 customers, 957,192 name rows of
-        "services", "service" and 307 rarer words, 304 ms for a page of 80 (6 ms word by word).
-        Words of text repeat, so the rows of a prefix sit in a few common words. Numbers do
-        not: "0661" starts thousands of customer numbers of a row each, where a seek per word
-        costs more than sorting their rows (at 10^7, number fragments went from 15.6 to 23.5
-        ms at p50 read word by word); nor do infixes, inside thousands of words.
-        """
-        return (
-            strength.vocabulary is not None
-            and strength.strength == PREFIX
-            and not is_number_fragment(self.driver.word)
-        )
+        number = is_number_fragment(self.driver.word)
+        if strength.listed is None:
+            wanted = strength.strength == PREFIX and not number
+            return strength.vocabulary if wanted else None
+        many = len(strength.listed) * len(self.codes) > limits.MAX_NUMBER_ARMS
+        if self.search.words.sqlite or not number or not many:
+            return None
+        return listed(strength.listed)
 
     def _held(self, size: int) -> Sql:
         """Whether a page row's customer holds every other word, at the bucket's strength."""
