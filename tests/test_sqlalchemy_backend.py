@@ -975,6 +975,31 @@ def test_search_stops_inside_a_page_only_after_its_best_rows(store: SqlStore) ->
         assert found == oracle_search(docs, "loc-1", query, limit=limit)
 
 
+def test_search_sizes_a_sparse_buckets_next_page_by_its_yield(store: SqlStore) -> None:
+    """One "sons" customer in 100 also holds an "e" word: after a first page with none, the
+    next page is as large as that yield says ten hits need, not four times the first. Pages
+    of 40, 160, 640 and 2,560 candidates took four statements; sized by the yield, three."""
+    sons = [
+        make_customer(f"S-{i}", id=f"s{i:04d}", company_name=f"Sons {i:04d} {tail}")
+        for i in range(2000)
+        for tail in ["Eagle" if i % 100 == 50 else "Coxxx"]  # one name length for all
+    ]
+    # "e" starts more index entries than "sons" does, so "sons" drives.
+    others = [
+        make_customer(f"7{i:04d}", company_name=f"Eagle Echo Epsilon {i}") for i in range(800)
+    ]
+    add(store, *sons, *others)
+    query = parse_query("sons e")
+    parameters: list[Any] = []
+    seen = statements(store, parameters)
+    with store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", query, limit=10)
+    docs = [search_document(c) for c in [*sons, *others]]
+    assert found == oracle_search(docs, "loc-1", query, limit=10)
+    pages = [p for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    assert len(pages) == 3, [p[-3:] for p in pages]
+
+
 def searched_pages(
     store: SqlStore, names: list[str], text_: str, *, limit: int, **patched: int
 ) -> tuple[list[RankedMatch], list[tuple[Any, ...]]]:

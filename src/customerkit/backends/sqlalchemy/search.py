@@ -24,7 +24,8 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    picked is capped and another could drive), gives each bucket its candidates: one
    statement per page reads its rows in ``(name_length, customer_id)`` order, a merge of one
    index range per field and listed word (SQLite's MERGE (UNION ALL), PostgreSQL's Merge
-   Append), continued by keyset, each page 4x larger. The same statement
+   Append), continued by keyset, each page 4x larger, or larger still when the bucket's
+   yield so far says the hits still wanted take more. The same statement
    checks the other words, at the bucket's tier and fields: by an index probe on the
    candidate's full key when their listed words are few (and, on PostgreSQL, the page small:
    a seek costs more there), else by reading their rows within the page's name lengths once,
@@ -101,8 +102,16 @@ def search(
     return best.result()
 
 
-def _next_size(size: int) -> int:
-    return min(size * 4, limits.MAX_PAGE)
+def _next_size(size: int, read: int, held: int, wanted: int) -> int:
+    """The next page's size: 4x larger, or what the bucket's yield so far says it takes.
+
+    ``read`` candidates of the bucket gave ``held`` new customers holding every word; the
+    page still wants ``wanted`` hits. A sparse bucket ("sons e": a customer in 80 named
+    "sons" holds an "e" word) then reads the candidates it needs in one page instead of
+    several growing ones, each a statement to plan and run.
+    """
+    needed = wanted * read // max(held, 1)
+    return min(max(size * 4, needed), limits.MAX_PAGE)
 
 
 def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
@@ -110,12 +119,14 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
     bucket = candidates.bucket
     judge = candidates.search.judge
     size = limits.FIRST_PAGE * best.limit
+    read = held = 0
     while not candidates.done:
         for customer_id, length, code, strength, _, name, *fields in candidates.page(size):
             if best.closed_before((-bucket.tier, bucket.not_name, length)):
                 return True
             if name is None or customer_id in best.seen:
                 continue  # lacks another word here (maybe not in a later bucket), or judged
+            held += 1
             best.seen.add(customer_id)
             if judge is None:
                 field = SearchField.NAME if code == schema.NAME else _FIELD_OF_CODE[code]
@@ -124,7 +135,8 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
             matched = judge.match(fields)
             if matched is not None:
                 best.add(customer_id, name, *matched)
-        size = _next_size(size)
+        read += size
+        size = _next_size(size, read, held, best.limit - len(best.hits))
         if candidates.upto is None and candidates.after is not None:
             longest = candidates.after[0]
             if best.closed_before((-bucket.tier, bucket.not_name, longest + 1)):
