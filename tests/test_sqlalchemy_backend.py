@@ -996,8 +996,30 @@ def test_search_sizes_a_sparse_buckets_next_page_by_its_yield(store: SqlStore) -
         found = uow.customers.search("loc-1", query, limit=10)
     docs = [search_document(c) for c in [*sons, *others]]
     assert found == oracle_search(docs, "loc-1", query, limit=10)
-    pages = [p for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    pages = [p for s, p in zip(seen, parameters, strict=True) if " page AS (" in s]
     assert len(pages) == 3, [p[-3:] for p in pages]
+
+
+def test_search_of_one_word_reads_its_limit_and_tie_in_one_statement(store: SqlStore) -> None:
+    """Rule S5: sixty names of one length tie with the fifth hit; names decide among them.
+    One statement reads the first five rows and the rest of their tie, where a first page
+    and a page for the rest of the tie took two."""
+    names = [f"{a}{b} Tires {c}" for a in "zyxwv" for b in "abc" for c in "1234"]
+    customers = [make_customer(f"T-{i}", company_name=name) for i, name in enumerate(names)]
+    # A shorter and a longer name around the tie.
+    customers += [
+        make_customer("T-short", company_name="Tires"),
+        make_customer("T-long", company_name="Tires And Wheels"),
+    ]
+    add(store, *customers)
+    query = parse_query("tires")
+    parameters: list[Any] = []
+    seen = statements(store, parameters)
+    with store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", query, limit=5)
+    docs = [search_document(c) for c in customers]
+    assert found == oracle_search(docs, "loc-1", query, limit=5)
+    assert sum(" page AS (" in s for s in seen) == 1
 
 
 def searched_pages(
@@ -1016,7 +1038,7 @@ def searched_pages(
     with limits, store.unit_of_work() as uow:
         found = uow.customers.search("loc-1", query, limit=limit)
     assert found == oracle_search(docs, "loc-1", query, limit=limit)
-    return found, [tuple(p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    return found, [tuple(p) for s, p in zip(seen, parameters, strict=True) if " page AS (" in s]
 
 
 def test_search_drives_by_the_rarer_word_when_both_counts_are_capped(store: SqlStore) -> None:
@@ -1094,7 +1116,7 @@ def test_search_counts_every_word_and_field_in_one_subquery_per_strength(store: 
     with store.unit_of_work(read_only=True) as uow:
         found = uow.customers.search("loc-1", query, limit=3)
     assert found == oracle_search(docs, "loc-1", query, limit=3)
-    look_up = next(s for s in seen if "search_vocab" in s and "WITH page AS" not in s)
+    look_up = next(s for s in seen if "search_vocab" in s and " page AS (" not in s)
     assert look_up.count("FROM customer_words") == 2, look_up
 
 
@@ -1115,16 +1137,17 @@ def test_search_counts_infixes_to_pick_the_driver_of_an_infix_bucket(store: SqlS
 
 
 def scans_of_first_page(store: SqlStore, text_: str, limit: int) -> list[tuple[int, int]]:
-    """(rows, loops) of each scan of the word table in a search's first page statement.
+    """(rows, loops) of each scan of the word table reading a search's first page of rows.
 
-    PostgreSQL only: runs the page statement again under ``EXPLAIN ANALYZE``.
+    That is the CTE ``head`` when the page also reads the rest of its last row's tie (a
+    one-word search). PostgreSQL only: runs the page statement again under ``EXPLAIN ANALYZE``.
     """
     parameters: list[Any] = []
     seen = statements(store, parameters)
     with store.unit_of_work() as uow:
         found = uow.customers.search("loc-1", parse_query(text_), limit=limit)
     assert len(found) == limit
-    pages = [(s, p) for s, p in zip(seen, parameters, strict=True) if "WITH page AS" in s]
+    pages = [(s, p) for s, p in zip(seen, parameters, strict=True) if " page AS (" in s]
     statement, values = pages[0]
     with store.engine.connect() as connection:
         plan = connection.exec_driver_sql(
@@ -1138,7 +1161,12 @@ def scans_of_first_page(store: SqlStore, text_: str, limit: int) -> list[tuple[i
         for child in node.get("Plans", []):
             walk(child)
 
-    walk(plan[0]["Plan"])
+    def head(node: dict[str, Any]) -> dict[str, Any] | None:
+        if node.get("Subplan Name") == "CTE head":
+            return node
+        return next(filter(None, map(head, node.get("Plans", []))), None)
+
+    walk(head(plan[0]["Plan"]) or plan[0]["Plan"])
     return scanned
 
 

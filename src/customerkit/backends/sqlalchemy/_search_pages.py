@@ -198,29 +198,39 @@ class Candidates:
         self.strengths = bucket.strengths(driver, search.cap, single=single)
         self.after: tuple[int, str] | None = None  # keyset: the last row read
         self.upto: int | None = None  # the longest name length still wanted, when known
+        #: A name length all of whose rows have been read (by a page read with its tie).
+        self.through: int | None = None
         self.done = not self.codes or not self.strengths or search.empty(self.codes, bucket.tier)
 
-    def page(self, size: int) -> Iterator[Any]:
+    def page(self, size: int, *, tie: bool = False) -> Iterator[Any]:
         """The held rows of the next ``size``, and the page's last row, where it goes on.
 
         Each row: customer id, name length, field code, strength, rows read, texts (None
         unless held). Rows of customers not holding the other words stay in the database.
+        ``tie``: also the rest of the rows tied with the ``size``-th on name length, up to
+        MAX_PAGE of them.
         """
         last, read = None, 0
-        for row in _in_page_order(self.search.words, self._statement(size)):
+        for row in _in_page_order(self.search.words, self._statement(size, tie=tie)):
             last, read = row, row.read
             yield row
         if last is not None:
             self.after = (last[1], last[0])
+            if tie and read - size < limits.MAX_PAGE:
+                self.through = last[1]
         self.done = last is None or read < size
 
-    def _statement(self, size: int) -> Sql:
+    def _statement(self, size: int, *, tie: bool = False) -> Sql:
         """The page (a merge of index ranges), each row held or not, its texts if held.
 
         Only held rows look their customer up (a NULL key skips the seek); of the others
         only the page's last row is returned, for the keyset.
         """
-        page = self._page(size)
+        if tie:
+            page = self._tied(size)
+        else:
+            merged = self._page(size)
+            page = Sql(f"page AS ({merged.text})", merged.parameters)
         held = self._held(size)
         texts = ", ".join(f"customers.{name}" for name in self.search.texts)
         looked_up = f"customers.id = CASE WHEN {held.text} THEN page.customer_id END"
@@ -236,7 +246,7 @@ class Candidates:
                 f"WHERE {looked_up} LIMIT 1) AS customers ON true"
             )
         return Sql(
-            f"WITH page AS ({page.text}) "  # noqa: S608 - see Sql
+            f"WITH {page.text} "  # noqa: S608 - see Sql
             "SELECT page.customer_id, page.name_length, page.field, page.strength, "
             f"(SELECT count(*) FROM page) AS read, {texts} "
             f"FROM page {join} "
@@ -246,14 +256,56 @@ class Candidates:
             (*page.parameters, *held.parameters),
         )
 
-    def _page(self, size: int) -> Sql:
-        """One index range per field and word (or condition), merged in rank order."""
-        arms, parameters = [], []
+    @property
+    def one_range(self) -> bool:
+        """Whether a page reads one listed word on one field: one index range.
+
+        Then the rows of one name length are a seek away. Not for a page of several ranges,
+        planned again for a tie (a number's page has many), nor for a condition on words not
+        listed, whose rows are read whole and sorted, again for a tie.
+        """
+        ranges = self._ranges()
+        return len(ranges) == 1 and all(s.listed is not None for s in self.strengths)
+
+    def _tied(self, size: int) -> Sql:
+        """The first ``size`` rows and the rest of the last one's tie, as the CTE ``page``.
+
+        A one-word search's candidates are its hits: those past the limit-th can only make the
+        page by a name tied with it on length, which a next statement read (163 rows tie for
+        "tires"). Read here, a search of one word takes one statement fewer.
+        """
+        head = self._page(size)
+        tail = self._page(
+            limits.MAX_PAGE,
+            Sql(
+                " AND name_length = (SELECT name_length FROM edge)"
+                " AND customer_id > (SELECT customer_id FROM edge)"
+            ),
+        )
+        return Sql(
+            f"head AS ({head.text}), "  # noqa: S608 - see Sql
+            "edge AS (SELECT name_length, customer_id FROM head "
+            "ORDER BY name_length DESC, customer_id DESC LIMIT 1), "
+            f"page AS (SELECT * FROM head UNION ALL SELECT * FROM ({tail.text}) AS tail)",
+            (*head.parameters, *tail.parameters),
+        )
+
+    def _keyset(self) -> Sql:
+        """Where the next page starts (after the last row read) and ends (``upto``)."""
         keyset = "" if self.after is None else " AND (name_length, customer_id) > (?, ?)"
         bounds = list(self.after or ())
         if self.upto is not None:
             keyset += " AND name_length <= ?"
             bounds.append(self.upto)
+        return Sql(keyset, tuple(bounds))
+
+    def _page(self, size: int, within: Sql | None = None) -> Sql:
+        """One index range per field and word (or condition), merged in rank order.
+
+        ``within``: the conditions on ``(name_length, customer_id)``; by default the keyset.
+        """
+        arms, parameters = [], []
+        keyset, bounds = within or self._keyset()
         order = " ORDER BY name_length, customer_id, field LIMIT ?"
         location_id = self.search.words.location_id
         ranges = self._ranges()

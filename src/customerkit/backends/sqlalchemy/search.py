@@ -41,6 +41,8 @@ rank order and stops as soon as its page is full, instead of grouping and sortin
    is needed, to break ties. Once the ``limit``-th best key found ranks before the next
    candidate's bound (or a whole bucket's), nobody further down can make the page: stop.
    Hits tied with the last one on (tier, field, name length) are all read: names decide.
+   A one-word search reads its first ``limit`` candidates and the rest of the last one's tie
+   in its first statement, when they are one index range.
 
 Results equal ``oracle_search`` by construction; property tests check it on random data,
 with the page sizes and list limits forced down so that every path runs.
@@ -118,10 +120,13 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
     """Judge a bucket's candidates into the best hits; True once nobody further can make them."""
     bucket = candidates.bucket
     judge = candidates.search.judge
-    size = limits.FIRST_PAGE * best.limit
+    # One word: every candidate is a hit; the first page is the limit's and its tie's, when
+    # the tie is a seek away.
+    tie = judge is None and candidates.one_range
+    size = best.limit if tie else limits.FIRST_PAGE * best.limit
     read = held = 0
     while not candidates.done:
-        for customer_id, length, code, strength, _, name, *fields in candidates.page(size):
+        for customer_id, length, code, strength, _, name, *fields in candidates.page(size, tie=tie):
             if best.closed_before((-bucket.tier, bucket.not_name, length)):
                 return True
             if name is None or customer_id in best.seen:
@@ -136,10 +141,12 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
             if matched is not None:
                 best.add(customer_id, name, *matched)
         read += size
-        size = _next_size(size, read, held, best.limit - len(best.hits))
+        size, tie = _next_size(size, read, held, best.limit - len(best.hits)), False
         if candidates.upto is None and candidates.after is not None:
             longest = candidates.after[0]
             if best.closed_before((-bucket.tier, bucket.not_name, longest + 1)):
+                if candidates.through == longest:
+                    return False  # the page read the whole tie: the bucket has no better
                 # Only the rest of the last name length's tie can still make the page: read
                 # just that (163 rows tie for "tires", where a next page would read 320).
                 candidates.upto, size = longest, limits.MAX_PAGE
