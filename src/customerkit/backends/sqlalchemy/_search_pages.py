@@ -256,16 +256,23 @@ class Candidates:
             (*page.parameters, *held.parameters),
         )
 
-    @property
-    def one_range(self) -> bool:
-        """Whether a page reads one listed word on one field: one index range.
+    def ties_in_one(self, size: int) -> bool:
+        """Whether a first page of ``size`` rows is best read with its last row's tie.
 
-        Then the rows of one name length are a seek away. Not for a page of several ranges,
-        planned again for a tie (a number's page has many), nor for a condition on words not
-        listed, whose rows are read whole and sorted, again for a tie.
+        When it reads one listed word on one field (one index range: the rows of one name
+        length are a seek away) and that word has ``size`` rows there, as counted. Not for a
+        page of several ranges, planned again for a tie (a number's page has many), nor for a
+        condition on words not listed, whose rows are read whole and sorted, again for a tie;
+        nor for a word with fewer rows, which one page reads whole anyway: a number has a row
+        or two (a one-word search counts no entries).
         """
         ranges = self._ranges()
-        return len(ranges) == 1 and all(s.listed is not None for s in self.strengths)
+        if len(ranges) != 1 or any(s.listed is None for s in self.strengths):
+            return False
+        if is_number_fragment(self.driver.word):
+            return False
+        counts = self.search.counts.get(self.driver.word)
+        return counts is None or counts.within(self.codes, self.bucket.tier) >= size
 
     def _tied(self, size: int) -> Sql:
         """The first ``size`` rows and the rest of the last one's tie, as the CTE ``page``.

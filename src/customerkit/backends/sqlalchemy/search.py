@@ -122,7 +122,7 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
     judge = candidates.search.judge
     # One word: every candidate is a hit; the first page is the limit's and its tie's, when
     # the tie is a seek away.
-    tie = judge is None and candidates.one_range
+    tie = judge is None and candidates.ties_in_one(best.limit)
     size = best.limit if tie else limits.FIRST_PAGE * best.limit
     read = held = 0
     while not candidates.done:
