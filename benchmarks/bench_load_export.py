@@ -106,13 +106,11 @@ def database(backend: str, folder: Path, pg_url: str | None, name: str) -> Itera
     elif backend == "sqlite":
         yield f"sqlite:///{folder / f'{name}.db'}"
     else:
-        from customerkit.testing.postgres import create_database, drop_database, postgres_server
+        from customerkit.testing.postgres import new_database, postgres_server
 
         with contextlib.ExitStack() as stack:
             server = pg_url or stack.enter_context(postgres_server())
-            url = create_database(server)
-            stack.callback(drop_database, server, url)  # a kept server keeps no leftovers
-            yield url
+            yield stack.enter_context(new_database(server))  # dropped: a kept server keeps none
 
 
 def open_book(url: str | None) -> ck.Book:

@@ -60,12 +60,7 @@ from customerkit.backends.sqlalchemy import SqlStore
 from customerkit.model import Customer, CustomerKind
 from customerkit.search.index import MemorySearchIndex
 from customerkit.search.query import SearchDocument, SearchQuery, parse_query
-from customerkit.testing.postgres import (
-    PostgresUnavailable,
-    create_database,
-    drop_database,
-    postgres_server,
-)
+from customerkit.testing.postgres import PostgresUnavailable, new_database, postgres_server
 from customerkit.text import query_words, words
 
 LOCATION = bench_search.LOCATION
@@ -209,11 +204,9 @@ def loaded(
         if backend == "sqlite":
             folder = stack.enter_context(tempfile.TemporaryDirectory())
             url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        elif args.pg_url:
-            url = create_database(args.pg_url)
-            stack.callback(drop_database, args.pg_url, url)  # 3 GB at 10^6 on a kept server
-        else:
-            url = create_database(stack.enter_context(postgres_server()))
+        else:  # a new database, dropped after the run (3 GB at 10^6 on a kept server)
+            server = args.pg_url or stack.enter_context(postgres_server())
+            url = stack.enter_context(new_database(server))
         store = SqlStore(url, batch_size=5000)
         stack.callback(store.close)
         seconds = load(store, documents, other_locations=args.other_locations, seed=args.seed)

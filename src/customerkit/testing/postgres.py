@@ -37,6 +37,7 @@ __all__ = [
     "create_database",
     "drop_database",
     "find_postgres_bin",
+    "new_database",
     "postgres_server",
     "postgres_server_url",
     "postgres_url",
@@ -233,6 +234,16 @@ def drop_database(server_url: str, url: str) -> None:
     _execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def new_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server (``create_database``), dropped when the block ends."""
+    url = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, url)
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of a throwaway server for the whole session (skips without PostgreSQL, unless CI)."""
@@ -249,8 +260,5 @@ def postgres_server_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """URL of a new, empty database on the session's server, dropped after the test."""
-    url = create_database(postgres_server_url)
-    try:
+    with new_database(postgres_server_url) as url:
         yield url
-    finally:
-        drop_database(postgres_server_url, url)

@@ -11,6 +11,7 @@ the customers that hold them all. Written as text: see ``Sql``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 import attrs
@@ -200,6 +201,7 @@ class Candidates:
         self.upto: int | None = None  # the longest name length still wanted, when known
         #: A name length all of whose rows have been read (by a page read with its tie).
         self.through: int | None = None
+        self.read = 0  # candidates read so far, held or not
         self.done = not self.codes or not self.strengths or search.empty(self.codes, bucket.tier)
 
     def page(self, size: int, *, tie: bool = False) -> Iterator[Any]:
@@ -214,6 +216,7 @@ class Candidates:
         for row in _in_page_order(self.search.words, self._statement(size, tie=tie)):
             last, read = row, row.read
             yield row
+        self.read += read
         if last is not None:
             self.after = (last[1], last[0])
             if tie and read - size < limits.MAX_PAGE:
@@ -266,8 +269,7 @@ class Candidates:
         nor for a word with fewer rows, which one page reads whole anyway: a number has a row
         or two (a one-word search counts no entries).
         """
-        ranges = self._ranges()
-        if len(ranges) != 1 or any(s.listed is None for s in self.strengths):
+        if len(self.ranges) != 1 or any(s.listed is None for s in self.strengths):
             return False
         if is_number_fragment(self.driver.word):
             return False
@@ -315,7 +317,7 @@ class Candidates:
         keyset, bounds = within or self._keyset()
         order = " ORDER BY name_length, customer_id, field LIMIT ?"
         location_id = self.search.words.location_id
-        ranges = self._ranges()
+        ranges = self.ranges
         # PostgreSQL merges the arms' index ranges (Merge Append) only when each arm is
         # ordered and limited itself; else it read and sorted every row of every arm ("inc
         # lo": 79,000 rows of "inc" and "incorporated" for a page of 80, 29 ms against 0.3).
@@ -348,7 +350,8 @@ class Candidates:
         merged = " UNION ALL ".join(arms)
         return Sql(merged + order, (*parameters, size))
 
-    def _ranges(self) -> list[tuple[str, int, Sql, Sql | None]]:
+    @cached_property
+    def ranges(self) -> list[tuple[str, int, Sql, Sql | None]]:
         """(fields, strength, condition, vocabulary) of each arm of the page's merge.
 
         One index range per field and listed word. For words not listed, one arm over all

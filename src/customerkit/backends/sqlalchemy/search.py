@@ -124,7 +124,7 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
     # the tie is a seek away.
     tie = judge is None and candidates.ties_in_one(best.limit)
     size = best.limit if tie else limits.FIRST_PAGE * best.limit
-    read = held = 0
+    held = 0
     while not candidates.done:
         for customer_id, length, code, strength, _, name, *fields in candidates.page(size, tie=tie):
             if best.closed_before((-bucket.tier, bucket.not_name, length)):
@@ -140,8 +140,8 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
             matched = judge.match(fields)
             if matched is not None:
                 best.add(customer_id, name, *matched)
-        read += size
-        size, tie = _next_size(size, read, held, best.limit - len(best.hits)), False
+        size = _next_size(size, candidates.read, held, best.limit - len(best.hits))
+        tie = False
         if candidates.upto is None and candidates.after is not None:
             longest = candidates.after[0]
             if best.closed_before((-bucket.tier, bucket.not_name, longest + 1)):
