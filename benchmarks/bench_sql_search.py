@@ -76,7 +76,7 @@ CLASSES = (
     "number fragment",
 )
 # The stored rows depend on these sources: a change to any of them rebuilds the cached database.
-_FORMAT_SOURCES = ("schema.py", "_words.py", "_rows.py", "_bulk.py")
+_FORMAT_SOURCES = ("schema.py", "_words.py", "_word_starts.py", "_rows.py", "_bulk.py")
 
 
 def summary(values: Sequence[float]) -> str:

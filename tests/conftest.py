@@ -28,6 +28,37 @@ BACKENDS = ["memory", "sqlite", "postgresql"]
 CONTRACT_BACKENDS = [*BACKENDS, "example"]
 
 
+def word_starts_disagree(book: ck.Book) -> list[tuple[str, int, int]]:
+    """SQL books: the customers whose word rows do not carry how their own words start.
+
+    Each row holds two masks of its customer's words (NAME's, every field's), which search
+    filters on; any writer that changes a customer's words rewrites all of its rows. Returns
+    (customer id, name mask, mask) of every customer whose rows differ from the masks of the
+    words the table holds for it; an empty list on other books.
+    """
+    from customerkit.backends.sqlalchemy._word_starts import starts_of
+
+    engine = getattr(book.store, "engine", None)
+    if engine is None:
+        return []
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT customer_id, field, word, name_starts, starts FROM customer_words"
+        ).all()
+    words: dict[str, list[tuple[int, str]]] = {}
+    stored: dict[str, set[tuple[int, int]]] = {}
+    for customer_id, field, word, name_starts, starts in rows:
+        words.setdefault(customer_id, []).append((field, word))
+        stored.setdefault(customer_id, set()).add((name_starts, starts))
+    wrong = []
+    for customer_id, found in words.items():
+        name_mask = starts_of(word for field, word in found if field == 1)
+        mask = starts_of(word for _, word in found)
+        if stored[customer_id] != {(name_mask, mask)}:
+            wrong.append((customer_id, name_mask, mask))
+    return wrong
+
+
 @pytest.fixture(params=BACKENDS)
 def make_book(
     request: pytest.FixtureRequest, tmp_path: Path

@@ -262,6 +262,7 @@ SQL_BACKEND_ORDER = (
     "_search_plan",
     "_search_limits",
     "anchors",
+    "_word_starts",
     "_rows",
     "_bulk",
     "schema",

@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import customerkit as ck
+from conftest import word_starts_disagree
 from customerkit import synth, validation
 from customerkit import text as text_module
 from customerkit.backends import memory
@@ -580,9 +581,11 @@ def _stored_by_number(book: ck.Book) -> dict[str, Any]:
         words = None
         if hasattr(uow, "connection"):
             rows = uow.connection.exec_driver_sql(
-                "SELECT location_id, field, word, customer_id, name_length FROM customer_words"
+                "SELECT location_id, field, word, customer_id, name_length, name_starts, starts "
+                "FROM customer_words"
             ).all()
-            words = sorted((r[0], r[1], r[2], number[r[3]], r[4]) for r in rows)
+            words = sorted((r[0], r[1], r[2], number[r[3]], *r[4:]) for r in rows)
+    assert word_starts_disagree(book) == []
     return {"customers": found, "history": history, "words": words}
 
 

@@ -46,6 +46,7 @@ from hypothesis.stateful import (
 )
 
 import customerkit as ck
+from conftest import word_starts_disagree
 from customerkit.testing import FakeClock, strategies
 from customerkit.testing.strategies import (
     BAD_USERNAMES,
@@ -1674,6 +1675,11 @@ class BookMachine(RuleBasedStateMachine):
                 got = self.book.contacts.get(contact_id, actor=reader)
                 assert contact_view(got) == expected
                 assert got.status is ck.RecordStatus.ACTIVE
+
+    @invariant()
+    def word_starts_agree(self) -> None:
+        """SQL books: every search word row carries how its customer's words start."""
+        assert word_starts_disagree(self.book) == []
 
     @invariant()
     def no_personal_data_in_logs(self) -> None:

@@ -27,8 +27,9 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text
 
-from customerkit.backends.sqlalchemy import _rows
+from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import BulkInsert
+from customerkit.backends.sqlalchemy._word_starts import starts_of
 from customerkit.backends.sqlalchemy._words import WORDS, WordRow, add_words
 from customerkit.ports import NewCustomers
 from customerkit.text import fold
@@ -41,20 +42,24 @@ _STAGED = BulkInsert(
         Column("location_id", Text),
         Column("customer_id", Text),
         Column("name_length", Integer),
+        Column("name_starts", Integer),
+        Column("starts", Integer),
         Column("words", Text),
     )
 )
 _DDL = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(location_id TEXT, customer_id TEXT, name_length INTEGER, words TEXT)"
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (location_id TEXT, customer_id TEXT, "
+    "name_length INTEGER, name_starts INTEGER, starts INTEGER, words TEXT)"
 )
 #: The staged words spread into the word table, in its key order: each staged word is
 #: (field code, word), the code its first character. The location is one for the whole load,
 #: so the sort leaves it out.
 _SETTLE = (
-    "INSERT INTO customer_words (location_id, field, word, customer_id, name_length) "
+    "INSERT INTO customer_words "
+    "(location_id, field, word, customer_id, name_length, name_starts, starts) "
     "SELECT s.location_id, CAST(substr(w.value, 1, 1) AS INTEGER), substr(w.value, 2), "
-    "s.customer_id, s.name_length FROM customer_words_loaded AS s, json_each(s.words) AS w "
+    "s.customer_id, s.name_length, s.name_starts, s.starts "
+    "FROM customer_words_loaded AS s, json_each(s.words) AS w "
     "ORDER BY 2, 3, 5, 4"
 )
 #: (field code, the code as the one leading digit of SQLite's staged words, value name) of
@@ -62,6 +67,17 @@ _SETTLE = (
 _FIELDS = tuple((code, str(code), name) for code, name in _rows.SEARCH_FIELDS.values())
 # The spreading reads one digit.
 assert all(len(digit) == 1 for _, digit, _ in _FIELDS)  # noqa: S101
+
+
+def _masks(found: list[tuple[int, str, tuple[str, ...]]]) -> tuple[int, int]:
+    """A customer's ``name_starts`` and ``starts`` from its words, field by field."""
+    name_starts = starts = 0
+    for code, _, words in found:
+        mask = starts_of(words)
+        starts |= mask
+        if code == schema.NAME:
+            name_starts = mask
+    return name_starts, starts
 
 
 def _json_array(words: list[str]) -> str:
@@ -93,8 +109,9 @@ class WordStage:
         """The chunk's ``customer_words`` rows; their words are noted as seen."""
         location_id = chunk.location_id
         return [
-            (location_id, code, word, customer_id, name_length)
+            (location_id, code, word, customer_id, name_length, *masks)
             for customer_id, name_length, found in self._words(chunk)
+            for masks in (_masks(found),)
             for code, _, words in found
             for word in words
         ]
@@ -107,6 +124,7 @@ class WordStage:
                 location_id,
                 customer_id,
                 name_length,
+                *_masks(found),
                 _json_array([digit + word for _, digit, words in found for word in words]),
             )
             for customer_id, name_length, found in self._words(chunk)

@@ -19,6 +19,7 @@ from sqlalchemy import Column, Connection, MetaData, Table, func, select
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import BulkInsert
+from customerkit.backends.sqlalchemy._word_starts import starts_of
 from customerkit.model import Customer
 
 # Words known to be in search_vocab already; past this many the cache starts over, so a bulk
@@ -48,7 +49,7 @@ _FTS_FILL = (
 
 
 #: A ``customer_words`` row, in the table's column order.
-WordRow = tuple[str, int, str, str, int]
+WordRow = tuple[str, int, str, str, int, int, int]
 
 
 def word_rows(customer: Customer) -> list[WordRow]:
@@ -58,12 +59,17 @@ def word_rows(customer: Customer) -> list[WordRow]:
         return []
     name_length = len(_rows.folded_name(customer))
     location_id, customer_id = customer.location_id, customer.id
-    return [(location_id, code, word, customer_id, name_length) for code, word in found]
+    name_starts = starts_of(word for code, word in found if code == schema.NAME)
+    starts = starts_of(word for _, word in found)
+    return [
+        (location_id, code, word, customer_id, name_length, name_starts, starts)
+        for code, word in found
+    ]
 
 
 def _key_order(row: WordRow) -> tuple[str, int, str, int, str]:
     """A row's primary key, (location_id, field, word, name_length, customer_id)."""
-    location_id, code, word, customer_id, name_length = row
+    location_id, code, word, customer_id, name_length = row[:5]
     return location_id, code, word, name_length, customer_id
 
 
@@ -79,8 +85,10 @@ _STAGE_DDL = {
     "(LIKE customer_words INCLUDING DEFAULTS) ON COMMIT DROP",
 }
 _SETTLE = (
-    "INSERT INTO customer_words (location_id, field, word, customer_id, name_length) "
-    "SELECT location_id, field, word, customer_id, name_length FROM customer_words_load "
+    "INSERT INTO customer_words "
+    "(location_id, field, word, customer_id, name_length, name_starts, starts) "
+    "SELECT location_id, field, word, customer_id, name_length, name_starts, starts "
+    "FROM customer_words_load "
     "ORDER BY location_id, field, word, name_length, customer_id"
 )
 _SETTLE_VOCABULARY = {
@@ -170,11 +178,12 @@ class WordWriter:
     def _delete_rows(connection: Connection, rows: list[WordRow]) -> None:
         if not rows:
             return
-        # The whole row is the key (name_length is part of it): a point delete each.
+        # The key is recomputed whole (name_length is part of it): a point delete each.
+        keys = [row[:5] for row in rows]
         if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql(_DELETE, rows)
+            connection.exec_driver_sql(_DELETE, keys)
         else:
-            connection.exec_driver_sql(_DELETE.replace("?", "%s"), rows)
+            connection.exec_driver_sql(_DELETE.replace("?", "%s"), keys)
 
     def replace(self, connection: Connection, old: Customer, new: Customer) -> None:
         """Re-index a changed customer: only when its words (or name length) changed."""

@@ -40,8 +40,9 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 #: table, and stored folded keys (search words, number keys, match keys) that transliterate
 #: what accents removal leaves non-ASCII (``customerkit.text.fold``); version 3 keys would miss
 #: such matches; and the search vocabulary on PostgreSQL too (with a trigram index). Version 5:
-#: the word table's forward index (``ix_customer_words_customer``).
-SCHEMA_VERSION = 5
+#: the word table's forward index (``ix_customer_words_customer``). Version 6: the masks of how
+#: a customer's words start on each of its word rows (``name_starts``, ``starts``).
+SCHEMA_VERSION = 6
 
 #: Word-table field codes, in the order of ``customerkit.search.query.ALL_FIELDS``.
 NAME, CITY, STATE, NUMBER = 1, 2, 3, 4
@@ -327,7 +328,19 @@ customer_words = Table(
     Column("customer_id", Key, nullable=False),
     # len(fold(company_name)), the third rank key (S5).
     Column("name_length", Integer, nullable=False),
-    PrimaryKeyConstraint("location_id", "field", "word", "name_length", "customer_id"),
+    # How the customer's NAME words, and all its searchable words, start (``_word_starts``):
+    # the same on every row of the customer. On PostgreSQL the key includes them, so a page
+    # filters on them in an index-only scan (SQLite's rows are the key's B-tree).
+    Column("name_starts", BigInteger, nullable=False),
+    Column("starts", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "location_id",
+        "field",
+        "word",
+        "name_length",
+        "customer_id",
+        postgresql_include=["name_starts", "starts"],
+    ),
     sqlite_with_rowid=False,
 )
 #: The forward index: a customer's own words, field by field. A search of several words checks
