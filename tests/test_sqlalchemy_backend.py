@@ -990,6 +990,37 @@ def test_search_skips_the_candidates_whose_words_start_otherwise(store: SqlStore
     assert sum(" page AS (" in s for s in seen) == 1
 
 
+def test_search_judges_only_the_tied_candidates_that_can_still_make_the_page(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule S5: a hundred "sons" names of one length hold an "e" word, in no order of name by
+    id. Once five hits are found, a candidate whose name sorts after the fifth's cannot make
+    the page: it is not judged (all hundred were)."""
+    from customerkit.backends.sqlalchemy import _search_rank
+
+    suffixes = [f"{i:03d}" for i in range(100)]
+    random.Random(7).shuffle(suffixes)
+    customers = [
+        make_customer(f"S-{i}", id=f"s{i:03d}", company_name=f"Sons {suffix} Eagle")
+        for i, suffix in enumerate(suffixes)
+    ]
+    add(store, *customers)
+    judged = []
+    match = _search_rank.Judge.match
+
+    def counted(self: _search_rank.Judge, texts: Any) -> Any:
+        judged.append(texts)
+        return match(self, texts)
+
+    monkeypatch.setattr(_search_rank.Judge, "match", counted)
+    query = parse_query("sons e")
+    with store.unit_of_work() as uow:
+        found = uow.customers.search("loc-1", query, limit=5)
+    docs = [search_document(c) for c in customers]
+    assert found == oracle_search(docs, "loc-1", query, limit=5)
+    assert len(judged) < 40, len(judged)
+
+
 @given(st.text(min_size=1, max_size=6), st.text(max_size=6))
 def test_a_word_sets_the_start_bits_of_every_query_word_it_starts_with(
     query_word: str, rest: str

@@ -25,15 +25,15 @@ from customerkit.search.rules import (
 class Judge:
     """The oracle's ``match_document`` for one query, with its per-word results cached.
 
-    Same rules (the oracle's ``query_strength`` and ``reported_field``) on the cached words of
-    the candidates' fields. The words the database did not check go first: the likeliest to
-    fail.
+    Same rules (the oracle's ``query_strength`` and ``reported_field``) on the words of the
+    candidates' fields, each text's strengths computed once per search.
     """
 
-    def __init__(self, query: SearchQuery, *, first: Sequence[str]) -> None:
+    def __init__(self, query: SearchQuery) -> None:
         self.query = query
-        self.order = [*first, *(w for w in query.words if w not in first)]
         self._strengths: dict[tuple[str, str], int] = {}
+        #: Each text judged: every query word's best strength on its words (-1: none).
+        self._texts: dict[str, tuple[int, ...]] = {}
 
     def _strength(self, query_word: str, word: str) -> int:
         """The oracle's strength, or -1 for no match."""
@@ -44,16 +44,24 @@ class Judge:
             found = self._strengths[key] = -1 if strength is None else strength
         return found
 
+    def _best(self, text: str) -> tuple[int, ...]:
+        """Each query word's best strength on the words of ``text``: cities, states repeat."""
+        found = self._texts.get(text)
+        if found is None:
+            words = words_of(text)
+            found = self._texts[text] = tuple(
+                max((self._strength(query_word, word) for word in words), default=-1)
+                for query_word in self.query.words
+            )
+        return found
+
     def match(self, texts: Sequence[str]) -> tuple[int, SearchField] | None:
         """Tier and reported field of a candidate with these texts (``query.fields`` order)."""
-        field_words = [words_of(text) for text in texts]
+        per_field = [self._best(text) for text in texts]
         tier = EXACT
         best_fields: list[set[SearchField]] = []
-        for query_word in self.order:
-            strengths = [
-                max((self._strength(query_word, word) for word in found), default=-1)
-                for found in field_words
-            ]
+        for at in range(len(self.query.words)):
+            strengths = [found[at] for found in per_field]
             best = max(strengths)
             if best < 0:
                 return None
@@ -77,7 +85,7 @@ class BestHits:
         self.hits: list[tuple[RankKey, int, SearchField]] = []
         self.seen: set[str] = set()  # every customer judged, hit or not
 
-    def closed_before(self, bound: tuple[int, int, int] | tuple[int, int]) -> bool:
+    def closed_before(self, bound: tuple[int, ...] | tuple[int, int, int, str]) -> bool:
         """Whether the page is full with hits ranking before anyone bounded by ``bound``."""
         if len(self.hits) < self.limit:
             return False

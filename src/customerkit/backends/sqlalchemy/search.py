@@ -68,6 +68,7 @@ from customerkit.backends.sqlalchemy._search_rank import BestHits, Judge
 from customerkit.model import SearchField
 from customerkit.search.query import ALL_FIELDS, RankedMatch, SearchQuery
 from customerkit.search.rules import EXACT, INFIX
+from customerkit.text import fold
 
 _FIELD_OF_CODE = {SEARCH_FIELDS[field][0]: field for field in ALL_FIELDS}
 
@@ -89,7 +90,7 @@ def search(
     # One word, uncapped: a hit's bucket and row are its tier and field; its name breaks ties.
     judge = None
     if len(plans) > 1 or len(set(query.words)) > 1 or cap < EXACT:
-        judge = Judge(query, first=[word for word in query.words if word not in indexed])
+        judge = Judge(query)
     context = SearchContext(
         words=words, plans=plans, drivers=drivers, counts=counts, cap=cap, judge=judge
     )
@@ -137,6 +138,8 @@ def _read_bucket(candidates: Candidates, best: BestHits) -> bool:
                 field = SearchField.NAME if code == schema.NAME else _FIELD_OF_CODE[code]
                 best.add(customer_id, name, strength, field)
                 continue
+            if best.closed_before((-bucket.tier, bucket.not_name, length, fold(name))):
+                continue  # tied on length with the last hit, a later name: cannot make the page
             matched = judge.match(fields)
             if matched is not None:
                 best.add(customer_id, name, *matched)
