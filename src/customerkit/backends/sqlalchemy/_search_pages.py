@@ -402,23 +402,40 @@ class Candidates:
     def _starts(self) -> str:
         """The condition on a row's mask of word starts that the other words need, if any.
 
-        Each other word that can only match as a prefix (or whole) in this bucket needs its
-        start's bits: rows without them are skipped inside the index scan, where checking
-        them against the word's rows costs a seek or a read each ("sons e": one "sons"
-        customer in 30 holds an "e" word). Only our own integers are spliced in (see ``Sql``).
+        Each masked other word (``_masked``) needs its start's bits: rows without them are
+        skipped inside the index scan, where checking them against the word's rows costs a
+        seek or a read each ("sons e": one "sons" customer in 30 holds an "e" word). Only our
+        own integers are spliced in (see ``Sql``).
         """
         mask = 0
         for plan in self.others:
-            strengths = self.bucket.strengths(plan, self.search.cap, single=False)
-            if strengths and all(s.strength >= PREFIX for s in strengths):
+            if self._masked(plan):
                 mask |= start_bits(plan.word)
         if not mask:
             return ""
         column = "name_starts" if self.codes == [schema.NAME] else "starts"
         return f" AND ({column} & {mask}) = {mask}"
 
+    def _masked(self, plan: Plan) -> bool:
+        """Whether the page's mask rules out the customers lacking another word here.
+
+        When the word can only match at a word's start in this bucket (not inside one, nor
+        with a typo), and the driver's own word does not start as it does ("moor mo": every
+        "moor" customer has the bits of "mo", so they would rule nobody out).
+        """
+        strengths = self.bucket.strengths(plan, self.search.cap, single=False)
+        if not strengths or any(s.strength < PREFIX for s in strengths):
+            return False
+        bits = start_bits(plan.word)
+        return start_bits(self.driver.word) & bits != bits
+
     def _held(self, size: int) -> Sql:
-        """Whether a page row's customer holds every other word, at the bucket's strength."""
+        """Whether a page row's customer holds every other word, at the bucket's strength.
+
+        A masked word (``_masked``) is checked by probe or through the forward index: the
+        page's rows are mostly customers holding it, so a seek each costs less than reading
+        the word's rows in the page's window, and nothing needs counting to choose.
+        """
         found = [Sql("1 = 1")]
         for plan in self.others:
             strengths = self.bucket.strengths(plan, self.search.cap, single=False)
@@ -427,7 +444,11 @@ class Candidates:
             check = None
             if all(self._checkable(strength) for strength in strengths):
                 check = self._probed(strengths, size)
-                if check is None and not self._window_costs_more(plan.word, strengths, size):
+                if (
+                    check is None
+                    and not self._masked(plan)
+                    and not self._window_costs_more(plan.word, strengths, size)
+                ):
                     check = self._windowed(strengths)
             found.append(check or self._forward(plan.word, strengths))
         return joined(found, " AND ")
