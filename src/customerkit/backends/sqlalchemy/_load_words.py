@@ -27,10 +27,9 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text
 
-from customerkit.backends.sqlalchemy import _rows, schema
+from customerkit.backends.sqlalchemy import _rows
 from customerkit.backends.sqlalchemy._bulk import BulkInsert
-from customerkit.backends.sqlalchemy._word_starts import starts_of
-from customerkit.backends.sqlalchemy._words import WORDS, WordRow, add_words
+from customerkit.backends.sqlalchemy._words import WORDS, WordRow, add_words, word_masks
 from customerkit.ports import NewCustomers
 from customerkit.text import fold
 
@@ -71,13 +70,7 @@ assert all(len(digit) == 1 for _, digit, _ in _FIELDS)  # noqa: S101
 
 def _masks(found: list[tuple[int, str, tuple[str, ...]]]) -> tuple[int, int]:
     """A customer's ``name_starts`` and ``starts`` from its words, field by field."""
-    name_starts = starts = 0
-    for code, _, words in found:
-        mask = starts_of(words)
-        starts |= mask
-        if code == schema.NAME:
-            name_starts = mask
-    return name_starts, starts
+    return word_masks((code, word) for code, _, words in found for word in words)
 
 
 def _json_array(words: list[str]) -> str:

@@ -59,12 +59,17 @@ def word_rows(customer: Customer) -> list[WordRow]:
         return []
     name_length = len(_rows.folded_name(customer))
     location_id, customer_id = customer.location_id, customer.id
-    name_starts = starts_of(word for code, word in found if code == schema.NAME)
-    starts = starts_of(word for _, word in found)
+    name_starts, starts = word_masks(found)
     return [
         (location_id, code, word, customer_id, name_length, name_starts, starts)
         for code, word in found
     ]
+
+
+def word_masks(found: Iterable[tuple[int, str]]) -> tuple[int, int]:
+    """A customer's ``name_starts`` and ``starts`` from its (field code, word) pairs."""
+    found = list(found)
+    return starts_of(w for code, w in found if code == schema.NAME), starts_of(w for _, w in found)
 
 
 def _key_order(row: WordRow) -> tuple[str, int, str, int, str]:
