@@ -940,29 +940,39 @@ def test_search_stops_inside_a_page_only_after_its_best_rows(store: SqlStore) ->
         assert found == oracle_search(docs, "loc-1", query, limit=limit)
 
 
-def test_search_sizes_a_sparse_buckets_next_page_by_its_yield(store: SqlStore) -> None:
-    """One "sons" customer in 100 also holds an "eag" word; the others hold an "ea" word, which
-    starts as "eag" does, so their rows pass the mask of word starts and are checked. After a
-    first page with none, the next page is as large as that yield says ten hits need, not four
-    times the first. Pages of 40, 160, 640 and 2,560 candidates took four statements; sized by
-    the yield, three."""
+def _sparse_sons_search(
+    store: SqlStore, other_tail: str, others: list[Customer], text: str
+) -> tuple[list[str], list[Any]]:
+    """Search ``text`` (limit 10) among 2,000 "Sons nnnn" customers, one in 100 named with
+    "Eagle" and the rest with ``other_tail`` (one name length for all), and ``others``; the
+    hits must be the oracle's. Returns the statements run and their parameters."""
     sons = [
         make_customer(f"S-{i}", id=f"s{i:04d}", company_name=f"Sons {i:04d} {tail}")
         for i in range(2000)
-        for tail in ["Eagle" if i % 100 == 50 else "Eaxxx"]  # one name length for all
-    ]
-    # "eag" starts more index entries than "sons" does, so "sons" drives.
-    others = [
-        make_customer(f"7{i:04d}", company_name=f"Eagle Echo Epsilon {i}") for i in range(2100)
+        for tail in ["Eagle" if i % 100 == 50 else other_tail]
     ]
     add(store, *sons, *others)
-    query = parse_query("sons eag")
+    query = parse_query(text)
     parameters: list[Any] = []
     seen = statements(store, parameters)
     with store.unit_of_work() as uow:
         found = uow.customers.search("loc-1", query, limit=10)
     docs = [search_document(c) for c in [*sons, *others]]
     assert found == oracle_search(docs, "loc-1", query, limit=10)
+    return seen, parameters
+
+
+def test_search_sizes_a_sparse_buckets_next_page_by_its_yield(store: SqlStore) -> None:
+    """One "sons" customer in 100 also holds an "eag" word; the others hold an "ea" word, which
+    starts as "eag" does, so their rows pass the mask of word starts and are checked. After a
+    first page with none, the next page is as large as that yield says ten hits need, not four
+    times the first. Pages of 40, 160, 640 and 2,560 candidates took four statements; sized by
+    the yield, three."""
+    # "eag" starts more index entries than "sons" does, so "sons" drives.
+    others = [
+        make_customer(f"7{i:04d}", company_name=f"Eagle Echo Epsilon {i}") for i in range(2100)
+    ]
+    seen, parameters = _sparse_sons_search(store, "Eaxxx", others, "sons eag")
     pages = [p for s, p in zip(seen, parameters, strict=True) if " page AS (" in s]
     assert len(pages) == 3, [p[-3:] for p in pages]
 
@@ -973,24 +983,12 @@ def test_search_skips_the_candidates_whose_words_start_otherwise(store: SqlStore
     of forty. Checked one by one, the "sons" rows took four pages (40, 160, 640, 2,560).
     The page's rows are then checked for "e" one by one, with no count of "e" words to weigh
     reading them instead (SQLite counted them again)."""
-    sons = [
-        make_customer(f"S-{i}", id=f"s{i:04d}", company_name=f"Sons {i:04d} {tail}")
-        for i in range(2000)
-        for tail in ["Eagle" if i % 100 == 50 else "Coxxx"]
-    ]
     # Too many words start with "e" to list: not checked by probe.
     others = [
         make_customer(f"7{i:04d}", company_name=f"Eagle{i % 50:02d} Echo Epsilon {i}")
         for i in range(2000)
     ]
-    add(store, *sons, *others)
-    query = parse_query("sons e")
-    parameters: list[Any] = []
-    seen = statements(store, parameters)
-    with store.unit_of_work() as uow:
-        found = uow.customers.search("loc-1", query, limit=10)
-    docs = [search_document(c) for c in [*sons, *others]]
-    assert found == oracle_search(docs, "loc-1", query, limit=10)
+    seen, _ = _sparse_sons_search(store, "Coxxx", others, "sons e")
     assert sum(" page AS (" in s for s in seen) == 1
     assert not [s for s in seen if f"LIMIT {search_limits.RECOUNT_CAP}" in s]
 
