@@ -16,12 +16,14 @@ Bit 63 stays clear: the masks are positive ``BIGINT`` values on both databases.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 _FIRST = {character: bit for bit, character in enumerate("abcdefghijklmnopqrstuvwxyz0123456789")}
 #: Bits 36-62 hold the hashed first two characters.
 _PAIRS = 63 - len(_FIRST)
 
 
+@lru_cache(maxsize=65536)
 def start_bits(word: str) -> int:
     """The bits a (folded, non-empty) word sets, and that every word starting with it sets."""
     first = word[0]

@@ -19,7 +19,7 @@ from sqlalchemy import Column, Connection, MetaData, Table, func, select
 
 from customerkit.backends.sqlalchemy import _rows, schema
 from customerkit.backends.sqlalchemy._bulk import BulkInsert
-from customerkit.backends.sqlalchemy._word_starts import starts_of
+from customerkit.backends.sqlalchemy._word_starts import start_bits
 from customerkit.model import Customer
 
 # Words known to be in search_vocab already; past this many the cache starts over, so a bulk
@@ -68,8 +68,13 @@ def word_rows(customer: Customer) -> list[WordRow]:
 
 def word_masks(found: Iterable[tuple[int, str]]) -> tuple[int, int]:
     """A customer's ``name_starts`` and ``starts`` from its (field code, word) pairs."""
-    found = list(found)
-    return starts_of(w for code, w in found if code == schema.NAME), starts_of(w for _, w in found)
+    name_starts = starts = 0
+    for code, word in found:
+        bits = start_bits(word)
+        starts |= bits
+        if code == schema.NAME:
+            name_starts |= bits
+    return name_starts, starts
 
 
 def _key_order(row: WordRow) -> tuple[str, int, str, int, str]:
