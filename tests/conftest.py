@@ -36,7 +36,7 @@ def word_starts_disagree(book: ck.Book) -> list[tuple[str, int, int]]:
     (customer id, name mask, mask) of every customer whose rows differ from the masks of the
     words the table holds for it; an empty list on other books.
     """
-    from customerkit.backends.sqlalchemy._word_starts import starts_of
+    from customerkit.backends.sqlalchemy._words import word_masks
 
     engine = getattr(book.store, "engine", None)
     if engine is None:
@@ -52,10 +52,9 @@ def word_starts_disagree(book: ck.Book) -> list[tuple[str, int, int]]:
         stored.setdefault(customer_id, set()).add((name_starts, starts))
     wrong = []
     for customer_id, found in words.items():
-        name_mask = starts_of(word for field, word in found if field == 1)
-        mask = starts_of(word for _, word in found)
-        if stored[customer_id] != {(name_mask, mask)}:
-            wrong.append((customer_id, name_mask, mask))
+        masks = word_masks(found)
+        if stored[customer_id] != {masks}:
+            wrong.append((customer_id, *masks))
     return wrong
 
 

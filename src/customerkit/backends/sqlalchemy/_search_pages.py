@@ -317,7 +317,7 @@ class Candidates:
         """
         arms, parameters = [], []
         keyset, bounds = within or self._keyset()
-        keyset = self._starts() + keyset
+        keyset = self.starts_condition + keyset
         order = " ORDER BY name_length, customer_id, field LIMIT ?"
         location_id = self.search.words.location_id
         ranges = self.ranges
@@ -399,40 +399,44 @@ class Candidates:
             return None
         return listed(strength.listed)
 
-    def _starts(self) -> str:
+    @cached_property
+    def starts_condition(self) -> str:
         """The condition on a row's mask of word starts that the other words need, if any.
 
-        Each masked other word (``_masked``) needs its start's bits: rows without them are
+        Each masked other word (``masked``) needs its start's bits: rows without them are
         skipped inside the index scan, where checking them against the word's rows costs a
         seek or a read each ("sons e": one "sons" customer in 30 holds an "e" word). Only our
         own integers are spliced in (see ``Sql``).
         """
         mask = 0
-        for plan in self.others:
-            if self._masked(plan):
-                mask |= start_bits(plan.word)
+        for word in self.masked:
+            mask |= start_bits(word)
         if not mask:
             return ""
         column = "name_starts" if self.codes == [schema.NAME] else "starts"
         return f" AND ({column} & {mask}) = {mask}"
 
-    def _masked(self, plan: Plan) -> bool:
-        """Whether the page's mask rules out the customers lacking another word here.
+    @cached_property
+    def masked(self) -> frozenset[str]:
+        """The other words the page's mask rules out customers lacking, in this bucket.
 
-        When the word can only match at a word's start in this bucket (not inside one, nor
-        with a typo), and the driver's own word does not start as it does ("moor mo": every
-        "moor" customer has the bits of "mo", so they would rule nobody out).
+        Those that can only match at a word's start here (not inside one, nor with a typo),
+        and that the driver's own word does not start as ("moor mo": every "moor" customer has
+        the bits of "mo", so they would rule nobody out).
         """
-        strengths = self.bucket.strengths(plan, self.search.cap, single=False)
-        if not strengths or any(s.strength < PREFIX for s in strengths):
-            return False
-        bits = start_bits(plan.word)
-        return start_bits(self.driver.word) & bits != bits
+        driver = start_bits(self.driver.word)
+        found = set()
+        for plan in self.others:
+            strengths = self.bucket.strengths(plan, self.search.cap, single=False)
+            bits = start_bits(plan.word)
+            if strengths and all(s.strength >= PREFIX for s in strengths) and driver & bits != bits:
+                found.add(plan.word)
+        return frozenset(found)
 
     def _held(self, size: int) -> Sql:
         """Whether a page row's customer holds every other word, at the bucket's strength.
 
-        On SQLite a masked word (``_masked``) is checked by probe or through the forward
+        On SQLite a masked word (``masked``) is checked by probe or through the forward
         index: the page's rows are mostly customers holding it, so a seek each costs less
         than reading the word's rows in the page's window, where weighing the two would count
         the word's rows again (a statement of 1-3 ms). PostgreSQL weighs them without
@@ -449,7 +453,7 @@ class Candidates:
                 check = self._probed(strengths, size)
                 if (
                     check is None
-                    and not (self.search.words.sqlite and self._masked(plan))
+                    and not (self.search.words.sqlite and plan.word in self.masked)
                     and not self._window_costs_more(plan.word, strengths, size)
                 ):
                     check = self._windowed(strengths)

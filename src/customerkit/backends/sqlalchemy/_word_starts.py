@@ -15,7 +15,6 @@ Bit 63 stays clear: the masks are positive ``BIGINT`` values on both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import lru_cache
 
 _FIRST = {character: bit for bit, character in enumerate("abcdefghijklmnopqrstuvwxyz0123456789")}
@@ -31,11 +30,3 @@ def start_bits(word: str) -> int:
     if len(word) > 1:
         bits |= 1 << (len(_FIRST) + (ord(first) * 31 + ord(word[1])) % _PAIRS)
     return bits
-
-
-def starts_of(words: Iterable[str]) -> int:
-    """The mask of some words: every bit one of them sets."""
-    mask = 0
-    for word in words:
-        mask |= start_bits(word)
-    return mask
